@@ -1,0 +1,261 @@
+"""Low-rank matrices ``Y = U @ S @ V.T`` and the one orthonormalisation everybody shares.
+
+A :class:`LowRank` is the point of the fixed-rank manifold
+``M_r = {Y in R^{m x n} : rank(Y) = r}`` written in factored form, as in
+[KL07] (Koch & Lubich 2007, eq. (2.1)) and pymanopt's ``FixedRankEmbedded``:
+
+* ``U`` : (m, r) with orthonormal columns, ``U.T @ U = I_r``;
+* ``S`` : (r, r), any invertible matrix (diagonal only right after a truncation);
+* ``V`` : (n, r) with orthonormal columns, ``V.T @ V = I_r``.
+
+It represents exactly the dense matrix ``U @ S @ V.T`` of shape ``(m, n)``; the
+factorisation is unique only up to the gauge ``(U Q1, Q1^T S Q2, V Q2)`` with orthogonal
+``Q1, Q2``, so anything that compares two ``LowRank`` should compare invariants
+(``to_dense()``, singular values, projectors ``U U^T``).
+
+:func:`orthonormalize` (thin QR, DESIGN.md section 5) and :func:`augment_basis`
+(rank-revealing ``[U0, orth((I - U0 U0^T) K1)]``) are the only orthonormalisations of the
+package: the integrators and the DLRT optimisers both call them.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+__all__ = ["LowRank", "orthonormalize", "augment_basis", "as_float_array", "validate_lowrank"]
+
+
+def as_float_array(a, name: str, ndim: int) -> np.ndarray:
+    """Return ``a`` as a finite real float32/float64 array with ``ndim`` dimensions.
+
+    Integer and boolean input is converted to float64; float32 and float64 are kept.
+
+    Raises
+    ------
+    TypeError
+        If ``a`` is not array-like, or is complex or of an object dtype.
+    ValueError
+        If ``a`` has the wrong number of dimensions, or contains NaN or Inf.
+    """
+    if a is None:
+        raise TypeError(f"{name} must be a {ndim}-d array, got None")
+    try:
+        arr = np.asarray(a)
+    except Exception as exc:  # pragma: no cover - numpy raises many kinds
+        raise TypeError(f"{name} must be a {ndim}-d array, got {type(a).__name__}") from exc
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real float array, got dtype {arr.dtype}")
+    if arr.dtype.kind in "biu" or arr.dtype == np.float16:
+        arr = arr.astype(np.float64)
+    elif arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float64)
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-d, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got {int(np.size(arr) - np.isfinite(arr).sum())} "
+                         f"non-finite entries")
+    return arr
+
+
+def _orthonormality_gate(dtype) -> float:
+    # Factors that are "orthonormal" to sqrt(eps) pass; genuinely non-orthonormal ones
+    # (scaled, sheared, random) fail by many orders of magnitude.
+    return float(np.sqrt(np.finfo(dtype).eps))
+
+
+class LowRank(NamedTuple):
+    """The matrix ``U @ S @ V.T`` of shape ``(m, n)`` and rank ``r`` ([KL07], eq. (2.1)).
+
+    Attributes
+    ----------
+    U : (m, r) ndarray
+        Orthonormal columns.
+    S : (r, r) ndarray
+        Core matrix, not necessarily diagonal.
+    V : (n, r) ndarray
+        Orthonormal columns.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> Y = LowRank.random(rng, 6, 4, 2, singular_values=[2.0, 1.0])
+    >>> Y.shape, Y.rank
+    ((6, 4), 2)
+    >>> np.allclose(np.linalg.svd(Y.to_dense(), compute_uv=False)[:2], [2.0, 1.0])
+    True
+    """
+
+    U: np.ndarray
+    S: np.ndarray
+    V: np.ndarray
+
+    @property
+    def shape(self) -> tuple:
+        """``(m, n)``: the shape of the represented matrix."""
+        return (self.U.shape[0], self.V.shape[0])
+
+    @property
+    def rank(self) -> int:
+        """``r``: the number of columns of ``U`` (the rank of the representation)."""
+        return int(self.S.shape[0])
+
+    @property
+    def dtype(self):
+        return np.result_type(self.U, self.S, self.V)
+
+    def to_dense(self) -> np.ndarray:
+        """The dense ``(m, n)`` matrix ``U @ S @ V.T`` (for tests and small problems only)."""
+        return (self.U @ self.S) @ self.V.T
+
+    def orthonormality_error(self) -> float:
+        """``max(||U^T U - I||_F, ||V^T V - I||_F)``."""
+        from .checks import orthonormality_error
+        return max(orthonormality_error(self.U), orthonormality_error(self.V))
+
+    def singular_values(self) -> np.ndarray:
+        """Singular values of the represented matrix (those of ``S``), descending, shape (r,)."""
+        return np.linalg.svd(self.S, compute_uv=False)
+
+    @classmethod
+    def random(cls, rng: np.random.Generator, m: int, n: int, r: int,
+               singular_values=None, dtype=np.float64) -> "LowRank":
+        """A random rank-``r`` matrix with Haar-like orthonormal ``U`` and ``V``.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+        m, n : int
+            Shape of the represented matrix.
+        r : int
+            Rank, ``1 <= r <= min(m, n)``.
+        singular_values : (r,) array_like, optional
+            Diagonal of ``S`` (need not be sorted; must be finite and >= 0). Default:
+            ``r`` values drawn uniformly from ``[1, 2]``, sorted descending.
+        dtype : float32 or float64
+
+        Returns
+        -------
+        LowRank
+            With diagonal ``S``.
+        """
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        for name, v in (("m", m), ("n", n), ("r", r)):
+            if not isinstance(v, numbers.Integral) or isinstance(v, bool):
+                raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+            if v < 1:
+                raise ValueError(f"{name} must be >= 1, got {v}")
+        if r > min(m, n):
+            raise ValueError(f"r must be <= min(m, n) = {min(m, n)}, got {r}")
+        if singular_values is None:
+            s = np.sort(rng.uniform(1.0, 2.0, size=r))[::-1]
+        else:
+            s = as_float_array(singular_values, "singular_values", 1).astype(np.float64)
+            if s.shape != (r,):
+                raise ValueError(f"singular_values must have shape ({r},), got {s.shape}")
+            if np.any(s < 0):
+                raise ValueError("singular_values must be >= 0")
+        U, _ = np.linalg.qr(rng.standard_normal((m, r)))
+        V, _ = np.linalg.qr(rng.standard_normal((n, r)))
+        return cls(U.astype(dtype), np.diag(s).astype(dtype), V.astype(dtype))
+
+
+def validate_lowrank(Y, name: str = "Y0", require_orthonormal: bool = True) -> LowRank:
+    """Check that ``Y`` is a consistent :class:`LowRank` and return it with float arrays.
+
+    Raises
+    ------
+    TypeError
+        If ``Y`` is not a LowRank (or a 3-tuple of arrays) or has non-float entries.
+    ValueError
+        If shapes disagree, the rank is 0 or > min(m, n), entries are not finite, or
+        (``require_orthonormal``) ``U`` or ``V`` is not orthonormal to ``sqrt(eps)``.
+    """
+    if not isinstance(Y, tuple) or len(Y) != 3:
+        raise TypeError(f"{name} must be a LowRank(U, S, V), got {type(Y).__name__}")
+    U = as_float_array(Y[0], f"{name}.U", 2)
+    S = as_float_array(Y[1], f"{name}.S", 2)
+    V = as_float_array(Y[2], f"{name}.V", 2)
+    m, r = U.shape
+    n = V.shape[0]
+    if r < 1:
+        raise ValueError(f"{name} must have rank >= 1, got U of shape {U.shape}")
+    if S.shape != (r, r) or V.shape[1] != r:
+        raise ValueError(f"{name} factors must have shapes (m, r), (r, r), (n, r); "
+                         f"got U {U.shape}, S {S.shape}, V {V.shape}")
+    if r > min(m, n):
+        raise ValueError(f"{name} rank must be <= min(m, n) = {min(m, n)}, got {r}")
+    dtype = np.result_type(U, S, V)
+    U, S, V = U.astype(dtype, copy=False), S.astype(dtype, copy=False), V.astype(dtype, copy=False)
+    if require_orthonormal:
+        from .checks import orthonormality_error
+        gate = _orthonormality_gate(dtype)
+        for fname, Q in (("U", U), ("V", V)):
+            err = orthonormality_error(Q)
+            if err > gate:
+                raise ValueError(f"{name}.{fname} must have orthonormal columns "
+                                 f"(||{fname}^T {fname} - I||_F <= {gate:.1e}), got {err:.3e}")
+    return LowRank(U, S, V)
+
+
+def orthonormalize(K: np.ndarray) -> np.ndarray:
+    """Orthonormal basis of ``range(K)`` by thin QR: ``K = Q R``, return ``Q`` (m, r).
+
+    Used for the K- and L-steps of the fixed-rank integrators, where ``K1`` has full
+    column rank on the manifold. (For a rank-deficient ``K`` the extra columns of ``Q``
+    are still orthonormal, so the factor stays valid.)
+    """
+    Q, _ = np.linalg.qr(K, mode="reduced")
+    return Q
+
+
+def augment_basis(U0: np.ndarray, K1: np.ndarray, max_cols: Optional[int] = None) -> np.ndarray:
+    """Rank-revealing orthonormal basis ``U_hat = [U0, Q]`` of ``range([K1, U0])``.
+
+    The augmentation of the rank-adaptive integrator ([CKL22], Algorithm 1, step 1;
+    [SZKCT22], Algorithm 2): ``U_hat`` spans ``[K1, U0]``. The old basis is kept as the
+    first block, the new directions are an orthonormal basis of the component of ``K1``
+    orthogonal to ``U0``:
+
+    1. ``R = (I - U0 U0^T) K1``, projected twice (one Gram-Schmidt pass is not enough in
+       floating point; "twice is enough", Giraud et al. 2005);
+    2. ``R = Q diag(s) W^T`` (thin SVD); keep the columns of ``Q`` with
+       ``s_j > max(m, r) * eps * ||K1||_2`` -- directions below that are round-off, and a
+       plain QR would turn them into spurious basis vectors;
+    3. at most ``m - r`` (and at most ``max_cols``) new columns are kept, so that
+       ``U_hat`` never has more than ``m`` columns (2r > m is capped, not an error).
+
+    Parameters
+    ----------
+    U0 : (m, r) ndarray
+        Orthonormal columns.
+    K1 : (m, k) ndarray
+    max_cols : int, optional
+        Cap on the number of new columns (default ``k``).
+
+    Returns
+    -------
+    U_hat : (m, r + p) ndarray
+        Orthonormal, with ``U_hat[:, :r] == U0`` and ``0 <= p <= min(k, m - r)``.
+    """
+    m, r = U0.shape
+    k = K1.shape[1]
+    cap = min(k, m - r) if max_cols is None else min(k, m - r, max_cols)
+    if cap <= 0:
+        return U0
+    R = K1 - U0 @ (U0.T @ K1)
+    R = R - U0 @ (U0.T @ R)
+    Q, s, _ = np.linalg.svd(R, full_matrices=False)
+    scale = np.linalg.norm(K1, 2) if K1.size else 0.0
+    drop = max(m, r) * np.finfo(np.result_type(U0, K1)).eps * scale
+    p = min(int(np.count_nonzero(s > drop)), cap)
+    if p == 0:
+        return U0
+    # Q[:, :p] is orthogonal to U0 only up to round-off in the direction of the dropped
+    # ones; one more projection keeps [U0, Q] orthonormal to working precision.
+    Qp = Q[:, :p]
+    Qp = Qp - U0 @ (U0.T @ Qp)
+    Qp, _ = np.linalg.qr(Qp, mode="reduced")
+    return np.concatenate([U0, Qp], axis=1)

@@ -1,0 +1,156 @@
+"""Truncation of an augmented low-rank matrix to a tolerance: the rank rule, stated exactly.
+
+Given ``Y_hat = U_hat @ S_hat @ V_hat.T`` with orthonormal ``U_hat`` (m, k), ``V_hat`` (n, k)
+and a small core ``S_hat`` (k, k), :func:`truncate` computes the SVD of ``S_hat`` only,
+``S_hat = P diag(sigma) Q^T`` with ``sigma_1 >= ... >= sigma_k >= 0``, and keeps
+
+    r = min { r' in {0, ..., k} : sqrt( sum_{j = r'+1}^{k} sigma_j^2 ) <= theta },
+
+where ``theta = tol`` (``relative=False``) or ``theta = tol * ||S_hat||_F``
+(``relative=True``, ``||S_hat||_F = sqrt(sum_j sigma_j^2)``); ``r`` is then clamped to
+``[min_rank, max_rank]`` (and to ``k``). This is the truncation of [CKL22] (Ceruti, Kusch &
+Lubich 2022, Algorithm 1, step 3 / eq. (5)) and of [SZKCT22] (Algorithm 2, "truncation").
+The result is
+
+    U1 = U_hat @ P[:, :r],   S1 = diag(sigma_1, ..., sigma_r),   V1 = V_hat @ Q[:, :r],
+
+so that ``||Y_hat - U1 S1 V1^T||_F = sqrt(sum_{j > r} sigma_j^2) <= theta`` unless
+``max_rank`` lowered ``r`` (raising it to ``min_rank`` only makes the error smaller). ``r`` is minimal: with ``r - 1`` the
+tail would exceed ``theta`` (unless ``min_rank`` forced ``r``).
+
+Difference from the published DLRT code
+---------------------------------------
+The PyTorch code of [SZKCT22] loops ``for j in range(0, 2r - 1)`` and stops at the first ``j``
+with ``norm(sigma[j : 2r - 1]) < tol``: the tail it measures never contains the last
+singular value ``sigma_{2r}`` (Python slices exclude their end), uses a strict ``<``, and can
+never return ``j = 2r``. Here the tail is ``sigma_{r+1}, ..., sigma_k`` *including* the last
+value, the comparison is ``<=``, and every ``r`` from ``0`` to ``k`` is reachable (before the
+clamp). With the published rule the truncation error can exceed ``theta`` by ``sigma_{2r}``.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Optional
+
+import numpy as np
+
+from .lowrank import LowRank, as_float_array, _orthonormality_gate
+
+__all__ = ["truncate", "truncation_rank"]
+
+
+def _check_rank_bounds(min_rank, max_rank):
+    if not isinstance(min_rank, numbers.Integral) or isinstance(min_rank, bool):
+        raise TypeError(f"min_rank must be an int, got {type(min_rank).__name__}")
+    if min_rank < 1:
+        raise ValueError(f"min_rank must be >= 1, got {min_rank}")
+    if max_rank is not None:
+        if not isinstance(max_rank, numbers.Integral) or isinstance(max_rank, bool):
+            raise TypeError(f"max_rank must be an int or None, got {type(max_rank).__name__}")
+        if max_rank < min_rank:
+            raise ValueError(f"max_rank must be >= min_rank = {min_rank}, got {max_rank}")
+
+
+def _check_tol(tol):
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
+        raise TypeError(f"tol must be a real number, got {type(tol).__name__}")
+    if not np.isfinite(tol) or tol < 0:
+        raise ValueError(f"tol must be finite and >= 0, got {tol!r}")
+
+
+def truncation_rank(sigma: np.ndarray, tol: float, relative: bool = True,
+                    min_rank: int = 1, max_rank: Optional[int] = None) -> int:
+    """The rank chosen by :func:`truncate` for descending singular values ``sigma`` (k,).
+
+    ``r = min{r' : sqrt(sum_{j>r'} sigma_j^2) <= theta}``, clamped to
+    ``[min_rank, min(max_rank, k)]``; ``theta = tol * ||sigma||_2`` if ``relative``
+    else ``tol``.
+
+    Examples
+    --------
+    >>> truncation_rank(np.array([4.0, 2.0, 1.0, 0.5]), tol=1.2, relative=False)
+    2
+    >>> truncation_rank(np.array([4.0, 2.0, 1.0, 0.5]), tol=1.0, relative=False)
+    3
+    """
+    sigma = np.asarray(sigma, dtype=np.float64)
+    k = sigma.shape[0]
+    theta = tol * float(np.sqrt(np.sum(sigma ** 2))) if relative else float(tol)
+    # tail[r'] = sqrt(sum_{j > r'} sigma_j^2) for r' = 0..k (tail[k] = 0), summed from
+    # the smallest value up so that small tails are accurate.
+    tail = np.sqrt(np.concatenate([np.cumsum((sigma ** 2)[::-1])[::-1], [0.0]]))
+    r = int(np.argmax(tail <= theta))  # first r' meeting the bound; tail[k] = 0 always does
+    hi = k if max_rank is None else min(max_rank, k)
+    return int(min(max(r, min_rank), hi))
+
+
+def truncate(U_hat, S_hat, V_hat, tol, relative: bool = True, min_rank: int = 1,
+             max_rank: Optional[int] = None) -> LowRank:
+    """Truncate ``U_hat @ S_hat @ V_hat.T`` to the smallest rank within ``tol`` ([CKL22], Alg. 1 step 3).
+
+    See the module docstring for the exact rule and where it differs from the published
+    DLRT code.
+
+    Parameters
+    ----------
+    U_hat : (m, k) ndarray
+        Orthonormal columns.
+    S_hat : (k, k) ndarray
+        Core matrix (any, e.g. from a Galerkin S-step).
+    V_hat : (n, k) ndarray
+        Orthonormal columns.
+    tol : float
+        ``>= 0``. Absolute bound on the discarded tail in Frobenius norm, or relative to
+        ``||S_hat||_F`` when ``relative=True``.
+    relative : bool, default True
+    min_rank : int, default 1
+    max_rank : int or None, default None (no cap beyond ``k``)
+
+    Returns
+    -------
+    LowRank
+        ``U1 (m, r)``, ``S1 = diag(sigma_1..sigma_r)`` (r, r), ``V1 (n, r)`` with
+        ``min_rank <= r <= min(max_rank, k)`` (``r <= k`` always, also if ``min_rank > k``).
+
+    Raises
+    ------
+    ValueError
+        Mismatched shapes, non-finite entries, non-orthonormal ``U_hat``/``V_hat``,
+        ``tol < 0`` or non-finite, ``min_rank < 1``, ``max_rank < min_rank``.
+    TypeError
+        Non-numeric arguments.
+
+    Examples
+    --------
+    >>> U_hat, V_hat = np.eye(5, 3), np.eye(4, 3)
+    >>> Y = truncate(U_hat, np.diag([3.0, 2.0, 1e-3]), V_hat, tol=1e-2, relative=False)
+    >>> Y.rank, np.diag(Y.S).tolist()
+    (2, [3.0, 2.0])
+    """
+    U_hat = as_float_array(U_hat, "U_hat", 2)
+    S_hat = as_float_array(S_hat, "S_hat", 2)
+    V_hat = as_float_array(V_hat, "V_hat", 2)
+    _check_tol(tol)
+    _check_rank_bounds(min_rank, max_rank)
+    k = S_hat.shape[0]
+    if k < 1 or S_hat.shape != (k, k):
+        raise ValueError(f"S_hat must be square with size >= 1, got shape {S_hat.shape}")
+    if U_hat.shape[1] != k or V_hat.shape[1] != k:
+        raise ValueError(f"U_hat and V_hat must have {k} columns (S_hat is {k}x{k}), "
+                         f"got U_hat {U_hat.shape} and V_hat {V_hat.shape}")
+    dtype = np.result_type(U_hat, S_hat, V_hat)
+    from .checks import orthonormality_error
+    gate = _orthonormality_gate(dtype)
+    for name, Q in (("U_hat", U_hat), ("V_hat", V_hat)):
+        if Q.shape[0] < k:
+            raise ValueError(f"{name} must have at least as many rows as columns, got {Q.shape}")
+        err = orthonormality_error(Q)
+        if err > gate:
+            raise ValueError(f"{name} must have orthonormal columns "
+                             f"(||Q^T Q - I||_F <= {gate:.1e}), got {err:.3e}")
+    P, sigma, Qt = np.linalg.svd(S_hat)
+    r = truncation_rank(sigma, tol, relative, min_rank, max_rank)
+    U1 = U_hat @ P[:, :r]
+    V1 = V_hat @ Qt.T[:, :r]  # Qt = Q^T: the right singular vectors are the ROWS of Qt
+    S1 = np.diag(sigma[:r]).astype(dtype)
+    return LowRank(U1.astype(dtype, copy=False), S1, V1.astype(dtype, copy=False))
