@@ -1,0 +1,404 @@
+"""Layers, the multilayer perceptron, the loss and the metrics.
+
+A *layer* is any object with
+
+* ``__call__(X: Tensor) -> Tensor`` mapping a batch ``(batch, n_in)`` to ``(batch, n_out)``
+  through :mod:`lowrank_ref.ops` (so ``backward`` reaches its parameters);
+* ``parameters() -> list[Tensor]``: its trainable leaves;
+
+and optionally ``n_in``/``n_out`` (checked between consecutive layers of an :class:`MLP`)
+and ``forward_array(X: ndarray) -> ndarray``, the same map in plain NumPy used by
+:meth:`MLP.predict` (no graph). :class:`Dense` is the dense layer ``Z = X @ W.T + b``
+(DESIGN.md section 2). A low-rank layer (``LowRankDense``, parameters ``U (n_out, r)``,
+``S (r, r)``, ``V (n_in, r)``, ``b (n_out,)``, forward ``((X @ V) @ S.T) @ U.T + b``,
+[SZKCT22] Schotthöfer et al. 2022, sec. 4) implements the same protocol and plugs into
+:class:`MLP` unchanged: see the extension point at the end of this file.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from . import ops
+from .autodiff import Tensor
+from .ops import cross_entropy
+
+__all__ = ["Layer", "Dense", "MLP", "cross_entropy", "accuracy", "count_parameters",
+           "check_input", "INITS", "ACTIVATIONS"]
+
+
+@runtime_checkable
+class Layer(Protocol):
+    """What :class:`MLP` needs of a layer (``forward_array``, ``n_in``, ``n_out`` optional)."""
+
+    def __call__(self, X: Tensor) -> Tensor: ...
+
+    def parameters(self) -> list: ...
+
+
+def check_input(X, n_in, dtype, where: str) -> Tensor:
+    """Return ``X`` as a Tensor after checking it is a ``(batch, n_in)`` batch of ``dtype``.
+
+    Parameters
+    ----------
+    X : (batch, n_in) Tensor or ndarray
+    n_in : int or None
+        Expected number of columns (``None``: any).
+    dtype : numpy dtype
+        The parameters' dtype; ``X`` must have it (no silent upcast).
+    where : str
+        Name of the caller, for messages.
+
+    Raises
+    ------
+    TypeError
+        If ``X`` is not a float array/Tensor of ``dtype``.
+    ValueError
+        If ``X`` is not 2-d with ``n_in`` columns.
+
+    Examples
+    --------
+    >>> check_input(np.zeros((2, 3)), 3, np.float64, "Dense").shape
+    (2, 3)
+    """
+    if not isinstance(X, Tensor):
+        X = np.asarray(X)
+        if X.dtype.kind != "f":
+            raise TypeError(f"{where}: X must be a float array, got dtype {X.dtype}")
+        X = Tensor(X)
+    if X.ndim != 2 or (n_in is not None and X.shape[1] != n_in):
+        raise ValueError(f"{where}: X must have shape (batch, {n_in or 'n_in'}), got {X.shape}")
+    if X.dtype != np.dtype(dtype):
+        raise TypeError(f"{where}: X has dtype {X.dtype} but the parameters are "
+                        f"{np.dtype(dtype)}; cast X explicitly (no silent upcast)")
+    return X
+
+
+def _positive_int(value, name: str) -> int:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def _float_dtype(dtype, name="dtype"):
+    dt = np.dtype(dtype)
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"{name} must be float32 or float64, got {dt}")
+    return dt
+
+
+#: Initialisations ``(W, b)`` for a layer ``(n_out, n_in)``, drawn in float64 then cast
+#: (so float32 and float64 models from one seed agree to float32 rounding):
+#:
+#: * ``"he"``: Kaiming-uniform for ReLU, ``W ~ U(-sqrt(6/n_in), sqrt(6/n_in))`` (variance
+#:   ``2/n_in``; He et al., ICCV 2015, eq. (10)), ``b = 0``;
+#: * ``"he_normal"``: ``W ~ N(0, 2/n_in)``, ``b = 0``;
+#: * ``"glorot"``: ``W ~ U(-sqrt(6/(n_in+n_out)), +sqrt(6/(n_in+n_out)))`` (Glorot & Bengio,
+#:   AISTATS 2010, eq. (16)), ``b = 0``;
+#: * ``"torch"``: PyTorch's ``nn.Linear`` default, ``W, b ~ U(-1/sqrt(n_in), 1/sqrt(n_in))``.
+INITS = ("he", "he_normal", "glorot", "torch")
+
+
+def _init_params(init, n_in, n_out, rng):
+    if init == "he":
+        a = np.sqrt(6.0 / n_in)
+        return rng.uniform(-a, a, (n_out, n_in)), np.zeros(n_out)
+    if init == "he_normal":
+        return rng.normal(0.0, np.sqrt(2.0 / n_in), (n_out, n_in)), np.zeros(n_out)
+    if init == "glorot":
+        a = np.sqrt(6.0 / (n_in + n_out))
+        return rng.uniform(-a, a, (n_out, n_in)), np.zeros(n_out)
+    if init == "torch":
+        a = 1.0 / np.sqrt(n_in)
+        return rng.uniform(-a, a, (n_out, n_in)), rng.uniform(-a, a, n_out)
+    raise ValueError(f"init must be one of {INITS}, got {init!r}")
+
+
+class Dense:
+    """Dense layer ``Z = X @ W.T + b`` (DESIGN.md section 2, the PyTorch convention).
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Input and output widths.
+    rng : numpy.random.Generator
+    dtype : {float64, float32}, default float64
+    init : {"he", "he_normal", "glorot", "torch"}, default "he"
+        See :data:`INITS`; the default draws ``W ~ U(-sqrt(6/n_in), sqrt(6/n_in))``, ``b = 0``.
+
+    Attributes
+    ----------
+    W : (n_out, n_in) Tensor
+    b : (n_out,) Tensor
+
+    Raises
+    ------
+    TypeError
+        If ``n_in``/``n_out`` are not ints, ``rng`` is not a Generator, or ``dtype`` is
+        not float32/float64.
+    ValueError
+        If a width is < 1 or ``init`` is unknown.
+
+    Examples
+    --------
+    >>> layer = Dense(3, 2, np.random.default_rng(0))
+    >>> layer.W.shape, layer.b.shape
+    ((2, 3), (2,))
+    >>> Z = layer(np.ones((4, 3)))
+    >>> Z.shape
+    (4, 2)
+    >>> ops.sum(Z).backward(); layer.b.grad
+    array([4., 4.])
+    """
+
+    def __init__(self, n_in: int, n_out: int, rng, dtype=np.float64, init: str = "he"):
+        self.n_in = _positive_int(n_in, "n_in")
+        self.n_out = _positive_int(n_out, "n_out")
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        dt = _float_dtype(dtype)
+        W, b = _init_params(init, self.n_in, self.n_out, rng)
+        self.init = init
+        self.W = Tensor(W.astype(dt), requires_grad=True, name="W")
+        self.b = Tensor(b.astype(dt), requires_grad=True, name="b")
+
+    @property
+    def dtype(self):
+        return self.W.dtype
+
+    def __call__(self, X) -> Tensor:
+        """``(batch, n_in) -> (batch, n_out)``, recorded for backward."""
+        X = check_input(X, self.n_in, self.dtype, "Dense")
+        return ops.add(ops.matmul(X, ops.transpose(self.W)), self.b)
+
+    def forward_array(self, X: np.ndarray) -> np.ndarray:
+        """The same map in plain NumPy (no graph), for evaluation."""
+        return X @ self.W.value.T + self.b.value
+
+    def parameters(self) -> list:
+        """``[W, b]``."""
+        return [self.W, self.b]
+
+    def __repr__(self) -> str:
+        return (f"Dense(n_in={self.n_in}, n_out={self.n_out}, dtype={self.dtype}, "
+                f"init={self.init!r})")
+
+
+#: Activation name -> (op on Tensors, the same function on arrays).
+ACTIVATIONS = {
+    "relu": (ops.relu, lambda Z: np.maximum(Z, 0)),
+    "tanh": (ops.tanh, np.tanh),
+    "identity": (lambda Z: Z, lambda Z: Z),
+}
+
+
+class MLP:
+    """A feed-forward network: ``layers[-1](act(... act(layers[0](X))))``.
+
+    The activation is applied between layers, not after the last one, so the output is
+    the logits. Any object implementing the :class:`Layer` protocol can be a layer
+    (:class:`Dense`, a low-rank layer, ...); ``model.layers[i]`` may be replaced.
+
+    Parameters
+    ----------
+    layers : sequence of Layer
+    activation : {"relu", "tanh", "identity"}, default "relu"
+
+    Raises
+    ------
+    TypeError
+        If a layer lacks ``__call__``/``parameters`` or parameters mix dtypes.
+    ValueError
+        If ``layers`` is empty, widths of consecutive layers disagree, or the activation
+        is unknown.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> model = MLP([Dense(4, 8, rng), Dense(8, 3, rng)])
+    >>> X, y = rng.standard_normal((5, 4)), np.array([0, 1, 2, 0, 1])
+    >>> loss = cross_entropy(model(X), y)
+    >>> loss.backward()
+    >>> [p.grad.shape for p in model.parameters()]
+    [(8, 4), (8,), (3, 8), (3,)]
+    """
+
+    def __init__(self, layers: Sequence, activation: str = "relu"):
+        layers = list(layers)
+        if not layers:
+            raise ValueError("layers must contain at least one layer, got an empty sequence")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layers[{i}] must have __call__ and parameters(), "
+                                f"got {type(layer).__name__}")
+        for i in range(len(layers) - 1):
+            n_out = getattr(layers[i], "n_out", None)
+            n_in = getattr(layers[i + 1], "n_in", None)
+            if n_out is not None and n_in is not None and n_out != n_in:
+                raise ValueError(f"layers[{i}].n_out = {n_out} does not match "
+                                 f"layers[{i + 1}].n_in = {n_in}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        self.layers = layers
+        self.activation = activation
+        dtypes = {p.dtype for p in self.parameters()}
+        if len(dtypes) > 1:
+            raise TypeError(f"layers: all parameters must share one dtype, "
+                            f"got {sorted(map(str, dtypes))}")
+
+    @classmethod
+    def dense(cls, sizes: Sequence[int], rng, dtype=np.float64, init: str = "he",
+              activation: str = "relu") -> "MLP":
+        """A stack of :class:`Dense` layers of widths ``sizes``, e.g. ``[784, 500, 500, 10]``.
+
+        Layers are initialised in order from ``rng``.
+
+        Examples
+        --------
+        >>> model = MLP.dense([784, 500, 500, 500, 500, 10], np.random.default_rng(0))
+        >>> count_parameters(model)["total"]
+        1149010
+        """
+        sizes = list(sizes)
+        if len(sizes) < 2:
+            raise ValueError(f"sizes must list at least 2 widths, got {sizes}")
+        layers = [Dense(a, b, rng, dtype=dtype, init=init) for a, b in zip(sizes[:-1], sizes[1:])]
+        return cls(layers, activation=activation)
+
+    @property
+    def dtype(self):
+        params = self.parameters()
+        return params[0].dtype if params else None
+
+    def parameters(self) -> list:
+        """All layers' parameters, layer by layer."""
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def __call__(self, X) -> Tensor:
+        """Logits ``(batch, n_out)`` of a batch ``X (batch, n_in)``, recorded for backward."""
+        act = ACTIVATIONS[self.activation][0]
+        for i, layer in enumerate(self.layers):
+            X = layer(X)
+            if i < len(self.layers) - 1:
+                X = act(X)
+        return X
+
+    def predict(self, X, batch_size: int = 1024) -> np.ndarray:
+        """Logits of ``X`` in plain NumPy, ``batch_size`` rows at a time (no graph).
+
+        Uses each layer's ``forward_array`` (falls back to ``layer(Tensor(X)).value``).
+
+        Parameters
+        ----------
+        X : (n, n_in) ndarray
+            Of the parameters' dtype.
+        batch_size : int, default 1024
+
+        Returns
+        -------
+        (n, n_out) ndarray
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> model = MLP.dense([4, 8, 3], rng)
+        >>> X = rng.standard_normal((10, 4))
+        >>> np.allclose(model.predict(X, batch_size=3), model(X).value)
+        True
+        """
+        batch_size = _positive_int(batch_size, "batch_size")
+        X = check_input(X, getattr(self.layers[0], "n_in", None), self.dtype, "MLP.predict").value
+        act = ACTIVATIONS[self.activation][1]
+        out = []
+        for start in range(0, X.shape[0], batch_size):
+            Z = X[start:start + batch_size]
+            for i, layer in enumerate(self.layers):
+                fwd = getattr(layer, "forward_array", None)
+                Z = fwd(Z) if fwd is not None else layer(Tensor(Z)).value
+                if i < len(self.layers) - 1:
+                    Z = act(Z)
+            out.append(Z)
+        if not out:
+            n_out = getattr(self.layers[-1], "n_out", 0)
+            return np.zeros((0, n_out), dtype=X.dtype)
+        return np.concatenate(out, axis=0)
+
+    def zero_grad(self) -> None:
+        """Set every parameter's ``.grad`` to ``None``."""
+        for p in self.parameters():
+            p.grad = None
+
+    def __repr__(self) -> str:
+        inner = ", ".join(map(repr, self.layers))
+        return f"MLP([{inner}], activation={self.activation!r})"
+
+
+def accuracy(logits, labels) -> float:
+    """Fraction of rows whose largest logit is at the label.
+
+    Parameters
+    ----------
+    logits : (batch, k) ndarray or Tensor
+    labels : (batch,) int array_like, values in ``[0, k)``
+
+    Returns
+    -------
+    float in [0, 1]
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``labels`` is not integer, has the wrong shape or is out of range.
+
+    Examples
+    --------
+    >>> accuracy(np.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]]), np.array([0, 1, 1]))
+    0.6666666666666666
+    """
+    if isinstance(logits, Tensor):
+        logits = logits.value
+    logits = np.asarray(logits)
+    labels = ops.check_labels(labels, logits.shape, "accuracy")
+    return float(np.mean(np.argmax(logits, axis=1) == labels))
+
+
+def count_parameters(model) -> dict:
+    """Trainable parameter counts of a model or layer (anything with ``parameters()``).
+
+    1-d parameters count as biases, all others as weights; for a low-rank layer the
+    weights are its factors, ``(n_out + n_in) r + r^2``.
+
+    Returns
+    -------
+    dict
+        ``{"weights": int, "biases": int, "total": int}``.
+
+    Examples
+    --------
+    >>> count_parameters(Dense(784, 500, np.random.default_rng(0)))
+    {'weights': 392000, 'biases': 500, 'total': 392500}
+    """
+    if not hasattr(model, "parameters"):
+        raise TypeError(f"model must have a parameters() method, got {type(model).__name__}")
+    weights = biases = 0
+    for p in model.parameters():
+        if p.ndim == 1:
+            biases += p.value.size
+        else:
+            weights += p.value.size
+    return {"weights": int(weights), "biases": int(biases), "total": int(weights + biases)}
+
+
+# --- extension point: LowRankDense -----------------------------------------------------
+# A low-rank layer ([SZKCT22], sec. 4) holds Tensors U (n_out, r), S (r, r), V (n_in, r),
+# b (n_out,), sets n_in/n_out, and implements
+#     __call__(X):      X = check_input(X, self.n_in, self.dtype, "LowRankDense")
+#                       ops.add(ops.matmul(ops.matmul(ops.matmul(X, self.V),
+#                               ops.transpose(self.S)), ops.transpose(self.U)), self.b)
+#     forward_array(X): ((X @ V) @ S.T) @ U.T + b
+#     parameters():     the factors trained in the current mode (K, L, S) and b
+# It then works in MLP, predict, count_parameters and check_grad without changes here.
