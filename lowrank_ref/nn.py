@@ -23,10 +23,11 @@ import numpy as np
 
 from . import ops
 from .autodiff import Tensor
+from .lowrank import LowRank, validate_lowrank
 from .ops import cross_entropy
 
-__all__ = ["Layer", "Dense", "MLP", "cross_entropy", "accuracy", "count_parameters",
-           "check_input", "INITS", "ACTIVATIONS"]
+__all__ = ["Layer", "Dense", "LowRankDense", "MLP", "cross_entropy", "accuracy",
+           "count_parameters", "check_input", "INITS", "ACTIVATIONS"]
 
 
 @runtime_checkable
@@ -367,10 +368,11 @@ def accuracy(logits, labels) -> float:
 
 
 def count_parameters(model) -> dict:
-    """Trainable parameter counts of a model or layer (anything with ``parameters()``).
+    """Stored parameter counts of a model or layer.
 
-    1-d parameters count as biases, all others as weights; for a low-rank layer the
-    weights are its factors, ``(n_out + n_in) r + r^2``.
+    Weights are the 2-d arrays (for a :class:`LowRankDense` layer its factors ``U``, ``S``,
+    ``V``: ``(n_out + n_in) r + r^2``, whatever its mode), biases the 1-d ones. (The
+    evaluation/training counts of the paper are :func:`lowrank_ref.dlrt.parameter_counts`.)
 
     Returns
     -------
@@ -381,24 +383,212 @@ def count_parameters(model) -> dict:
     --------
     >>> count_parameters(Dense(784, 500, np.random.default_rng(0)))
     {'weights': 392000, 'biases': 500, 'total': 392500}
+    >>> count_parameters(LowRankDense(784, 500, 10, np.random.default_rng(0)))
+    {'weights': 12940, 'biases': 500, 'total': 13440}
     """
     if not hasattr(model, "parameters"):
         raise TypeError(f"model must have a parameters() method, got {type(model).__name__}")
     weights = biases = 0
-    for p in model.parameters():
-        if p.ndim == 1:
-            biases += p.value.size
-        else:
-            weights += p.value.size
+    for layer in getattr(model, "layers", [model]):
+        if isinstance(layer, LowRankDense):
+            weights += layer.U.size + layer.S.size + layer.V.size
+            biases += layer.b.value.size
+            continue
+        for p in layer.parameters():
+            if p.ndim == 1:
+                biases += p.value.size
+            else:
+                weights += p.value.size
     return {"weights": int(weights), "biases": int(biases), "total": int(weights + biases)}
 
 
-# --- extension point: LowRankDense -----------------------------------------------------
-# A low-rank layer ([SZKCT22], sec. 4) holds Tensors U (n_out, r), S (r, r), V (n_in, r),
-# b (n_out,), sets n_in/n_out, and implements
-#     __call__(X):      X = check_input(X, self.n_in, self.dtype, "LowRankDense")
-#                       ops.add(ops.matmul(ops.matmul(ops.matmul(X, self.V),
-#                               ops.transpose(self.S)), ops.transpose(self.U)), self.b)
-#     forward_array(X): ((X @ V) @ S.T) @ U.T + b
-#     parameters():     the factors trained in the current mode (K, L, S) and b
-# It then works in MLP, predict, count_parameters and check_grad without changes here.
+# --- the low-rank layer ----------------------------------------------------------------
+
+class LowRankDense:
+    """Low-rank layer ``Z = X @ (U S V^T)^T + b = ((X @ V) @ S.T) @ U.T + b`` ([SZKCT22], sec. 4).
+
+    The weight ``W = U S V^T`` of shape ``(n_out, n_in)`` is never formed: every product
+    goes through the factors, so a forward costs ``O(batch (n_in + n_out) r + batch r^2)``.
+    The layer has one *mode* per sub-problem of the KLS integrator ([SZKCT22], eqs. (6)-(8);
+    [CL22], sec. 3), each with its own trainable leaf so that the engine computes exactly
+    the gradient that sub-step needs:
+
+    ===========  ======================================  =================================
+    mode         forward                                 gradient of the leaf
+    ===========  ======================================  =================================
+    ``"W"``      ``X V0 S0^T U0^T + b`` and a tap        ``G = dL/dZ`` is recorded (DLRT)
+    ``"K"``      ``X V0 K^T + b``, leaf ``K = U0 S0``     ``dL/dK = G^T X V0 = (dL/dW) V0``
+    ``"L"``      ``X L U0^T + b``, leaf ``L = V0 S0^T``   ``dL/dL = X^T G U0 = (dL/dW)^T U0``
+    ``"S"``      ``X V_hat S_hat^T U_hat^T + b``          ``U_hat^T (dL/dW) V_hat``
+    ===========  ======================================  =================================
+
+    In every mode the bias ``b`` is a leaf too. In mode ``"W"`` the layer keeps, after a
+    backward, ``self.taps = {"X": X, "XV": X @ V0, "G": dL/dZ}`` (arrays), from which the
+    optimisers of :mod:`lowrank_ref.dlrt` form all factor gradients of one step.
+
+    Parameters
+    ----------
+    n_in, n_out : int
+    rank : int
+        ``1 <= rank <= min(n_in, n_out)``.
+    rng : numpy.random.Generator
+    dtype : {float64, float32}
+    init : str, default "he"
+        The dense initialisation of :data:`INITS` is drawn and truncated to ``rank`` by an SVD
+        (so ``S`` is diagonal with the ``rank`` largest singular values of a random He
+        matrix, ``U`` and ``V`` its singular vectors); this dense draw happens once, at
+        construction, never in training.
+
+    Attributes
+    ----------
+    U : (n_out, r) ndarray
+    S : (r, r) ndarray
+    V : (n_in, r) ndarray
+    b : (n_out,) Tensor
+    mode : str
+
+    Examples
+    --------
+    >>> layer = LowRankDense(6, 4, rank=2, rng=np.random.default_rng(0))
+    >>> layer.U.shape, layer.S.shape, layer.V.shape
+    ((4, 2), (2, 2), (6, 2))
+    >>> X = np.ones((3, 6))
+    >>> np.allclose(layer(X).value, X @ (layer.U @ layer.S @ layer.V.T).T)
+    True
+    """
+
+    MODES = ("W", "K", "L", "S")
+
+    def __init__(self, n_in: int, n_out: int, rank: int, rng, dtype=np.float64,
+                 init: str = "he"):
+        n_in = _positive_int(n_in, "n_in")
+        n_out = _positive_int(n_out, "n_out")
+        rank = _positive_int(rank, "rank")
+        if rank > min(n_in, n_out):
+            raise ValueError(f"rank must be <= min(n_in, n_out) = {min(n_in, n_out)}, got {rank}")
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        dt = _float_dtype(dtype)
+        W, b = _init_params(init, n_in, n_out, rng)
+        P, sigma, Qt = np.linalg.svd(W, full_matrices=False)
+        self._set(LowRank(P[:, :rank].astype(dt), np.diag(sigma[:rank]).astype(dt),
+                          Qt[:rank].T.astype(dt)), Tensor(b.astype(dt), requires_grad=True, name="b"))
+        self.init = init
+
+    @classmethod
+    def from_dense(cls, W, b, rank: int) -> "LowRankDense":
+        """Best rank-``rank`` approximation of a dense weight ``W (n_out, n_in)`` (truncated SVD).
+
+        The "train from a pruned dense network" start of [SZKCT22], sec. 6.3.
+        """
+        W = np.asarray(W.value if isinstance(W, Tensor) else W)
+        b = np.asarray(b.value if isinstance(b, Tensor) else b)
+        if W.ndim != 2 or W.dtype.kind != "f":
+            raise ValueError(f"W must be a 2-d float array, got shape {W.shape} dtype {W.dtype}")
+        if b.shape != (W.shape[0],):
+            raise ValueError(f"b must have shape ({W.shape[0]},), got {b.shape}")
+        rank = _positive_int(rank, "rank")
+        if rank > min(W.shape):
+            raise ValueError(f"rank must be <= min(W.shape) = {min(W.shape)}, got {rank}")
+        P, sigma, Qt = np.linalg.svd(W, full_matrices=False)
+        return cls.from_factors(LowRank(P[:, :rank], np.diag(sigma[:rank]).astype(W.dtype),
+                                        Qt[:rank].T), b)
+
+    @classmethod
+    def from_factors(cls, Y, b) -> "LowRankDense":
+        """A layer holding ``W = Y.U @ Y.S @ Y.V.T`` (a :class:`LowRank`) and bias ``b``."""
+        Y = validate_lowrank(Y, "Y")
+        b = np.asarray(b.value if isinstance(b, Tensor) else b)
+        if b.shape != (Y.U.shape[0],):
+            raise ValueError(f"b must have shape ({Y.U.shape[0]},), got {b.shape}")
+        _float_dtype(Y.U.dtype)
+        layer = cls.__new__(cls)
+        layer.init = "factors"
+        layer._set(Y, Tensor(b.astype(Y.U.dtype), requires_grad=True, name="b"))
+        return layer
+
+    def _set(self, Y: LowRank, b: Tensor) -> None:
+        self.U, self.S, self.V = Y
+        self.b = b
+        self.n_out, self.n_in = self.U.shape[0], self.V.shape[0]
+        self.set_mode("W")
+
+    # -- state ---------------------------------------------------------------------------
+    @property
+    def rank(self) -> int:
+        return int(self.S.shape[0])
+
+    @property
+    def dtype(self):
+        return self.b.dtype
+
+    @property
+    def factors(self) -> LowRank:
+        """The current ``LowRank(U, S, V)``."""
+        return LowRank(self.U, self.S, self.V)
+
+    def set_factors(self, Y: LowRank) -> None:
+        """Replace ``(U, S, V)`` (any rank) and return to mode ``"W"``."""
+        if Y.U.shape[0] != self.n_out or Y.V.shape[0] != self.n_in:
+            raise ValueError(f"factors must represent a ({self.n_out}, {self.n_in}) matrix, "
+                             f"got {Y.shape}")
+        self.U, self.S, self.V = (np.ascontiguousarray(a, dtype=self.dtype) for a in Y)
+        self.set_mode("W")
+
+    def set_mode(self, mode: str, U_hat=None, S_hat=None, V_hat=None) -> None:
+        """Switch the trainable leaf: ``"W"``, ``"K"``, ``"L"`` or ``"S"`` (see the class doc).
+
+        For ``"S"``, ``U_hat (n_out, k)``, ``S_hat (k, l)``, ``V_hat (n_in, l)`` default to
+        the current ``U``, ``S``, ``V`` (S-only fine-tuning).
+        """
+        if mode not in self.MODES:
+            raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
+        self.mode = mode
+        self.taps = None
+        self.K = self.L = self.S_hat = None
+        if mode == "K":
+            self.K = Tensor(self.U @ self.S, requires_grad=True, name="K")
+        elif mode == "L":
+            self.L = Tensor(self.V @ self.S.T, requires_grad=True, name="L")
+        elif mode == "S":
+            self.U_hat = self.U if U_hat is None else U_hat
+            self.V_hat = self.V if V_hat is None else V_hat
+            S0 = self.S if S_hat is None else S_hat
+            if S0.shape != (self.U_hat.shape[1], self.V_hat.shape[1]):
+                raise ValueError(f"S_hat must have shape {(self.U_hat.shape[1], self.V_hat.shape[1])}, "
+                                 f"got {S0.shape}")
+            self.S_hat = Tensor(np.array(S0, dtype=self.dtype), requires_grad=True, name="S_hat")
+
+    def parameters(self) -> list:
+        """The leaves trained in the current mode: ``[b]``, ``[K, b]``, ``[L, b]`` or ``[S_hat, b]``."""
+        leaf = {"W": None, "K": self.K, "L": self.L, "S": self.S_hat}[self.mode]
+        return [self.b] if leaf is None else [leaf, self.b]
+
+    # -- forward -------------------------------------------------------------------------
+    def __call__(self, X) -> Tensor:
+        """``(batch, n_in) -> (batch, n_out)`` through the factors, recorded for backward."""
+        X = check_input(X, self.n_in, self.dtype, "LowRankDense")
+        T = ops.transpose
+        if self.mode == "K":            # X V0 K^T
+            Z = ops.matmul(ops.matmul(X, Tensor(self.V)), T(self.K))
+        elif self.mode == "L":          # X L U0^T
+            Z = ops.matmul(ops.matmul(X, self.L), Tensor(self.U.T))
+        elif self.mode == "S":          # X V_hat S_hat^T U_hat^T
+            Z = ops.matmul(ops.matmul(ops.matmul(X, Tensor(self.V_hat)), T(self.S_hat)),
+                           Tensor(self.U_hat.T))
+        else:                           # X V0 S0^T U0^T, and record G = dL/dZ
+            XV = ops.matmul(X, Tensor(self.V))
+            Z = ops.matmul(ops.matmul(XV, Tensor(self.S.T)), Tensor(self.U.T))
+            Z = ops.add(Z, self.b)
+            taps = {"X": X.value, "XV": XV.value}
+            self.taps = taps
+            return ops.tap(Z, lambda G: taps.__setitem__("G", G))
+        return ops.add(Z, self.b)
+
+    def forward_array(self, X: np.ndarray) -> np.ndarray:
+        """``((X @ V) @ S.T) @ U.T + b`` in plain NumPy (no graph), for evaluation."""
+        return ((X @ self.V) @ self.S.T) @ self.U.T + self.b.value
+
+    def __repr__(self) -> str:
+        return (f"LowRankDense(n_in={self.n_in}, n_out={self.n_out}, rank={self.rank}, "
+                f"dtype={self.dtype}, mode={self.mode!r})")

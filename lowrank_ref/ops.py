@@ -18,6 +18,7 @@ with ``G = dL/dZ``:
 ``Z = A.T``                   ``dA = G.T``
 ``Y = log_softmax(A)``        ``dA = G - softmax(A) * sum(G, axis)``
 ``l = cross_entropy(A, y)``   ``dA = g (softmax(A) - onehot(y)) / batch``
+``Z = tap(A, sink)``          ``dA = G``, and ``sink(G)`` is called with it
 ============================  ===============================================
 
 A low-rank layer needs nothing more: ``((X @ V) @ S.T) @ U.T + b`` is three matmuls,
@@ -32,7 +33,7 @@ import numpy as np
 from .autodiff import Tensor, as_tensor, make_node
 
 __all__ = ["matmul", "add", "sub", "mul", "relu", "tanh", "sum", "mean", "transpose",
-           "log_softmax", "cross_entropy", "check_labels"]
+           "log_softmax", "cross_entropy", "check_labels", "tap"]
 
 
 def _pair(a, b):
@@ -326,3 +327,36 @@ def check_labels(labels, logits_shape, where) -> np.ndarray:
                          f"[{labels.min()}, {labels.max()}]")
     return labels
 
+
+
+def tap(x, sink) -> Tensor:
+    """Identity whose backward hands ``G = dL/dx`` to ``sink(G)`` before passing it on.
+
+    DLRT uses it on a low-rank layer's pre-activation ``Z``: with ``G = dL/dZ`` (the
+    "delta" of backpropagation) and the layer input ``X``, the gradient of the loss with
+    respect to the weight is ``dL/dW = G^T X`` and every factor gradient of the K-, L- and
+    S-steps is a product through the factors, e.g. ``dL/dW V0 = G^T (X V0)``, without ever
+    forming the dense ``(n_out, n_in)`` matrix ([SZKCT22], sec. 4).
+
+    Parameters
+    ----------
+    x : Tensor
+    sink : callable
+        Called once per backward sweep with the gradient array (shape and dtype of ``x``).
+
+    Examples
+    --------
+    >>> seen = []
+    >>> x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    >>> (tap(x, seen.append) * 3.0).sum().backward()
+    >>> seen[0], x.grad
+    (array([3., 3.]), array([3., 3.]))
+    """
+    x = as_tensor(x)
+    if not callable(sink):
+        raise TypeError(f"tap: sink must be callable, got {type(sink).__name__}")
+
+    def backward(g):
+        sink(g)
+        return (g,)
+    return make_node(x.value, (x,), backward, "tap")

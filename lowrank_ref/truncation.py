@@ -96,7 +96,9 @@ def truncate(U_hat, S_hat, V_hat, tol, relative: bool = True, min_rank: int = 1,
     U_hat : (m, k) ndarray
         Orthonormal columns.
     S_hat : (k, k) ndarray
-        Core matrix (any, e.g. from a Galerkin S-step).
+        Core matrix (any, e.g. from a Galerkin S-step). A rectangular ``(k1, k2)`` core
+        with ``U_hat (m, k1)``, ``V_hat (n, k2)`` is accepted too (augmented bases of
+        different sizes, when one side is capped at its dimension); then ``k = min(k1, k2)``.
     V_hat : (n, k) ndarray
         Orthonormal columns.
     tol : float
@@ -132,23 +134,24 @@ def truncate(U_hat, S_hat, V_hat, tol, relative: bool = True, min_rank: int = 1,
     V_hat = as_float_array(V_hat, "V_hat", 2)
     _check_tol(tol)
     _check_rank_bounds(min_rank, max_rank)
-    k = S_hat.shape[0]
-    if k < 1 or S_hat.shape != (k, k):
-        raise ValueError(f"S_hat must be square with size >= 1, got shape {S_hat.shape}")
-    if U_hat.shape[1] != k or V_hat.shape[1] != k:
-        raise ValueError(f"U_hat and V_hat must have {k} columns (S_hat is {k}x{k}), "
+    k1, k2 = S_hat.shape
+    if min(k1, k2) < 1:
+        raise ValueError(f"S_hat must have at least one row and column, got shape {S_hat.shape}")
+    if U_hat.shape[1] != k1 or V_hat.shape[1] != k2:
+        raise ValueError(f"U_hat must have {k1} and V_hat {k2} columns (S_hat is {k1}x{k2}), "
                          f"got U_hat {U_hat.shape} and V_hat {V_hat.shape}")
+    k = min(k1, k2)
     dtype = np.result_type(U_hat, S_hat, V_hat)
     from .checks import orthonormality_error
     gate = _orthonormality_gate(dtype)
     for name, Q in (("U_hat", U_hat), ("V_hat", V_hat)):
-        if Q.shape[0] < k:
+        if Q.shape[0] < Q.shape[1]:
             raise ValueError(f"{name} must have at least as many rows as columns, got {Q.shape}")
         err = orthonormality_error(Q)
         if err > gate:
             raise ValueError(f"{name} must have orthonormal columns "
                              f"(||Q^T Q - I||_F <= {gate:.1e}), got {err:.3e}")
-    P, sigma, Qt = np.linalg.svd(S_hat)
+    P, sigma, Qt = np.linalg.svd(S_hat, full_matrices=False)
     r = truncation_rank(sigma, tol, relative, min_rank, max_rank)
     U1 = U_hat @ P[:, :r]
     V1 = V_hat @ Qt.T[:, :r]  # Qt = Q^T: the right singular vectors are the ROWS of Qt

@@ -1,0 +1,489 @@
+"""Dynamical low-rank training (DLRT): the optimisers of [SZKCT22].
+
+Schotthöfer, Zangrando, Kusch, Ceruti, Tudisco, "Low-rank lottery tickets: finding efficient
+low-rank neural networks via matrix differential equations", NeurIPS 2022 ([SZKCT22]).
+
+Training is the gradient flow ``dW/dt = -dL/dW`` ([SZKCT22], eq. (3)) restricted to the
+manifold of rank-r matrices, ``W = U S V^T``, and integrated with the K-, L- and S-steps of
+the unconventional BUG integrator ([CL22]) and its rank-adaptive version ([CKL22]).
+One SGD step with learning rate ``lr`` is one explicit Euler step of length ``h = lr`` of
+each sub-flow. With ``G = dL/dW`` (never formed: ``G = delta^T X`` for a layer with input
+``X`` and ``delta = dL/dZ``, so ``G V0 = delta^T (X V0)`` etc.):
+
+* K-step ([SZKCT22] eq. (6)):  ``K1 = U0 S0 - lr G V0``          -> ``U1``
+* L-step ([SZKCT22] eq. (7)):  ``L1 = V0 S0^T - lr G^T U0``      -> ``V1``
+* S-step ([SZKCT22] eq. (8)):  ``S1 = S~0 - lr U1^T G(W~) V1``   (Galerkin, at the new basis)
+
+Optimisers (one ``step(X, y)`` per batch; all return the loss and logits at the start point):
+
+* :class:`DenseSGD` -- plain (momentum) SGD of a dense network: the baseline.
+* :class:`FixedRankKLS` -- fixed rank, [SZKCT22] Algorithm 1: K and L from one backward at
+  ``W0``; ``U1 = qr(K1)``, ``V1 = qr(L1)``; ``S~0 = (U1^T U0) S0 (V0^T V1)``; a second
+  forward/backward at ``W~ = U1 S~0 V1^T`` gives the S-step.
+* :class:`AdaptiveKLS` -- rank-adaptive, [SZKCT22] Algorithm 2 / [CKL22] Algorithm 1:
+  ``U_hat = orth[U0, K1]``, ``V_hat = orth[V0, L1]``, ``S_hat0 = (U_hat^T U0) S0 (V0^T V_hat)``,
+  ``S_hat1 = S_hat0 - lr U_hat^T G V_hat``, truncation to ``tau * ||S_hat1||_F``.
+  ``passes=3`` runs it as published (a K-, an L- and an S-pass, 3 forward/backward);
+  ``passes=1`` (the default) uses that all three passes evaluate the same weight ``W0``
+  (``U_hat S_hat0 V_hat^T = W0`` because the augmented basis contains the old one), so one
+  backward gives ``G V0``, ``G^T U0`` and ``U_hat^T G V_hat`` -- equal to rounding under SGD.
+* :class:`SOnlySGD` -- fine-tuning of ``S`` with ``U``, ``V`` frozen ([SZKCT22], sec. 6.3).
+
+Biases and dense layers (the paper keeps the last layer dense) are updated by SGD with the
+gradient at the start point of the step, in the same step.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from . import ops
+from .autodiff import Tensor
+from .lowrank import LowRank, augment_basis, orthonormalize
+from .nn import MLP, Dense, LowRankDense
+from .truncation import truncate, _check_rank_bounds, _check_tol
+
+__all__ = ["StepResult", "DenseSGD", "FixedRankKLS", "AdaptiveKLS", "SOnlySGD",
+           "parameter_counts", "low_rank_mlp", "make_optimizer", "METHODS"]
+
+METHODS = ("dense", "fixed", "adaptive")
+
+
+class StepResult(NamedTuple):
+    """What an optimiser step reports: the loss and logits at the start point ``W0``."""
+    loss: float
+    logits: np.ndarray
+
+
+def _check_lr(lr):
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not np.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    return float(lr)
+
+
+def _check_momentum(momentum):
+    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) \
+            or not (0.0 <= momentum < 1.0):
+        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+    return float(momentum)
+
+
+def _check_model(model):
+    if not isinstance(model, MLP):
+        raise TypeError(f"model must be an MLP, got {type(model).__name__}")
+    return model
+
+
+def _forward_backward(model: MLP, X: np.ndarray, y: np.ndarray, loss_fn=None) -> StepResult:
+    """One forward and one backward pass; gradients are *set* (not accumulated).
+
+    ``loss_fn(outputs: Tensor, y) -> 0-d Tensor`` defaults to :func:`ops.cross_entropy`.
+    """
+    model.zero_grad()
+    logits = model(X)
+    loss = (loss_fn or ops.cross_entropy)(logits, y)
+    loss.backward()
+    return StepResult(float(loss.value), logits.value)
+
+
+class _PlainSGD:
+    """SGD with optional heavy-ball momentum for a list of leaf Tensors.
+
+    ``v <- momentum v + g``; ``p <- p - lr v`` (the PyTorch convention; momentum 0 is the
+    explicit Euler step of the gradient flow). Updates are in place and keep the dtype.
+    """
+
+    def __init__(self, momentum: float = 0.0):
+        self.momentum = momentum
+        self.buffers: dict = {}
+
+    def update(self, key: str, p: Tensor, g: np.ndarray, lr: float) -> None:
+        if self.momentum:
+            v = self.buffers.get(key)
+            v = g.copy() if v is None else np.add(self.momentum * v, g, out=v)
+            self.buffers[key] = v
+            g = v
+        p.value -= lr * g
+
+    def state_arrays(self) -> dict:
+        return {f"momentum.{k}": v for k, v in self.buffers.items()}
+
+    def load_state_arrays(self, arrays: dict) -> None:
+        self.buffers = {k[len("momentum."):]: np.array(v) for k, v in arrays.items()
+                        if k.startswith("momentum.")}
+
+
+class DenseSGD:
+    """SGD (optionally with momentum) of every parameter of a dense :class:`MLP`.
+
+    Parameters
+    ----------
+    model : MLP
+    lr : float
+        Learning rate ``> 0`` (the Euler step ``h``); may be changed between steps.
+    momentum : float in [0, 1), default 0
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> model = MLP.dense([4, 8, 3], rng)
+    >>> opt = DenseSGD(model, lr=0.1)
+    >>> X, y = rng.standard_normal((16, 4)), rng.integers(0, 3, 16)
+    >>> first = opt.step(X, y).loss
+    >>> for _ in range(20): last = opt.step(X, y).loss
+    >>> last < first
+    True
+    """
+
+    def __init__(self, model: MLP, lr: float, momentum: float = 0.0, loss_fn=None):
+        self.model = _check_model(model)
+        self.lr = _check_lr(lr)
+        self.sgd = _PlainSGD(_check_momentum(momentum))
+        self.loss_fn = loss_fn
+
+    def step(self, X: np.ndarray, y: np.ndarray) -> StepResult:
+        """One SGD step on the batch ``X (batch, n_in)``, labels ``y (batch,)``."""
+        res = _forward_backward(self.model, X, y, self.loss_fn)
+        for i, p in enumerate(self.model.parameters()):
+            self.sgd.update(str(i), p, p.grad, self.lr)
+        return res
+
+    def state_arrays(self) -> dict:
+        return self.sgd.state_arrays()
+
+    def load_state_arrays(self, arrays: dict) -> None:
+        self.sgd.load_state_arrays(arrays)
+
+
+# --- networks and their parameter counts ------------------------------------------------
+
+def low_rank_mlp(sizes, rank: int, rng: np.random.Generator, dtype=np.float64,
+                 init: str = "he", dense_last: bool = True) -> MLP:
+    """An MLP whose layers are :class:`LowRankDense` of rank ``min(rank, n_in, n_out)``.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Widths, e.g. ``[784, 500, 500, 500, 500, 10]``.
+    rank : int
+        Starting rank of every low-rank layer (capped at ``min(n_in, n_out)``).
+    rng : numpy.random.Generator
+    dtype : float32 or float64
+    init : str
+        Dense initialisation truncated by SVD (see :class:`LowRankDense`).
+    dense_last : bool, default True
+        Keep the last (classifier) layer dense, as the paper does.
+
+    Examples
+    --------
+    >>> model = low_rank_mlp([784, 500, 500, 10], rank=20, rng=np.random.default_rng(0))
+    >>> [getattr(layer, "rank", None) for layer in model.layers]
+    [20, 20, None]
+    """
+    sizes = [int(s) for s in sizes]
+    if len(sizes) < 2:
+        raise ValueError(f"sizes must list at least 2 widths, got {sizes}")
+    if isinstance(rank, bool) or not isinstance(rank, numbers.Integral) or rank < 1:
+        raise ValueError(f"rank must be an int >= 1, got {rank!r}")
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if dense_last and i == len(sizes) - 2:
+            layers.append(Dense(n_in, n_out, rng, dtype=dtype, init=init))
+        else:
+            layers.append(LowRankDense(n_in, n_out, min(rank, n_in, n_out), rng, dtype=dtype,
+                                       init=init))
+    return MLP(layers)
+
+
+def parameter_counts(model: MLP) -> dict:
+    """Parameter counts and compression rates as defined in [SZKCT22] (sec. 6, Table 1).
+
+    Biases are excluded. For a low-rank layer of rank ``r``:
+
+    * evaluation parameters ``r (n_in + n_out)`` (the factors ``U S`` and ``V``);
+    * training parameters ``2 r n_in + 4 r^2 + 2 r n_out`` (augmented bases and ``S_hat``);
+
+    dense layers count ``n_in n_out`` in both. The compression rate is
+    ``c.r. = 1 - params / dense params`` with dense params ``sum n_in n_out``.
+
+    Returns
+    -------
+    dict
+        ``ranks`` (list, ``None`` for dense layers), ``eval_params``, ``train_params``,
+        ``dense_params``, ``eval_cr``, ``train_cr`` (fractions, not percent).
+
+    Examples
+    --------
+    >>> model = low_rank_mlp([784, 500, 10], rank=10, rng=np.random.default_rng(0))
+    >>> c = parameter_counts(model)
+    >>> c["ranks"], c["eval_params"], c["dense_params"]
+    ([10, None], 17840, 397000)
+    """
+    _check_model(model)
+    ranks, ev, tr, dense = [], 0, 0, 0
+    for layer in model.layers:
+        n_in, n_out = layer.n_in, layer.n_out
+        dense += n_in * n_out
+        if isinstance(layer, LowRankDense):
+            r = layer.rank
+            ranks.append(r)
+            ev += r * (n_in + n_out)
+            tr += 2 * r * n_in + 4 * r * r + 2 * r * n_out
+        else:
+            ranks.append(None)
+            ev += n_in * n_out
+            tr += n_in * n_out
+    return {"ranks": ranks, "eval_params": ev, "train_params": tr, "dense_params": dense,
+            "eval_cr": 1.0 - ev / dense, "train_cr": 1.0 - tr / dense}
+
+
+# --- the DLRT optimisers ------------------------------------------------------------------
+
+def _low_rank_layers(model):
+    return [(i, layer) for i, layer in enumerate(model.layers) if isinstance(layer, LowRankDense)]
+
+
+class _DLRTBase:
+    """Shared parts: the model check, ``lr``, SGD of biases and dense layers."""
+
+    def __init__(self, model: MLP, lr: float, momentum: float = 0.0, loss_fn=None):
+        self.model = _check_model(model)
+        self.lr = _check_lr(lr)
+        self.sgd = _PlainSGD(_check_momentum(momentum))
+        self.loss_fn = loss_fn
+        if not _low_rank_layers(model):
+            raise ValueError("model must contain at least one LowRankDense layer")
+        if momentum:
+            # Heavy-ball buffers of K, L and S would live in bases that change every step;
+            # carrying them correctly is not implemented, so they are refused, not faked.
+            raise ValueError("momentum is only supported for method 'dense' (DenseSGD); "
+                             f"got momentum={momentum!r} for a DLRT optimiser")
+
+    def _dense_and_bias_grads(self) -> list:
+        """``(key, tensor, grad)`` of every bias and dense weight, copied at the start point."""
+        out = []
+        for i, layer in enumerate(self.model.layers):
+            params = [("W", layer.W), ("b", layer.b)] if isinstance(layer, Dense) else [("b", layer.b)]
+            out += [(f"{i}.{name}", p, p.grad.copy()) for name, p in params]
+        return out
+
+    def _apply_dense_and_bias(self, grads) -> None:
+        for key, p, g in grads:
+            self.sgd.update(key, p, g, self.lr)
+
+    def _set_modes(self, mode: str) -> None:
+        for _, layer in _low_rank_layers(self.model):
+            layer.set_mode(mode)
+
+    def state_arrays(self) -> dict:
+        return self.sgd.state_arrays()
+
+    def load_state_arrays(self, arrays: dict) -> None:
+        self.sgd.load_state_arrays(arrays)
+
+
+def _kl_gradients(layer: LowRankDense):
+    """``G V0`` (n_out, r) and ``G^T U0`` (n_in, r) from the taps of one backward at ``W0``.
+
+    With ``G = dL/dW = delta^T X`` ([SZKCT22], sec. 4): ``G V0 = delta^T (X V0)`` and
+    ``G^T U0 = X^T (delta U0)``; ``delta U0`` is returned too (the S-step reuses it).
+    """
+    t = layer.taps
+    if t is None or "G" not in t:
+        raise RuntimeError(f"{layer!r} has no recorded gradient: run forward and backward in mode 'W'")
+    delta, X, XV = t["G"], t["X"], t["XV"]
+    dU = delta @ layer.U
+    return delta.T @ XV, X.T @ dU, dU
+
+
+class FixedRankKLS(_DLRTBase):
+    """Fixed-rank DLRT step, [SZKCT22] Algorithm 1 (the KLS/BUG integrator [CL22] with Euler).
+
+    For every low-rank layer, with ``G0 = dL/dW`` at ``W0 = U0 S0 V0^T``:
+
+    1. one forward/backward at ``W0`` (mode ``"W"``) gives ``G0 V0`` and ``G0^T U0``;
+    2. K-step ``K1 = U0 S0 - lr G0 V0``, ``U1 = qr(K1)``; L-step ``L1 = V0 S0^T - lr G0^T U0``,
+       ``V1 = qr(L1)``;
+    3. Galerkin start ``S~0 = M S0 N^T`` with ``M = U1^T U0``, ``N = V1^T V0``;
+    4. a second forward/backward at ``W~ = U1 S~0 V1^T`` (mode ``"S"``) gives
+       ``dS = U1^T G(W~) V1`` and ``S1 = S~0 - lr dS``.
+
+    Biases and dense layers take one SGD step with their gradient at the start point.
+    The rank never changes.
+    """
+
+    def step(self, X: np.ndarray, y: np.ndarray) -> StepResult:
+        self._set_modes("W")
+        res = _forward_backward(self.model, X, y, self.loss_fn)
+        dense = self._dense_and_bias_grads()
+        for _, layer in _low_rank_layers(self.model):
+            U0, S0, V0 = layer.factors
+            GV, GtU, _ = _kl_gradients(layer)
+            U1 = orthonormalize(U0 @ S0 - self.lr * GV)        # K-step
+            V1 = orthonormalize(V0 @ S0.T - self.lr * GtU)     # L-step
+            S_tilde = (U1.T @ U0) @ S0 @ (V0.T @ V1)           # Galerkin start M S0 N^T
+            layer.set_factors(LowRank(U1, S_tilde, V1))
+            layer.set_mode("S")
+        _forward_backward(self.model, X, y, self.loss_fn)   # S-step gradient at W~
+        for _, layer in _low_rank_layers(self.model):
+            S1 = layer.S_hat.value - self.lr * layer.S_hat.grad
+            layer.set_factors(LowRank(layer.U, S1, layer.V))
+        self._apply_dense_and_bias(dense)
+        return res
+
+
+class AdaptiveKLS(_DLRTBase):
+    """Rank-adaptive DLRT step, [SZKCT22] Algorithm 2 ([CKL22], Algorithm 1, with Euler).
+
+    For every low-rank layer, with ``G0 = dL/dW`` at ``W0 = U0 S0 V0^T``:
+
+    1. K-step ``K1 = U0 S0 - lr G0 V0``; L-step ``L1 = V0 S0^T - lr G0^T U0``;
+    2. augmented bases ``U_hat = [U0, U~]``, ``V_hat = [V0, V~]`` spanning ``[U0, K1]`` and
+       ``[V0, L1]`` (:func:`lowrank_ref.lowrank.augment_basis`, rank-revealing, at most 2r
+       and at most ``n_out``/``n_in`` columns);
+    3. Galerkin start ``S_hat0 = (U_hat^T U0) S0 (V0^T V_hat)``, which is ``S0`` in the top-left
+       block and zero elsewhere because ``U_hat`` starts with ``U0`` (so
+       ``U_hat S_hat0 V_hat^T = W0``: the S-step gradient is evaluated at ``W0`` too);
+    4. S-step ``S_hat1 = S_hat0 - lr U_hat^T G0 V_hat``;
+    5. truncation: :func:`lowrank_ref.truncation.truncate` with ``tol = tau`` relative to
+       ``||S_hat1||_F``, ranks clamped to ``[min_rank, max_rank]``.
+
+    ``passes=3`` evaluates ``G0 V0``, ``G0^T U0`` and ``U_hat^T G0 V_hat`` with three
+    forward/backward passes in modes ``"K"``, ``"L"`` and ``"S"``, as in the published code.
+    ``passes=1`` takes all three from one backward in mode ``"W"``:
+    ``U_hat^T G0 V_hat = (delta U_hat)^T (X V_hat)``, reusing ``delta U0`` and ``X V0``. The
+    two are equal to rounding (tested).
+
+    Parameters
+    ----------
+    model : MLP
+        With at least one :class:`LowRankDense` layer.
+    lr : float
+    tau : float
+        Relative truncation tolerance, ``>= 0``.
+    min_rank : int, default 1
+    max_rank : int or None
+        Default ``None``: at most ``min(n_in, n_out) // 2`` per layer, so that the
+        augmented ``2r`` basis always fits.
+    passes : {1, 3}, default 1
+    momentum : float
+        Must be 0 (momentum of the factors is not implemented).
+    loss_fn : callable, optional
+        ``loss_fn(outputs: Tensor, y) -> 0-d Tensor``; default cross-entropy.
+    """
+
+    def __init__(self, model: MLP, lr: float, tau: float, min_rank: int = 1,
+                 max_rank: Optional[int] = None, passes: int = 1, momentum: float = 0.0,
+                 loss_fn=None):
+        super().__init__(model, lr, momentum, loss_fn)
+        _check_tol(tau)
+        _check_rank_bounds(min_rank, max_rank)
+        if passes not in (1, 3):
+            raise ValueError(f"passes must be 1 or 3, got {passes!r}")
+        self.tau, self.min_rank, self.max_rank, self.passes = float(tau), min_rank, max_rank, passes
+
+    def _layer_max_rank(self, layer) -> int:
+        cap = max(min(layer.n_in, layer.n_out) // 2, 1)
+        return cap if self.max_rank is None else self.max_rank
+
+    def _truncate(self, layer, U_hat, S_hat1, V_hat) -> None:
+        hi = self._layer_max_rank(layer)
+        Y1 = truncate(U_hat, S_hat1, V_hat, self.tau, relative=True,
+                      min_rank=min(self.min_rank, hi), max_rank=hi)
+        layer.set_factors(Y1)
+
+    @staticmethod
+    def _augmented_start(layer, K1, L1):
+        U0, S0, V0 = layer.factors
+        r = layer.rank
+        U_hat = augment_basis(U0, K1)
+        V_hat = augment_basis(V0, L1)
+        S_hat0 = np.zeros((U_hat.shape[1], V_hat.shape[1]), dtype=S0.dtype)
+        S_hat0[:r, :r] = S0   # = (U_hat^T U0) S0 (V0^T V_hat), since U_hat = [U0, U~], U~ ⟂ U0
+        return U_hat, S_hat0, V_hat
+
+    def step(self, X: np.ndarray, y: np.ndarray) -> StepResult:
+        return self._step_one_pass(X, y) if self.passes == 1 else self._step_three_passes(X, y)
+
+    def _step_one_pass(self, X, y) -> StepResult:
+        self._set_modes("W")
+        res = _forward_backward(self.model, X, y, self.loss_fn)
+        dense = self._dense_and_bias_grads()
+        for _, layer in _low_rank_layers(self.model):
+            U0, S0, V0 = layer.factors
+            r = layer.rank
+            GV, GtU, dU0 = _kl_gradients(layer)
+            K1 = U0 @ S0 - self.lr * GV
+            L1 = V0 @ S0.T - self.lr * GtU
+            U_hat, S_hat0, V_hat = self._augmented_start(layer, K1, L1)
+            t = layer.taps
+            dU_hat = np.concatenate([dU0, t["G"] @ U_hat[:, r:]], axis=1)   # delta U_hat
+            XV_hat = np.concatenate([t["XV"], t["X"] @ V_hat[:, r:]], axis=1)  # X V_hat
+            S_hat1 = S_hat0 - self.lr * (dU_hat.T @ XV_hat)                # U_hat^T G0 V_hat
+            self._truncate(layer, U_hat, S_hat1, V_hat)
+        self._apply_dense_and_bias(dense)
+        return res
+
+    def _step_three_passes(self, X, y) -> StepResult:
+        lr_layers = _low_rank_layers(self.model)
+        self._set_modes("K")
+        res = _forward_backward(self.model, X, y, self.loss_fn)   # K-pass at W0
+        K1 = {i: layer.K.value - self.lr * layer.K.grad for i, layer in lr_layers}
+        self._set_modes("L")
+        _forward_backward(self.model, X, y, self.loss_fn)   # L-pass at W0
+        L1 = {i: layer.L.value - self.lr * layer.L.grad for i, layer in lr_layers}
+        for i, layer in lr_layers:
+            U_hat, S_hat0, V_hat = self._augmented_start(layer, K1[i], L1[i])
+            layer.set_mode("S", U_hat=U_hat, S_hat=S_hat0, V_hat=V_hat)
+        _forward_backward(self.model, X, y, self.loss_fn)   # S-pass at W0
+        dense = self._dense_and_bias_grads()
+        for _, layer in lr_layers:
+            S_hat1 = layer.S_hat.value - self.lr * layer.S_hat.grad
+            self._truncate(layer, layer.U_hat, S_hat1, layer.V_hat)
+        self._apply_dense_and_bias(dense)
+        return res
+
+
+class SOnlySGD(_DLRTBase):
+    """Fine-tuning of the cores ``S`` with ``U``, ``V`` frozen ([SZKCT22], sec. 6.3).
+
+    ``S1 = S0 - lr U0^T G0 V0`` for every low-rank layer (mode ``"S"`` with ``U_hat = U0``,
+    ``V_hat = V0``); biases and dense layers by SGD. Ranks and bases never change.
+    """
+
+    def step(self, X: np.ndarray, y: np.ndarray) -> StepResult:
+        self._set_modes("S")
+        res = _forward_backward(self.model, X, y, self.loss_fn)
+        dense = self._dense_and_bias_grads()
+        for _, layer in _low_rank_layers(self.model):
+            layer.set_factors(LowRank(layer.U, layer.S - self.lr * layer.S_hat.grad, layer.V))
+        self._apply_dense_and_bias(dense)
+        return res
+
+
+def make_optimizer(method: str, model: MLP, lr: float, momentum: float = 0.0,
+                   tau: Optional[float] = None, min_rank: int = 1,
+                   max_rank: Optional[int] = None, passes: int = 1):
+    """The optimiser of ``method`` in :data:`METHODS`: ``"dense"`` -> :class:`DenseSGD`,
+    ``"fixed"`` -> :class:`FixedRankKLS`, ``"adaptive"`` -> :class:`AdaptiveKLS` (needs ``tau``).
+
+    Raises
+    ------
+    ValueError
+        Unknown method, missing ``tau`` for ``"adaptive"``, or a dense method on a model
+        with low-rank layers (and vice versa).
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    _check_model(model)
+    if method == "dense":
+        if _low_rank_layers(model):
+            raise ValueError("method 'dense' needs a model without LowRankDense layers")
+        return DenseSGD(model, lr, momentum)
+    if method == "fixed":
+        return FixedRankKLS(model, lr, momentum)
+    if tau is None:
+        raise ValueError("tau must be given for method 'adaptive', got None")
+    return AdaptiveKLS(model, lr, tau, min_rank, max_rank, passes, momentum)
