@@ -30,7 +30,10 @@ Optimisers (one ``step(X, y)`` per batch; all return the loss and logits at the 
 * :class:`SOnlySGD` -- fine-tuning of ``S`` with ``U``, ``V`` frozen ([SZKCT22], sec. 6.3).
 
 Biases and dense layers (the paper keeps the last layer dense) are updated by SGD with the
-gradient at the start point of the step, in the same step.
+gradient at the start point of the step, in the same step. Optional heavy-ball momentum
+(``momentum > 0``) keeps one velocity per parameter; for a low-rank layer the velocity is a
+matrix stored in the augmented bases and re-expressed in each new basis (see
+:class:`_FactorMomentum`).
 """
 from __future__ import annotations
 
@@ -245,21 +248,76 @@ def _low_rank_layers(model):
     return [(i, layer) for i, layer in enumerate(model.layers) if isinstance(layer, LowRankDense)]
 
 
+class _FactorMomentum:
+    """Heavy-ball momentum for low-rank layers, carried across basis changes.
+
+    The velocity of a low-rank layer is a matrix ``M`` of the layer's shape, stored in
+    factored form ``M = U_m B V_m^T`` with the (augmented) bases of the previous step.
+    With ``G = dL/dW`` at the current point ``W0 = U0 S0 V0^T`` and momentum ``mu``:
+
+    * K-step velocity ``(mu M + G) V0 = mu U_m (B (V_m^T V0)) + G V0``;
+    * L-step velocity ``(mu M + G)^T U0 = mu V_m (B^T (U_m^T U0)) + G^T U0``;
+    * S-step velocity ``U_hat^T (mu M + G) V_hat = mu (U_hat^T U_m) B (V_m^T V_hat) + U_hat^T G V_hat``,
+
+    and the new velocity stored is ``U_hat (S-step velocity) V_hat^T``: the matrix
+    ``mu M + G`` projected onto ``span(U_hat) x span(V_hat)`` (the component of ``G``
+    outside the augmented bases is not remembered). The velocity is thus a matrix,
+    re-expressed exactly in each new basis, independent of the factorisation; with
+    ``mu = 0`` the optimisers are exactly the explicit Euler (SGD) steps of [SZKCT22].
+    Costs ``O((n_in + n_out) r^2)`` per layer; nothing dense is formed.
+    """
+
+    def __init__(self, mu: float):
+        self.mu = mu
+        self.store: dict = {}
+
+    def kl(self, i: int, U0, V0, GV, GtU):
+        """Velocities of the K- and L-steps of layer ``i``."""
+        vel = self.store.get(i) if self.mu else None
+        if vel is None:
+            return GV, GtU
+        U_m, B, V_m = vel
+        return (GV + self.mu * (U_m @ (B @ (V_m.T @ V0))),
+                GtU + self.mu * (V_m @ (B.T @ (U_m.T @ U0))))
+
+    def s(self, i: int, U_hat, V_hat, dS):
+        """Velocity of the S-step of layer ``i`` in the bases ``U_hat``, ``V_hat``; remembered."""
+        if not self.mu:
+            return dS
+        vel = self.store.get(i)
+        if vel is not None:
+            U_m, B, V_m = vel
+            dS = dS + self.mu * ((U_hat.T @ U_m) @ B @ (V_m.T @ V_hat))
+        self.store[i] = (U_hat, dS, V_hat)
+        return dS
+
+    def state_arrays(self) -> dict:
+        out = {}
+        for i, (U_m, B, V_m) in self.store.items():
+            out.update({f"velocity.{i}.U": U_m, f"velocity.{i}.B": B, f"velocity.{i}.V": V_m})
+        return out
+
+    def load_state_arrays(self, arrays: dict) -> None:
+        self.store = {}
+        for key in arrays:
+            if key.startswith("velocity.") and key.endswith(".B"):
+                i = int(key.split(".")[1])
+                self.store[i] = tuple(np.array(arrays[f"velocity.{i}.{part}"])
+                                      for part in ("U", "B", "V"))
+
+
 class _DLRTBase:
-    """Shared parts: the model check, ``lr``, SGD of biases and dense layers."""
+    """Shared parts: the model check, ``lr``, momentum, SGD of biases and dense layers."""
 
     def __init__(self, model: MLP, lr: float, momentum: float = 0.0, loss_fn=None):
         self.model = _check_model(model)
         self.lr = _check_lr(lr)
-        self.sgd = _PlainSGD(_check_momentum(momentum))
+        momentum = _check_momentum(momentum)
+        self.sgd = _PlainSGD(momentum)
+        self.factor_momentum = _FactorMomentum(momentum)
         self.loss_fn = loss_fn
         if not _low_rank_layers(model):
             raise ValueError("model must contain at least one LowRankDense layer")
-        if momentum:
-            # Heavy-ball buffers of K, L and S would live in bases that change every step;
-            # carrying them correctly is not implemented, so they are refused, not faked.
-            raise ValueError("momentum is only supported for method 'dense' (DenseSGD); "
-                             f"got momentum={momentum!r} for a DLRT optimiser")
 
     def _dense_and_bias_grads(self) -> list:
         """``(key, tensor, grad)`` of every bias and dense weight, copied at the start point."""
@@ -278,10 +336,11 @@ class _DLRTBase:
             layer.set_mode(mode)
 
     def state_arrays(self) -> dict:
-        return self.sgd.state_arrays()
+        return {**self.sgd.state_arrays(), **self.factor_momentum.state_arrays()}
 
     def load_state_arrays(self, arrays: dict) -> None:
         self.sgd.load_state_arrays(arrays)
+        self.factor_momentum.load_state_arrays(arrays)
 
 
 def _kl_gradients(layer: LowRankDense):
@@ -318,18 +377,19 @@ class FixedRankKLS(_DLRTBase):
         self._set_modes("W")
         res = _forward_backward(self.model, X, y, self.loss_fn)
         dense = self._dense_and_bias_grads()
-        for _, layer in _low_rank_layers(self.model):
+        for i, layer in _low_rank_layers(self.model):
             U0, S0, V0 = layer.factors
             GV, GtU, _ = _kl_gradients(layer)
+            GV, GtU = self.factor_momentum.kl(i, U0, V0, GV, GtU)
             U1 = orthonormalize(U0 @ S0 - self.lr * GV)        # K-step
             V1 = orthonormalize(V0 @ S0.T - self.lr * GtU)     # L-step
             S_tilde = (U1.T @ U0) @ S0 @ (V0.T @ V1)           # Galerkin start M S0 N^T
             layer.set_factors(LowRank(U1, S_tilde, V1))
             layer.set_mode("S")
         _forward_backward(self.model, X, y, self.loss_fn)   # S-step gradient at W~
-        for _, layer in _low_rank_layers(self.model):
-            S1 = layer.S_hat.value - self.lr * layer.S_hat.grad
-            layer.set_factors(LowRank(layer.U, S1, layer.V))
+        for i, layer in _low_rank_layers(self.model):
+            dS = self.factor_momentum.s(i, layer.U, layer.V, layer.S_hat.grad)
+            layer.set_factors(LowRank(layer.U, layer.S_hat.value - self.lr * dS, layer.V))
         self._apply_dense_and_bias(dense)
         return res
 
@@ -368,8 +428,9 @@ class AdaptiveKLS(_DLRTBase):
         Default ``None``: at most ``min(n_in, n_out) // 2`` per layer, so that the
         augmented ``2r`` basis always fits.
     passes : {1, 3}, default 1
-    momentum : float
-        Must be 0 (momentum of the factors is not implemented).
+    momentum : float in [0, 1), default 0
+        Heavy-ball momentum; for the factors it is carried across basis changes as
+        described in :class:`_FactorMomentum`. 0 is plain SGD (explicit Euler).
     loss_fn : callable, optional
         ``loss_fn(outputs: Tensor, y) -> 0-d Tensor``; default cross-entropy.
     """
@@ -411,17 +472,19 @@ class AdaptiveKLS(_DLRTBase):
         self._set_modes("W")
         res = _forward_backward(self.model, X, y, self.loss_fn)
         dense = self._dense_and_bias_grads()
-        for _, layer in _low_rank_layers(self.model):
+        for i, layer in _low_rank_layers(self.model):
             U0, S0, V0 = layer.factors
             r = layer.rank
             GV, GtU, dU0 = _kl_gradients(layer)
+            GV, GtU = self.factor_momentum.kl(i, U0, V0, GV, GtU)
             K1 = U0 @ S0 - self.lr * GV
             L1 = V0 @ S0.T - self.lr * GtU
             U_hat, S_hat0, V_hat = self._augmented_start(layer, K1, L1)
             t = layer.taps
             dU_hat = np.concatenate([dU0, t["G"] @ U_hat[:, r:]], axis=1)   # delta U_hat
             XV_hat = np.concatenate([t["XV"], t["X"] @ V_hat[:, r:]], axis=1)  # X V_hat
-            S_hat1 = S_hat0 - self.lr * (dU_hat.T @ XV_hat)                # U_hat^T G0 V_hat
+            dS = self.factor_momentum.s(i, U_hat, V_hat, dU_hat.T @ XV_hat)  # U_hat^T G0 V_hat
+            S_hat1 = S_hat0 - self.lr * dS
             self._truncate(layer, U_hat, S_hat1, V_hat)
         self._apply_dense_and_bias(dense)
         return res
@@ -430,18 +493,22 @@ class AdaptiveKLS(_DLRTBase):
         lr_layers = _low_rank_layers(self.model)
         self._set_modes("K")
         res = _forward_backward(self.model, X, y, self.loss_fn)   # K-pass at W0
-        K1 = {i: layer.K.value - self.lr * layer.K.grad for i, layer in lr_layers}
+        GV = {i: layer.K.grad for i, layer in lr_layers}
         self._set_modes("L")
         _forward_backward(self.model, X, y, self.loss_fn)   # L-pass at W0
-        L1 = {i: layer.L.value - self.lr * layer.L.grad for i, layer in lr_layers}
+        K1, L1 = {}, {}
+        for i, layer in lr_layers:
+            vK, vL = self.factor_momentum.kl(i, layer.U, layer.V, GV[i], layer.L.grad)
+            K1[i] = layer.U @ layer.S - self.lr * vK
+            L1[i] = layer.V @ layer.S.T - self.lr * vL
         for i, layer in lr_layers:
             U_hat, S_hat0, V_hat = self._augmented_start(layer, K1[i], L1[i])
             layer.set_mode("S", U_hat=U_hat, S_hat=S_hat0, V_hat=V_hat)
         _forward_backward(self.model, X, y, self.loss_fn)   # S-pass at W0
         dense = self._dense_and_bias_grads()
-        for _, layer in lr_layers:
-            S_hat1 = layer.S_hat.value - self.lr * layer.S_hat.grad
-            self._truncate(layer, layer.U_hat, S_hat1, layer.V_hat)
+        for i, layer in lr_layers:
+            dS = self.factor_momentum.s(i, layer.U_hat, layer.V_hat, layer.S_hat.grad)
+            self._truncate(layer, layer.U_hat, layer.S_hat.value - self.lr * dS, layer.V_hat)
         self._apply_dense_and_bias(dense)
         return res
 
@@ -457,8 +524,9 @@ class SOnlySGD(_DLRTBase):
         self._set_modes("S")
         res = _forward_backward(self.model, X, y, self.loss_fn)
         dense = self._dense_and_bias_grads()
-        for _, layer in _low_rank_layers(self.model):
-            layer.set_factors(LowRank(layer.U, layer.S - self.lr * layer.S_hat.grad, layer.V))
+        for i, layer in _low_rank_layers(self.model):
+            dS = self.factor_momentum.s(i, layer.U, layer.V, layer.S_hat.grad)
+            layer.set_factors(LowRank(layer.U, layer.S - self.lr * dS, layer.V))
         self._apply_dense_and_bias(dense)
         return res
 
