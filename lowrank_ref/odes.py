@@ -1,0 +1,481 @@
+"""Matrix ODE test problems ``dA/dt = F(t, A)`` with exact solutions.
+
+Every problem object has
+
+* ``m``, ``n`` : the shape of the matrices;
+* ``A0`` : (m, n) ndarray, the initial value ``A(0)`` (problems start at ``t = 0``);
+* ``F(t, A)`` : (m, n) ndarray, the right-hand side; it takes and returns dense arrays
+  (DESIGN.md section 2);
+* ``exact(t)`` : (m, n) ndarray, the exact solution ``A(t)``.
+
+Problems:
+
+* :class:`ToyProblem` -- the standard test of [CL22] (Ceruti & Lubich, BIT 62 (2022),
+  section 5), going back to [KLW16]: ``A(t) = e^{t W1} e^t D e^{t W2}^T``, singular values
+  ``e^t 2^{-j}`` (a full-rank matrix whose best rank-r error is known in closed form).
+* :class:`SylvesterProblem` -- ``dY/dt = W1 Y + Y W2^T``: rank-preserving, exact solution
+  by ``scipy.linalg.expm``.
+* :class:`RankRCurve` -- a prescribed smooth rank-r curve ``A(t) = U(t) S(t) V(t)^T`` with
+  singular values that may go down to 1e-12: the exactness tests of [LO14] and [CL22].
+* :class:`GradientFlow` -- ``dY/dt = -(Y - B)``, the gradient flow of ``||Y - B||_F^2 / 2``.
+
+Only real problems are provided. The complex Schrödinger example of [CL22]/[CKL22] is left
+out on purpose: :class:`~lowrank_ref.lowrank.LowRank` and the integrators support real
+(float32/float64) factors only.
+
+Randomness only through the ``rng`` argument (a ``numpy.random.Generator``).
+"""
+from __future__ import annotations
+
+import numbers
+from collections import OrderedDict
+
+import numpy as np
+import scipy.linalg
+
+from .lowrank import LowRank, as_float_array
+
+__all__ = ["ToyProblem", "SylvesterProblem", "RankRCurve", "GradientFlow"]
+
+
+# ---------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------
+def _check_rng(rng):
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+
+
+def _check_int(value, name, low=1, high=None):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value}")
+    return int(value)
+
+
+def _check_positive(value, name, allow_zero=False):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be finite and {bound}, got {value!r}")
+    return float(value)
+
+
+def _check_time(t):
+    if isinstance(t, bool) or not isinstance(t, numbers.Real):
+        raise TypeError(f"t must be a real number, got {type(t).__name__}")
+    if not np.isfinite(t):
+        raise ValueError(f"t must be finite, got {t!r}")
+    return float(t)
+
+
+def _check_state(A, m, n):
+    A = as_float_array(A, "A", 2)
+    if A.shape != (m, n):
+        raise ValueError(f"A must have shape ({m}, {n}), got {A.shape}")
+    return A
+
+
+class _SkewExp:
+    """``exp(t W)`` for a real skew-symmetric ``W`` (k, k), for any ``t``, to rounding.
+
+    ``i W`` is Hermitian, ``i W = P diag(mu) P^H`` (``eigh``), hence
+    ``exp(t W) = P diag(exp(-i t mu)) P^H``: one eigendecomposition, then two matrix
+    products per evaluation; the result is orthogonal to working precision.
+    """
+
+    def __init__(self, W):
+        self.W = W
+        self._mu, self._P = np.linalg.eigh(1j * W)
+
+    def __call__(self, t):
+        P = self._P
+        return ((P * np.exp(-1j * t * self._mu)) @ P.conj().T).real
+
+
+def _random_skew(rng, k, scale):
+    """``scale * (G - G^T) / 2`` with ``G`` of i.i.d. uniform [0, 1) entries."""
+    G = rng.random((k, k))
+    return scale * (G - G.T) / 2.0
+
+
+# ---------------------------------------------------------------------------------------
+# (a) the toy problem of [CL22], section 5
+# ---------------------------------------------------------------------------------------
+class ToyProblem:
+    r"""``A(t) = e^{t W1} e^t D e^{t W2}^T``: the standard test of [CL22], section 5 ([KLW16]).
+
+    ``D`` is the (m, n) diagonal matrix with ``D[j-1, j-1] = 2^{-j}``, ``j = 1..min(m, n)``
+    (the example is square, ``N x N``; rectangular shapes are allowed here), and ``W1``
+    (m, m), ``W2`` (n, n) are random skew-symmetric matrices,
+    ``W = w_scale * (G - G^T) / 2`` with ``G`` uniform on ``[0, 1)`` entrywise. This random
+    scaling is the one of public reproduction code of [CL22]'s example (which uses
+    ``N = 100``); it was not checked against the paper's text. ``w_scale`` changes it.
+
+    Because ``e^{t W1}`` and ``e^{t W2}`` are orthogonal, the singular values of ``A(t)``
+    are exactly ``sigma_j(t) = e^t 2^{-j}``, ``j = 1..p``, ``p = min(m, n)``, and the best
+    rank-r approximation error (Eckart-Young) is
+
+    .. math::
+
+        \mathrm{best\_error}(t, r) = e^t \Big(\sum_{j=r+1}^{p} 4^{-j}\Big)^{1/2}
+                                   = e^t\, 2^{-r} \sqrt{(1 - 4^{r-p}) / 3},
+
+    i.e. about ``e 2^{-r} / sqrt(3)`` at ``t = 1`` when ``p >> r``.
+
+    Two forms of the same problem:
+
+    * ``form="data"`` (default): ``F(t, A) = dA/dt (t) = W1 A(t) + A(t) + A(t) W2^T``
+      evaluated on the exact ``A(t)``; it ignores its argument ``A`` (the "given matrix"
+      case of [KL07], [LO14]). The last few values are cached by ``t``.
+    * ``form="ode"``: ``F(t, Y) = W1 Y + Y + Y W2^T``, whose solution from ``A0 = D`` is the
+      same ``A(t)``.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    m : int
+        Rows, ``>= 1``.
+    n : int, optional
+        Columns (default ``m``).
+    form : {"data", "ode"}
+    w_scale : float, default 1.0
+        Multiplier of the skew-symmetric matrices (``> 0``).
+
+    Attributes
+    ----------
+    W1 : (m, m) ndarray
+    W2 : (n, n) ndarray
+    D : (m, n) ndarray
+    A0 : (m, n) ndarray
+        ``= D``.
+
+    Examples
+    --------
+    >>> prob = ToyProblem(np.random.default_rng(0), 30)
+    >>> s = np.linalg.svd(prob.exact(1.0), compute_uv=False)
+    >>> bool(np.allclose(s[:3], np.e * 2.0 ** -np.arange(1, 4)))
+    True
+    >>> round(float(prob.best_error(1.0, 10) / (np.e * 2.0**-10 / np.sqrt(3))), 6)
+    1.0
+    """
+
+    def __init__(self, rng: np.random.Generator, m: int, n=None, form: str = "data",
+                 w_scale: float = 1.0):
+        _check_rng(rng)
+        m = _check_int(m, "m")
+        n = m if n is None else _check_int(n, "n")
+        if form not in ("data", "ode"):
+            raise ValueError(f"form must be 'data' or 'ode', got {form!r}")
+        w_scale = _check_positive(w_scale, "w_scale")
+        self.m, self.n, self.form = m, n, form
+        self.W1 = _random_skew(rng, m, w_scale)
+        self.W2 = _random_skew(rng, n, w_scale)
+        p = min(m, n)
+        self.singular_values0 = 2.0 ** -np.arange(1, p + 1, dtype=np.float64)
+        self.D = np.zeros((m, n))
+        self.D[np.arange(p), np.arange(p)] = self.singular_values0
+        self.A0 = self.D.copy()
+        self._E1 = _SkewExp(self.W1)
+        self._E2 = _SkewExp(self.W2)
+        self._cache: OrderedDict = OrderedDict()
+
+    def exact(self, t) -> np.ndarray:
+        """``A(t) = e^{t W1} e^t D e^{t W2}^T``, shape (m, n)."""
+        t = _check_time(t)
+        p = min(self.m, self.n)
+        E1 = self._E1(t)[:, :p] * (np.exp(t) * self.singular_values0)
+        return E1 @ self._E2(t)[:, :p].T
+
+    def _data_rhs(self, t):
+        if t in self._cache:
+            self._cache.move_to_end(t)
+            return self._cache[t]
+        A = self.exact(t)
+        dA = self.W1 @ A + A + A @ self.W2.T
+        self._cache[t] = dA
+        if len(self._cache) > 8:
+            self._cache.popitem(last=False)
+        return dA
+
+    def F(self, t, A) -> np.ndarray:
+        """Right-hand side, shape (m, n): ``dA/dt(t)`` (data form) or ``W1 A + A + A W2^T``."""
+        t = _check_time(t)
+        A = _check_state(A, self.m, self.n)
+        if self.form == "data":
+            return self._data_rhs(t).copy()
+        return self.W1 @ A + A + A @ self.W2.T
+
+    def singular_values(self, t) -> np.ndarray:
+        """``sigma_j(A(t)) = e^t 2^{-j}``, ``j = 1..min(m, n)``, shape (min(m, n),)."""
+        return np.exp(_check_time(t)) * self.singular_values0
+
+    def best_error(self, t, r: int) -> float:
+        """Frobenius error of the best rank-``r`` approximation of ``A(t)``.
+
+        ``e^t sqrt(sum_{j=r+1}^{p} 4^{-j}) = e^t 2^{-r} sqrt((1 - 4^{r-p}) / 3)``,
+        ``p = min(m, n)``; ``0 <= r <= p``.
+        """
+        p = min(self.m, self.n)
+        r = _check_int(r, "r", low=0, high=p)
+        t = _check_time(t)
+        return float(np.exp(t) * 2.0 ** -r * np.sqrt((1.0 - 4.0 ** (r - p)) / 3.0))
+
+    def best_approximation(self, t, r: int) -> LowRank:
+        """The best rank-``r`` approximation of ``A(t)`` (known factors, no SVD)."""
+        p = min(self.m, self.n)
+        r = _check_int(r, "r", low=1, high=p)
+        t = _check_time(t)
+        return LowRank(self._E1(t)[:, :r], np.diag(self.singular_values(t)[:r]),
+                       self._E2(t)[:, :r])
+
+
+# ---------------------------------------------------------------------------------------
+# (b) Sylvester flow
+# ---------------------------------------------------------------------------------------
+class SylvesterProblem:
+    """``dY/dt = W1 Y + Y W2^T`` from a rank-r ``Y0``: rank-preserving, exact by ``expm``.
+
+    The exact solution ``A(t) = expm(t W1) A0 expm(t W2)^T`` keeps rank ``r``, and the
+    right-hand side is tangent to the rank-r manifold, so the DLRA solution equals
+    ``A(t)``. The projector-splitting integrator with exactly solved substeps reproduces it
+    (the K-step gives ``range(U1) = e^{h W1} range(U0)``, and the backward S-step cancels
+    the rest); the BUG integrators do *not* (their Galerkin step uses fixed bases), so
+    they show first-order convergence on this problem.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    m, n : int
+        Shape, ``>= 1``.
+    r : int
+        Rank of ``Y0``, ``1 <= r <= min(m, n)``.
+    w_scale : float, default 1.0
+        ``W1 = w_scale * G1 / sqrt(m)`` with ``G1`` standard normal (a general, non-normal
+        matrix with ``||W1||_2`` about ``2 w_scale``); ``W2`` likewise with ``n``.
+    skew : bool, default False
+        Use skew-symmetric ``W1``, ``W2`` (``(G - G^T) / sqrt(2k)``) instead.
+    singular_values : (r,) array_like, optional
+        Singular values of ``Y0`` (default uniform in [1, 2]).
+    W1 : (m, m) array_like, optional
+        Overrides the random ``W1`` (e.g. ``W2 = W1`` for a symmetry-preserving problem).
+    W2 : (n, n) array_like, optional
+
+    Attributes
+    ----------
+    Y0 : LowRank
+        ``(U0, S0, V0)``, rank r.
+    A0 : (m, n) ndarray
+        ``Y0.to_dense()``.
+
+    Examples
+    --------
+    >>> prob = SylvesterProblem(np.random.default_rng(1), 8, 6, 2)
+    >>> A1 = prob.exact(0.5)
+    >>> int(np.linalg.matrix_rank(A1)), A1.shape
+    (2, (8, 6))
+    """
+
+    def __init__(self, rng: np.random.Generator, m: int, n: int, r: int,
+                 w_scale: float = 1.0, skew: bool = False, singular_values=None,
+                 W1=None, W2=None):
+        _check_rng(rng)
+        m = _check_int(m, "m")
+        n = _check_int(n, "n")
+        r = _check_int(r, "r", high=min(m, n))
+        w_scale = _check_positive(w_scale, "w_scale")
+        self.m, self.n, self.r = m, n, r
+
+        def make(k):
+            G = rng.standard_normal((k, k))
+            if skew:
+                return w_scale * (G - G.T) / np.sqrt(2.0 * k)
+            return w_scale * G / np.sqrt(k)
+
+        self.W1 = make(m) if W1 is None else as_float_array(W1, "W1", 2).astype(np.float64)
+        self.W2 = make(n) if W2 is None else as_float_array(W2, "W2", 2).astype(np.float64)
+        if self.W1.shape != (m, m):
+            raise ValueError(f"W1 must have shape ({m}, {m}), got {self.W1.shape}")
+        if self.W2.shape != (n, n):
+            raise ValueError(f"W2 must have shape ({n}, {n}), got {self.W2.shape}")
+        self.Y0 = LowRank.random(rng, m, n, r, singular_values=singular_values)
+        self.A0 = self.Y0.to_dense()
+
+    def F(self, t, A) -> np.ndarray:
+        """``W1 A + A W2^T``, shape (m, n)."""
+        _check_time(t)
+        A = _check_state(A, self.m, self.n)
+        return self.W1 @ A + A @ self.W2.T
+
+    def exact(self, t) -> np.ndarray:
+        """``expm(t W1) A0 expm(t W2)^T``, shape (m, n)."""
+        t = _check_time(t)
+        return scipy.linalg.expm(t * self.W1) @ self.A0 @ scipy.linalg.expm(t * self.W2).T
+
+
+# ---------------------------------------------------------------------------------------
+# (c) a prescribed rank-r curve
+# ---------------------------------------------------------------------------------------
+class RankRCurve:
+    r"""A smooth rank-r curve ``A(t) = U(t) S(t) V(t)^T`` and ``F(t, A) = dA/dt(t)``.
+
+    * ``U(t) = e^{t Om1} U0``, ``V(t) = e^{t Om2} V0`` with skew-symmetric ``Om1`` (m, m),
+      ``Om2`` (n, n), ``||Om||_2`` about ``omega``;
+    * ``S(t) = (1 + t) R(t) diag(sigma)``, ``R(t) = e^{t Om_S}`` an r x r rotation: smooth,
+      invertible for ``t > -1``, not diagonal for ``t != 0``;
+    * ``sigma`` geometrically spaced from ``1`` down to ``sigma_min`` (e.g. ``1e-12``).
+
+    The singular values of ``A(t)`` are ``(1 + t) sigma_j``. The derivative is analytic:
+
+    .. math::
+
+        \dot A = Om1 A + U (R \Sigma + (1 + t)\, Om_S R \Sigma) V^T + A\, Om2^T,
+
+    and ``F(t, A)`` returns it, ignoring ``A``. The exactness theorems of [LO14],
+    [CL22] and [CKL22] say that KSL, BUG and rank-adaptive BUG started from
+    ``Y0 = A(t0)`` reproduce ``A(t1)`` when the substeps are solved exactly.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    m, n : int
+    r : int
+        ``1 <= r <= min(m, n)``.
+    sigma_min : float, default 1e-3
+        Smallest singular value at ``t = 0`` (``0 < sigma_min <= 1``).
+    omega : float, default 1.0
+        Speed of the rotating bases (``> 0``).
+
+    Attributes
+    ----------
+    Y0 : LowRank
+        ``(U0, diag(sigma), V0)`` = ``A(0)``.
+    A0 : (m, n) ndarray
+    sigma : (r,) ndarray
+
+    Examples
+    --------
+    >>> c = RankRCurve(np.random.default_rng(2), 10, 7, 3, sigma_min=1e-6)
+    >>> s = np.linalg.svd(c.exact(1.0), compute_uv=False)
+    >>> bool(np.allclose(s[:3], 2 * c.sigma, rtol=1e-8)), bool(s[3] < 1e-14)
+    (True, True)
+    """
+
+    def __init__(self, rng: np.random.Generator, m: int, n: int, r: int,
+                 sigma_min: float = 1e-3, omega: float = 1.0):
+        _check_rng(rng)
+        m = _check_int(m, "m")
+        n = _check_int(n, "n")
+        r = _check_int(r, "r", high=min(m, n))
+        sigma_min = _check_positive(sigma_min, "sigma_min")
+        if sigma_min > 1:
+            raise ValueError(f"sigma_min must be <= 1, got {sigma_min!r}")
+        omega = _check_positive(omega, "omega")
+        self.m, self.n, self.r = m, n, r
+        self.sigma = np.geomspace(1.0, sigma_min, r) if r > 1 else np.ones(1)
+        self.Om1 = _random_skew(rng, m, 1.0)
+        self.Om2 = _random_skew(rng, n, 1.0)
+        self.OmS = _random_skew(rng, r, 1.0) if r > 1 else np.zeros((1, 1))
+        # normalise the rotation speeds to ||Om||_2 = omega
+        for name in ("Om1", "Om2", "OmS"):
+            M = getattr(self, name)
+            nrm = np.linalg.norm(M, 2)
+            setattr(self, name, M * (omega / nrm) if nrm > 0 else M)
+        U0, _ = np.linalg.qr(rng.standard_normal((m, r)))
+        V0, _ = np.linalg.qr(rng.standard_normal((n, r)))
+        self.Y0 = LowRank(U0, np.diag(self.sigma), V0)
+        self.A0 = self.Y0.to_dense()
+        self._E1, self._E2, self._ES = _SkewExp(self.Om1), _SkewExp(self.Om2), _SkewExp(self.OmS)
+
+    def factors(self, t) -> LowRank:
+        """``(U(t), S(t), V(t))`` with orthonormal ``U``, ``V``."""
+        t = _check_time(t)
+        U0, _, V0 = self.Y0
+        return LowRank(self._E1(t) @ U0, (1.0 + t) * (self._ES(t) * self.sigma),
+                       self._E2(t) @ V0)
+
+    def exact(self, t) -> np.ndarray:
+        """``A(t) = U(t) S(t) V(t)^T``, shape (m, n)."""
+        return self.factors(t).to_dense()
+
+    def F(self, t, A) -> np.ndarray:
+        """``dA/dt(t)`` (analytic), shape (m, n); ignores ``A``."""
+        t = _check_time(t)
+        _check_state(A, self.m, self.n)
+        U, S, V = self.factors(t)
+        RS = self._ES(t) * self.sigma
+        dS = RS + (1.0 + t) * (self.OmS @ RS)
+        A_t = (U @ S) @ V.T
+        return self.Om1 @ A_t + (U @ dS) @ V.T + A_t @ self.Om2.T
+
+
+# ---------------------------------------------------------------------------------------
+# (d) gradient flow
+# ---------------------------------------------------------------------------------------
+class GradientFlow:
+    """``dY/dt = -(Y - B)``: gradient flow of ``f(Y) = ||Y - B||_F^2 / 2``.
+
+    Exact solution ``A(t) = B + e^{-t} (A0 - B)``. [CKL22]: the rank-adaptive
+    BUG integrator decreases ``f`` monotonically up to the truncation tolerance.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    m, n : int
+    r : int
+        Rank of the start ``Y0``, ``1 <= r <= min(m, n)``.
+    B : (m, n) array_like, optional
+        Target (default: a random matrix with singular values ``2^{-j}``, full rank).
+    singular_values : (r,) array_like, optional
+        Singular values of ``Y0``.
+
+    Attributes
+    ----------
+    B : (m, n) ndarray
+    Y0 : LowRank
+    A0 : (m, n) ndarray
+
+    Examples
+    --------
+    >>> g = GradientFlow(np.random.default_rng(3), 5, 4, 2)
+    >>> bool(np.allclose(g.exact(50.0), g.B))
+    True
+    """
+
+    def __init__(self, rng: np.random.Generator, m: int, n: int, r: int, B=None,
+                 singular_values=None):
+        _check_rng(rng)
+        m = _check_int(m, "m")
+        n = _check_int(n, "n")
+        r = _check_int(r, "r", high=min(m, n))
+        self.m, self.n, self.r = m, n, r
+        if B is None:
+            p = min(m, n)
+            self.B = LowRank.random(rng, m, n, p,
+                                    singular_values=2.0 ** -np.arange(p)).to_dense()
+        else:
+            self.B = as_float_array(B, "B", 2).astype(np.float64)
+            if self.B.shape != (m, n):
+                raise ValueError(f"B must have shape ({m}, {n}), got {self.B.shape}")
+        self.Y0 = LowRank.random(rng, m, n, r, singular_values=singular_values)
+        self.A0 = self.Y0.to_dense()
+
+    def F(self, t, A) -> np.ndarray:
+        """``-(A - B)``, shape (m, n)."""
+        _check_time(t)
+        A = _check_state(A, self.m, self.n)
+        return self.B - A
+
+    def exact(self, t) -> np.ndarray:
+        """``B + e^{-t} (A0 - B)``, shape (m, n)."""
+        t = _check_time(t)
+        return self.B + np.exp(-t) * (self.A0 - self.B)
+
+    def objective(self, Y) -> float:
+        """``||Y - B||_F`` for a dense (m, n) ``Y`` or a LowRank."""
+        Yd = Y.to_dense() if isinstance(Y, LowRank) else np.asarray(Y)
+        return float(np.linalg.norm(Yd - self.B))

@@ -1,0 +1,167 @@
+"""Tests of lowrank_ref.odes: every problem's F is the derivative of its exact solution."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from lowrank_ref.checks import fit_slope, tolerance
+from lowrank_ref.integrators import _integrate
+from lowrank_ref.lowrank import LowRank
+from lowrank_ref.odes import GradientFlow, RankRCurve, SylvesterProblem, ToyProblem
+from strategies import seeds, shapes_and_rank
+
+DELTAS = np.array([4e-3, 2e-3, 1e-3])
+
+
+def _check_derivative(prob, t):
+    """F(t, A(t)) is dA/dt: central differences converge to it with order 2."""
+    A = prob.exact(t)
+    dA = prob.F(t, A)
+    assert dA.shape == (prob.m, prob.n)
+    errs = []
+    for d in DELTAS:
+        fd = (prob.exact(t + d) - prob.exact(t - d)) / (2 * d)
+        errs.append(np.linalg.norm(fd - dA))
+    errs = np.array(errs)
+    scale = np.linalg.norm(dA) + np.linalg.norm(A)
+    if errs.max() <= tolerance("step", size=max(prob.m, prob.n)) * scale / DELTAS[-1]:
+        return  # derivative exact to rounding (e.g. linear in t)
+    assert errs[-1] <= 1e-4 * scale, errs
+    assert 1.8 <= fit_slope(DELTAS, errs) <= 2.2, errs
+
+
+def _check_exact_at_zero(prob):
+    np.testing.assert_allclose(prob.exact(0.0), prob.A0,
+                               atol=tolerance("reconstruction", size=max(prob.m, prob.n))
+                               * np.linalg.norm(prob.A0))
+
+
+# --------------------------------------------------------------------------- ToyProblem
+@settings(max_examples=10)
+@given(shapes_and_rank(max_size=40), seeds, st.floats(0.0, 1.0))
+def test_toy_singular_values_and_best_error(mnr, seed, t):
+    m, n, r = mnr
+    prob = ToyProblem(np.random.default_rng(seed), m, n)
+    _check_exact_at_zero(prob)
+    A = prob.exact(t)
+    p = min(m, n)
+    s = np.linalg.svd(A, compute_uv=False)
+    expected = np.exp(t) * 2.0 ** -np.arange(1, p + 1)
+    np.testing.assert_allclose(s, expected, rtol=0,
+                               atol=tolerance("reconstruction", size=max(m, n)) * s[0])
+    # best_error is the Eckart-Young tail, and the closed form e^t 2^-r sqrt((1-4^(r-p))/3)
+    tail = np.sqrt(np.sum(expected[r:] ** 2))
+    assert prob.best_error(t, r) == pytest.approx(tail, rel=1e-12)
+    B = prob.best_approximation(t, r)
+    assert np.linalg.norm(A - B.to_dense()) == pytest.approx(tail, rel=1e-6, abs=1e-15)
+
+
+def test_toy_best_error_formula_at_t1():
+    prob = ToyProblem(np.random.default_rng(0), 100)
+    for r in (4, 8, 16):
+        # e 2^-r / sqrt(3) up to the factor sqrt(1 - 4^(r - 100)) = 1 - O(4^-84)
+        assert prob.best_error(1.0, r) == pytest.approx(np.e * 2.0 ** -r / np.sqrt(3), rel=1e-14)
+    assert prob.best_error(1.0, 100) == 0.0
+
+
+@pytest.mark.parametrize("form", ["data", "ode"])
+@pytest.mark.parametrize("m, n", [(12, 12), (15, 9)])
+def test_toy_F_is_derivative(form, m, n):
+    prob = ToyProblem(np.random.default_rng(1), m, n, form=form)
+    for t in (0.0, 0.3, 1.0):
+        _check_derivative(prob, t)
+
+
+def test_toy_data_and_ode_forms_agree_on_exact_solution():
+    data = ToyProblem(np.random.default_rng(2), 10, 7, form="data")
+    ode = ToyProblem(np.random.default_rng(2), 10, 7, form="ode")
+    A = data.exact(0.4)
+    np.testing.assert_allclose(data.F(0.4, np.zeros((10, 7))), ode.F(0.4, A), rtol=0,
+                               atol=tolerance("step", size=10) * np.linalg.norm(A))
+    # the ODE form integrated numerically reaches the exact solution
+    Y = _integrate(ode.F, ode.A0, 0.0, 1.0, "rk4", 50)
+    assert np.linalg.norm(Y - ode.exact(1.0)) <= 1e-6 * np.linalg.norm(ode.exact(1.0))
+
+
+def test_toy_skew_matrices():
+    prob = ToyProblem(np.random.default_rng(3), 8, 5, w_scale=2.0)
+    np.testing.assert_array_equal(prob.W1, -prob.W1.T)
+    np.testing.assert_array_equal(prob.W2, -prob.W2.T)
+    assert prob.D.shape == (8, 5)
+
+
+# --------------------------------------------------------------------------- Sylvester
+@settings(max_examples=10)
+@given(shapes_and_rank(max_size=30, max_rank=6), seeds, st.booleans())
+def test_sylvester_exact_rank_and_derivative(mnr, seed, skew):
+    m, n, r = mnr
+    prob = SylvesterProblem(np.random.default_rng(seed), m, n, r, skew=skew)
+    assert isinstance(prob.Y0, LowRank) and prob.Y0.rank == r
+    assert prob.Y0.orthonormality_error() <= tolerance("orthonormality", size=max(m, n))
+    _check_exact_at_zero(prob)
+    _check_derivative(prob, 0.5)
+    s = np.linalg.svd(prob.exact(1.0), compute_uv=False)
+    if min(m, n) > r:
+        assert s[r] <= tolerance("step", size=max(m, n)) * s[0] * 10   # rank stays r
+    if skew:
+        np.testing.assert_allclose(prob.W1, -prob.W1.T, atol=1e-15)
+
+
+def test_sylvester_custom_W_and_symmetric():
+    rng = np.random.default_rng(4)
+    W = rng.standard_normal((6, 6))
+    prob = SylvesterProblem(rng, 6, 6, 2, W1=W, W2=W)
+    Y = prob.A0
+    np.testing.assert_allclose(prob.F(0.0, Y.T), prob.F(0.0, Y).T, atol=1e-14)
+
+
+# --------------------------------------------------------------------------- RankRCurve
+@settings(max_examples=10)
+@given(shapes_and_rank(max_size=30, max_rank=8), seeds,
+       st.sampled_from([1.0, 1e-3, 1e-8, 1e-12]))
+def test_rank_r_curve(mnr, seed, sigma_min):
+    m, n, r = mnr
+    c = RankRCurve(np.random.default_rng(seed), m, n, r, sigma_min=sigma_min)
+    _check_exact_at_zero(c)
+    _check_derivative(c, 0.3)
+    U, S, V = c.factors(0.7)
+    assert LowRank(U, S, V).orthonormality_error() <= tolerance("orthonormality", size=max(m, n))
+    np.testing.assert_allclose(np.linalg.svd(S, compute_uv=False), 1.7 * c.sigma, rtol=1e-12)
+    if r > 1:
+        assert c.sigma[-1] == pytest.approx(sigma_min)
+        assert np.linalg.norm(S - np.diag(np.diag(S))) > 0        # S(t) not diagonal
+
+
+# --------------------------------------------------------------------------- GradientFlow
+def test_gradient_flow():
+    g = GradientFlow(np.random.default_rng(5), 7, 4, 2)
+    _check_exact_at_zero(g)
+    _check_derivative(g, 0.2)
+    assert g.objective(g.B) == 0.0
+    assert g.objective(g.Y0) == pytest.approx(np.linalg.norm(g.A0 - g.B))
+    B = np.ones((7, 4))
+    assert GradientFlow(np.random.default_rng(5), 7, 4, 2, B=B).B is not B
+
+
+# --------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("make, exc, word", [
+    (lambda rng: ToyProblem(rng, 0), ValueError, "m"),
+    (lambda rng: ToyProblem(rng, 4, 2.5), TypeError, "n"),
+    (lambda rng: ToyProblem(rng, 4, form="pde"), ValueError, "form"),
+    (lambda rng: ToyProblem(rng, 4, w_scale=-1.0), ValueError, "w_scale"),
+    (lambda rng: ToyProblem(0, 4), TypeError, "rng"),
+    (lambda rng: SylvesterProblem(rng, 4, 3, 4), ValueError, "r"),
+    (lambda rng: SylvesterProblem(rng, 4, 3, 2, W1=np.eye(3)), ValueError, "W1"),
+    (lambda rng: SylvesterProblem(rng, 4, 3, 2, W2=np.full((3, 3), np.nan)), ValueError, "W2"),
+    (lambda rng: RankRCurve(rng, 4, 3, 2, sigma_min=0.0), ValueError, "sigma_min"),
+    (lambda rng: RankRCurve(rng, 4, 3, 2, sigma_min=2.0), ValueError, "sigma_min"),
+    (lambda rng: RankRCurve(rng, 4, 3, 2, omega=np.inf), ValueError, "omega"),
+    (lambda rng: GradientFlow(rng, 4, 3, 2, B=np.ones((3, 4))), ValueError, "B"),
+    (lambda rng: ToyProblem(rng, 4).best_error(1.0, 5), ValueError, "r"),
+    (lambda rng: ToyProblem(rng, 4).exact(np.nan), ValueError, "t"),
+    (lambda rng: ToyProblem(rng, 4).F(0.0, np.ones((3, 4))), ValueError, "A"),
+    (lambda rng: SylvesterProblem(rng, 4, 3, 1).F(0.0, np.ones((4, 4))), ValueError, "A"),
+    (lambda rng: RankRCurve(rng, 4, 3, 1).F("0", np.ones((4, 3))), TypeError, "t"),
+])
+def test_odes_bad_input(make, exc, word):
+    with pytest.raises(exc, match=word):
+        make(np.random.default_rng(0))
