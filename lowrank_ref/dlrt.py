@@ -44,7 +44,7 @@ import numpy as np
 
 from . import ops
 from .autodiff import Tensor
-from .lowrank import LowRank, augment_basis, orthonormalize
+from .lowrank import LowRank, augment_basis, orthonormalize, reorthonormalize
 from .nn import MLP, Dense, LowRankDense
 from .truncation import truncate, _check_rank_bounds, _check_tol
 
@@ -402,7 +402,9 @@ class AdaptiveKLS(_DLRTBase):
     1. K-step ``K1 = U0 S0 - lr G0 V0``; L-step ``L1 = V0 S0^T - lr G0^T U0``;
     2. augmented bases ``U_hat = [U0, U~]``, ``V_hat = [V0, V~]`` spanning ``[U0, K1]`` and
        ``[V0, L1]`` (:func:`lowrank_ref.lowrank.augment_basis`, rank-revealing, at most 2r
-       and at most ``n_out``/``n_in`` columns);
+       and at most ``n_out``/``n_in`` columns); ``U0``, ``V0`` are re-orthonormalised first
+       (:func:`lowrank_ref.lowrank.reorthonormalize`), since ``U_hat`` keeps them as its first
+       block and round-off would otherwise accumulate over thousands of steps;
     3. Galerkin start ``S_hat0 = (U_hat^T U0) S0 (V0^T V_hat)``, which is ``S0`` in the top-left
        block and zero elsewhere because ``U_hat`` starts with ``U0`` (so
        ``U_hat S_hat0 V_hat^T = W0``: the S-step gradient is evaluated at ``W0`` too);
@@ -466,6 +468,8 @@ class AdaptiveKLS(_DLRTBase):
         return U_hat, S_hat0, V_hat
 
     def step(self, X: np.ndarray, y: np.ndarray) -> StepResult:
+        for _, layer in _low_rank_layers(self.model):
+            layer.refresh_orthonormality()      # same weight, orthonormal to rounding
         return self._step_one_pass(X, y) if self.passes == 1 else self._step_three_passes(X, y)
 
     def _step_one_pass(self, X, y) -> StepResult:

@@ -40,7 +40,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .lowrank import LowRank, augment_basis, orthonormalize, validate_lowrank
+from .lowrank import LowRank, augment_basis, orthonormalize, reorthonormalize, validate_lowrank
 from .truncation import _check_rank_bounds, _check_tol, truncate
 
 __all__ = ["projector_splitting_step", "bug_step", "adaptive_bug_step", "parallel_bug_step"]
@@ -150,27 +150,6 @@ def _galerkin_s_step(G, U, S_init, V, t0, h, inner, substeps):
     """Galerkin S-step: ``dS/dt = U^T F(t, U S V^T) V``, ``S(t0) = S_init``."""
     return _integrate(lambda t, S: U.T @ G(t, (U @ S) @ V.T) @ V, S_init, t0, h, inner,
                       substeps)
-
-
-def _refresh_orthonormality(Y: LowRank) -> LowRank:
-    """The same matrix with freshly orthonormalised factors: ``U0 = Q_u R_u`` (thin QR,
-    signs fixed so that ``R_u ~ I``), ``V0 = Q_v R_v``, ``S0 -> R_u S0 R_v^T``.
-
-    The rank-adaptive steps keep ``U0`` as the first block of ``U_hat`` (and the result is
-    ``U_hat @ P``), so without this the orthonormality error of the input would be carried
-    over and accumulate from step to step (a slow random walk); the fixed-rank steps build
-    their bases by a fresh QR and need no such refresh.
-    """
-    U0, S0, V0 = Y
-
-    def qr_pos(A):
-        Q, R = np.linalg.qr(A, mode="reduced")
-        d = np.where(np.diag(R) < 0, -1.0, 1.0).astype(Q.dtype)
-        return Q * d, d[:, None] * R
-
-    Qu, Ru = qr_pos(U0)
-    Qv, Rv = qr_pos(V0)
-    return LowRank(Qu, Ru @ S0 @ Rv.T, Qv)
 
 
 def _as_dtype(Y: LowRank, dtype) -> LowRank:
@@ -421,7 +400,7 @@ def adaptive_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     Y0, G, t0, h, dtype = _setup(Y0, F, t0, h, inner, substeps)
     _check_tol(tol)
     _check_rank_bounds(min_rank, max_rank)
-    U0, S0, V0 = _refresh_orthonormality(Y0)
+    U0, S0, V0 = reorthonormalize(Y0)
     K1 = _k_step(G, U0, S0, V0, t0, h, inner, substeps)
     L1 = _l_step(G, U0, S0, V0, t0, h, inner, substeps)
     U_hat = augment_basis(U0, K1)
@@ -503,7 +482,7 @@ def parallel_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     Y0, G, t0, h, dtype = _setup(Y0, F, t0, h, inner, substeps)
     _check_tol(tol)
     _check_rank_bounds(min_rank, max_rank)
-    U0, S0, V0 = _refresh_orthonormality(Y0)
+    U0, S0, V0 = reorthonormalize(Y0)
     r = S0.shape[0]
     K1 = _k_step(G, U0, S0, V0, t0, h, inner, substeps)
     L1 = _l_step(G, U0, S0, V0, t0, h, inner, substeps)

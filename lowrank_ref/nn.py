@@ -23,7 +23,7 @@ import numpy as np
 
 from . import ops
 from .autodiff import Tensor
-from .lowrank import LowRank, validate_lowrank
+from .lowrank import LowRank, reorthonormalize, validate_lowrank
 from .ops import cross_entropy
 
 __all__ = ["Layer", "Dense", "LowRankDense", "MLP", "cross_entropy", "accuracy",
@@ -534,6 +534,14 @@ class LowRankDense:
                              f"got {Y.shape}")
         self.U, self.S, self.V = (np.ascontiguousarray(a, dtype=self.dtype) for a in Y)
         self.set_mode("W")
+
+    def refresh_orthonormality(self) -> None:
+        """Re-orthonormalise ``U`` and ``V`` by QR, folding ``R`` into ``S`` (same weight).
+
+        Call it before a forward pass, never between a forward and the use of its taps
+        (the recorded ``X V`` belongs to the old ``V``).
+        """
+        self.U, self.S, self.V = reorthonormalize(self.factors)
 
     def set_mode(self, mode: str, U_hat=None, S_hat=None, V_hat=None) -> None:
         """Switch the trainable leaf: ``"W"``, ``"K"``, ``"L"`` or ``"S"`` (see the class doc).

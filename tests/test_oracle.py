@@ -1,0 +1,659 @@
+"""The test oracle (lowrank_ref.oracle): golden cases, the checker, export/verify, and the
+mutation tests of DESIGN.md section 9.
+
+The candidates below are an INDEPENDENT, dtype-generic NumPy implementation of every
+family, written from the papers and not calling lowrank_ref's functions. Run unmodified it
+must pass in float64 and in float32 (with float32 tolerances); with one known bug switched
+on it must fail with a failure naming the right quantity.
+"""
+import json
+import math
+
+import numpy as np
+import pytest
+import scipy.linalg
+
+from lowrank_ref import oracle
+from lowrank_ref.checks import tolerance
+
+
+# ---------------------------------------------------------------------------------------
+# an independent implementation, with switchable bugs
+# ---------------------------------------------------------------------------------------
+def np_truncate(U_hat, S_hat, V_hat, tol, relative, min_rank, max_rank, tail="correct",
+                transposed_v=False):
+    """[CKL22] Alg. 1 step 3. ``tail``: "correct" (sigma_{r+1..k}), "exclude_last" (the
+    published DLRT loop ``norm(s[j:k-1]) < tol``) or "double" (the last value counted
+    twice). ``transposed_v``: V_hat @ Vh[:, :r] instead of V_hat @ Vh.T[:, :r]."""
+    P, s, Vh = np.linalg.svd(S_hat, full_matrices=False)
+    k = s.shape[0]
+    theta = tol * np.sqrt(np.sum(s * s)) if relative else tol
+    r = k
+    for j in range(k):
+        if tail == "correct":
+            ok = np.sqrt(np.sum(s[j:] ** 2)) <= theta
+        elif tail == "exclude_last":
+            ok = np.linalg.norm(s[j:k - 1]) < theta
+        else:
+            ok = np.sqrt(np.sum(s[j:] ** 2) + s[-1] ** 2) <= theta
+        if ok:
+            r = j
+            break
+    r = min(max(r, min_rank), max_rank, k)
+    V_new = V_hat @ (Vh[:, :r] if transposed_v else Vh.T[:, :r])
+    return {"U": U_hat @ P[:, :r], "S": np.diag(s[:r]), "V": V_new}
+
+
+def np_augment(U0, K1):
+    """Orthonormal [U0, Q] spanning [U0, K1]: the new directions by QR with column
+    pivoting of the projected K1 (a different algorithm from the reference's SVD)."""
+    m, r = U0.shape
+    cap = min(K1.shape[1], m - r)
+    if cap <= 0:
+        return U0
+    R = K1 - U0 @ (U0.T @ K1)
+    R = R - U0 @ (U0.T @ R)
+    Q, Rr, _ = scipy.linalg.qr(R, mode="economic", pivoting=True)
+    d = np.abs(np.diag(Rr))
+    keep = d > max(m, r) * np.finfo(K1.dtype).eps * np.linalg.norm(K1, 2)
+    p = min(int(keep.sum()), cap)
+    if p == 0:
+        return U0
+    Q = Q[:, :p]
+    Q, _ = np.linalg.qr(Q - U0 @ (U0.T @ Q))
+    return np.concatenate([U0, Q], axis=1).astype(K1.dtype)
+
+
+def _basis(K, orth):
+    if orth == "qr":
+        return np.linalg.qr(K)[0]
+    if orth == "colnorm":        # bug: columns scaled to norm 1, not orthogonalised
+        return K / np.linalg.norm(K, axis=0)
+    return K                     # bug: K itself used as the basis
+
+
+def _rhs(A1, A2, B):
+    return lambda Y: A1 @ Y + Y @ A2 + B
+
+
+def np_bug_step(U0, S0, V0, A1, A2, B, t0, h, inner, substeps, galerkin=True, orth="qr"):
+    """[CL22] Alg. 1 with one explicit Euler step per substep."""
+    assert inner == "euler" and substeps == 1
+    F = _rhs(A1, A2, B)
+    FY0 = F(U0 @ S0 @ V0.T)
+    U1 = _basis(U0 @ S0 + h * FY0 @ V0, orth)
+    V1 = _basis(V0 @ S0.T + h * FY0.T @ U0, orth)
+    S_start = (U1.T @ U0) @ S0 @ (V0.T @ V1) if galerkin else S0
+    S1 = S_start + h * U1.T @ F(U1 @ S_start @ V1.T) @ V1
+    return {"U": U1, "S": S1, "V": V1}
+
+
+def _ksl(U0, S0, V0, F, h, orth):
+    K1 = U0 @ S0 + h * F(U0 @ S0 @ V0.T) @ V0
+    if orth == "qr":
+        U1, S_hat = np.linalg.qr(K1)
+    else:
+        U1 = _basis(K1, orth)
+        S_hat = np.linalg.lstsq(U1, K1, rcond=None)[0]
+    S_t = S_hat - h * U1.T @ F(U1 @ S_hat @ V0.T) @ V0
+    L1 = V0 @ S_t.T + h * F(U1 @ S_t @ V0.T).T @ U1
+    V1, S1t = np.linalg.qr(L1)
+    return U1, S1t.T, V1
+
+
+def _lsk(U0, S0, V0, F, h):
+    L1 = V0 @ S0.T + h * F(U0 @ S0 @ V0.T).T @ U0
+    V1, S_hat_t = np.linalg.qr(L1)
+    S_t = S_hat_t.T - h * U0.T @ F(U0 @ S_hat_t.T @ V1.T) @ V1
+    K1 = U0 @ S_t + h * F(U0 @ S_t @ V1.T) @ V1
+    U1, S1 = np.linalg.qr(K1)
+    return U1, S1, V1
+
+
+def np_projector_splitting_step(U0, S0, V0, A1, A2, B, t0, h, inner, substeps, order,
+                                orth="qr"):
+    """[LO14] KSL (order 1) or KSL(h/2) then LSK(h/2) (order 2)."""
+    F = _rhs(A1, A2, B)
+    if order == 1:
+        U1, S1, V1 = _ksl(U0, S0, V0, F, h, orth)
+    else:
+        U1, S1, V1 = _lsk(*_ksl(U0, S0, V0, F, h / 2, orth), F, h / 2)
+    return {"U": U1, "S": S1, "V": V1}
+
+
+def np_adaptive_bug_step(U0, S0, V0, A1, A2, B, t0, h, tol, relative, min_rank, max_rank,
+                         inner, substeps, unprojected=False, **trunc):
+    """[CKL22] Alg. 1. ``unprojected``: a fresh QR basis of [K1, U0] with S0 padded into
+    it (the Galerkin projection (U_hat^T U0) S0 (V0^T V_hat) forgotten)."""
+    F = _rhs(A1, A2, B)
+    FY0 = F(U0 @ S0 @ V0.T)
+    K1 = U0 @ S0 + h * FY0 @ V0
+    L1 = V0 @ S0.T + h * FY0.T @ U0
+    if unprojected:
+        U_hat = np.linalg.qr(np.concatenate([K1, U0], axis=1))[0]
+        V_hat = np.linalg.qr(np.concatenate([L1, V0], axis=1))[0]
+        S_hat0 = np.zeros((U_hat.shape[1], V_hat.shape[1]), dtype=S0.dtype)
+        S_hat0[:S0.shape[0], :S0.shape[1]] = S0
+    else:
+        U_hat, V_hat = np_augment(U0, K1), np_augment(V0, L1)
+        S_hat0 = (U_hat.T @ U0) @ S0 @ (V0.T @ V_hat)
+    S_hat1 = S_hat0 + h * U_hat.T @ F(U_hat @ S_hat0 @ V_hat.T) @ V_hat
+    return np_truncate(U_hat, S_hat1, V_hat, tol, relative, min_rank, max_rank, **trunc)
+
+
+def np_parallel_bug_step(U0, S0, V0, A1, A2, B, t0, h, tol, relative, min_rank, max_rank,
+                         inner, substeps, **trunc):
+    """[CKL24] Alg. 1: K, L and S (in the old bases) from Y0, block core, truncation."""
+    F = _rhs(A1, A2, B)
+    r = S0.shape[0]
+    FY0 = F(U0 @ S0 @ V0.T)
+    K1 = U0 @ S0 + h * FY0 @ V0
+    L1 = V0 @ S0.T + h * FY0.T @ U0
+    S_bar = S0 + h * U0.T @ FY0 @ V0
+    U_hat, V_hat = np_augment(U0, K1), np_augment(V0, L1)
+    Ut, Vt = U_hat[:, r:], V_hat[:, r:]
+    S_hat = np.block([[S_bar, L1.T @ Vt], [Ut.T @ K1, np.zeros((Ut.shape[1], Vt.shape[1]),
+                                                                dtype=S0.dtype)]])
+    return np_truncate(U_hat, S_hat, V_hat, tol, relative, min_rank, max_rank, **trunc)
+
+
+def _deltas(Ws, bs, X, y):
+    """Inputs ``A_i`` and ``dL/dZ_i`` of every layer for ReLU between layers and the mean
+    cross-entropy of the last layer's logits."""
+    As, Zs = [X], []
+    for i, (W, b) in enumerate(zip(Ws, bs)):
+        Z = As[-1] @ W.T + b
+        Zs.append(Z)
+        if i < len(Ws) - 1:
+            As.append(np.maximum(Z, 0))
+    Z = Zs[-1]
+    P = np.exp(Z - Z.max(axis=1, keepdims=True))
+    P /= P.sum(axis=1, keepdims=True)
+    P[np.arange(len(y)), y] -= 1
+    delta = P / len(y)
+    ds = [None] * len(Ws)
+    for i in range(len(Ws) - 1, -1, -1):
+        ds[i] = delta
+        if i:
+            delta = (delta @ Ws[i]) * (Zs[i - 1] > 0)
+    return As, ds
+
+
+def np_dlrt_step(s_at_w0=False, galerkin=True, orth="qr", **trunc):
+    """One DLRT step of [SZKCT22] (Alg. 1 "fixed", Alg. 2 one-gradient "adaptive").
+
+    ``s_at_w0``: the fixed-rank S-step gradient taken at W0 instead of W~ = U1 S~0 V1^T."""
+    def candidate(X, y, lr, method, tau, min_rank, max_rank, **layers):
+        idx = []
+        while f"b{len(idx)}" in layers:
+            idx.append(len(idx))
+        lowrank = [i for i in idx if f"U{i}" in layers]
+        fac = {i: (layers[f"U{i}"], layers[f"S{i}"], layers[f"V{i}"]) for i in lowrank}
+        Ws = [(fac[i][0] @ fac[i][1] @ fac[i][2].T) if i in fac else layers[f"W{i}"]
+              for i in idx]
+        bs = [layers[f"b{i}"] for i in idx]
+        As, ds = _deltas(Ws, bs, X, y)
+        out = {}
+        for i in idx:
+            G = ds[i].T @ As[i]
+            out[f"b{i}"] = bs[i] - lr * ds[i].sum(axis=0)
+            if i not in fac:
+                out[f"W{i}"] = Ws[i] - lr * G
+        new = {}
+        for i in lowrank:
+            U0, S0, V0 = fac[i]
+            G = ds[i].T @ As[i]
+            K1, L1 = U0 @ S0 - lr * G @ V0, V0 @ S0.T - lr * G.T @ U0
+            if method == "fixed":
+                U1, V1 = _basis(K1, orth), _basis(L1, orth)
+                S_t = (U1.T @ U0) @ S0 @ (V0.T @ V1) if galerkin else S0
+                new[i] = (U1, S_t, V1, G)
+            else:
+                U_hat, V_hat = np_augment(U0, K1), np_augment(V0, L1)
+                S_hat1 = (U_hat.T @ U0) @ S0 @ (V0.T @ V_hat) - lr * U_hat.T @ G @ V_hat
+                hi = max_rank
+                res = np_truncate(U_hat, S_hat1, V_hat, tau, True, min(min_rank, hi), hi,
+                                  **trunc)
+                new[i] = (res["U"], res["S"], res["V"], None)
+        if method == "fixed":            # second pass at W~ (biases, dense layers at W0)
+            Wt = [(new[i][0] @ new[i][1] @ new[i][2].T) if i in new else Ws[i] for i in idx]
+            As_t, ds_t = _deltas(Wt, bs, X, y)
+            for i in lowrank:
+                U1, S_t, V1, G0 = new[i]
+                Gt = G0 if s_at_w0 else ds_t[i].T @ As_t[i]
+                new[i] = (U1, S_t - lr * U1.T @ Gt @ V1, V1, None)
+        for i in lowrank:
+            out[f"U{i}"], out[f"S{i}"], out[f"V{i}"] = new[i][:3]
+            out[f"rank{i}"] = int(new[i][1].shape[0])
+        return out
+
+    return candidate
+
+
+INDEPENDENT = {
+    "truncate": np_truncate,
+    "projector_splitting_step": np_projector_splitting_step,
+    "bug_step": np_bug_step,
+    "adaptive_bug_step": np_adaptive_bug_step,
+    "parallel_bug_step": np_parallel_bug_step,
+    "dlrt_layer_step": np_dlrt_step(),
+    "dlrt_network_step": np_dlrt_step(),
+}
+
+
+def _with(fn, **flags):
+    return lambda **kw: fn(**kw, **flags)
+
+
+def _float32_only(fn):
+    """Fail loudly if the candidate is handed float64 arrays in a float32 check."""
+    def candidate(**kw):
+        for k, v in kw.items():
+            if isinstance(v, np.ndarray) and v.dtype.kind == "f":
+                assert v.dtype == np.float32, (k, v.dtype)
+        out = fn(**kw)
+        for k, v in out.items():
+            if isinstance(v, np.ndarray) and v.dtype.kind == "f":
+                assert v.dtype == np.float32, (k, v.dtype)
+        return out
+    return candidate
+
+
+# ---------------------------------------------------------------------------------------
+# the cases
+# ---------------------------------------------------------------------------------------
+def test_families_are_the_function_names_and_the_case_count_is_modest():
+    assert oracle.FAMILIES == ("truncate", "projector_splitting_step", "bug_step",
+                               "adaptive_bug_step", "parallel_bug_step", "dlrt_layer_step",
+                               "dlrt_network_step")
+    all_cases = [c for f in oracle.FAMILIES for c in oracle.cases(f)]
+    assert 40 <= len(all_cases) <= 80
+    names = [c.name for c in all_cases]
+    assert len(set(names)) == len(names)
+    for c in all_cases:
+        assert c.name.startswith(c.family + ".")
+        assert all(v is not None for v in c.inputs.values())
+
+
+@pytest.mark.parametrize("call", [oracle.cases, lambda f: oracle.check(f, None),
+                                  oracle.reference])
+def test_unknown_family_is_a_clear_error_listing_the_families(call):
+    with pytest.raises(ValueError) as info:
+        call("svd_step")
+    for family in oracle.FAMILIES:
+        assert family in str(info.value)
+    assert "'svd_step'" in str(info.value)
+
+
+def test_cases_are_deterministic():
+    first = {f: oracle._generate(f) for f in oracle.FAMILIES}
+    oracle.clear_cache()
+    for f in oracle.FAMILIES:
+        again = oracle.cases(f)
+        assert [c.name for c in again] == [c.name for c in first[f]]
+        for a, b in zip(first[f], again):
+            assert a.tol == b.tol
+            for part in ("inputs", "expected"):
+                da, db = getattr(a, part), getattr(b, part)
+                assert da.keys() == db.keys()
+                for k in da:
+                    if isinstance(da[k], np.ndarray):
+                        assert da[k].dtype == db[k].dtype and np.array_equal(da[k], db[k]), \
+                            (a.name, part, k)
+                    else:
+                        assert da[k] == db[k] and type(da[k]) is type(db[k])
+
+
+def test_cases_cover_the_required_shapes_ranks_and_spectra():
+    shapes, ranks, smallest = set(), set(), math.inf
+    for f in oracle.FAMILIES[1:5]:
+        for c in oracle.cases(f):
+            U0 = c.inputs["U0"]
+            shapes.add((U0.shape[0], c.inputs["V0"].shape[0]))
+            ranks.add((U0.shape[1], min(U0.shape[0], c.inputs["V0"].shape[0])))
+            smallest = min(smallest, np.linalg.svd(c.inputs["S0"], compute_uv=False).min())
+            assert c.inputs["inner"] == "euler"
+    assert {(2, 2), (3, 1), (1, 3), (300, 200)} <= shapes
+    assert any(r == 1 for r, _ in ranks) and any(r == mn for r, mn in ranks if r > 1)
+    assert smallest < 1e-11
+    trunc = {c.name.split(".", 1)[1]: c for c in oracle.cases("truncate")}
+    assert trunc["tol0_relative"].inputs["tol"] == 0.0
+    assert not trunc["ties_kept"].inputs["relative"]
+    assert trunc["max_rank_clamp"].expected["S"].shape == (2, 2)
+    assert trunc["min_rank_clamp"].expected["S"].shape == (3, 3)
+    assert trunc["min_rank_above_k_3x1"].expected["S"].shape == (1, 1)
+
+
+def test_every_rank_decision_has_a_float64_margin_and_only_fine_ones_skip_in_float32():
+    skipped32 = []
+    for f in oracle.FAMILIES:
+        for c in oracle.cases(f):
+            assert oracle._resolvable(c, np.float64), c.name
+            if not oracle._resolvable(c, np.float32):
+                skipped32.append(c.name)
+            # the matrix is compared everywhere except where a tie straddles the cut
+            assert any(q.startswith("matrix") for q in c.tol) == ("ties_at_cut" not in c.name)
+            for q, t in c.tol.items():
+                assert t.cond >= 1.0 and t.cond <= oracle.COND_MAX
+    assert sorted(skipped32) == sorted([
+        "truncate.tol0_absolute_small_tail", "truncate.300x200_k40_spread_absolute_1e-9",
+        "adaptive_bug_step.50x40_r5_spread_unforced_absolute_fine",
+        "parallel_bug_step.50x40_r5_spread_unforced_absolute_fine"])
+
+
+# ---------------------------------------------------------------------------------------
+# the reference and the independent candidate pass
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("family", oracle.FAMILIES)
+def test_reference_passes(family):
+    report = oracle.check(family, oracle.reference(family))
+    assert report.passed, str(report)
+    assert report.n_cases == len(oracle.cases(family)) and not report.skipped
+
+
+@pytest.mark.parametrize("family", oracle.FAMILIES)
+def test_reference_run_in_float32_passes_with_float32_tolerances(family):
+    assert oracle.check(family, oracle.reference(family), dtype=np.float32).passed
+
+
+@pytest.mark.parametrize("family", ["dlrt_layer_step", "dlrt_network_step"])
+def test_three_pass_adaptive_dlrt_gives_the_same_expected_output(family):
+    report = oracle.check(family, oracle.reference(family, passes=3))
+    assert report.passed, str(report)
+
+
+@pytest.mark.parametrize("family", oracle.FAMILIES)
+def test_independent_float64_candidate_passes(family):
+    report = oracle.check(family, INDEPENDENT[family])
+    assert report.passed, str(report)
+
+
+@pytest.mark.parametrize("family", oracle.FAMILIES)
+def test_independent_float32_candidate_passes_with_float32_tolerances(family):
+    report = oracle.check(family, _float32_only(INDEPENDENT[family]), dtype=np.float32)
+    assert report.passed, str(report)
+    assert report.dtype == "float32" and report.n_cases >= len(oracle.cases(family)) - 2
+    # float32 results are NOT within float64 tolerances: the dtype argument matters
+    cast = lambda **kw: INDEPENDENT[family](**oracle._cast_inputs(kw, np.float32))  # noqa
+    if family != "truncate":
+        assert not oracle.check(family, cast).passed
+
+
+# ---------------------------------------------------------------------------------------
+# mutation tests: each known bug (DESIGN.md section 9) is caught, by the right quantity
+# ---------------------------------------------------------------------------------------
+MUTANTS = [
+    # (family, bug, candidate, quantity that must fail)
+    ("truncate", "V from Vh[:, :r] (transposed)",
+     _with(np_truncate, transposed_v=True), "matrix"),
+    ("adaptive_bug_step", "V from Vh[:, :r] (transposed)",
+     _with(np_adaptive_bug_step, transposed_v=True), "matrix"),
+    ("parallel_bug_step", "V from Vh[:, :r] (transposed)",
+     _with(np_parallel_bug_step, transposed_v=True), "matrix"),
+    ("dlrt_layer_step", "V from Vh[:, :r] (transposed)",
+     np_dlrt_step(transposed_v=True), "matrix"),
+    ("dlrt_network_step", "V from Vh[:, :r] (transposed)",
+     np_dlrt_step(transposed_v=True), "matrix"),
+    ("bug_step", "Galerkin projection of S0 forgotten",
+     _with(np_bug_step, galerkin=False), "matrix"),
+    ("adaptive_bug_step", "S0 padded into a fresh basis of [K1, U0]",
+     _with(np_adaptive_bug_step, unprojected=True), "matrix"),
+    ("dlrt_layer_step", "Galerkin projection of S0 forgotten",
+     np_dlrt_step(galerkin=False), "matrix"),
+    ("truncate", "tail excludes the last singular value",
+     _with(np_truncate, tail="exclude_last"), "rank"),
+    ("truncate", "last singular value counted twice",
+     _with(np_truncate, tail="double"), "rank"),
+    ("adaptive_bug_step", "tail excludes the last singular value",
+     _with(np_adaptive_bug_step, tail="exclude_last"), "rank"),
+    ("adaptive_bug_step", "last singular value counted twice",
+     _with(np_adaptive_bug_step, tail="double"), "rank"),
+    ("parallel_bug_step", "tail excludes the last singular value",
+     _with(np_parallel_bug_step, tail="exclude_last"), "rank"),
+    ("parallel_bug_step", "last singular value counted twice",
+     _with(np_parallel_bug_step, tail="double"), "rank"),
+    ("dlrt_layer_step", "tail excludes the last singular value",
+     np_dlrt_step(tail="exclude_last"), "rank"),
+    ("dlrt_network_step", "last singular value counted twice",
+     np_dlrt_step(tail="double"), "rank"),
+    ("bug_step", "K1 normalised by columns, not orthonormalised",
+     _with(np_bug_step, orth="colnorm"), "orthonormality"),
+    ("bug_step", "K1 used as the basis unorthonormalised",
+     _with(np_bug_step, orth="none"), "orthonormality"),
+    ("projector_splitting_step", "K1 normalised by columns, not orthonormalised",
+     _with(np_projector_splitting_step, orth="colnorm"), "orthonormality"),
+    ("dlrt_layer_step", "K1 normalised by columns, not orthonormalised",
+     np_dlrt_step(orth="colnorm"), "orthonormality"),
+    ("dlrt_network_step", "K1 used as the basis unorthonormalised",
+     np_dlrt_step(orth="none"), "orthonormality"),
+    ("dlrt_layer_step", "fixed-rank S-step gradient at W0 instead of W~",
+     np_dlrt_step(s_at_w0=True), "matrix"),
+    ("dlrt_network_step", "fixed-rank S-step gradient at W0 instead of W~",
+     np_dlrt_step(s_at_w0=True), "matrix"),
+]
+
+
+def _caught(report, quantity):
+    """Failures whose quantity (without the layer index) is ``quantity``."""
+    return [f for f in report.failures if f.quantity.split("[")[0] == quantity]
+
+
+@pytest.mark.parametrize("family,bug,candidate,quantity", MUTANTS,
+                         ids=[f"{m[0]}-{m[1]}" for m in MUTANTS])
+def test_known_bug_is_caught_by_the_right_quantity(family, bug, candidate, quantity):
+    report = oracle.check(family, candidate)
+    assert not report.passed, f"{bug} not caught in {family}"
+    caught = _caught(report, quantity)
+    assert caught, f"{bug}: no {quantity} failure in\n{report}"
+    for f in caught:
+        assert f.error > f.tol and f.case.startswith(family + ".")
+        assert f.case in str(report) and f.quantity in str(report)
+
+
+def test_transposed_v_changes_the_weight_when_nothing_is_truncated():
+    """DESIGN.md section 9: the transposed-factor bug shows at tol = 0 already."""
+    report = oracle.check("truncate", _with(np_truncate, transposed_v=True))
+    assert "truncate.tol0_relative" in {f.case for f in _caught(report, "matrix")}
+
+
+def test_fixed_rank_s_step_at_w0_is_not_a_float64_round_off_effect():
+    report = oracle.check("dlrt_layer_step", np_dlrt_step(s_at_w0=True))
+    fixed = [f for f in _caught(report, "matrix") if ".fixed_" in f.case]
+    assert len(fixed) == 4 and min(f.error / f.tol for f in fixed) > 1e3
+
+
+# ---------------------------------------------------------------------------------------
+# robustness of the checker
+# ---------------------------------------------------------------------------------------
+def test_candidate_exceptions_and_malformed_outputs_are_failures_not_crashes():
+    def raises(**kw):
+        raise RuntimeError("backend exploded")
+
+    rep = oracle.check("bug_step", raises)
+    assert not rep.passed and {f.quantity for f in rep.failures} == {"exception"}
+    assert "backend exploded" in rep.failures[0].message
+
+    rep = oracle.check("bug_step", lambda **kw: [1, 2, 3])
+    assert {f.quantity for f in rep.failures} == {"output"}
+
+    def missing(**kw):
+        out = np_bug_step(**kw)
+        del out["V"]
+        return out
+
+    rep = oracle.check("bug_step", missing)
+    assert {f.quantity for f in rep.failures} == {"output"}
+    assert "'V'" in rep.failures[0].message
+
+    def wrong_shape(**kw):
+        out = np_bug_step(**kw)
+        out["S"] = out["S"][:, :0]
+        return out
+
+    assert {f.quantity for f in oracle.check("bug_step", wrong_shape).failures} == {"output"}
+
+    def nan(**kw):
+        out = np_bug_step(**kw)
+        out["S"] = out["S"] * np.nan
+        return out
+
+    assert "non-finite" in oracle.check("bug_step", nan).failures[0].message
+
+    def bad_rank(**kw):
+        out = np_dlrt_step()(**kw)
+        out["rank0"] += 1
+        return out
+
+    rep = oracle.check("dlrt_layer_step", bad_rank)
+    assert {f.quantity for f in rep.failures} == {"output"}
+
+
+def test_a_wrong_rank_is_reported_as_rank_not_as_a_crash():
+    def rank_minus_one(**kw):
+        out = np_adaptive_bug_step(**kw)
+        r = max(out["S"].shape[0] - 1, 1)
+        return {"U": out["U"][:, :r], "S": out["S"][:r, :r], "V": out["V"][:, :r]}
+
+    rep = oracle.check("adaptive_bug_step", rank_minus_one)
+    ranks = _caught(rep, "rank")
+    assert ranks and all(f.tol == 0 and f.error == 1 for f in ranks)
+    assert not _caught(rep, "projector_U")          # not compared across ranks
+
+
+def test_report_is_readable():
+    rep = oracle.check("truncate", _with(np_truncate, tail="double"))
+    text = str(rep)
+    assert text.splitlines()[0].startswith("truncate (float64): FAILED")
+    assert "[rank]" in text and "truncate.last_value_doubled" in text
+    ok = str(oracle.check("truncate", np_truncate, dtype=np.float32))
+    assert ok.startswith("truncate (float32): PASSED") and "skipped" in ok
+
+
+def test_invalid_dtype_and_empty_golden_are_clear_errors():
+    with pytest.raises(ValueError, match="float32 or float64"):
+        oracle.check("truncate", np_truncate, dtype=np.int32)
+    with pytest.raises(ValueError, match="no case of family 'bug_step'"):
+        oracle.check("bug_step", np_bug_step, golden=oracle.cases("truncate"))
+
+
+def test_tolerances_follow_the_table_in_checks():
+    c = oracle.cases("bug_step")[-2]       # 300 x 200
+    t = c.tol["matrix"]
+    assert t.size == 300 and t.key == "step"
+    assert t.value(np.float64) == tolerance("step", np.float64, 300, t.cond)
+    assert t.value(np.float32) == tolerance("step", np.float32, 300, t.cond)
+    assert c.tol["rank"].value() == 0.0
+
+
+# ---------------------------------------------------------------------------------------
+# export / verify
+# ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    d = tmp_path_factory.mktemp("golden")
+    oracle.export(d)
+    return d
+
+
+def test_export_writes_npz_and_manifest_without_pickle(exported):
+    manifest = json.loads((exported / "manifest.json").read_text())
+    n = sum(len(oracle.cases(f)) for f in oracle.FAMILIES)
+    assert len(manifest["cases"]) == n and manifest["version"] == oracle.__version__
+    entry = next(e for e in manifest["cases"] if e["name"] == "adaptive_bug_step.10x8_r2")
+    assert entry["file"] == "adaptive_bug_step.10x8_r2.npz"
+    assert entry["inputs"]["U0"] == {"shape": [10, 2], "dtype": "<f8"}
+    assert entry["tolerance"]["rank"]["key"] == "exact"
+    assert entry["tolerance"]["matrix"]["float32"] > entry["tolerance"]["matrix"]["float64"]
+    with np.load(exported / entry["file"], allow_pickle=False) as z:
+        assert set(z.files) >= {"input.U0", "input.tol", "input.inner", "expected.U"}
+        assert z["input.inner"].dtype.kind == "U" and z["input.inner"].ndim == 0
+        assert z["input.relative"].dtype == np.bool_
+        assert z["input.max_rank"].dtype == np.int64
+        assert all(z[k].dtype != object for k in z.files)
+
+
+def test_export_is_byte_reproducible(exported, tmp_path):
+    oracle.export(tmp_path)
+    for f in sorted(exported.glob("*.npz"))[:5]:
+        assert f.read_bytes() == (tmp_path / f.name).read_bytes()
+
+
+def test_export_verify_round_trip(exported):
+    report = oracle.verify(exported)
+    assert report.passed, str(report)
+    assert report.n_cases == sum(len(oracle.cases(f)) for f in oracle.FAMILIES)
+
+
+def test_loaded_cases_check_like_generated_ones(exported):
+    golden = oracle.load(exported)
+    for f in ("truncate", "dlrt_network_step"):
+        rep = oracle.check(f, INDEPENDENT[f], golden=golden)
+        assert rep.passed and rep.n_cases == len(oracle.cases(f))
+        c = next(c for c in golden if c.family == f)
+        assert isinstance(c.inputs["min_rank"], int) and isinstance(c.inputs["relative"]
+                                                                      if f == "truncate"
+                                                                      else True, bool)
+    rep = oracle.check("truncate", _with(np_truncate, tail="double"), golden=golden)
+    assert _caught(rep, "rank")
+
+
+def _tamper(path, key, fn):
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays[key] = fn(arrays[key])
+    np.savez(path, **arrays)
+
+
+def test_a_tampered_file_is_reported_by_name(exported, tmp_path):
+    import shutil
+    d = tmp_path / "golden"
+    shutil.copytree(exported, d)
+    name = "bug_step.10x8_r2"
+    _tamper(d / f"{name}.npz", "expected.S", lambda S: S * (1 + 1e-6))
+    report = oracle.verify(d)
+    assert not report.passed
+    assert [(f.case, f.quantity) for f in report.failures] == [(name, "sha256")]
+    assert f"{name}.npz" in str(report)
+
+
+def test_a_tampered_file_with_a_forged_hash_is_caught_by_recomputation(exported, tmp_path):
+    import hashlib
+    import shutil
+    d = tmp_path / "golden"
+    shutil.copytree(exported, d)
+    name = "truncate.clustered"
+    _tamper(d / f"{name}.npz", "expected.S", lambda S: S * (1 + 1e-6))
+    manifest = json.loads((d / "manifest.json").read_text())
+    for e in manifest["cases"]:
+        if e["name"] == name:
+            e["sha256"] = hashlib.sha256((d / e["file"]).read_bytes()).hexdigest()
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    report = oracle.verify(d)
+    assert not report.passed
+    assert {f.case for f in report.failures} == {name}
+    assert {f.quantity for f in report.failures} >= {"matrix", "singular_values"}
+
+
+def test_missing_files_and_manifest_are_reported(exported, tmp_path):
+    import shutil
+    d = tmp_path / "golden"
+    shutil.copytree(exported, d)
+    (d / "dlrt_layer_step.fixed_8x5_r1.npz").unlink()
+    report = oracle.verify(d)
+    assert [(f.case, f.quantity) for f in report.failures] == [
+        ("dlrt_layer_step.fixed_8x5_r1", "file")]
+    rep = oracle.verify(tmp_path / "nowhere")
+    assert not rep.passed and rep.failures[0].quantity == "manifest"
+
+
+def test_command_line_helpers(exported, tmp_path):
+    import io
+    out = io.StringIO()
+    assert oracle.verify_command(exported, out) == 0
+    assert out.getvalue().startswith("verify (float64): PASSED")
+    assert oracle.verify_command(tmp_path / "nowhere", io.StringIO()) == 2
+    d = tmp_path / "golden"
+    assert oracle.export_command(d, out) == 0 and (d / "manifest.json").is_file()
+    _tamper(d / "truncate.clustered.npz", "input.tol", lambda t: t * 2)
+    out = io.StringIO()
+    assert oracle.verify_command(d, out) == 1 and "truncate.clustered.npz" in out.getvalue()
