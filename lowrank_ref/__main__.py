@@ -1,0 +1,193 @@
+"""Command line: ``python -m lowrank_ref <command> [options]``.
+
+Commands
+--------
+``train``
+    Train a dense or a dynamical low-rank network ([SZKCT22]) on MNIST / Fashion-MNIST,
+    writing ``history.csv``, ``run.json`` and ``checkpoint.npz`` to ``--out``
+    (:func:`lowrank_ref.train.train`). ``--resume DIR`` continues a run.
+
+Errors in options or data print one line (``<prog>: error: ...``) to stderr and exit with
+status 2; a diverged run (non-finite loss) exits with status 1, naming the last good
+checkpoint. Nothing imports this module.
+
+For example ``python -m lowrank_ref train --epochs 0`` prints
+``python -m lowrank_ref train: error: epochs must be an int >= 1, got 0`` and exits with 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from .data import DATASETS
+from .dlrt import METHODS
+from .train import (DEFAULT_LR, DEFAULT_MOMENTUM, DEFAULT_SIZES, DTYPES, SCHEDULES,
+                    TrainConfig, TrainingDiverged, load_config, train)
+
+__all__ = ["main", "build_parser"]
+
+PROG = "python -m lowrank_ref"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr (exit status 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Show every option's default; keep descriptions' line breaks."""
+
+
+def _int_list(text: str) -> List[int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated ints such as 500,500,500,500, got {text!r}") from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"hidden widths must be >= 1, got {text!r}")
+    return values
+
+
+def _add_train(sub, suppress_defaults: bool = False) -> None:
+    lr_default = ", ".join(f"{v:g} for {k}" for k, v in DEFAULT_LR.items())
+    mom_default = ", ".join(f"{v:g} for {k}" for k, v in DEFAULT_MOMENTUM.items())
+    p = sub.add_parser(
+        "train", formatter_class=_Formatter, allow_abbrev=False,
+        help="train a dense or low-rank network and record the run",
+        description=(
+            "Train the 784-500-500-500-500-10 ReLU network of [SZKCT22] (or --hidden widths)\n"
+            "densely (--method dense) or by dynamical low-rank training: fixed rank\n"
+            "(Algorithm 1) or rank-adaptive (Algorithm 2). Writes history.csv, run.json and\n"
+            "checkpoint.npz (after every epoch) to --out. With --resume DIR the configuration\n"
+            "comes from DIR's checkpoint; options given on the command line override it, and\n"
+            "any change other than --epochs/--finetune-epochs/--out is refused unless --force."),
+        epilog=("example: python -m lowrank_ref train --method adaptive --rank 100 --tau 0.1 "
+                "--epochs 10"))
+    g = p.add_argument_group("method")
+    g.add_argument("--method", choices=METHODS, default="dense",
+                   help="optimiser: dense SGD, fixed-rank DLRT or rank-adaptive DLRT")
+    g.add_argument("--rank", type=int, default=None,
+                   help="starting rank of every low-rank layer (the last layer stays dense); "
+                        "required for fixed and adaptive")
+    g.add_argument("--tau", type=float, default=None,
+                   help="relative truncation tolerance of adaptive (required there)")
+    g.add_argument("--min-rank", type=int, default=1, help="smallest rank (adaptive)")
+    g.add_argument("--max-rank", type=int, default=None,
+                   help="largest rank (adaptive); None: min(n_in, n_out) // 2 per layer")
+    g.add_argument("--passes", type=int, choices=(1, 3), default=1,
+                   help="adaptive: 1 backward per step, or the published 3 (K, L, S passes)")
+    g.add_argument("--finetune-epochs", type=int, default=0,
+                   help="epochs of S-only fine-tuning after --epochs (fixed/adaptive)")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="main epochs")
+    g.add_argument("--batch-size", type=int, default=TrainConfig.batch_size,
+                   help="samples per step")
+    g.add_argument("--lr", type=float, default=None,
+                   help=f"learning rate; None: {lr_default}")
+    g.add_argument("--momentum", type=float, default=None,
+                   help=f"heavy-ball momentum in [0, 1); None: {mom_default} (DLRT "
+                        f"defaults to plain SGD, the Euler step of [SZKCT22])")
+    g.add_argument("--schedule", choices=SCHEDULES, default=TrainConfig.schedule,
+                   help="learning rate: constant, or cosine decay per step to 0 over "
+                        "--epochs (restarted for fine-tuning)")
+    g.add_argument("--seed", type=int, default=TrainConfig.seed,
+                   help="seed of initialisation and shuffling")
+    g.add_argument("--dtype", choices=DTYPES, default=TrainConfig.dtype,
+                   help="floating-point type of parameters and data")
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", choices=DATASETS, default=TrainConfig.dataset,
+                   help="data set (see lowrank_ref.data.load for where it is looked for)")
+    g.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="folder searched first for the data; None: $LOWRANK_REF_DATA, then "
+                        "the installed packages")
+    g.add_argument("--hidden", type=_int_list, default=",".join(map(str, DEFAULT_SIZES[1:-1])),
+                   metavar="W1,W2,...", help="hidden layer widths, comma-separated")
+    g.add_argument("--n-train", type=int, default=None,
+                   help="use only the first N training samples; None: all")
+    g.add_argument("--n-test", type=int, default=None,
+                   help="use only the first N test samples; None: all")
+    g = p.add_argument_group("records")
+    g.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder; None: runs/<method>-<YYYYmmdd-HHMMSS>, or the "
+                        "--resume folder")
+    g.add_argument("--resume", default=None, metavar="DIR",
+                   help="continue the run whose checkpoint.npz is in DIR")
+    g.add_argument("--force", action="store_true", default=False,
+                   help="with --resume: accept a configuration that differs from the "
+                        "checkpoint's")
+    if suppress_defaults:   # a probe parser: the namespace holds only the options given
+        for action in p._actions:       # (not set_defaults: those land in the namespace)
+            if action.dest != "help":
+                action.default = argparse.SUPPRESS
+
+
+def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
+    """The argument parser of ``python -m lowrank_ref``.
+
+    With ``suppress_defaults`` the options of ``train`` have no defaults, so the parsed
+    namespace holds only the options given on the command line (used by ``--resume``).
+    """
+    parser = _Parser(prog=PROG, formatter_class=_Formatter, allow_abbrev=False,
+                     description="lowrank_ref: dynamical low-rank approximation and training "
+                                 "(NumPy reference implementation).")
+    sub = parser.add_subparsers(dest="command", metavar="command", required=True,
+                                parser_class=_Parser)
+    _add_train(sub, suppress_defaults)
+    return parser
+
+
+# argparse destination -> TrainConfig field (the rest map to themselves)
+_NOT_CONFIG = ("command", "resume", "force", "hidden")
+
+
+def _explicit_options(argv: List[str]) -> set:
+    """Destinations of the options given on the command line (not left at their default)."""
+    return set(vars(build_parser(suppress_defaults=True).parse_args(argv))) - {"command"}
+
+
+def _train_config(args, argv) -> tuple:
+    values = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
+    if args.resume is None:
+        sizes = [DEFAULT_SIZES[0], *args.hidden, DEFAULT_SIZES[-1]]
+        return TrainConfig(sizes=sizes, **values), None
+    given = _explicit_options(argv)
+    base = load_config(args.resume).to_dict()
+    for key in given:
+        if key in values:
+            base[key] = values[key]
+    if "hidden" in given:
+        base["sizes"] = [base["sizes"][0], *args.hidden, base["sizes"][-1]]
+    if "out" not in given:
+        base["out"] = None                 # write into the resumed folder
+    return TrainConfig(**base), args.resume
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the command line; return the exit status (0 ok, 1 diverged, 2 bad input)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    prog = f"{PROG} {args.command}"
+    try:
+        if args.command == "train":
+            config, resume = _train_config(args, argv)
+            train(config, resume=resume, force=args.force)
+    except TrainingDiverged as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted; the last checkpoint (if any) is complete and can be "
+              f"resumed with --resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,494 @@
+"""Tests of lowrank_ref.train and the command line (``python -m lowrank_ref train``).
+
+Training runs on small made-up data (Gaussian blobs, 20 features, 10 classes); only the test
+marked ``slow`` reads real MNIST.
+"""
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lowrank_ref import train as train_mod
+from lowrank_ref.__main__ import build_parser, main
+from lowrank_ref.data import Dataset
+from lowrank_ref.train import (CHECKPOINT_NAME, HISTORY_COLUMNS, CheckpointError, TrainConfig,
+                               TrainingDiverged, evaluate, load_checkpoint, train)
+
+ROOT = Path(__file__).resolve().parents[1]
+D, K = 20, 10                      # features, classes of the made-up data
+SIZES = [D, 32, 24, K]
+
+
+def blobs(seed=0, n_train=400, n_test=200, spread=0.6):
+    """10 Gaussian blobs in 20-d: class c around a random unit-norm-ish centre."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((K, D))
+
+    def draw(n):
+        y = rng.integers(0, K, n)
+        return centres[y] + spread * rng.standard_normal((n, D)), y
+
+    X_train, y_train = draw(n_train)
+    X_test, y_test = draw(n_test)
+    return Dataset(X_train, y_train, X_test, y_test, "blobs", "made up in test_train.py")
+
+
+DATA = blobs()
+
+
+def quiet(line):
+    pass
+
+
+def config(tmp_path, name="run", **kw):
+    base = dict(sizes=SIZES, epochs=2, batch_size=32, lr=0.05, out=str(tmp_path / name))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+LOW_RANK = {"fixed": dict(method="fixed", rank=8, lr=0.5),
+            "adaptive": dict(method="adaptive", rank=4, tau=0.05, lr=0.5)}
+
+
+def read_history(out):
+    with open(Path(out) / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def model_arrays(path):
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files if k.startswith(("layer", "opt."))}
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kw, name", [
+    (dict(method="sgd"), "method"), (dict(epochs=0), "epochs"), (dict(batch_size=0), "batch_size"),
+    (dict(lr=-1.0), "lr"), (dict(lr=float("nan")), "lr"), (dict(momentum=1.0), "momentum"),
+    (dict(schedule="step"), "schedule"), (dict(dtype="float16"), "dtype"),
+    (dict(sizes=[784]), "sizes"), (dict(sizes=[784, 0, 10]), "sizes"),
+    (dict(dataset="cifar"), "dataset"), (dict(seed=-1), "seed"), (dict(epochs=True), "epochs"),
+    (dict(rank=5), "rank"), (dict(method="fixed"), "rank"), (dict(method="adaptive", rank=5), "tau"),
+    (dict(method="fixed", rank=5, tau=0.1), "tau"), (dict(passes=3), "passes"),
+    (dict(method="adaptive", rank=5, tau=0.1, passes=2), "passes"),
+    (dict(method="adaptive", rank=5, tau=0.1, min_rank=4, max_rank=3), "max_rank"),
+    (dict(finetune_epochs=1), "finetune_epochs"), (dict(n_train=0), "n_train"),
+])
+def test_config_errors_name_the_option(kw, name):
+    with pytest.raises(ValueError, match=name):
+        TrainConfig(**kw)
+
+
+def test_config_defaults_depend_on_method():
+    assert (TrainConfig().lr, TrainConfig().momentum) == (train_mod.DEFAULT_LR["dense"], 0.9)
+    c = TrainConfig(method="adaptive", rank=10, tau=0.1)
+    assert (c.lr, c.momentum) == (train_mod.DEFAULT_LR["adaptive"], 0.0)
+    assert TrainConfig.from_dict(c.to_dict()) == c
+    with pytest.raises(ValueError, match="unknown configuration option"):
+        TrainConfig.from_dict({**c.to_dict(), "bogus": 1})
+
+
+def test_cosine_schedule_decays_to_zero_per_step():
+    c = TrainConfig(lr=0.2)
+    lrs = [train_mod.lr_at(c, t, 100) for t in range(100)]
+    assert lrs[0] == 0.2 and all(a > b for a, b in zip(lrs, lrs[1:])) and lrs[-1] < 1e-3
+    assert train_mod.lr_at(TrainConfig(lr=0.2, schedule="constant"), 99, 100) == 0.2
+
+
+def test_evaluate_matches_predict():
+    model = train_mod.build_model(TrainConfig(sizes=SIZES, dtype="float64"))
+    loss, acc = evaluate(model, DATA.X_test, DATA.y_test, batch_size=7)
+    logits = model.predict(DATA.X_test)
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    assert loss == pytest.approx(-np.mean(np.log(p[np.arange(len(p)), DATA.y_test])), rel=1e-12)
+    assert acc == np.mean(logits.argmax(1) == DATA.y_test)
+
+
+# --------------------------------------------------------------------------------------------
+# Training, records
+# --------------------------------------------------------------------------------------------
+
+def test_dense_training_learns_and_writes_records(tmp_path):
+    lines = []
+    c = config(tmp_path, epochs=3, dtype="float64")
+    final = train(c, log=lines.append, data=DATA)
+    out = Path(c.out)
+    rows = read_history(out)
+    assert tuple(rows[0]) == HISTORY_COLUMNS
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert {r["phase"] for r in rows} == {"train"}
+    losses = [float(r["train_loss"]) for r in rows]
+    assert losses[-1] < losses[0]
+    assert final["test_acc"] > 0.9 and final["test_acc"] == float(rows[-1]["test_acc"])
+    assert float(rows[0]["lr"]) == c.lr > float(rows[1]["lr"]) > float(rows[2]["lr"])  # cosine
+    assert rows[0]["ranks"] == "" and float(rows[0]["eval_cr"]) == 0.0
+    run = json.loads((out / "run.json").read_text())
+    for key in ("config", "seed", "versions", "git_commit", "final", "seconds", "status", "data"):
+        assert key in run, key
+    assert run["status"] == "finished" and run["config"] == c.to_dict()
+    assert set(run["versions"]) >= {"python", "numpy", "lowrank_ref"}
+    assert run["final"]["test_acc"] == final["test_acc"]
+    epoch_lines = [ln for ln in lines if ": train loss" in ln]
+    assert len(epoch_lines) == 3 and "test acc" in epoch_lines[0] and " s" in epoch_lines[0]
+    assert any("samples/s" in ln for ln in lines)            # progress lines (not a terminal)
+    assert not list(out.glob(".*.tmp"))                      # no temporary file left behind
+
+
+@pytest.mark.parametrize("method", ["fixed", "adaptive"])
+def test_low_rank_training_learns_and_reports_ranks(tmp_path, method):
+    lines = []
+    c = config(tmp_path, epochs=3, dtype="float64", **LOW_RANK[method])
+    final = train(c, log=lines.append, data=DATA)
+    rows = read_history(c.out)
+    losses = [float(r["train_loss"]) for r in rows]
+    assert losses[-1] < losses[0]
+    assert final["test_acc"] > 0.8
+    ranks = [list(map(int, r["ranks"].split("|"))) for r in rows]
+    assert all(len(r) == 2 for r in ranks)                   # two low-rank layers, last dense
+    if method == "fixed":
+        assert all(r == [8, 8] for r in ranks)
+    else:
+        assert ranks[-1] != [4, 4]                           # the ranks adapted
+    assert final["ranks"] == ranks[-1]
+    assert f"ranks {rows[-1]['ranks']}" in [ln for ln in lines if ": train loss" in ln][-1]
+    assert 0 < float(rows[-1]["eval_cr"]) < 1
+
+
+def test_finetune_phase_keeps_bases_and_ranks(tmp_path):
+    c = config(tmp_path, epochs=1, dtype="float64", **LOW_RANK["adaptive"])
+    train(c, log=quiet, data=DATA)
+    before = model_arrays(Path(c.out) / CHECKPOINT_NAME)
+    # fine-tuning decided after the run: finetune_epochs may change on resume
+    c = config(tmp_path, epochs=1, finetune_epochs=2, dtype="float64", **LOW_RANK["adaptive"])
+    train(c, log=quiet, data=DATA, resume=c.out)
+    after = model_arrays(Path(c.out) / CHECKPOINT_NAME)
+    for i in (0, 1):
+        for f in "UV":
+            np.testing.assert_array_equal(before[f"layer{i}.{f}"], after[f"layer{i}.{f}"])
+        assert not np.array_equal(before[f"layer{i}.S"], after[f"layer{i}.S"])
+    assert not np.array_equal(before["layer2.W"], after["layer2.W"])   # the dense layer trains
+    with pytest.raises(ValueError, match="finetune_epochs must be >= 2"):
+        train(config(tmp_path, epochs=1, finetune_epochs=1, dtype="float64",
+                     **LOW_RANK["adaptive"]), log=quiet, data=DATA, resume=c.out)
+    with pytest.raises(ValueError, match="epochs must stay 1"):
+        train(config(tmp_path, epochs=2, finetune_epochs=2, dtype="float64",
+                     **LOW_RANK["adaptive"]), log=quiet, data=DATA, resume=c.out)
+    rows = read_history(c.out)
+    assert [r["phase"] for r in rows] == ["train", "finetune", "finetune"]
+    assert rows[1]["ranks"] == rows[2]["ranks"] == rows[0]["ranks"]
+    assert float(rows[1]["lr"]) == c.lr                      # the schedule restarts
+    assert float(rows[2]["train_loss"]) < float(rows[0]["train_loss"])
+
+
+def test_default_out_folder_and_live_progress(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    final = train(TrainConfig(sizes=SIZES, epochs=1, batch_size=32), log=quiet, data=DATA,
+                  progress="off")
+    out = Path(final["out"])
+    assert out.parent == Path("runs") and out.name.startswith("dense-")
+    assert (out / "history.csv").exists()
+    stream = io.StringIO()
+    bar = train_mod._Progress("live", quiet, stream)
+    bar.start("epoch 1/1", 3, 30)
+    for b in range(1, 4):
+        bar.update(b, 10 * b)
+    bar.finish()
+    text = stream.getvalue()
+    assert text.startswith("\r") and "batches" in text and "samples/s" in text and "left" in text
+    assert text.endswith("\r") and "\n" not in text          # one line, cleared at the end
+
+
+def test_data_is_cast_once_to_the_model_dtype(tmp_path):
+    ds = DATA._replace(X_train=DATA.X_train.astype(np.float64))
+    final = train(config(tmp_path, epochs=1, dtype="float32", n_train=64, n_test=32),
+                  log=quiet, data=ds)
+    assert np.isfinite(final["test_loss"])
+    with pytest.raises(ValueError, match="sizes"):
+        train(config(tmp_path, name="bad", sizes=[D + 1, 8, K]), log=quiet, data=DATA)
+    with pytest.raises(ValueError, match="n_train"):
+        train(config(tmp_path, name="bad2", n_train=10 ** 6), log=quiet, data=DATA)
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints and resume
+# --------------------------------------------------------------------------------------------
+
+RESUME_CASES = [("dense", "float64"), ("dense", "float32"), ("adaptive", "float64"),
+                ("adaptive", "float32"), ("fixed", "float32"), ("adaptive+momentum", "float32"),
+                ("fixed+momentum", "float64")]
+LOW_RANK["adaptive+momentum"] = dict(LOW_RANK["adaptive"], lr=0.1, momentum=0.9)
+LOW_RANK["fixed+momentum"] = dict(LOW_RANK["fixed"], lr=0.1, momentum=0.9)
+
+
+class Interrupt(Exception):
+    """Raised by a log callback to stop a run right after an epoch (like Ctrl-C)."""
+
+
+def stop_after_epoch(epoch):
+    def log(line):
+        if line.startswith(f"epoch {epoch}/") and ": train loss" in line:
+            raise Interrupt(line)
+    return log
+
+
+@pytest.mark.parametrize("method, dtype", RESUME_CASES)
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_two_epochs_equal_one_plus_resume_plus_one(tmp_path, method, dtype, schedule):
+    """Bit for bit: parameters, optimiser state and history (but the seconds)."""
+    kw = dict(LOW_RANK.get(method, {}), dtype=dtype, schedule=schedule)
+    ref = config(tmp_path, "ref", epochs=2, **kw)
+    train(ref, log=quiet, data=DATA)
+    if schedule == "constant":
+        # 1 epoch, then resumed with epochs=2 (epochs may change on resume)
+        train(config(tmp_path, "part", epochs=1, **kw), log=quiet, data=DATA)
+    else:
+        # the cosine schedule spans the run's epochs: interrupt a 2-epoch run after epoch 1
+        with pytest.raises(Interrupt):
+            train(config(tmp_path, "part", epochs=2, **kw), log=stop_after_epoch(1), data=DATA)
+    part = config(tmp_path, "part", epochs=2, **kw)
+    train(part, log=quiet, data=DATA, resume=part.out)
+    a = model_arrays(Path(ref.out) / CHECKPOINT_NAME)
+    b = model_arrays(Path(part.out) / CHECKPOINT_NAME)
+    assert a.keys() == b.keys()
+    if method == "dense" or "momentum" in method:
+        assert any(k.startswith("opt.") for k in a)           # momentum buffers are compared
+    if "momentum" in method:
+        assert any(k.startswith("opt.velocity.") for k in a)  # factored DLRT velocities
+    for k in a:
+        assert a[k].dtype.kind != "f" or a[k].dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa
+    assert drop(read_history(ref.out)) == drop(read_history(part.out))
+
+
+def test_resume_inside_the_finetune_phase_is_bit_identical(tmp_path):
+    kw = dict(LOW_RANK["adaptive"], dtype="float32", epochs=1, finetune_epochs=2)
+    ref = config(tmp_path, "ref", **kw)
+    train(ref, log=quiet, data=DATA)
+    part = config(tmp_path, "part", **kw)
+    with pytest.raises(Interrupt):
+        train(part, log=stop_after_epoch(2), data=DATA)
+    assert load_checkpoint(part.out)["finetune_done"] == 1
+    train(part, log=quiet, data=DATA, resume=part.out)
+    a = model_arrays(Path(ref.out) / CHECKPOINT_NAME)
+    b = model_arrays(Path(part.out) / CHECKPOINT_NAME)
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_resume_into_another_folder_keeps_the_history(tmp_path):
+    src = config(tmp_path, "src", epochs=1)
+    train(src, log=quiet, data=DATA)
+    dst = config(tmp_path, "dst", epochs=2)
+    train(dst, log=quiet, data=DATA, resume=src.out)
+    assert [r["epoch"] for r in read_history(dst.out)] == ["1", "2"]
+    assert [r["epoch"] for r in read_history(src.out)] == ["1"]
+    run = json.loads((Path(dst.out) / "run.json").read_text())
+    assert run["resumed_from"] == str(Path(src.out) / CHECKPOINT_NAME)
+
+
+def test_resume_refuses_a_different_configuration(tmp_path):
+    c = config(tmp_path, epochs=2, dtype="float64")
+    train(c, log=quiet, data=DATA)
+    before = (Path(c.out) / CHECKPOINT_NAME).read_bytes()
+    other = config(tmp_path, epochs=3, dtype="float64", lr=0.01, batch_size=16)
+    with pytest.raises(ValueError, match=r"configuration differs.*batch_size.*lr.*force"):
+        train(other, log=quiet, data=DATA, resume=c.out)
+    assert (Path(c.out) / CHECKPOINT_NAME).read_bytes() == before
+    with pytest.raises(ValueError, match="epochs must be >= 2"):   # cannot undo epochs
+        train(config(tmp_path, epochs=1, dtype="float64"), log=quiet, data=DATA,
+              resume=Path(c.out) / CHECKPOINT_NAME)
+    # resuming a finished run changes nothing
+    final = train(c, log=quiet, data=DATA, resume=c.out)
+    assert final["epoch"] == 2 and (Path(c.out) / CHECKPOINT_NAME).read_bytes() == before
+    # force=True accepts a different configuration (and records that it was forced)
+    final = train(other, log=quiet, data=DATA, resume=c.out, force=True)
+    assert final["epoch"] == 3
+    run = json.loads((Path(c.out) / "run.json").read_text())
+    assert run["forced"] is True and run["config"]["lr"] == 0.01
+    # a different method builds different layers: refused even with force
+    with pytest.raises(ValueError, match="layer 0"):
+        train(config(tmp_path, epochs=3, dtype="float64", **LOW_RANK["fixed"]), log=quiet,
+              data=DATA, resume=c.out, force=True)
+
+
+def test_corrupt_or_truncated_checkpoint_is_refused(tmp_path):
+    c = config(tmp_path, epochs=1)
+    train(c, log=quiet, data=DATA)
+    good = (Path(c.out) / CHECKPOINT_NAME).read_bytes()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    path = bad / CHECKPOINT_NAME
+    path.write_bytes(good[: len(good) // 2])                  # truncated
+    with pytest.raises(CheckpointError, match=r"checkpoint .*corrupt or truncated"):
+        load_checkpoint(bad)
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        train(config(tmp_path, "bad", epochs=2), log=quiet, data=DATA, resume=bad)
+    with zipfile.ZipFile(io.BytesIO(good)) as z:            # one byte flipped in W's data
+        info = z.getinfo("layer0.W.npy")
+    header = good[info.header_offset:info.header_offset + 30]
+    start = info.header_offset + 30 + int.from_bytes(header[26:28], "little") \
+        + int.from_bytes(header[28:30], "little")
+    flipped = bytearray(good)
+    flipped[start + info.compress_size // 2] ^= 0xFF
+    path.write_bytes(bytes(flipped))
+    with pytest.raises(CheckpointError, match="CRC"):
+        load_checkpoint(path)
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)
+    np.savez(path, a=np.zeros(3))                            # an npz, but not ours
+    with pytest.raises(CheckpointError, match="lacks"):
+        load_checkpoint(path)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "nowhere")
+
+
+def test_checkpoint_holds_no_pickles_and_every_layer(tmp_path):
+    c = config(tmp_path, epochs=1, **LOW_RANK["adaptive"])
+    train(c, log=quiet, data=DATA)
+    ck = load_checkpoint(c.out)                               # allow_pickle=False inside
+    assert ck["config"] == c and ck["epochs_done"] == 1 and len(ck["history"]) == 1
+    arrays = ck["arrays"]
+    assert all(a.dtype != object for a in arrays.values())
+    assert [str(arrays[f"layer{i}.kind"]) for i in range(3)] == ["lowrank", "lowrank", "dense"]
+    for i in (0, 1):
+        r = arrays[f"layer{i}.S"].shape[0]
+        assert arrays[f"layer{i}.U"].shape[1] == arrays[f"layer{i}.V"].shape[1] == r
+
+
+# --------------------------------------------------------------------------------------------
+# Divergence
+# --------------------------------------------------------------------------------------------
+
+def test_divergence_names_epoch_batch_and_keeps_the_checkpoint(tmp_path):
+    c = config(tmp_path, epochs=1, dtype="float32")
+    train(c, log=quiet, data=DATA)
+    ckpt = Path(c.out) / CHECKPOINT_NAME
+    before = ckpt.read_bytes()
+    huge = config(tmp_path, epochs=3, dtype="float32", lr=1e30, schedule="constant")
+    with pytest.raises(TrainingDiverged) as info:
+        train(huge, log=quiet, data=DATA, resume=c.out, force=True)
+    exc = info.value
+    assert isinstance(exc, RuntimeError)
+    assert exc.epoch == 2 and exc.batch >= 1 and exc.checkpoint == ckpt
+    msg = str(exc)
+    assert f"epoch 2, batch {exc.batch}" in msg and str(ckpt) in msg and "unchanged" in msg
+    assert ckpt.read_bytes() == before
+    assert len(read_history(c.out)) == 1
+    run = json.loads((Path(c.out) / "run.json").read_text())
+    assert run["status"] == "diverged" and "epoch 2" in run["error"]
+
+
+def test_divergence_in_the_first_epoch_says_there_is_no_checkpoint(tmp_path):
+    c = config(tmp_path, epochs=1, lr=1e30, schedule="constant")
+    with pytest.raises(TrainingDiverged, match="epoch 1, batch .*no checkpoint was written"):
+        train(c, log=quiet, data=DATA)
+    assert not (Path(c.out) / CHECKPOINT_NAME).exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+def run_cli(*args, cwd=None):
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "lowrank_ref", *args], capture_output=True,
+                          text=True, cwd=cwd or ROOT, env=env, timeout=120)
+
+
+def train_actions():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    return [a for a in sub.choices["train"]._actions if a.dest != "help"]
+
+
+def test_cli_help_lists_every_option_with_its_default():
+    res = run_cli("train", "--help")
+    assert res.returncode == 0, res.stderr
+    text = " ".join(res.stdout.split())
+    actions = train_actions()
+    expected = {"--method", "--rank", "--tau", "--min-rank", "--max-rank", "--passes",
+                "--finetune-epochs", "--epochs", "--batch-size", "--lr", "--momentum",
+                "--schedule", "--seed", "--dtype", "--dataset", "--data-dir", "--out",
+                "--resume", "--hidden", "--n-train", "--n-test", "--force"}
+    assert {s for a in actions for s in a.option_strings} == expected
+    for a in actions:
+        assert a.option_strings[0] in text
+        assert f"(default: {a.default})" in text, a.option_strings[0]
+    assert text.count("(default:") == len(actions)
+    top = run_cli("--help")
+    assert top.returncode == 0 and "train" in top.stdout
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["train", "--epochs", "0"], "epochs"),
+    (["train", "--method", "sgd"], "--method"),
+    (["train", "--lr", "fast"], "--lr"),
+    (["train", "--hidden", "500,x"], "--hidden"),
+    (["train", "--method", "fixed"], "rank"),
+    (["train", "--resume", "/nonexistent/run"], "no checkpoint"),
+    (["fly"], "command"),
+])
+def test_cli_bad_values_exit_2_with_one_line(args, needle):
+    res = run_cli(*args)
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    err = res.stderr.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err and needle in err and "error" in err
+
+
+def test_cli_trains_resumes_and_reports_divergence(tmp_path, monkeypatch, capsys):
+    """In-process, with MNIST-shaped made-up data in place of data.load."""
+    mnist_like = blobs(seed=1, n_train=128, n_test=64)
+    proj = np.random.default_rng(2).standard_normal((D, 784)) / np.sqrt(D)
+    fake = mnist_like._replace(X_train=mnist_like.X_train @ proj, X_test=mnist_like.X_test @ proj)
+    calls = []
+
+    def fake_load(name, data_dir=None, dtype=np.float32):
+        calls.append((name, data_dir, np.dtype(dtype)))
+        return fake
+
+    monkeypatch.setattr(train_mod.data_mod, "load", fake_load)
+    out = tmp_path / "run"
+    common = ["--hidden", "16,16", "--batch-size", "32", "--dtype", "float64"]
+    assert main(["train", *common, "--epochs", "1", "--out", str(out)]) == 0
+    assert calls == [("mnist", None, np.dtype("float64"))]
+    # resume: the configuration comes from the checkpoint; only --epochs changes
+    assert main(["train", "--resume", str(out), "--epochs", "2"]) == 0
+    assert [r["epoch"] for r in read_history(out)] == ["1", "2"]
+    assert load_checkpoint(out)["config"].sizes == [784, 16, 16, 10]
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--epochs", "3", "--lr", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "configuration differs" in err and "lr" in err and len(err.strip().splitlines()) == 1
+    assert main(["train", "--resume", str(out), "--epochs", "3", "--lr", "1e30",
+                 "--schedule", "constant", "--force"]) == 1
+    err = capsys.readouterr().err
+    assert "diverged" in err and "epoch 3, batch" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------------------------
+# Real MNIST (slow)
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_dense_training_on_real_mnist_briefly(tmp_path):
+    import time
+    t0 = time.perf_counter()
+    c = TrainConfig(sizes=[784, 128, 128, 10], epochs=2, batch_size=64, n_train=10000,
+                    n_test=2000, out=str(tmp_path / "mnist"))
+    final = train(c, log=quiet)
+    assert final["test_acc"] > 0.90, final
+    assert time.perf_counter() - t0 < 60
