@@ -6,6 +6,12 @@ Commands
     Train a dense or a dynamical low-rank network ([SZKCT22]) on MNIST / Fashion-MNIST,
     writing ``history.csv``, ``run.json`` and ``checkpoint.npz`` to ``--out``
     (:func:`lowrank_ref.train.train`). ``--resume DIR`` continues a run.
+``sweep``
+    One rank-adaptive run per ``--taus`` value and a table (:func:`lowrank_ref.train.sweep`).
+``figures``
+    Regenerate ``figures/`` (:func:`lowrank_ref.plots.make_figures`).
+``oracle export DIR`` / ``oracle verify DIR``
+    Golden cases for other backends (:mod:`lowrank_ref.oracle`).
 
 Errors in options or data print one line (``<prog>: error: ...``) to stderr and exit with
 status 2; a diverged run (non-finite loss) exits with status 1, naming the last good
@@ -23,7 +29,7 @@ from typing import List, Optional
 from .data import DATASETS
 from .dlrt import METHODS
 from .train import (DEFAULT_LR, DEFAULT_MOMENTUM, DEFAULT_SIZES, DTYPES, SCHEDULES,
-                    TrainConfig, TrainingDiverged, load_config, train)
+                    TrainConfig, TrainingDiverged, load_config, sweep, train)
 
 __all__ = ["main", "build_parser"]
 
@@ -53,8 +59,6 @@ def _int_list(text: str) -> List[int]:
 
 
 def _add_train(sub, suppress_defaults: bool = False) -> None:
-    lr_default = ", ".join(f"{v:g} for {k}" for k, v in DEFAULT_LR.items())
-    mom_default = ", ".join(f"{v:g} for {k}" for k, v in DEFAULT_MOMENTUM.items())
     p = sub.add_parser(
         "train", formatter_class=_Formatter, allow_abbrev=False,
         help="train a dense or low-rank network and record the run",
@@ -67,14 +71,27 @@ def _add_train(sub, suppress_defaults: bool = False) -> None:
             "any change other than --epochs/--finetune-epochs/--out is refused unless --force."),
         epilog=("example: python -m lowrank_ref train --method adaptive --rank 100 --tau 0.1 "
                 "--epochs 10"))
+    _train_options(p, sweep=False)
+    if suppress_defaults:   # a probe parser: the namespace holds only the options given
+        for action in p._actions:       # (not set_defaults: those land in the namespace)
+            if action.dest != "help":
+                action.default = argparse.SUPPRESS
+
+
+def _train_options(p, sweep: bool) -> None:
+    """The options of ``train``; ``sweep`` leaves out method, tau and the run folder."""
+    lr_default = ", ".join(f"{v:g} for {k}" for k, v in DEFAULT_LR.items())
+    mom_default = ", ".join(f"{v:g} for {k}" for k, v in DEFAULT_MOMENTUM.items())
     g = p.add_argument_group("method")
-    g.add_argument("--method", choices=METHODS, default="dense",
-                   help="optimiser: dense SGD, fixed-rank DLRT or rank-adaptive DLRT")
+    if not sweep:
+        g.add_argument("--method", choices=METHODS, default="dense",
+                       help="optimiser: dense SGD, fixed-rank DLRT or rank-adaptive DLRT")
     g.add_argument("--rank", type=int, default=None,
                    help="starting rank of every low-rank layer (the last layer stays dense); "
                         "required for fixed and adaptive")
-    g.add_argument("--tau", type=float, default=None,
-                   help="relative truncation tolerance of adaptive (required there)")
+    if not sweep:
+        g.add_argument("--tau", type=float, default=None,
+                       help="relative truncation tolerance of adaptive (required there)")
     g.add_argument("--min-rank", type=int, default=1, help="smallest rank (adaptive)")
     g.add_argument("--max-rank", type=int, default=None,
                    help="largest rank (adaptive); None: min(n_in, n_out) // 2 per layer")
@@ -110,6 +127,8 @@ def _add_train(sub, suppress_defaults: bool = False) -> None:
                    help="use only the first N training samples; None: all")
     g.add_argument("--n-test", type=int, default=None,
                    help="use only the first N test samples; None: all")
+    if sweep:
+        return
     g = p.add_argument_group("records")
     g.add_argument("--out", default=None, metavar="DIR",
                    help="output folder; None: runs/<method>-<YYYYmmdd-HHMMSS>, or the "
@@ -119,10 +138,65 @@ def _add_train(sub, suppress_defaults: bool = False) -> None:
     g.add_argument("--force", action="store_true", default=False,
                    help="with --resume: accept a configuration that differs from the "
                         "checkpoint's")
-    if suppress_defaults:   # a probe parser: the namespace holds only the options given
-        for action in p._actions:       # (not set_defaults: those land in the namespace)
-            if action.dest != "help":
-                action.default = argparse.SUPPRESS
+
+
+def _float_list(text: str) -> List[float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers such as 0.05,0.1, got {text!r}") from None
+    return values
+
+
+def _add_sweep(sub) -> None:
+    p = sub.add_parser(
+        "sweep", formatter_class=_Formatter, allow_abbrev=False,
+        help="rank-adaptive runs for several tau, and one table",
+        description=(
+            "Run rank-adaptive DLRT once per --taus value (same options as train) and write\n"
+            "RESULTS/mnist_dense_table.csv (tau, test accuracy, ranks, eval/train parameters\n"
+            "and compression rates, epochs, seconds per epoch). Runs go to\n"
+            "RESULTS/mnist_runs/tau-<tau>; an interrupted sweep resumes where it stopped."),
+        epilog="the paper's table: see README.md, section 'Reproducing the paper's table'")
+    p.add_argument("--taus", type=_float_list, required=True, metavar="T1,T2,...",
+                   help="relative truncation tolerances")
+    p.add_argument("--dense-baseline", action="store_true", default=False,
+                   help="also train the dense network (train's defaults, same --epochs, "
+                        "--seed, --dtype, --hidden) as the first row")
+    p.add_argument("--results", default="results", metavar="DIR",
+                   help="folder of the table and of the runs")
+    _train_options(p, sweep=True)
+
+
+def _add_figures(sub) -> None:
+    p = sub.add_parser(
+        "figures", formatter_class=_Formatter, allow_abbrev=False,
+        help="regenerate the figures under figures/",
+        description=("Recompute the integrator experiments and draw every figure; the MNIST\n"
+                     "figures read RESULTS/mnist_dense_table.csv and the runs' history.csv\n"
+                     "(written by the sweep command), nothing is retrained."))
+    p.add_argument("--only", choices=("integrators", "mnist"), default=None,
+                   help="one group of figures; None: all")
+    p.add_argument("--fast", action="store_true", default=False,
+                   help="tiny integrator experiments (for tests)")
+    p.add_argument("--out", default="figures", metavar="DIR", help="output folder")
+    p.add_argument("--results", default="results", metavar="DIR",
+                   help="folder of the sweep's table and runs")
+
+
+def _add_oracle(sub) -> None:
+    p = sub.add_parser(
+        "oracle", formatter_class=_Formatter, allow_abbrev=False,
+        help="export or verify the golden cases for other backends",
+        description=("export DIR: write every golden case as .npz plus manifest.json;\n"
+                     "verify DIR: check the files' hashes and recompute the cases."))
+    osub = p.add_subparsers(dest="action", metavar="action", required=True,
+                            parser_class=_Parser)
+    for name, text in (("export", "write the golden cases to DIR"),
+                       ("verify", "check the golden cases in DIR")):
+        q = osub.add_parser(name, formatter_class=_Formatter, help=text, description=text)
+        q.add_argument("directory", metavar="DIR")
 
 
 def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
@@ -137,6 +211,9 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="command", required=True,
                                 parser_class=_Parser)
     _add_train(sub, suppress_defaults)
+    _add_sweep(sub)
+    _add_figures(sub)
+    _add_oracle(sub)
     return parser
 
 
@@ -176,6 +253,26 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command == "train":
             config, resume = _train_config(args, argv)
             train(config, resume=resume, force=args.force)
+        elif args.command == "sweep":
+            values = {k: v for k, v in vars(args).items()
+                      if k not in _NOT_CONFIG + ("taus", "dense_baseline", "results")}
+            sizes = [DEFAULT_SIZES[0], *args.hidden, DEFAULT_SIZES[-1]]
+            base = TrainConfig(method="adaptive", tau=args.taus[0], sizes=sizes, **values)
+            dense = None
+            if args.dense_baseline:
+                dense = TrainConfig(method="dense", sizes=sizes, epochs=args.epochs,
+                                    seed=args.seed, dtype=args.dtype, dataset=args.dataset,
+                                    data_dir=args.data_dir, batch_size=args.batch_size,
+                                    n_train=args.n_train, n_test=args.n_test)
+            sweep(args.taus, base, results_dir=args.results, dense=dense)
+        elif args.command == "figures":
+            from .plots import make_figures
+            make_figures(only=args.only, fast=args.fast, out_dir=args.out,
+                         results_dir=args.results)
+        elif args.command == "oracle":
+            from . import oracle
+            run = oracle.export_command if args.action == "export" else oracle.verify_command
+            return run(args.directory)
     except TrainingDiverged as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1

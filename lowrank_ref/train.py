@@ -953,3 +953,77 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
               final=final)
     final.update(seconds=run["seconds"], out=str(out))
     return final
+
+
+# --- sweeps over the truncation tolerance --------------------------------------------------
+
+#: Columns of the table written by :func:`sweep` (accuracies and compression rates in percent).
+TABLE_COLUMNS = ("method", "tau", "test_acc", "ranks", "eval_params", "train_params",
+                 "eval_cr", "train_cr", "epochs", "finetune_epochs", "seconds_per_epoch",
+                 "total_seconds", "seed", "run")
+
+
+def sweep(taus, base: TrainConfig, results_dir="results", table_name="mnist_dense_table.csv",
+          dense: Optional[TrainConfig] = None, log: Callable[[str], None] = print,
+          data: Optional[Dataset] = None) -> Path:
+    """Train one rank-adaptive run per ``tau`` (and optionally a dense baseline); write a table.
+
+    Each run goes to ``results_dir/mnist_runs/tau-<tau>`` (``dense`` for the baseline) with
+    its ``history.csv``, ``run.json`` and ``checkpoint.npz``. A run whose checkpoint already
+    exists is resumed (and a finished one is only read), so an interrupted sweep continues
+    where it stopped; its configuration must match (see :func:`train`).
+
+    Parameters
+    ----------
+    taus : sequence of float
+        Relative truncation tolerances, each ``>= 0``.
+    base : TrainConfig
+        Configuration of every adaptive run (``method`` must be "adaptive"; ``tau`` and
+        ``out`` are replaced per run).
+    results_dir : path-like, default "results"
+    table_name : str, default "mnist_dense_table.csv"
+    dense : TrainConfig, optional
+        A dense baseline run added as the first row.
+    log : callable
+    data : Dataset, optional
+        Arrays to use instead of loading ``base.dataset`` (tests).
+
+    Returns
+    -------
+    Path
+        The table, one row per run with :data:`TABLE_COLUMNS` (``test_acc``, ``eval_cr``,
+        ``train_cr`` in percent; ``ranks`` as ``r1|r2|...``; ``run`` the run folder's name).
+    """
+    taus = list(taus)
+    if not taus or not all(_is_real(t) and math.isfinite(t) and t >= 0 for t in taus):
+        raise ValueError(f"taus must be a non-empty list of finite numbers >= 0, got {taus!r}")
+    if not isinstance(base, TrainConfig) or base.method != "adaptive":
+        raise ValueError(f"base must be a TrainConfig with method 'adaptive', got "
+                         f"{getattr(base, 'method', base)!r}")
+    runs_dir = Path(results_dir) / "mnist_runs"
+    jobs = ([("dense", dense)] if dense is not None else []) + [
+        (f"tau-{t:g}", dataclasses.replace(base, tau=float(t))) for t in taus]
+    rows = []
+    for i, (name, cfg) in enumerate(jobs, 1):
+        out = runs_dir / name
+        cfg = dataclasses.replace(cfg, out=str(out))
+        log(f"sweep run {i}/{len(jobs)}: {name} -> {out}")
+        resume = out if (out / CHECKPOINT_NAME).exists() else None
+        final = train(cfg, log=log, resume=resume, data=data)
+        history = load_checkpoint(out)["history"]
+        train_rows = [r for r in history if r["phase"] == "train"]
+        rows.append({
+            "method": cfg.method, "tau": "" if cfg.tau is None else f"{cfg.tau:g}",
+            "test_acc": f"{100 * final['test_acc']:.2f}",
+            "ranks": "|".join(map(str, final["ranks"])),
+            "eval_params": final["eval_params"], "train_params": final["train_params"],
+            "eval_cr": f"{100 * final['eval_cr']:.1f}", "train_cr": f"{100 * final['train_cr']:.1f}",
+            "epochs": cfg.epochs, "finetune_epochs": cfg.finetune_epochs,
+            "seconds_per_epoch": f"{float(np.median([r['seconds'] for r in train_rows])):.1f}",
+            "total_seconds": f"{sum(r['seconds'] for r in history):.0f}",
+            "seed": cfg.seed, "run": name})
+    table = Path(results_dir) / table_name
+    lines = [",".join(TABLE_COLUMNS)] + [",".join(str(r[c]) for c in TABLE_COLUMNS) for r in rows]
+    _write_text(table, "\n".join(lines) + "\n")
+    log(f"wrote {table}")
+    return table

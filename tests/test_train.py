@@ -492,3 +492,66 @@ def test_dense_training_on_real_mnist_briefly(tmp_path):
     final = train(c, log=quiet)
     assert final["test_acc"] > 0.90, final
     assert time.perf_counter() - t0 < 60
+
+
+# --------------------------------------------------------------------------------------------
+# Sweep, figures and oracle commands
+# --------------------------------------------------------------------------------------------
+
+def test_sweep_writes_the_table_and_resumes_finished_runs(tmp_path):
+    base = config(tmp_path, method="adaptive", rank=6, tau=0.1, lr=0.5, epochs=1)
+    dense = config(tmp_path, epochs=1)
+    table = train_mod.sweep([0.05, 0.3], base, results_dir=tmp_path / "res", dense=dense,
+                            log=quiet, data=DATA)
+    with open(table, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["run"] for r in rows] == ["dense", "tau-0.05", "tau-0.3"]
+    assert set(train_mod.TABLE_COLUMNS) == set(rows[0])
+    assert rows[0]["method"] == "dense" and rows[0]["tau"] == "" and rows[0]["eval_cr"] == "0.0"
+    ranks = [[int(r) for r in row["ranks"].split("|")] for row in rows[1:]]
+    assert sum(ranks[1]) <= sum(ranks[0])          # a larger tau never keeps more rank here
+    for row in rows:
+        assert 0 <= float(row["test_acc"]) <= 100
+        hist = read_history(tmp_path / "res" / "mnist_runs" / row["run"])
+        assert abs(100 * float(hist[-1]["test_acc"]) - float(row["test_acc"])) < 0.006
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "res" / "mnist_runs").glob("*/checkpoint.npz")}
+    train_mod.sweep([0.05, 0.3], base, results_dir=tmp_path / "res", dense=dense, log=quiet, data=DATA)
+    after = {p: p.stat().st_mtime_ns for p in before}
+    assert before == after                          # finished runs are read, not retrained
+
+
+@pytest.mark.parametrize("taus", [[], [-0.1], [float("nan")]])
+def test_sweep_refuses_bad_taus(tmp_path, taus):
+    base = config(tmp_path, method="adaptive", rank=6, tau=0.1)
+    with pytest.raises(ValueError, match="taus"):
+        train_mod.sweep(taus, base, results_dir=tmp_path, data=DATA, log=quiet)
+
+
+def _cli(*args, cwd):
+    env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "lowrank_ref", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_figures_fast_writes_the_integrator_pngs(tmp_path):
+    res = _cli("figures", "--only", "integrators", "--fast", "--out", str(tmp_path), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    for name in ("integrators_convergence.png", "integrators_robustness.png"):
+        png = (tmp_path / name).read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 5000
+
+
+def test_cli_figures_without_results_is_a_clear_error(tmp_path):
+    res = _cli("figures", "--only", "mnist", "--results", str(tmp_path / "none"), cwd=tmp_path)
+    assert res.returncode == 2 and "mnist_dense_table.csv" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_cli_oracle_export_then_verify_round_trips(tmp_path):
+    res = _cli("oracle", "export", str(tmp_path / "golden"), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert _cli("oracle", "verify", str(tmp_path / "golden"), cwd=tmp_path).returncode == 0
+    victim = sorted((tmp_path / "golden").glob("*.npz"))[0]
+    victim.write_bytes(victim.read_bytes()[:-10] + b"0123456789")
+    res = _cli("oracle", "verify", str(tmp_path / "golden"), cwd=tmp_path)
+    assert res.returncode == 1 and victim.name in res.stdout
