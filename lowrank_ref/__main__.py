@@ -28,7 +28,7 @@ from typing import List, Optional
 
 from .data import DATASETS
 from .dlrt import METHODS
-from .train import (DEFAULT_LR, DEFAULT_MOMENTUM, DEFAULT_SIZES, DTYPES, SCHEDULES,
+from .train import (DEFAULT_LR, DEFAULT_MOMENTUM, DEFAULT_RANK, DEFAULT_SIZES, DEFAULT_WARMUP, DTYPES, SCHEDULES,
                     TrainConfig, TrainingDiverged, load_config, sweep, train)
 
 __all__ = ["main", "build_parser"]
@@ -88,7 +88,7 @@ def _train_options(p, sweep: bool) -> None:
                        help="optimiser: dense SGD, fixed-rank DLRT or rank-adaptive DLRT")
     g.add_argument("--rank", type=int, default=None,
                    help="starting rank of every low-rank layer (the last layer stays dense); "
-                        "required for fixed and adaptive")
+                        "None: " + ", ".join(f"{v} for {k}" for k, v in DEFAULT_RANK.items()))
     if not sweep:
         g.add_argument("--tau", type=float, default=None,
                        help="relative truncation tolerance of adaptive (required there)")
@@ -111,6 +111,9 @@ def _train_options(p, sweep: bool) -> None:
     g.add_argument("--schedule", choices=SCHEDULES, default=TrainConfig.schedule,
                    help="learning rate: constant, or cosine decay per step to 0 over "
                         "--epochs (restarted for fine-tuning)")
+    g.add_argument("--warmup", type=int, default=None,
+                   help="steps of linear learning-rate warm-up; None: "
+                        + ", ".join(f"{v} for {k}" for k, v in DEFAULT_WARMUP.items()))
     g.add_argument("--seed", type=int, default=TrainConfig.seed,
                    help="seed of initialisation and shuffling")
     g.add_argument("--dtype", choices=DTYPES, default=TrainConfig.dtype,

@@ -163,7 +163,7 @@ class DenseSGD:
 # --- networks and their parameter counts ------------------------------------------------
 
 def low_rank_mlp(sizes, rank: int, rng: np.random.Generator, dtype=np.float64,
-                 init: str = "he", dense_last: bool = True) -> MLP:
+                 init: str = "he", dense_last: bool = True, spectrum: str = "decay") -> MLP:
     """An MLP whose layers are :class:`LowRankDense` of rank ``min(rank, n_in, n_out)``.
 
     Parameters
@@ -178,6 +178,8 @@ def low_rank_mlp(sizes, rank: int, rng: np.random.Generator, dtype=np.float64,
         Dense initialisation truncated by SVD (see :class:`LowRankDense`).
     dense_last : bool, default True
         Keep the last (classifier) layer dense, as the paper does.
+    spectrum : {"decay", "svd"}, default "decay"
+        Initial singular values (see :class:`LowRankDense`).
 
     Examples
     --------
@@ -196,7 +198,7 @@ def low_rank_mlp(sizes, rank: int, rng: np.random.Generator, dtype=np.float64,
             layers.append(Dense(n_in, n_out, rng, dtype=dtype, init=init))
         else:
             layers.append(LowRankDense(n_in, n_out, min(rank, n_in, n_out), rng, dtype=dtype,
-                                       init=init))
+                                       init=init, spectrum=spectrum))
     return MLP(layers)
 
 

@@ -124,7 +124,8 @@ def test_loss_decreases_orthonormal_and_ranks_in_bounds(method, momentum):
                     assert layer.rank == 3
                 if method.startswith("adaptive"):
                     assert 1 <= layer.rank <= 4
-    assert losses[-1] < 0.5 * losses[0], losses
+    # S-only training keeps the initial bases, so it descends more slowly
+    assert losses[-1] < (0.75 if method == "sonly" else 0.5) * losses[0], losses
 
 
 def test_adaptive_ranks_fall_with_large_tau_and_grow_with_zero_tau():

@@ -53,8 +53,8 @@ def config(tmp_path, name="run", **kw):
     return TrainConfig(**base)
 
 
-LOW_RANK = {"fixed": dict(method="fixed", rank=8, lr=0.5),
-            "adaptive": dict(method="adaptive", rank=4, tau=0.05, lr=0.5)}
+LOW_RANK = {"fixed": dict(method="fixed", rank=8, lr=0.1, warmup=0),
+            "adaptive": dict(method="adaptive", rank=4, tau=0.05, lr=0.5, momentum=0.0, warmup=0)}
 
 
 def read_history(out):
@@ -77,7 +77,7 @@ def model_arrays(path):
     (dict(schedule="step"), "schedule"), (dict(dtype="float16"), "dtype"),
     (dict(sizes=[784]), "sizes"), (dict(sizes=[784, 0, 10]), "sizes"),
     (dict(dataset="cifar"), "dataset"), (dict(seed=-1), "seed"), (dict(epochs=True), "epochs"),
-    (dict(rank=5), "rank"), (dict(method="fixed"), "rank"), (dict(method="adaptive", rank=5), "tau"),
+    (dict(rank=5), "rank"), (dict(method="fixed", rank=0), "rank"), (dict(warmup=-1), "warmup"), (dict(method="adaptive", rank=5), "tau"),
     (dict(method="fixed", rank=5, tau=0.1), "tau"), (dict(passes=3), "passes"),
     (dict(method="adaptive", rank=5, tau=0.1, passes=2), "passes"),
     (dict(method="adaptive", rank=5, tau=0.1, min_rank=4, max_rank=3), "max_rank"),
@@ -91,7 +91,8 @@ def test_config_errors_name_the_option(kw, name):
 def test_config_defaults_depend_on_method():
     assert (TrainConfig().lr, TrainConfig().momentum) == (train_mod.DEFAULT_LR["dense"], 0.9)
     c = TrainConfig(method="adaptive", rank=10, tau=0.1)
-    assert (c.lr, c.momentum) == (train_mod.DEFAULT_LR["adaptive"], 0.0)
+    assert (c.lr, c.momentum, c.warmup) == (train_mod.DEFAULT_LR["adaptive"], 0.9, 100)
+    assert TrainConfig(method="fixed").rank == train_mod.DEFAULT_RANK["fixed"]
     assert TrainConfig.from_dict(c.to_dict()) == c
     with pytest.raises(ValueError, match="unknown configuration option"):
         TrainConfig.from_dict({**c.to_dict(), "bogus": 1})
@@ -421,7 +422,7 @@ def test_cli_help_lists_every_option_with_its_default():
     actions = train_actions()
     expected = {"--method", "--rank", "--tau", "--min-rank", "--max-rank", "--passes",
                 "--finetune-epochs", "--epochs", "--batch-size", "--lr", "--momentum",
-                "--schedule", "--seed", "--dtype", "--dataset", "--data-dir", "--out",
+                "--schedule", "--warmup", "--seed", "--dtype", "--dataset", "--data-dir", "--out",
                 "--resume", "--hidden", "--n-train", "--n-test", "--force"}
     assert {s for a in actions for s in a.option_strings} == expected
     for a in actions:
@@ -437,7 +438,7 @@ def test_cli_help_lists_every_option_with_its_default():
     (["train", "--method", "sgd"], "--method"),
     (["train", "--lr", "fast"], "--lr"),
     (["train", "--hidden", "500,x"], "--hidden"),
-    (["train", "--method", "fixed"], "rank"),
+    (["train", "--method", "fixed", "--rank", "0"], "rank"),
     (["train", "--resume", "/nonexistent/run"], "no checkpoint"),
     (["fly"], "command"),
 ])
