@@ -267,6 +267,15 @@ class _FactorMomentum:
     re-expressed exactly in each new basis, independent of the factorisation; with
     ``mu = 0`` the optimisers are exactly the explicit Euler (SGD) steps of [SZKCT22].
     Costs ``O((n_in + n_out) r^2)`` per layer; nothing dense is formed.
+
+    The fixed-rank step has no augmented basis: storing its velocity in the new bases
+    ``U1 x V1`` would give a K-step velocity inside ``span(U1)``, i.e. momentum that never
+    turns the basis. It stores instead (:meth:`remember_tangent`) the tangent-space
+    projection at ``W0`` of ``N = mu M + G``,
+    ``P_T N = N V0 V0^T + U0 U0^T N - U0 U0^T N V0 V0^T``, which needs only the K- and
+    L-step velocities ``N V0``, ``N^T U0`` and is written in the same form
+    ``U_m B V_m^T`` with ``U_m = [U0, N V0]``, ``V_m = [V0, N^T U0]`` (``U_m`` and ``V_m``
+    need not be orthonormal: only products with them are taken).
     """
 
     def __init__(self, mu: float):
@@ -282,16 +291,29 @@ class _FactorMomentum:
         return (GV + self.mu * (U_m @ (B @ (V_m.T @ V0))),
                 GtU + self.mu * (V_m @ (B.T @ (U_m.T @ U0))))
 
-    def s(self, i: int, U_hat, V_hat, dS):
-        """Velocity of the S-step of layer ``i`` in the bases ``U_hat``, ``V_hat``; remembered."""
+    def s(self, i: int, U_hat, V_hat, dS, remember: bool = True):
+        """Velocity of the S-step of layer ``i`` in the bases ``U_hat``, ``V_hat``; remembered
+        as ``U_hat (velocity) V_hat^T`` unless ``remember`` is False."""
         if not self.mu:
             return dS
         vel = self.store.get(i)
         if vel is not None:
             U_m, B, V_m = vel
             dS = dS + self.mu * ((U_hat.T @ U_m) @ B @ (V_m.T @ V_hat))
-        self.store[i] = (U_hat, dS, V_hat)
+        if remember:
+            self.store[i] = (U_hat, dS, V_hat)
         return dS
+
+    def remember_tangent(self, i: int, U0, V0, vK, vL) -> None:
+        """Store ``P_T N`` at ``W0 = U0 S0 V0^T`` from ``vK = N V0``, ``vL = N^T U0``:
+        ``P_T N = [U0, vK] [[-U0^T vK, I], [I, 0]] [V0, vL]^T``."""
+        if not self.mu:
+            return
+        r = U0.shape[1]
+        B = np.zeros((2 * r, 2 * r), dtype=U0.dtype)
+        B[:r, :r] = -(U0.T @ vK)
+        B[:r, r:] = B[r:, :r] = np.eye(r, dtype=U0.dtype)
+        self.store[i] = (np.concatenate([U0, vK], axis=1), B, np.concatenate([V0, vL], axis=1))
 
     def state_arrays(self) -> dict:
         out = {}
@@ -379,10 +401,12 @@ class FixedRankKLS(_DLRTBase):
         self._set_modes("W")
         res = _forward_backward(self.model, X, y, self.loss_fn)
         dense = self._dense_and_bias_grads()
+        velocities = {}
         for i, layer in _low_rank_layers(self.model):
             U0, S0, V0 = layer.factors
             GV, GtU, _ = _kl_gradients(layer)
             GV, GtU = self.factor_momentum.kl(i, U0, V0, GV, GtU)
+            velocities[i] = (U0, V0, GV, GtU)
             U1 = orthonormalize(U0 @ S0 - self.lr * GV)        # K-step
             V1 = orthonormalize(V0 @ S0.T - self.lr * GtU)     # L-step
             S_tilde = (U1.T @ U0) @ S0 @ (V0.T @ V1)           # Galerkin start M S0 N^T
@@ -390,8 +414,9 @@ class FixedRankKLS(_DLRTBase):
             layer.set_mode("S")
         _forward_backward(self.model, X, y, self.loss_fn)   # S-step gradient at W~
         for i, layer in _low_rank_layers(self.model):
-            dS = self.factor_momentum.s(i, layer.U, layer.V, layer.S_hat.grad)
+            dS = self.factor_momentum.s(i, layer.U, layer.V, layer.S_hat.grad, remember=False)
             layer.set_factors(LowRank(layer.U, layer.S_hat.value - self.lr * dS, layer.V))
+            self.factor_momentum.remember_tangent(i, *velocities[i])
         self._apply_dense_and_bias(dense)
         return res
 

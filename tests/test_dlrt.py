@@ -265,3 +265,26 @@ def test_factor_momentum_is_a_matrix_independent_of_the_factorisation():
             opt.step(X, y)
     for A, B in zip(_represented(a), _represented(b)):
         assert np.linalg.norm(A - B) <= 1e-10 * max(1.0, np.linalg.norm(A))
+
+
+def test_fixed_rank_momentum_turns_the_basis():
+    """With a constant gradient G, the fixed-rank K-step velocity after two steps must carry
+    mu * (the previous velocity) along G V0, also outside span(U0): the stored velocity is
+    the tangent projection at W0, not its restriction to the new bases."""
+    rng = np.random.default_rng(9)
+    layer = LowRankDense(7, 6, 2, rng)
+    model = MLP([layer], activation="identity")
+    X, C = rng.standard_normal((9, 7)), rng.standard_normal((9, 6))
+
+    def linear_loss(Z, _y):          # dL/dW = C^T X, the same at every point
+        return ops.sum(ops.mul(Z, Tensor(C)))
+
+    opt = FixedRankKLS(model, lr=1e-3, momentum=0.9, loss_fn=linear_loss)
+    G = C.T @ X
+    opt.step(X, None)
+    U0, S0, V0 = layer.factors
+    vK, vL = opt.factor_momentum.kl(0, U0, V0, G @ V0, G.T @ U0)
+    # the stored velocity is P_T(G) at the previous point, whose product with V0 is close
+    # to G V0 (the point moved by lr only): vK ~ (1 + mu) G V0, outside span(U0) too
+    out = lambda A: A - U0 @ (U0.T @ A)
+    assert np.linalg.norm(out(vK) - 1.9 * out(G @ V0)) <= 0.05 * np.linalg.norm(out(G @ V0))
