@@ -236,7 +236,7 @@ for h in runs[1:]:                                         # ranks within [1, ma
     assert h["counts"]["eval_cr"] > 0
 for h in (fixed_run, held_run):
     assert all(rk == FIXED_RANK for ranks in h["ranks"] for rk in ranks[:-1])
-assert held_run["acc"][-1] > fixed_run["acc"][-1]          # see the discussion below
+assert fixed_run["acc"][-1] > held_run["acc"][-1] - 0.015   # see the discussion below
 assert dense_run["counts"]["eval_cr"] == 0.0
 assert dense_run["acc"][-1] > (0.85 if FAST else 0.96)
 for h in adaptive_runs:
@@ -252,16 +252,14 @@ assert all(a <= b for a, b in zip(crs, crs[1:]))          # larger tau, more com
 # * the adaptive runs choose their own ranks — far below the start rank — and a larger
 #   `tau` compresses more, at some cost in accuracy: the trade-off of [SZKCT22] Fig. 1 /
 #   Table 1 (there after many more epochs);
-# * fixed rank with momentum learns more slowly than adaptive rank with the *same* `lr`,
-#   momentum and a similar rank — and so does the fixed-rank optimiser against the
-#   rank-adaptive one *held at the same rank* (`min_rank = max_rank`, run
-#   `adaptive@r=...`), although both then train rank-`r` networks. The difference is where
-#   the heavy-ball velocity lives. In `FixedRankKLS` it is a matrix stored in the new bases
-#   `U1`, `V1`; at the next step its contribution to the K-step, `mu M V0`, lies inside
-#   `span(U0)`, so momentum accelerates the core `S` but never the rotation of the bases.
-#   `AdaptiveKLS` stores the velocity in the augmented `2r` bases, part of which lies
-#   outside the kept `U0`, so momentum also moves the bases. (With momentum 0 both
-#   optimisers learn at the same speed. A larger `lr` narrows the gap for `FixedRankKLS`.)
+# * fixed rank and the rank-adaptive optimiser *held at the same rank* (`min_rank =
+#   max_rank`, run `adaptive@r=...`) train rank-`r` networks at a similar speed. With
+#   momentum this depends on where the heavy-ball velocity lives: an earlier version stored
+#   the fixed-rank velocity in the new bases `U1`, `V1`, so that at the next step its
+#   contribution to the K-step, `mu M V0`, lay inside `span(U0)` and momentum never turned
+#   the bases (fast mode: 81.9 % against 88.7 %). `FixedRankKLS` now stores the tangent-space
+#   projection of the velocity at `W0`, which keeps `G V0` outside `span(U0)`;
+#   `AdaptiveKLS` stores it in the augmented `2r` bases (see `dlrt._FactorMomentum`).
 
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
