@@ -573,17 +573,30 @@ def load_checkpoint(path) -> dict:
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {missing}: not written by "
                               f"lowrank_ref.train")
-    if int(arrays["format"]) != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"checkpoint {path} has format {int(arrays['format'])}, this "
+    counts = {}
+    for key in ("format", "epochs_done", "finetune_done", "n_layers"):
+        a = arrays[key]
+        if a.shape != () or a.dtype.kind not in "iu" or int(a) < 0:
+            raise CheckpointError(f"checkpoint {path}: {key} must be an int >= 0, got "
+                                  f"dtype {a.dtype} shape {a.shape}")
+        counts[key] = int(a)
+    if counts["format"] != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"checkpoint {path} has format {counts['format']}, this "
                               f"version reads format {CHECKPOINT_FORMAT}")
+    for key in ("config", "history", "opt_phase"):
+        if arrays[key].shape != () or arrays[key].dtype.kind != "U":
+            raise CheckpointError(f"checkpoint {path}: {key} must be a string, got dtype "
+                                  f"{arrays[key].dtype} shape {arrays[key].shape}")
     try:
         config = TrainConfig.from_dict(json.loads(str(arrays["config"])))
         history = json.loads(str(arrays["history"]))
+        if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
+            raise ValueError(f"history must be a list of rows, got {type(history).__name__}")
     except (ValueError, TypeError) as exc:
         raise CheckpointError(f"checkpoint {path} holds an invalid configuration or "
                               f"history: {exc}") from None
-    return {"config": config, "history": history, "epochs_done": int(arrays["epochs_done"]),
-            "finetune_done": int(arrays["finetune_done"]),
+    return {"config": config, "history": history, "epochs_done": counts["epochs_done"],
+            "finetune_done": counts["finetune_done"],
             "opt_phase": str(arrays["opt_phase"]), "arrays": arrays, "path": path}
 
 
@@ -598,30 +611,65 @@ def _restore_model(model: MLP, arrays: dict, path: Path, dtype) -> None:
     if n != len(model.layers):
         raise CheckpointError(f"checkpoint {path} has {n} layers, the configuration "
                               f"builds {len(model.layers)}")
+
+    def get(i, name):
+        a = arrays[f"layer{i}.{name}"]
+        ndim = 1 if name == "b" else 2
+        if a.dtype.kind not in "biuf" or a.ndim != ndim:
+            raise CheckpointError(f"checkpoint {path}: layer{i}.{name} must be a real {ndim}-d "
+                                  f"array, got dtype {a.dtype} shape {a.shape}")
+        a = np.array(a, dtype=dtype)
+        if not np.all(np.isfinite(a)):
+            raise CheckpointError(f"checkpoint {path}: layer{i}.{name} must be finite, got "
+                                  f"{int(a.size - np.count_nonzero(np.isfinite(a)))} NaN/Inf "
+                                  f"entries (a checkpoint is only written after a finite epoch)")
+        return a
+
     for i, layer in enumerate(model.layers):
         try:
             kind = str(arrays[f"layer{i}.kind"])
-            get = lambda name: np.array(arrays[f"layer{i}.{name}"], dtype=dtype)  # noqa: E731
             if kind == "dense" and isinstance(layer, Dense):
-                W, b = get("W"), get("b")
+                W, b = get(i, "W"), get(i, "b")
                 if W.shape != layer.W.shape or b.shape != layer.b.shape:
                     raise CheckpointError(f"checkpoint {path}: layer {i} has W {W.shape}, "
                                           f"b {b.shape}; the configuration needs "
                                           f"{layer.W.shape}, {layer.b.shape}")
                 layer.W.value, layer.b.value = W, b
             elif kind == "lowrank" and isinstance(layer, LowRankDense):
-                Y = LowRank(get("U"), get("S"), get("V"))
+                Y = LowRank(get(i, "U"), get(i, "S"), get(i, "V"))
                 if Y.U.shape[0] != layer.n_out or Y.V.shape[0] != layer.n_in:
                     raise CheckpointError(f"checkpoint {path}: layer {i} is "
                                           f"{Y.U.shape[0]} x {Y.V.shape[0]}, the "
                                           f"configuration needs {layer.n_out} x {layer.n_in}")
-                model.layers[i] = LowRankDense.from_factors(Y, get("b"))
+                try:
+                    model.layers[i] = LowRankDense.from_factors(Y, get(i, "b"))
+                except CheckpointError:
+                    raise
+                except (ValueError, TypeError) as exc:   # shapes, orthonormality
+                    raise CheckpointError(f"checkpoint {path}: layer {i}: {exc}") from None
             else:
                 want = "lowrank" if isinstance(layer, LowRankDense) else "dense"
                 raise CheckpointError(f"checkpoint {path}: layer {i} is {kind!r}, the "
                                       f"configuration's method builds a {want!r} layer")
         except KeyError as exc:
             raise CheckpointError(f"checkpoint {path} lacks the array {exc} of layer {i}") from None
+
+
+def _restore_optimizer(opt, arrays: dict, path: Path, dtype) -> None:
+    """Load the ``opt.*`` arrays of a checkpoint (momentum buffers: finite real arrays)."""
+    state = {}
+    for k, v in arrays.items():
+        if not k.startswith("opt."):
+            continue
+        if v.dtype.kind != "f" or not np.all(np.isfinite(v)):
+            raise CheckpointError(f"checkpoint {path}: {k} must be a finite float array, got "
+                                  f"dtype {v.dtype} shape {v.shape}")
+        state[k[4:]] = np.array(v, dtype=dtype)
+    try:
+        opt.load_state_arrays(state)
+    except (KeyError, ValueError, IndexError) as exc:
+        raise CheckpointError(f"checkpoint {path} holds an invalid optimiser state "
+                              f"({type(exc).__name__}: {exc})") from None
 
 
 def _git_commit() -> Optional[str]:
@@ -671,10 +719,13 @@ class _Progress:
         self.stream = stream or sys.stdout
         self.width = 0
 
-    def start(self, label: str, n_batches: int, n_samples: int) -> None:
+    def start(self, label: str, n_batches: int, n_samples: int, early: bool = False) -> None:
+        """``early``: in "lines" mode also report batches 1, 2, 4, 8, ... before the first
+        10% (the first epoch, where the ranks of adaptive DLRT fall)."""
         self.label, self.n_batches, self.n_samples = label, n_batches, n_samples
         self.t0 = self.last = time.perf_counter()
         self.every = max(1, math.ceil(n_batches / 10))
+        self.early = early
 
     def update(self, batches: int, samples: int, extra: str = "") -> None:
         if self.mode == "off":
@@ -682,7 +733,9 @@ class _Progress:
         now = time.perf_counter()
         if self.mode == "live" and now - self.last < 0.2 and batches < self.n_batches:
             return
-        if self.mode == "lines" and batches % self.every and batches != self.n_batches:
+        power_of_two = batches & (batches - 1) == 0
+        if (self.mode == "lines" and batches % self.every and batches != self.n_batches
+                and not (self.early and power_of_two and batches < self.every)):
             return
         if self.mode == "lines" and batches == self.n_batches:
             return                                  # the epoch line follows
@@ -867,8 +920,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
     if epochs_done + finetune_done < total_epochs:
         opt = _make_optimizer(config, model, phase)
         if ckpt is not None and ckpt["opt_phase"] == phase:
-            opt.load_state_arrays({k[4:]: np.array(v, dtype=dtype) if v.dtype.kind == "f" else v
-                                   for k, v in ckpt["arrays"].items() if k.startswith("opt.")})
+            _restore_optimizer(opt, ckpt["arrays"], ckpt["path"], dtype)
     last_good = ckpt["path"] if ckpt is not None else None
     last_good_epoch = epochs_done + finetune_done
 
@@ -915,21 +967,28 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
         t0 = time.perf_counter()
         order = np.random.default_rng([config.seed, epoch]).permutation(n)
         label = f"epoch {epoch}/{total_epochs}" + (" (fine-tuning)" if phase == "finetune" else "")
-        bar.start(label, n_batches, n)
+        bar.start(label, n_batches, n, early=epoch == 1)
         loss_sum, correct, seen, lr0 = 0.0, 0, 0, None
         for b in range(n_batches):
             idx = order[b * config.batch_size:(b + 1) * config.batch_size]
             Xb, yb = X[idx], y[idx]
             opt.lr = lr_at(config, k * n_batches + b, steps_in_phase)
             lr0 = opt.lr if lr0 is None else lr0
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                res = opt.step(Xb, yb)
-            if not np.isfinite(res.loss):
+            try:
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    res = opt.step(Xb, yb)
+                failed = None
+            except np.linalg.LinAlgError as exc:   # an SVD/QR of the non-finite factors of
+                res, failed = None, exc             # a diverging step (e.g. augment_basis)
+            if failed is not None or not np.isfinite(res.loss):
                 bar.finish()
                 kept = (f"the last good checkpoint {last_good} (after epoch {last_good_epoch}) "
                         f"is kept unchanged" if last_good is not None
                         else "no checkpoint was written yet")
-                msg = (f"training diverged: the loss is {res.loss} at epoch {epoch}, batch "
+                what = (f"the loss is {res.loss}" if failed is None else
+                        f"the step failed on non-finite values ({type(failed).__name__}: "
+                        f"{failed})")
+                msg = (f"training diverged: {what} at epoch {epoch}, batch "
                        f"{b + 1} of {n_batches} (lr {opt.lr:g}); {kept}; try a smaller lr")
                 write_run(status="diverged", error=msg)
                 raise TrainingDiverged(msg, epoch, b + 1, last_good)
