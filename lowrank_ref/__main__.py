@@ -13,9 +13,9 @@ Commands
 ``oracle export DIR`` / ``oracle verify DIR``
     Golden cases for other backends (:mod:`lowrank_ref.oracle`).
 
-Errors in options or data print one line (``<prog>: error: ...``) to stderr and exit with
-status 2; a diverged run (non-finite loss) exits with status 1, naming the last good
-checkpoint. Nothing imports this module.
+Errors in options, data or files (unreadable, a file where a folder is needed) print one
+line (``<prog>: error: ...``) to stderr and exit with status 2; a diverged run (non-finite
+loss) exits with status 1, naming the last good checkpoint. Nothing imports this module.
 
 For example ``python -m lowrank_ref train --epochs 0`` prints
 ``python -m lowrank_ref train: error: epochs must be an int >= 1, got 0`` and exits with 2.
@@ -279,8 +279,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except TrainingDiverged as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+    except (ValueError, TypeError, OSError) as exc:   # OSError: FileNotFoundError, a file
+        print(f"{prog}: error: {exc}", file=sys.stderr)   # where a folder is needed, ...
         return 2
     except KeyboardInterrupt:
         print(f"\n{prog}: interrupted; the last checkpoint (if any) is complete and can be "

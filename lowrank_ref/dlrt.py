@@ -79,6 +79,25 @@ def _check_model(model):
     return model
 
 
+def _check_loss_fn(loss_fn):
+    if loss_fn is not None and not callable(loss_fn):
+        raise TypeError(f"loss_fn must be None or callable as loss_fn(outputs, y), got "
+                        f"{type(loss_fn).__name__}")
+    return loss_fn
+
+
+class _LearningRate:
+    """The ``lr`` attribute of an optimiser, checked (finite, > 0) whenever it is set."""
+
+    @property
+    def lr(self) -> float:
+        return self._lr
+
+    @lr.setter
+    def lr(self, value) -> None:
+        self._lr = _check_lr(value)
+
+
 def _forward_backward(model: MLP, X: np.ndarray, y: np.ndarray, loss_fn=None) -> StepResult:
     """One forward and one backward pass; gradients are *set* (not accumulated).
 
@@ -118,15 +137,24 @@ class _PlainSGD:
                         if k.startswith("momentum.")}
 
 
-class DenseSGD:
+class DenseSGD(_LearningRate):
     """SGD (optionally with momentum) of every parameter of a dense :class:`MLP`.
 
     Parameters
     ----------
     model : MLP
+        Without :class:`LowRankDense` layers (their factors are not leaves in mode "W").
     lr : float
-        Learning rate ``> 0`` (the Euler step ``h``); may be changed between steps.
+        Learning rate ``> 0`` (the Euler step ``h``); may be changed between steps (it is
+        checked whenever it is set, here and in the DLRT optimisers).
     momentum : float in [0, 1), default 0
+    loss_fn : callable, optional
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``model`` not an MLP or with low-rank layers, ``lr`` not finite and > 0,
+        ``momentum`` outside [0, 1), ``loss_fn`` not callable.
 
     Examples
     --------
@@ -142,9 +170,14 @@ class DenseSGD:
 
     def __init__(self, model: MLP, lr: float, momentum: float = 0.0, loss_fn=None):
         self.model = _check_model(model)
-        self.lr = _check_lr(lr)
+        if _low_rank_layers(model):
+            raise ValueError("model must have no LowRankDense layers for DenseSGD (it would "
+                             "train only their biases), got layers "
+                             f"{[i for i, _ in _low_rank_layers(model)]}: use FixedRankKLS, "
+                             "AdaptiveKLS or SOnlySGD")
+        self.lr = lr
         self.sgd = _PlainSGD(_check_momentum(momentum))
-        self.loss_fn = loss_fn
+        self.loss_fn = _check_loss_fn(loss_fn)
 
     def step(self, X: np.ndarray, y: np.ndarray) -> StepResult:
         """One SGD step on the batch ``X (batch, n_in)``, labels ``y (batch,)``."""
@@ -181,17 +214,30 @@ def low_rank_mlp(sizes, rank: int, rng: np.random.Generator, dtype=np.float64,
     spectrum : {"decay", "svd"}, default "decay"
         Initial singular values (see :class:`LowRankDense`).
 
+    Raises
+    ------
+    TypeError, ValueError
+        ``sizes`` not a sequence of at least 2 ints >= 1, ``rank`` not an int >= 1,
+        ``dense_last`` not a bool, and as :class:`LowRankDense` / :class:`Dense`.
+
     Examples
     --------
     >>> model = low_rank_mlp([784, 500, 500, 10], rank=20, rng=np.random.default_rng(0))
     >>> [getattr(layer, "rank", None) for layer in model.layers]
     [20, 20, None]
     """
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+        raise TypeError(f"sizes must be a sequence of at least 2 ints >= 1, got "
+                        f"{type(sizes).__name__} {sizes!r}")
+    sizes = list(sizes)
+    if len(sizes) < 2 or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool)
+                                 and s >= 1 for s in sizes):
+        raise ValueError(f"sizes must list at least 2 ints >= 1, got {sizes}")
     sizes = [int(s) for s in sizes]
-    if len(sizes) < 2:
-        raise ValueError(f"sizes must list at least 2 widths, got {sizes}")
     if isinstance(rank, bool) or not isinstance(rank, numbers.Integral) or rank < 1:
         raise ValueError(f"rank must be an int >= 1, got {rank!r}")
+    if not isinstance(dense_last, (bool, np.bool_)):
+        raise TypeError(f"dense_last must be a bool, got {type(dense_last).__name__}")
     layers = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         if dense_last and i == len(sizes) - 2:
@@ -330,16 +376,16 @@ class _FactorMomentum:
                                       for part in ("U", "B", "V"))
 
 
-class _DLRTBase:
+class _DLRTBase(_LearningRate):
     """Shared parts: the model check, ``lr``, momentum, SGD of biases and dense layers."""
 
     def __init__(self, model: MLP, lr: float, momentum: float = 0.0, loss_fn=None):
         self.model = _check_model(model)
-        self.lr = _check_lr(lr)
+        self.lr = lr
         momentum = _check_momentum(momentum)
         self.sgd = _PlainSGD(momentum)
         self.factor_momentum = _FactorMomentum(momentum)
-        self.loss_fn = loss_fn
+        self.loss_fn = _check_loss_fn(loss_fn)
         if not _low_rank_layers(model):
             raise ValueError("model must contain at least one LowRankDense layer")
 
@@ -470,7 +516,8 @@ class AdaptiveKLS(_DLRTBase):
         super().__init__(model, lr, momentum, loss_fn)
         _check_tol(tau)
         _check_rank_bounds(min_rank, max_rank)
-        if passes not in (1, 3):
+        if isinstance(passes, bool) or not isinstance(passes, numbers.Integral) \
+                or passes not in (1, 3):
             raise ValueError(f"passes must be 1 or 3, got {passes!r}")
         self.tau, self.min_rank, self.max_rank, self.passes = float(tau), min_rank, max_rank, passes
 
@@ -479,6 +526,9 @@ class AdaptiveKLS(_DLRTBase):
         return cap if self.max_rank is None else self.max_rank
 
     def _truncate(self, layer, U_hat, S_hat1, V_hat) -> None:
+        if not np.all(np.isfinite(S_hat1)):   # lr too large: the training loop reports it
+            raise FloatingPointError(f"{type(self).__name__}: the S-step of {layer!r} gave "
+                                     f"non-finite values (lr {self.lr:g} too large?)")
         hi = self._layer_max_rank(layer)
         Y1 = truncate(U_hat, S_hat1, V_hat, self.tau, relative=True,
                       min_rank=min(self.min_rank, hi), max_rank=hi)
@@ -571,12 +621,20 @@ def make_optimizer(method: str, model: MLP, lr: float, momentum: float = 0.0,
     Raises
     ------
     ValueError
-        Unknown method, missing ``tau`` for ``"adaptive"``, or a dense method on a model
-        with low-rank layers (and vice versa).
+        Unknown method, missing ``tau`` for ``"adaptive"``, ``tau``/``min_rank``/
+        ``max_rank``/``passes`` given for another method (they would be ignored), or a
+        dense method on a model with low-rank layers (and vice versa).
     """
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     _check_model(model)
+    if method != "adaptive":
+        unused = {"tau": (tau, None), "min_rank": (min_rank, 1), "max_rank": (max_rank, None),
+                  "passes": (passes, 1)}
+        for name, (value, default) in unused.items():
+            if value is not default and value != default:
+                raise ValueError(f"{name} is only used by method 'adaptive', got "
+                                 f"{name}={value!r} for method {method!r}")
     if method == "dense":
         if _low_rank_layers(model):
             raise ValueError("method 'dense' needs a model without LowRankDense layers")

@@ -41,7 +41,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .lowrank import LowRank, augment_basis, orthonormalize, reorthonormalize, validate_lowrank
-from .truncation import _check_rank_bounds, _check_tol, truncate
+from .truncation import _check_rank_bounds, _check_relative, _check_tol, truncate
 
 __all__ = ["projector_splitting_step", "bug_step", "adaptive_bug_step", "parallel_bug_step"]
 
@@ -85,10 +85,14 @@ def _wrap_F(F: Callable, m: int, n: int, dtype) -> Callable:
         if out.shape != (m, n):
             raise ValueError(f"F must return an array of shape ({m}, {n}) (the shape of Y0), "
                              f"got shape {out.shape}")
+        with np.errstate(over="ignore"):      # reported below: 1e39 is inf in float32
+            out = out.astype(dtype, copy=False)
         if not np.all(np.isfinite(out)):
-            raise ValueError(f"F returned non-finite values at t={t!r} "
-                             f"(expected a finite ({m}, {n}) array)")
-        return out.astype(dtype, copy=False)
+            bad = int(out.size - np.count_nonzero(np.isfinite(out)))
+            raise ValueError(f"F returned non-finite values at t={t!r} (expected a finite "
+                             f"({m}, {n}) array in {np.dtype(dtype).name}, got {bad} non-finite "
+                             f"entries)")
+        return out
 
     return G
 
@@ -125,7 +129,16 @@ def _integrate(f: Callable, Y0: np.ndarray, t0: float, h: float, inner: str,
             k3 = f(t + 0.5 * tau, Y + (0.5 * tau) * k2)
             k4 = f(t + tau, Y + tau * k3)
             Y = Y + (tau / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+        _check_finite_substep(Y, h, t + tau)
     return Y
+
+
+def _check_finite_substep(Y: np.ndarray, h: float, t: float) -> None:
+    """ValueError naming ``h`` if a sub-flow left the finite range (F finite, h * F not)."""
+    if not np.all(np.isfinite(Y)):
+        raise ValueError(f"h = {h!r} is too large for this F: a substep overflowed to "
+                         f"non-finite values at t={t!r} (expected finite factors in "
+                         f"{Y.dtype}); take a smaller h")
 
 
 def _setup(Y0, F, t0, h, inner, substeps):
@@ -237,7 +250,8 @@ def projector_splitting_step(Y0: LowRank, F: Callable, t0: float, h: float,
     ValueError
         ``Y0`` inconsistent or not orthonormal, ``h <= 0`` or not finite, ``t0`` not
         finite, unknown ``inner``, ``substeps < 1``, ``order`` not 1 or 2, ``F`` returning
-        the wrong shape or non-finite values.
+        the wrong shape or non-finite values (also after the cast to ``Y0``'s dtype), a
+        substep overflowing to non-finite values (``h`` too large for ``F``).
 
     Examples
     --------
@@ -252,7 +266,7 @@ def projector_splitting_step(Y0: LowRank, F: Callable, t0: float, h: float,
     True
     """
     Y0, G, t0, h, dtype = _setup(Y0, F, t0, h, inner, substeps)
-    if isinstance(order, bool) or order not in (1, 2):
+    if isinstance(order, bool) or not isinstance(order, numbers.Integral) or order not in (1, 2):
         raise ValueError(f"order must be 1 or 2, got {order!r}")
     U0, S0, V0 = Y0
     if order == 1:
@@ -385,8 +399,8 @@ def adaptive_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     Raises
     ------
     TypeError, ValueError
-        As :func:`projector_splitting_step`, and for an invalid ``tol``, ``min_rank`` or
-        ``max_rank``.
+        As :func:`projector_splitting_step`, and for an invalid ``tol``, ``relative`` (not
+        a bool), ``min_rank`` or ``max_rank``.
 
     Examples
     --------
@@ -399,6 +413,7 @@ def adaptive_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     """
     Y0, G, t0, h, dtype = _setup(Y0, F, t0, h, inner, substeps)
     _check_tol(tol)
+    _check_relative(relative)
     _check_rank_bounds(min_rank, max_rank)
     U0, S0, V0 = reorthonormalize(Y0)
     K1 = _k_step(G, U0, S0, V0, t0, h, inner, substeps)
@@ -481,6 +496,7 @@ def parallel_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     """
     Y0, G, t0, h, dtype = _setup(Y0, F, t0, h, inner, substeps)
     _check_tol(tol)
+    _check_relative(relative)
     _check_rank_bounds(min_rank, max_rank)
     U0, S0, V0 = reorthonormalize(Y0)
     r = S0.shape[0]
@@ -495,5 +511,6 @@ def parallel_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     S_hat1[:r, :r] = S_bar1
     S_hat1[:r, r:] = L1.T @ V_tilde1          # L_tilde1^T  (r, p_v)
     S_hat1[r:, :r] = U_tilde1.T @ K1          # K_tilde1    (p_u, r)
+    _check_finite_substep(S_hat1, h, t0 + h)
     Y1 = truncate(U_hat, S_hat1, V_hat, tol, relative, min_rank, max_rank)
     return _as_dtype(Y1, dtype)

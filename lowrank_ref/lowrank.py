@@ -60,6 +60,17 @@ def as_float_array(a, name: str, ndim: int) -> np.ndarray:
     return arr
 
 
+def _float_dtype(dtype, name: str = "dtype") -> np.dtype:
+    """``np.dtype(dtype)`` if it is float32 or float64, else a TypeError naming ``name``."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from None
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"{name} must be float32 or float64, got {dt}")
+    return dt
+
+
 def _orthonormality_gate(dtype) -> float:
     # Factors that are "orthonormal" to sqrt(eps) pass; genuinely non-orthonormal ones
     # (scaled, sheared, random) fail by many orders of magnitude.
@@ -140,6 +151,15 @@ class LowRank(NamedTuple):
         -------
         LowRank
             With diagonal ``S``.
+
+        Raises
+        ------
+        TypeError
+            ``rng`` not a Generator, non-int ``m``/``n``/``r``, non-real ``singular_values``,
+            ``dtype`` not float32/float64.
+        ValueError
+            ``m``, ``n`` or ``r`` < 1, ``r > min(m, n)``, ``singular_values`` of the wrong
+            shape, negative or not finite.
         """
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
@@ -150,6 +170,7 @@ class LowRank(NamedTuple):
                 raise ValueError(f"{name} must be >= 1, got {v}")
         if r > min(m, n):
             raise ValueError(f"r must be <= min(m, n) = {min(m, n)}, got {r}")
+        dtype = _float_dtype(dtype)
         if singular_values is None:
             s = np.sort(rng.uniform(1.0, 2.0, size=r))[::-1]
         else:

@@ -23,7 +23,8 @@ import numpy as np
 
 from . import ops
 from .autodiff import Tensor
-from .lowrank import LowRank, reorthonormalize, validate_lowrank
+from .lowrank import LowRank, _float_dtype as _lowrank_float_dtype, as_float_array, \
+    reorthonormalize, validate_lowrank
 from .ops import cross_entropy
 
 __all__ = ["Layer", "Dense", "LowRankDense", "MLP", "cross_entropy", "accuracy",
@@ -57,7 +58,9 @@ def check_input(X, n_in, dtype, where: str) -> Tensor:
     TypeError
         If ``X`` is not a float array/Tensor of ``dtype``.
     ValueError
-        If ``X`` is not 2-d with ``n_in`` columns.
+        If ``X`` is not 2-d with ``n_in`` columns, or is an array (data, not a Tensor of the
+        graph) with NaN or Inf entries. Tensors are not checked: the values between layers
+        of a diverging network may be non-finite, and training reports that itself.
 
     Examples
     --------
@@ -68,6 +71,9 @@ def check_input(X, n_in, dtype, where: str) -> Tensor:
         X = np.asarray(X)
         if X.dtype.kind != "f":
             raise TypeError(f"{where}: X must be a float array, got dtype {X.dtype}")
+        if not np.all(np.isfinite(X)):
+            raise ValueError(f"{where}: X must be finite, got "
+                             f"{int(X.size - np.count_nonzero(np.isfinite(X)))} NaN/Inf entries")
         X = Tensor(X)
     if X.ndim != 2 or (n_in is not None and X.shape[1] != n_in):
         raise ValueError(f"{where}: X must have shape (batch, {n_in or 'n_in'}), got {X.shape}")
@@ -86,10 +92,15 @@ def _positive_int(value, name: str) -> int:
 
 
 def _float_dtype(dtype, name="dtype"):
-    dt = np.dtype(dtype)
-    if dt not in (np.float32, np.float64):
-        raise TypeError(f"{name} must be float32 or float64, got {dt}")
-    return dt
+    return _lowrank_float_dtype(dtype, name)
+
+
+def _check_bias(b, n_out: int, dtype) -> np.ndarray:
+    """``b`` as a finite real ``(n_out,)`` array of ``dtype`` (TypeError/ValueError naming b)."""
+    b = as_float_array(b.value if isinstance(b, Tensor) else b, "b", 1)
+    if b.shape != (n_out,):
+        raise ValueError(f"b must have shape ({n_out},), got {b.shape}")
+    return b.astype(dtype)
 
 
 #: Initialisations ``(W, b)`` for a layer ``(n_out, n_in)``, drawn in float64 then cast
@@ -502,13 +513,23 @@ class LowRankDense:
         """Best rank-``rank`` approximation of a dense weight ``W (n_out, n_in)`` (truncated SVD).
 
         The "train from a pruned dense network" start of [SZKCT22], sec. 6.3.
+
+        Raises
+        ------
+        ValueError
+            ``W`` not a finite 2-d float32/float64 array, ``b`` not of shape ``(n_out,)`` or
+            not finite, ``rank`` < 1 or > ``min(W.shape)``.
+        TypeError
+            ``b`` not real (complex, object, strings), ``rank`` not an int.
         """
         W = np.asarray(W.value if isinstance(W, Tensor) else W)
-        b = np.asarray(b.value if isinstance(b, Tensor) else b)
-        if W.ndim != 2 or W.dtype.kind != "f":
-            raise ValueError(f"W must be a 2-d float array, got shape {W.shape} dtype {W.dtype}")
-        if b.shape != (W.shape[0],):
-            raise ValueError(f"b must have shape ({W.shape[0]},), got {b.shape}")
+        if W.ndim != 2 or W.dtype not in (np.float32, np.float64):
+            raise ValueError(f"W must be a 2-d float32 or float64 array, got shape {W.shape} "
+                             f"dtype {W.dtype}")
+        if not np.all(np.isfinite(W)):
+            raise ValueError(f"W must be finite, got "
+                             f"{int(W.size - np.count_nonzero(np.isfinite(W)))} NaN/Inf entries")
+        b = _check_bias(b, W.shape[0], W.dtype)
         rank = _positive_int(rank, "rank")
         if rank > min(W.shape):
             raise ValueError(f"rank must be <= min(W.shape) = {min(W.shape)}, got {rank}")
@@ -518,15 +539,20 @@ class LowRankDense:
 
     @classmethod
     def from_factors(cls, Y, b) -> "LowRankDense":
-        """A layer holding ``W = Y.U @ Y.S @ Y.V.T`` (a :class:`LowRank`) and bias ``b``."""
+        """A layer holding ``W = Y.U @ Y.S @ Y.V.T`` (a :class:`LowRank`) and bias ``b``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            As :func:`lowrank_ref.lowrank.validate_lowrank` for ``Y`` (named ``Y``); ``b``
+            not a finite real ``(n_out,)`` array.
+        """
         Y = validate_lowrank(Y, "Y")
-        b = np.asarray(b.value if isinstance(b, Tensor) else b)
-        if b.shape != (Y.U.shape[0],):
-            raise ValueError(f"b must have shape ({Y.U.shape[0]},), got {b.shape}")
         _float_dtype(Y.U.dtype)
+        b = _check_bias(b, Y.U.shape[0], Y.U.dtype)
         layer = cls.__new__(cls)
         layer.init = "factors"
-        layer._set(Y, Tensor(b.astype(Y.U.dtype), requires_grad=True, name="b"))
+        layer._set(Y, Tensor(b, requires_grad=True, name="b"))
         return layer
 
     def _set(self, Y: LowRank, b: Tensor) -> None:
@@ -550,10 +576,21 @@ class LowRankDense:
         return LowRank(self.U, self.S, self.V)
 
     def set_factors(self, Y: LowRank) -> None:
-        """Replace ``(U, S, V)`` (any rank) and return to mode ``"W"``."""
-        if Y.U.shape[0] != self.n_out or Y.V.shape[0] != self.n_in:
+        """Replace ``(U, S, V)`` (any rank) and return to mode ``"W"``.
+
+        Shapes are checked, values are not (the optimisers call this every step, also on a
+        diverging run, whose non-finite loss the training loop reports).
+        """
+        if not isinstance(Y, tuple) or len(Y) != 3 or not all(hasattr(a, "shape") for a in Y):
+            raise TypeError(f"Y must be a LowRank(U, S, V) of arrays, got {type(Y).__name__}")
+        U, S, V = Y
+        if U.ndim != 2 or V.ndim != 2 or S.shape != (U.shape[1], V.shape[1]) \
+                or U.shape[1] != V.shape[1]:
+            raise ValueError(f"factors must have shapes (n_out, r), (r, r), (n_in, r), got "
+                             f"U {U.shape}, S {S.shape}, V {V.shape}")
+        if U.shape[0] != self.n_out or V.shape[0] != self.n_in:
             raise ValueError(f"factors must represent a ({self.n_out}, {self.n_in}) matrix, "
-                             f"got {Y.shape}")
+                             f"got {(U.shape[0], V.shape[0])}")
         self.U, self.S, self.V = (np.ascontiguousarray(a, dtype=self.dtype) for a in Y)
         self.set_mode("W")
 
@@ -569,10 +606,35 @@ class LowRankDense:
         """Switch the trainable leaf: ``"W"``, ``"K"``, ``"L"`` or ``"S"`` (see the class doc).
 
         For ``"S"``, ``U_hat (n_out, k)``, ``S_hat (k, l)``, ``V_hat (n_in, l)`` default to
-        the current ``U``, ``S``, ``V`` (S-only fine-tuning).
+        the current ``U``, ``S``, ``V`` (S-only fine-tuning). Given ones must be finite real
+        2-d arrays of those shapes (cast to the layer's dtype); other modes take none.
+
+        Raises
+        ------
+        ValueError
+            Unknown ``mode``; ``U_hat``/``S_hat``/``V_hat`` given for a mode other than
+            ``"S"``, of the wrong shape or not finite.
+        TypeError
+            ``U_hat``/``S_hat``/``V_hat`` complex, of object or string dtype.
         """
-        if mode not in self.MODES:
+        if not isinstance(mode, str) or mode not in self.MODES:
             raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
+        given = {k: v for k, v in (("U_hat", U_hat), ("S_hat", S_hat), ("V_hat", V_hat))
+                 if v is not None}
+        if given and mode != "S":
+            raise ValueError(f"{', '.join(given)} only apply to mode 'S', got mode {mode!r}")
+        given = {k: as_float_array(v, k, 2).astype(self.dtype, copy=False)
+                 for k, v in given.items()}
+        for k, rows in (("U_hat", self.n_out), ("V_hat", self.n_in)):
+            if k in given and given[k].shape[0] != rows:
+                raise ValueError(f"{k} must have {rows} rows, got shape {given[k].shape}")
+        if mode == "S":
+            U_hat = self.U if "U_hat" not in given else given["U_hat"]
+            V_hat = self.V if "V_hat" not in given else given["V_hat"]
+            S0 = self.S if "S_hat" not in given else given["S_hat"]
+            if S0.shape != (U_hat.shape[1], V_hat.shape[1]):
+                raise ValueError(f"S_hat must have shape {(U_hat.shape[1], V_hat.shape[1])}, "
+                                 f"got {S0.shape}")
         self.mode = mode
         self.taps = None
         self.K = self.L = self.S_hat = None
@@ -581,12 +643,7 @@ class LowRankDense:
         elif mode == "L":
             self.L = Tensor(self.V @ self.S.T, requires_grad=True, name="L")
         elif mode == "S":
-            self.U_hat = self.U if U_hat is None else U_hat
-            self.V_hat = self.V if V_hat is None else V_hat
-            S0 = self.S if S_hat is None else S_hat
-            if S0.shape != (self.U_hat.shape[1], self.V_hat.shape[1]):
-                raise ValueError(f"S_hat must have shape {(self.U_hat.shape[1], self.V_hat.shape[1])}, "
-                                 f"got {S0.shape}")
+            self.U_hat, self.V_hat = U_hat, V_hat
             self.S_hat = Tensor(np.array(S0, dtype=self.dtype), requires_grad=True, name="S_hat")
 
     def parameters(self) -> list:

@@ -199,6 +199,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import pathlib
 import sys
 import zipfile
@@ -451,7 +452,7 @@ def _ref_dlrt(passes: int = 1) -> Callable:
 
 
 def _check_family(family) -> str:
-    if family not in FAMILIES:
+    if not isinstance(family, str) or family not in FAMILIES:
         raise ValueError(f"family must be one of {', '.join(FAMILIES)}; got {family!r}")
     return family
 
@@ -482,6 +483,8 @@ def reference(family: str, passes: int = 1) -> Callable:
     True
     """
     _check_family(family)
+    if isinstance(passes, bool) or passes not in (1, 3):
+        raise ValueError(f"passes must be 1 or 3, got {passes!r}")
     if family == "truncate":
         return _ref_truncate
     if family in _INTEGRATORS:
@@ -1077,7 +1080,10 @@ def clear_cache() -> None:
 # the checker
 # ---------------------------------------------------------------------------------------
 def _check_dtype(dtype):
-    dt = np.dtype(dtype)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
     if dt not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dt}")
     return dt
@@ -1160,6 +1166,8 @@ def check(family: str, candidate: Callable, dtype=np.float64, golden=None) -> Re
     ------
     ValueError
         Unknown family or dtype, or ``golden`` without a case of ``family``.
+    TypeError
+        ``candidate`` not callable, ``golden`` not a list of :class:`Case`.
 
     Examples
     --------
@@ -1171,10 +1179,19 @@ def check(family: str, candidate: Callable, dtype=np.float64, golden=None) -> Re
     (False, 'output')
     """
     _check_family(family)
+    if not callable(candidate):
+        raise TypeError(f"candidate must be callable as candidate(**case.inputs) -> dict, "
+                        f"got {type(candidate).__name__}")
     dt = _check_dtype(dtype)
     if golden is None:
         golden = cases(family)
     else:
+        if isinstance(golden, (str, bytes, Case)) or not hasattr(golden, "__iter__"):
+            raise TypeError(f"golden must be a list of Case, got {type(golden).__name__}")
+        golden = list(golden)
+        bad = [type(c).__name__ for c in golden if not isinstance(c, Case)]
+        if bad:
+            raise TypeError(f"golden must be a list of Case, got items of type {bad[0]}")
         golden = [c for c in golden if c.family == family]
         if not golden:
             raise ValueError(f"golden holds no case of family {family!r}")
@@ -1251,7 +1268,7 @@ def export(directory) -> pathlib.Path:
     the ``inputs`` and ``expected`` shapes and dtypes and the ``tolerance`` per quantity
     (``key``, ``size``, ``cond``, ``margin``, and the ``float64`` and ``float32`` values).
     """
-    directory = pathlib.Path(directory)
+    directory = _directory(directory)
     directory.mkdir(parents=True, exist_ok=True)
     entries = []
     for family in FAMILIES:
@@ -1272,26 +1289,64 @@ def export(directory) -> pathlib.Path:
     return path
 
 
+def _directory(directory) -> pathlib.Path:
+    if not isinstance(directory, (str, os.PathLike)):
+        raise TypeError(f"directory must be a str or os.PathLike, got {type(directory).__name__}")
+    return pathlib.Path(directory)
+
+
 def _read_manifest(directory: pathlib.Path) -> dict:
+    """The manifest, checked: a dict whose ``cases`` are dicts naming a plain ``file``."""
     path = directory / "manifest.json"
     if not path.is_file():
         raise FileNotFoundError(f"no manifest.json in {directory} (run export first)")
-    return json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:   # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"{path}: not a JSON manifest ({exc})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("cases"), list):
+        raise ValueError(f"{path}: expected an object with a list 'cases', got "
+                         f"{type(manifest).__name__}")
+    for i, entry in enumerate(manifest["cases"]):
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path}: cases[{i}] must be an object, got {type(entry).__name__}")
+        name, file = entry.get("name"), entry.get("file")
+        if not isinstance(name, str) or not isinstance(file, str):
+            raise ValueError(f"{path}: cases[{i}] must have str 'name' and 'file', got "
+                             f"{name!r}, {file!r}")
+        # golden files live in the directory itself: no paths, no escaping it
+        if file != pathlib.PurePath(file).name or file in ("", ".", "..") \
+                or "/" in file or "\\" in file:
+            raise ValueError(f"{path}: cases[{i}].file must be a file name in {directory}, "
+                             f"got {file!r}")
+    return manifest
 
 
 def _load_entry(directory: pathlib.Path, entry: dict) -> Case:
+    """The case of a manifest entry; ValueError naming the file if it cannot be read
+    (not an npz, truncated, object arrays -- never unpickled --, missing fields)."""
     inputs, expected = {}, {}
-    with np.load(directory / entry["file"], allow_pickle=False) as z:
-        for key in z.files:
-            part, _, name = key.partition(".")
-            target = {"input": inputs, "expected": expected}.get(part)
-            if target is None:
-                raise ValueError(f"{entry['file']}: unexpected array {key!r}")
-            target[name] = _from_array(z[key])
-    tol = {q: Tol(t["key"], int(t["size"]), float(t["cond"]),
-                  None if t["margin"] is None else float(t["margin"]))
-           for q, t in entry["tolerance"].items()}
-    return Case(entry["name"], entry["family"], inputs, expected, tol)
+    path = directory / entry["file"]
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise ValueError("not an .npz archive")
+            for key in z.files:
+                part, _, name = key.partition(".")
+                target = {"input": inputs, "expected": expected}.get(part)
+                if target is None:
+                    raise ValueError(f"unexpected array {key!r}")
+                target[name] = _from_array(z[key])
+        tol = {q: Tol(str(t["key"]), int(t["size"]), float(t["cond"]),
+                      None if t["margin"] is None else float(t["margin"]))
+               for q, t in entry["tolerance"].items()}
+        return Case(entry["name"], str(entry["family"]), inputs, expected, tol)
+    except FileNotFoundError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, OSError, EOFError,
+            zipfile.BadZipFile, zlib.error) as exc:
+        raise ValueError(f"{path}: not a golden file of lowrank_ref "
+                         f"({type(exc).__name__}: {exc})") from None
 
 
 def load(directory) -> list:
@@ -1301,9 +1356,15 @@ def load(directory) -> list:
     Raises
     ------
     FileNotFoundError
-        If ``directory`` has no ``manifest.json``.
+        If ``directory`` has no ``manifest.json`` (or a listed file is missing).
+    ValueError
+        Naming the file, if the manifest or a golden file is malformed: not JSON / npz,
+        object arrays (files are read with ``allow_pickle=False``), a ``file`` entry that
+        is a path rather than a name in ``directory``.
+    TypeError
+        If ``directory`` is not a str or path.
     """
-    directory = pathlib.Path(directory)
+    directory = _directory(directory)
     manifest = _read_manifest(directory)
     return [_load_entry(directory, e) for e in manifest["cases"]]
 
@@ -1373,7 +1434,7 @@ def verify(directory) -> Report:
     Report
         With ``family="verify"``; ``str(report)`` lists every problem.
     """
-    directory = pathlib.Path(directory)
+    directory = _directory(directory)
     try:
         manifest = _read_manifest(directory)
     except (OSError, ValueError) as exc:

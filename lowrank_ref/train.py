@@ -789,6 +789,11 @@ def _resolve_data(config: TrainConfig, data: Optional[Dataset]) -> Dataset:
                          f"{len(ds.y_train)} and {len(ds.y_test)}")
     for name in ("X_train", "X_test"):
         X = getattr(ds, name)
+        if X.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be a real numeric array, got dtype {X.dtype}")
+        if not np.all(np.isfinite(X)):
+            raise ValueError(f"{name} must be finite, got "
+                             f"{int(X.size - np.count_nonzero(np.isfinite(X)))} NaN/Inf entries")
         if X.ndim != 2 or X.shape[1] != config.sizes[0]:
             raise ValueError(f"sizes[0] = {config.sizes[0]} must equal the number of input "
                              f"features, but {name} has shape {X.shape}")

@@ -58,6 +58,11 @@ def _check_tol(tol):
         raise ValueError(f"tol must be finite and >= 0, got {tol!r}")
 
 
+def _check_relative(relative):
+    if not isinstance(relative, (bool, np.bool_)):
+        raise TypeError(f"relative must be a bool, got {type(relative).__name__} {relative!r}")
+
+
 def truncation_rank(sigma: np.ndarray, tol: float, relative: bool = True,
                     min_rank: int = 1, max_rank: Optional[int] = None) -> int:
     """The rank chosen by :func:`truncate` for descending singular values ``sigma`` (k,).
@@ -66,19 +71,46 @@ def truncation_rank(sigma: np.ndarray, tol: float, relative: bool = True,
     ``[min_rank, min(max_rank, k)]``; ``theta = tol * ||sigma||_2`` if ``relative``
     else ``tol``.
 
+    The sums of squares are formed in units of ``2^e`` with ``2^(e-1) <= max(sigma) < 2^e``:
+    scaling by a power of two is exact, so the rule is unchanged wherever ``sigma_j^2``
+    neither overflows nor underflows, and it stays right for singular values from
+    ``1e-300`` to ``1e300`` (where ``sigma**2`` would be 0 or inf). Within one spectrum,
+    values below ``~1e-154 max(sigma)`` (beneath the accuracy of any float64 SVD) add 0 to a
+    tail, but a tail is 0 only if all its values are 0: ``tol = 0`` keeps every nonzero one.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``sigma`` not a 1-d array of finite values ``>= 0`` in descending order; invalid
+        ``tol``, ``relative``, ``min_rank`` or ``max_rank`` (as :func:`truncate`).
+
     Examples
     --------
     >>> truncation_rank(np.array([4.0, 2.0, 1.0, 0.5]), tol=1.2, relative=False)
     2
     >>> truncation_rank(np.array([4.0, 2.0, 1.0, 0.5]), tol=1.0, relative=False)
     3
+    >>> truncation_rank(np.array([4e300, 2e300, 1e300, 0.5e300]), tol=1.2e300, relative=False)
+    2
     """
-    sigma = np.asarray(sigma, dtype=np.float64)
+    sigma = as_float_array(sigma, "sigma", 1).astype(np.float64, copy=False)
+    _check_tol(tol)
+    _check_relative(relative)
+    _check_rank_bounds(min_rank, max_rank)
+    if np.any(sigma < 0) or np.any(np.diff(sigma) > 0):
+        raise ValueError(f"sigma must be singular values: >= 0 and in descending order, "
+                         f"got {sigma!r}")
     k = sigma.shape[0]
-    theta = tol * float(np.sqrt(np.sum(sigma ** 2))) if relative else float(tol)
-    # tail[r'] = sqrt(sum_{j > r'} sigma_j^2) for r' = 0..k (tail[k] = 0), summed from
-    # the smallest value up so that small tails are accurate.
-    tail = np.sqrt(np.concatenate([np.cumsum((sigma ** 2)[::-1])[::-1], [0.0]]))
+    # Work in units of 2^e (exact): sigma = 2^e * s with max(s) in [0.5, 1).
+    e = int(np.frexp(sigma[0])[1]) if k and sigma[0] > 0 else 0
+    s = np.ldexp(sigma, -e)
+    theta = tol * float(np.sqrt(np.sum(s ** 2))) if relative else float(np.ldexp(tol, -e))
+    # tail[r'] = sqrt(sum_{j > r'} sigma_j^2) / 2^e for r' = 0..k (tail[k] = 0), summed
+    # from the smallest value up so that small tails are accurate.
+    tail = np.sqrt(np.concatenate([np.cumsum((s ** 2)[::-1])[::-1], [0.0]]))
+    # A tail is 0 only if all its values are: squares below ~1e-308 underflow, and tol = 0
+    # must still keep every nonzero singular value.
+    tail[:k][(tail[:k] == 0) & (sigma > 0)] = np.nextafter(0.0, 1.0)
     r = int(np.argmax(tail <= theta))  # first r' meeting the bound; tail[k] = 0 always does
     hi = k if max_rank is None else min(max_rank, k)
     return int(min(max(r, min_rank), hi))
@@ -120,7 +152,7 @@ def truncate(U_hat, S_hat, V_hat, tol, relative: bool = True, min_rank: int = 1,
         Mismatched shapes, non-finite entries, non-orthonormal ``U_hat``/``V_hat``,
         ``tol < 0`` or non-finite, ``min_rank < 1``, ``max_rank < min_rank``.
     TypeError
-        Non-numeric arguments.
+        Non-numeric or complex arrays, a non-bool ``relative``, non-int ranks.
 
     Examples
     --------
@@ -133,6 +165,7 @@ def truncate(U_hat, S_hat, V_hat, tol, relative: bool = True, min_rank: int = 1,
     S_hat = as_float_array(S_hat, "S_hat", 2)
     V_hat = as_float_array(V_hat, "V_hat", 2)
     _check_tol(tol)
+    _check_relative(relative)
     _check_rank_bounds(min_rank, max_rank)
     k1, k2 = S_hat.shape
     if min(k1, k2) < 1:
