@@ -413,6 +413,13 @@ class _DLRTBase(_LearningRate):
         self.factor_momentum.load_state_arrays(arrays)
 
 
+def _check_finite_step(opt, layer, what: str, *arrays) -> None:
+    """Raise FloatingPointError (the training loop reports divergence) on non-finite values."""
+    if not all(np.all(np.isfinite(a)) for a in arrays):
+        raise FloatingPointError(f"{type(opt).__name__}: the {what} of {layer!r} gave "
+                                 f"non-finite values (lr {opt.lr:g} too large?)")
+
+
 def _kl_gradients(layer: LowRankDense):
     """``G V0`` (n_out, r) and ``G^T U0`` (n_in, r) from the taps of one backward at ``W0``.
 
@@ -453,8 +460,10 @@ class FixedRankKLS(_DLRTBase):
             GV, GtU, _ = _kl_gradients(layer)
             GV, GtU = self.factor_momentum.kl(i, U0, V0, GV, GtU)
             velocities[i] = (U0, V0, GV, GtU)
-            U1 = orthonormalize(U0 @ S0 - self.lr * GV)        # K-step
-            V1 = orthonormalize(V0 @ S0.T - self.lr * GtU)     # L-step
+            K1, L1 = U0 @ S0 - self.lr * GV, V0 @ S0.T - self.lr * GtU
+            _check_finite_step(self, layer, "K- and L-steps", K1, L1)
+            U1 = orthonormalize(K1)                            # K-step
+            V1 = orthonormalize(L1)                            # L-step
             S_tilde = (U1.T @ U0) @ S0 @ (V0.T @ V1)           # Galerkin start M S0 N^T
             layer.set_factors(LowRank(U1, S_tilde, V1))
             layer.set_mode("S")
@@ -534,8 +543,8 @@ class AdaptiveKLS(_DLRTBase):
                       min_rank=min(self.min_rank, hi), max_rank=hi)
         layer.set_factors(Y1)
 
-    @staticmethod
-    def _augmented_start(layer, K1, L1):
+    def _augmented_start(self, layer, K1, L1):
+        _check_finite_step(self, layer, "K- and L-steps", K1, L1)
         U0, S0, V0 = layer.factors
         r = layer.rank
         U_hat = augment_basis(U0, K1)

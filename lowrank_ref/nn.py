@@ -185,7 +185,7 @@ class Dense:
     def __call__(self, X) -> Tensor:
         """``(batch, n_in) -> (batch, n_out)``, recorded for backward."""
         X = check_input(X, self.n_in, self.dtype, "Dense")
-        return ops.add(ops.matmul(X, ops.transpose(self.W)), self.b)
+        return ops.linear(X, self.W, self.b)
 
     def forward_array(self, X: np.ndarray) -> np.ndarray:
         """The same map in plain NumPy (no graph), for evaluation."""

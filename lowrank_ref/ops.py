@@ -9,6 +9,7 @@ with ``G = dL/dZ``:
 
 ============================  ===============================================
 ``Z = A @ B``                 ``dA = G @ B.T``, ``dB = A.T @ G``
+``Z = X @ W.T + b``           ``dX = G W``, ``dW = G^T X``, ``db = sum_i G_i`` (``linear``)
 ``Z = A + B`` (broadcast)     ``dA = G`` and ``dB = G`` summed over broadcast axes
 ``Z = A - B``                 ``dA = G``, ``dB = -G`` (summed likewise)
 ``Z = c * A``                 ``dA = c G`` (and ``A * B`` elementwise: ``dA = G B``)
@@ -32,7 +33,7 @@ import numpy as np
 
 from .autodiff import Tensor, as_tensor, make_node
 
-__all__ = ["matmul", "add", "sub", "mul", "relu", "tanh", "sum", "mean", "transpose",
+__all__ = ["matmul", "linear", "add", "sub", "mul", "relu", "tanh", "sum", "mean", "transpose",
            "log_softmax", "cross_entropy", "check_labels", "tap"]
 
 
@@ -65,9 +66,38 @@ def matmul(a, b) -> Tensor:
         raise ValueError(f"matmul: expected 2-d operands (m, k) @ (k, n), "
                          f"got {a.shape} @ {b.shape}")
 
-    def backward(g):
-        return g @ b.value.T, a.value.T @ g
+    def backward(g):                  # only the gradients somebody needs
+        return (g @ b.value.T if a.requires_grad else None,
+                a.value.T @ g if b.requires_grad else None)
     return make_node(a.value @ b.value, (a, b), backward, "matmul")
+
+
+def linear(x, w, b) -> Tensor:
+    """The dense layer ``X @ W.T + b`` as one node: ``(batch, n_in), (n_out, n_in), (n_out,)``.
+
+    Backward: ``dX = G W``, ``dW = G^T X`` (computed directly in the layout of ``W``),
+    ``db = sum_i G_i``; each only if that input requires a gradient.
+
+    Examples
+    --------
+    >>> W = Tensor(np.ones((2, 3)), requires_grad=True)
+    >>> linear(np.ones((4, 3)), W, np.zeros(2)).sum().backward(); W.grad
+    array([[4., 4., 4.],
+           [4., 4., 4.]])
+    """
+    x, w = _pair(x, w)
+    b = as_tensor(b, w.dtype)
+    if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[1] or b.shape != (w.shape[0],):
+        raise ValueError(f"linear: expected X (batch, n_in), W (n_out, n_in), b (n_out,), "
+                         f"got {x.shape}, {w.shape}, {b.shape}")
+
+    def backward(g):
+        return (g @ w.value if x.requires_grad else None,
+                g.T @ x.value if w.requires_grad else None,
+                g.sum(axis=0) if b.requires_grad else None)
+    Z = x.value @ w.value.T
+    Z += b.value
+    return make_node(Z, (x, w, b), backward, "linear")
 
 
 def _broadcast_shape(op, a, b):

@@ -37,6 +37,8 @@ def _scalarise(op, inputs):
 # name -> (op of Tensors, list of input shapes / arrays from rng)
 CASES = {
     "matmul": (ops.matmul, lambda r: [r.standard_normal((4, 3)), r.standard_normal((3, 5))]),
+    "linear": (ops.linear, lambda r: [r.standard_normal((6, 4)), r.standard_normal((3, 4)),
+                                      r.standard_normal(3)]),
     "add_same": (ops.add, lambda r: [r.standard_normal((4, 3)), r.standard_normal((4, 3))]),
     "add_bias": (ops.add, lambda r: [r.standard_normal((6, 3)), r.standard_normal(3)]),
     "add_column": (ops.add, lambda r: [r.standard_normal((6, 3)), r.standard_normal((6, 1))]),
@@ -212,3 +214,15 @@ def test_lowrank_layer_gradient_on_random_shapes(batch, n_in, n_out, r, seed):
 
     res = check_grad(f, [X, U, S, V, b], rng, n_directions=1)
     assert res.passed and res.max_rel_error < MAX_REL, str(res)
+
+
+def test_matmul_and_linear_skip_gradients_nobody_needs():
+    """A constant operand gets no gradient computed (the first layer's dX, a frozen factor)."""
+    W = Tensor(np.ones((2, 3)), requires_grad=True)
+    calls = []
+    X = np.ones((4, 3))
+    out = ops.linear(X, W, np.zeros(2))
+    grads = out._backward(np.ones((4, 2)))
+    assert grads[0] is None and grads[2] is None and grads[1].shape == (2, 3)
+    grads = ops.matmul(X, ops.transpose(W))._backward(np.ones((4, 2)))
+    assert grads[0] is None and grads[1].shape == (3, 2)
