@@ -65,7 +65,7 @@ def _add_train(sub, suppress_defaults: bool = False) -> None:
         description=(
             "Train the 784-500-500-500-500-10 ReLU network of [SZKCT22] (or --hidden widths)\n"
             "densely (--method dense) or by dynamical low-rank training: fixed rank\n"
-            "(Algorithm 1) or rank-adaptive (Algorithm 2). Writes history.csv, run.json and\n"
+            "or rank-adaptive ([SZKCT22]). Writes history.csv, run.json and\n"
             "checkpoint.npz (after every epoch) to --out. With --resume DIR the configuration\n"
             "comes from DIR's checkpoint; options given on the command line override it, and\n"
             "any change other than --epochs/--finetune-epochs/--out is refused unless --force."),

@@ -2,32 +2,34 @@
 
 Schotthöfer, Zangrando, Kusch, Ceruti, Tudisco, "Low-rank lottery tickets: finding efficient
 low-rank neural networks via matrix differential equations", NeurIPS 2022 ([SZKCT22]).
+(Equation and algorithm numbers of the paper are not quoted: they were not checked
+against the published text.)
 
-Training is the gradient flow ``dW/dt = -dL/dW`` ([SZKCT22], eq. (3)) restricted to the
+Training is the gradient flow ``dW/dt = -dL/dW`` ([SZKCT22]) restricted to the
 manifold of rank-r matrices, ``W = U S V^T``, and integrated with the K-, L- and S-steps of
 the unconventional BUG integrator ([CL22]) and its rank-adaptive version ([CKL22]).
 One SGD step with learning rate ``lr`` is one explicit Euler step of length ``h = lr`` of
 each sub-flow. With ``G = dL/dW`` (never formed: ``G = delta^T X`` for a layer with input
 ``X`` and ``delta = dL/dZ``, so ``G V0 = delta^T (X V0)`` etc.):
 
-* K-step ([SZKCT22] eq. (6)):  ``K1 = U0 S0 - lr G V0``          -> ``U1``
-* L-step ([SZKCT22] eq. (7)):  ``L1 = V0 S0^T - lr G^T U0``      -> ``V1``
-* S-step ([SZKCT22] eq. (8)):  ``S1 = S~0 - lr U1^T G(W~) V1``   (Galerkin, at the new basis)
+* K-step ([SZKCT22]):  ``K1 = U0 S0 - lr G V0``          -> ``U1``
+* L-step ([SZKCT22]):  ``L1 = V0 S0^T - lr G^T U0``      -> ``V1``
+* S-step ([SZKCT22]):  ``S1 = S~0 - lr U1^T G(W~) V1``   (Galerkin, at the new basis)
 
 Optimisers (one ``step(X, y)`` per batch; all return the loss and logits at the start point):
 
 * :class:`DenseSGD` -- plain (momentum) SGD of a dense network: the baseline.
-* :class:`FixedRankKLS` -- fixed rank, [SZKCT22] Algorithm 1: K and L from one backward at
+* :class:`FixedRankKLS` -- fixed rank ([SZKCT22]): K and L from one backward at
   ``W0``; ``U1 = qr(K1)``, ``V1 = qr(L1)``; ``S~0 = (U1^T U0) S0 (V0^T V1)``; a second
   forward/backward at ``W~ = U1 S~0 V1^T`` gives the S-step.
-* :class:`AdaptiveKLS` -- rank-adaptive, [SZKCT22] Algorithm 2 / [CKL22] Algorithm 1:
+* :class:`AdaptiveKLS` -- rank-adaptive ([SZKCT22], [CKL22]):
   ``U_hat = orth[U0, K1]``, ``V_hat = orth[V0, L1]``, ``S_hat0 = (U_hat^T U0) S0 (V0^T V_hat)``,
   ``S_hat1 = S_hat0 - lr U_hat^T G V_hat``, truncation to ``tau * ||S_hat1||_F``.
   ``passes=3`` runs it as published (a K-, an L- and an S-pass, 3 forward/backward);
   ``passes=1`` (the default) uses that all three passes evaluate the same weight ``W0``
   (``U_hat S_hat0 V_hat^T = W0`` because the augmented basis contains the old one), so one
   backward gives ``G V0``, ``G^T U0`` and ``U_hat^T G V_hat`` -- equal to rounding under SGD.
-* :class:`SOnlySGD` -- fine-tuning of ``S`` with ``U``, ``V`` frozen ([SZKCT22], sec. 6.3).
+* :class:`SOnlySGD` -- fine-tuning of ``S`` with ``U``, ``V`` frozen ([SZKCT22]).
 
 Biases and dense layers (the paper keeps the last layer dense) are updated by SGD with the
 gradient at the start point of the step, in the same step. Optional heavy-ball momentum
@@ -44,7 +46,7 @@ import numpy as np
 
 from . import ops
 from .autodiff import Tensor
-from .lowrank import LowRank, augment_basis, orthonormalize, reorthonormalize
+from .lowrank import LowRank, augment_basis, orthonormalize
 from .nn import MLP, Dense, LowRankDense
 from .truncation import truncate, _check_rank_bounds, _check_tol
 
@@ -249,7 +251,7 @@ def low_rank_mlp(sizes, rank: int, rng: np.random.Generator, dtype=np.float64,
 
 
 def parameter_counts(model: MLP) -> dict:
-    """Parameter counts and compression rates as defined in [SZKCT22] (sec. 6, Table 1).
+    """Parameter counts and compression rates as defined in [SZKCT22] (the MNIST table).
 
     Biases are excluded. For a low-rank layer of rank ``r``:
 
@@ -423,7 +425,7 @@ def _check_finite_step(opt, layer, what: str, *arrays) -> None:
 def _kl_gradients(layer: LowRankDense):
     """``G V0`` (n_out, r) and ``G^T U0`` (n_in, r) from the taps of one backward at ``W0``.
 
-    With ``G = dL/dW = delta^T X`` ([SZKCT22], sec. 4): ``G V0 = delta^T (X V0)`` and
+    With ``G = dL/dW = delta^T X`` ([SZKCT22]): ``G V0 = delta^T (X V0)`` and
     ``G^T U0 = X^T (delta U0)``; ``delta U0`` is returned too (the S-step reuses it).
     """
     t = layer.taps
@@ -435,7 +437,7 @@ def _kl_gradients(layer: LowRankDense):
 
 
 class FixedRankKLS(_DLRTBase):
-    """Fixed-rank DLRT step, [SZKCT22] Algorithm 1 (the KLS/BUG integrator [CL22] with Euler).
+    """Fixed-rank DLRT step of [SZKCT22] (the KLS/BUG integrator [CL22] with Euler).
 
     For every low-rank layer, with ``G0 = dL/dW`` at ``W0 = U0 S0 V0^T``:
 
@@ -477,7 +479,7 @@ class FixedRankKLS(_DLRTBase):
 
 
 class AdaptiveKLS(_DLRTBase):
-    """Rank-adaptive DLRT step, [SZKCT22] Algorithm 2 ([CKL22], Algorithm 1, with Euler).
+    """Rank-adaptive DLRT step of [SZKCT22] ([CKL22] with Euler).
 
     For every low-rank layer, with ``G0 = dL/dW`` at ``W0 = U0 S0 V0^T``:
 
@@ -604,7 +606,7 @@ class AdaptiveKLS(_DLRTBase):
 
 
 class SOnlySGD(_DLRTBase):
-    """Fine-tuning of the cores ``S`` with ``U``, ``V`` frozen ([SZKCT22], sec. 6.3).
+    """Fine-tuning of the cores ``S`` with ``U``, ``V`` frozen ([SZKCT22]).
 
     ``S1 = S0 - lr U0^T G0 V0`` for every low-rank layer (mode ``"S"`` with ``U_hat = U0``,
     ``V_hat = V0``); biases and dense layers by SGD. Ranks and bases never change.

@@ -286,8 +286,8 @@ def reorthonormalize(Y: LowRank) -> LowRank:
 def augment_basis(U0: np.ndarray, K1: np.ndarray, max_cols: Optional[int] = None) -> np.ndarray:
     """Rank-revealing orthonormal basis ``U_hat = [U0, Q]`` of ``range([K1, U0])``.
 
-    The augmentation of the rank-adaptive integrator ([CKL22], Algorithm 1, step 1;
-    [SZKCT22], Algorithm 2): ``U_hat`` spans ``[K1, U0]``. The old basis is kept as the
+    The augmentation of the rank-adaptive integrator ([CKL22], step 1;
+    rank-adaptive DLRT of [SZKCT22]): ``U_hat`` spans ``[K1, U0]``. The old basis is kept as the
     first block, the new directions are an orthonormal basis of the component of ``K1``
     orthogonal to ``U0``:
 

@@ -11,7 +11,7 @@ and ``forward_array(X: ndarray) -> ndarray``, the same map in plain NumPy used b
 :meth:`MLP.predict` (no graph). :class:`Dense` is the dense layer ``Z = X @ W.T + b``
 (DESIGN.md section 2). A low-rank layer (``LowRankDense``, parameters ``U (n_out, r)``,
 ``S (r, r)``, ``V (n_in, r)``, ``b (n_out,)``, forward ``((X @ V) @ S.T) @ U.T + b``,
-[SZKCT22] Schotthöfer et al. 2022, sec. 4) implements the same protocol and plugs into
+[SZKCT22] Schotthöfer et al. 2022) implements the same protocol and plugs into
 :class:`MLP` unchanged: see the extension point at the end of this file.
 """
 from __future__ import annotations
@@ -423,11 +423,11 @@ SPECTRUM_NORM = 0.6
 
 
 class LowRankDense:
-    """Low-rank layer ``Z = X @ (U S V^T)^T + b = ((X @ V) @ S.T) @ U.T + b`` ([SZKCT22], sec. 4).
+    """Low-rank layer ``Z = X @ (U S V^T)^T + b = ((X @ V) @ S.T) @ U.T + b`` ([SZKCT22]).
 
     The weight ``W = U S V^T`` of shape ``(n_out, n_in)`` is never formed: every product
     goes through the factors, so a forward costs ``O(batch (n_in + n_out) r + batch r^2)``.
-    The layer has one *mode* per sub-problem of the KLS integrator ([SZKCT22], eqs. (6)-(8);
+    The layer has one *mode* per sub-problem of the KLS integrator ([SZKCT22];
     [CL22], sec. 3), each with its own trainable leaf so that the engine computes exactly
     the gradient that sub-step needs:
 
@@ -512,7 +512,7 @@ class LowRankDense:
     def from_dense(cls, W, b, rank: int) -> "LowRankDense":
         """Best rank-``rank`` approximation of a dense weight ``W (n_out, n_in)`` (truncated SVD).
 
-        The "train from a pruned dense network" start of [SZKCT22], sec. 6.3.
+        The "train from a pruned dense network" start of [SZKCT22].
 
         Raises
         ------

@@ -366,7 +366,7 @@ def tap(x, sink) -> Tensor:
     "delta" of backpropagation) and the layer input ``X``, the gradient of the loss with
     respect to the weight is ``dL/dW = G^T X`` and every factor gradient of the K-, L- and
     S-steps is a product through the factors, e.g. ``dL/dW V0 = G^T (X V0)``, without ever
-    forming the dense ``(n_out, n_in)`` matrix ([SZKCT22], sec. 4).
+    forming the dense ``(n_out, n_in)`` matrix ([SZKCT22]).
 
     Parameters
     ----------

@@ -57,8 +57,8 @@ One optimiser step of [SZKCT22] on one batch. The network is given by flat keys,
 n_in)``, ``b{i} (n_out,)``. The layers compute ``Z = X @ W.T + b`` with ReLU between layers
 (not after the last one); the loss is the mean cross-entropy of the last layer's logits
 against the integer labels. Further inputs: ``X (batch, n_in)`` (float), ``y (batch,)``
-(int64), ``lr`` (the SGD step), ``method`` (``"fixed"``: [SZKCT22] Algorithm 1, the S-step
-gradient evaluated at ``W~ = U1 S~0 V1^T``; ``"adaptive"``: Algorithm 2 with the augmented
+(int64), ``lr`` (the SGD step), ``method`` (``"fixed"``: [SZKCT22], fixed rank, the S-step
+gradient evaluated at ``W~ = U1 S~0 V1^T``; ``"adaptive"``: the rank-adaptive step with the augmented
 bases, relative truncation to ``tau * ||S_hat1||_F``, ranks clamped to
 ``[min(min_rank, max_rank), max_rank]`` and to the augmented size), ``tau``, ``min_rank``,
 ``max_rank`` (used by ``"adaptive"`` only). Biases and dense layers take one SGD step with

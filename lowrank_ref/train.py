@@ -4,8 +4,8 @@
 Ceruti, Tudisco, NeurIPS 2022, sec. 6: ``784-500-500-500-500-10``, ReLU) on MNIST or
 Fashion-MNIST with one of the optimisers of :mod:`lowrank_ref.dlrt` (:data:`METHODS`):
 ``"dense"`` (SGD of a dense network, the baseline), ``"fixed"`` (fixed-rank DLRT,
-[SZKCT22] Algorithm 1) or ``"adaptive"`` (rank-adaptive DLRT, [SZKCT22] Algorithm 2), and
-optionally fine-tunes the cores ``S`` afterwards (``finetune_epochs``, [SZKCT22] sec. 6.3).
+[SZKCT22]) or ``"adaptive"`` (rank-adaptive DLRT, [SZKCT22]), and
+optionally fine-tunes the cores ``S`` afterwards (``finetune_epochs``, [SZKCT22]).
 
 Reproducibility
 ---------------
@@ -97,7 +97,7 @@ __all__ = ["TrainConfig", "train", "evaluate", "TrainingDiverged", "CheckpointEr
 
 SCHEDULES = ("constant", "cosine")
 DTYPES = ("float32", "float64")
-#: The network of [SZKCT22] sec. 6.1: 784 inputs, four hidden layers of 500, 10 classes.
+#: The network of [SZKCT22]: 784 inputs, four hidden layers of 500, 10 classes.
 DEFAULT_SIZES = (784, 500, 500, 500, 500, 10)
 #: Default learning rate per method (``TrainConfig(lr=None)``). Dense: with momentum 0.9, the
 #: cosine schedule, batch 256 and 10 epochs, lr 0.1 reached 98.32 / 98.37 / 98.40% MNIST test

@@ -9,7 +9,7 @@ and a small core ``S_hat`` (k, k), :func:`truncate` computes the SVD of ``S_hat`
 where ``theta = tol`` (``relative=False``) or ``theta = tol * ||S_hat||_F``
 (``relative=True``, ``||S_hat||_F = sqrt(sum_j sigma_j^2)``); ``r`` is then clamped to
 ``[min_rank, max_rank]`` (and to ``k``). This is the truncation of [CKL22] (Ceruti, Kusch &
-Lubich 2022, Algorithm 1, step 3 / eq. (5)) and of [SZKCT22] (Algorithm 2, "truncation").
+Lubich 2022, the truncation step) and of [SZKCT22] (rank-adaptive, "truncation").
 The result is
 
     U1 = U_hat @ P[:, :r],   S1 = diag(sigma_1, ..., sigma_r),   V1 = V_hat @ Q[:, :r],
@@ -173,7 +173,6 @@ def truncate(U_hat, S_hat, V_hat, tol, relative: bool = True, min_rank: int = 1,
     if U_hat.shape[1] != k1 or V_hat.shape[1] != k2:
         raise ValueError(f"U_hat must have {k1} and V_hat {k2} columns (S_hat is {k1}x{k2}), "
                          f"got U_hat {U_hat.shape} and V_hat {V_hat.shape}")
-    k = min(k1, k2)
     dtype = np.result_type(U_hat, S_hat, V_hat)
     from .checks import orthonormality_error
     gate = _orthonormality_gate(dtype)

@@ -219,7 +219,6 @@ def test_lowrank_layer_gradient_on_random_shapes(batch, n_in, n_out, r, seed):
 def test_matmul_and_linear_skip_gradients_nobody_needs():
     """A constant operand gets no gradient computed (the first layer's dX, a frozen factor)."""
     W = Tensor(np.ones((2, 3)), requires_grad=True)
-    calls = []
     X = np.ones((4, 3))
     out = ops.linear(X, W, np.zeros(2))
     grads = out._backward(np.ones((4, 2)))

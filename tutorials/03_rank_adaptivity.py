@@ -11,7 +11,7 @@
 # # 03 — Rank adaptivity: augment, Galerkin, truncate
 #
 # The integrators of tutorial 02 keep the rank `r` fixed. The rank-adaptive BUG integrator
-# ([CKL22] Ceruti, Kusch & Lubich, BIT 62 (2022), Algorithm 1) lets the rank follow the
+# ([CKL22] Ceruti, Kusch & Lubich, BIT 62 (2022)) lets the rank follow the
 # solution. One step from `Y0 = U0 S0 V0^T` (rank `r`) to `t1 = t0 + h`:
 #
 # 1. **K-step** as in BUG, `K1 ≈ K(t1)`, `dK/dt = F(t, K V0^T) V0`, `K(t0) = U0 S0`; then
@@ -26,7 +26,7 @@
 #
 # Because `U_hat` contains `U0` (and `V_hat` contains `V0`), `Y0` itself is representable
 # and the rank can grow by up to `r` per step; truncation lets it shrink. DLRT's
-# rank-adaptive training ([SZKCT22] Algorithm 2) is exactly this with one Euler step per
+# rank-adaptive training ([SZKCT22]) is exactly this with one Euler step per
 # substep (tutorial 05).
 
 # %%

