@@ -30,6 +30,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 import _common as C  # noqa: E402
+from lowrank_ref.plots import _break_even, plot_timing_vs_rank  # noqa: E402
 
 
 def _ints(text):
@@ -53,73 +54,10 @@ def parse_args(argv=None):
                    help="levers of benchmarks/proto.py also timed as +fast ('none' to skip)")
     p.add_argument("--variant-max-rank", type=int, default=256)
     p.add_argument("--out", default=os.path.join(C.ROOT, "figures", "timing_vs_rank.png"))
-    p.add_argument("--json", default=None)
+    p.add_argument("--json", default=os.path.join(C.ROOT, "benchmarks", "results",
+                                                  "bench_rank_sweep.json"),
+                   help="numbers of the run (read by python -m lowrank_ref figures)")
     return p.parse_args(argv)
-
-
-def plot(path, ranks_f, t_fixed, ranks_a, t_adapt, t_dense, t_base, fast, width, b, info):
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(10, 4.4))
-    ax, ax2 = fig.subplots(1, 2)
-    ms = 1e3
-    ax.axhline(ms * t_dense, color="k", lw=1.5, label="dense (package DenseSGD)")
-    ax.axhline(ms * t_base, color="k", lw=1, ls=":", label="dense (hand-written NumPy)")
-    ax.plot(ranks_f, ms * np.array(t_fixed), "o-", color="C0", label="fixed rank (FixedRankKLS)")
-    ax.plot(ranks_a, ms * np.array(t_adapt), "s-", color="C1",
-            label="adaptive, one gradient (AdaptiveKLS passes=1)")
-    for key, color, marker in (("fixed", "C0", "o"), ("adaptive1", "C1", "s")):
-        if fast.get(key):
-            rr, tt = zip(*fast[key])
-            ax.plot(rr, ms * np.array(tt), marker + "--", color=color, mfc="none",
-                    label=f"{'fixed' if key == 'fixed' else 'adaptive'} + proposed optimisations")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("rank r of every low-rank layer")
-    ax.set_ylabel("time per training step [ms]")
-    ax.set_title(f"784-{width}x4-10, batch {b}: step time")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")
-
-    ax2.axhline(1.0, color="k", lw=1.5)
-    ax2.axhspan(1.0, 100, color="0.9")
-    ax2.text(ranks_f[0], 1.08, "low rank slower than dense", fontsize=8, va="bottom")
-    ax2.plot(ranks_f, np.array(t_fixed) / t_dense, "o-", color="C0", label="fixed rank")
-    ax2.plot(ranks_a, np.array(t_adapt) / t_dense, "s-", color="C1", label="adaptive (one gradient)")
-    for key, color, marker in (("fixed", "C0", "o"), ("adaptive1", "C1", "s")):
-        if fast.get(key):
-            rr, tt = zip(*fast[key])
-            ax2.plot(rr, np.array(tt) / t_dense, marker + "--", color=color, mfc="none",
-                     label=f"{'fixed' if key == 'fixed' else 'adaptive'} + proposed")
-    for key, rr, tt, color in (("fixed", ranks_f, t_fixed, "C0"),
-                               ("adaptive", ranks_a, t_adapt, "C1")):
-        x = crossover(rr, np.array(tt) / t_dense)
-        if x is not None:
-            ax2.axvline(x, color=color, ls=":", lw=1)
-            ax2.annotate(f"{key}: break-even r ~ {x:.0f}", (x, 1.0), xytext=(4, -14 if key == "fixed" else -26),
-                         textcoords="offset points", fontsize=8, color=color)
-    ax2.set_xscale("log", base=2)
-    ax2.set_yscale("log")
-    ax2.set_ylim(top=max(3.0, ax2.get_ylim()[1]))
-    ax2.set_xlabel("rank r of every low-rank layer")
-    ax2.set_ylabel("step time / package dense step")
-    ax2.set_title("relative to the dense step")
-    ax2.grid(True, which="both", alpha=0.3)
-    ax2.legend(fontsize=7, loc="lower right")
-    fig.text(0.01, 0.005, f"{info.get('Model name', '')}, {info['threads_requested']} thread(s), "
-             f"numpy {info['numpy']}; medians of interleaved repeats", fontsize=7, color="0.4")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=120)
-
-
-def crossover(ranks, ratio):
-    """First rank where ``ratio`` reaches 1, log-log interpolated (None if never)."""
-    for i in range(1, len(ranks)):
-        if ratio[i - 1] < 1.0 <= ratio[i]:
-            x0, x1 = np.log(ranks[i - 1]), np.log(ranks[i])
-            y0, y1 = np.log(ratio[i - 1]), np.log(ratio[i])
-            return float(np.exp(x0 + (0 - y0) * (x1 - x0) / (y1 - y0)))
-    return None
 
 
 def main(argv=None):
@@ -221,13 +159,13 @@ def main(argv=None):
     rf, tf = zip(*fixed)
     ra, ta = zip(*adapt)
     for label, rr, tt in (("fixed", rf, tf), ("adaptive (one gradient)", ra, ta)):
-        x = crossover(rr, np.array(tt) / t_dense)
+        x = _break_even(rr, np.array(tt) / t_dense)
         print(f"# break-even with the package dense step: {label}: "
               f"{'r ~ %.0f' % x if x else 'not reached in the sweep'}")
     for key, label in (("fixed", "fixed + proposed"), ("adaptive1", "adaptive + proposed")):
         if fast[key]:
             rr, tt = zip(*fast[key])
-            x = crossover(rr, np.array(tt) / t_dense)
+            x = _break_even(rr, np.array(tt) / t_dense)
             print(f"# break-even: {label}: {'r ~ %.0f' % x if x else 'not reached (swept to r=%d)' % rr[-1]}")
     print("\n# targets (medians, same run)")
     targets = []
@@ -237,13 +175,13 @@ def main(argv=None):
             v = res[name]["median"] / t_dense
             targets.append({"target": f"{name} / dense", "value": v, "limit": lim, "met": v <= lim})
             print(f"- {name} / package dense step: {v:.3f} (<= {lim}) -> {'MET' if v <= lim else 'MISSED'}")
-    plot(args.out, rf, tf, ra, ta, t_dense, t_base, fast, args.width, b, info)
-    print(f"# wrote {os.path.relpath(args.out, C.ROOT)}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "machine": info, "dense_ms": 1e3 * t_dense,
-                       "baseline_ms": 1e3 * t_base, "rows": rows, "targets": targets}, f,
-                      indent=1, default=float)
+    with open(args.json, "w") as f:
+        json.dump({"args": vars(args), "machine": info, "dense_ms": 1e3 * t_dense,
+                   "baseline_ms": 1e3 * t_base, "rows": rows, "targets": targets}, f,
+                  indent=1, default=float)
+    # the figure is drawn by the package, so `python -m lowrank_ref figures` redraws it
+    plot_timing_vs_rank(args.json, args.out)
+    print(f"# wrote {os.path.relpath(args.out, C.ROOT)} from {os.path.relpath(args.json, C.ROOT)}")
     return 0
 
 

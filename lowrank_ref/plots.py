@@ -42,7 +42,7 @@ __all__ = ["PAPER_MNIST_TABLE", "PAPER_MNIST_DENSE_ACC", "TABLE_NAME", "RUNS_DIR
            "RUN_NAME_COLUMNS",
            "plot_integrator_convergence", "plot_integrator_robustness",
            "plot_accuracy_vs_compression", "plot_rank_evolution", "read_table",
-           "read_history", "make_figures"]
+           "read_history", "make_figures", "plot_timing_vs_rank", "TIMING_JSON"]
 
 #: Rank-adaptive DLRT on MNIST, the 784-500-500-500-500-10 fully connected network,
 #: published in [SZKCT22] (Schotthöfer et al., NeurIPS 2022), as transcribed for this
@@ -519,6 +519,88 @@ def _start_ranks(run_json: Path, n_layers: int) -> Optional[list]:
     return ranks if len(ranks) == n_layers else None
 
 
+
+#: Where :func:`make_figures` reads the wide-network timing (written by the benchmark).
+TIMING_JSON = Path("benchmarks") / "results" / "bench_rank_sweep.json"
+_TIMING_PRODUCER = ("python benchmarks/bench_rank_sweep.py --threads 1 --variants none "
+                    "--json benchmarks/results/bench_rank_sweep.json")
+
+
+def _break_even(ranks, ratio) -> Optional[float]:
+    """First rank where ``ratio`` reaches 1, interpolated in log-log (None if never)."""
+    for i in range(1, len(ranks)):
+        if ratio[i - 1] < 1.0 <= ratio[i]:
+            x0, x1 = np.log(ranks[i - 1]), np.log(ranks[i])
+            y0, y1 = np.log(ratio[i - 1]), np.log(ratio[i])
+            return float(np.exp(x0 - y0 * (x1 - x0) / (y1 - y0)))
+    return None
+
+
+def plot_timing_vs_rank(timing_json, path) -> str:
+    """Step time against rank on a wide network, from ``benchmarks/bench_rank_sweep.py``'s JSON.
+
+    Left: ms per training step of fixed-rank and one-gradient rank-adaptive DLRT against the
+    dense step (package and hand-written NumPy); right: the ratio to the dense step with
+    the break-even ranks.
+
+    Parameters
+    ----------
+    timing_json : path-like
+        Keys ``dense_ms``, ``baseline_ms``, ``rows`` (``method`` "fixed-<r>" or
+        "adaptive1-<r>", ``rank``, ``ms``), ``args`` (``width``, ``batch_size``,
+        ``threads``), ``machine``.
+    path : path-like
+
+    Returns
+    -------
+    str
+        ``path``.
+    """
+    timing_json = Path(timing_json)
+    if not timing_json.is_file():
+        raise FileNotFoundError(f"{timing_json} not found: it is written by {_TIMING_PRODUCER}")
+    d = json.loads(timing_json.read_text())
+    dense, base = float(d["dense_ms"]), float(d["baseline_ms"])
+    series = {}
+    for row in d["rows"]:
+        kind = row["method"].rsplit("-", 1)[0]
+        if kind in ("fixed", "adaptive1") and "+" not in row["method"]:
+            series.setdefault(kind, []).append((int(row["rank"]), float(row["ms"])))
+    fig = _new_figure((10, 4.4))
+    ax, ax2 = fig.subplots(1, 2)
+    ax.axhline(dense, color="k", lw=1.5, label="dense (package DenseSGD)")
+    ax.axhline(base, color="k", lw=1, ls=":", label="dense (hand-written NumPy)")
+    ax2.axhline(1.0, color="k", lw=1.5)
+    ax2.axhspan(1.0, 100, color="0.9")
+    labels = {"fixed": ("fixed rank (FixedRankKLS)", "o", "C0"),
+              "adaptive1": ("adaptive, one gradient (AdaptiveKLS)", "s", "C1")}
+    for kind, pts in series.items():
+        pts.sort()
+        r = np.array([p[0] for p in pts])
+        t = np.array([p[1] for p in pts])
+        label, marker, color = labels[kind]
+        ax.plot(r, t, marker + "-", color=color, label=label)
+        ax2.plot(r, t / dense, marker + "-", color=color, label=label.split(" (")[0])
+        x = _break_even(r, t / dense)
+        if x is not None:
+            ax2.axvline(x, color=color, ls=":", lw=1)
+            ax2.annotate(f"break-even r ~ {x:.0f}", (x, 1.0), color=color, fontsize=8,
+                         xytext=(4, -14 if kind == "fixed" else -26), textcoords="offset points")
+    a = d.get("args", {})
+    for axis in (ax, ax2):
+        axis.set_xscale("log", base=2)
+        axis.set_yscale("log")
+        axis.set_xlabel("rank r of every low-rank layer")
+        axis.grid(True, which="both", alpha=0.3)
+    ax.set_ylabel("time per training step [ms]")
+    ax.set_title(f"784-{a.get('width', '?')}x4-10, batch {a.get('batch_size', '?')}: step time")
+    ax.legend(fontsize=7, loc="upper left")
+    ax2.set_ylabel("step time / package dense step")
+    ax2.set_title("relative to the dense step (shaded: low rank slower)")
+    ax2.legend(fontsize=7, loc="lower right")
+    return _save(fig, path)
+
+
 def _history_for(row: dict, runs_dir: Path, results_dir: Path) -> Optional[Path]:
     """The ``history.csv`` of a table row, or None.
 
@@ -553,7 +635,7 @@ def _expected_history(row: dict, runs_dir: Path) -> Path:
 
 
 def make_figures(only: Optional[str] = None, fast: bool = False, out_dir="figures",
-                 results_dir="results") -> List[str]:
+                 results_dir="results", timing_json=None) -> List[str]:
     """Write the project's figures (PNG) to ``out_dir``; one line printed per figure.
 
     * ``only="integrators"`` (or None): computes
@@ -568,11 +650,15 @@ def make_figures(only: Optional[str] = None, fast: bool = False, out_dir="figure
       table without such a column is matched by ``tau`` against the ``config.tau`` of
       each ``results_dir/mnist_runs/*/run.json``.
 
-    The MNIST inputs are checked before anything is computed or written.
+    * ``only="timing"`` (or None): redraws ``timing_vs_rank.png`` from ``timing_json``
+      (default :data:`TIMING_JSON`, written by ``benchmarks/bench_rank_sweep.py``; the
+      timing itself is not rerun).
+
+    The MNIST and timing inputs are checked before anything is computed or written.
 
     Parameters
     ----------
-    only : {None, "integrators", "mnist"}
+    only : {None, "integrators", "mnist", "timing"}
     fast : bool, default False
     out_dir : str or path-like, default "figures"
     results_dir : str or path-like, default "results"
@@ -589,8 +675,8 @@ def make_figures(only: Optional[str] = None, fast: bool = False, out_dir="figure
     FileNotFoundError
         A results file is missing (the message names it and the command that writes it).
     """
-    if only not in (None, "integrators", "mnist"):
-        raise ValueError(f"only must be None, 'integrators' or 'mnist', got {only!r}")
+    if only not in (None, "integrators", "mnist", "timing"):
+        raise ValueError(f"only must be None, 'integrators', 'mnist' or 'timing', got {only!r}")
     out_dir, results_dir = Path(out_dir), Path(results_dir)
     if out_dir.exists() and not out_dir.is_dir():     # before minutes of computation
         raise ValueError(f"out_dir must be a folder (created if missing), got the file {out_dir}")
@@ -613,6 +699,11 @@ def make_figures(only: Optional[str] = None, fast: bool = False, out_dir="figure
                 f"{table_csv} has a history.csv under {runs_dir}): the runs are written by "
                 f"{_PRODUCER}")
         chosen = [found[0]] if len(found) == 1 else [found[0], found[-1]]
+    if only in (None, "timing"):
+        timing_json = Path(timing_json if timing_json is not None else TIMING_JSON)
+        if not timing_json.is_file():
+            raise FileNotFoundError(f"{timing_json} not found: it is written by "
+                                    f"{_TIMING_PRODUCER}")
     if only in (None, "integrators"):
         from .experiments import integrator_convergence, integrator_robustness
         done(plot_integrator_convergence(integrator_convergence(fast=fast),
@@ -624,4 +715,6 @@ def make_figures(only: Optional[str] = None, fast: bool = False, out_dir="figure
                                           out_dir / "mnist_accuracy_vs_compression.png"))
         done(plot_rank_evolution({f"τ = {r['tau']:g}": p for r, p in chosen},
                                  out_dir / "mnist_rank_evolution.png"))
+    if only in (None, "timing"):
+        done(plot_timing_vs_rank(timing_json, out_dir / "timing_vs_rank.png"))
     return written

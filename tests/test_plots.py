@@ -197,3 +197,21 @@ def test_bad_only_and_dense_history(tmp_path):
         plot_rank_evolution({"dense": p}, tmp_path / "x.png")
     with pytest.raises(ValueError, match="history_csvs"):
         plot_rank_evolution({}, tmp_path / "x.png")
+
+
+def test_timing_figure_is_redrawn_from_the_benchmark_numbers(tmp_path):
+    """figures --only timing redraws figures/timing_vs_rank.png from the committed JSON of
+    benchmarks/bench_rank_sweep.py (made up here), and says which command writes it."""
+    import json
+    from lowrank_ref.plots import make_figures
+    rows = [{"method": f"{kind}-{r}", "rank": r, "ms": ms} for kind, pts in
+            (("fixed", [(8, 20.0), (64, 60.0), (256, 300.0)]),
+             ("adaptive1", [(8, 16.0), (64, 70.0), (256, 550.0)])) for r, ms in pts]
+    path = tmp_path / "sweep.json"
+    path.write_text(json.dumps({"dense_ms": 235.0, "baseline_ms": 231.0, "rows": rows,
+                                "args": {"width": 2048, "batch_size": 256}}))
+    out = make_figures(only="timing", out_dir=tmp_path, timing_json=path)
+    png = (tmp_path / "timing_vs_rank.png").read_bytes()
+    assert out == [str(tmp_path / "timing_vs_rank.png")] and png.startswith(b"\x89PNG")
+    with pytest.raises(FileNotFoundError, match="bench_rank_sweep.py"):
+        make_figures(only="timing", out_dir=tmp_path, timing_json=tmp_path / "missing.json")
