@@ -1,5 +1,9 @@
 """Prototypes of the optimisations proposed in benchmarks/README.md, for measurement only.
 
+The levers ``matmul``, ``linear``, ``reorth``, ``augment`` and ``qr`` have since been adopted
+by the package; their names below are aliases of the package functions (patching them
+changes nothing), kept so that the lever names of the measured tables still resolve.
+
 Nothing here changes ``lowrank_ref`` on disk: :func:`patched` swaps functions of the
 imported package modules for the duration of a ``with`` block (one process, so the same
 run can time the package as it is and as it would be, interleaved). Each prototype
@@ -53,7 +57,6 @@ import scipy.linalg as sla
 
 from lowrank_ref import dlrt, lowrank, nn, ops, truncation
 from lowrank_ref import autodiff
-from lowrank_ref.autodiff import make_node
 from lowrank_ref.lowrank import LowRank
 
 LEVERS = ("matmul", "linear", "leafcopy", "reorth", "refresh16", "augment", "truncate", "svd",
@@ -61,21 +64,11 @@ LEVERS = ("matmul", "linear", "leafcopy", "reorth", "refresh16", "augment", "tru
 ALL = ("matmul", "linear", "leafcopy", "reorth", "augment", "svd", "qr")  # svd > truncate
 
 
-def cholqr2(A):
-    """``A = Q R`` for a well-conditioned tall ``A`` by CholeskyQR2 (``diag(R) > 0``)."""
-    Q, R = A, None
-    for _ in range(2):
-        C = np.linalg.cholesky(Q.T @ Q)               # lower, C C^T = Q^T Q
-        Q = sla.solve_triangular(C, Q.T, lower=True, check_finite=False).T   # Q C^{-T}
-        R = C.T if R is None else C.T @ R
-    return np.ascontiguousarray(Q), R
+# Adopted by the package (same code now lives there): aliases keep the lever names.
+cholqr2 = lowrank.cholesky_qr2
 
 
-def reorthonormalize_fast(Y):
-    U, S, V = Y
-    Qu, Ru = cholqr2(U)
-    Qv, Rv = cholqr2(V)
-    return LowRank(Qu, Ru @ S @ Rv.T, Qv)
+reorthonormalize_fast = lowrank.reorthonormalize
 
 
 REFRESH_EVERY = 16
@@ -91,29 +84,7 @@ def refresh_every(self):
         self.U, self.S, self.V = reorthonormalize_fast(self.factors)
 
 
-def augment_basis_fast(U0, K1, max_cols=None):
-    m, r = U0.shape
-    k = K1.shape[1]
-    cap = min(k, m - r) if max_cols is None else min(k, m - r, max_cols)
-    if cap <= 0:
-        return U0
-    C = U0.T @ K1
-    R = K1 - U0 @ C
-    C2 = U0.T @ R
-    R -= U0 @ C2
-    Qr, Rr = sla.qr(R, mode="economic", check_finite=False, overwrite_a=True)
-    W, s, _ = sla.svd(Rr, check_finite=False)
-    # K1 = [U0, Qr] [[C + C2], [Rr]] with [U0, Qr] orthonormal: same 2-norm, small SVD
-    scale = sla.svd(np.concatenate([C + C2, Rr], axis=0), compute_uv=False,
-                    check_finite=False)[0] if K1.size else 0.0
-    drop = max(m, r) * np.finfo(np.result_type(U0, K1)).eps * scale
-    p = min(int(np.count_nonzero(s > drop)), cap)
-    if p == 0:
-        return U0
-    Qp = Qr @ W[:, :p]
-    Qp -= U0 @ (U0.T @ Qp)
-    Qp, _ = cholqr2(Qp)
-    return np.concatenate([U0, Qp], axis=1)
+augment_basis_fast = lowrank.augment_basis
 
 
 def truncate_unchecked(U_hat, S_hat, V_hat, tol, relative=True, min_rank=1, max_rank=None):
@@ -131,28 +102,8 @@ def truncate_unchecked_scipy(U_hat, S_hat, V_hat, tol, relative=True, min_rank=1
                    V_hat @ Qt.T[:, :r])
 
 
-def matmul_lazy(a, b):
-    a, b = ops._pair(a, b)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
-        raise ValueError(f"matmul: expected 2-d operands (m, k) @ (k, n), "
-                         f"got {a.shape} @ {b.shape}")
-
-    def backward(g):
-        return (g @ b.value.T if a.requires_grad else None,
-                a.value.T @ g if b.requires_grad else None)
-    return make_node(a.value @ b.value, (a, b), backward, "matmul")
-
-
-def linear(X, W, b):
-    """Fused ``X @ W.T + b`` node: ``dW = G^T X`` computed contiguous (no transpose node, no
-    strided copy of a transposed gradient), ``dX = G W`` only if needed, ``db = sum G``."""
-    def backward(g):
-        return (g @ W.value if X.requires_grad else None,
-                g.T @ X.value if W.requires_grad else None,
-                g.sum(axis=0) if b.requires_grad else None)
-    Z = X.value @ W.value.T
-    Z += b.value
-    return make_node(Z, (X, W, b), backward, "linear")
+matmul_lazy = ops.matmul
+linear = ops.linear
 
 
 def dense_call(self, X):
@@ -220,8 +171,7 @@ def fixed_step_onepass(self, X, y):
     return res
 
 
-def orthonormalize_scipy(K):
-    return sla.qr(K, mode="economic", check_finite=False)[0]
+orthonormalize_scipy = lowrank.orthonormalize
 
 
 _TARGETS = {
