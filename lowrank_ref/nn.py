@@ -9,10 +9,9 @@ A *layer* is any object with
 and optionally ``n_in``/``n_out`` (checked between consecutive layers of an :class:`MLP`)
 and ``forward_array(X: ndarray) -> ndarray``, the same map in plain NumPy used by
 :meth:`MLP.predict` (no graph). :class:`Dense` is the dense layer ``Z = X @ W.T + b``
-(DESIGN.md section 2). A low-rank layer (``LowRankDense``, parameters ``U (n_out, r)``,
-``S (r, r)``, ``V (n_in, r)``, ``b (n_out,)``, forward ``((X @ V) @ S.T) @ U.T + b``,
-[SZKCT22] Schotthöfer et al. 2022) implements the same protocol and plugs into
-:class:`MLP` unchanged: see the extension point at the end of this file.
+(DESIGN.md section 2). :class:`LowRankDense` (factors ``U (n_out, r)``, ``S (r, r)``,
+``V (n_in, r)``, bias ``b (n_out,)``, forward ``((X @ V) @ S.T) @ U.T + b``, [SZKCT22])
+implements the same protocol, with one trainable leaf per K-, L-, S-step mode.
 """
 from __future__ import annotations
 
@@ -23,8 +22,7 @@ import numpy as np
 
 from . import ops
 from .autodiff import Tensor
-from .lowrank import LowRank, _float_dtype as _lowrank_float_dtype, as_float_array, \
-    reorthonormalize, validate_lowrank
+from .lowrank import LowRank, _float_dtype, as_float_array, reorthonormalize, validate_lowrank
 from .ops import cross_entropy
 
 __all__ = ["Layer", "Dense", "LowRankDense", "MLP", "cross_entropy", "accuracy",
@@ -89,10 +87,6 @@ def _positive_int(value, name: str) -> int:
     if value < 1:
         raise ValueError(f"{name} must be >= 1, got {value}")
     return int(value)
-
-
-def _float_dtype(dtype, name="dtype"):
-    return _lowrank_float_dtype(dtype, name)
 
 
 def _check_bias(b, n_out: int, dtype) -> np.ndarray:
