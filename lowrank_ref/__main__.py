@@ -28,6 +28,7 @@ from typing import List, Optional
 
 from .data import DATASETS
 from .dlrt import METHODS
+from .threads import DEFAULT_THREADS
 from .train import (DEFAULT_LR, DEFAULT_MOMENTUM, DEFAULT_RANK, DEFAULT_SIZES, DEFAULT_WARMUP, DTYPES, SCHEDULES,
                     TrainConfig, TrainingDiverged, load_config, sweep, train)
 
@@ -56,6 +57,26 @@ def _int_list(text: str) -> List[int]:
     if any(v < 1 for v in values):
         raise argparse.ArgumentTypeError(f"hidden widths must be >= 1, got {text!r}")
     return values
+
+
+def _threads(text: str):
+    """``--threads``: an int >= 1, or "all" (None: the BLAS libraries' own default)."""
+    if text == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1 or 'all', got {text!r}")
+    return value
+
+
+def _threads_option(g) -> None:
+    g.add_argument("--threads", type=_threads, default=DEFAULT_THREADS, metavar="{N,all}",
+                   help="BLAS/LAPACK threads (1 is fastest for the paper's network on a "
+                        "2-core machine, see benchmarks/README.md); 'all': the libraries' "
+                        "default, one per core")
 
 
 def _add_train(sub, suppress_defaults: bool = False) -> None:
@@ -118,6 +139,7 @@ def _train_options(p, sweep: bool) -> None:
                    help="seed of initialisation and shuffling")
     g.add_argument("--dtype", choices=DTYPES, default=TrainConfig.dtype,
                    help="floating-point type of parameters and data")
+    _threads_option(g)
     g = p.add_argument_group("data")
     g.add_argument("--dataset", choices=DATASETS, default=TrainConfig.dataset,
                    help="data set (see lowrank_ref.data.load for where it is looked for)")
@@ -183,6 +205,7 @@ def _add_figures(sub) -> None:
                    help="one group of figures; None: all")
     p.add_argument("--fast", action="store_true", default=False,
                    help="tiny integrator experiments (for tests)")
+    _threads_option(p)
     p.add_argument("--out", default="figures", metavar="DIR", help="output folder")
     p.add_argument("--results", default="results", metavar="DIR",
                    help="folder of the sweep's table and runs")
@@ -266,12 +289,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                 dense = TrainConfig(method="dense", sizes=sizes, epochs=args.epochs,
                                     seed=args.seed, dtype=args.dtype, dataset=args.dataset,
                                     data_dir=args.data_dir, batch_size=args.batch_size,
-                                    n_train=args.n_train, n_test=args.n_test)
+                                    n_train=args.n_train, n_test=args.n_test,
+                                    threads=args.threads)
             sweep(args.taus, base, results_dir=args.results, dense=dense)
         elif args.command == "figures":
             from .plots import make_figures
             make_figures(only=args.only, fast=args.fast, out_dir=args.out,
-                         results_dir=args.results)
+                         results_dir=args.results, threads=args.threads)
         elif args.command == "oracle":
             from . import oracle
             run = oracle.export_command if args.action == "export" else oracle.verify_command

@@ -48,6 +48,7 @@ from . import ops
 from .autodiff import Tensor
 from .lowrank import LowRank, augment_basis, orthonormalize
 from .nn import MLP, Dense, LowRankDense
+from .threads import uses_blas_threads
 from .truncation import truncate, _check_rank_bounds, _check_tol
 
 __all__ = ["StepResult", "DenseSGD", "FixedRankKLS", "AdaptiveKLS", "SOnlySGD",
@@ -181,6 +182,7 @@ class DenseSGD(_LearningRate):
         self.sgd = _PlainSGD(_check_momentum(momentum))
         self.loss_fn = _check_loss_fn(loss_fn)
 
+    @uses_blas_threads
     def step(self, X: np.ndarray, y: np.ndarray) -> StepResult:
         """One SGD step on the batch ``X (batch, n_in)``, labels ``y (batch,)``."""
         res = _forward_backward(self.model, X, y, self.loss_fn)
@@ -452,6 +454,7 @@ class FixedRankKLS(_DLRTBase):
     The rank never changes.
     """
 
+    @uses_blas_threads
     def step(self, X: np.ndarray, y: np.ndarray) -> StepResult:
         self._set_modes("W")
         res = _forward_backward(self.model, X, y, self.loss_fn)
@@ -555,6 +558,7 @@ class AdaptiveKLS(_DLRTBase):
         S_hat0[:r, :r] = S0   # = (U_hat^T U0) S0 (V0^T V_hat), since U_hat = [U0, U~], U~ ⟂ U0
         return U_hat, S_hat0, V_hat
 
+    @uses_blas_threads
     def step(self, X: np.ndarray, y: np.ndarray) -> StepResult:
         for _, layer in _low_rank_layers(self.model):
             layer.refresh_orthonormality()      # same weight, orthonormal to rounding
@@ -612,6 +616,7 @@ class SOnlySGD(_DLRTBase):
     ``V_hat = V0``); biases and dense layers by SGD. Ranks and bases never change.
     """
 
+    @uses_blas_threads
     def step(self, X: np.ndarray, y: np.ndarray) -> StepResult:
         self._set_modes("S")
         res = _forward_backward(self.model, X, y, self.loss_fn)

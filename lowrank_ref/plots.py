@@ -38,6 +38,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from .threads import DEFAULT_THREADS, blas_threads
+
 __all__ = ["PAPER_MNIST_TABLE", "PAPER_MNIST_DENSE_ACC", "TABLE_NAME", "RUNS_DIR_NAME",
            "RUN_NAME_COLUMNS",
            "plot_integrator_convergence", "plot_integrator_robustness",
@@ -635,7 +637,8 @@ def _expected_history(row: dict, runs_dir: Path) -> Path:
 
 
 def make_figures(only: Optional[str] = None, fast: bool = False, out_dir="figures",
-                 results_dir="results", timing_json=None) -> List[str]:
+                 results_dir="results", timing_json=None,
+                 threads: Optional[int] = DEFAULT_THREADS) -> List[str]:
     """Write the project's figures (PNG) to ``out_dir``; one line printed per figure.
 
     * ``only="integrators"`` (or None): computes
@@ -662,6 +665,8 @@ def make_figures(only: Optional[str] = None, fast: bool = False, out_dir="figure
     fast : bool, default False
     out_dir : str or path-like, default "figures"
     results_dir : str or path-like, default "results"
+    threads : int or None, default 1
+        BLAS threads for the integrator experiments (:func:`lowrank_ref.threads.blas_threads`).
 
     Returns
     -------
@@ -706,10 +711,11 @@ def make_figures(only: Optional[str] = None, fast: bool = False, out_dir="figure
                                     f"{_TIMING_PRODUCER}")
     if only in (None, "integrators"):
         from .experiments import integrator_convergence, integrator_robustness
-        done(plot_integrator_convergence(integrator_convergence(fast=fast),
-                                         out_dir / "integrators_convergence.png"))
-        done(plot_integrator_robustness(integrator_robustness(fast=fast),
-                                        out_dir / "integrators_robustness.png"))
+        with blas_threads(threads):
+            convergence = integrator_convergence(fast=fast)
+            robustness = integrator_robustness(fast=fast)
+        done(plot_integrator_convergence(convergence, out_dir / "integrators_convergence.png"))
+        done(plot_integrator_robustness(robustness, out_dir / "integrators_robustness.png"))
     if only in (None, "mnist"):
         done(plot_accuracy_vs_compression(table_csv,
                                           out_dir / "mnist_accuracy_vs_compression.png"))

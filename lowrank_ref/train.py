@@ -89,6 +89,7 @@ from .data import Dataset
 from .dlrt import METHODS, SOnlySGD, low_rank_mlp, make_optimizer, parameter_counts
 from .lowrank import LowRank
 from .nn import MLP, Dense, LowRankDense, accuracy
+from .threads import DEFAULT_THREADS, blas_info, blas_threads, check_threads
 
 __all__ = ["TrainConfig", "train", "evaluate", "TrainingDiverged", "CheckpointError",
            "load_checkpoint", "save_checkpoint", "load_config", "build_model",
@@ -128,7 +129,7 @@ CHECKPOINT_FORMAT = 1
 HISTORY_COLUMNS = ("epoch", "phase", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
                    "ranks", "eval_params", "train_params", "eval_cr", "train_cr", "seconds")
 #: Options that may differ between a checkpoint and the run resuming it.
-RESUMABLE_CHANGES = ("epochs", "finetune_epochs", "out")
+RESUMABLE_CHANGES = ("epochs", "finetune_epochs", "out", "threads")
 
 
 class TrainingDiverged(RuntimeError):
@@ -212,6 +213,9 @@ class TrainConfig:
         Use only the first ``n_train`` / ``n_test`` samples (quick runs and tests).
     out : str, optional
         Output folder; None: ``runs/<method>-<YYYYmmdd-HHMMSS>`` (resolved by :func:`train`).
+    threads : int or None, default :data:`lowrank_ref.threads.DEFAULT_THREADS` (1)
+        BLAS/LAPACK threads during the run (:func:`lowrank_ref.threads.blas_threads`); None
+        leaves the libraries' own default (one per core). May change on resume.
 
     Raises
     ------
@@ -252,6 +256,7 @@ class TrainConfig:
     n_train: Optional[int] = None
     n_test: Optional[int] = None
     out: Optional[str] = None
+    threads: Optional[int] = DEFAULT_THREADS
 
     def __post_init__(self):
         def fail(name, expected, value):
@@ -319,6 +324,10 @@ class TrainConfig:
             if not isinstance(self.out, (str, os.PathLike)):
                 fail("out", "a path or None", self.out)
             self.out = os.fspath(self.out)
+        try:
+            self.threads = check_threads(self.threads)
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
 
         # Options a method does not use must keep their defaults: a silently ignored
         # option is a wrong experiment.
@@ -870,8 +879,9 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
     resume : str or os.PathLike, optional
         A run folder (or checkpoint file) to continue from. Its configuration must equal
         ``config`` except for ``epochs``, ``finetune_epochs`` (more epochs, or fine-tuning
-        after a finished run) and ``out`` (None: write to the ``resume`` folder). The
-        continued run is bit-identical to an uninterrupted one.
+        after a finished run), ``out`` (None: write to the ``resume`` folder) and
+        ``threads``. The continued run is bit-identical to an uninterrupted one (with the
+        same thread count).
     force : bool, default False
         Resume even if the configuration differs (arrays of the checkpoint are cast to
         ``config.dtype``; layer kinds and shapes must still match).
@@ -901,6 +911,11 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
     t_call = time.perf_counter()
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    with blas_threads(config.threads):          # the package's thread count, restored after
+        return _train(config, log, data, resume, force, progress, t_call)
+
+
+def _train(config, log, data, resume, force, progress, t_call) -> dict:
     if progress is None:
         progress = "live" if (log is print and sys.stdout.isatty()) else "lines"
     if progress not in ("live", "lines", "off"):
@@ -912,7 +927,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
         diffs = _config_differences(ckpt["config"], config)
         if diffs and not force:
             raise ValueError(f"cannot resume from {ckpt['path']}: the configuration differs "
-                             f"({'; '.join(diffs)}); only {' and '.join(RESUMABLE_CHANGES)} "
+                             f"({'; '.join(diffs)}); only {', '.join(RESUMABLE_CHANGES)} "
                              f"may change, or pass force=True (--force)")
         if ckpt["epochs_done"] > config.epochs:
             raise ValueError(f"epochs must be >= {ckpt['epochs_done']} (the epochs the "
@@ -960,8 +975,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
            "forced": bool(force and ckpt is not None),
            "data": {"name": ds.name, "source": _portable_source(ds.source), "n_train": n,
                     "n_test": len(ds.y_test)},
-           "threads": {k: os.environ.get(k) for k in
-                       ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
+           "threads": {"requested": config.threads, "blas": blas_info()},
            "started": datetime.now().isoformat(timespec="seconds"), "status": "running"}
 
     def write_run(**extra):

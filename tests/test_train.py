@@ -423,7 +423,7 @@ def test_cli_help_lists_every_option_with_its_default():
     expected = {"--method", "--rank", "--tau", "--min-rank", "--max-rank", "--passes",
                 "--finetune-epochs", "--epochs", "--batch-size", "--lr", "--momentum",
                 "--schedule", "--warmup", "--seed", "--dtype", "--dataset", "--data-dir", "--out",
-                "--resume", "--hidden", "--n-train", "--n-test", "--force"}
+                "--resume", "--hidden", "--n-train", "--n-test", "--force", "--threads"}
     assert {s for a in actions for s in a.option_strings} == expected
     for a in actions:
         assert a.option_strings[0] in text
@@ -438,6 +438,9 @@ def test_cli_help_lists_every_option_with_its_default():
     (["train", "--method", "sgd"], "--method"),
     (["train", "--lr", "fast"], "--lr"),
     (["train", "--hidden", "500,x"], "--hidden"),
+    (["train", "--threads", "0"], "--threads"),
+    (["train", "--threads", "two"], "--threads"),
+    (["figures", "--threads", "-1"], "--threads"),
     (["train", "--method", "fixed", "--rank", "0"], "rank"),
     (["train", "--resume", "/nonexistent/run"], "no checkpoint"),
     (["fly"], "command"),
