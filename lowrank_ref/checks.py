@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .lowrank import orthonormality_error   # lives with the factors; re-exported here
+
 __all__ = ["TOLERANCE_FACTORS", "tolerance", "fit_slope", "orthonormality_error",
            "GradCheckResult", "check_grad", "assert_grad"]
 
@@ -80,20 +82,6 @@ def tolerance(quantity: str, dtype=np.float64, size: int = 1, cond: float = 1.0)
         raise ValueError(f"cond must be > 0, got {cond!r}")
     eps = float(np.finfo(np.dtype(dtype)).eps)
     return TOLERANCE_FACTORS[quantity] * eps * max(int(size), 1) * float(cond)
-
-
-def orthonormality_error(Q: np.ndarray) -> float:
-    """``||Q^T Q - I||_F`` for a matrix ``Q`` of shape ``(m, r)``.
-
-    Examples
-    --------
-    >>> orthonormality_error(np.eye(4, 2))
-    0.0
-    """
-    Q = np.asarray(Q)
-    r = Q.shape[1]
-    G = Q.conj().T @ Q
-    return float(np.linalg.norm(G - np.eye(r, dtype=G.dtype)))
 
 
 def fit_slope(h, err) -> float:

@@ -9,8 +9,8 @@ Training is the gradient flow ``dW/dt = -dL/dW`` ([SZKCT22]) restricted to the
 manifold of rank-r matrices, ``W = U S V^T``, and integrated with the K-, L- and S-steps of
 the unconventional BUG integrator ([CL22]) and its rank-adaptive version ([CKL22]).
 One SGD step with learning rate ``lr`` is one explicit Euler step of length ``h = lr`` of
-each sub-flow. With ``G = dL/dW`` (never formed: ``G = delta^T X`` for a layer with input
-``X`` and ``delta = dL/dZ``, so ``G V0 = delta^T (X V0)`` etc.):
+each sub-flow. With ``G = dL/dW`` (never formed: ``G = dZ^T X`` for a layer with input
+``X`` and ``dZ = dL/dZ``, so ``G V0 = dZ^T (X V0)`` etc.):
 
 * K-step ([SZKCT22]):  ``K1 = U0 S0 - lr G V0``          -> ``U1``
 * L-step ([SZKCT22]):  ``L1 = V0 S0^T - lr G^T U0``      -> ``V1``
@@ -427,15 +427,14 @@ def _check_finite_step(opt, layer, what: str, *arrays) -> None:
 def _kl_gradients(layer: LowRankDense):
     """``G V0`` (n_out, r) and ``G^T U0`` (n_in, r) from the taps of one backward at ``W0``.
 
-    With ``G = dL/dW = delta^T X`` ([SZKCT22]): ``G V0 = delta^T (X V0)`` and
-    ``G^T U0 = X^T (delta U0)``; ``delta U0`` is returned too (the S-step reuses it).
+    With ``G = dL/dW = dZ^T X`` (``dZ = dL/dZ``, the "delta" of backpropagation, and the
+    layer input ``X``; [SZKCT22]): ``G V0 = dZ^T (X V0)`` and ``G^T U0 = X^T (dZ U0)``;
+    ``X V0`` and ``dZ U0`` were formed by the forward and the backward anyway.
     """
     t = layer.taps
-    if t is None or "G" not in t:
+    if t is None or "dZ" not in t:
         raise RuntimeError(f"{layer!r} has no recorded gradient: run forward and backward in mode 'W'")
-    delta, X, XV = t["G"], t["X"], t["XV"]
-    dU = delta @ layer.U
-    return delta.T @ XV, X.T @ dU, dU
+    return t["dZ"].T @ t["XV"], t["X"].T @ t["dZ_U"]
 
 
 class FixedRankKLS(_DLRTBase):
@@ -462,7 +461,7 @@ class FixedRankKLS(_DLRTBase):
         velocities = {}
         for i, layer in _low_rank_layers(self.model):
             U0, S0, V0 = layer.factors
-            GV, GtU, _ = _kl_gradients(layer)
+            GV, GtU = _kl_gradients(layer)
             GV, GtU = self.factor_momentum.kl(i, U0, V0, GV, GtU)
             velocities[i] = (U0, V0, GV, GtU)
             K1, L1 = U0 @ S0 - self.lr * GV, V0 @ S0.T - self.lr * GtU
@@ -502,7 +501,7 @@ class AdaptiveKLS(_DLRTBase):
     ``passes=3`` evaluates ``G0 V0``, ``G0^T U0`` and ``U_hat^T G0 V_hat`` with three
     forward/backward passes in modes ``"K"``, ``"L"`` and ``"S"``, as in the published code.
     ``passes=1`` takes all three from one backward in mode ``"W"``:
-    ``U_hat^T G0 V_hat = (delta U_hat)^T (X V_hat)``, reusing ``delta U0`` and ``X V0``. The
+    ``U_hat^T G0 V_hat = (dZ U_hat)^T (X V_hat)``, reusing ``dZ U0`` and ``X V0``. The
     two are equal to rounding (tested).
 
     Parameters
@@ -545,7 +544,7 @@ class AdaptiveKLS(_DLRTBase):
                                      f"non-finite values (lr {self.lr:g} too large?)")
         hi = self._layer_max_rank(layer)
         Y1 = truncate(U_hat, S_hat1, V_hat, self.tau, relative=True,
-                      min_rank=min(self.min_rank, hi), max_rank=hi)
+                      min_rank=min(self.min_rank, hi), max_rank=hi, check=False)
         layer.set_factors(Y1)
 
     def _augmented_start(self, layer, K1, L1):
@@ -571,15 +570,15 @@ class AdaptiveKLS(_DLRTBase):
         for i, layer in _low_rank_layers(self.model):
             U0, S0, V0 = layer.factors
             r = layer.rank
-            GV, GtU, dU0 = _kl_gradients(layer)
+            GV, GtU = _kl_gradients(layer)
             GV, GtU = self.factor_momentum.kl(i, U0, V0, GV, GtU)
             K1 = U0 @ S0 - self.lr * GV
             L1 = V0 @ S0.T - self.lr * GtU
             U_hat, S_hat0, V_hat = self._augmented_start(layer, K1, L1)
             t = layer.taps
-            dU_hat = np.concatenate([dU0, t["G"] @ U_hat[:, r:]], axis=1)   # delta U_hat
-            XV_hat = np.concatenate([t["XV"], t["X"] @ V_hat[:, r:]], axis=1)  # X V_hat
-            dS = self.factor_momentum.s(i, U_hat, V_hat, dU_hat.T @ XV_hat)  # U_hat^T G0 V_hat
+            dZ_U_hat = np.concatenate([t["dZ_U"], t["dZ"] @ U_hat[:, r:]], axis=1)  # dZ U_hat
+            XV_hat = np.concatenate([t["XV"], t["X"] @ V_hat[:, r:]], axis=1)     # X V_hat
+            dS = self.factor_momentum.s(i, U_hat, V_hat, dZ_U_hat.T @ XV_hat)  # U_hat^T G0 V_hat
             S_hat1 = S_hat0 - self.lr * dS
             self._truncate(layer, U_hat, S_hat1, V_hat)
         self._apply_dense_and_bias(dense)

@@ -13,9 +13,10 @@ factorisation is unique only up to the gauge ``(U Q1, Q1^T S Q2, V Q2)`` with or
 ``Q1, Q2``, so anything that compares two ``LowRank`` should compare invariants
 (``to_dense()``, singular values, projectors ``U U^T``).
 
-:func:`orthonormalize` (thin QR, DESIGN.md section 5) and :func:`augment_basis`
-(rank-revealing ``[U0, orth((I - U0 U0^T) K1)]``) are the only orthonormalisations of the
-package: the integrators and the DLRT optimisers both call them.
+:func:`orthonormalize` (thin Householder QR), :func:`augment_basis` (rank-revealing
+``[U0, orth((I - U0 U0^T) K1)]``) and :func:`cholesky_qr` (for matrices that are orthonormal
+up to rounding: :func:`reorthonormalize`) are the only orthonormalisations of the package:
+the integrators and the DLRT optimisers both call them.
 """
 from __future__ import annotations
 
@@ -25,9 +26,8 @@ from typing import NamedTuple, Optional
 import numpy as np
 import scipy.linalg as sla
 
-__all__ = ["LowRank", "orthonormalize", "reorthonormalize", "cholesky_qr2", "augment_basis",
-           "as_float_array",
-           "validate_lowrank"]
+__all__ = ["LowRank", "orthonormalize", "reorthonormalize", "cholesky_qr", "augment_basis",
+           "as_float_array", "orthonormality_error", "validate_lowrank"]
 
 
 def as_float_array(a, name: str, ndim: int) -> np.ndarray:
@@ -71,6 +71,20 @@ def _float_dtype(dtype, name: str = "dtype") -> np.dtype:
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise TypeError(f"{name} must be float32 or float64, got {dt}")
     return dt
+
+
+def orthonormality_error(Q: np.ndarray) -> float:
+    """``||Q^T Q - I||_F`` for a matrix ``Q`` of shape ``(m, r)``.
+
+    Examples
+    --------
+    >>> orthonormality_error(np.eye(4, 2))
+    0.0
+    """
+    Q = np.asarray(Q)
+    r = Q.shape[1]
+    G = Q.conj().T @ Q
+    return float(np.linalg.norm(G - np.eye(r, dtype=G.dtype)))
 
 
 def _orthonormality_gate(dtype) -> float:
@@ -125,7 +139,6 @@ class LowRank(NamedTuple):
 
     def orthonormality_error(self) -> float:
         """``max(||U^T U - I||_F, ||V^T V - I||_F)``."""
-        from .checks import orthonormality_error
         return max(orthonormality_error(self.U), orthonormality_error(self.V))
 
     def singular_values(self) -> np.ndarray:
@@ -214,7 +227,6 @@ def validate_lowrank(Y, name: str = "Y0", require_orthonormal: bool = True) -> L
     dtype = np.result_type(U, S, V)
     U, S, V = U.astype(dtype, copy=False), S.astype(dtype, copy=False), V.astype(dtype, copy=False)
     if require_orthonormal:
-        from .checks import orthonormality_error
         gate = _orthonormality_gate(dtype)
         for fname, Q in (("U", U), ("V", V)):
             err = orthonormality_error(Q)
@@ -224,45 +236,123 @@ def validate_lowrank(Y, name: str = "Y0", require_orthonormal: bool = True) -> L
     return LowRank(U, S, V)
 
 
-def orthonormalize(K: np.ndarray) -> np.ndarray:
-    """Orthonormal basis of ``range(K)`` by thin QR: ``K = Q R``, return ``Q`` (m, r).
+def _lapack(names: tuple, a: np.ndarray) -> tuple:
+    """The LAPACK routines ``names`` for ``a``'s dtype (``s*``/``d*``), looked up once."""
+    key = (names, a.dtype.char)
+    if key not in _LAPACK:
+        _LAPACK[key] = sla.get_lapack_funcs(names, (a,))
+    return _LAPACK[key]
+
+
+_LAPACK: dict = {}
+
+
+def orthonormalize(K: np.ndarray, return_r: bool = False):
+    """Orthonormal basis of ``range(K)`` by thin Householder QR: ``K = Q R``, return ``Q``.
 
     Used for the K- and L-steps of the fixed-rank integrators, where ``K1`` has full
-    column rank on the manifold. (For a rank-deficient ``K`` the extra columns of ``Q``
-    are still orthonormal, so the factor stays valid.)
+    column rank on the manifold (its conditioning is that of ``S``, so a Gram-matrix method
+    would not do). For a rank-deficient ``K`` the extra columns of ``Q`` are still
+    orthonormal, so the factor stays valid. LAPACK's ``geqrf`` + ``orgqr`` are called
+    directly (the same routines as ``numpy.linalg.qr`` and ``scipy.linalg.qr``, without
+    their per-call checks: this runs in every training step).
+
+    Parameters
+    ----------
+    K : (m, k) ndarray
+        Finite, float32 or float64 (not checked).
+    return_r : bool, default False
+        Also return ``R`` (``min(m, k)``, k), upper triangular, ``K = Q R`` (the
+        projector-splitting integrator needs it).
+
+    Returns
+    -------
+    Q : (m, min(m, k)) ndarray
+        Orthonormal columns, ``K``'s dtype.
+    R : (min(m, k), k) ndarray
+        Only with ``return_r``.
+
+    Examples
+    --------
+    >>> K = np.array([[3.0, 1.0], [4.0, 2.0], [0.0, 1.0]])
+    >>> Q, R = orthonormalize(K, return_r=True)
+    >>> bool(np.allclose(Q @ R, K)), bool(np.allclose(Q.T @ Q, np.eye(2)))
+    (True, True)
     """
-    return sla.qr(K, mode="economic", check_finite=False)[0]   # Householder, as np.linalg.qr
+    m, k = K.shape
+    p = min(m, k)
+    if p == 0:
+        Q = np.zeros((m, 0), dtype=K.dtype)
+        return (Q, np.zeros((0, k), dtype=K.dtype)) if return_r else Q
+    geqrf, orgqr = _lapack(("geqrf", "orgqr"), K)
+    qr, tau, _, info = geqrf(K)
+    if info != 0:                                    # pragma: no cover - LAPACK argument error
+        raise np.linalg.LinAlgError(f"geqrf failed with info={info}")
+    Q, _, info = orgqr(qr[:, :p], tau[:p])
+    if info != 0:                                    # pragma: no cover
+        raise np.linalg.LinAlgError(f"orgqr failed with info={info}")
+    return (Q, np.triu(qr[:p])) if return_r else Q
 
 
-def cholesky_qr2(A: np.ndarray):
-    """``A = Q R`` of a tall, well-conditioned ``A`` (m, k) by CholeskyQR2.
+def cholesky_qr(A: np.ndarray, passes: int = 2):
+    """``A = Q R`` of a tall, well-conditioned ``A`` (m, k) by CholeskyQR.
 
-    Two passes of ``C C^T = Q^T Q`` (Cholesky), ``Q <- Q C^{-T}``: all level-3 BLAS, several
-    times faster than Householder QR for tall-skinny matrices, and as accurate when
-    ``cond(A)`` is modest (Fukaya, Nakatsukasa, Yanagisawa, Yamamoto 2014, "CholeskyQR2: a
-    simple and communication-avoiding algorithm"). ``diag(R) > 0``. Used only on matrices
-    that are orthonormal up to rounding (never on ``K1``, whose conditioning is that of S).
+    One pass: the Gram matrix ``A^T A = C^T C`` (Cholesky, ``C`` upper triangular with
+    positive diagonal), ``Q = A C^{-1}``: level-3 BLAS and two tiny LAPACK calls, several
+    times faster than Householder QR for tall-skinny matrices. The loss of orthogonality is
+    about ``eps cond(A)^2`` (Fukaya, Nakatsukasa, Yanagisawa, Yamamoto 2014, "CholeskyQR2: a
+    simple and communication-avoiding algorithm"), so one pass is enough for a matrix that is
+    orthonormal up to rounding (``cond(A) = 1 + O(sqrt(eps))`` at worst), and a second pass
+    (CholeskyQR2) makes any modestly conditioned ``A`` orthonormal to rounding. Never used on
+    ``K1``, whose conditioning is that of ``S``.
+
+    Parameters
+    ----------
+    A : (m, k) ndarray
+        ``m >= k``, full column rank.
+    passes : {1, 2}, default 2
+
+    Returns
+    -------
+    Q : (m, k) ndarray
+    R : (k, k) ndarray
+        Upper triangular with ``diag(R) > 0``.
 
     Raises
     ------
     numpy.linalg.LinAlgError
         If ``A`` is numerically rank deficient (the Gram matrix is not positive definite).
+
+    Examples
+    --------
+    >>> A = np.array([[2.0, 0.0], [0.0, 1.0], [0.0, 1e-3]])
+    >>> Q, R = cholesky_qr(A)
+    >>> bool(np.allclose(Q @ R, A)), bool(np.allclose(Q.T @ Q, np.eye(2), atol=1e-15))
+    (True, True)
     """
+    potrf, trtri = _lapack(("potrf", "trtri"), A)
     Q, R = A, None
-    for _ in range(2):
-        C = np.linalg.cholesky(Q.T @ Q)                       # lower: C C^T = Q^T Q
-        Q = sla.solve_triangular(C, Q.T, lower=True, check_finite=False).T   # Q C^{-T}
-        R = C.T if R is None else C.T @ R
-    return np.ascontiguousarray(Q), R
+    for _ in range(passes):
+        C, info = potrf(Q.T @ Q, lower=0, clean=1)         # C^T C = Q^T Q, C upper
+        if info != 0:
+            raise np.linalg.LinAlgError(f"cholesky_qr: the Gram matrix is not positive "
+                                        f"definite (potrf info={info}): A is rank deficient")
+        C_inv, info = trtri(C, lower=0)
+        if info != 0:                                    # pragma: no cover
+            raise np.linalg.LinAlgError(f"cholesky_qr: trtri failed with info={info}")
+        Q = Q @ C_inv
+        R = C if R is None else C @ R
+    return Q, R
 
 
 def reorthonormalize(Y: LowRank) -> LowRank:
     """The same matrix with freshly orthonormalised factors.
 
-    ``U = Q_u R_u``, ``V = Q_v R_v`` (:func:`cholesky_qr2`: ``diag(R) > 0``, hence ``R ~ I``
-    for nearly orthonormal input) and ``S -> R_u S R_v^T``: ``Q_u (R_u S R_v^T) Q_v^T`` is
-    ``U S V^T`` up to rounding. The input factors must be orthonormal to about
-    ``sqrt(eps)`` (as :func:`validate_lowrank` checks).
+    ``U = Q_u R_u``, ``V = Q_v R_v`` by one pass of :func:`cholesky_qr` (``diag(R) > 0``,
+    hence ``R ~ I`` for nearly orthonormal input; one pass makes a matrix that is
+    orthonormal to ``sqrt(eps)`` orthonormal to rounding) and ``S -> R_u S R_v^T``:
+    ``Q_u (R_u S R_v^T) Q_v^T`` is ``U S V^T`` up to rounding. The input factors must be
+    orthonormal to about ``sqrt(eps)`` (as :func:`validate_lowrank` checks).
 
     The rank-adaptive steps keep ``U0`` as the first block of ``U_hat`` (and return
     ``U_hat @ P``), so the orthonormality error of their input would be carried over and
@@ -278,8 +368,8 @@ def reorthonormalize(Y: LowRank) -> LowRank:
     (True, True)
     """
     U, S, V = Y
-    Qu, Ru = cholesky_qr2(U)
-    Qv, Rv = cholesky_qr2(V)
+    Qu, Ru = cholesky_qr(U, passes=1)
+    Qv, Rv = cholesky_qr(V, passes=1)
     return LowRank(Qu, (Ru @ S @ Rv.T).astype(S.dtype, copy=False), Qv)
 
 
@@ -300,7 +390,9 @@ def augment_basis(U0: np.ndarray, K1: np.ndarray, max_cols: Optional[int] = None
        ``||K1||_2`` is the norm of the small ``[U0^T K1; T]`` (``K1 = [U0, Q_R] [U0^T K1; T]``
        with orthonormal ``[U0, Q_R]``);
     3. at most ``m - r`` (and at most ``max_cols``) new columns are kept, so that
-       ``U_hat`` never has more than ``m`` columns (2r > m is capped, not an error).
+       ``U_hat`` never has more than ``m`` columns (2r > m is capped, not an error);
+    4. the kept columns are projected once more against ``U0`` and re-orthonormalised by
+       one pass of :func:`cholesky_qr` (they are orthonormal up to rounding already).
 
     Parameters
     ----------
@@ -331,7 +423,7 @@ def augment_basis(U0: np.ndarray, K1: np.ndarray, max_cols: Optional[int] = None
     R = K1 - U0 @ C
     C2 = U0.T @ R
     R = R - U0 @ C2
-    Q_R, T = sla.qr(R, mode="economic", check_finite=False)
+    Q_R, T = orthonormalize(R, return_r=True)
     W, s, _ = sla.svd(T, check_finite=False)
     scale = sla.svd(np.concatenate([C + C2, T], axis=0), compute_uv=False,
                     check_finite=False)[0]
@@ -343,5 +435,5 @@ def augment_basis(U0: np.ndarray, K1: np.ndarray, max_cols: Optional[int] = None
     # ones; one more projection and a re-orthonormalisation keep [U0, Q] orthonormal.
     Qp = Q_R @ W[:, :p]
     Qp = Qp - U0 @ (U0.T @ Qp)
-    Qp, _ = cholesky_qr2(Qp)
+    Qp, _ = cholesky_qr(Qp, passes=1)         # orthonormal to rounding already: one pass
     return np.concatenate([U0, Qp.astype(U0.dtype, copy=False)], axis=1)

@@ -428,15 +428,16 @@ class LowRankDense:
     ===========  ======================================  =================================
     mode         forward                                 gradient of the leaf
     ===========  ======================================  =================================
-    ``"W"``      ``X V0 S0^T U0^T + b`` and a tap        ``G = dL/dZ`` is recorded (DLRT)
+    ``"W"``      ``X V0 S0^T U0^T + b`` and taps         ``dL/dZ`` is recorded (DLRT)
     ``"K"``      ``X V0 K^T + b``, leaf ``K = U0 S0``     ``dL/dK = G^T X V0 = (dL/dW) V0``
     ``"L"``      ``X L U0^T + b``, leaf ``L = V0 S0^T``   ``dL/dL = X^T G U0 = (dL/dW)^T U0``
     ``"S"``      ``X V_hat S_hat^T U_hat^T + b``          ``U_hat^T (dL/dW) V_hat``
     ===========  ======================================  =================================
 
     In every mode the bias ``b`` is a leaf too. In mode ``"W"`` the layer keeps, after a
-    backward, ``self.taps = {"X": X, "XV": X @ V0, "G": dL/dZ}`` (arrays), from which the
-    optimisers of :mod:`lowrank_ref.dlrt` form all factor gradients of one step.
+    backward, ``self.taps = {"X": X, "XV": X @ V0, "dZ": dL/dZ, "dZ_U": (dL/dZ) @ U0}``
+    (arrays), from which the optimisers of :mod:`lowrank_ref.dlrt` form all factor
+    gradients of one step: ``(dL/dW) V0 = dZ^T XV``, ``(dL/dW)^T U0 = X^T dZ_U``.
 
     Parameters
     ----------
@@ -647,24 +648,26 @@ class LowRankDense:
 
     # -- forward -------------------------------------------------------------------------
     def __call__(self, X) -> Tensor:
-        """``(batch, n_in) -> (batch, n_out)`` through the factors, recorded for backward."""
+        """``(batch, n_in) -> (batch, n_out)`` through the factors, recorded for backward.
+
+        One :func:`lowrank_ref.ops.low_rank_linear` node ``X V S^T U^T + b`` whose factors
+        depend on the mode: ``(U0, S0, V0)`` in "W", ``(K, I, V0)`` in "K", ``(U0, I, L)`` in
+        "L", ``(U_hat, S_hat, V_hat)`` in "S".
+        """
         X = check_input(X, self.n_in, self.dtype, "LowRankDense")
-        T = ops.transpose
         if self.mode == "K":            # X V0 K^T
-            Z = ops.matmul(ops.matmul(X, Tensor(self.V)), T(self.K))
-        elif self.mode == "L":          # X L U0^T
-            Z = ops.matmul(ops.matmul(X, self.L), Tensor(self.U.T))
-        elif self.mode == "S":          # X V_hat S_hat^T U_hat^T
-            Z = ops.matmul(ops.matmul(ops.matmul(X, Tensor(self.V_hat)), T(self.S_hat)),
-                           Tensor(self.U_hat.T))
-        else:                           # X V0 S0^T U0^T, and record G = dL/dZ
-            XV = ops.matmul(X, Tensor(self.V))
-            Z = ops.matmul(ops.matmul(XV, Tensor(self.S.T)), Tensor(self.U.T))
-            Z = ops.add(Z, self.b)
-            taps = {"X": X.value, "XV": XV.value}
-            self.taps = taps
-            return ops.tap(Z, lambda G: taps.__setitem__("G", G))
-        return ops.add(Z, self.b)
+            return ops.low_rank_linear(X, self.K, None, self.V, self.b)
+        if self.mode == "L":            # X L U0^T
+            return ops.low_rank_linear(X, self.U, None, self.L, self.b)
+        if self.mode == "S":            # X V_hat S_hat^T U_hat^T
+            return ops.low_rank_linear(X, self.U_hat, self.S_hat, self.V_hat, self.b)
+        # mode "W": X V0 S0^T U0^T, and record the arrays of the DLRT gradients
+        taps = {"X": X.value}
+        self.taps = taps
+
+        def record(dZ, dZ_U, XV):
+            taps.update(dZ=dZ, dZ_U=dZ_U, XV=XV)
+        return ops.low_rank_linear(X, self.U, self.S, self.V, self.b, sink=record)
 
     def forward_array(self, X: np.ndarray) -> np.ndarray:
         """``((X @ V) @ S.T) @ U.T + b`` in plain NumPy (no graph), for evaluation."""

@@ -33,8 +33,9 @@ import numbers
 from typing import Optional
 
 import numpy as np
+import scipy.linalg as sla
 
-from .lowrank import LowRank, as_float_array, _orthonormality_gate
+from .lowrank import LowRank, as_float_array, orthonormality_error, _orthonormality_gate
 
 __all__ = ["truncate", "truncation_rank"]
 
@@ -64,7 +65,8 @@ def _check_relative(relative):
 
 
 def truncation_rank(sigma: np.ndarray, tol: float, relative: bool = True,
-                    min_rank: int = 1, max_rank: Optional[int] = None) -> int:
+                    min_rank: int = 1, max_rank: Optional[int] = None,
+                    check: bool = True) -> int:
     """The rank chosen by :func:`truncate` for descending singular values ``sigma`` (k,).
 
     ``r = min{r' : sqrt(sum_{j>r'} sigma_j^2) <= theta}``, clamped to
@@ -77,6 +79,9 @@ def truncation_rank(sigma: np.ndarray, tol: float, relative: bool = True,
     ``1e-300`` to ``1e300`` (where ``sigma**2`` would be 0 or inf). Within one spectrum,
     values below ``~1e-154 max(sigma)`` (beneath the accuracy of any float64 SVD) add 0 to a
     tail, but a tail is 0 only if all its values are 0: ``tol = 0`` keeps every nonzero one.
+
+    ``check=False`` skips the validation of the arguments (for callers that built them, such
+    as :func:`truncate` and the DLRT optimisers); the rule is the same.
 
     Raises
     ------
@@ -93,13 +98,15 @@ def truncation_rank(sigma: np.ndarray, tol: float, relative: bool = True,
     >>> truncation_rank(np.array([4e300, 2e300, 1e300, 0.5e300]), tol=1.2e300, relative=False)
     2
     """
-    sigma = as_float_array(sigma, "sigma", 1).astype(np.float64, copy=False)
-    _check_tol(tol)
-    _check_relative(relative)
-    _check_rank_bounds(min_rank, max_rank)
-    if np.any(sigma < 0) or np.any(np.diff(sigma) > 0):
-        raise ValueError(f"sigma must be singular values: >= 0 and in descending order, "
-                         f"got {sigma!r}")
+    if check:
+        sigma = as_float_array(sigma, "sigma", 1)
+        _check_tol(tol)
+        _check_relative(relative)
+        _check_rank_bounds(min_rank, max_rank)
+        if np.any(sigma < 0) or np.any(np.diff(sigma) > 0):
+            raise ValueError(f"sigma must be singular values: >= 0 and in descending order, "
+                             f"got {sigma!r}")
+    sigma = sigma.astype(np.float64, copy=False)
     k = sigma.shape[0]
     # Work in units of 2^e (exact): sigma = 2^e * s with max(s) in [0.5, 1).
     e = int(np.frexp(sigma[0])[1]) if k and sigma[0] > 0 else 0
@@ -116,9 +123,33 @@ def truncation_rank(sigma: np.ndarray, tol: float, relative: bool = True,
     return int(min(max(r, min_rank), hi))
 
 
+def _check_truncate_inputs(U_hat, S_hat, V_hat, tol, relative, min_rank, max_rank):
+    U_hat = as_float_array(U_hat, "U_hat", 2)
+    S_hat = as_float_array(S_hat, "S_hat", 2)
+    V_hat = as_float_array(V_hat, "V_hat", 2)
+    _check_tol(tol)
+    _check_relative(relative)
+    _check_rank_bounds(min_rank, max_rank)
+    k1, k2 = S_hat.shape
+    if min(k1, k2) < 1:
+        raise ValueError(f"S_hat must have at least one row and column, got shape {S_hat.shape}")
+    if U_hat.shape[1] != k1 or V_hat.shape[1] != k2:
+        raise ValueError(f"U_hat must have {k1} and V_hat {k2} columns (S_hat is {k1}x{k2}), "
+                         f"got U_hat {U_hat.shape} and V_hat {V_hat.shape}")
+    gate = _orthonormality_gate(np.result_type(U_hat, S_hat, V_hat))
+    for name, Q in (("U_hat", U_hat), ("V_hat", V_hat)):
+        if Q.shape[0] < Q.shape[1]:
+            raise ValueError(f"{name} must have at least as many rows as columns, got {Q.shape}")
+        err = orthonormality_error(Q)
+        if err > gate:
+            raise ValueError(f"{name} must have orthonormal columns "
+                             f"(||Q^T Q - I||_F <= {gate:.1e}), got {err:.3e}")
+    return U_hat, S_hat, V_hat
+
+
 def truncate(U_hat, S_hat, V_hat, tol, relative: bool = True, min_rank: int = 1,
-             max_rank: Optional[int] = None) -> LowRank:
-    """Truncate ``U_hat @ S_hat @ V_hat.T`` to the smallest rank within ``tol`` ([CKL22], Alg. 1 step 3).
+             max_rank: Optional[int] = None, check: bool = True) -> LowRank:
+    """Truncate ``U_hat @ S_hat @ V_hat.T`` to the smallest rank within ``tol`` ([CKL22]).
 
     See the module docstring for the exact rule and where it differs from the published
     DLRT code.
@@ -139,6 +170,10 @@ def truncate(U_hat, S_hat, V_hat, tol, relative: bool = True, min_rank: int = 1,
     relative : bool, default True
     min_rank : int, default 1
     max_rank : int or None, default None (no cap beyond ``k``)
+    check : bool, default True
+        Validate the arguments (types, shapes, finiteness, orthonormality of ``U_hat`` and
+        ``V_hat``). The DLRT optimisers pass ``False`` for the arrays they have just built
+        (the checks cost a few percent of a training step); the result is the same.
 
     Returns
     -------
@@ -161,30 +196,12 @@ def truncate(U_hat, S_hat, V_hat, tol, relative: bool = True, min_rank: int = 1,
     >>> Y.rank, np.diag(Y.S).tolist()
     (2, [3.0, 2.0])
     """
-    U_hat = as_float_array(U_hat, "U_hat", 2)
-    S_hat = as_float_array(S_hat, "S_hat", 2)
-    V_hat = as_float_array(V_hat, "V_hat", 2)
-    _check_tol(tol)
-    _check_relative(relative)
-    _check_rank_bounds(min_rank, max_rank)
-    k1, k2 = S_hat.shape
-    if min(k1, k2) < 1:
-        raise ValueError(f"S_hat must have at least one row and column, got shape {S_hat.shape}")
-    if U_hat.shape[1] != k1 or V_hat.shape[1] != k2:
-        raise ValueError(f"U_hat must have {k1} and V_hat {k2} columns (S_hat is {k1}x{k2}), "
-                         f"got U_hat {U_hat.shape} and V_hat {V_hat.shape}")
+    if check:
+        U_hat, S_hat, V_hat = _check_truncate_inputs(U_hat, S_hat, V_hat, tol, relative,
+                                                     min_rank, max_rank)
     dtype = np.result_type(U_hat, S_hat, V_hat)
-    from .checks import orthonormality_error
-    gate = _orthonormality_gate(dtype)
-    for name, Q in (("U_hat", U_hat), ("V_hat", V_hat)):
-        if Q.shape[0] < Q.shape[1]:
-            raise ValueError(f"{name} must have at least as many rows as columns, got {Q.shape}")
-        err = orthonormality_error(Q)
-        if err > gate:
-            raise ValueError(f"{name} must have orthonormal columns "
-                             f"(||Q^T Q - I||_F <= {gate:.1e}), got {err:.3e}")
-    P, sigma, Qt = np.linalg.svd(S_hat, full_matrices=False)
-    r = truncation_rank(sigma, tol, relative, min_rank, max_rank)
+    P, sigma, Qt = sla.svd(S_hat, full_matrices=False, check_finite=False)
+    r = truncation_rank(sigma, tol, relative, min_rank, max_rank, check=False)
     U1 = U_hat @ P[:, :r]
     V1 = V_hat @ Qt.T[:, :r]  # Qt = Q^T: the right singular vectors are the ROWS of Qt
     S1 = np.diag(sigma[:r]).astype(dtype)

@@ -218,9 +218,9 @@ lr_layer.set_mode("W")
 lr_model.zero_grad()
 ops.cross_entropy(lr_model(X), y).backward()
 taps = lr_layer.taps
-G_from_tap = taps["G"].T @ taps["X"]                  # delta^T X: formed here only to check
+G_from_tap = taps["dZ"].T @ taps["X"]                 # dZ^T X: formed here only to check
 rel = np.linalg.norm(G_from_tap - G_W) / np.linalg.norm(G_W)
-rel_thin = np.linalg.norm(taps["G"].T @ taps["XV"] - G_W @ V0) / np.linalg.norm(G_W @ V0)
+rel_thin = np.linalg.norm(taps["dZ"].T @ taps["XV"] - G_W @ V0) / np.linalg.norm(G_W @ V0)
 print(f"mode W: G^T X vs dense dL/dW: {rel:.1e}; "
       f"thin product G^T (X V0) vs (dL/dW) V0: {rel_thin:.1e}")
 assert rel <= 1e-12 and rel_thin <= 1e-12
