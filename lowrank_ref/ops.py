@@ -21,7 +21,7 @@ with ``G = dL/dZ``:
 ``l = cross_entropy(A, y)``   ``dA = g (softmax(A) - onehot(y)) / batch``
 ``Z = tap(A, sink)``          ``dA = G``, and ``sink(G)`` is called with it
 ``Z = conv2d(X, W, b)``       ``dW = G_mat^T C``, ``db = sum G``, ``dX = col2im(G_mat W_mat)``
-``Z = max_pool2d(X, k, s)``   ``dX``: each window's ``G`` to its first maximum (row-major)
+``Z = max_pool2d(X, k, s)``   ``dX = col2im`` of each window's ``G`` on its first maximum
 ``Z = reshape(A)``, flatten   ``dA = G`` reshaped back to the shape of ``A``
 ============================  ===============================================
 
@@ -408,8 +408,6 @@ def tap(x, sink) -> Tensor:
 # convolutional neural networks for document processing", 2006): every output pixel is the
 # dot product of one flattened input patch with one flattened filter. All loops below run
 # over the kh * kw kernel offsets only, never over the batch or the output pixels.
-from numpy.lib.stride_tricks import sliding_window_view  # noqa: E402  (appended section)
-
 
 def _check_int(op, name, value, minimum):
     """``value`` as an int ``>= minimum``; TypeError if it is no int, ValueError if too small."""
@@ -439,7 +437,10 @@ def _output_size(op, x_shape, kh, kw, stride, padding, what="kernel"):
 
 
 def _check_geometry(op, x_shape, kh, kw, stride, padding):
-    """Validate a window geometry on an NCHW shape; return ``(h_out, w_out)``."""
+    """Validate a window geometry on an NCHW shape.
+
+    Returns ``(kh, kw, stride, padding, (h_out, w_out))`` with the sizes as Python ints.
+    """
     _check_nchw(op, "x", x_shape)
     kh = _check_int(op, "kh", kh, 1)
     kw = _check_int(op, "kw", kw, 1)
@@ -469,7 +470,10 @@ def im2col(x, kh, kw, stride=1, padding=0) -> np.ndarray:
     -------
     (batch * h_out * w_out, c_in * kh * kw) ndarray
         Of the dtype of ``x``, with ``h_out = (h + 2 padding - kh) // stride + 1`` and
-        ``w_out = (w + 2 padding - kw) // stride + 1``.
+        ``w_out = (w + 2 padding - kw) // stride + 1``. A new array, stored column-major
+        (the transpose of a C-ordered ``(c_in * kh * kw, batch * h_out * w_out)`` array):
+        each column is contiguous and filled from one strided slice of the image, and the
+        matrix products of :func:`conv2d` take either layout at the same speed.
 
     Raises
     ------
@@ -501,12 +505,15 @@ def im2col(x, kh, kw, stride=1, padding=0) -> np.ndarray:
     batch, c_in = x.shape[:2]
     if padding:
         x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    # windows[n, c, i, j, a, b] = x_padded[n, c, i * stride + a, j * stride + b]: a view,
-    # no copy. The one copy writes it as patches[n, i, j, c, a, b], row (n, i, j) of cols.
-    windows = sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride]
-    cols = np.empty((batch * h_out * w_out, c_in * kh * kw), dtype=x.dtype)
-    cols.reshape(batch, h_out, w_out, c_in, kh, kw)[...] = windows.transpose(0, 2, 3, 1, 4, 5)
-    return cols
+    x = x.transpose(1, 0, 2, 3)                               # (c_in, batch, h_pad, w_pad)
+    # patches[c, a, b, n, i, j] = x_pad[n, c, i * stride + a, j * stride + b]: for each
+    # kernel offset (a, b), entry (c, a, b) of every patch is one strided slice of the image.
+    patches = np.empty((c_in, kh, kw, batch, h_out, w_out), dtype=x.dtype)
+    for a in range(kh):
+        for b in range(kw):
+            patches[:, a, b] = x[:, :, a:a + stride * h_out:stride, b:b + stride * w_out:stride]
+    # Stored entry-major, returned transposed (a view): row (n, i, j), column (c, a, b).
+    return patches.reshape(c_in * kh * kw, batch * h_out * w_out).T
 
 
 def col2im(cols, x_shape, kh, kw, stride, padding) -> np.ndarray:
@@ -520,7 +527,9 @@ def col2im(cols, x_shape, kh, kw, stride, padding) -> np.ndarray:
     Parameters
     ----------
     cols : (batch * h_out * w_out, c_in * kh * kw) ndarray
-        Rows and columns in the order produced by :func:`im2col`.
+        Rows and columns in the order produced by :func:`im2col`. Any memory layout;
+        column-major (as :func:`im2col` returns and :func:`conv2d` passes it) saves a
+        transposing copy.
     x_shape : tuple of 4 ints
         ``(batch, c_in, h, w)``, the shape of the image batch.
     kh, kw, stride, padding : int
@@ -556,14 +565,14 @@ def col2im(cols, x_shape, kh, kw, stride, padding) -> np.ndarray:
         raise ValueError(f"col2im: cols must have shape (batch * h_out * w_out, "
                          f"c_in * kh * kw) = {expected} for x_shape {x_shape}, "
                          f"got {cols.shape}")
-    # patches[a, b] is the (batch, c_in, h_out, w_out) slab of kernel offset (a, b)
-    patches = np.ascontiguousarray(
-        cols.reshape(batch, h_out, w_out, c_in, kh, kw).transpose(4, 5, 0, 3, 1, 2))
-    x = np.zeros((batch, c_in, h + 2 * padding, w + 2 * padding), dtype=cols.dtype)
+    # patches[c, a, b, n, i, j] = cols[(n, i, j), (c, a, b)], as built by im2col (a view
+    # when cols is stored column-major as im2col returns it, else one transposing copy)
+    patches = cols.T.reshape(c_in, kh, kw, batch, h_out, w_out)
+    x = np.zeros((c_in, batch, h + 2 * padding, w + 2 * padding), dtype=cols.dtype)
     for a in range(kh):
         for b in range(kw):                 # += : overlapping patches accumulate
-            x[:, :, a:a + stride * h_out:stride, b:b + stride * w_out:stride] += patches[a, b]
-    return x[:, :, padding:padding + h, padding:padding + w]
+            x[:, :, a:a + stride * h_out:stride, b:b + stride * w_out:stride] += patches[:, a, b]
+    return x[:, :, padding:padding + h, padding:padding + w].transpose(1, 0, 2, 3)
 
 
 def conv2d(x, w, b=None, stride=1, padding=0) -> Tensor:
@@ -641,10 +650,13 @@ def conv2d(x, w, b=None, stride=1, padding=0) -> Tensor:
     del cols
 
     def backward(g):
-        G_mat = g.transpose(0, 2, 3, 1).reshape(batch * h_out * w_out, c_out)
-        dx = (col2im(G_mat @ W_mat, x.shape, kh, kw, stride, padding)
+        # G_mat^T: (c_out, batch*h_out*w_out), columns in the row order of cols
+        G_T = g.transpose(1, 0, 2, 3).reshape(c_out, batch * h_out * w_out)
+        # dcols = G_mat W_mat, formed as (W_mat^T G_mat^T)^T: stored column-major like
+        # the output of im2col, the layout col2im reads without a transposing copy
+        dx = (col2im((W_mat.T @ G_T).T, x.shape, kh, kw, stride, padding)
               if x.requires_grad else None)
-        dw = (G_mat.T @ kept_cols).reshape(w.shape) if w.requires_grad else None
+        dw = (G_T @ kept_cols).reshape(w.shape) if w.requires_grad else None
         if b is None:
             return dx, dw
         return dx, dw, (g.sum(axis=(0, 2, 3)) if b.requires_grad else None)
@@ -655,7 +667,10 @@ def conv2d(x, w, b=None, stride=1, padding=0) -> Tensor:
 def max_pool2d(x, size, stride=None) -> Tensor:
     """Maximum over each ``size x size`` window of NCHW images, without padding.
 
-    ``Z[n, c, i, j] = max_{a, d < size} x[n, c, i*stride + a, j*stride + d]``.
+    ``Z[n, c, i, j] = max_{a, d < size} x[n, c, i*stride + a, j*stride + d]``. The windows
+    are the rows of :func:`im2col` applied to each channel as its own image; the backward
+    puts each window's gradient on one entry of its row and folds the rows back with
+    :func:`col2im`, which sums where windows overlap.
 
     **Ties.** The whole gradient of a window goes to ONE of its maxima: the first in
     row-major order within the window (the one ``np.argmax`` of the flattened window
@@ -699,20 +714,28 @@ def max_pool2d(x, size, stride=None) -> Tensor:
     size = _check_int("max_pool2d", "size", size, 1)
     stride = size if stride is None else _check_int("max_pool2d", "stride", stride, 1)
     h_out, w_out = _output_size("max_pool2d", x.shape, size, size, stride, 0, what="window")
-    batch, c = x.shape[:2]
-    windows = sliding_window_view(x.value, (size, size), axis=(2, 3))[:, :, ::stride, ::stride]
-    windows = windows.reshape(batch, c, h_out, w_out, size * size)   # row-major in a window
-    first_max = windows.argmax(axis=-1)                   # the first maximum: the tie rule
-    Z = np.take_along_axis(windows, first_max[..., None], axis=-1)[..., 0]
+    batch, c, h, w = x.shape
+    one_channel = (batch * c, 1, h, w)                    # every channel its own image
+    # windows[k, m]: entry k (row-major within the window) of window m = (n, c, i, j)
+    windows = im2col(x.value.reshape(one_channel), size, size, stride, 0).T
+    Z_flat = windows.max(axis=0)
+    kept_windows = windows if x.requires_grad else None
+    del windows
 
     def backward(g):
-        dx = np.zeros(x.shape, dtype=g.dtype)
-        for a in range(size):
-            for d in range(size):                # += : overlapping windows accumulate
-                dx[:, :, a:a + stride * h_out:stride, d:d + stride * w_out:stride] += \
-                    np.where(first_max == a * size + d, g, 0)
-        return (dx,)
-    return make_node(Z, (x,), backward, "max_pool2d")
+        # The tie rule: walking each window in row-major order, its gradient goes to the
+        # first entry equal to its maximum (the entry np.argmax picks), and only to it.
+        g = g.reshape(-1)
+        d_windows = np.empty_like(kept_windows)                 # (size * size, windows)
+        unclaimed = np.ones(g.shape, dtype=bool)
+        for k in range(size * size):
+            first = kept_windows[k] == Z_flat
+            first &= unclaimed
+            np.multiply(g, first, out=d_windows[k])
+            unclaimed &= ~first
+        dx = col2im(d_windows.T, one_channel, size, size, stride, 0)   # sums overlaps
+        return (dx.reshape(x.shape),)
+    return make_node(Z_flat.reshape(batch, c, h_out, w_out), (x,), backward, "max_pool2d")
 
 
 def reshape(x, shape) -> Tensor:
