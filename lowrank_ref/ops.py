@@ -675,7 +675,8 @@ def max_pool2d(x, size, stride=None) -> Tensor:
     **Ties.** The whole gradient of a window goes to ONE of its maxima: the first in
     row-major order within the window (the one ``np.argmax`` of the flattened window
     picks). With overlapping windows (``stride < size``) an entry that is the chosen
-    maximum of several windows receives the sum of their gradients.
+    maximum of several windows receives the sum of their gradients. A window containing
+    NaN has the value NaN and passes no gradient.
 
     Parameters
     ----------

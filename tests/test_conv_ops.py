@@ -450,6 +450,14 @@ def test_max_pool_tie_rule_per_channel_and_sample():
     np.testing.assert_array_equal(grad, expected)
 
 
+def test_max_pool_window_with_nan_is_nan_and_passes_no_gradient():
+    x = np.array([[[[1.0, np.nan, 2.0, 0.0],
+                    [3.0, 0.0, 1.0, 5.0]]]])
+    Z, grad = _pool_grad(x, 2)
+    np.testing.assert_array_equal(Z[0, 0], [[np.nan, 5.0]])
+    np.testing.assert_array_equal(grad[0, 0], [[0, 0, 0, 0], [0, 0, 0, 1]])
+
+
 # -- errors -------------------------------------------------------------------------------
 X4 = np.ones((2, 3, 6, 5))
 W4 = np.ones((4, 3, 3, 3))
