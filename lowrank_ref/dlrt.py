@@ -451,14 +451,38 @@ class FixedRankKLS(_DLRTBase):
 
     Biases and dense layers take one SGD step with their gradient at the start point.
     The rank never changes.
+
+    Parameters
+    ----------
+    model : MLP
+        With at least one :class:`LowRankDense` layer.
+    lr : float
+    momentum : float in [0, 1), default 0
+    loss_fn : callable, optional
+    passes : {2, 1}, default 2
+        2: the algorithm above. 1 (opt-in, *not* the algorithm of [SZKCT22]): the S-step
+        gradient is taken at ``W0`` instead of ``W~``, ``dS = U1^T G0 V1 =
+        (dZ U1)^T (X V1)`` from the taps of the first backward, so that
+        ``S1 = U1^T (W0 - lr G0) V1``: the Galerkin projection of the SGD step onto the new
+        bases. It saves the second forward/backward (measured in ``benchmarks/README.md``);
+        it is still a first-order step of the projected gradient flow, but its S-step
+        sees the old weight.
     """
+
+    def __init__(self, model: MLP, lr: float, momentum: float = 0.0, loss_fn=None,
+                 passes: int = 2):
+        super().__init__(model, lr, momentum, loss_fn)
+        if isinstance(passes, bool) or not isinstance(passes, numbers.Integral) \
+                or passes not in (1, 2):
+            raise ValueError(f"passes must be 2 (the algorithm of [SZKCT22]) or 1, got {passes!r}")
+        self.passes = int(passes)
 
     @uses_blas_threads
     def step(self, X: np.ndarray, y: np.ndarray) -> StepResult:
         self._set_modes("W")
         res = _forward_backward(self.model, X, y, self.loss_fn)
         dense = self._dense_and_bias_grads()
-        velocities = {}
+        velocities, dS_at_W0 = {}, {}
         for i, layer in _low_rank_layers(self.model):
             U0, S0, V0 = layer.factors
             GV, GtU = _kl_gradients(layer)
@@ -469,11 +493,16 @@ class FixedRankKLS(_DLRTBase):
             U1 = orthonormalize(K1)                            # K-step
             V1 = orthonormalize(L1)                            # L-step
             S_tilde = (U1.T @ U0) @ S0 @ (V0.T @ V1)           # Galerkin start M S0 N^T
+            if self.passes == 1:                               # U1^T G0 V1 from the taps
+                t = layer.taps
+                dS_at_W0[i] = (t["dZ"] @ U1).T @ (t["X"] @ V1)
             layer.set_factors(LowRank(U1, S_tilde, V1))
             layer.set_mode("S")
-        _forward_backward(self.model, X, y, self.loss_fn)   # S-step gradient at W~
+        if self.passes == 2:
+            _forward_backward(self.model, X, y, self.loss_fn)   # S-step gradient at W~
         for i, layer in _low_rank_layers(self.model):
-            dS = self.factor_momentum.s(i, layer.U, layer.V, layer.S_hat.grad, remember=False)
+            dS = layer.S_hat.grad if self.passes == 2 else dS_at_W0[i]
+            dS = self.factor_momentum.s(i, layer.U, layer.V, dS, remember=False)
             layer.set_factors(LowRank(layer.U, layer.S_hat.value - self.lr * dS, layer.V))
             self.factor_momentum.remember_tangent(i, *velocities[i])
         self._apply_dense_and_bias(dense)

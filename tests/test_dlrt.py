@@ -163,6 +163,42 @@ def test_fixed_rank_step_is_the_bug_integrator_on_one_layer():
         tolerance("step", size=7) * np.linalg.norm(Y_bug.to_dense())
 
 
+def test_fixed_rank_one_pass_is_the_galerkin_projection_of_the_sgd_step():
+    """FixedRankKLS(passes=1): the bases of the two-pass step, and
+    S1 = U1^T (W0 - lr G0) V1 with G0 = dL/dW at W0 (formed densely here, only to check)."""
+    rng = np.random.default_rng(6)
+    X, y = _blobs(rng, n=32)
+    models = [_net(np.random.default_rng(0), rank=3) for _ in range(3)]
+    layer = models[0].layers[0]
+    W0, b0 = layer.factors.to_dense(), layer.b.value.copy()
+    FixedRankKLS(models[0], lr=0.2, passes=1).step(X, y)
+    FixedRankKLS(models[1], lr=0.2, passes=2).step(X, y)
+    for l1, l2 in zip(models[0].layers[:-1], models[1].layers[:-1]):   # same bases
+        for P1, P2 in ((l1.U @ l1.U.T, l2.U @ l2.U.T), (l1.V @ l1.V.T, l2.V @ l2.V.T)):
+            assert np.linalg.norm(P1 - P2) <= tolerance("step", size=12)
+    dense = MLP([Dense(12, 10, rng)] + models[2].layers[1:])     # the same network, layer 0 dense
+    dense.layers[0].W.value, dense.layers[0].b.value = W0, b0
+    dense.zero_grad()
+    ops.cross_entropy(dense(X), y).backward()
+    G0 = dense.layers[0].W.grad
+    expected = layer.U.T @ (W0 - 0.2 * G0) @ layer.V
+    assert np.linalg.norm(layer.S - expected) <= tolerance("step", size=12) * np.linalg.norm(expected)
+    # and not the two-pass S (whose gradient is taken at W~): a test that can fail
+    assert np.linalg.norm(models[1].layers[0].S - layer.S) > 1e-6 * np.linalg.norm(layer.S)
+
+
+def test_fixed_rank_one_pass_trains():
+    rng = np.random.default_rng(3)
+    X, y = _blobs(rng, n=128)
+    model = _net(rng, rank=3)
+    opt = FixedRankKLS(model, lr=0.1, momentum=0.9, passes=1)
+    losses = [opt.step(X, y).loss for _ in range(30)]
+    assert losses[-1] < 0.5 * losses[0]
+    for bad in (0, 3, 2.0, True):
+        with pytest.raises(ValueError, match="passes"):
+            FixedRankKLS(model, lr=0.1, passes=bad)
+
+
 def test_descent_inequality_least_squares_layer():
     """DESIGN.md sec. 8: L(W1) <= L(W0) - lr/2 (||P_T G||^2 + ||g_b||^2) + ||grad L(W_hat1)|| t + Lip t^2/2
     for the adaptive step on L(W, b) = ||X W^T + b - Y||^2 / (2 batch), lr <= 1/Lip, with

@@ -110,6 +110,81 @@ def test_lowrank_chain_gradient_and_closed_forms():
         np.testing.assert_allclose(leaf.grad, expected, rtol=1e-12, atol=1e-15)
 
 
+def _low_rank_inputs(rng, k=3, l=2, batch=6, n_in=5, n_out=4):
+    return [rng.standard_normal((batch, n_in)), rng.standard_normal((n_out, k)),
+            rng.standard_normal((k, l)), rng.standard_normal((n_in, l)),
+            rng.standard_normal(n_out)]
+
+
+def _chain(X, U, S, V, b):
+    """The unfused path: three matmul nodes, two transposes and an add."""
+    XV = ops.matmul(X, V)
+    XVSt = XV if S is None else ops.matmul(XV, ops.transpose(S))
+    return ops.add(ops.matmul(XVSt, ops.transpose(U)), b)
+
+
+@pytest.mark.parametrize("with_S", [True, False])
+def test_low_rank_linear_gradient_float64(with_S):
+    rng = np.random.default_rng(11)
+    X, U, S, V, b = _low_rank_inputs(rng, k=3, l=3 if not with_S else 2)
+    if with_S:
+        op = ops.low_rank_linear
+        inputs = [X, U, S, V, b]
+    else:
+        def op(X, U, V, b):
+            return ops.low_rank_linear(X, U, None, V, b)
+        inputs = [X, U, V, b]
+    res = check_grad(_scalarise(op, inputs), inputs, rng, n_directions=3)
+    assert res.passed and res.max_rel_error < MAX_REL, str(res)
+
+
+@pytest.mark.parametrize("leaves", ["XUSVb", "S", "U", "V", "X", "b", "SVb", ""])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_low_rank_linear_equals_the_chain_of_primitive_nodes(leaves, dtype):
+    """The fused node computes the products of the unfused chain: equal to rounding."""
+    rng = np.random.default_rng(12)
+    arrays = [a.astype(dtype) for a in _low_rank_inputs(rng)]
+    G = rng.standard_normal((6, 4)).astype(dtype)
+    results = []
+    for build in (ops.low_rank_linear, _chain):
+        ts = [Tensor(a, requires_grad=name in leaves) for name, a in zip("XUSVb", arrays)]
+        Z = build(*ts)
+        assert Z.dtype == dtype
+        if leaves:
+            Z.backward(G)
+        results.append([Z.value] + [t.grad for t in ts])
+    eps = np.finfo(dtype).eps
+    for fused, chain in zip(*results):
+        if chain is None:
+            assert fused is None
+            continue
+        assert fused.dtype == dtype
+        np.testing.assert_allclose(fused, chain, rtol=50 * eps, atol=50 * eps * np.abs(chain).max())
+
+
+def test_low_rank_linear_sink_and_errors():
+    rng = np.random.default_rng(13)
+    X, U, S, V, b = _low_rank_inputs(rng)
+    seen = {}
+    Xt = Tensor(X, requires_grad=True)
+    Z = ops.low_rank_linear(Xt, U, S, V, b, sink=lambda G, GU, XV: seen.update(G=G, GU=GU, XV=XV))
+    G = rng.standard_normal(Z.shape)
+    Z.backward(G)
+    np.testing.assert_allclose(seen["G"], G)
+    np.testing.assert_allclose(seen["GU"], G @ U, rtol=1e-14)
+    np.testing.assert_allclose(seen["XV"], X @ V, rtol=1e-14)
+    with pytest.raises(ValueError, match="low_rank_linear"):
+        ops.low_rank_linear(X, U, S.T, V, b)                     # S of the wrong shape
+    with pytest.raises(ValueError, match="low_rank_linear"):
+        ops.low_rank_linear(X, U, None, V, b)                    # k != l needs an S
+    with pytest.raises(ValueError, match="low_rank_linear"):
+        ops.low_rank_linear(X[:, :3], U, S, V, b)
+    with pytest.raises(ValueError, match="low_rank_linear"):
+        ops.low_rank_linear(X, U, S, V, b[:2])
+    with pytest.raises(TypeError, match="sink"):
+        ops.low_rank_linear(X, U, S, V, b, sink=3)
+
+
 def test_cross_entropy_value_matches_definition():
     rng = np.random.default_rng(10)
     z, y = rng.standard_normal((5, 3)), rng.integers(0, 3, 5)
