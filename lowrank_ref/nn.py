@@ -26,7 +26,7 @@ from .lowrank import LowRank, _float_dtype, as_float_array, reorthonormalize, va
 from .ops import cross_entropy
 
 __all__ = ["Layer", "Dense", "LowRankDense", "MLP", "cross_entropy", "accuracy",
-           "count_parameters", "check_input", "INITS", "ACTIVATIONS"]
+           "count_parameters", "check_input", "decay_spectrum", "INITS", "ACTIVATIONS"]
 
 
 @runtime_checkable
@@ -416,6 +416,22 @@ SPECTRUM_DECAY = 40.0
 SPECTRUM_NORM = 0.6
 
 
+def decay_spectrum(sigma: np.ndarray, n_out: int) -> np.ndarray:
+    """The ``spectrum="decay"`` start of :class:`LowRankDense` for singular values ``sigma`` (r,).
+
+    ``sigma_i exp(-i / SPECTRUM_DECAY)``, ``i = 0, 1, ...``, rescaled so that its 2-norm is
+    ``SPECTRUM_NORM * sqrt(2 n_out)`` (the expected Frobenius norm of a He draw).
+
+    Examples
+    --------
+    >>> s = decay_spectrum(np.ones(3), n_out=8)
+    >>> bool(np.isclose(np.linalg.norm(s), SPECTRUM_NORM * 4.0)), bool(s[0] > s[1] > s[2])
+    (True, True)
+    """
+    sigma = np.asarray(sigma, dtype=np.float64) * np.exp(-np.arange(len(sigma)) / SPECTRUM_DECAY)
+    return sigma * (SPECTRUM_NORM * np.sqrt(2.0 * n_out) / np.linalg.norm(sigma))
+
+
 class LowRankDense:
     """Low-rank layer ``Z = X @ (U S V^T)^T + b = ((X @ V) @ S.T) @ U.T + b`` ([SZKCT22]).
 
@@ -497,8 +513,7 @@ class LowRankDense:
         P, sigma, Qt = np.linalg.svd(W, full_matrices=False)
         sigma = sigma[:rank]
         if spectrum == "decay":
-            sigma = sigma * np.exp(-np.arange(rank) / SPECTRUM_DECAY)
-            sigma *= SPECTRUM_NORM * np.sqrt(2.0 * n_out) / np.linalg.norm(sigma)
+            sigma = decay_spectrum(sigma, n_out)
         self._set(LowRank(P[:, :rank].astype(dt), np.diag(sigma).astype(dt),
                           Qt[:rank].T.astype(dt)), Tensor(b.astype(dt), requires_grad=True, name="b"))
         self.init = init
