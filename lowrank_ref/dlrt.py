@@ -39,17 +39,18 @@ matrix stored in the augmented bases and re-expressed in each new basis (see
 """
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple, Optional
 
 import numpy as np
 
 from . import ops
+from ._validate import (check_bool, check_callable, check_choice, check_int, check_rank_bounds,
+                        check_real)
 from .autodiff import Tensor
 from .lowrank import LowRank, augment_basis, orthonormalize
 from .nn import MLP, Dense, LowRankDense
 from .threads import uses_blas_threads
-from .truncation import truncate, _check_rank_bounds, _check_tol
+from .truncation import truncate
 
 __all__ = ["StepResult", "DenseSGD", "FixedRankKLS", "AdaptiveKLS", "SOnlySGD",
            "parameter_counts", "low_rank_mlp", "make_optimizer", "METHODS"]
@@ -64,16 +65,11 @@ class StepResult(NamedTuple):
 
 
 def _check_lr(lr):
-    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not np.isfinite(lr) or lr <= 0:
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-    return float(lr)
+    return check_real(lr, "lr", low=0.0, low_open=True)
 
 
 def _check_momentum(momentum):
-    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) \
-            or not (0.0 <= momentum < 1.0):
-        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-    return float(momentum)
+    return check_real(momentum, "momentum", low=0.0, high=1.0, high_open=True)
 
 
 def _check_model(model):
@@ -83,9 +79,8 @@ def _check_model(model):
 
 
 def _check_loss_fn(loss_fn):
-    if loss_fn is not None and not callable(loss_fn):
-        raise TypeError(f"loss_fn must be None or callable as loss_fn(outputs, y), got "
-                        f"{type(loss_fn).__name__}")
+    if loss_fn is not None:
+        check_callable(loss_fn, "loss_fn", "loss_fn(outputs, y) -> 0-d Tensor (or None)")
     return loss_fn
 
 
@@ -233,15 +228,11 @@ def low_rank_mlp(sizes, rank: int, rng: np.random.Generator, dtype=np.float64,
     if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
         raise TypeError(f"sizes must be a sequence of at least 2 ints >= 1, got "
                         f"{type(sizes).__name__} {sizes!r}")
-    sizes = list(sizes)
-    if len(sizes) < 2 or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool)
-                                 and s >= 1 for s in sizes):
+    sizes = [check_int(s, f"sizes[{i}]", low=1) for i, s in enumerate(sizes)]
+    if len(sizes) < 2:
         raise ValueError(f"sizes must list at least 2 ints >= 1, got {sizes}")
-    sizes = [int(s) for s in sizes]
-    if isinstance(rank, bool) or not isinstance(rank, numbers.Integral) or rank < 1:
-        raise ValueError(f"rank must be an int >= 1, got {rank!r}")
-    if not isinstance(dense_last, (bool, np.bool_)):
-        raise TypeError(f"dense_last must be a bool, got {type(dense_last).__name__}")
+    rank = check_int(rank, "rank", low=1)
+    check_bool(dense_last, "dense_last")
     layers = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         if dense_last and i == len(sizes) - 2:
@@ -472,8 +463,7 @@ class FixedRankKLS(_DLRTBase):
     def __init__(self, model: MLP, lr: float, momentum: float = 0.0, loss_fn=None,
                  passes: int = 2):
         super().__init__(model, lr, momentum, loss_fn)
-        if isinstance(passes, bool) or not isinstance(passes, numbers.Integral) \
-                or passes not in (1, 2):
+        if check_int(passes, "passes") not in (1, 2):
             raise ValueError(f"passes must be 2 (the algorithm of [SZKCT22]) or 1, got {passes!r}")
         self.passes = int(passes)
 
@@ -556,10 +546,9 @@ class AdaptiveKLS(_DLRTBase):
                  max_rank: Optional[int] = None, passes: int = 1, momentum: float = 0.0,
                  loss_fn=None):
         super().__init__(model, lr, momentum, loss_fn)
-        _check_tol(tau)
-        _check_rank_bounds(min_rank, max_rank)
-        if isinstance(passes, bool) or not isinstance(passes, numbers.Integral) \
-                or passes not in (1, 3):
+        check_real(tau, "tau", low=0.0)
+        check_rank_bounds(min_rank, max_rank)
+        if check_int(passes, "passes") not in (1, 3):
             raise ValueError(f"passes must be 1 or 3, got {passes!r}")
         self.tau, self.min_rank, self.max_rank, self.passes = float(tau), min_rank, max_rank, passes
 
@@ -669,8 +658,7 @@ def make_optimizer(method: str, model: MLP, lr: float, momentum: float = 0.0,
         ``max_rank``/``passes`` given for another method (they would be ignored), or a
         dense method on a model with low-rank layers (and vice versa).
     """
-    if not isinstance(method, str) or method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    check_choice(method, "method", METHODS)
     _check_model(model)
     if method != "adaptive":
         unused = {"tau": (tau, None), "min_rank": (min_rank, 1), "max_rank": (max_rank, None),

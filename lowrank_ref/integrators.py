@@ -35,13 +35,14 @@ float32 output; float64 stays float64.
 """
 from __future__ import annotations
 
-import numbers
 from typing import Callable, Optional
 
 import numpy as np
 
+from ._validate import (check_bool, check_callable, check_choice, check_int, check_rank_bounds,
+                        check_real)
 from .lowrank import LowRank, augment_basis, orthonormalize, reorthonormalize, validate_lowrank
-from .truncation import _check_rank_bounds, _check_relative, _check_tol, truncate
+from .truncation import truncate
 
 __all__ = ["projector_splitting_step", "bug_step", "adaptive_bug_step", "parallel_bug_step"]
 
@@ -53,21 +54,11 @@ _INNER = ("euler", "rk4")
 # ---------------------------------------------------------------------------------------
 def _check_common(Y0, F, t0, h, inner, substeps) -> LowRank:
     Y0 = validate_lowrank(Y0, "Y0")
-    if not callable(F):
-        raise TypeError(f"F must be callable as F(t, A) -> (m, n) array, got {type(F).__name__}")
-    for name, v in (("t0", t0), ("h", h)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Real):
-            raise TypeError(f"{name} must be a real number, got {type(v).__name__}")
-    if not np.isfinite(t0):
-        raise ValueError(f"t0 must be finite, got {t0!r}")
-    if not (np.isfinite(h) and h > 0):
-        raise ValueError(f"h must be > 0 and finite, got {h!r}")
-    if not isinstance(inner, str) or inner not in _INNER:
-        raise ValueError(f"inner must be one of {_INNER}, got {inner!r}")
-    if not isinstance(substeps, numbers.Integral) or isinstance(substeps, bool):
-        raise TypeError(f"substeps must be an int, got {type(substeps).__name__}")
-    if substeps < 1:
-        raise ValueError(f"substeps must be >= 1, got {substeps}")
+    check_callable(F, "F", "F(t, A) -> (m, n) array")
+    check_real(t0, "t0")
+    check_real(h, "h", low=0.0, low_open=True)
+    check_choice(inner, "inner", _INNER)
+    check_int(substeps, "substeps", low=1)
     return Y0
 
 
@@ -266,7 +257,7 @@ def projector_splitting_step(Y0: LowRank, F: Callable, t0: float, h: float,
     True
     """
     Y0, G, t0, h, dtype = _setup(Y0, F, t0, h, inner, substeps)
-    if isinstance(order, bool) or not isinstance(order, numbers.Integral) or order not in (1, 2):
+    if check_int(order, "order") not in (1, 2):
         raise ValueError(f"order must be 1 or 2, got {order!r}")
     U0, S0, V0 = Y0
     if order == 1:
@@ -412,9 +403,9 @@ def adaptive_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     4
     """
     Y0, G, t0, h, dtype = _setup(Y0, F, t0, h, inner, substeps)
-    _check_tol(tol)
-    _check_relative(relative)
-    _check_rank_bounds(min_rank, max_rank)
+    check_real(tol, "tol", low=0.0)
+    check_bool(relative, "relative")
+    check_rank_bounds(min_rank, max_rank)
     U0, S0, V0 = reorthonormalize(Y0)
     K1 = _k_step(G, U0, S0, V0, t0, h, inner, substeps)
     L1 = _l_step(G, U0, S0, V0, t0, h, inner, substeps)
@@ -495,9 +486,9 @@ def parallel_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     (True, True)
     """
     Y0, G, t0, h, dtype = _setup(Y0, F, t0, h, inner, substeps)
-    _check_tol(tol)
-    _check_relative(relative)
-    _check_rank_bounds(min_rank, max_rank)
+    check_real(tol, "tol", low=0.0)
+    check_bool(relative, "relative")
+    check_rank_bounds(min_rank, max_rank)
     U0, S0, V0 = reorthonormalize(Y0)
     r = S0.shape[0]
     K1 = _k_step(G, U0, S0, V0, t0, h, inner, substeps)

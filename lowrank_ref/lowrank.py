@@ -20,57 +20,15 @@ the integrators and the DLRT optimisers both call them.
 """
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple, Optional
 
 import numpy as np
 import scipy.linalg as sla
 
+from ._validate import as_float_array, check_float_dtype, check_int, check_rng
+
 __all__ = ["LowRank", "orthonormalize", "reorthonormalize", "cholesky_qr", "augment_basis",
-           "as_float_array", "orthonormality_error", "validate_lowrank"]
-
-
-def as_float_array(a, name: str, ndim: int) -> np.ndarray:
-    """Return ``a`` as a finite real float32/float64 array with ``ndim`` dimensions.
-
-    Integer and boolean input is converted to float64; float32 and float64 are kept.
-
-    Raises
-    ------
-    TypeError
-        If ``a`` is not array-like, or is complex or of an object dtype.
-    ValueError
-        If ``a`` has the wrong number of dimensions, or contains NaN or Inf.
-    """
-    if a is None:
-        raise TypeError(f"{name} must be a {ndim}-d array, got None")
-    try:
-        arr = np.asarray(a)
-    except Exception as exc:  # pragma: no cover - numpy raises many kinds
-        raise TypeError(f"{name} must be a {ndim}-d array, got {type(a).__name__}") from exc
-    if arr.dtype == object or arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a real float array, got dtype {arr.dtype}")
-    if arr.dtype.kind in "biu" or arr.dtype == np.float16:
-        arr = arr.astype(np.float64)
-    elif arr.dtype not in (np.float32, np.float64):
-        arr = arr.astype(np.float64)
-    if arr.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-d, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, got {int(np.size(arr) - np.isfinite(arr).sum())} "
-                         f"non-finite entries")
-    return arr
-
-
-def _float_dtype(dtype, name: str = "dtype") -> np.dtype:
-    """``np.dtype(dtype)`` if it is float32 or float64, else a TypeError naming ``name``."""
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise TypeError(f"{name} must be float32 or float64, got {dt}")
-    return dt
+           "orthonormality_error", "orthonormality_gate", "validate_lowrank"]
 
 
 def orthonormality_error(Q: np.ndarray) -> float:
@@ -87,9 +45,12 @@ def orthonormality_error(Q: np.ndarray) -> float:
     return float(np.linalg.norm(G - np.eye(r, dtype=G.dtype)))
 
 
-def _orthonormality_gate(dtype) -> float:
-    # Factors that are "orthonormal" to sqrt(eps) pass; genuinely non-orthonormal ones
-    # (scaled, sheared, random) fail by many orders of magnitude.
+def orthonormality_gate(dtype) -> float:
+    """``sqrt(eps)`` of ``dtype``: factors whose ``||Q^T Q - I||_F`` exceeds it are refused.
+
+    Factors that are orthonormal to rounding pass by many orders of magnitude; scaled,
+    sheared or random ones fail by many orders of magnitude.
+    """
     return float(np.sqrt(np.finfo(dtype).eps))
 
 
@@ -176,16 +137,10 @@ class LowRank(NamedTuple):
             ``m``, ``n`` or ``r`` < 1, ``r > min(m, n)``, ``singular_values`` of the wrong
             shape, negative or not finite.
         """
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-        for name, v in (("m", m), ("n", n), ("r", r)):
-            if not isinstance(v, numbers.Integral) or isinstance(v, bool):
-                raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-            if v < 1:
-                raise ValueError(f"{name} must be >= 1, got {v}")
-        if r > min(m, n):
-            raise ValueError(f"r must be <= min(m, n) = {min(m, n)}, got {r}")
-        dtype = _float_dtype(dtype)
+        check_rng(rng)
+        m, n = check_int(m, "m", low=1), check_int(n, "n", low=1)
+        r = check_int(r, "r", low=1, high=min(m, n))
+        dtype = check_float_dtype(dtype)
         if singular_values is None:
             s = np.sort(rng.uniform(1.0, 2.0, size=r))[::-1]
         else:
@@ -227,7 +182,7 @@ def validate_lowrank(Y, name: str = "Y0", require_orthonormal: bool = True) -> L
     dtype = np.result_type(U, S, V)
     U, S, V = U.astype(dtype, copy=False), S.astype(dtype, copy=False), V.astype(dtype, copy=False)
     if require_orthonormal:
-        gate = _orthonormality_gate(dtype)
+        gate = orthonormality_gate(dtype)
         for fname, Q in (("U", U), ("V", V)):
             err = orthonormality_error(Q)
             if err > gate:

@@ -15,14 +15,14 @@ implements the same protocol, with one trainable leaf per K-, L-, S-step mode.
 """
 from __future__ import annotations
 
-import numbers
 from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from . import ops
 from .autodiff import Tensor
-from .lowrank import LowRank, _float_dtype, as_float_array, reorthonormalize, validate_lowrank
+from ._validate import as_float_array, check_float_dtype, check_int, check_rng
+from .lowrank import LowRank, reorthonormalize, validate_lowrank
 from .ops import cross_entropy
 
 __all__ = ["Layer", "Dense", "LowRankDense", "MLP", "cross_entropy", "accuracy",
@@ -79,14 +79,6 @@ def check_input(X, n_in, dtype, where: str) -> Tensor:
         raise TypeError(f"{where}: X has dtype {X.dtype} but the parameters are "
                         f"{np.dtype(dtype)}; cast X explicitly (no silent upcast)")
     return X
-
-
-def _positive_int(value, name: str) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
 
 
 def _check_bias(b, n_out: int, dtype) -> np.ndarray:
@@ -162,11 +154,10 @@ class Dense:
     """
 
     def __init__(self, n_in: int, n_out: int, rng, dtype=np.float64, init: str = "he"):
-        self.n_in = _positive_int(n_in, "n_in")
-        self.n_out = _positive_int(n_out, "n_out")
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-        dt = _float_dtype(dtype)
+        self.n_in = check_int(n_in, "n_in", low=1)
+        self.n_out = check_int(n_out, "n_out", low=1)
+        check_rng(rng)
+        dt = check_float_dtype(dtype)
         W, b = _init_params(init, self.n_in, self.n_out, rng)
         self.init = init
         self.W = Tensor(W.astype(dt), requires_grad=True, name="W")
@@ -316,7 +307,7 @@ class MLP:
         >>> np.allclose(model.predict(X, batch_size=3), model(X).value)
         True
         """
-        batch_size = _positive_int(batch_size, "batch_size")
+        batch_size = check_int(batch_size, "batch_size", low=1)
         X = check_input(X, getattr(self.layers[0], "n_in", None), self.dtype, "MLP.predict").value
         act = ACTIVATIONS[self.activation][1]
         out = []
@@ -499,16 +490,15 @@ class LowRankDense:
 
     def __init__(self, n_in: int, n_out: int, rank: int, rng, dtype=np.float64,
                  init: str = "he", spectrum: str = "decay"):
-        n_in = _positive_int(n_in, "n_in")
-        n_out = _positive_int(n_out, "n_out")
-        rank = _positive_int(rank, "rank")
+        n_in = check_int(n_in, "n_in", low=1)
+        n_out = check_int(n_out, "n_out", low=1)
+        rank = check_int(rank, "rank", low=1)
         if rank > min(n_in, n_out):
             raise ValueError(f"rank must be <= min(n_in, n_out) = {min(n_in, n_out)}, got {rank}")
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        check_rng(rng)
         if spectrum not in self.SPECTRA:
             raise ValueError(f"spectrum must be one of {self.SPECTRA}, got {spectrum!r}")
-        dt = _float_dtype(dtype)
+        dt = check_float_dtype(dtype)
         W, b = _init_params(init, n_in, n_out, rng)
         P, sigma, Qt = np.linalg.svd(W, full_matrices=False)
         sigma = sigma[:rank]
@@ -540,7 +530,7 @@ class LowRankDense:
             raise ValueError(f"W must be finite, got "
                              f"{int(W.size - np.count_nonzero(np.isfinite(W)))} NaN/Inf entries")
         b = _check_bias(b, W.shape[0], W.dtype)
-        rank = _positive_int(rank, "rank")
+        rank = check_int(rank, "rank", low=1)
         if rank > min(W.shape):
             raise ValueError(f"rank must be <= min(W.shape) = {min(W.shape)}, got {rank}")
         P, sigma, Qt = np.linalg.svd(W, full_matrices=False)
@@ -558,7 +548,7 @@ class LowRankDense:
             not a finite real ``(n_out,)`` array.
         """
         Y = validate_lowrank(Y, "Y")
-        _float_dtype(Y.U.dtype)
+        check_float_dtype(Y.U.dtype)
         b = _check_bias(b, Y.U.shape[0], Y.U.dtype)
         layer = cls.__new__(cls)
         layer.init = "factors"

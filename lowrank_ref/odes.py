@@ -5,7 +5,7 @@ Every problem object has
 * ``m``, ``n`` : the shape of the matrices;
 * ``A0`` : (m, n) ndarray, the initial value ``A(0)`` (problems start at ``t = 0``);
 * ``F(t, A)`` : (m, n) ndarray, the right-hand side; it takes and returns dense arrays
-  (DESIGN.md section 2);
+  (the contract of the integrators, :mod:`lowrank_ref.integrators`);
 * ``exact(t)`` : (m, n) ndarray, the exact solution ``A(t)``.
 
 Problems:
@@ -27,13 +27,13 @@ Randomness only through the ``rng`` argument (a ``numpy.random.Generator``).
 """
 from __future__ import annotations
 
-import numbers
 from collections import OrderedDict
 
 import numpy as np
 import scipy.linalg
 
-from .lowrank import LowRank, as_float_array
+from ._validate import as_float_array, check_int, check_real, check_rng
+from .lowrank import LowRank
 
 __all__ = ["ToyProblem", "SylvesterProblem", "RankRCurve", "GradientFlow"]
 
@@ -41,38 +41,6 @@ __all__ = ["ToyProblem", "SylvesterProblem", "RankRCurve", "GradientFlow"]
 # ---------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------
-def _check_rng(rng):
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-
-
-def _check_int(value, name, low=1, high=None):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    if high is not None and value > high:
-        raise ValueError(f"{name} must be <= {high}, got {value}")
-    return int(value)
-
-
-def _check_positive(value, name, allow_zero=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be finite and {bound}, got {value!r}")
-    return float(value)
-
-
-def _check_time(t):
-    if isinstance(t, bool) or not isinstance(t, numbers.Real):
-        raise TypeError(f"t must be a real number, got {type(t).__name__}")
-    if not np.isfinite(t):
-        raise ValueError(f"t must be finite, got {t!r}")
-    return float(t)
-
-
 def _check_state(A, m, n):
     A = as_float_array(A, "A", 2)
     if A.shape != (m, n):
@@ -166,12 +134,12 @@ class ToyProblem:
 
     def __init__(self, rng: np.random.Generator, m: int, n=None, form: str = "data",
                  w_scale: float = 1.0):
-        _check_rng(rng)
-        m = _check_int(m, "m")
-        n = m if n is None else _check_int(n, "n")
+        check_rng(rng)
+        m = check_int(m, "m", low=1)
+        n = m if n is None else check_int(n, "n", low=1)
         if form not in ("data", "ode"):
             raise ValueError(f"form must be 'data' or 'ode', got {form!r}")
-        w_scale = _check_positive(w_scale, "w_scale")
+        w_scale = check_real(w_scale, "w_scale", low=0.0, low_open=True)
         self.m, self.n, self.form = m, n, form
         self.W1 = _random_skew(rng, m, w_scale)
         self.W2 = _random_skew(rng, n, w_scale)
@@ -186,7 +154,7 @@ class ToyProblem:
 
     def exact(self, t) -> np.ndarray:
         """``A(t) = e^{t W1} e^t D e^{t W2}^T``, shape (m, n)."""
-        t = _check_time(t)
+        t = check_real(t, "t")
         p = min(self.m, self.n)
         E1 = self._E1(t)[:, :p] * (np.exp(t) * self.singular_values0)
         return E1 @ self._E2(t)[:, :p].T
@@ -204,7 +172,7 @@ class ToyProblem:
 
     def F(self, t, A) -> np.ndarray:
         """Right-hand side, shape (m, n): ``dA/dt(t)`` (data form) or ``W1 A + A + A W2^T``."""
-        t = _check_time(t)
+        t = check_real(t, "t")
         A = _check_state(A, self.m, self.n)
         if self.form == "data":
             return self._data_rhs(t).copy()
@@ -212,7 +180,7 @@ class ToyProblem:
 
     def singular_values(self, t) -> np.ndarray:
         """``sigma_j(A(t)) = e^t 2^{-j}``, ``j = 1..min(m, n)``, shape (min(m, n),)."""
-        return np.exp(_check_time(t)) * self.singular_values0
+        return np.exp(check_real(t, "t")) * self.singular_values0
 
     def best_error(self, t, r: int) -> float:
         """Frobenius error of the best rank-``r`` approximation of ``A(t)``.
@@ -221,15 +189,15 @@ class ToyProblem:
         ``p = min(m, n)``; ``0 <= r <= p``.
         """
         p = min(self.m, self.n)
-        r = _check_int(r, "r", low=0, high=p)
-        t = _check_time(t)
+        r = check_int(r, "r", low=0, high=p)
+        t = check_real(t, "t")
         return float(np.exp(t) * 2.0 ** -r * np.sqrt((1.0 - 4.0 ** (r - p)) / 3.0))
 
     def best_approximation(self, t, r: int) -> LowRank:
         """The best rank-``r`` approximation of ``A(t)`` (known factors, no SVD)."""
         p = min(self.m, self.n)
-        r = _check_int(r, "r", low=1, high=p)
-        t = _check_time(t)
+        r = check_int(r, "r", low=1, high=p)
+        t = check_real(t, "t")
         return LowRank(self._E1(t)[:, :r], np.diag(self.singular_values(t)[:r]),
                        self._E2(t)[:, :r])
 
@@ -283,11 +251,11 @@ class SylvesterProblem:
     def __init__(self, rng: np.random.Generator, m: int, n: int, r: int,
                  w_scale: float = 1.0, skew: bool = False, singular_values=None,
                  W1=None, W2=None):
-        _check_rng(rng)
-        m = _check_int(m, "m")
-        n = _check_int(n, "n")
-        r = _check_int(r, "r", high=min(m, n))
-        w_scale = _check_positive(w_scale, "w_scale")
+        check_rng(rng)
+        m = check_int(m, "m", low=1)
+        n = check_int(n, "n", low=1)
+        r = check_int(r, "r", low=1, high=min(m, n))
+        w_scale = check_real(w_scale, "w_scale", low=0.0, low_open=True)
         self.m, self.n, self.r = m, n, r
 
         def make(k):
@@ -307,13 +275,13 @@ class SylvesterProblem:
 
     def F(self, t, A) -> np.ndarray:
         """``W1 A + A W2^T``, shape (m, n)."""
-        _check_time(t)
+        check_real(t, "t")
         A = _check_state(A, self.m, self.n)
         return self.W1 @ A + A @ self.W2.T
 
     def exact(self, t) -> np.ndarray:
         """``expm(t W1) A0 expm(t W2)^T``, shape (m, n)."""
-        t = _check_time(t)
+        t = check_real(t, "t")
         return scipy.linalg.expm(t * self.W1) @ self.A0 @ scipy.linalg.expm(t * self.W2).T
 
 
@@ -367,14 +335,14 @@ class RankRCurve:
 
     def __init__(self, rng: np.random.Generator, m: int, n: int, r: int,
                  sigma_min: float = 1e-3, omega: float = 1.0):
-        _check_rng(rng)
-        m = _check_int(m, "m")
-        n = _check_int(n, "n")
-        r = _check_int(r, "r", high=min(m, n))
-        sigma_min = _check_positive(sigma_min, "sigma_min")
+        check_rng(rng)
+        m = check_int(m, "m", low=1)
+        n = check_int(n, "n", low=1)
+        r = check_int(r, "r", low=1, high=min(m, n))
+        sigma_min = check_real(sigma_min, "sigma_min", low=0.0, low_open=True)
         if sigma_min > 1:
             raise ValueError(f"sigma_min must be <= 1, got {sigma_min!r}")
-        omega = _check_positive(omega, "omega")
+        omega = check_real(omega, "omega", low=0.0, low_open=True)
         self.m, self.n, self.r = m, n, r
         self.sigma = np.geomspace(1.0, sigma_min, r) if r > 1 else np.ones(1)
         self.Om1 = _random_skew(rng, m, 1.0)
@@ -393,7 +361,7 @@ class RankRCurve:
 
     def factors(self, t) -> LowRank:
         """``(U(t), S(t), V(t))`` with orthonormal ``U``, ``V``."""
-        t = _check_time(t)
+        t = check_real(t, "t")
         U0, _, V0 = self.Y0
         return LowRank(self._E1(t) @ U0, (1.0 + t) * (self._ES(t) * self.sigma),
                        self._E2(t) @ V0)
@@ -404,7 +372,7 @@ class RankRCurve:
 
     def F(self, t, A) -> np.ndarray:
         """``dA/dt(t)`` (analytic), shape (m, n); ignores ``A``."""
-        t = _check_time(t)
+        t = check_real(t, "t")
         _check_state(A, self.m, self.n)
         U, S, V = self.factors(t)
         RS = self._ES(t) * self.sigma
@@ -448,10 +416,10 @@ class GradientFlow:
 
     def __init__(self, rng: np.random.Generator, m: int, n: int, r: int, B=None,
                  singular_values=None):
-        _check_rng(rng)
-        m = _check_int(m, "m")
-        n = _check_int(n, "n")
-        r = _check_int(r, "r", high=min(m, n))
+        check_rng(rng)
+        m = check_int(m, "m", low=1)
+        n = check_int(n, "n", low=1)
+        r = check_int(r, "r", low=1, high=min(m, n))
         self.m, self.n, self.r = m, n, r
         if B is None:
             p = min(m, n)
@@ -466,13 +434,13 @@ class GradientFlow:
 
     def F(self, t, A) -> np.ndarray:
         """``-(A - B)``, shape (m, n)."""
-        _check_time(t)
+        check_real(t, "t")
         A = _check_state(A, self.m, self.n)
         return self.B - A
 
     def exact(self, t) -> np.ndarray:
         """``B + e^{-t} (A0 - B)``, shape (m, n)."""
-        t = _check_time(t)
+        t = check_real(t, "t")
         return self.B + np.exp(-t) * (self.A0 - self.B)
 
     def objective(self, Y) -> float:

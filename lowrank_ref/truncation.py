@@ -29,39 +29,21 @@ clamp). With the published rule the truncation error can exceed ``theta`` by ``s
 """
 from __future__ import annotations
 
-import numbers
 from typing import Optional
 
 import numpy as np
 import scipy.linalg as sla
 
-from .lowrank import LowRank, as_float_array, orthonormality_error, _orthonormality_gate
+from ._validate import as_float_array, check_bool, check_rank_bounds, check_real
+from .lowrank import LowRank, orthonormality_error, orthonormality_gate
 
 __all__ = ["truncate", "truncation_rank"]
 
 
-def _check_rank_bounds(min_rank, max_rank):
-    if not isinstance(min_rank, numbers.Integral) or isinstance(min_rank, bool):
-        raise TypeError(f"min_rank must be an int, got {type(min_rank).__name__}")
-    if min_rank < 1:
-        raise ValueError(f"min_rank must be >= 1, got {min_rank}")
-    if max_rank is not None:
-        if not isinstance(max_rank, numbers.Integral) or isinstance(max_rank, bool):
-            raise TypeError(f"max_rank must be an int or None, got {type(max_rank).__name__}")
-        if max_rank < min_rank:
-            raise ValueError(f"max_rank must be >= min_rank = {min_rank}, got {max_rank}")
-
-
-def _check_tol(tol):
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
-        raise TypeError(f"tol must be a real number, got {type(tol).__name__}")
-    if not np.isfinite(tol) or tol < 0:
-        raise ValueError(f"tol must be finite and >= 0, got {tol!r}")
-
-
-def _check_relative(relative):
-    if not isinstance(relative, (bool, np.bool_)):
-        raise TypeError(f"relative must be a bool, got {type(relative).__name__} {relative!r}")
+def _check_rule(tol, relative, min_rank, max_rank):
+    check_real(tol, "tol", low=0.0)
+    check_bool(relative, "relative")
+    check_rank_bounds(min_rank, max_rank)
 
 
 def truncation_rank(sigma: np.ndarray, tol: float, relative: bool = True,
@@ -100,9 +82,7 @@ def truncation_rank(sigma: np.ndarray, tol: float, relative: bool = True,
     """
     if check:
         sigma = as_float_array(sigma, "sigma", 1)
-        _check_tol(tol)
-        _check_relative(relative)
-        _check_rank_bounds(min_rank, max_rank)
+        _check_rule(tol, relative, min_rank, max_rank)
         if np.any(sigma < 0) or np.any(np.diff(sigma) > 0):
             raise ValueError(f"sigma must be singular values: >= 0 and in descending order, "
                              f"got {sigma!r}")
@@ -127,16 +107,14 @@ def _check_truncate_inputs(U_hat, S_hat, V_hat, tol, relative, min_rank, max_ran
     U_hat = as_float_array(U_hat, "U_hat", 2)
     S_hat = as_float_array(S_hat, "S_hat", 2)
     V_hat = as_float_array(V_hat, "V_hat", 2)
-    _check_tol(tol)
-    _check_relative(relative)
-    _check_rank_bounds(min_rank, max_rank)
+    _check_rule(tol, relative, min_rank, max_rank)
     k1, k2 = S_hat.shape
     if min(k1, k2) < 1:
         raise ValueError(f"S_hat must have at least one row and column, got shape {S_hat.shape}")
     if U_hat.shape[1] != k1 or V_hat.shape[1] != k2:
         raise ValueError(f"U_hat must have {k1} and V_hat {k2} columns (S_hat is {k1}x{k2}), "
                          f"got U_hat {U_hat.shape} and V_hat {V_hat.shape}")
-    gate = _orthonormality_gate(np.result_type(U_hat, S_hat, V_hat))
+    gate = orthonormality_gate(np.result_type(U_hat, S_hat, V_hat))
     for name, Q in (("U_hat", U_hat), ("V_hat", V_hat)):
         if Q.shape[0] < Q.shape[1]:
             raise ValueError(f"{name} must have at least as many rows as columns, got {Q.shape}")

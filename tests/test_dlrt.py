@@ -194,8 +194,8 @@ def test_fixed_rank_one_pass_trains():
     opt = FixedRankKLS(model, lr=0.1, momentum=0.9, passes=1)
     losses = [opt.step(X, y).loss for _ in range(30)]
     assert losses[-1] < 0.5 * losses[0]
-    for bad in (0, 3, 2.0, True):
-        with pytest.raises(ValueError, match="passes"):
+    for bad, exc in ((0, ValueError), (3, ValueError), (2.0, TypeError), (True, TypeError)):
+        with pytest.raises(exc, match="passes"):
             FixedRankKLS(model, lr=0.1, passes=bad)
 
 
@@ -262,7 +262,7 @@ def test_parameter_counts_match_the_paper_definition():
     (dict(method="sgd", lr=0.1), "method"),
     (dict(method="fixed", lr=-1.0), "lr"),
     (dict(method="fixed", lr=0.1, momentum=1.0), "momentum"),
-    (dict(method="adaptive", lr=0.1, tau=-0.1), "tol"),
+    (dict(method="adaptive", lr=0.1, tau=-0.1), "tau"),
     (dict(method="adaptive", lr=0.1, tau=0.1, passes=2), "passes"),
     (dict(method="dense", lr=0.1), "dense"),
 ])

@@ -475,10 +475,10 @@ BAD = [
     (dict(Y0=LowRank(2 * _Y0().U, _Y0().S, _Y0().V)), ValueError, "Y0.U"),
     (dict(Y0=np.eye(3)), TypeError, "Y0"),
     (dict(F=None), TypeError, "F"),
-    (dict(h=0.0), ValueError, "h must be > 0"),
-    (dict(h=-0.1), ValueError, "h must be > 0"),
-    (dict(h=np.nan), ValueError, "h must be > 0"),
-    (dict(h=np.inf), ValueError, "h must be > 0"),
+    (dict(h=0.0), ValueError, "h must be a finite number > 0"),
+    (dict(h=-0.1), ValueError, "h must be a finite number > 0"),
+    (dict(h=np.nan), ValueError, "h must be a finite number > 0"),
+    (dict(h=np.inf), ValueError, "h must be a finite number > 0"),
     (dict(h="0.1"), TypeError, "h"),
     (dict(t0=np.nan), ValueError, "t0"),
     (dict(inner="rk45"), ValueError, "inner"),
@@ -520,7 +520,8 @@ def test_bad_tolerance_and_ranks(fn, kw, exc, word):
         fn(_Y0(), _F, 0.0, 0.1, **kw)
 
 
-@pytest.mark.parametrize("order", [0, 3, 1.5, True])
-def test_bad_order(order):
-    with pytest.raises(ValueError, match="order"):
+@pytest.mark.parametrize("order, exc", [(0, ValueError), (3, ValueError), (1.5, TypeError),
+                                        (True, TypeError)])
+def test_bad_order(order, exc):
+    with pytest.raises(exc, match="order"):
         projector_splitting_step(_Y0(), _F, 0.0, 0.1, order=order)
