@@ -27,7 +27,8 @@ from typing import Optional
 import numpy as np
 
 __all__ = ["check_int", "check_real", "check_bool", "check_choice", "check_rng",
-           "check_callable", "check_float_dtype", "check_rank_bounds", "check_path",
+           "check_callable", "check_float_dtype", "check_int_list", "check_rank_bounds",
+           "check_path",
            "as_float_array"]
 
 
@@ -143,6 +144,23 @@ def check_float_dtype(dtype, name: str = "dtype") -> np.dtype:
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise TypeError(f"{name} must be float32 or float64, got {dt}")
     return dt
+
+
+def check_int_list(value, name: str, low: int = 1, min_len: int = 1) -> list:
+    """``value`` as a list of at least ``min_len`` ints ``>= low`` (e.g. layer widths).
+
+    Examples
+    --------
+    >>> check_int_list((784, 500, 10), "sizes", min_len=2)
+    [784, 500, 10]
+    """
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of at least {min_len} ints >= {low}, got "
+                        f"{_got(value)}")
+    out = [check_int(v, f"{name}[{i}]", low=low) for i, v in enumerate(value)]
+    if len(out) < min_len:
+        raise ValueError(f"{name} must list at least {min_len} ints >= {low}, got {out}")
+    return out
 
 
 def check_rank_bounds(min_rank, max_rank) -> tuple:

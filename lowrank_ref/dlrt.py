@@ -44,8 +44,8 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from . import ops
-from ._validate import (check_bool, check_callable, check_choice, check_int, check_rank_bounds,
-                        check_real)
+from ._validate import (check_bool, check_callable, check_choice, check_int, check_int_list,
+                        check_rank_bounds, check_real)
 from .autodiff import Tensor
 from .lowrank import LowRank, augment_basis, orthonormalize
 from .nn import MLP, Dense, LowRankDense
@@ -53,7 +53,8 @@ from .threads import uses_blas_threads
 from .truncation import truncate
 
 __all__ = ["StepResult", "DenseSGD", "FixedRankKLS", "AdaptiveKLS", "SOnlySGD",
-           "parameter_counts", "low_rank_mlp", "make_optimizer", "METHODS"]
+           "parameter_counts", "low_rank_mlp", "make_optimizer", "check_method_options",
+           "METHODS"]
 
 METHODS = ("dense", "fixed", "adaptive")
 
@@ -225,12 +226,7 @@ def low_rank_mlp(sizes, rank: int, rng: np.random.Generator, dtype=np.float64,
     >>> [getattr(layer, "rank", None) for layer in model.layers]
     [20, 20, None]
     """
-    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
-        raise TypeError(f"sizes must be a sequence of at least 2 ints >= 1, got "
-                        f"{type(sizes).__name__} {sizes!r}")
-    sizes = [check_int(s, f"sizes[{i}]", low=1) for i, s in enumerate(sizes)]
-    if len(sizes) < 2:
-        raise ValueError(f"sizes must list at least 2 ints >= 1, got {sizes}")
+    sizes = check_int_list(sizes, "sizes", low=1, min_len=2)
     rank = check_int(rank, "rank", low=1)
     check_bool(dense_last, "dense_last")
     layers = []
@@ -658,21 +654,47 @@ def make_optimizer(method: str, model: MLP, lr: float, momentum: float = 0.0,
         ``max_rank``/``passes`` given for another method (they would be ignored), or a
         dense method on a model with low-rank layers (and vice versa).
     """
-    check_choice(method, "method", METHODS)
+    check_method_options(method, tau=tau, min_rank=min_rank, max_rank=max_rank, passes=passes)
     _check_model(model)
-    if method != "adaptive":
-        unused = {"tau": (tau, None), "min_rank": (min_rank, 1), "max_rank": (max_rank, None),
-                  "passes": (passes, 1)}
-        for name, (value, default) in unused.items():
-            if value is not default and value != default:
-                raise ValueError(f"{name} is only used by method 'adaptive', got "
-                                 f"{name}={value!r} for method {method!r}")
     if method == "dense":
         if _low_rank_layers(model):
             raise ValueError("method 'dense' needs a model without LowRankDense layers")
         return DenseSGD(model, lr, momentum)
     if method == "fixed":
         return FixedRankKLS(model, lr, momentum)
-    if tau is None:
-        raise ValueError("tau must be given for method 'adaptive', got None")
     return AdaptiveKLS(model, lr, tau, min_rank, max_rank, passes, momentum)
+
+
+def check_method_options(method: str, tau: Optional[float] = None, min_rank: int = 1,
+                         max_rank: Optional[int] = None, passes: int = 1) -> None:
+    """Refuse options that ``method`` would ignore, and a missing ``tau`` for "adaptive".
+
+    A silently ignored option is a wrong experiment: ``tau``, ``min_rank``, ``max_rank`` and
+    ``passes`` belong to ``"adaptive"`` only and must keep their defaults for the other
+    methods. (Their values are checked by the optimiser itself.)
+
+    Raises
+    ------
+    ValueError
+        Unknown ``method``; an option of "adaptive" given for another method; ``tau``
+        None for "adaptive".
+
+    Examples
+    --------
+    >>> check_method_options("fixed", tau=0.1)
+    Traceback (most recent call last):
+    ...
+    ValueError: tau is only used by method 'adaptive', got tau=0.1 for method 'fixed'
+    """
+    check_choice(method, "method", METHODS)
+    if method == "adaptive":
+        if tau is None:
+            raise ValueError("tau is required for method 'adaptive' (relative truncation "
+                             "tolerance, e.g. tau=0.1), got None")
+        return
+    unused = {"tau": (tau, None), "min_rank": (min_rank, 1), "max_rank": (max_rank, None),
+              "passes": (passes, 1)}
+    for name, (value, default) in unused.items():
+        if value is not default and value != default:
+            raise ValueError(f"{name} is only used by method 'adaptive', got "
+                             f"{name}={value!r} for method {method!r}")
