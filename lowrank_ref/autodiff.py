@@ -137,61 +137,48 @@ class Tensor:
         return (f"Tensor(shape={self.shape}, dtype={self.dtype}, op={self.op!r}, "
                 f"requires_grad={self.requires_grad}{label})")
 
-    # -- operator sugar: the ops themselves live in ops.py -------------------------------
+    # -- operator sugar: the ops themselves live in ops.py (see _ops below) --------------
     def __matmul__(self, other):
-        from . import ops
-        return ops.matmul(self, other)
+        return _ops().matmul(self, other)
 
     def __rmatmul__(self, other):
-        from . import ops
-        return ops.matmul(other, self)
+        return _ops().matmul(other, self)
 
     def __add__(self, other):
-        from . import ops
-        return ops.add(self, other)
+        return _ops().add(self, other)
 
     def __radd__(self, other):
-        from . import ops
-        return ops.add(other, self)
+        return _ops().add(other, self)
 
     def __sub__(self, other):
-        from . import ops
-        return ops.sub(self, other)
+        return _ops().sub(self, other)
 
     def __rsub__(self, other):
-        from . import ops
-        return ops.sub(other, self)
+        return _ops().sub(other, self)
 
     def __mul__(self, other):
-        from . import ops
-        return ops.mul(self, other)
+        return _ops().mul(self, other)
 
     def __rmul__(self, other):
-        from . import ops
-        return ops.mul(self, other)
+        return _ops().mul(self, other)
 
     def __truediv__(self, c):
-        from . import ops
         if isinstance(c, Tensor):
             raise TypeError("division is only defined by a scalar constant, got a Tensor")
-        return ops.mul(self, 1.0 / c)
+        return _ops().mul(self, 1.0 / c)
 
     def __neg__(self):
-        from . import ops
-        return ops.mul(self, -1.0)
+        return _ops().mul(self, -1.0)
 
     @property
     def T(self) -> "Tensor":
-        from . import ops
-        return ops.transpose(self)
+        return _ops().transpose(self)
 
     def sum(self, axis=None) -> "Tensor":
-        from . import ops
-        return ops.sum(self, axis=axis)
+        return _ops().sum(self, axis=axis)
 
     def mean(self, axis=None) -> "Tensor":
-        from . import ops
-        return ops.mean(self, axis=axis)
+        return _ops().mean(self, axis=axis)
 
     # -- the reverse sweep ---------------------------------------------------------------
     def backward(self, grad=None) -> None:
@@ -247,6 +234,19 @@ class Tensor:
                 _check_grad_of(node.op, i, parent, pg)
                 key = id(parent)
                 pending[key] = pg if key not in pending else pending[key] + pg
+
+
+def _ops():
+    """The module :mod:`lowrank_ref.ops`, imported when an operator is first used.
+
+    The only import between the engine and its ops that points "up": ``ops`` is built on
+    ``Tensor`` and ``make_node`` (it imports this module), and ``Tensor``'s operator sugar
+    (``a @ b``, ``a + b``, ``x.T``, ``x.sum()``, ...) calls the ops. Importing ``ops`` at
+    call time instead of at module level keeps the import graph acyclic at load time;
+    nothing else in the engine depends on ``ops``.
+    """
+    from . import ops
+    return ops
 
 
 def _check_grad_of(op: str, i: int, parent: Tensor, pg: np.ndarray) -> None:

@@ -17,7 +17,7 @@ theorem and equation numbers of the papers are deliberately not quoted: they wer
 checked against the published text. The augmented core of [CKL24] was checked against the
 authors' public reproduction code.)
 
-Notation (DESIGN.md section 2): ``K = U S`` (m, r), ``L = V S^T`` (n, r); augmented
+Notation (docs/design.md, section "Notation"): ``K = U S`` (m, r), ``L = V S^T`` (n, r); augmented
 quantities carry a hat, ``U_hat`` (m, <= 2r), ``S_hat`` (<= 2r, <= 2r). ``F`` takes and returns
 dense (m, n) arrays -- the only dense matrices formed here are its arguments and values.
 
@@ -163,27 +163,28 @@ def _as_dtype(Y: LowRank, dtype) -> LowRank:
 # ---------------------------------------------------------------------------------------
 # KSL: projector splitting [LO14]
 # ---------------------------------------------------------------------------------------
-def _ksl(G, U0, S0, V0, t0, h, inner, substeps):
+def _splitting_forward(G, U0, S0, V0, t0, h, inner, substeps):
+    """One Lie step of projector splitting: K-step, backward S-step, L-step (K, S, L)."""
     # K-step, then QR: K1 = U1 S_hat1
     K1 = _k_step(G, U0, S0, V0, t0, h, inner, substeps)
-    U1, S_hat1 = np.linalg.qr(K1, mode="reduced")
+    U1, S_hat1 = orthonormalize(K1, return_r=True)
     # S-step, backwards: dS/dt = -U1^T F(t, U1 S V0^T) V0, S(t0) = S_hat1 -> S_tilde0
     S_tilde0 = _integrate(lambda t, S: -(U1.T @ G(t, (U1 @ S) @ V0.T) @ V0), S_hat1, t0, h,
                           inner, substeps)
     # L-step, then QR: L1 = V1 S1^T
     L1 = _l_step(G, U1, S_tilde0, V0, t0, h, inner, substeps)
-    V1, S1t = np.linalg.qr(L1, mode="reduced")
+    V1, S1t = orthonormalize(L1, return_r=True)
     return U1, S1t.T, V1
 
 
-def _lsk(G, U0, S0, V0, t0, h, inner, substeps):
-    # The adjoint of _ksl: L-step, backward S-step, K-step (the same sub-flows reversed).
+def _splitting_adjoint(G, U0, S0, V0, t0, h, inner, substeps):
+    """The adjoint of :func:`_splitting_forward`: L-step, backward S-step, K-step."""
     L1 = _l_step(G, U0, S0, V0, t0, h, inner, substeps)
-    V1, S_hat1t = np.linalg.qr(L1, mode="reduced")
+    V1, S_hat1t = orthonormalize(L1, return_r=True)
     S_tilde0 = _integrate(lambda t, S: -(U0.T @ G(t, (U0 @ S) @ V1.T) @ V1), S_hat1t.T, t0,
                           h, inner, substeps)
     K1 = _k_step(G, U0, S_tilde0, V1, t0, h, inner, substeps)
-    U1, S1 = np.linalg.qr(K1, mode="reduced")
+    U1, S1 = orthonormalize(K1, return_r=True)
     return U1, S1, V1
 
 
@@ -207,7 +208,14 @@ def projector_splitting_step(Y0: LowRank, F: Callable, t0: float, h: float,
     Result ``Y1 = U1 S1 V1^T`` (rank r). This Lie-Trotter composition is of order 1.
     ``order=2`` is the Strang splitting (also in [LO14]): the step above over
     ``[t0, t0 + h/2]`` followed by its adjoint (L-step, backward S-step, K-step, in this
-    order) over ``[t0 + h/2, t1]``.
+    order) over ``[t0 + h/2, t1]``. The orders are those of the splitting with *exact*
+    sub-flows: Strang is of order 2 only if the sub-flows are solved to second order or
+    better (``inner="rk4"``); with one explicit Euler step per sub-flow (the default) it is
+    of order 1 (measured slope 1.00 on the toy problem of [CL22]).
+
+    Naming: "KSL" is the order of the sub-steps of projector splitting (K, backward S, L).
+    The DLRT paper [SZKCT22] calls the BUG integrator of :func:`bug_step` "KLS" (K and L in
+    parallel, then S): :class:`lowrank_ref.dlrt.FixedRankKLS` is BUG, not this method.
 
     KSL is exact for rank-r data ``A(t)`` (exactness theorem of [LO14]) and robust to
     small singular values ([KLW16]), when the substeps are solved exactly.
@@ -227,7 +235,8 @@ def projector_splitting_step(Y0: LowRank, F: Callable, t0: float, h: float,
     substeps : int, default 1
         Number of inner steps per substep.
     order : {1, 2}, default 1
-        1 = Lie-Trotter (KSL), 2 = Strang (KSL over h/2 then LSK over h/2).
+        1 = Lie-Trotter (KSL), 2 = Strang (KSL over h/2 then LSK over h/2); order 2 needs
+        ``inner="rk4"`` (see above).
 
     Returns
     -------
@@ -261,10 +270,10 @@ def projector_splitting_step(Y0: LowRank, F: Callable, t0: float, h: float,
         raise ValueError(f"order must be 1 or 2, got {order!r}")
     U0, S0, V0 = Y0
     if order == 1:
-        U1, S1, V1 = _ksl(G, U0, S0, V0, t0, h, inner, substeps)
+        U1, S1, V1 = _splitting_forward(G, U0, S0, V0, t0, h, inner, substeps)
     else:
-        Um, Sm, Vm = _ksl(G, U0, S0, V0, t0, 0.5 * h, inner, substeps)
-        U1, S1, V1 = _lsk(G, Um, Sm, Vm, t0 + 0.5 * h, 0.5 * h, inner, substeps)
+        Um, Sm, Vm = _splitting_forward(G, U0, S0, V0, t0, 0.5 * h, inner, substeps)
+        U1, S1, V1 = _splitting_adjoint(G, Um, Sm, Vm, t0 + 0.5 * h, 0.5 * h, inner, substeps)
     return _as_dtype(LowRank(U1, S1, V1), dtype)
 
 

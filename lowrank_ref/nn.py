@@ -9,7 +9,7 @@ A *layer* is any object with
 and optionally ``n_in``/``n_out`` (checked between consecutive layers of an :class:`MLP`)
 and ``forward_array(X: ndarray) -> ndarray``, the same map in plain NumPy used by
 :meth:`MLP.predict` (no graph). :class:`Dense` is the dense layer ``Z = X @ W.T + b``
-(DESIGN.md section 2). :class:`LowRankDense` (factors ``U (n_out, r)``, ``S (r, r)``,
+(docs/design.md, section "Notation"). :class:`LowRankDense` (factors ``U (n_out, r)``, ``S (r, r)``,
 ``V (n_in, r)``, bias ``b (n_out,)``, forward ``((X @ V) @ S.T) @ U.T + b``, [SZKCT22])
 implements the same protocol, with one trainable leaf per K-, L-, S-step mode.
 """
@@ -117,7 +117,7 @@ def _init_params(init, n_in, n_out, rng):
 
 
 class Dense:
-    """Dense layer ``Z = X @ W.T + b`` (DESIGN.md section 2, the PyTorch convention).
+    """Dense layer ``Z = X @ W.T + b`` (the PyTorch convention; docs/design.md, section "Notation").
 
     Parameters
     ----------

@@ -10,7 +10,7 @@ from hypothesis import given, strategies as st
 
 from lowrank_ref import ops
 from lowrank_ref.autodiff import Tensor, make_node
-from lowrank_ref.checks import check_grad
+from lowrank_ref.gradcheck import check_grad
 
 from strategies import seeds
 

@@ -1,13 +1,14 @@
 """DLRT layers and optimisers ([SZKCT22]): gradients of every mode, the one-gradient
 adaptive step against the 3-pass one, orthonormality, rank bounds, loss descent and the
-descent inequality of DESIGN.md section 8."""
+descent inequality (docs/design.md, section "Guarantees and the tests that show them")."""
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
 from lowrank_ref import ops
 from lowrank_ref.autodiff import Tensor
-from lowrank_ref.checks import assert_grad, orthonormality_error, tolerance
+from lowrank_ref.checks import orthonormality_error, tolerance
+from lowrank_ref.gradcheck import assert_grad
 from lowrank_ref.dlrt import (AdaptiveKLS, DenseSGD, FixedRankKLS, SOnlySGD, low_rank_mlp,
                               make_optimizer, parameter_counts)
 from lowrank_ref.lowrank import LowRank
@@ -200,7 +201,7 @@ def test_fixed_rank_one_pass_trains():
 
 
 def test_descent_inequality_least_squares_layer():
-    """DESIGN.md sec. 8: L(W1) <= L(W0) - lr/2 (||P_T G||^2 + ||g_b||^2) + ||grad L(W_hat1)|| t + Lip t^2/2
+    """The descent inequality: L(W1) <= L(W0) - lr/2 (||P_T G||^2 + ||g_b||^2) + ||grad L(W_hat1)|| t + Lip t^2/2
     for the adaptive step on L(W, b) = ||X W^T + b - Y||^2 / (2 batch), lr <= 1/Lip, with
     t = ||W1 - W_hat1||_F the truncation error (the bias is part of the SGD step, so the
     Lipschitz constant is that of the data [X, 1])."""

@@ -1,4 +1,4 @@
-"""Theory tests of lowrank_ref.integrators (DESIGN.md section 8).
+"""Theory tests of lowrank_ref.integrators (docs/design.md, section "Guarantees and the tests that show them").
 
 Integrators: KSL (Lie and Strang) [LO14], BUG [CL22], rank-adaptive BUG [CKL22], parallel
 BUG [CKL24]. Each test states the guarantee it checks; tolerances for rounding come from

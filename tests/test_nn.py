@@ -4,7 +4,7 @@ import pytest
 
 from lowrank_ref import ops
 from lowrank_ref.autodiff import Tensor
-from lowrank_ref.checks import check_grad
+from lowrank_ref.gradcheck import check_grad
 from lowrank_ref.nn import (ACTIVATIONS, INITS, MLP, Dense, Layer, accuracy, count_parameters,
                             cross_entropy)
 

@@ -6,7 +6,7 @@ import pytest
 
 from lowrank_ref import ops
 from lowrank_ref.autodiff import Tensor
-from lowrank_ref.checks import check_grad
+from lowrank_ref.gradcheck import check_grad
 
 # A gradient check must reach ~1e-7 or better (the checker's own rtol is ~1.1e-6).
 MAX_REL = 1e-7

@@ -1,5 +1,5 @@
 """The test oracle (lowrank_ref.oracle): golden cases, the checker, export/verify, and the
-mutation tests of DESIGN.md section 9.
+mutation tests of docs/design.md, section "Known bugs of other implementations".
 
 The candidates below are an INDEPENDENT, dtype-generic NumPy implementation of every
 family, written from the papers and not calling lowrank_ref's functions. Run unmodified it
@@ -380,7 +380,7 @@ def test_independent_float32_candidate_passes_with_float32_tolerances(family):
 
 
 # ---------------------------------------------------------------------------------------
-# mutation tests: each known bug (DESIGN.md section 9) is caught, by the right quantity
+# mutation tests: each known bug (docs/design.md, section "Known bugs of other implementations") is caught, by the right quantity
 # ---------------------------------------------------------------------------------------
 MUTANTS = [
     # (family, bug, candidate, quantity that must fail)
@@ -451,7 +451,7 @@ def test_known_bug_is_caught_by_the_right_quantity(family, bug, candidate, quant
 
 
 def test_transposed_v_changes_the_weight_when_nothing_is_truncated():
-    """DESIGN.md section 9: the transposed-factor bug shows at tol = 0 already."""
+    """docs/design.md, section "Known bugs of other implementations": the transposed-factor bug shows at tol = 0 already."""
     report = oracle.check("truncate", _with(np_truncate, transposed_v=True))
     assert "truncate.tol0_relative" in {f.case for f in _caught(report, "matrix")}
 

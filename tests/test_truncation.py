@@ -76,7 +76,7 @@ def test_truncate_tol0_leaves_matrix_unchanged(triple):
 
 
 def _mutant_truncate(U_hat, S_hat, V_hat, tol, relative=True, min_rank=1, max_rank=None):
-    """DESIGN.md section 9 bug: V1 = V_hat @ Vh[:, :r] instead of V_hat @ Vh.T[:, :r]."""
+    """A bug of docs/design.md, section "Known bugs of other implementations": V1 = V_hat @ Vh[:, :r] instead of V_hat @ Vh.T[:, :r]."""
     P, sigma, Vh = np.linalg.svd(S_hat)
     r = truncation_rank(sigma, tol, relative, min_rank, max_rank)
     return LowRank(U_hat @ P[:, :r], np.diag(sigma[:r]), V_hat @ Vh[:, :r])

@@ -134,7 +134,7 @@ assert err_pub > tol_abs and err_ours <= tol_abs
 # We write one step with `inner="euler"` by hand. For the augmented basis we use an SVD of
 # `[K1, U0]` and drop singular values at rounding level — a *rank-revealing*
 # orthonormalisation (a plain QR of a rank-deficient block would add round-off directions;
-# DESIGN.md section 8). The package's `augment_basis` keeps `U0` as the first block instead;
+# docs/design.md, section "Architecture"). The package's `augment_basis` keeps `U0` as the first block instead;
 # both span the same space, so the results agree as matrices.
 
 # %%

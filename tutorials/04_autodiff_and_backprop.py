@@ -23,7 +23,7 @@
 #
 # 1. runs a two-layer network forward with the engine;
 # 2. derives backpropagation for it by hand with NumPy and checks the engine's gradients;
-# 3. runs the gradient checker `checks.check_grad` (central differences along random
+# 3. runs the gradient checker `gradcheck.check_grad` (central differences along random
 #    directions) and shows that it catches a planted wrong gradient;
 # 4. shows how the low-rank layer gets the gradients of the K-, L- and S-steps of DLRT
 #    from the same engine.
@@ -36,7 +36,7 @@ import numpy as np
 
 from lowrank_ref import ops
 from lowrank_ref.autodiff import Tensor, make_node
-from lowrank_ref.checks import check_grad
+from lowrank_ref.gradcheck import check_grad
 from lowrank_ref.nn import MLP, Dense, LowRankDense
 
 FAST = os.environ.get("LOWRANK_REF_FAST") == "1"
@@ -48,7 +48,7 @@ print(f"FAST={FAST}: batch {batch}, widths {n_in} -> {n_hidden} -> {n_out}")
 # %% [markdown]
 # ## 1. Forward
 #
-# Layers follow the PyTorch convention of DESIGN.md: `Z = X @ W.T + b` with `W` of shape
+# Layers follow the PyTorch convention (docs/design.md, section "Notation"): `Z = X @ W.T + b` with `W` of shape
 # `(n_out, n_in)`. The network is
 #
 # $$Z_1 = X W_1^\top + b_1,\quad H = \mathrm{relu}(Z_1),\quad Z_2 = H W_2^\top + b_2,\quad

@@ -22,14 +22,14 @@
 #
 # that calls `candidate(**case.inputs)` with plain NumPy arrays and Python scalars on every
 # case and compares the dict it returns (`{"U": ..., "S": ..., "V": ...}` for a low-rank
-# result, DESIGN.md section 4) with the case's expected output. This tutorial
+# result, docs/design.md, section "The oracle") with the case's expected output. This tutorial
 #
 # 1. opens one golden case — inputs, expected output, tolerances — and shows why the
 #    checker compares *invariants* (`U S V^T`, singular values, ranks, projectors) and never
 #    the factors themselves;
 # 2. writes a small independent NumPy candidate for `truncate` and `bug_step` and checks it in
 #    float64 and float32;
-# 3. plants two bugs found in published code (DESIGN.md section 9) and watches the checker
+# 3. plants two bugs found in published code (docs/design.md, section "Known bugs of other implementations") and watches the checker
 #    name them;
 # 4. exports the golden files for a backend in another language, verifies them and catches a
 #    tampered file;
@@ -333,7 +333,7 @@ assert max(ratio["correct, float32 vs float64 tol"].values()) > 1e3
 # %% [markdown]
 # ## 3. Planting known bugs
 #
-# DESIGN.md section 9 lists bugs found in other implementations. The first: rebuilding `V`
+# docs/design.md, section "Known bugs of other implementations", lists bugs found in other implementations. The first: rebuilding `V`
 # from the SVD of the core with the transposed factor, `V_hat @ Vh[:, :r]` instead of
 # `V_hat @ Vh.T[:, :r]`. It is easy to miss because every shape is right and `V` is still
 # orthonormal — but it is the wrong matrix, even when nothing is truncated (`tol = 0`):
