@@ -538,14 +538,15 @@ def midpoint_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     ``t_half = t0 + h/2`` (``U0``, ``V0`` re-orthonormalised first, as in
     :func:`adaptive_bug_step`):
 
-    1. **Half step**: ``Y_half = U_half S_half V_half^T`` (rank ``<= 2r``) is one step of
-       the rank-adaptive BUG integrator (:func:`adaptive_bug_step`, sub-flows by
-       ``inner``/``substeps``) from ``Y0`` over ``[t0, t_half]``, truncated with ``tol``
-       only (``min_rank``, ``max_rank`` clamp the result of step 4, not ``Y_half``).
+    1. **Half step**: ``Y_half = U_half S_half V_half^T`` is one step of the rank-adaptive
+       BUG integrator (:func:`adaptive_bug_step`, sub-flows by ``inner``/``substeps``,
+       truncated by the same ``tol``, ``relative``, ``min_rank``, ``max_rank`` as the
+       result) from ``Y0`` over ``[t0, t_half]``; rank ``r_half <= 2r``.
     2. **Vector field at the midpoint**: ``F_half = F(t_half, Y_half)`` (m, n).
     3. **Augmented bases**: ``U_hat = augment_basis(U0, [U_half, F_half V_half])``, an
        orthonormal basis of ``span[U0, U_half, F_half V_half]`` with ``U_hat[:, :r] =
-       U0`` (at most ``4r`` columns, ``U_half`` already lies in ``span[U0, K_half]``);
+       U0`` (at most ``r + 2 r_half`` columns: ``3r`` at fixed rank, ``4r`` when the half
+       step keeps rank ``2r``, as ``U_half`` lies in ``span[U0, K_half]``);
        ``V_hat = augment_basis(V0, [V_half, F_half^T U_half])``.
     4. **Galerkin update by the midpoint rule**:
        ``S_hat1 = (U_hat^T U0) S0 (V0^T V_hat) + h U_hat^T F_half V_hat``, i.e.
@@ -557,14 +558,15 @@ def midpoint_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     ``U0``, ``U_half`` and ``F(Y_half) V_half``) follow the abstract of [CEKL24] and the
     function ``MidpointBUG4r`` of the public code of a later paper by one of its authors
     (GitHub ``JonasKu/Publication-Second-Order-Robust-Parallel-Integrators-for-DLRA``,
-    ``codeSection6.1/methods.jl``), where the midpoint BUG is a comparison method (its
-    ``4r`` variant: untruncated half step, as here). The algorithm text of [CEKL24] itself
-    could not be read for this implementation. That code integrates the Galerkin equation
+    ``codeSection6.1/methods.jl``), where the midpoint BUG is a comparison method with
+    the bases ``[U0, U_half, F_half V_half]`` (half step truncated to rank r: the ``3r``
+    variant) or ``[U_hat_half, F_half V_hat_half]`` (untruncated half step: ``4r``), both
+    covered by step 3 here. The algorithm text of [CEKL24] itself could not be read for
+    this implementation. That code integrates the Galerkin equation
     ``dS/dt = U_hat^T F(t, U_hat S V_hat^T) V_hat`` over ``[t0, t1]`` with an adaptive ODE
     solver; step 4 here replaces that flow by the midpoint rule with the half-step value
     (one evaluation of ``F``), so that the step is second order with its sub-flows solved
-    by one explicit Euler step (the default) -- this choice, and truncating the half step
-    by ``tol`` only, are this package's.
+    by one explicit Euler step (the default) -- this choice is this package's.
 
     Properties measured by ``tests/test_high_order_integrators.py`` (not claims checked
     against the paper's text): order 2 in ``h`` until the error reaches the best
@@ -592,7 +594,8 @@ def midpoint_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     relative : bool, default True
         Tolerance relative to the norm of the core being truncated.
     min_rank, max_rank : int, int or None
-        Clamp of the rank of the result (``min_rank = max_rank = r``: fixed rank).
+        Clamp of the ranks of the half step and of the result (``min_rank = max_rank =
+        r``: fixed rank r).
     inner : {"euler", "rk4"}, default "euler"
         Solver of the sub-flows of the half step.
     substeps : int, default 1
@@ -601,7 +604,7 @@ def midpoint_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     -------
     LowRank
         ``U1 (m, r1)``, diagonal ``S1 (r1, r1)``, ``V1 (n, r1)``, ``r1 <= min(4r, m, n)``
-        clamped to ``[min_rank, max_rank]``.
+        clamped to ``[min_rank, max_rank]`` (and to the size of the augmented bases).
 
     Raises
     ------
@@ -631,11 +634,21 @@ def midpoint_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     _check_relative(relative)
     _check_rank_bounds(min_rank, max_rank)
     U0, S0, V0 = reorthonormalize(Y0)
-    U_half, S_half, V_half = adaptive_bug_step(LowRank(U0, S0, V0), G, t0, 0.5 * h, tol,
-                                               relative, inner=inner, substeps=substeps)
+    try:
+        U_half, S_half, V_half = adaptive_bug_step(LowRank(U0, S0, V0), G, t0, 0.5 * h, tol,
+                                                   relative, min_rank, max_rank, inner,
+                                                   substeps)
+    except ValueError as exc:       # name the caller's h, not the half step's
+        if not str(exc).startswith(f"h = {0.5 * h!r} is too large"):
+            raise
+        raise ValueError(f"h = {h!r} is too large for this F: the half step overflowed "
+                         f"({exc})") from None
     F_half = G(t0 + 0.5 * h, (U_half @ S_half) @ V_half.T)
-    U_hat = augment_basis(U0, np.concatenate([U_half, F_half @ V_half], axis=1))
-    V_hat = augment_basis(V0, np.concatenate([V_half, F_half.T @ U_half], axis=1))
+    FV, FtU = F_half @ V_half, F_half.T @ U_half
+    _check_finite_substep(FV, h, t0 + 0.5 * h)
+    _check_finite_substep(FtU, h, t0 + 0.5 * h)
+    U_hat = augment_basis(U0, np.concatenate([U_half, FV], axis=1))
+    V_hat = augment_basis(V0, np.concatenate([V_half, FtU], axis=1))
     S_hat1 = (U_hat.T @ U0) @ S0 @ (V0.T @ V_hat) + h * (U_hat.T @ F_half @ V_hat)
     _check_finite_substep(S_hat1, h, t0 + h)
     Y1 = truncate(U_hat, S_hat1, V_hat, tol, relative, min_rank, max_rank)
@@ -728,9 +741,12 @@ def _frozen_field_bug_step(U0, S0, V0, FY, w, h, t_end, tol, relative, min_rank,
     """
     K1, L1 = U0 @ S0, V0 @ S0.T
     terms = [(h * float(wj), Fj) for wj, Fj in zip(w, FY) if wj != 0]
-    for hw, Fj in terms:
-        K1 = K1 + hw * (Fj @ V0)
-        L1 = L1 + hw * (Fj.T @ U0)
+    with np.errstate(over="ignore"):            # reported just below
+        for hw, Fj in terms:
+            K1 = K1 + hw * (Fj @ V0)
+            L1 = L1 + hw * (Fj.T @ U0)
+    _check_finite_substep(K1, h, t_end)
+    _check_finite_substep(L1, h, t_end)
     U_hat = augment_basis(U0, K1)
     V_hat = augment_basis(V0, L1)
     S_hat1 = (U_hat.T @ U0) @ S0 @ (V0.T @ V_hat)
@@ -760,7 +776,8 @@ def rk_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
        of that field from ``Y0``, whose K-, L- and S-flows are solved exactly:
        ``Z_i = Y0 + h sum_{j<i} a_ij F_j``, ``U_hat_i = augment_basis(U0, Z_i V0)``,
        ``V_hat_i = augment_basis(V0, Z_i^T U0)``, ``S_hat_i = U_hat_i^T Z_i V_hat_i``,
-       ``Y_i = truncate(U_hat_i, S_hat_i, V_hat_i, tol, relative)`` (rank ``<= 2r``).
+       ``Y_i = truncate(U_hat_i, S_hat_i, V_hat_i, tol, relative, min_rank, max_rank)``
+       (rank ``<= 2r``).
     3. **Result**: the same BUG step with the weights ``b``:
        ``Z = Y0 + h sum_j b_j F_j``, bases from ``Z V0`` and ``Z^T U0``, Galerkin core,
        ``Y1 = truncate(..., tol, relative, min_rank, max_rank)``.
@@ -768,12 +785,14 @@ def rk_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     Where the details come from: only the abstract of [NR25] was read; the formulas of
     steps 2-3 are derived here from its sentence above (the BUG step of a field that is
     constant in ``t`` and ``Y`` has exactly solved sub-flows). No sub-flow solver is
-    needed, so there is no ``inner`` argument. The stages are truncated by ``tol`` only;
-    ``min_rank``/``max_rank`` clamp the result: clamping the stages to ``r`` as well was
-    measured to stop RK4-BUG at about 10 times the best rank-r error with order 2 on the
-    toy problem with a source term (``ToyProblem(form="source")``), while this version
-    reaches the best rank-r error with order 4. How [NR25] treats the stage ranks could
-    not be checked.
+    needed, so there is no ``inner`` argument. Every stage is truncated by the same rule as
+    the result (this package's choice; how [NR25] truncates the stages could not be
+    checked). Measured consequences at fixed rank r (``min_rank = max_rank = r``): on a
+    problem whose solution has rank r RK4-BUG is of order 4 (with stages truncated by
+    ``tol`` only, i.e. kept at rank up to ``2r``, it was of order 3 there); on the toy
+    problem with a source term at large r it reaches the best rank-r error later (after
+    an O(h) transient about 10 times above it), where the stages kept at rank ``2r`` reach
+    it with order 4.
 
     Measured by ``tests/test_high_order_integrators.py``: order ``p`` of the tableau
     (2, 3, 4) until the best rank-r error; an error that does not grow as the smallest
@@ -793,7 +812,8 @@ def rk_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     relative : bool, default True
         Tolerance relative to the norm of the core being truncated.
     min_rank, max_rank : int, int or None
-        Clamp of the rank of the result (``min_rank = max_rank = r``: fixed rank).
+        Clamp of the ranks of the stages and of the result (``min_rank = max_rank = r``:
+        fixed rank r).
     tableau : str or ButcherTableau, default "rk4"
         One of :data:`BUTCHER_TABLEAUX` (``"heun"``, ``"midpoint"`` (order 2), ``"rk3"``,
         ``"ssprk3"`` (order 3), ``"rk4"``) or an explicit :class:`ButcherTableau`.
@@ -833,7 +853,7 @@ def rk_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     FY = [G(t0 + c[0] * h, (U0 @ S0) @ V0.T)]
     for i in range(1, len(b)):
         Yi = _frozen_field_bug_step(U0, S0, V0, FY, a[i, :i], h, t0 + c[i] * h, tol,
-                                    relative, 1, None)
+                                    relative, min_rank, max_rank)
         FY.append(G(t0 + c[i] * h, (Yi.U @ Yi.S) @ Yi.V.T))
     Y1 = _frozen_field_bug_step(U0, S0, V0, FY, b, h, t0 + h, tol, relative, min_rank,
                                 max_rank)
