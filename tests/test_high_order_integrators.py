@@ -443,6 +443,7 @@ BAD = [
 ]
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 @pytest.mark.parametrize("which", ["midpoint", "rk"])
 @pytest.mark.parametrize("override, exc, pattern", BAD)
 def test_bad_input(which, override, exc, pattern):
