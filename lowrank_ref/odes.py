@@ -95,13 +95,22 @@ class ToyProblem:
 
     i.e. about ``e 2^{-r} / sqrt(3)`` at ``t = 1`` when ``p >> r``.
 
-    Two forms of the same problem:
+    Three forms of the same problem:
 
     * ``form="data"`` (default): ``F(t, A) = dA/dt (t) = W1 A(t) + A(t) + A(t) W2^T``
       evaluated on the exact ``A(t)``; it ignores its argument ``A`` (the "given matrix"
       case of [KL07], [LO14]). The last few values are cached by ``t``.
     * ``form="ode"``: ``F(t, Y) = W1 Y + Y + Y W2^T``, whose solution from ``A0 = D`` is the
-      same ``A(t)``.
+      same ``A(t)``. This ``F`` is tangent to the rank-r manifold at every rank-r ``Y``
+      (no normal component): from the best rank-r approximation of ``D`` the solution is
+      the best rank-r approximation of ``A(t)``, :meth:`best_approximation`, exactly.
+    * ``form="source"``: ``F(t, Y) = W1 Y + Y W2^T + A(t)``, the growth term given as a
+      source; the solution from ``A0 = D`` is again ``A(t)``, and from any ``Y0`` it is
+      ``A(t) + e^{t W1} (Y0 - D) e^{t W2}^T`` (at distance ``||Y0 - D||_F`` from ``A(t)``
+      for all ``t``). At a rank-r ``Y`` this ``F`` has the normal component
+      ``(I - U U^T) A(t) (I - V V^T)`` (about the best rank-r error of ``A(t)``): a
+      non-tangent vector field with a known solution, for the order tests of the
+      second- and higher-order integrators.
 
     Parameters
     ----------
@@ -110,7 +119,7 @@ class ToyProblem:
         Rows, ``>= 1``.
     n : int, optional
         Columns (default ``m``).
-    form : {"data", "ode"}
+    form : {"data", "ode", "source"}
     w_scale : float, default 1.0
         Multiplier of the skew-symmetric matrices (``> 0``).
 
@@ -137,8 +146,8 @@ class ToyProblem:
         check_rng(rng)
         m = check_int(m, "m", low=1)
         n = m if n is None else check_int(n, "n", low=1)
-        if form not in ("data", "ode"):
-            raise ValueError(f"form must be 'data' or 'ode', got {form!r}")
+        if form not in ("data", "ode", "source"):
+            raise ValueError(f"form must be 'data', 'ode' or 'source', got {form!r}")
         w_scale = check_real(w_scale, "w_scale", low=0.0, low_open=True)
         self.m, self.n, self.form = m, n, form
         self.W1 = _random_skew(rng, m, w_scale)
@@ -159,23 +168,27 @@ class ToyProblem:
         E1 = self._E1(t)[:, :p] * (np.exp(t) * self.singular_values0)
         return E1 @ self._E2(t)[:, :p].T
 
-    def _data_rhs(self, t):
+    def _given(self, t):
+        """``dA/dt(t)`` (data form) or ``A(t)`` (source form), cached by ``t``."""
         if t in self._cache:
             self._cache.move_to_end(t)
             return self._cache[t]
         A = self.exact(t)
-        dA = self.W1 @ A + A + A @ self.W2.T
-        self._cache[t] = dA
+        out = self.W1 @ A + A + A @ self.W2.T if self.form == "data" else A
+        self._cache[t] = out
         if len(self._cache) > 8:
             self._cache.popitem(last=False)
-        return dA
+        return out
 
     def F(self, t, A) -> np.ndarray:
-        """Right-hand side, shape (m, n): ``dA/dt(t)`` (data form) or ``W1 A + A + A W2^T``."""
+        """Right-hand side, shape (m, n): ``dA/dt(t)`` (data form), ``W1 A + A + A W2^T``
+        (ode form) or ``W1 A + A W2^T + A(t)`` (source form)."""
         t = check_real(t, "t")
         A = _check_state(A, self.m, self.n)
         if self.form == "data":
-            return self._data_rhs(t).copy()
+            return self._given(t).copy()
+        if self.form == "source":
+            return self.W1 @ A + A @ self.W2.T + self._given(t)
         return self.W1 @ A + A + A @ self.W2.T
 
     def singular_values(self, t) -> np.ndarray:

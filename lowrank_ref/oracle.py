@@ -39,6 +39,12 @@ family                         ``candidate(...)`` keyword arguments -> returned 
 ``adaptive_bug_step``          ``U0, S0, V0, A1, A2, B, t0, h, tol, relative, min_rank,
                                max_rank, inner, substeps`` -> ``U, S, V``
 ``parallel_bug_step``          as ``adaptive_bug_step``
+``midpoint_bug_step``          as ``adaptive_bug_step`` (the half step and the result are
+                               truncated by the same rule) -> ``U, S, V``
+``rk_bug_step``                ``U0, S0, V0, A1, A2, B, t0, h, tol, relative, min_rank,
+                               max_rank, tableau`` (a name of
+                               ``integrators.BUTCHER_TABLEAUX``; no ``inner``,
+                               ``substeps``) -> ``U, S, V``
 ``dlrt_layer_step``            see "DLRT families" below -> ``U0, S0, V0, b0, rank0``
 ``dlrt_network_step``          see "DLRT families" below -> ``U0, S0, V0, b0, rank0, U1,
                                S1, V1, b1, rank1, W2, b2``
@@ -68,6 +74,10 @@ network (low-rank, no activation); ``dlrt_network_step`` is low-rank, ReLU, low-
 dense. For ``"adaptive"`` the one-gradient step and the published 3-pass step give the same
 expected output (both references pass).
 
+The rank of a ``midpoint_bug_step`` or ``rk_bug_step`` case may be decided by several
+truncations (the half step or the Runge-Kutta stages, and the result); its margin is the
+smallest of them.
+
 Compared quantities
 -------------------
 Factors are unique only up to signs and rotations (``U Q1, Q1^T S Q2, V Q2``), so only
@@ -95,6 +105,8 @@ family                         quantities (``[i]``: per low-rank layer ``i`` of 
 ``bug_step``                   rank, matrix, singular_values, projector_U/V, orthonormality
 ``adaptive_bug_step``          rank, matrix, singular_values, projector_U/V, orthonormality
 ``parallel_bug_step``          rank, matrix, singular_values, projector_U/V, orthonormality
+``midpoint_bug_step``          rank, matrix, singular_values, projector_U/V, orthonormality
+``rk_bug_step``                rank, matrix, singular_values, projector_U/V, orthonormality
 ``dlrt_layer_step``            rank[0], matrix[0], singular_values[0], projector_U/V[0],
                                orthonormality[0], bias[0]
 ``dlrt_network_step``          as the layer step for layers 0 and 1; weight[2], bias[2]
@@ -191,7 +203,8 @@ True
 
 References: [CKL22] Ceruti, Kusch, Lubich, BIT 62 (2022); [CL22] Ceruti, Lubich, BIT 62
 (2022); [CKL24] Ceruti, Kusch, Lubich, SISC (2024); [LO14] Lubich, Oseledets, BIT 54 (2014);
-[SZKCT22] Schotthoefer et al., NeurIPS 2022.
+[CEKL24] Ceruti, Einkemmer, Kusch, Lubich, BIT 64 (2024); [NR25] Nobile, Riffaud, arXiv
+2502.07040 (2025); [SZKCT22] Schotthoefer et al., NeurIPS 2022.
 """
 from __future__ import annotations
 
@@ -219,6 +232,11 @@ __all__ = ["FAMILIES", "COND_MAX", "Tol", "Case", "Failure", "Report", "cases", 
 #: The case families; each name is the function (or step) it checks.
 FAMILIES = ("truncate", "projector_splitting_step", "bug_step", "adaptive_bug_step",
             "parallel_bug_step", "dlrt_layer_step", "dlrt_network_step")
+
+#: Families registered by a self-contained block further down (family -> its
+#: ``reference``, ``generate`` and ``margins`` functions); see the block of the second- and
+#: higher-order integrators.
+_REGISTERED: dict = {}
 
 #: A quantity whose measured condition number exceeds this is not determined by the
 #: inputs (a tie at the cut, a direction carried by a singular value ~1e-12) and is not
@@ -485,6 +503,8 @@ def reference(family: str, passes: int = 1) -> Callable:
     _check_family(family)
     if isinstance(passes, bool) or passes not in (1, 3):
         raise ValueError(f"passes must be 1 or 3, got {passes!r}")
+    if family in _REGISTERED:
+        return _REGISTERED[family]["reference"]()
     if family == "truncate":
         return _ref_truncate
     if family in _INTEGRATORS:
@@ -963,8 +983,103 @@ def _gen_dlrt(family):
     return out
 
 
+# ---------------------------------------------------------------------------------------
+# second- and higher-order integrators: midpoint_bug_step [CEKL24], rk_bug_step [NR25]
+# (a self-contained block: reference wrapper, case generator, rank margins, registration)
+# ---------------------------------------------------------------------------------------
+def _ref_high_order(family: str) -> Callable:
+    """``midpoint_bug_step`` / ``rk_bug_step`` of this package as a candidate."""
+    from . import integrators
+    fn = getattr(integrators, family)
+
+    def candidate(U0, S0, V0, A1, A2, B, t0, h, tol, relative, min_rank, max_rank,
+                  **kwargs):
+        Y = fn(LowRank(U0, S0, V0), linear_rhs(A1, A2, B), t0, h, tol, relative, min_rank,
+               max_rank, **kwargs)
+        return _lr_dict(Y)
+
+    candidate.__name__ = f"reference_{family}"
+    return candidate
+
+
+def _high_order_margins(family: str, inputs: Mapping) -> dict:
+    """The rank margin of a case: the smallest over every truncation the step makes (the
+    half step or the stages, and the result), each recorded during one reference run by
+    wrapping ``integrators.truncate`` (restored afterwards)."""
+    from . import integrators
+    original, margins = integrators.truncate, []
+
+    def recording(U_hat, S_hat, V_hat, tol, relative=True, min_rank=1, max_rank=None):
+        sigma = _sv(np.asarray(S_hat, dtype=np.float64))
+        hi = len(sigma) if max_rank is None else max_rank
+        margins.append(_rank_margin(sigma, _theta(sigma, tol, relative), min_rank, hi))
+        return original(U_hat, S_hat, V_hat, tol, relative, min_rank, max_rank)
+
+    integrators.truncate = recording
+    try:
+        _ref_high_order(family)(**inputs)
+    finally:
+        integrators.truncate = original
+    found = [m for m in margins if m is not None]
+    return {"rank": min(found) if found else None}
+
+
+#: family -> [(description, shape in _SHAPES, inputs changed from the defaults tol = 0,
+#: relative, min_rank = 1, max_rank = min(m, n))]
+_HIGH_ORDER_PLAN = {
+    "midpoint_bug_step": [
+        ("2x2_r1", "2x2_r1", {}),
+        ("1x3_r1", "1x3_r1", {}),
+        ("4x3_r3_full", "4x3_r3_full", {}),
+        ("10x8_r2_fixed", "10x8_r2", dict(min_rank=2, max_rank=2)),
+        ("10x8_r2_tol", "10x8_r2", dict(tol=0.05)),
+        ("20x15_r14", "20x15_r14", {}),
+        ("50x40_r5_spread_fixed", "50x40_r5_spread", dict(min_rank=5, max_rank=5)),
+        ("50x40_r5_spread_tol", "50x40_r5_spread", dict(tol=1e-3)),
+        ("300x200_r20_spread_fixed", "300x200_r20_spread", dict(min_rank=20, max_rank=20)),
+    ],
+    "rk_bug_step": [
+        ("2x2_r1_heun", "2x2_r1", dict(tableau="heun")),
+        ("3x1_r1_rk4", "3x1_r1", dict(tableau="rk4")),
+        ("4x3_r3_full_rk3", "4x3_r3_full", dict(tableau="rk3")),
+        ("10x8_r2_rk4_fixed", "10x8_r2", dict(tableau="rk4", min_rank=2, max_rank=2)),
+        ("10x8_r2_midpoint_tol", "10x8_r2", dict(tableau="midpoint", tol=0.05)),
+        ("20x15_r14_ssprk3", "20x15_r14", dict(tableau="ssprk3")),
+        ("50x40_r5_spread_rk4_tol", "50x40_r5_spread", dict(tableau="rk4", tol=1e-3)),
+        ("50x40_r5_spread_unforced_heun_fixed", "50x40_r5_spread_unforced",
+         dict(tableau="heun", min_rank=5, max_rank=5)),
+        ("300x200_r20_spread_rk4", "300x200_r20_spread", dict(tableau="rk4", tol=0.01)),
+    ],
+}
+
+
+def _gen_high_order(family: str) -> list:
+    out = []
+    for desc, shape, changes in _HIGH_ORDER_PLAN[family]:
+        _, m, n, r, sv, kw = next(s for s in _SHAPES if s[0] == shape)
+        inputs = _integrator_inputs(f"{family}.{desc}", m, n, r, sv, **kw)
+        if family == "rk_bug_step":              # no sub-flow solver
+            del inputs["inner"], inputs["substeps"]
+        inputs.update(tol=0.0, relative=True, min_rank=1, max_rank=int(min(m, n)))
+        inputs.update(changes)
+        inputs["tol"] = float(inputs["tol"])
+        out.append((desc, inputs))
+    return out
+
+
+for _family in ("midpoint_bug_step", "rk_bug_step"):
+    _REGISTERED[_family] = dict(
+        reference=lambda f=_family: _ref_high_order(f),
+        generate=lambda f=_family: _gen_high_order(f),
+        margins=lambda inputs, f=_family: _high_order_margins(f, inputs))
+FAMILIES = FAMILIES + tuple(f for f in _REGISTERED if f not in FAMILIES)
+del _family
+
+
 def _margins(family, inputs) -> dict:
     """Rank margins per rank quantity (None where no truncation decides the rank)."""
+    if family in _REGISTERED:
+        return _REGISTERED[family]["margins"](inputs)
     if family == "truncate":
         sigma = _sv(inputs["S_hat"])
         th = _theta(sigma, inputs["tol"], inputs["relative"])
@@ -1022,7 +1137,9 @@ def _make_case(family, desc, inputs) -> Case:
 
 def _generate(family) -> list:
     _check_family(family)
-    if family == "truncate":
+    if family in _REGISTERED:
+        raw = _REGISTERED[family]["generate"]()
+    elif family == "truncate":
         raw = _gen_truncate()
     elif family in _ADAPTIVE:
         raw = _gen_adaptive(family)

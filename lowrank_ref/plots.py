@@ -2,6 +2,8 @@
 
 * :func:`plot_integrator_convergence`, :func:`plot_integrator_robustness` draw the dicts of
   :mod:`lowrank_ref.experiments` (the theory of [LO14], [CL22], [CKL22], [CKL24], [KL07]);
+  :func:`plot_integrator_high_order` the orders and robustness of the midpoint BUG
+  [CEKL24] and RK-BUG [NR25];
 * :func:`plot_accuracy_vs_compression` puts this project's MNIST sweep beside the published
   numbers of [SZKCT22] (:data:`PAPER_MNIST_TABLE`);
 * :func:`plot_rank_evolution` shows the ranks of each low-rank layer per epoch;
@@ -24,6 +26,10 @@ approximation. BIT 62 (2022).
 low-rank approximation. BIT 62 (2022).
 [CKL24] G. Ceruti, J. Kusch, C. Lubich. A parallel rank-adaptive integrator for dynamical
 low-rank approximation. SIAM J. Sci. Comput. (2024).
+[CEKL24] G. Ceruti, L. Einkemmer, J. Kusch, C. Lubich. A robust second-order low-rank BUG
+integrator based on the midpoint rule. BIT Numer. Math. 64 (2024).
+[NR25] F. Nobile, S. Riffaud. Robust high-order low-rank BUG integrators based on explicit
+Runge-Kutta methods. arXiv 2502.07040 (2025).
 [SZKCT22] S. Schotthöfer, E. Zangrando, J. Kusch, G. Ceruti, F. Tudisco. Low-rank lottery
 tickets: finding efficient low-rank neural networks via matrix differential equations.
 NeurIPS 2022.
@@ -43,6 +49,7 @@ from .threads import DEFAULT_THREADS, blas_threads
 __all__ = ["PAPER_MNIST_TABLE", "PAPER_MNIST_DENSE_ACC", "TABLE_NAME", "RUNS_DIR_NAME",
            "RUN_NAME_COLUMNS",
            "plot_integrator_convergence", "plot_integrator_robustness",
+           "plot_integrator_high_order",
            "plot_accuracy_vs_compression", "plot_rank_evolution", "read_table",
            "read_history", "make_figures", "plot_timing_vs_rank", "TIMING_JSON"]
 
@@ -76,6 +83,11 @@ _COLORS = {"ksl_lie": "tab:blue", "ksl_strang": "tab:purple", "bug": "tab:red",
            "adaptive_bug": "tab:orange", "parallel_bug": "tab:green"}
 _MARKERS = {"ksl_lie": "o", "ksl_strang": "D", "bug": "s", "adaptive_bug": "^",
             "parallel_bug": "v"}
+_HIGH_ORDER_STYLE = {          # name -> (color, marker)
+    "bug": ("tab:red", "s"), "ksl_strang": ("tab:purple", "D"),
+    "midpoint_bug": ("tab:green", "o"), "rk_bug_heun": ("tab:olive", "v"),
+    "rk_bug_rk3": ("tab:cyan", "^"), "rk_bug_rk4": ("tab:blue", "P"),
+}
 _ERROR_TEX = {
     "sylvester": r"$\|Y_h(T) - A(T)\|_F \,/\, \|A(T)\|_F$",
     "toy": r"$\|Y_h(T) - Y_{\mathrm{ref}}(T)\|_F \,/\, \|Y_{\mathrm{ref}}(T)\|_F$",
@@ -248,6 +260,87 @@ def plot_integrator_robustness(data: dict, path) -> str:
 # ---------------------------------------------------------------------------------------
 # MNIST results
 # ---------------------------------------------------------------------------------------
+def plot_integrator_high_order(data: dict, path) -> str:
+    """Midpoint BUG [CEKL24] and RK-BUG [NR25]: error against ``h``, and against ``sigma_r``.
+
+    Draws the dict of :func:`lowrank_ref.experiments.integrator_high_order`. Left: relative
+    error at ``T`` against the step size on the rank-r toy problem, fitted slopes in the
+    legend, dashed reference lines ``C h^p`` for ``p = 1..4``. Right: absolute error at
+    ``T`` against ``sigma_r = 2^-r`` (decreasing to the right, rank ``r`` on the top axis)
+    on the toy problem with a source term, with the best rank-r error.
+
+    Parameters
+    ----------
+    data : dict
+        As returned by :func:`~lowrank_ref.experiments.integrator_high_order`.
+    path : str or path-like
+        The PNG file to write (parent folders are created).
+
+    Returns
+    -------
+    str
+        ``path``.
+
+    Raises
+    ------
+    KeyError
+        ``data`` lacks ``convergence`` or ``robustness`` or one of their keys.
+    """
+    conv, rob = data["convergence"], data["robustness"]
+    labels = data.get("labels", {})
+    fig = _new_figure((13.0, 6.2))
+    ax, ax2 = fig.subplots(1, 2)
+    h = np.asarray(conv["h"], float)
+    for nm, e in conv["errors"].items():
+        color, marker = _HIGH_ORDER_STYLE.get(nm, (None, "o"))
+        ax.loglog(h, e, marker=marker, color=color, lw=1.6, ms=6,
+                  label=f"{labels.get(nm, nm)}: slope {conv['slopes'][nm]:.2f}")
+    for p in sorted(set(conv["expected_order"].values())):
+        nm = min((n for n, q in conv["expected_order"].items() if q == p),
+                 key=lambda n: float(np.min(conv["errors"][n])))
+        e = np.asarray(conv["errors"][nm], float)
+        C = math.exp(np.mean(np.log(e) - p * np.log(h))) / 3.0
+        ax.loglog(h, C * h ** p, ls="--", color="0.5", lw=1.0)
+        ax.annotate(_order_label(p), (h[-1], C * h[-1] ** p), xytext=(3, -3),
+                    textcoords="offset points", ha="left", va="top", fontsize=8,
+                    color="0.35")
+    ax.set_xlabel("step size $h$")
+    ax.set_ylabel(r"$\|Y_h(T) - A(T)\|_F \,/\, \|A(T)\|_F$")
+    ax.set_title(f"order: toy problem, tangent form, {conv['N']}x{conv['N']}, exact solution "
+                 f"of rank {conv['r']}, T = {conv['T']:g}\nsub-flows of BUG, KSL and the "
+                 f"midpoint half step by one Euler step (dashed: C h^p)", fontsize=9.5)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8.5, loc="lower right")
+
+    sig = np.asarray(rob["sigma_min"], float)
+    ax2.loglog(sig, rob["best"], color="k", ls="--", lw=1.3, label="best rank-r error")
+    sub = rob.get("sub_flows", {})
+    for nm, e in rob["errors"].items():
+        color, marker = _HIGH_ORDER_STYLE.get(nm, (None, "o"))
+        how = sub.get(nm)
+        extra = f" ({how} sub-flows)" if how in ("rk4",) else ""
+        ax2.loglog(sig, e, marker=marker, color=color, lw=1.6, ms=6,
+                   label=labels.get(nm, nm) + extra)
+    ax2.set_xlim(sig.max() * 2.0, sig.min() / 2.0)
+    ax2.set_xlabel(r"smallest retained singular value $\sigma_r = \sigma_r(A(0)) = 2^{-r}$")
+    ax2.set_ylabel(r"error at $T$:  $\|Y(T) - A(T)\|_F$")
+    ranks = np.asarray(rob["ranks"], int)
+    top = ax2.twiny()
+    top.set_xscale("log")
+    top.set_xlim(ax2.get_xlim())
+    top.set_xticks(sig, [str(r) for r in ranks])
+    top.minorticks_off()
+    top.tick_params(labelsize=8)
+    top.set_xlabel("rank $r$", fontsize=9)
+    top.set_title(f"robustness: toy problem with a source term (normal component)\n"
+                  f"N = {rob['N']}, h = {rob['h']:g}, T = {rob['T']:g}, fixed rank r",
+                  fontsize=9.5)
+    ax2.grid(True, which="both", alpha=0.3)
+    ax2.legend(fontsize=8.5, loc="lower left")
+    fig.suptitle("Second- and higher-order robust BUG integrators", fontsize=11)
+    return _save(fig, path)
+
+
 def _float_or_none(text) -> Optional[float]:
     text = "" if text is None else str(text).strip()
     if text == "" or text.lower() in ("none", "nan", "-"):
@@ -644,7 +737,9 @@ def make_figures(only: Optional[str] = None, fast: bool = False, out_dir="figure
     * ``only="integrators"`` (or None): computes
       :func:`~lowrank_ref.experiments.integrator_convergence` and
       :func:`~lowrank_ref.experiments.integrator_robustness` (``fast`` selects their tiny
-      sizes) and writes ``integrators_convergence.png`` and ``integrators_robustness.png``.
+      sizes) and writes ``integrators_convergence.png`` and ``integrators_robustness.png``;
+      then :func:`~lowrank_ref.experiments.integrator_high_order` and
+      ``integrators_high_order.png``.
     * ``only="mnist"`` (or None): reads ``results_dir/mnist_dense_table.csv`` and the
       ``history.csv`` of the first and the last low-rank table row that have one, and
       writes ``mnist_accuracy_vs_compression.png`` and ``mnist_rank_evolution.png``. A
@@ -711,11 +806,14 @@ def make_figures(only: Optional[str] = None, fast: bool = False, out_dir="figure
                                     f"{_TIMING_PRODUCER}")
     if only in (None, "integrators"):
         from .experiments import integrator_convergence, integrator_robustness
+        from .experiments import integrator_high_order
         with blas_threads(threads):
             convergence = integrator_convergence(fast=fast)
             robustness = integrator_robustness(fast=fast)
+            high_order = integrator_high_order(fast=fast)
         done(plot_integrator_convergence(convergence, out_dir / "integrators_convergence.png"))
         done(plot_integrator_robustness(robustness, out_dir / "integrators_robustness.png"))
+        done(plot_integrator_high_order(high_order, out_dir / "integrators_high_order.png"))
     if only in (None, "mnist"):
         done(plot_accuracy_vs_compression(table_csv,
                                           out_dir / "mnist_accuracy_vs_compression.png"))

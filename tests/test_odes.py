@@ -1,6 +1,7 @@
 """Tests of lowrank_ref.odes: every problem's F is the derivative of its exact solution."""
 import numpy as np
 import pytest
+import scipy.linalg
 from hypothesis import given, settings, strategies as st
 
 from lowrank_ref.checks import fit_slope, tolerance
@@ -63,7 +64,7 @@ def test_toy_best_error_formula_at_t1():
     assert prob.best_error(1.0, 100) == 0.0
 
 
-@pytest.mark.parametrize("form", ["data", "ode"])
+@pytest.mark.parametrize("form", ["data", "ode", "source"])
 @pytest.mark.parametrize("m, n", [(12, 12), (15, 9)])
 def test_toy_F_is_derivative(form, m, n):
     prob = ToyProblem(np.random.default_rng(1), m, n, form=form)
@@ -80,6 +81,24 @@ def test_toy_data_and_ode_forms_agree_on_exact_solution():
     # the ODE form integrated numerically reaches the exact solution
     Y = _integrate(ode.F, ode.A0, 0.0, 1.0, "rk4", 50)
     assert np.linalg.norm(Y - ode.exact(1.0)) <= 1e-6 * np.linalg.norm(ode.exact(1.0))
+
+
+def test_toy_source_form_solution_from_any_start_and_its_normal_component():
+    """form="source": from Y0 the solution is A(t) + e^{tW1} (Y0 - D) e^{tW2}^T (checked by
+    rk4 on the full problem), and F has a normal component at a rank-r Y (ode form: none)."""
+    src = ToyProblem(np.random.default_rng(2), 12, 9, form="source")
+    ode = ToyProblem(np.random.default_rng(2), 12, 9, form="ode")
+    Y0 = src.best_approximation(0.0, 3)
+    Y = _integrate(src.F, Y0.to_dense(), 0.0, 1.0, "rk4", 50)
+    E1, E2 = scipy.linalg.expm(src.W1), scipy.linalg.expm(src.W2)
+    expected = src.exact(1.0) + E1 @ (Y0.to_dense() - src.D) @ E2.T
+    assert np.linalg.norm(Y - expected) <= 1e-6 * np.linalg.norm(expected)
+    U, _, V = src.best_approximation(0.5, 3)
+    Yd = src.best_approximation(0.5, 3).to_dense()
+    normal = lambda Z: (Z - U @ (U.T @ Z)) - (Z - U @ (U.T @ Z)) @ V @ V.T   # noqa: E731
+    assert np.linalg.norm(normal(ode.F(0.5, Yd))) <= tolerance("step", size=12)
+    assert np.linalg.norm(normal(src.F(0.5, Yd))) == pytest.approx(src.best_error(0.5, 3),
+                                                                   rel=1e-10)
 
 
 def test_toy_skew_matrices():

@@ -157,6 +157,57 @@ def np_parallel_bug_step(U0, S0, V0, A1, A2, B, t0, h, tol, relative, min_rank, 
     return np_truncate(U_hat, S_hat, V_hat, tol, relative, min_rank, max_rank, **trunc)
 
 
+def np_midpoint_bug_step(U0, S0, V0, A1, A2, B, t0, h, tol, relative, min_rank, max_rank,
+                         inner, substeps, F_at_start=False, **trunc):
+    """[CEKL24] midpoint BUG as documented in lowrank_ref.integrators: a half step of the
+    rank-adaptive BUG, bases spanned by [U0, U_half, F_half V_half], Galerkin update by the
+    midpoint rule, truncation. ``F_at_start``: F(t0, Y0) in the update (Euler, not
+    midpoint); ``trunc``: a bug of :func:`np_truncate` in both truncations."""
+    F = _rhs(A1, A2, B)
+    half = np_adaptive_bug_step(U0, S0, V0, A1, A2, B, t0, h / 2, tol, relative, min_rank,
+                                max_rank, inner, substeps, **trunc)
+    Uh, Sh, Vh = half["U"], half["S"], half["V"]
+    Fh = F(U0 @ S0 @ V0.T) if F_at_start else F(Uh @ Sh @ Vh.T)
+    U_hat = np_augment(U0, np.concatenate([Uh, Fh @ Vh], axis=1))
+    V_hat = np_augment(V0, np.concatenate([Vh, Fh.T @ Uh], axis=1))
+    S_hat1 = (U_hat.T @ U0) @ S0 @ (V0.T @ V_hat) + h * U_hat.T @ Fh @ V_hat
+    return np_truncate(U_hat, S_hat1, V_hat, tol, relative, min_rank, max_rank, **trunc)
+
+
+#: (a, b) of the explicit tableaux (the nodes c do not matter: the families' F is autonomous)
+NP_TABLEAUX = {
+    "heun": ([[0, 0], [1, 0]], [1 / 2, 1 / 2]),
+    "midpoint": ([[0, 0], [1 / 2, 0]], [0, 1]),
+    "rk3": ([[0, 0, 0], [1 / 2, 0, 0], [-1, 2, 0]], [1 / 6, 2 / 3, 1 / 6]),
+    "ssprk3": ([[0, 0, 0], [1, 0, 0], [1 / 4, 1 / 4, 0]], [1 / 6, 1 / 6, 2 / 3]),
+    "rk4": ([[0, 0, 0, 0], [1 / 2, 0, 0, 0], [0, 1 / 2, 0, 0], [0, 0, 1, 0]],
+            [1 / 6, 1 / 3, 1 / 3, 1 / 6]),
+}
+
+
+def np_rk_bug_step(U0, S0, V0, A1, A2, B, t0, h, tol, relative, min_rank, max_rank, tableau,
+                   chained=False):
+    """[NR25] RK-BUG as documented in lowrank_ref.integrators: stage i is one rank-adaptive
+    BUG step from Y0 of the frozen field sum_j a_ij F(Y_j) (sub-flows exact), the result
+    the same with the weights b. ``chained``: stage i starts from stage i-1."""
+    F = _rhs(A1, A2, B)
+    a, b = NP_TABLEAUX[tableau]
+
+    def bug(U, S, V, w, FY):
+        Z = U @ S @ V.T + sum(float(h * wj) * Fj for wj, Fj in zip(w, FY))
+        U_hat, V_hat = np_augment(U, Z @ V), np_augment(V, Z.T @ U)
+        return np_truncate(U_hat, U_hat.T @ Z @ V_hat, V_hat, tol, relative, min_rank,
+                           max_rank)
+
+    FY, start = [F(U0 @ S0 @ V0.T)], (U0, S0, V0)
+    for i in range(1, len(b)):
+        Yi = bug(*start, a[i][:i], FY)
+        FY.append(F(Yi["U"] @ Yi["S"] @ Yi["V"].T))
+        if chained:
+            start = (Yi["U"], Yi["S"], Yi["V"])
+    return bug(U0, S0, V0, b, FY)
+
+
 def _deltas(Ws, bs, X, y):
     """Inputs ``A_i`` and ``dL/dZ_i`` of every layer for ReLU between layers and the mean
     cross-entropy of the last layer's logits."""
@@ -236,6 +287,8 @@ INDEPENDENT = {
     "bug_step": np_bug_step,
     "adaptive_bug_step": np_adaptive_bug_step,
     "parallel_bug_step": np_parallel_bug_step,
+    "midpoint_bug_step": np_midpoint_bug_step,
+    "rk_bug_step": np_rk_bug_step,
     "dlrt_layer_step": np_dlrt_step(),
     "dlrt_network_step": np_dlrt_step(),
 }
@@ -265,9 +318,9 @@ def _float32_only(fn):
 def test_families_are_the_function_names_and_the_case_count_is_modest():
     assert oracle.FAMILIES == ("truncate", "projector_splitting_step", "bug_step",
                                "adaptive_bug_step", "parallel_bug_step", "dlrt_layer_step",
-                               "dlrt_network_step")
+                               "dlrt_network_step", "midpoint_bug_step", "rk_bug_step")
     all_cases = [c for f in oracle.FAMILIES for c in oracle.cases(f)]
-    assert 40 <= len(all_cases) <= 80
+    assert 40 <= len(all_cases) <= 100
     names = [c.name for c in all_cases]
     assert len(set(names)) == len(names)
     for c in all_cases:
@@ -430,6 +483,12 @@ MUTANTS = [
      np_dlrt_step(s_at_w0=True), "matrix"),
     ("dlrt_network_step", "fixed-rank S-step gradient at W0 instead of W~",
      np_dlrt_step(s_at_w0=True), "matrix"),
+    ("midpoint_bug_step", "Galerkin update with F at the start, not at the midpoint",
+     _with(np_midpoint_bug_step, F_at_start=True), "matrix"),
+    ("rk_bug_step", "stage BUG steps chained (stage i from stage i-1, not from Y0)",
+     _with(np_rk_bug_step, chained=True), "matrix"),
+    ("midpoint_bug_step", "V from Vh[:, :r] (transposed)",
+     _with(np_midpoint_bug_step, transposed_v=True), "matrix"),
 ]
 
 

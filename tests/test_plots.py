@@ -1,7 +1,7 @@
 """Tests of lowrank_ref.experiments and lowrank_ref.plots (fast mode, files in tmp_path).
 
-The integrator experiments must show the orders of [LO14], [CL22], [CKL22], [CKL24] and the
-robustness of BUG [CL22] against the factor ODEs of [KL07]; every figure must be a real,
+The integrator experiments must show the orders of [LO14], [CL22], [CKL22], [CKL24], [CEKL24],
+[NR25] and the robustness of BUG [CL22] against the factor ODEs of [KL07]; every figure must be a real,
 non-empty PNG; the MNIST figures are drawn from small made-up results written here.
 """
 import csv
@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from lowrank_ref import plots
-from lowrank_ref.experiments import (EXPECTED_ORDER, integrator_convergence,
+from lowrank_ref.experiments import (EXPECTED_ORDER, HIGH_ORDER_EXPECTED,
+                                     integrator_convergence, integrator_high_order,
                                      integrator_robustness)
 from lowrank_ref.plots import (PAPER_MNIST_TABLE, make_figures, plot_rank_evolution,
                                read_table)
@@ -65,7 +66,31 @@ def test_robustness_fast(robustness):
     assert d["seconds"] < 3.0
 
 
-@pytest.mark.parametrize("fn", [integrator_convergence, integrator_robustness])
+@pytest.fixture(scope="module")
+def high_order():
+    return integrator_high_order(fast=True)
+
+
+def test_high_order_orders_and_robustness_fast(high_order):
+    """Midpoint BUG [CEKL24] order 2, RK-BUG [NR25] orders 2, 3, 4, BUG and KSL Strang with
+    Euler sub-flows order 1 (measured in fast mode: 1.97, 1.99, 2.88, 3.92, 0.93, 0.99);
+    robustness: the errors of the new methods do not grow as sigma_r goes down."""
+    c, r = high_order["convergence"], high_order["robustness"]
+    assert set(c["slopes"]) == set(HIGH_ORDER_EXPECTED)
+    for name, p in HIGH_ORDER_EXPECTED.items():
+        e = c["errors"][name]
+        assert e.shape == c["h"].shape and np.all(np.diff(e) < 0), (name, e)
+        assert abs(c["slopes"][name] - p) <= 0.2, (name, c["slopes"][name])
+    assert np.all(np.diff(r["sigma_min"]) < 0) and r["sigma_min"][-1] < 1e-4
+    for name in ("midpoint_bug", "rk_bug_heun", "rk_bug_rk4"):
+        e = r["errors"][name]
+        assert np.all(e >= r["best"]), name                       # Eckart-Young
+        assert np.all(e[2:] <= 1.05 * e[1:-1]), (name, e)   # no growth as sigma_r drops (r >= 12)
+    assert high_order["seconds"] < 3.0
+
+
+@pytest.mark.parametrize("fn", [integrator_convergence, integrator_robustness,
+                                integrator_high_order])
 def test_experiments_bad_arguments(fn):
     with pytest.raises(TypeError, match="fast"):
         fn(fast="yes")
@@ -77,7 +102,8 @@ def test_experiments_bad_arguments(fn):
 def test_integrator_figures(tmp_path, capsys):
     paths = make_figures(only="integrators", fast=True, out_dir=tmp_path / "figs")
     assert [p.rsplit("/", 1)[-1] for p in paths] == ["integrators_convergence.png",
-                                                     "integrators_robustness.png"]
+                                                     "integrators_robustness.png",
+                                                     "integrators_high_order.png"]
     for p in paths:
         assert_png(p)
     out = capsys.readouterr().out.splitlines()
