@@ -220,7 +220,8 @@ def profile_method(name, args, batches, sizes, dtype):
         prof2.stop()
         path = os.path.join(args.pyinstrument, f"{name}.txt")
         with open(path, "w") as f:
-            f.write(prof2.output_text(unicode=False, color=False, show_all=False))
+            f.write(prof2.output_text(unicode=False, color=False, show_all=False)
+                    .replace(C.ROOT + os.sep, ""))           # no machine paths
         print(f"# pyinstrument report: {C.repo_path(path)}")
 
 
