@@ -45,8 +45,7 @@ LAPACK_ROUTINES = (("geqrf", "orgqr"), ("potrf", "trtri"))
 CATEGORIES = [
     (r"^profile_steps\.py:(geqrf|orgqr)$", "LAPACK Householder QR (geqrf + orgqr)"),
     (r"^profile_steps\.py:(potrf|trtri)$", "LAPACK Cholesky + triangular inverse (potrf + trtri)"),
-    (r"^(_decomp_svd\.py:svd|_util\.py:wrapper|lapack\.py:_compute_lwork)$",
-     "scipy.linalg.svd (gesdd, its workspace query and wrappers)"),
+    (r"^scipy/", "scipy.linalg.svd (gesdd and scipy's Python around it: checks, workspace query)"),
     (r"^ops\.py:low_rank_linear\.backward$", "low_rank_linear node backward (matmuls)"),
     (r"^ops\.py:low_rank_linear$", "low_rank_linear node forward (matmuls)"),
     (r"^ops\.py:linear\.backward$", "linear (Dense) node backward (matmuls)"),
@@ -70,10 +69,9 @@ CATEGORIES = [
 ]
 
 #: Functions whose calls are split by caller in the "by caller" table.
-#: (scipy.linalg.svd is scipy's batching wrapper "_util.py:wrapper" around "_decomp_svd.py:svd";
-#: the package calls no other wrapped scipy function in a step.)
+#: (scipy.linalg.svd is SciPy's batching wrapper "_util.py:wrapper" around "_decomp_svd.py:svd".)
 BY_CALLER = {"lowrank.py:orthonormalize": "orthonormalize", "lowrank.py:cholesky_qr": "cholesky_qr",
-             "_util.py:wrapper": "scipy.linalg.svd", "lowrank.py:augment_basis": "augment_basis",
+             "scipy/_util.py:wrapper": "scipy.linalg.svd", "lowrank.py:augment_basis": "augment_basis",
              "lowrank.py:reorthonormalize": "reorthonormalize", "truncation.py:truncate": "truncate"}
 
 
@@ -96,22 +94,31 @@ _SPANS = _enclosing_functions()
 
 
 def func_key(fname: str, line: int, func: str) -> str:
-    """``"file:function"``, closures as ``"file:outer.inner"``."""
+    """``"file:function"``, closures as ``"file:outer.inner"``; ``"scipy/file:function"``
+    for SciPy's files (the package calls no SciPy function in a step but
+    ``scipy.linalg.svd``, whose Python helpers are spread over several files)."""
     base = os.path.basename(fname)
+    if f"{os.sep}scipy{os.sep}" in fname:
+        return f"scipy/{base}:{func}"
     for lo, hi, name in _SPANS.get(base, ()):
         if lo < line <= hi and name != func:
             return f"{base}:{name}.{func}"
     return f"{base}:{func}"
 
 
-def categorise(st: pstats.Stats) -> dict:
-    out = {}
+OTHER = "other (NumPy C functions, builtins)"
+
+
+def categorise(st: pstats.Stats):
+    """Own time per category, and per function of the category :data:`OTHER`."""
+    out, other = {}, {}
     for (fname, line, func), (_cc, _nc, tt, _ct, _callers) in st.stats.items():
         key = func_key(fname, line, func)
-        cat = next((label for pat, label in CATEGORIES if re.search(pat, key)),
-                   "other (NumPy C functions: concatenate, copy, sum, isfinite, ...)")
+        cat = next((label for pat, label in CATEGORIES if re.search(pat, key)), OTHER)
         out[cat] = out.get(cat, 0.0) + tt
-    return out
+        if cat == OTHER:
+            other[key] = other.get(key, 0.0) + tt
+    return out, other
 
 
 def lapack_routines(st: pstats.Stats) -> dict:
@@ -121,8 +128,8 @@ def lapack_routines(st: pstats.Stats) -> dict:
         key = func_key(fname, line, func)
         if key.startswith("profile_steps.py:") and any(func in names for names in LAPACK_ROUTINES):
             out[func] = (nc, tt)
-        elif key == "_decomp_svd.py:svd":
-            out["gesdd (scipy.linalg.svd, incl. its Python wrapper)"] = (nc, ct)
+        elif key == "scipy/_util.py:wrapper":          # the public scipy.linalg.svd
+            out["gesdd (scipy.linalg.svd, incl. its Python)"] = (nc, ct)
     return out
 
 
@@ -186,10 +193,14 @@ def profile_method(name, args, batches, sizes, dtype):
     total = sum(v[2] for v in st.stats.values())
     print(f"\n## {name} (ranks {C.model_ranks(model)}): {1e3 * wall:.2f} ms/step unprofiled, "
           f"{1e3 * total / n:.2f} ms/step under cProfile")
+    cats, other = categorise(st)
     print("\n| category (own time) | ms/step | % |\n|---|---|---|")
-    for cat, tt in sorted(categorise(st).items(), key=lambda kv: -kv[1]):
+    for cat, tt in sorted(cats.items(), key=lambda kv: -kv[1]):
         if tt / total >= 0.005:
             print(f"| {cat} | {1e3 * tt / n:.2f} | {100 * tt / total:.1f} |")
+    top = sorted(other.items(), key=lambda kv: -kv[1])[:6]
+    print(f"\nlargest in \"{OTHER}\" (ms/step): "
+          + ", ".join(f"{re.sub('^~:', '', k)} {1e3 * t / n:.2f}" for k, t in top))
     lap = lapack_routines(st)
     if lap:
         print("\n| LAPACK routine | calls/step | ms/step |\n|---|---|---|")
