@@ -1,248 +1,318 @@
 """Where the time of a training step goes: cProfile (and pyinstrument, if installed) of a
 slice of dense and DLRT steps on the paper's network, plus a float32 audit of the hot path.
 
-    python benchmarks/profile_steps.py --threads 1 --steps 40 [--methods dense,adaptive1-60]
+    python benchmarks/profile_steps.py --threads 1 --steps 30 \\
+        --pyinstrument benchmarks/results/pyinstrument
 
-For each method: the top functions by own time, and the step time grouped by category
-(matmuls in the graph forward/backward, the DLRT factor products, QR, SVD, engine
-bookkeeping, elementwise/copies). The dtype audit wraps the package's linear-algebra entry
-points and the graph nodes and reports any array that is not of the training dtype.
+For each method (``--methods``, names as in ``bench_training.py``): the step time without
+and under the profiler, the own time grouped by category (the ``low_rank_linear`` and
+``linear`` nodes forward and backward, the engine, the DLRT products of ``dlrt.py``,
+``orthonormalize`` / ``cholesky_qr`` / ``augment_basis`` / ``truncate``, and the LAPACK
+routines themselves), LAPACK time by routine and the orthonormalisations and SVDs by
+caller, and the top functions by own time. Matrix products (``@``) are not function calls
+for the profiler: their time is the own time of the function that computes them.
+
+The package calls LAPACK's ``geqrf``/``orgqr``/``potrf``/``trtri`` through
+``scipy.linalg.get_lapack_funcs`` objects, which cProfile does not see; for the profile they
+are replaced, in the package's lookup cache, by Python functions of the same name that call
+them (about a microsecond each). The dtype audit wraps the package's linear-algebra entry
+points, the LAPACK routines and the graph nodes and reports any array that is not of the
+training dtype.
 """
 from __future__ import annotations
 
+import argparse
+import ast
+import cProfile
+import io
 import os
+import pstats
+import re
 import sys
+import time
+
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _threads import limit_threads  # noqa: E402
-
-THREADS = limit_threads()
-
-import argparse  # noqa: E402
-import cProfile  # noqa: E402
-import io  # noqa: E402
-import pstats  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-
 import _common as C  # noqa: E402
+from lowrank_ref import lowrank  # noqa: E402
+from lowrank_ref.threads import blas_threads  # noqa: E402
 
-# (regex on "file:function", category). First match wins; the own time of each function is
-# attributed to its category.
+LAPACK_ROUTINES = (("geqrf", "orgqr"), ("potrf", "trtri"))
+
+# (regex on "file:function", category); first match wins. Closures are named after the
+# function that defines them ("ops.py:low_rank_linear.backward").
 CATEGORIES = [
-    ("proto.py:matmul_lazy", "graph forward matmul"),
-    ("proto.py:backward", "graph backward (matmul/add/relu/... closures)"),
-    ("proto.py:cholqr2", "CholeskyQR2 (prototype) own"),
-    ("_basic.py:_solve_triangular", "CholeskyQR2 (prototype) own"),
-    ("linalg.py:cholesky", "CholeskyQR2 (prototype) own"),
-    ("_decomp_qr.py:", "QR (scipy.linalg.qr)"),
-    ("proto.py:augment_basis_fast", "augment_basis own (projections, concat)"),
-    ("proto.py:truncate_unchecked", "truncate own (U_hat P, V_hat Q, rank rule)"),
-    ("linalg.py:qr", "QR (np.linalg.qr)"),
-    ("_umath_linalg.qr", "QR (np.linalg.qr)"),
-    ("linalg.py:svd", "SVD (np.linalg.svd)"),
-    ("_umath_linalg.svd", "SVD (np.linalg.svd)"),
-    ("linalg.py:norm", "SVD (np.linalg.norm 2)"),
-    ("linalg.py:", "other np.linalg"),
-    ("ops.py:matmul", "graph forward matmul"),
-    ("ops.py:backward", "graph backward (matmul/add/relu/... closures)"),
-    ("ops.py:", "graph ops (other)"),
-    ("autodiff.py:backward", "engine sweep (Tensor.backward)"),
-    ("autodiff.py:topological_order", "engine: topological_order"),
-    ("autodiff.py:", "engine: make_node/Tensor/checks"),
-    ("checks.py:orthonormality_error", "validation: orthonormality gate"),
-    ("lowrank.py:as_float_array", "validation: as_float_array"),
-    ("lowrank.py:augment_basis", "augment_basis own (projections, concat)"),
-    ("lowrank.py:", "lowrank.py other (reorthonormalize own)"),
-    ("truncation.py:", "truncate own (U_hat P, V_hat Q, rank rule)"),
-    ("dlrt.py:_kl_gradients", "DLRT factor products (G V0, G^T U0, G U0)"),
-    ("dlrt.py:_step_one_pass", "DLRT one-pass own (K1/L1, S-step products, concat)"),
-    ("dlrt.py:", "DLRT other"),
-    ("nn.py:", "layers (nn.py own)"),
-    ("_common.py:step", "harness"),
+    (r"^profile_steps\.py:(geqrf|orgqr)$", "LAPACK Householder QR (geqrf + orgqr)"),
+    (r"^profile_steps\.py:(potrf|trtri)$", "LAPACK Cholesky + triangular inverse (potrf + trtri)"),
+    (r"^scipy/", "scipy.linalg.svd (gesdd and scipy's Python around it: checks, workspace query)"),
+    (r"^ops\.py:low_rank_linear\.backward$", "low_rank_linear node backward (matmuls)"),
+    (r"^ops\.py:low_rank_linear$", "low_rank_linear node forward (matmuls)"),
+    (r"^ops\.py:linear\.backward$", "linear (Dense) node backward (matmuls)"),
+    (r"^ops\.py:linear$", "linear (Dense) node forward (matmul)"),
+    (r"^ops\.py:", "other graph ops (relu, cross-entropy, ...)"),
+    (r"^autodiff\.py:", "engine (Tensor, make_node, sweep, gradient checks)"),
+    (r"^lowrank\.py:orthonormalize$", "orthonormalize own"),
+    (r"^lowrank\.py:cholesky_qr$", "cholesky_qr own (Gram matrix, product)"),
+    (r"^lowrank\.py:augment_basis$", "augment_basis own (projections, products, concatenation)"),
+    (r"^lowrank\.py:", "lowrank.py other (reorthonormalize own, LAPACK lookup)"),
+    (r"^truncation\.py:", "truncate own (U_hat P, V_hat Q, rank rule)"),
+    (r"^dlrt\.py:_kl_gradients$", "DLRT G V0 = dZ^T XV, G^T U0 = X^T dZ_U (_kl_gradients)"),
+    (r"^dlrt\.py:_step_one_pass$", "adaptive one-pass own (K1, L1, dZ U~, X V~, dS, concatenation)"),
+    (r"^dlrt\.py:step$", "optimiser step own (fixed: K1, L1, Galerkin start, S update)"),
+    (r"^dlrt\.py:(_check_finite_step|_truncate)$", "DLRT finiteness checks"),
+    (r"^dlrt\.py:update$", "SGD updates (dense weights, biases)"),
+    (r"^dlrt\.py:", "DLRT other (gradient copies, momentum hooks, modes)"),
+    (r"^nn\.py:", "layers (check_input, set_mode, set_factors copies)"),
+    (r"^(threads\.py|threadpoolctl\.py):", "thread limit (threadpoolctl)"),
+    (r"^_common\.py:", "benchmark harness"),
 ]
 
+#: Functions whose calls are split by caller in the "by caller" table.
+#: (scipy.linalg.svd is SciPy's batching wrapper "_util.py:wrapper" around "_decomp_svd.py:svd".)
+BY_CALLER = {"lowrank.py:orthonormalize": "orthonormalize", "lowrank.py:cholesky_qr": "cholesky_qr",
+             "scipy/_util.py:wrapper": "scipy.linalg.svd", "lowrank.py:augment_basis": "augment_basis",
+             "lowrank.py:reorthonormalize": "reorthonormalize", "truncation.py:truncate": "truncate"}
 
-def categorise(stats: pstats.Stats) -> dict:
-    import re
+
+def _enclosing_functions() -> dict:
+    """{file name: [(first line, last line, top-level function name)]} of the package's
+    modules, to name closures (every node's backward is called "backward")."""
+    import lowrank_ref
     out = {}
-    for (fname, _line, func), (_cc, _nc, tt, _ct, _callers) in stats.stats.items():
-        key = f"{os.path.basename(fname)}:{func}"
-        cat = "other (numpy C calls, builtins)"
-        for pat, label in CATEGORIES:
-            if re.search(re.escape(pat), key):
-                cat = label
-                break
+    folder = os.path.dirname(lowrank_ref.__file__)
+    for fname in os.listdir(folder):
+        if fname.endswith(".py"):
+            with open(os.path.join(folder, fname)) as f:
+                tree = ast.parse(f.read())
+            out[fname] = [(n.lineno, n.end_lineno, n.name) for n in tree.body
+                          if isinstance(n, ast.FunctionDef)]
+    return out
+
+
+_SPANS = _enclosing_functions()
+
+
+def func_key(fname: str, line: int, func: str) -> str:
+    """``"file:function"``, closures as ``"file:outer.inner"``; ``"scipy/file:function"``
+    for SciPy's files (the package calls no SciPy function in a step but
+    ``scipy.linalg.svd``, whose Python helpers are spread over several files)."""
+    base = os.path.basename(fname)
+    if f"{os.sep}scipy{os.sep}" in fname:
+        return f"scipy/{base}:{func}"
+    for lo, hi, name in _SPANS.get(base, ()):
+        if lo < line <= hi and name != func:
+            return f"{base}:{name}.{func}"
+    return f"{base}:{func}"
+
+
+OTHER = "other (NumPy C functions, builtins)"
+
+
+def categorise(st: pstats.Stats):
+    """Own time per category, and per function of the category :data:`OTHER`."""
+    out, other = {}, {}
+    for (fname, line, func), (_cc, _nc, tt, _ct, _callers) in st.stats.items():
+        key = func_key(fname, line, func)
+        cat = next((label for pat, label in CATEGORIES if re.search(pat, key)), OTHER)
         out[cat] = out.get(cat, 0.0) + tt
-    return out
+        if cat == OTHER:
+            other[key] = other.get(key, 0.0) + tt
+    return out, other
 
 
-def linalg_by_caller(st: pstats.Stats) -> dict:
-    """Cumulative time of np.linalg.svd/qr/norm and scipy.linalg.qr/svd, split by caller
-    (np.linalg.norm(., 2) reaches svd through _multi_svd_norm: reported as norm)."""
+def lapack_routines(st: pstats.Stats) -> dict:
+    """{routine: (calls, seconds)} of the wrapped LAPACK routines and scipy's svd."""
     out = {}
-    for (fname, _line, func), (_cc, _nc, _tt, _ct, callers) in st.stats.items():
-        base = os.path.basename(fname)
-        if not ((base == "_linalg.py" and func in ("svd", "qr", "norm"))
-                or (base in ("_decomp_qr.py", "_decomp_svd.py") and func in ("qr", "svd"))):
-            continue
-        label = f"{'np' if base == '_linalg.py' else 'scipy'}.linalg.{func}"
-        for (cf, _cl, cfunc), vals in callers.items():
-            cname = f"{os.path.basename(cf)}:{cfunc}"
-            if cname in ("_linalg.py:_multi_svd_norm", "_linalg.py:norm") and func == "svd":
-                continue                       # counted under norm
-            ncalls, ct = vals[1], vals[3]
-            key = (label, cname)
-            n0, t0 = out.get(key, (0, 0.0))
-            out[key] = (n0 + ncalls, t0 + ct)
+    for (fname, line, func), (_cc, nc, tt, ct, _callers) in st.stats.items():
+        key = func_key(fname, line, func)
+        if key.startswith("profile_steps.py:") and any(func in names for names in LAPACK_ROUTINES):
+            out[func] = (nc, tt)
+        elif key == "scipy/_util.py:wrapper":          # the public scipy.linalg.svd
+            out["gesdd (scipy.linalg.svd, incl. its Python)"] = (nc, ct)
     return out
 
 
-def dtype_audit(method, rank, sizes, batches, dtype):
-    """Run steps with wrappers that record every non-``dtype`` float array they see."""
-    from lowrank_ref import autodiff, dlrt, lowrank, nn, truncation
-    bad = []
-
-    def check(where, arr):
-        if isinstance(arr, np.ndarray) and arr.dtype.kind == "f" and arr.dtype != dtype:
-            bad.append((where, str(arr.dtype), arr.shape))
-
-    def wrap(mod, name):
-        orig = getattr(mod, name)
-
-        def wrapper(*a, **k):
-            for i, x in enumerate(a):
-                check(f"{name} arg {i}", x)
-            out = orig(*a, **k)
-            for i, x in enumerate(out if isinstance(out, tuple) else (out,)):
-                check(f"{name} out {i}", x)
-            return out
-        return mod, name, orig, wrapper
-    targets = [wrap(dlrt, "augment_basis"), wrap(dlrt, "truncate"), wrap(dlrt, "orthonormalize"),
-               wrap(nn, "reorthonormalize"), wrap(np.linalg, "qr"), wrap(np.linalg, "svd"),
-               wrap(autodiff, "make_node"), wrap(dlrt, "_kl_gradients")]
-    import lowrank_ref.ops as ops_mod
-    targets.append(wrap(ops_mod, "make_node"))
-    step, model = C.make_runner(method, sizes, np.random.default_rng(0), dtype, rank=rank)
-    for mod, name, _o, w in targets:
-        setattr(mod, name, w)
-    try:
-        for X, y in batches[:3]:
-            step(X, y)
-        for layer in getattr(model, "layers", []):
-            for attr in ("U", "S", "V"):
-                check(f"layer.{attr}", getattr(layer, attr, None))
-            for t in ("W", "b"):
-                v = getattr(layer, t, None)
-                check(f"layer.{t}", getattr(v, "value", None))
-    finally:
-        for mod, name, orig, _w in targets:
-            setattr(mod, name, orig)
-    _ = (lowrank, truncation)
-    return bad
+def by_caller(st: pstats.Stats) -> dict:
+    """{(function, caller): (calls, cumulative seconds)} for :data:`BY_CALLER`."""
+    out = {}
+    for (fname, line, func), (_cc, _nc, _tt, _ct, callers) in st.stats.items():
+        key = func_key(fname, line, func)
+        if key not in BY_CALLER:
+            continue
+        for (cf, cl, cfunc), vals in callers.items():
+            out[(BY_CALLER[key], func_key(cf, cl, cfunc))] = (vals[1], vals[3])
+    return out
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser()
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    p.add_argument("--steps", type=int, default=40)
-    p.add_argument("--methods", default="dense,fixed-20,adaptive1-25,adaptive1-60")
-    p.add_argument("--top", type=int, default=18)
-    p.add_argument("--wide", action="store_true", help="784-2048x4-10 instead of 784-500x4-10")
-    p.add_argument("--variants", default="none",
-                   help="profile with these levers of benchmarks/proto.py patched in")
-    p.add_argument("--pyinstrument", default=None,
-                   help="write pyinstrument text reports to this folder (if installed)")
-    args = p.parse_args(argv)
-    C.enforce_threads(args.threads)
-    import contextlib
-    import proto
-    levers = proto.parse_variants(args.variants)
-    ctx = proto.patched(levers) if levers else contextlib.nullcontext()
-    if levers:
-        print(f"# profiling with prototype levers patched in: {','.join(levers)}")
-    dtype = np.dtype(args.dtype).type
-    C.print_machine(C.machine_info(args.threads))
-    from lowrank_ref import data
-    ds = data.load("mnist", dtype=dtype)
-    it = data.batches(ds.X_train, ds.y_train, 256, rng=np.random.default_rng(0))
-    batches = [next(it) for _ in range(args.steps)]
-    sizes = [784] + [2048] * 4 + [10] if args.wide else list(C.PAPER_SIZES)
-    print(f"# sizes {sizes}, batch 256, {args.steps} steps, dtype {args.dtype}")
-
-    with ctx:
-        profile_all(args, batches, sizes, dtype)
-        audit_all(args, batches, sizes, dtype)
+def _named(name, f):
+    """A Python function called ``name`` that calls ``f`` (visible to cProfile)."""
+    def call(*a, **k):
+        return f(*a, **k)
+    call.__code__ = call.__code__.replace(co_name=name, co_qualname=name)
+    return call
 
 
-def profile_all(args, batches, sizes, dtype):
-    for name in args.methods.split(","):
-        m, _, r = name.partition("-")
-        r = int(r) if r else None
-        step, model = C.make_runner(m, sizes, np.random.default_rng(0), dtype, rank=r)
-        for X, y in batches[:2]:
-            step(X, y)
-        t0 = time.perf_counter()
-        for X, y in batches:
-            step(X, y)
-        wall = (time.perf_counter() - t0) / len(batches)
-        prof = cProfile.Profile()
+class visible_lapack:
+    """Replace the package's cached LAPACK routines of ``dtype`` by named Python wrappers
+    (``wrap(name, f)``, default :func:`_named`) inside a ``with`` block."""
+
+    def __init__(self, dtype, wrap=_named):
+        self.dtype, self.wrap, self.saved = np.dtype(dtype), wrap, {}
+
+    def __enter__(self):
+        probe = np.zeros((2, 2), dtype=self.dtype)
+        for names in LAPACK_ROUTINES:
+            funcs = lowrank._lapack(names, probe)
+            key = (names, self.dtype.char)
+            self.saved[key] = funcs
+            lowrank._LAPACK[key] = tuple(self.wrap(n, f) for n, f in zip(names, funcs))
+        return self
+
+    def __exit__(self, *exc):
+        lowrank._LAPACK.update(self.saved)
+
+
+def profile_method(name, args, batches, sizes, dtype):
+    kind, r = C.parse_method(name)
+    step, model = C.make_runner(kind, sizes, dtype, rank=r)
+    for X, y in batches[:2]:
+        step(X, y)
+    t0 = time.perf_counter()
+    for X, y in batches:
+        step(X, y)
+    wall = (time.perf_counter() - t0) / len(batches)
+    prof = cProfile.Profile()
+    with visible_lapack(dtype):
         prof.enable()
         for X, y in batches:
             step(X, y)
         prof.disable()
-        st = pstats.Stats(prof)
-        total = sum(v[2] for v in st.stats.values())
-        print(f"\n## {name}: {1e3 * wall:.2f} ms/step unprofiled, "
-              f"{1e3 * total / len(batches):.2f} ms/step under cProfile")
-        print("\n| category | ms/step | % |\n|---|---|---|")
-        for cat, tt in sorted(categorise(st).items(), key=lambda kv: -kv[1]):
-            if tt / total >= 0.005:
-                print(f"| {cat} | {1e3 * tt / len(batches):.2f} | {100 * tt / total:.1f} |")
-        split = linalg_by_caller(st)
-        if split:
-            print("\n| LAPACK call | called from | calls/step | ms/step |\n|---|---|---|---|")
-            for (fn, caller), (n, ct) in sorted(split.items(), key=lambda kv: -kv[1][1]):
-                print(f"| {fn} | {caller} | {n / len(batches):.0f} | {1e3 * ct / len(batches):.2f} |")
-        s = io.StringIO()
-        pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(args.top)
-        lines = [ln for ln in s.getvalue().splitlines() if ln.strip()]
-        start = next(i for i, ln in enumerate(lines) if ln.lstrip().startswith("ncalls"))
-        print("\n```")
-        for ln in lines[start:start + args.top + 1]:
-            print(ln.replace(C.ROOT + "/", "")[:160])
-        print("```")
-        if args.pyinstrument:
-            try:
-                import pyinstrument
-            except ImportError:
-                print("# pyinstrument not installed")
-            else:
-                os.makedirs(args.pyinstrument, exist_ok=True)
-                prof2 = pyinstrument.Profiler(interval=0.0005)
-                prof2.start()
-                for X, y in batches:
-                    step(X, y)
-                prof2.stop()
-                path = os.path.join(args.pyinstrument, f"{name}.txt")
-                with open(path, "w") as f:
-                    f.write(prof2.output_text(unicode=False, color=False, show_all=False))
-                print(f"# pyinstrument report: {os.path.relpath(path, C.ROOT)}")
+    st = pstats.Stats(prof)
+    n = len(batches)
+    total = sum(v[2] for v in st.stats.values())
+    print(f"\n## {name} (ranks {C.model_ranks(model)}): {1e3 * wall:.2f} ms/step unprofiled, "
+          f"{1e3 * total / n:.2f} ms/step under cProfile")
+    cats, other = categorise(st)
+    print("\n| category (own time) | ms/step | % |\n|---|---|---|")
+    for cat, tt in sorted(cats.items(), key=lambda kv: -kv[1]):
+        if tt / total >= 0.005:
+            print(f"| {cat} | {1e3 * tt / n:.2f} | {100 * tt / total:.1f} |")
+    top = sorted(other.items(), key=lambda kv: -kv[1])[:6]
+    print(f"\nlargest in \"{OTHER}\" (ms/step): "
+          + ", ".join(f"{re.sub('^~:', '', k)} {1e3 * t / n:.2f}" for k, t in top))
+    lap = lapack_routines(st)
+    if lap:
+        print("\n| LAPACK routine | calls/step | ms/step |\n|---|---|---|")
+        for routine, (nc, t) in sorted(lap.items(), key=lambda kv: -kv[1][1]):
+            print(f"| {routine} | {nc / n:.0f} | {1e3 * t / n:.2f} |")
+        print("\n| function (incl. callees) | called from | calls/step | ms/step |\n|---|---|---|---|")
+        for (fn, caller), (nc, ct) in sorted(by_caller(st).items(), key=lambda kv: -kv[1][1]):
+            print(f"| {fn} | {caller} | {nc / n:.0f} | {1e3 * ct / n:.2f} |")
+    s = io.StringIO()
+    pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(args.top)
+    lines = [ln for ln in s.getvalue().splitlines() if ln.strip()]
+    start = next(i for i, ln in enumerate(lines) if ln.lstrip().startswith("ncalls"))
+    print("\n```")
+    for ln in lines[start:start + args.top + 1]:
+        print(re.sub(r"(?:/[^/\s:]+)+/([^/\s:]+\.py)", r"\1", ln)[:160])   # no folders
+    print("```")
+    if args.pyinstrument:
+        try:
+            import pyinstrument
+        except ImportError:
+            print("# pyinstrument not installed")
+            return
+        os.makedirs(args.pyinstrument, exist_ok=True)
+        prof2 = pyinstrument.Profiler(interval=0.0005)
+        prof2.start()
+        for X, y in batches:
+            step(X, y)
+        prof2.stop()
+        path = os.path.join(args.pyinstrument, f"{name}.txt")
+        with open(path, "w") as f:
+            f.write(prof2.output_text(unicode=False, color=False, show_all=False)
+                    .replace(C.ROOT + os.sep, ""))           # no machine paths
+        print(f"# pyinstrument report: {C.repo_path(path)}")
 
 
+def dtype_audit(name, sizes, batches, dtype):
+    """Run 3 steps with wrappers that record every float array not of ``dtype`` that they see."""
+    import scipy.linalg
+    from lowrank_ref import dlrt, nn, ops
+    bad = []
 
-def audit_all(args, batches, sizes, dtype):
-    print("\n## float32 audit (3 steps each; arrays seen by np.linalg.qr/svd, augment_basis, "
-          "truncate, orthonormalize, reorthonormalize, _kl_gradients, make_node, and the "
-          "layers' parameters)")
-    for name in args.methods.split(","):
-        m, _, r = name.partition("-")
-        bad = dtype_audit(m, int(r) if r else None, sizes, batches, np.dtype(dtype))
-        uniq = sorted(set(bad))
-        print(f"- {name}: {'no non-' + args.dtype + ' float arrays' if not uniq else uniq[:10]}")
+    def check(where, arr):
+        if isinstance(arr, (tuple, list)):
+            for x in arr:
+                check(where, x)
+            return
+        arr = getattr(arr, "value", arr)            # a Tensor's array
+        if isinstance(arr, np.ndarray) and arr.dtype.kind == "f" and arr.dtype != dtype:
+            bad.append((where, str(arr.dtype), arr.shape))
+
+    def checked(label, f):
+        def wrapper(*a, **k):
+            for i, x in enumerate(a):
+                check(f"{label} arg {i}", x)
+            out = f(*a, **k)
+            for i, x in enumerate(out if isinstance(out, tuple) else (out,)):
+                check(f"{label} out {i}", x)
+            return out
+        return wrapper
+    targets = [(dlrt, "augment_basis"), (dlrt, "truncate"), (dlrt, "orthonormalize"),
+               (dlrt, "_kl_gradients"), (lowrank, "orthonormalize"), (lowrank, "cholesky_qr"),
+               (nn, "reorthonormalize"), (scipy.linalg, "svd"), (ops, "make_node")]
+    saved = [(mod, attr, getattr(mod, attr)) for mod, attr in targets]
+    kind, r = C.parse_method(name)
+    step, model = C.make_runner(kind, sizes, dtype, rank=r)
+    try:
+        for mod, attr, f in saved:
+            setattr(mod, attr, checked(attr, f))
+        with visible_lapack(dtype, wrap=checked):
+            for X, y in batches[:3]:
+                step(X, y)
+    finally:
+        for mod, attr, f in saved:
+            setattr(mod, attr, f)
+    for layer in getattr(model, "layers", []):
+        for attr in ("U", "S", "V"):
+            check(f"layer.{attr}", getattr(layer, attr, None))
+        for attr in ("W", "b"):
+            check(f"layer.{attr}", getattr(getattr(layer, attr, None), "value", None))
+    return sorted(set(bad))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    C.add_threads_option(p)
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--methods", default="dense,fixed-20,adaptive1-25,adaptive1-60")
+    p.add_argument("--top", type=int, default=18)
+    p.add_argument("--wide", action="store_true", help="784-2048x4-10 instead of 784-500x4-10")
+    p.add_argument("--pyinstrument", default=None,
+                   help="write pyinstrument text reports to this folder (if installed)")
+    args = p.parse_args(argv)
+    dtype = np.dtype(args.dtype)
+    C.print_machine(C.machine_info(args.threads))
+    sizes = [784] + [2048] * 4 + [10] if args.wide else list(C.PAPER_SIZES)
+    methods = [m for m in args.methods.split(",") if m]
+    with blas_threads(args.threads):
+        batches, source = C.mnist_batches(args.steps, 256, dtype.type)
+        print(f"# sizes {sizes}, batch 256, {source}, {args.steps} steps, dtype {args.dtype}, "
+              f"threads {C.threads_label(args.threads)} (in force: {C.blas_threads_in_force()})")
+        for name in methods:
+            profile_method(name, args, batches, sizes, dtype.type)
+        print(f"\n## {args.dtype} audit (3 steps each; arrays seen by augment_basis, truncate, "
+              "orthonormalize, cholesky_qr, reorthonormalize, _kl_gradients, scipy.linalg.svd, "
+              "the LAPACK routines, every graph node, and the layers' parameters)")
+        for name in methods:
+            bad = dtype_audit(name, sizes, batches, dtype)
+            print(f"- {name}: {'no non-' + args.dtype + ' float arrays' if not bad else bad[:10]}")
+    print(f"# load average at end: {C.loadavg()}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
