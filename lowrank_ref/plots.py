@@ -617,7 +617,7 @@ def _start_ranks(run_json: Path, n_layers: int) -> Optional[list]:
 
 #: Where :func:`make_figures` reads the wide-network timing (written by the benchmark).
 TIMING_JSON = Path("benchmarks") / "results" / "bench_rank_sweep.json"
-_TIMING_PRODUCER = ("python benchmarks/bench_rank_sweep.py --threads 1 --variants none "
+_TIMING_PRODUCER = ("python benchmarks/bench_rank_sweep.py --threads 1 "
                     "--json benchmarks/results/bench_rank_sweep.json")
 
 
