@@ -28,6 +28,7 @@ import scipy.linalg as sla
 from ._validate import as_float_array, check_float_dtype, check_int, check_rng
 
 __all__ = ["LowRank", "orthonormalize", "reorthonormalize", "cholesky_qr", "augment_basis",
+           "small_svd",
            "orthonormality_error", "orthonormality_gate", "validate_lowrank"]
 
 
@@ -249,6 +250,44 @@ def orthonormalize(K: np.ndarray, return_r: bool = False):
     return (Q, np.triu(qr[:p])) if return_r else Q
 
 
+def small_svd(A: np.ndarray, compute_uv: bool = True):
+    """Thin SVD ``A = P diag(s) Q^T`` of a small matrix by LAPACK ``gesdd`` (called directly).
+
+    The same routine as ``scipy.linalg.svd(A, full_matrices=False)`` without its per-call
+    checks; used for the small cores of the augmentation and the truncation, which run in
+    every adaptive training step.
+
+    Returns
+    -------
+    P : (m, k) ndarray, s : (k,) ndarray, Qt : (k, n) ndarray
+        With ``k = min(m, n)``, ``s`` descending; only ``s`` if ``compute_uv`` is False.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        If the SVD does not converge (non-finite input).
+
+    Examples
+    --------
+    >>> small_svd(np.diag([1.0, 3.0]), compute_uv=False).tolist()
+    [3.0, 1.0]
+    """
+    (gesdd,) = _lapack(("gesdd",), A)
+    P, s, Qt, info = gesdd(A, compute_uv=int(compute_uv), full_matrices=0)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"small_svd: gesdd did not converge (info={info})")
+    return (P, s, Qt) if compute_uv else s
+
+
+def _eps(dtype) -> float:
+    if dtype not in _EPS:
+        _EPS[dtype] = float(np.finfo(dtype).eps)
+    return _EPS[dtype]
+
+
+_EPS: dict = {}
+
+
 def cholesky_qr(A: np.ndarray, passes: int = 2):
     """``A = Q R`` of a tall, well-conditioned ``A`` (m, k) by CholeskyQR.
 
@@ -379,10 +418,9 @@ def augment_basis(U0: np.ndarray, K1: np.ndarray, max_cols: Optional[int] = None
     C2 = U0.T @ R
     R = R - U0 @ C2
     Q_R, T = orthonormalize(R, return_r=True)
-    W, s, _ = sla.svd(T, check_finite=False)
-    scale = sla.svd(np.concatenate([C + C2, T], axis=0), compute_uv=False,
-                    check_finite=False)[0]
-    drop = max(m, r) * np.finfo(np.result_type(U0, K1)).eps * scale
+    W, s, _ = small_svd(T)
+    scale = small_svd(np.concatenate([C + C2, T], axis=0), compute_uv=False)[0]
+    drop = max(m, r) * _eps(np.result_type(U0, K1)) * scale
     p = min(int(np.count_nonzero(s > drop)), cap)
     if p == 0:
         return U0

@@ -32,10 +32,9 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-import scipy.linalg as sla
 
 from ._validate import as_float_array, check_bool, check_rank_bounds, check_real
-from .lowrank import LowRank, orthonormality_error, orthonormality_gate
+from .lowrank import LowRank, orthonormality_error, orthonormality_gate, small_svd
 
 __all__ = ["truncate", "truncation_rank"]
 
@@ -178,7 +177,7 @@ def truncate(U_hat, S_hat, V_hat, tol, relative: bool = True, min_rank: int = 1,
         U_hat, S_hat, V_hat = _check_truncate_inputs(U_hat, S_hat, V_hat, tol, relative,
                                                      min_rank, max_rank)
     dtype = np.result_type(U_hat, S_hat, V_hat)
-    P, sigma, Qt = sla.svd(S_hat, full_matrices=False, check_finite=False)
+    P, sigma, Qt = small_svd(S_hat)
     r = truncation_rank(sigma, tol, relative, min_rank, max_rank, check=False)
     U1 = U_hat @ P[:, :r]
     V1 = V_hat @ Qt.T[:, :r]  # Qt = Q^T: the right singular vectors are the ROWS of Qt

@@ -4,8 +4,9 @@ import pytest
 from hypothesis import given, strategies as st
 
 from lowrank_ref.checks import orthonormality_error, tolerance
-from lowrank_ref.lowrank import (LowRank, as_float_array, augment_basis, orthonormalize,
-                                 validate_lowrank)
+from lowrank_ref._validate import as_float_array
+from lowrank_ref.lowrank import (LowRank, augment_basis, cholesky_qr, orthonormalize,
+                                 small_svd, validate_lowrank)
 from strategies import lowrank_matrices, orthonormal, seeds, shapes_and_rank
 
 
@@ -188,3 +189,57 @@ def test_augment_basis_caps_at_m():
 def test_augment_basis_zero_K1():
     U0 = np.eye(6, 2)
     assert augment_basis(U0, np.zeros((6, 2))).shape == (6, 2)
+
+
+# ----------------------------------------------------- the fast paths equal the textbook ones
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_direct_lapack_qr_equals_numpy_qr(dtype):
+    rng = np.random.default_rng(31)
+    K = rng.standard_normal((40, 6)).astype(dtype)
+    Q, R = orthonormalize(K, return_r=True)
+    Qn, Rn = np.linalg.qr(K)
+    eps = np.finfo(dtype).eps
+    assert Q.dtype == R.dtype == dtype
+    np.testing.assert_allclose(Q @ Q.T, Qn @ Qn.T, atol=100 * eps)        # same span
+    np.testing.assert_allclose(np.abs(R), np.abs(Rn), rtol=100 * eps, atol=100 * eps * np.abs(Rn).max())
+    np.testing.assert_allclose(Q @ R, K, atol=100 * eps * np.abs(K).max())
+    assert np.allclose(np.triu(R), R)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("drift", [0.0, 1e-9, 1e-4])
+def test_one_cholesky_qr_pass_equals_householder_on_nearly_orthonormal_input(dtype, drift):
+    """reorthonormalize uses one CholeskyQR pass: for input orthonormal up to sqrt(eps) it
+    gives the positive-diagonal Householder factors to rounding, and is orthonormal to rounding."""
+    rng = np.random.default_rng(32)
+    A = np.linalg.qr(rng.standard_normal((50, 7)))[0]
+    A = (A + drift * rng.standard_normal(A.shape)).astype(dtype)
+    Q, R = cholesky_qr(A, passes=1)
+    Qh, Rh = np.linalg.qr(A.astype(np.float64))
+    signs = np.sign(np.diag(Rh))
+    Qh, Rh = Qh * signs, Rh * signs[:, None]
+    eps = float(np.finfo(dtype).eps)
+    assert Q.dtype == dtype and np.all(np.diag(R) > 0)
+    assert orthonormality_error(Q) <= tolerance("orthonormality", dtype, size=50)
+    np.testing.assert_allclose(Q, Qh, atol=200 * eps)
+    np.testing.assert_allclose(R, Rh, atol=200 * eps)
+
+
+def test_cholesky_qr_refuses_a_rank_deficient_matrix():
+    A = np.ones((5, 2))
+    with pytest.raises(np.linalg.LinAlgError, match="rank deficient"):
+        cholesky_qr(A)
+
+
+@pytest.mark.parametrize("shape", [(6, 6), (9, 4), (4, 9)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_small_svd_equals_numpy_svd(shape, dtype):
+    rng = np.random.default_rng(33)
+    A = rng.standard_normal(shape).astype(dtype)
+    P, s, Qt = small_svd(A)
+    Pn, sn, Qtn = np.linalg.svd(A, full_matrices=False)
+    eps = np.finfo(dtype).eps
+    assert P.dtype == s.dtype == Qt.dtype == dtype
+    np.testing.assert_allclose(s, sn, rtol=100 * eps, atol=100 * eps * sn[0])
+    np.testing.assert_allclose((P * s) @ Qt, A, atol=100 * eps * sn[0])
+    np.testing.assert_allclose(small_svd(A, compute_uv=False), s, rtol=100 * eps)

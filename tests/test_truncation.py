@@ -191,3 +191,21 @@ def test_truncate_output_factors_orthonormal_for_rank_deficient_core():
     Y = truncate(U, S, V, 0.0)
     assert orthonormality_error(Y.U) <= tolerance("orthonormality", size=12)
     assert orthonormality_error(Y.V) <= tolerance("orthonormality", size=12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_unchecked_core_gives_the_public_result(dtype):
+    """The optimisers call truncate(check=False) on arrays they built: same numbers."""
+    rng = np.random.default_rng(21)
+    for k1, k2, tol, relative in ((6, 6, 0.1, True), (6, 4, 0.3, False), (3, 5, 0.0, True)):
+        U = np.linalg.qr(rng.standard_normal((9, k1)))[0].astype(dtype)
+        V = np.linalg.qr(rng.standard_normal((7, k2)))[0].astype(dtype)
+        S = rng.standard_normal((k1, k2)).astype(dtype)
+        checked = truncate(U, S, V, tol, relative=relative, max_rank=4)
+        unchecked = truncate(U, S, V, tol, relative=relative, max_rank=4, check=False)
+        for a, b in zip(checked, unchecked):
+            assert a.dtype == b.dtype == dtype
+            np.testing.assert_array_equal(a, b)
+        sigma = np.linalg.svd(S, compute_uv=False).astype(np.float64)
+        assert truncation_rank(sigma, tol, relative, 1, 4) == \
+            truncation_rank(sigma, tol, relative, 1, 4, check=False) == checked.rank
