@@ -8,7 +8,7 @@ NumPy dense step, the package's dense step (``DenseSGD``), fixed-rank DLRT
 (``FixedRankKLS``) and one-gradient adaptive DLRT (``AdaptiveKLS(passes=1)``, held at rank r
 by ``tau=0, min_rank=max_rank=r``) at each rank. Ranks are capped at ``min(n_in, n_out)``
 per layer (784 for the first layer). Writes the JSON that ``python -m lowrank_ref figures``
-reads and draws ``figures/timing_vs_rank.png`` from it (``lowrank_ref.plots``).
+reads and draws ``figures/timing_vs_rank.png`` from it (``lowrank_ref.figures``).
 
     python benchmarks/bench_rank_sweep.py --threads 1 \\
         --json benchmarks/results/bench_rank_sweep.json
@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
-from lowrank_ref.plots import _break_even, plot_timing_vs_rank  # noqa: E402
+from lowrank_ref.figures.timing_plots import break_even, plot_timing_vs_rank  # noqa: E402
 from lowrank_ref.threads import blas_threads  # noqa: E402
 
 
@@ -124,7 +124,7 @@ def run(args, info):
         pts = [(row["rank"], row["vs_dense"]) for row in rows if specs[row["method"]][0] == kind]
         if pts:
             rr, ratio = zip(*pts)
-            x = _break_even(rr, np.array(ratio))
+            x = break_even(rr, np.array(ratio))
             print(f"# break-even with the package dense step: {label}: "
                   f"{'r ~ %.0f' % x if x else 'not reached in the sweep'}")
     print(f"# load average at end: {C.loadavg()}")

@@ -9,7 +9,7 @@ Commands
 ``sweep``
     One rank-adaptive run per ``--taus`` value and a table (:func:`lowrank_ref.train.sweep`).
 ``figures``
-    Regenerate ``figures/`` (:func:`lowrank_ref.plots.make_figures`).
+    Regenerate ``figures/`` (:func:`lowrank_ref.figures.make_figures`).
 ``oracle export DIR`` / ``oracle verify DIR``
     Golden cases for other backends (:mod:`lowrank_ref.oracle`).
 
@@ -293,7 +293,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                     threads=args.threads)
             sweep(args.taus, base, results_dir=args.results, dense=dense)
         elif args.command == "figures":
-            from .plots import make_figures
+            from .figures import make_figures
             make_figures(only=args.only, fast=args.fast, out_dir=args.out,
                          results_dir=args.results, threads=args.threads)
         elif args.command == "oracle":

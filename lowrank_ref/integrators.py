@@ -52,7 +52,7 @@ from .lowrank import LowRank, augment_basis, orthonormalize, reorthonormalize, v
 from .truncation import truncate
 
 __all__ = ["projector_splitting_step", "bug_step", "adaptive_bug_step", "parallel_bug_step",
-           "midpoint_bug_step", "rk_bug_step", "ButcherTableau", "BUTCHER_TABLEAUX"]
+           "midpoint_bug_step", "rk_bug_step", "ButcherTableau", "BUTCHER_TABLEAUX", "integrate"]
 
 _INNER = ("euler", "rk4")
 
@@ -96,9 +96,11 @@ def _wrap_F(F: Callable, m: int, n: int, dtype) -> Callable:
     return G
 
 
-def _integrate(f: Callable, Y0: np.ndarray, t0: float, h: float, inner: str,
-               substeps: int) -> np.ndarray:
+def integrate(f: Callable, Y0: np.ndarray, t0: float, h: float, inner: str,
+              substeps: int) -> np.ndarray:
     """Solve ``dY/dt = f(t, Y)`` from ``Y(t0) = Y0`` to ``t0 + h`` for an array ``Y``.
+
+    The inner solver of every sub-flow (K, L, S) of the integrators; unchecked arguments.
 
     ``inner="euler"``: ``substeps`` explicit Euler steps of size ``h / substeps``;
     ``inner="rk4"``: ``substeps`` classical Runge-Kutta steps (order 4).
@@ -150,17 +152,17 @@ def _setup(Y0, F, t0, h, inner, substeps):
 
 def _k_step(G, U0, S0, V0, t0, h, inner, substeps):
     """K-step: ``dK/dt = F(t, K V0^T) V0``, ``K(t0) = U0 S0``; returns ``K1`` (m, r)."""
-    return _integrate(lambda t, K: G(t, K @ V0.T) @ V0, U0 @ S0, t0, h, inner, substeps)
+    return integrate(lambda t, K: G(t, K @ V0.T) @ V0, U0 @ S0, t0, h, inner, substeps)
 
 
 def _l_step(G, U0, S0, V0, t0, h, inner, substeps):
     """L-step: ``dL/dt = F(t, U0 L^T)^T U0``, ``L(t0) = V0 S0^T``; returns ``L1`` (n, r)."""
-    return _integrate(lambda t, L: G(t, U0 @ L.T).T @ U0, V0 @ S0.T, t0, h, inner, substeps)
+    return integrate(lambda t, L: G(t, U0 @ L.T).T @ U0, V0 @ S0.T, t0, h, inner, substeps)
 
 
 def _galerkin_s_step(G, U, S_init, V, t0, h, inner, substeps):
     """Galerkin S-step: ``dS/dt = U^T F(t, U S V^T) V``, ``S(t0) = S_init``."""
-    return _integrate(lambda t, S: U.T @ G(t, (U @ S) @ V.T) @ V, S_init, t0, h, inner,
+    return integrate(lambda t, S: U.T @ G(t, (U @ S) @ V.T) @ V, S_init, t0, h, inner,
                       substeps)
 
 
@@ -177,7 +179,7 @@ def _splitting_forward(G, U0, S0, V0, t0, h, inner, substeps):
     K1 = _k_step(G, U0, S0, V0, t0, h, inner, substeps)
     U1, S_hat1 = orthonormalize(K1, return_r=True)
     # S-step, backwards: dS/dt = -U1^T F(t, U1 S V0^T) V0, S(t0) = S_hat1 -> S_tilde0
-    S_tilde0 = _integrate(lambda t, S: -(U1.T @ G(t, (U1 @ S) @ V0.T) @ V0), S_hat1, t0, h,
+    S_tilde0 = integrate(lambda t, S: -(U1.T @ G(t, (U1 @ S) @ V0.T) @ V0), S_hat1, t0, h,
                           inner, substeps)
     # L-step, then QR: L1 = V1 S1^T
     L1 = _l_step(G, U1, S_tilde0, V0, t0, h, inner, substeps)
@@ -189,7 +191,7 @@ def _splitting_adjoint(G, U0, S0, V0, t0, h, inner, substeps):
     """The adjoint of :func:`_splitting_forward`: L-step, backward S-step, K-step."""
     L1 = _l_step(G, U0, S0, V0, t0, h, inner, substeps)
     V1, S_hat1t = orthonormalize(L1, return_r=True)
-    S_tilde0 = _integrate(lambda t, S: -(U0.T @ G(t, (U0 @ S) @ V1.T) @ V1), S_hat1t.T, t0,
+    S_tilde0 = integrate(lambda t, S: -(U0.T @ G(t, (U0 @ S) @ V1.T) @ V1), S_hat1t.T, t0,
                           h, inner, substeps)
     K1 = _k_step(G, U0, S_tilde0, V1, t0, h, inner, substeps)
     U1, S1 = orthonormalize(K1, return_r=True)

@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 from lowrank_ref import integrators
 from lowrank_ref.checks import fit_slope, tolerance
-from lowrank_ref.integrators import (_integrate, adaptive_bug_step, bug_step,
+from lowrank_ref.integrators import (adaptive_bug_step, bug_step, integrate as inner_solve,
                                      parallel_bug_step, projector_splitting_step)
 from lowrank_ref.lowrank import LowRank, augment_basis
 from lowrank_ref.odes import GradientFlow, RankRCurve, SylvesterProblem, ToyProblem
@@ -182,7 +182,7 @@ def test_exact_on_rank_r_curve(m, n, r, sigma_min):
     T = EXACT_H * EXACT_STEPS
     A1 = c.exact(T)
     # the error of the same inner solver on the full problem: what "exact" can mean here
-    inner_err = rel_err(_integrate(c.F, c.A0, 0.0, T, "rk4", EXACT_STEPS * EXACT_SUB), A1)
+    inner_err = rel_err(inner_solve(c.F, c.A0, 0.0, T, "rk4", EXACT_STEPS * EXACT_SUB), A1)
     assert inner_err <= 1e-10
     bound = 10 * inner_err + tolerance("step", size=max(m, n))
     steps = all_steps(tol=1e-12, inner="rk4", substeps=EXACT_SUB)
@@ -224,7 +224,7 @@ def test_ksl_exact_on_sylvester_but_bug_is_not():
     prob = SylvesterProblem(np.random.default_rng(1), 30, 20, 4)
     h, nsteps, sub = 0.1, 5, 4
     A1 = prob.exact(h * nsteps)
-    inner_err = rel_err(_integrate(prob.F, prob.A0, 0.0, h * nsteps, "rk4", nsteps * sub), A1)
+    inner_err = rel_err(inner_solve(prob.F, prob.A0, 0.0, h * nsteps, "rk4", nsteps * sub), A1)
     bound = 10 * inner_err + tolerance("step", size=30)
     steps = all_steps(inner="rk4", substeps=sub)
     for name in ("ksl", "ksl2"):
@@ -290,7 +290,7 @@ def naive_factor_ode_error(prob, r, h, nsteps, inner="rk4"):
     with np.errstate(all="ignore"):
         for k in range(nsteps):
             try:
-                X = _integrate(f, X, k * h, h, inner, 1)
+                X = inner_solve(f, X, k * h, h, inner, 1)
             except (ValueError, np.linalg.LinAlgError):   # F rejects non-finite input
                 return np.inf
             if not np.all(np.isfinite(X)):
@@ -359,7 +359,7 @@ def test_full_rank_bug_is_the_inner_solver(n, seed, inner, substeps):
     W = rng.standard_normal((n, n)) / np.sqrt(n)
     F = lambda t, Y: W @ Y - Y ** 3 + np.cos(t)   # noqa: E731  (nonlinear)
     Y0 = LowRank.random(rng, n, n, n, singular_values=np.geomspace(1, 1e-4, n))
-    A1 = _integrate(F, Y0.to_dense(), 0.2, 0.3, inner, substeps)
+    A1 = inner_solve(F, Y0.to_dense(), 0.2, 0.3, inner, substeps)
     for step in (bug_step,):
         Y1 = step(Y0, F, 0.2, 0.3, inner=inner, substeps=substeps)
         assert np.linalg.norm(Y1.to_dense() - A1) <= tolerance(

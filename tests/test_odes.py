@@ -5,7 +5,7 @@ import scipy.linalg
 from hypothesis import given, settings, strategies as st
 
 from lowrank_ref.checks import fit_slope, tolerance
-from lowrank_ref.integrators import _integrate
+from lowrank_ref.integrators import integrate
 from lowrank_ref.lowrank import LowRank
 from lowrank_ref.odes import GradientFlow, RankRCurve, SylvesterProblem, ToyProblem
 from strategies import seeds, shapes_and_rank
@@ -79,7 +79,7 @@ def test_toy_data_and_ode_forms_agree_on_exact_solution():
     np.testing.assert_allclose(data.F(0.4, np.zeros((10, 7))), ode.F(0.4, A), rtol=0,
                                atol=tolerance("step", size=10) * np.linalg.norm(A))
     # the ODE form integrated numerically reaches the exact solution
-    Y = _integrate(ode.F, ode.A0, 0.0, 1.0, "rk4", 50)
+    Y = integrate(ode.F, ode.A0, 0.0, 1.0, "rk4", 50)
     assert np.linalg.norm(Y - ode.exact(1.0)) <= 1e-6 * np.linalg.norm(ode.exact(1.0))
 
 
@@ -89,7 +89,7 @@ def test_toy_source_form_solution_from_any_start_and_its_normal_component():
     src = ToyProblem(np.random.default_rng(2), 12, 9, form="source")
     ode = ToyProblem(np.random.default_rng(2), 12, 9, form="ode")
     Y0 = src.best_approximation(0.0, 3)
-    Y = _integrate(src.F, Y0.to_dense(), 0.0, 1.0, "rk4", 50)
+    Y = integrate(src.F, Y0.to_dense(), 0.0, 1.0, "rk4", 50)
     E1, E2 = scipy.linalg.expm(src.W1), scipy.linalg.expm(src.W2)
     expected = src.exact(1.0) + E1 @ (Y0.to_dense() - src.D) @ E2.T
     assert np.linalg.norm(Y - expected) <= 1e-6 * np.linalg.norm(expected)

@@ -1,4 +1,4 @@
-"""Tests of lowrank_ref.experiments and lowrank_ref.plots (fast mode, files in tmp_path).
+"""Tests of lowrank_ref.figures (fast mode, files in tmp_path).
 
 The integrator experiments must show the orders of [LO14], [CL22], [CKL22], [CKL24], [CEKL24],
 [NR25] and the robustness of BUG [CL22] against the factor ODEs of [KL07]; every figure must be a real,
@@ -10,12 +10,13 @@ import json
 import numpy as np
 import pytest
 
-from lowrank_ref import plots
-from lowrank_ref.experiments import (EXPECTED_ORDER, HIGH_ORDER_EXPECTED,
-                                     integrator_convergence, integrator_high_order,
-                                     integrator_robustness)
-from lowrank_ref.plots import (PAPER_MNIST_TABLE, make_figures, plot_rank_evolution,
-                               read_table)
+from lowrank_ref import figures as plots
+from lowrank_ref.figures import (PAPER_MNIST_TABLE, make_figures, plot_rank_evolution,
+                                 read_table)
+from lowrank_ref.figures.integrator_experiments import (EXPECTED_ORDER, HIGH_ORDER_EXPECTED,
+                                                        integrator_convergence,
+                                                        integrator_high_order,
+                                                        integrator_robustness)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MIN_PNG_BYTES = 5_000
@@ -229,7 +230,7 @@ def test_timing_figure_is_redrawn_from_the_benchmark_numbers(tmp_path):
     """figures --only timing redraws figures/timing_vs_rank.png from the committed JSON of
     benchmarks/bench_rank_sweep.py (made up here), and says which command writes it."""
     import json
-    from lowrank_ref.plots import make_figures
+    from lowrank_ref.figures import make_figures
     rows = [{"method": f"{kind}-{r}", "rank": r, "ms": ms} for kind, pts in
             (("fixed", [(8, 20.0), (64, 60.0), (256, 300.0)]),
              ("adaptive1", [(8, 16.0), (64, 70.0), (256, 550.0)])) for r, ms in pts]

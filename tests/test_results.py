@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lowrank_ref.plots import PAPER_MNIST_TABLE
+from lowrank_ref.figures import PAPER_MNIST_TABLE
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"

@@ -1,7 +1,7 @@
 """Numerical experiments behind the integrator figures (numbers only, no plotting).
 
 Two experiments on the matrix ODE problems of :mod:`lowrank_ref.odes`, each returning a
-plain dict that :mod:`lowrank_ref.plots` draws and the tests check:
+plain dict that :mod:`lowrank_ref.figures` draws and the tests check:
 
 * :func:`integrator_convergence` -- error at the final time against the step size ``h``
   for the five integrators of :mod:`lowrank_ref.integrators`, with the observed orders
@@ -75,11 +75,11 @@ from typing import Callable, Dict
 
 import numpy as np
 
-from .checks import fit_slope
-from .integrators import (_integrate, adaptive_bug_step, bug_step, midpoint_bug_step,
+from ..checks import fit_slope
+from ..integrators import (integrate, adaptive_bug_step, bug_step, midpoint_bug_step,
                           parallel_bug_step, projector_splitting_step, rk_bug_step)
-from .lowrank import LowRank
-from .odes import SylvesterProblem, ToyProblem
+from ..lowrank import LowRank
+from ..odes import SylvesterProblem, ToyProblem
 
 __all__ = ["INTEGRATOR_LABELS", "EXPECTED_ORDER", "integrator_convergence",
            "integrator_robustness", "naive_factor_ode", "HIGH_ORDER_LABELS",
@@ -308,7 +308,7 @@ def naive_factor_ode(prob: ToyProblem, r: int, h: float, nsteps: int,
     with np.errstate(all="ignore"):
         for k in range(nsteps):
             try:
-                X = _integrate(f, X, k * h, h, inner, 1)
+                X = integrate(f, X, k * h, h, inner, 1)
             except (ValueError, np.linalg.LinAlgError):   # F rejects a non-finite state
                 return None
             if not np.all(np.isfinite(X)):
