@@ -1,7 +1,7 @@
 """A small reverse-mode automatic differentiation engine (backpropagation).
 
 Reverse mode ([GW08] Griewank & Walther, *Evaluating Derivatives*, 2nd ed., SIAM 2008,
-ch. 3) applied to neural networks is backpropagation ([RHW86] Rumelhart, Hinton &
+the reverse mode) applied to neural networks is backpropagation ([RHW86] Rumelhart, Hinton &
 Williams, *Learning representations by back-propagating errors*, Nature 323, 1986).
 The design follows micrograd and minitorch: every value is a :class:`Tensor`; an op
 (in :mod:`lowrank_ref.ops`) computes its forward value with NumPy and returns
@@ -184,7 +184,7 @@ class Tensor:
     def backward(self, grad=None) -> None:
         """Accumulate ``d self / d leaf`` into ``leaf.grad`` for every leaf that requires it.
 
-        One reverse sweep over the graph in reverse topological order ([GW08], sec. 3.2):
+        One reverse sweep over the graph in reverse topological order ([GW08]):
         each node's gradient is complete when it is visited (all its consumers come later
         in the topological order, so earlier in the sweep).
 

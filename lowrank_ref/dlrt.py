@@ -35,7 +35,7 @@ Biases and dense layers (the paper keeps the last layer dense) are updated by SG
 gradient at the start point of the step, in the same step. Optional heavy-ball momentum
 (``momentum > 0``) keeps one velocity per parameter; for a low-rank layer the velocity is a
 matrix stored in the augmented bases and re-expressed in each new basis (see
-:class:`_FactorMomentum`).
+:class:`~lowrank_ref.momentum.FactorMomentum`).
 """
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ import numpy as np
 from . import ops
 from ._validate import (check_bool, check_callable, check_choice, check_int, check_int_list,
                         check_rank_bounds, check_real)
-from .autodiff import Tensor
 from .lowrank import LowRank, augment_basis, orthonormalize
+from .momentum import FactorMomentum, PlainSGD
 from .nn import MLP, Dense, LowRankDense
 from .threads import uses_blas_threads
 from .truncation import truncate
@@ -109,33 +109,6 @@ def _forward_backward(model: MLP, X: np.ndarray, y: np.ndarray, loss_fn=None) ->
     return StepResult(float(loss.value), logits.value)
 
 
-class _PlainSGD:
-    """SGD with optional heavy-ball momentum for a list of leaf Tensors.
-
-    ``v <- momentum v + g``; ``p <- p - lr v`` (the PyTorch convention; momentum 0 is the
-    explicit Euler step of the gradient flow). Updates are in place and keep the dtype.
-    """
-
-    def __init__(self, momentum: float = 0.0):
-        self.momentum = momentum
-        self.buffers: dict = {}
-
-    def update(self, key: str, p: Tensor, g: np.ndarray, lr: float) -> None:
-        if self.momentum:
-            v = self.buffers.get(key)
-            v = g.copy() if v is None else np.add(self.momentum * v, g, out=v)
-            self.buffers[key] = v
-            g = v
-        p.value -= lr * g
-
-    def state_arrays(self) -> dict:
-        return {f"momentum.{k}": v for k, v in self.buffers.items()}
-
-    def load_state_arrays(self, arrays: dict) -> None:
-        self.buffers = {k[len("momentum."):]: np.array(v) for k, v in arrays.items()
-                        if k.startswith("momentum.")}
-
-
 class DenseSGD(_LearningRate):
     """SGD (optionally with momentum) of every parameter of a dense :class:`MLP`.
 
@@ -175,7 +148,7 @@ class DenseSGD(_LearningRate):
                              f"{[i for i, _ in _low_rank_layers(model)]}: use FixedRankKLS, "
                              "AdaptiveKLS or SOnlySGD")
         self.lr = lr
-        self.sgd = _PlainSGD(_check_momentum(momentum))
+        self.sgd = PlainSGD(_check_momentum(momentum))
         self.loss_fn = _check_loss_fn(loss_fn)
 
     @uses_blas_threads
@@ -287,86 +260,6 @@ def _low_rank_layers(model):
     return [(i, layer) for i, layer in enumerate(model.layers) if isinstance(layer, LowRankDense)]
 
 
-class _FactorMomentum:
-    """Heavy-ball momentum for low-rank layers, carried across basis changes.
-
-    The velocity of a low-rank layer is a matrix ``M`` of the layer's shape, stored in
-    factored form ``M = U_m B V_m^T`` with the (augmented) bases of the previous step.
-    With ``G = dL/dW`` at the current point ``W0 = U0 S0 V0^T`` and momentum ``mu``:
-
-    * K-step velocity ``(mu M + G) V0 = mu U_m (B (V_m^T V0)) + G V0``;
-    * L-step velocity ``(mu M + G)^T U0 = mu V_m (B^T (U_m^T U0)) + G^T U0``;
-    * S-step velocity ``U_hat^T (mu M + G) V_hat = mu (U_hat^T U_m) B (V_m^T V_hat) + U_hat^T G V_hat``,
-
-    and the new velocity stored is ``U_hat (S-step velocity) V_hat^T``: the matrix
-    ``mu M + G`` projected onto ``span(U_hat) x span(V_hat)`` (the component of ``G``
-    outside the augmented bases is not remembered). The velocity is thus a matrix,
-    re-expressed exactly in each new basis, independent of the factorisation; with
-    ``mu = 0`` the optimisers are exactly the explicit Euler (SGD) steps of [SZKCT22].
-    Costs ``O((n_in + n_out) r^2)`` per layer; nothing dense is formed.
-
-    The fixed-rank step has no augmented basis: storing its velocity in the new bases
-    ``U1 x V1`` would give a K-step velocity inside ``span(U1)``, i.e. momentum that never
-    turns the basis. It stores instead (:meth:`remember_tangent`) the tangent-space
-    projection at ``W0`` of ``N = mu M + G``,
-    ``P_T N = N V0 V0^T + U0 U0^T N - U0 U0^T N V0 V0^T``, which needs only the K- and
-    L-step velocities ``N V0``, ``N^T U0`` and is written in the same form
-    ``U_m B V_m^T`` with ``U_m = [U0, N V0]``, ``V_m = [V0, N^T U0]`` (``U_m`` and ``V_m``
-    need not be orthonormal: only products with them are taken).
-    """
-
-    def __init__(self, mu: float):
-        self.mu = mu
-        self.store: dict = {}
-
-    def kl(self, i: int, U0, V0, GV, GtU):
-        """Velocities of the K- and L-steps of layer ``i``."""
-        vel = self.store.get(i) if self.mu else None
-        if vel is None:
-            return GV, GtU
-        U_m, B, V_m = vel
-        return (GV + self.mu * (U_m @ (B @ (V_m.T @ V0))),
-                GtU + self.mu * (V_m @ (B.T @ (U_m.T @ U0))))
-
-    def s(self, i: int, U_hat, V_hat, dS, remember: bool = True):
-        """Velocity of the S-step of layer ``i`` in the bases ``U_hat``, ``V_hat``; remembered
-        as ``U_hat (velocity) V_hat^T`` unless ``remember`` is False."""
-        if not self.mu:
-            return dS
-        vel = self.store.get(i)
-        if vel is not None:
-            U_m, B, V_m = vel
-            dS = dS + self.mu * ((U_hat.T @ U_m) @ B @ (V_m.T @ V_hat))
-        if remember:
-            self.store[i] = (U_hat, dS, V_hat)
-        return dS
-
-    def remember_tangent(self, i: int, U0, V0, vK, vL) -> None:
-        """Store ``P_T N`` at ``W0 = U0 S0 V0^T`` from ``vK = N V0``, ``vL = N^T U0``:
-        ``P_T N = [U0, vK] [[-U0^T vK, I], [I, 0]] [V0, vL]^T``."""
-        if not self.mu:
-            return
-        r = U0.shape[1]
-        B = np.zeros((2 * r, 2 * r), dtype=U0.dtype)
-        B[:r, :r] = -(U0.T @ vK)
-        B[:r, r:] = B[r:, :r] = np.eye(r, dtype=U0.dtype)
-        self.store[i] = (np.concatenate([U0, vK], axis=1), B, np.concatenate([V0, vL], axis=1))
-
-    def state_arrays(self) -> dict:
-        out = {}
-        for i, (U_m, B, V_m) in self.store.items():
-            out.update({f"velocity.{i}.U": U_m, f"velocity.{i}.B": B, f"velocity.{i}.V": V_m})
-        return out
-
-    def load_state_arrays(self, arrays: dict) -> None:
-        self.store = {}
-        for key in arrays:
-            if key.startswith("velocity.") and key.endswith(".B"):
-                i = int(key.split(".")[1])
-                self.store[i] = tuple(np.array(arrays[f"velocity.{i}.{part}"])
-                                      for part in ("U", "B", "V"))
-
-
 class _DLRTBase(_LearningRate):
     """Shared parts: the model check, ``lr``, momentum, SGD of biases and dense layers."""
 
@@ -374,8 +267,8 @@ class _DLRTBase(_LearningRate):
         self.model = _check_model(model)
         self.lr = lr
         momentum = _check_momentum(momentum)
-        self.sgd = _PlainSGD(momentum)
-        self.factor_momentum = _FactorMomentum(momentum)
+        self.sgd = PlainSGD(momentum)
+        self.factor_momentum = FactorMomentum(momentum)
         self.loss_fn = _check_loss_fn(loss_fn)
         if not _low_rank_layers(model):
             raise ValueError("model must contain at least one LowRankDense layer")
@@ -472,7 +365,7 @@ class FixedRankKLS(_DLRTBase):
         for i, layer in _low_rank_layers(self.model):
             U0, S0, V0 = layer.factors
             GV, GtU = _kl_gradients(layer)
-            GV, GtU = self.factor_momentum.kl(i, U0, V0, GV, GtU)
+            GV, GtU = self.factor_momentum.kl_velocities(i, U0, V0, GV, GtU)
             velocities[i] = (U0, V0, GV, GtU)
             K1, L1 = U0 @ S0 - self.lr * GV, V0 @ S0.T - self.lr * GtU
             _check_finite_step(self, layer, "K- and L-steps", K1, L1)
@@ -488,7 +381,7 @@ class FixedRankKLS(_DLRTBase):
             _forward_backward(self.model, X, y, self.loss_fn)   # S-step gradient at W~
         for i, layer in _low_rank_layers(self.model):
             dS = layer.S_hat.grad if self.passes == 2 else dS_at_W0[i]
-            dS = self.factor_momentum.s(i, layer.U, layer.V, dS, remember=False)
+            dS = self.factor_momentum.s_velocity(i, layer.U, layer.V, dS, remember=False)
             layer.set_factors(LowRank(layer.U, layer.S_hat.value - self.lr * dS, layer.V))
             self.factor_momentum.remember_tangent(i, *velocities[i])
         self._apply_dense_and_bias(dense)
@@ -533,7 +426,7 @@ class AdaptiveKLS(_DLRTBase):
     passes : {1, 3}, default 1
     momentum : float in [0, 1), default 0
         Heavy-ball momentum; for the factors it is carried across basis changes as
-        described in :class:`_FactorMomentum`. 0 is plain SGD (explicit Euler).
+        described in :class:`~lowrank_ref.momentum.FactorMomentum`. 0 is plain SGD (explicit Euler).
     loss_fn : callable, optional
         ``loss_fn(outputs: Tensor, y) -> 0-d Tensor``; default cross-entropy.
     """
@@ -585,14 +478,14 @@ class AdaptiveKLS(_DLRTBase):
             U0, S0, V0 = layer.factors
             r = layer.rank
             GV, GtU = _kl_gradients(layer)
-            GV, GtU = self.factor_momentum.kl(i, U0, V0, GV, GtU)
+            GV, GtU = self.factor_momentum.kl_velocities(i, U0, V0, GV, GtU)
             K1 = U0 @ S0 - self.lr * GV
             L1 = V0 @ S0.T - self.lr * GtU
             U_hat, S_hat0, V_hat = self._augmented_start(layer, K1, L1)
             t = layer.taps
             dZ_U_hat = np.concatenate([t["dZ_U"], t["dZ"] @ U_hat[:, r:]], axis=1)  # dZ U_hat
             XV_hat = np.concatenate([t["XV"], t["X"] @ V_hat[:, r:]], axis=1)     # X V_hat
-            dS = self.factor_momentum.s(i, U_hat, V_hat, dZ_U_hat.T @ XV_hat)  # U_hat^T G0 V_hat
+            dS = self.factor_momentum.s_velocity(i, U_hat, V_hat, dZ_U_hat.T @ XV_hat)  # U_hat^T G0 V_hat
             S_hat1 = S_hat0 - self.lr * dS
             self._truncate(layer, U_hat, S_hat1, V_hat)
         self._apply_dense_and_bias(dense)
@@ -607,7 +500,7 @@ class AdaptiveKLS(_DLRTBase):
         _forward_backward(self.model, X, y, self.loss_fn)   # L-pass at W0
         K1, L1 = {}, {}
         for i, layer in lr_layers:
-            vK, vL = self.factor_momentum.kl(i, layer.U, layer.V, GV[i], layer.L.grad)
+            vK, vL = self.factor_momentum.kl_velocities(i, layer.U, layer.V, GV[i], layer.L.grad)
             K1[i] = layer.U @ layer.S - self.lr * vK
             L1[i] = layer.V @ layer.S.T - self.lr * vL
         for i, layer in lr_layers:
@@ -616,7 +509,7 @@ class AdaptiveKLS(_DLRTBase):
         _forward_backward(self.model, X, y, self.loss_fn)   # S-pass at W0
         dense = self._dense_and_bias_grads()
         for i, layer in lr_layers:
-            dS = self.factor_momentum.s(i, layer.U_hat, layer.V_hat, layer.S_hat.grad)
+            dS = self.factor_momentum.s_velocity(i, layer.U_hat, layer.V_hat, layer.S_hat.grad)
             self._truncate(layer, layer.U_hat, layer.S_hat.value - self.lr * dS, layer.V_hat)
         self._apply_dense_and_bias(dense)
         return res
@@ -635,7 +528,7 @@ class SOnlySGD(_DLRTBase):
         res = _forward_backward(self.model, X, y, self.loss_fn)
         dense = self._dense_and_bias_grads()
         for i, layer in _low_rank_layers(self.model):
-            dS = self.factor_momentum.s(i, layer.U, layer.V, layer.S_hat.grad)
+            dS = self.factor_momentum.s_velocity(i, layer.U, layer.V, layer.S_hat.grad)
             layer.set_factors(LowRank(layer.U, layer.S - self.lr * dS, layer.V))
         self._apply_dense_and_bias(dense)
         return res

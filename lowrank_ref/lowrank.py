@@ -2,7 +2,7 @@
 
 A :class:`LowRank` is the point of the fixed-rank manifold
 ``M_r = {Y in R^{m x n} : rank(Y) = r}`` written in factored form, as in
-[KL07] (Koch & Lubich 2007, eq. (2.1)) and pymanopt's ``FixedRankEmbedded``:
+[KL07] (Koch & Lubich 2007) and pymanopt's ``FixedRankEmbedded``:
 
 * ``U`` : (m, r) with orthonormal columns, ``U.T @ U = I_r``;
 * ``S`` : (r, r), any invertible matrix (diagonal only right after a truncation);
@@ -56,7 +56,7 @@ def orthonormality_gate(dtype) -> float:
 
 
 class LowRank(NamedTuple):
-    """The matrix ``U @ S @ V.T`` of shape ``(m, n)`` and rank ``r`` ([KL07], eq. (2.1)).
+    """The matrix ``U @ S @ V.T`` of shape ``(m, n)`` and rank ``r`` ([KL07]).
 
     Attributes
     ----------

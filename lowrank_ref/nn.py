@@ -26,7 +26,7 @@ from .lowrank import LowRank, reorthonormalize, validate_lowrank
 from .ops import cross_entropy
 
 __all__ = ["Layer", "Dense", "LowRankDense", "MLP", "cross_entropy", "accuracy",
-           "count_parameters", "check_input", "decay_spectrum", "INITS", "ACTIVATIONS"]
+           "stored_parameter_counts", "check_input", "decay_spectrum", "INITS", "ACTIVATIONS"]
 
 
 @runtime_checkable
@@ -93,10 +93,10 @@ def _check_bias(b, n_out: int, dtype) -> np.ndarray:
 #: (so float32 and float64 models from one seed agree to float32 rounding):
 #:
 #: * ``"he"``: Kaiming-uniform for ReLU, ``W ~ U(-sqrt(6/n_in), sqrt(6/n_in))`` (variance
-#:   ``2/n_in``; He et al., ICCV 2015, eq. (10)), ``b = 0``;
+#:   ``2/n_in``; He et al., ICCV 2015), ``b = 0``;
 #: * ``"he_normal"``: ``W ~ N(0, 2/n_in)``, ``b = 0``;
 #: * ``"glorot"``: ``W ~ U(-sqrt(6/(n_in+n_out)), +sqrt(6/(n_in+n_out)))`` (Glorot & Bengio,
-#:   AISTATS 2010, eq. (16)), ``b = 0``;
+#:   AISTATS 2010), ``b = 0``;
 #: * ``"torch"``: PyTorch's ``nn.Linear`` default, ``W, b ~ U(-1/sqrt(n_in), 1/sqrt(n_in))``.
 INITS = ("he", "he_normal", "glorot", "torch")
 
@@ -257,7 +257,7 @@ class MLP:
         Examples
         --------
         >>> model = MLP.dense([784, 500, 500, 500, 500, 10], np.random.default_rng(0))
-        >>> count_parameters(model)["total"]
+        >>> stored_parameter_counts(model)["total"]
         1149010
         """
         sizes = list(sizes)
@@ -363,7 +363,7 @@ def accuracy(logits, labels) -> float:
     return float(np.mean(np.argmax(logits, axis=1) == labels))
 
 
-def count_parameters(model) -> dict:
+def stored_parameter_counts(model) -> dict:
     """Stored parameter counts of a model or layer.
 
     Weights are the 2-d arrays (for a :class:`LowRankDense` layer its factors ``U``, ``S``,
@@ -377,9 +377,9 @@ def count_parameters(model) -> dict:
 
     Examples
     --------
-    >>> count_parameters(Dense(784, 500, np.random.default_rng(0)))
+    >>> stored_parameter_counts(Dense(784, 500, np.random.default_rng(0)))
     {'weights': 392000, 'biases': 500, 'total': 392500}
-    >>> count_parameters(LowRankDense(784, 500, 10, np.random.default_rng(0)))
+    >>> stored_parameter_counts(LowRankDense(784, 500, 10, np.random.default_rng(0)))
     {'weights': 12940, 'biases': 500, 'total': 13440}
     """
     if not hasattr(model, "parameters"):
@@ -429,7 +429,7 @@ class LowRankDense:
     The weight ``W = U S V^T`` of shape ``(n_out, n_in)`` is never formed: every product
     goes through the factors, so a forward costs ``O(batch (n_in + n_out) r + batch r^2)``.
     The layer has one *mode* per sub-problem of the KLS integrator ([SZKCT22];
-    [CL22], sec. 3), each with its own trainable leaf so that the engine computes exactly
+    [CL22]), each with its own trainable leaf so that the engine computes exactly
     the gradient that sub-step needs:
 
     ===========  ======================================  =================================

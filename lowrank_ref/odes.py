@@ -11,7 +11,7 @@ Every problem object has
 Problems:
 
 * :class:`ToyProblem` -- the standard test of [CL22] (Ceruti & Lubich, BIT 62 (2022),
-  section 5), going back to [KLW16]: ``A(t) = e^{t W1} e^t D e^{t W2}^T``, singular values
+  numerical experiments), going back to [KLW16]: ``A(t) = e^{t W1} e^t D e^{t W2}^T``, singular values
   ``e^t 2^{-j}`` (a full-rank matrix whose best rank-r error is known in closed form).
 * :class:`SylvesterProblem` -- ``dY/dt = W1 Y + Y W2^T``: rank-preserving, exact solution
   by ``scipy.linalg.expm``.
@@ -72,10 +72,10 @@ def _random_skew(rng, k, scale):
 
 
 # ---------------------------------------------------------------------------------------
-# (a) the toy problem of [CL22], section 5
+# (a) the toy problem of [CL22]
 # ---------------------------------------------------------------------------------------
 class ToyProblem:
-    r"""``A(t) = e^{t W1} e^t D e^{t W2}^T``: the standard test of [CL22], section 5 ([KLW16]).
+    r"""``A(t) = e^{t W1} e^t D e^{t W2}^T``: the standard test of [CL22] ([KLW16]).
 
     ``D`` is the (m, n) diagonal matrix with ``D[j-1, j-1] = 2^{-j}``, ``j = 1..min(m, n)``
     (the example is square, ``N x N``; rectangular shapes are allowed here), and ``W1``

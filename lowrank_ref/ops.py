@@ -4,7 +4,7 @@ Every op takes :class:`~lowrank_ref.autodiff.Tensor` inputs (arrays and Python s
 wrapped as constants), computes its value with NumPy and returns
 ``make_node(value, parents, backward, name)``. ``backward(g)`` receives ``g = dL/d out``
 and returns ``dL/d input`` for each input: the chain rule of backpropagation ([RHW86]
-Rumelhart, Hinton & Williams 1986; [GW08] Griewank & Walther 2008, ch. 3). The formulas,
+Rumelhart, Hinton & Williams 1986; [GW08] Griewank & Walther 2008). The formulas,
 with ``G = dL/dZ``:
 
 ============================  ===============================================

@@ -320,7 +320,7 @@ def test_fixed_rank_momentum_turns_the_basis():
     G = C.T @ X
     opt.step(X, None)
     U0, S0, V0 = layer.factors
-    vK, vL = opt.factor_momentum.kl(0, U0, V0, G @ V0, G.T @ U0)
+    vK, vL = opt.factor_momentum.kl_velocities(0, U0, V0, G @ V0, G.T @ U0)
     # the stored velocity is P_T(G) at the previous point, whose product with V0 is close
     # to G V0 (the point moved by lr only): vK ~ (1 + mu) G V0, outside span(U0) too
     out = lambda A: A - U0 @ (U0.T @ A)

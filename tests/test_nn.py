@@ -5,7 +5,7 @@ import pytest
 from lowrank_ref import ops
 from lowrank_ref.autodiff import Tensor
 from lowrank_ref.gradcheck import check_grad
-from lowrank_ref.nn import (ACTIVATIONS, INITS, MLP, Dense, Layer, accuracy, count_parameters,
+from lowrank_ref.nn import (ACTIVATIONS, INITS, MLP, Dense, Layer, accuracy, stored_parameter_counts,
                             cross_entropy)
 
 MAX_REL = 1e-7
@@ -126,7 +126,7 @@ def test_dense_validation(call, exc, match):
 # -- MLP ---------------------------------------------------------------------------------
 def test_mlp_dense_paper_architecture_counts():
     model = MLP.dense([784, 500, 500, 500, 500, 10], np.random.default_rng(5))
-    counts = count_parameters(model)
+    counts = stored_parameter_counts(model)
     assert counts == {"weights": 784 * 500 + 3 * 500 * 500 + 500 * 10, "biases": 2010,
                       "total": 1_149_010}
     assert len(model.layers) == 5 and model.dtype == np.float64
@@ -163,7 +163,7 @@ def test_mlp_with_a_lowrank_layer_fits_and_gradient_checks():
     X, y = _data(rng, 9, 6, 3)
     cross_entropy(model(X), y).backward()
     assert [p.grad.shape for p in model.parameters()] == [(5, 2), (2, 2), (6, 2), (5,), (3, 5), (3,)]
-    assert count_parameters(model) == {"weights": (5 + 6) * 2 + 4 + 15, "biases": 8,
+    assert stored_parameter_counts(model) == {"weights": (5 + 6) * 2 + 4 + 15, "biases": 8,
                                        "total": (5 + 6) * 2 + 4 + 15 + 8}
 
     def f(*params):
@@ -246,10 +246,10 @@ def test_accuracy():
 
 
 def test_count_parameters_of_a_layer_and_validation():
-    assert count_parameters(Dense(3, 2, np.random.default_rng(0))) == {
+    assert stored_parameter_counts(Dense(3, 2, np.random.default_rng(0))) == {
         "weights": 6, "biases": 2, "total": 8}
     with pytest.raises(TypeError, match="model"):
-        count_parameters(object())
+        stored_parameter_counts(object())
 
 
 def test_zero_grad_on_model():

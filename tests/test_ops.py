@@ -78,7 +78,7 @@ def test_cross_entropy_gradient_float64():
 
 
 def test_lowrank_chain_gradient_and_closed_forms():
-    """``Z = ((X @ V) @ S.T) @ U.T + b`` with leaf factors ([SZKCT22], sec. 4)."""
+    """``Z = ((X @ V) @ S.T) @ U.T + b`` with leaf factors ([SZKCT22])."""
     rng = np.random.default_rng(9)
     batch, n_in, n_out, r = 6, 5, 4, 2
     X = rng.standard_normal((batch, n_in))

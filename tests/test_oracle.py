@@ -22,7 +22,7 @@ from lowrank_ref.checks import tolerance
 # ---------------------------------------------------------------------------------------
 def np_truncate(U_hat, S_hat, V_hat, tol, relative, min_rank, max_rank, tail="correct",
                 transposed_v=False):
-    """[CKL22] Alg. 1 step 3. ``tail``: "correct" (sigma_{r+1..k}), "exclude_last" (the
+    """The truncation of [CKL22]. ``tail``: "correct" (sigma_{r+1..k}), "exclude_last" (the
     published DLRT loop ``norm(s[j:k-1]) < tol``) or "double" (the last value counted
     twice). ``transposed_v``: V_hat @ Vh[:, :r] instead of V_hat @ Vh.T[:, :r]."""
     P, s, Vh = np.linalg.svd(S_hat, full_matrices=False)
@@ -77,7 +77,7 @@ def _rhs(A1, A2, B):
 
 
 def np_bug_step(U0, S0, V0, A1, A2, B, t0, h, inner, substeps, galerkin=True, orth="qr"):
-    """[CL22] Alg. 1 with one explicit Euler step per substep."""
+    """BUG [CL22] with one explicit Euler step per substep."""
     assert inner == "euler" and substeps == 1
     F = _rhs(A1, A2, B)
     FY0 = F(U0 @ S0 @ V0.T)
@@ -123,7 +123,7 @@ def np_projector_splitting_step(U0, S0, V0, A1, A2, B, t0, h, inner, substeps, o
 
 def np_adaptive_bug_step(U0, S0, V0, A1, A2, B, t0, h, tol, relative, min_rank, max_rank,
                          inner, substeps, unprojected=False, **trunc):
-    """[CKL22] Alg. 1. ``unprojected``: a fresh QR basis of [K1, U0] with S0 padded into
+    """Rank-adaptive BUG [CKL22]. ``unprojected``: a fresh QR basis of [K1, U0] with S0 padded into
     it (the Galerkin projection (U_hat^T U0) S0 (V0^T V_hat) forgotten)."""
     F = _rhs(A1, A2, B)
     FY0 = F(U0 @ S0 @ V0.T)
@@ -143,7 +143,7 @@ def np_adaptive_bug_step(U0, S0, V0, A1, A2, B, t0, h, tol, relative, min_rank, 
 
 def np_parallel_bug_step(U0, S0, V0, A1, A2, B, t0, h, tol, relative, min_rank, max_rank,
                          inner, substeps, **trunc):
-    """[CKL24] Alg. 1: K, L and S (in the old bases) from Y0, block core, truncation."""
+    """Parallel BUG [CKL24]: K, L and S (in the old bases) from Y0, block core, truncation."""
     F = _rhs(A1, A2, B)
     r = S0.shape[0]
     FY0 = F(U0 @ S0 @ V0.T)
@@ -231,7 +231,7 @@ def _deltas(Ws, bs, X, y):
 
 
 def np_dlrt_step(s_at_w0=False, galerkin=True, orth="qr", **trunc):
-    """One DLRT step of [SZKCT22] (Alg. 1 "fixed", Alg. 2 one-gradient "adaptive").
+    """One DLRT step of [SZKCT22] ("fixed" rank, and the one-gradient "adaptive" step).
 
     ``s_at_w0``: the fixed-rank S-step gradient taken at W0 instead of W~ = U1 S~0 V1^T."""
     def candidate(X, y, lr, method, tau, min_rank, max_rank, **layers):

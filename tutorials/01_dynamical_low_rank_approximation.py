@@ -28,7 +28,7 @@
 #
 # This tutorial
 #
-# 1. sets up the standard test of [CL22] (Ceruti & Lubich, BIT 62 (2022), section 5):
+# 1. sets up the standard test of [CL22] (Ceruti & Lubich, BIT 62 (2022)):
 #    `A(t) = e^{t W1} e^t D e^{t W2}^T` (`lowrank_ref.odes.ToyProblem`);
 # 2. builds the tangent-space projection and checks numerically that it *is* an orthogonal
 #    projection;

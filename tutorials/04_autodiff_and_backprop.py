@@ -15,7 +15,7 @@
 # package has a small reverse-mode engine (`lowrank_ref.autodiff`, ops in
 # `lowrank_ref.ops`), written like micrograd/minitorch: every op computes its value and
 # records a `backward(g)` that maps `g = dL/d(output)` to `dL/d(input)` — a
-# vector-Jacobian product ([GW08] Griewank & Walther, *Evaluating Derivatives*, ch. 3;
+# vector-Jacobian product ([GW08] Griewank & Walther, *Evaluating Derivatives*;
 # backpropagation [RHW86] Rumelhart, Hinton & Williams 1986). `loss.backward()` visits the
 # graph in reverse topological order and accumulates `.grad` on the leaves.
 #

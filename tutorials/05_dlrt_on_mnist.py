@@ -259,7 +259,7 @@ assert all(a <= b for a, b in zip(crs, crs[1:]))          # larger tau, more com
 #   contribution to the K-step, `mu M V0`, lay inside `span(U0)` and momentum never turned
 #   the bases (fast mode: 81.9 % against 88.7 %). `FixedRankKLS` now stores the tangent-space
 #   projection of the velocity at `W0`, which keeps `G V0` outside `span(U0)`;
-#   `AdaptiveKLS` stores it in the augmented `2r` bases (see `dlrt._FactorMomentum`).
+#   `AdaptiveKLS` stores it in the augmented `2r` bases (see `lowrank_ref.momentum.FactorMomentum`).
 
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))

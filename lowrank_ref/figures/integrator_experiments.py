@@ -11,7 +11,11 @@ plain dict that :mod:`lowrank_ref.figures` draws and the tests check:
     ``min_rank = max_rank = r``, ``tol = 0``) on the Sylvester flow
     :class:`~lowrank_ref.odes.SylvesterProblem` (problem (b)), against its exact solution
     ``A(T) = expm(T W1) A0 expm(T W2)^T``: first order. The projector-splitting
-    integrator (KSL) is exact on this problem ([LO14]), so it shows no order there.
+    integrator (KSL) with exactly solved sub-flows is exact on this problem, so it shows no
+    order there. That is not the exactness theorem of [LO14] (which is about data ``A(t)``
+    of rank r given as ``dA/dt``): it follows from the linear structure ``W1 Y + Y W2^T``
+    (the K-step gives ``range(U1) = e^{h W1} range(U0)`` and the backward S-step cancels
+    the rest; see :class:`~lowrank_ref.odes.SylvesterProblem`).
   - KSL Lie and KSL Strang ([LO14], Lubich & Oseledets 2014) and the rank-adaptive BUG
     [CKL22] (clamped to rank ``r``) on the toy problem of [CL22]
     (:class:`~lowrank_ref.odes.ToyProblem`, data form), against a reference DLRA
@@ -151,7 +155,7 @@ def integrator_convergence(fast: bool = False, seed: int = 0) -> dict:
       ``dY/dt = W1 Y + Y W2^T`` from a rank-r ``Y0`` (problem (b)); the exact solution
       stays rank r, so the error ``||Y_h(T) - A(T)||_F / ||A(T)||_F`` is the integrator's
       own error. BUG [CL22] and parallel BUG [CKL24] (clamped to rank r) are first order
-      here; KSL [LO14] is exact on it (not shown).
+      here; KSL is exact on it (not shown; the reason is in the module docstring).
     * ``"toy"`` -- the toy problem of [CL22] (:class:`~lowrank_ref.odes.ToyProblem`, data
       form ``F(t, A) = dA/dt(t)``), started from the best rank-r approximation of ``A(0)``.
       KSL is not exact here; errors are measured against the DLRA solution, computed by
