@@ -43,11 +43,12 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from lowrank_ref import LowRank, data, integrators, oracle
+from lowrank_ref import LowRank, integrators, oracle
 from lowrank_ref import train as train_mod
 from lowrank_ref.__main__ import main
 from lowrank_ref.checks import tolerance
 from lowrank_ref.data import Dataset, batches, load, read_idx, subset, write_idx
+from lowrank_ref.data import files as data_files
 from lowrank_ref.dlrt import (AdaptiveKLS, DenseSGD, FixedRankKLS, SOnlySGD, low_rank_mlp,
                               make_optimizer)
 from lowrank_ref.integrators import (adaptive_bug_step, bug_step, parallel_bug_step,
@@ -663,25 +664,25 @@ def _data_rows():
     X, y = np.zeros((4, 2)), np.zeros(4, int)
     ds = Dataset(X, y, X, y, "mnist", "toy")
     return [
-        Bad("data.load", "name None", lambda ctx: load(None), TypeError,
-            "name must be a str, one of ('mnist', 'fashion-mnist'), got NoneType"),
+        Bad("data.load", "name None", lambda ctx: load(None), ValueError,
+            "name must be one of ('mnist', 'fashion-mnist'), got None"),
         Bad("data.load", "data_dir wrong type", lambda ctx: load("mnist", data_dir=["x"]),
-            TypeError, "data_dir must be a str or os.PathLike, got list"),
+            TypeError, "data_dir must be a path (str or os.PathLike) or None, got list ['x']"),
         Bad("data.load", "dtype complex", lambda ctx: load("mnist", dtype=complex), TypeError,
             "dtype must be float32 or float64, got complex128"),
         Bad("data.batches", "batch_size wrong type", lambda ctx: batches(X, y, "2"), TypeError,
-            "batch_size must be an int, got str"),
+            "batch_size must be an int >= 1, got str '2'"),
         Bad("data.batches", "X None", lambda ctx: batches(None, y, 2), TypeError,
             "X must be an ndarray with at least one axis, got NoneType"),
         Bad("data.subset", "n_train bool", lambda ctx: subset(ds, True, 1), TypeError,
-            "n_train must be an int, got bool"),
+            "n_train must be an int >= 1 and <= 4, got bool True"),
         Bad("data.subset", "n_test negative", lambda ctx: subset(ds, 1, -1), ValueError,
-            "n_test must be in [1, 4], got -1"),
+            "n_test must be an int >= 1 and <= 4, got -1"),
         Bad("data.subset", "rng wrong type",
             lambda ctx: subset(ds, 1, 1, rng=np.random.RandomState(0)), TypeError,
-            "rng must be None or a numpy.random.Generator"),
+            "rng must be a numpy.random.Generator (np.random.default_rng(seed)), got RandomState"),
         Bad("data.read_idx", "path wrong type", lambda ctx: read_idx(5), TypeError,
-            "path must be a str or os.PathLike, got int",
+            "path must be a path (str or os.PathLike), got int 5",
             defect="pathlib's 'expected str, bytes or os.PathLike object, not int'"),
         Bad("data.read_idx", "sha256 wrong type",
             lambda ctx: read_idx(write(ctx, "ok-idx", idx_header([2]) + bytes(2)), sha256=5),
@@ -707,7 +708,7 @@ def _data_rows():
 
 
 def _with_small_gzip_cap(fn):
-    with mock.patch.object(data, "MAX_DECOMPRESSED_BYTES", 1000):
+    with mock.patch.object(data_files, "MAX_DECOMPRESSED_BYTES", 1000):
         return fn()
 
 
@@ -1463,7 +1464,7 @@ def test_package_never_unpickles_except_through_the_restricted_unpickler():
     """Every ``np.load`` passes ``allow_pickle=False``; no ``pickle.load(s)``, no
     ``allow_pickle=True``; the only Unpickler is ``RestrictedUnpickler``."""
     found = Counter()
-    for path in sorted((ROOT / "lowrank_ref").glob("*.py")):
+    for path in sorted((ROOT / "lowrank_ref").rglob("*.py")):     # subpackages too
         tree = ast.parse(path.read_text(), str(path))
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
@@ -1506,7 +1507,7 @@ def test_gzip_bomb_is_refused_by_load(tmp_path, monkeypatch):
         write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
         write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz", np.arange(n))
     assert load("mnist", data_dir=tmp_path, verify=False).X_train.shape == (3, 784)
-    monkeypatch.setattr(data, "MAX_DECOMPRESSED_BYTES", 2000)     # images are 2368 bytes
+    monkeypatch.setattr(data_files, "MAX_DECOMPRESSED_BYTES", 2000)   # images are 2368 bytes
     with pytest.raises(ValueError, match="decompresses to more than 2000 bytes"):
         load("mnist", data_dir=tmp_path, verify=False)
 
