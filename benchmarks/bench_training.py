@@ -22,7 +22,7 @@ the same fresh models, so all repeats do identical work. Batches are gathered be
 the *essential* FLOPs of each step against an ``n^3`` matmul measured in the same run; and a
 cost model: every matmul/QR/SVD/elementwise pass of a step (as the package executes it, and
 as the algorithm needs it) timed at its own shape in the same run and summed. Peak memory
-(``VmHWM``) of one epoch of full-MNIST training with ``lowrank_ref.train.train`` is
+(``VmHWM``) of one epoch of full-MNIST training with ``lowrank_ref.training.train`` is
 measured in subprocesses.
 
     python benchmarks/bench_training.py --threads 1 --dtype float32 --batches 30 --repeats 5
@@ -106,7 +106,7 @@ MEMORY_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     import numpy as np
     from lowrank_ref import data
-    from lowrank_ref.train import TrainConfig, train
+    from lowrank_ref.training import TrainConfig, train
     def hwm():   # peak RSS of this process image in KiB (VmHWM; ru_maxrss survives exec)
         with open("/proc/self/status") as f:
             return int(next(l for l in f if l.startswith("VmHWM")).split()[1])
@@ -306,7 +306,7 @@ def main(argv=None):
     for name in [n for n in args.memory.split(",") if n]:
         mem[name] = memory_run(name, args.threads)
     if mem:
-        print("\n# peak memory: one epoch of full-MNIST float32 training (lowrank_ref.train.train,"
+        print("\n# peak memory: one epoch of full-MNIST float32 training (lowrank_ref.training.train,"
               " TrainConfig defaults otherwise) in a subprocess, peak RSS = VmHWM")
         print("| method | peak after imports MiB | peak during data load MiB | RSS after load MiB "
               "| peak during 1 epoch (HWM reset after load) MiB | overall peak MiB | train s "

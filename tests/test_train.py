@@ -1,4 +1,4 @@
-"""Tests of lowrank_ref.train and the command line (``python -m lowrank_ref train``).
+"""Tests of lowrank_ref.training and the command line (``python -m lowrank_ref train``).
 
 Training runs on small made-up data (Gaussian blobs, 20 features, 10 classes); only the test
 marked ``slow`` reads real MNIST.
@@ -15,11 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lowrank_ref import train as train_mod
+import lowrank_ref.data
+from lowrank_ref import training
 from lowrank_ref.__main__ import build_parser, main
 from lowrank_ref.data import Dataset
-from lowrank_ref.train import (CHECKPOINT_NAME, HISTORY_COLUMNS, CheckpointError, TrainConfig,
-                               TrainingDiverged, evaluate, load_checkpoint, train)
+from lowrank_ref.training import (CHECKPOINT_NAME, HISTORY_COLUMNS, CheckpointError, TrainConfig,
+                                  TrainingDiverged, evaluate, load_checkpoint, train)
+from lowrank_ref.training.progress import Progress
 
 ROOT = Path(__file__).resolve().parents[1]
 D, K = 20, 10                      # features, classes of the made-up data
@@ -74,25 +76,58 @@ def model_arrays(path):
 @pytest.mark.parametrize("kw, name", [
     (dict(method="sgd"), "method"), (dict(epochs=0), "epochs"), (dict(batch_size=0), "batch_size"),
     (dict(lr=-1.0), "lr"), (dict(lr=float("nan")), "lr"), (dict(momentum=1.0), "momentum"),
-    (dict(schedule="step"), "schedule"), (dict(dtype="float16"), "dtype"),
+    (dict(schedule="step"), "schedule"), (dict(method=3), "method"),
     (dict(sizes=[784]), "sizes"), (dict(sizes=[784, 0, 10]), "sizes"),
-    (dict(dataset="cifar"), "dataset"), (dict(seed=-1), "seed"), (dict(epochs=True), "epochs"),
-    (dict(rank=5), "rank"), (dict(method="fixed", rank=0), "rank"), (dict(warmup=-1), "warmup"), (dict(method="adaptive", rank=5), "tau"),
+    (dict(dataset="cifar"), "dataset"), (dict(seed=-1), "seed"),
+    (dict(rank=5), "rank"), (dict(method="fixed", rank=0), "rank"), (dict(warmup=-1), "warmup"),
+    (dict(method="adaptive", rank=5), "tau"),
     (dict(method="fixed", rank=5, tau=0.1), "tau"), (dict(passes=3), "passes"),
     (dict(method="adaptive", rank=5, tau=0.1, passes=2), "passes"),
     (dict(method="adaptive", rank=5, tau=0.1, min_rank=4, max_rank=3), "max_rank"),
     (dict(finetune_epochs=1), "finetune_epochs"), (dict(n_train=0), "n_train"),
+    (dict(threads=0), "threads"),
 ])
 def test_config_errors_name_the_option(kw, name):
+    """A value of the right kind that is not allowed: ValueError naming the option."""
     with pytest.raises(ValueError, match=name):
         TrainConfig(**kw)
 
 
+@pytest.mark.parametrize("kw, message", [
+    (dict(epochs=1.5), "epochs must be an int >= 1, got float 1.5"),
+    (dict(epochs=True), "epochs must be an int >= 1, got bool True"),
+    (dict(lr="0.1"), "lr must be a finite number > 0, got str '0.1'"),
+    (dict(momentum=True), "momentum must be a finite number >= 0 and < 1, got bool True"),
+    (dict(threads=1.5), "threads must be an int >= 1 or None (no limit), got float 1.5"),
+    (dict(sizes=784), "sizes must be a sequence of at least 2 ints >= 1, got int 784"),
+    (dict(sizes=[784, 500.0, 10]), "sizes[1] must be an int >= 1, got float 500.0"),
+    (dict(dtype="float16"), "dtype must be float32 or float64, got float16"),
+    (dict(data_dir=3), "data_dir must be a path (str or os.PathLike) or None, got int 3"),
+    (dict(out=["runs"]), "out must be a path (str or os.PathLike) or None, got list"),
+    (dict(method="adaptive", tau="0.1"), "tau must be a finite number >= 0 or None, got str"),
+    (dict(method="fixed", rank=2.0), "rank must be an int >= 1 or None, got float 2.0"),
+    (dict(passes=1.0), "passes must be an int, got float 1.0"),
+])
+def test_config_wrong_kinds_are_type_errors(kw, message):
+    """The one rule (docs/design.md, "Errors and validation"): the wrong kind of object is a
+    TypeError, whatever its value."""
+    with pytest.raises(TypeError) as info:
+        TrainConfig(**kw)
+    assert message in str(info.value)
+
+
+def test_config_accepts_numpy_scalars_and_dtypes():
+    c = TrainConfig(epochs=np.int64(2), lr=np.float32(0.5), dtype=np.float64, sizes=(4, 3, 2))
+    assert (c.epochs, c.dtype, c.sizes) == (2, "float64", [4, 3, 2])
+    assert type(c.epochs) is int and type(c.lr) is float
+    assert TrainConfig.from_dict(c.to_dict()) == c
+
+
 def test_config_defaults_depend_on_method():
-    assert (TrainConfig().lr, TrainConfig().momentum) == (train_mod.DEFAULT_LR["dense"], 0.9)
+    assert (TrainConfig().lr, TrainConfig().momentum) == (training.DEFAULT_LR["dense"], 0.9)
     c = TrainConfig(method="adaptive", rank=10, tau=0.1)
-    assert (c.lr, c.momentum, c.warmup) == (train_mod.DEFAULT_LR["adaptive"], 0.9, 100)
-    assert TrainConfig(method="fixed").rank == train_mod.DEFAULT_RANK["fixed"]
+    assert (c.lr, c.momentum, c.warmup) == (training.DEFAULT_LR["adaptive"], 0.9, 100)
+    assert TrainConfig(method="fixed").rank == training.DEFAULT_RANK["fixed"]
     assert TrainConfig.from_dict(c.to_dict()) == c
     with pytest.raises(ValueError, match="unknown configuration option"):
         TrainConfig.from_dict({**c.to_dict(), "bogus": 1})
@@ -100,13 +135,13 @@ def test_config_defaults_depend_on_method():
 
 def test_cosine_schedule_decays_to_zero_per_step():
     c = TrainConfig(lr=0.2)
-    lrs = [train_mod.lr_at(c, t, 100) for t in range(100)]
+    lrs = [training.lr_at(c, t, 100) for t in range(100)]
     assert lrs[0] == 0.2 and all(a > b for a, b in zip(lrs, lrs[1:])) and lrs[-1] < 1e-3
-    assert train_mod.lr_at(TrainConfig(lr=0.2, schedule="constant"), 99, 100) == 0.2
+    assert training.lr_at(TrainConfig(lr=0.2, schedule="constant"), 99, 100) == 0.2
 
 
 def test_evaluate_matches_predict():
-    model = train_mod.build_model(TrainConfig(sizes=SIZES, dtype="float64"))
+    model = training.build_model(TrainConfig(sizes=SIZES, dtype="float64"))
     loss, acc = evaluate(model, DATA.X_test, DATA.y_test, batch_size=7)
     logits = model.predict(DATA.X_test)
     p = np.exp(logits - logits.max(1, keepdims=True))
@@ -199,7 +234,7 @@ def test_default_out_folder_and_live_progress(tmp_path, monkeypatch):
     assert out.parent == Path("runs") and out.name.startswith("dense-")
     assert (out / "history.csv").exists()
     stream = io.StringIO()
-    bar = train_mod._Progress("live", quiet, stream)
+    bar = Progress("live", quiet, stream)
     bar.start("epoch 1/1", 3, 30)
     for b in range(1, 4):
         bar.update(b, 10 * b)
@@ -464,7 +499,7 @@ def test_cli_trains_resumes_and_reports_divergence(tmp_path, monkeypatch, capsys
         calls.append((name, data_dir, np.dtype(dtype)))
         return fake
 
-    monkeypatch.setattr(train_mod.data_mod, "load", fake_load)
+    monkeypatch.setattr(lowrank_ref.data, "load", fake_load)
     out = tmp_path / "run"
     common = ["--hidden", "16,16", "--batch-size", "32", "--dtype", "float64"]
     assert main(["train", *common, "--epochs", "1", "--out", str(out)]) == 0
@@ -505,12 +540,12 @@ def test_dense_training_on_real_mnist_briefly(tmp_path):
 def test_sweep_writes_the_table_and_resumes_finished_runs(tmp_path):
     base = config(tmp_path, method="adaptive", rank=6, tau=0.1, lr=0.5, epochs=1)
     dense = config(tmp_path, epochs=1)
-    table = train_mod.sweep([0.05, 0.3], base, results_dir=tmp_path / "res", dense=dense,
+    table = training.sweep([0.05, 0.3], base, results_dir=tmp_path / "res", dense=dense,
                             log=quiet, data=DATA)
     with open(table, newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["run"] for r in rows] == ["dense", "tau-0.05", "tau-0.3"]
-    assert set(train_mod.TABLE_COLUMNS) == set(rows[0])
+    assert set(training.TABLE_COLUMNS) == set(rows[0])
     assert rows[0]["method"] == "dense" and rows[0]["tau"] == "" and rows[0]["eval_cr"] == "0.0"
     ranks = [[int(r) for r in row["ranks"].split("|")] for row in rows[1:]]
     assert sum(ranks[1]) <= sum(ranks[0])          # a larger tau never keeps more rank here
@@ -519,7 +554,7 @@ def test_sweep_writes_the_table_and_resumes_finished_runs(tmp_path):
         hist = read_history(tmp_path / "res" / "mnist_runs" / row["run"])
         assert abs(100 * float(hist[-1]["test_acc"]) - float(row["test_acc"])) < 0.006
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "res" / "mnist_runs").glob("*/checkpoint.npz")}
-    train_mod.sweep([0.05, 0.3], base, results_dir=tmp_path / "res", dense=dense, log=quiet, data=DATA)
+    training.sweep([0.05, 0.3], base, results_dir=tmp_path / "res", dense=dense, log=quiet, data=DATA)
     after = {p: p.stat().st_mtime_ns for p in before}
     assert before == after                          # finished runs are read, not retrained
 
@@ -528,7 +563,7 @@ def test_sweep_writes_the_table_and_resumes_finished_runs(tmp_path):
 def test_sweep_refuses_bad_taus(tmp_path, taus):
     base = config(tmp_path, method="adaptive", rank=6, tau=0.1)
     with pytest.raises(ValueError, match="taus"):
-        train_mod.sweep(taus, base, results_dir=tmp_path, data=DATA, log=quiet)
+        training.sweep(taus, base, results_dir=tmp_path, data=DATA, log=quiet)
 
 
 def _cli(*args, cwd):
