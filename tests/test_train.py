@@ -7,6 +7,8 @@ import csv
 import io
 import json
 import os
+import select
+import socket
 import subprocess
 import sys
 import zipfile
@@ -19,8 +21,9 @@ import lowrank_ref.data
 from lowrank_ref import training
 from lowrank_ref.__main__ import build_parser, main
 from lowrank_ref.data import Dataset
-from lowrank_ref.training import (CHECKPOINT_NAME, HISTORY_COLUMNS, CheckpointError, TrainConfig,
-                                  TrainingDiverged, evaluate, load_checkpoint, train)
+from lowrank_ref.training import (CHECKPOINT_NAME, HISTORY_COLUMNS, LOCK_NAME, CheckpointError,
+                                  RunFolderInUse, TrainConfig, TrainingDiverged, evaluate,
+                                  load_checkpoint, train)
 from lowrank_ref.training.progress import Progress
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -432,6 +435,179 @@ def test_divergence_in_the_first_epoch_says_there_is_no_checkpoint(tmp_path):
     with pytest.raises(TrainingDiverged, match="epoch 1, batch .*no checkpoint was written"):
         train(c, log=quiet, data=DATA)
     assert not (Path(c.out) / CHECKPOINT_NAME).exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Run folder lock (a second process is refused) and Ctrl-C
+# --------------------------------------------------------------------------------------------
+
+_HOLDER = r"""
+import json, sys, time
+import numpy as np
+sys.path.insert(0, {root!r})
+from lowrank_ref.data import Dataset
+from lowrank_ref.training import TrainConfig, train
+z = np.load({data!r})
+ds = Dataset(z["Xtr"], z["ytr"], z["Xte"], z["yte"], "blobs", "child")
+
+def log(line):          # after epoch 1 (its checkpoint written): hold the folder, slowly
+    if line.startswith("epoch 1/") and ": train loss" in line:
+        print("READY", flush=True)
+        time.sleep(120)
+
+train(TrainConfig.from_dict(json.loads({config!r})), log=log, data=ds)
+"""
+
+
+def _start_holder(tmp_path, c):
+    """A real second process training into ``c.out``, paused after its first epoch."""
+    data_path = tmp_path / "data.npz"
+    np.savez(data_path, Xtr=DATA.X_train, ytr=DATA.y_train, Xte=DATA.X_test, yte=DATA.y_test)
+    code = _HOLDER.format(root=str(ROOT), data=str(data_path), config=json.dumps(c.to_dict()))
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True,
+                             env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+    ready, _, _ = select.select([child.stdout], [], [], 120)
+    line = child.stdout.readline() if ready else ""
+    if line.strip() != "READY":
+        child.kill()
+        child.wait()
+        pytest.fail(f"the holder did not start: {line!r} {child.stderr.read()}")
+    return child
+
+
+def test_a_second_process_is_refused_then_a_dead_ones_lock_is_recovered(tmp_path, capsys):
+    c = config(tmp_path, epochs=3)
+    out = Path(c.out)
+    child = _start_holder(tmp_path, c)
+    try:
+        lock = json.loads((out / LOCK_NAME).read_text())
+        assert lock["pid"] == child.pid and lock["host"] == socket.gethostname()
+        before = {p.name: p.read_bytes() for p in out.iterdir()}
+        # the library: train() and a resume into the same folder are refused, naming the pid
+        for kw in ({}, {"resume": out}):
+            with pytest.raises(RunFolderInUse) as info:
+                train(c, log=quiet, data=DATA, **kw)
+            msg = str(info.value)
+            assert f"run folder {out} is in use by process {child.pid}" in msg
+            assert info.value.pid == child.pid and str(out / LOCK_NAME) in msg
+        # the command line: one line, exit status 2
+        capsys.readouterr()
+        assert main(["train", "--resume", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"in use by process {child.pid}" in err
+        # nothing of the holder's run was touched
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    finally:
+        child.kill()                        # SIGKILL: no chance to remove its lock
+        child.wait(timeout=60)
+    assert (out / LOCK_NAME).exists()       # stale now: its process is gone
+    lines = []
+    final = train(config(tmp_path, epochs=3), log=lines.append, data=DATA, resume=out)
+    assert final["epoch"] == 3
+    assert any(f"removed the stale lock {out / LOCK_NAME} of process {child.pid}" in ln
+               for ln in lines)
+    assert not (out / LOCK_NAME).exists()
+    assert json.loads((out / "run.json").read_text())["status"] == "finished"
+
+
+def _dead_pid():
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(proc.stdout)            # exited and reaped
+
+
+def test_lock_files_that_cannot_be_judged_are_refused_with_how_to_remove_them(tmp_path):
+    c = config(tmp_path, epochs=1)
+    out = Path(c.out)
+    out.mkdir()
+    lock = out / LOCK_NAME
+    lock.write_text(json.dumps({"pid": _dead_pid(), "host": "elsewhere.example",
+                                "started": "2024-01-01T00:00:00", "token": "x"}))
+    with pytest.raises(RunFolderInUse, match=r"locked by process \d+ on host elsewhere\.example"
+                       r".*this host .* cannot tell whether it still runs: if it does not, "
+                       r"delete .*run\.lock") as info:
+        train(c, log=quiet, data=DATA)
+    assert info.value.host == "elsewhere.example"
+    lock.write_text("")                                       # not a lock of ours
+    with pytest.raises(RunFolderInUse, match=r"unreadable\); if no run uses this folder, delete"):
+        train(c, log=quiet, data=DATA)
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]   # nothing else was written
+    lock.write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname(),
+                                "started": "2024-01-01T00:00:00", "token": "x"}))
+    lines = []
+    train(c, log=lines.append, data=DATA)                     # stale on this host: recovered
+    assert "removed the stale lock" in lines[0] and not lock.exists()
+
+
+def test_ctrl_c_mid_epoch_leaves_run_json_interrupted_and_a_resumable_checkpoint(tmp_path):
+    kw = dict(LOW_RANK["adaptive+momentum"], dtype="float64", epochs=2)
+    ref = config(tmp_path, "ref", **kw)
+    train(ref, log=quiet, data=DATA)
+    part = config(tmp_path, "part", **kw)
+    out = Path(part.out)
+
+    def ctrl_c(line):                  # a progress line of epoch 2, i.e. inside the loop
+        assert (out / LOCK_NAME).exists()
+        if line.startswith("epoch 2/2: ") and "batches" in line:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(part, log=ctrl_c, data=DATA, progress="lines")
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "interrupted" and "in epoch 2" in run["error"]
+    assert str(out / CHECKPOINT_NAME) in run["error"] and run["pid"] == os.getpid()
+    assert not (out / LOCK_NAME).exists() and not list(out.glob(".*.tmp"))
+    ck = load_checkpoint(out)
+    assert ck["epochs_done"] == 1 and len(read_history(out)) == 1 == len(ck["history"])
+    final = train(part, log=quiet, data=DATA, resume=out)     # continues bit for bit
+    assert final["epoch"] == 2
+    a, b = model_arrays(Path(ref.out) / CHECKPOINT_NAME), model_arrays(out / CHECKPOINT_NAME)
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert json.loads((out / "run.json").read_text())["status"] == "finished"
+
+
+def test_ctrl_c_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
+    c = config(tmp_path, epochs=1)
+    train(c, log=quiet, data=DATA)
+    out = Path(c.out)
+    before = (out / CHECKPOINT_NAME).read_bytes()
+    real = np.savez
+
+    def savez_then_ctrl_c(f, **arrays):
+        real(f, **arrays)
+        raise KeyboardInterrupt          # the data are written, the rename has not happened
+
+    monkeypatch.setattr(np, "savez", savez_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        train(config(tmp_path, epochs=2), log=quiet, data=DATA, resume=out)
+    monkeypatch.setattr(np, "savez", real)
+    assert (out / CHECKPOINT_NAME).read_bytes() == before
+    assert not list(out.glob(".*.tmp")) and not (out / LOCK_NAME).exists()
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    assert len(read_history(out)) == 1
+    assert train(config(tmp_path, epochs=2), log=quiet, data=DATA, resume=out)["epoch"] == 2
+
+
+def test_cli_ctrl_c_exits_130_and_records_interrupted(tmp_path, monkeypatch, capsys):
+    out = Path(config(tmp_path, epochs=1).out)
+    train(config(tmp_path, epochs=1), log=quiet, data=DATA)      # a run to resume
+    monkeypatch.setattr(lowrank_ref.data, "load", lambda *args, **kw: DATA)
+    calls = []
+
+    def evaluate_then_ctrl_c(*args, **kw):                       # Ctrl-C in epoch 3
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return evaluate(*args, **kw)
+
+    monkeypatch.setattr(training.loop, "evaluate", evaluate_then_ctrl_c)
+    assert main(["train", "--resume", str(out), "--epochs", "3"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    assert load_checkpoint(out)["epochs_done"] == 2 and not (out / LOCK_NAME).exists()
 
 
 # --------------------------------------------------------------------------------------------
