@@ -4,6 +4,7 @@ Training runs on small made-up data (Gaussian blobs, 20 features, 10 classes); o
 marked ``slow`` reads real MNIST.
 """
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -405,6 +406,32 @@ def test_checkpoint_holds_no_pickles_and_every_layer(tmp_path):
     for i in (0, 1):
         r = arrays[f"layer{i}.S"].shape[0]
         assert arrays[f"layer{i}.U"].shape[1] == arrays[f"layer{i}.V"].shape[1] == r
+
+
+#: Written by ``lowrank_ref/train.py`` before it became ``lowrank_ref/training`` (format 1):
+#: one epoch of ``config(.., epochs=1, dtype="float64", **LOW_RANK["adaptive+momentum"])`` on
+#: ``DATA`` with ``out="run"``. On the machine that wrote it, the new code's epoch 1 and the
+#: epoch 2 resumed from it were bit-identical to the old code's.
+FORMAT1 = ROOT / "tests" / "fixtures" / "checkpoint_format1.npz"
+
+
+def test_a_format_1_checkpoint_of_the_old_module_still_resumes(tmp_path):
+    c = config(tmp_path, "old", epochs=1, dtype="float64", **LOW_RANK["adaptive+momentum"])
+    ck = load_checkpoint(FORMAT1)
+    assert ck["config"] == dataclasses.replace(c, out="run")
+    assert (ck["epochs_done"], ck["finetune_done"], ck["opt_phase"]) == (1, 0, "train")
+    out = Path(c.out)
+    out.mkdir()
+    (out / CHECKPOINT_NAME).write_bytes(FORMAT1.read_bytes())
+    final = train(dataclasses.replace(c, epochs=2), log=quiet, data=DATA, resume=out)
+    assert final["epoch"] == 2 and np.isfinite(final["test_loss"])
+    rows = load_checkpoint(out)["history"]
+    assert rows[0] == ck["history"][0] and len(rows) == 2
+    fresh = config(tmp_path, "fresh", epochs=1, dtype="float64", **LOW_RANK["adaptive+momentum"])
+    train(fresh, log=quiet, data=DATA)
+    with np.load(FORMAT1, allow_pickle=False) as a, \
+            np.load(Path(fresh.out) / CHECKPOINT_NAME, allow_pickle=False) as b:
+        assert sorted(a.files) == sorted(b.files)       # the format has not changed
 
 
 # --------------------------------------------------------------------------------------------
