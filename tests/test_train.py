@@ -113,8 +113,8 @@ def test_config_errors_name_the_option(kw, name):
     (dict(passes=1.0), "passes must be an int, got float 1.0"),
 ])
 def test_config_wrong_kinds_are_type_errors(kw, message):
-    """The one rule (docs/design.md, "Errors and validation"): the wrong kind of object is a
-    TypeError, whatever its value."""
+    """The one rule: the wrong kind of object is a TypeError, whatever its value
+    (docs/design.md, section "Errors and validation")."""
     with pytest.raises(TypeError) as info:
         TrainConfig(**kw)
     assert message in str(info.value)
@@ -408,7 +408,8 @@ def test_checkpoint_holds_no_pickles_and_every_layer(tmp_path):
         assert arrays[f"layer{i}.U"].shape[1] == arrays[f"layer{i}.V"].shape[1] == r
 
 
-#: Written by ``lowrank_ref/train.py`` before it became ``lowrank_ref/training`` (format 1):
+#: Written by the training code of commit 2bb49fc, before it moved into the package
+#: ``lowrank_ref.training`` (checkpoint format 1):
 #: one epoch of ``config(.., epochs=1, dtype="float64", **LOW_RANK["adaptive+momentum"])`` on
 #: ``DATA`` with ``out="run"``. On the machine that wrote it, the new code's epoch 1 and the
 #: epoch 2 resumed from it were bit-identical to the old code's.

@@ -7,8 +7,8 @@ Fashion-MNIST with one of the optimisers of :mod:`lowrank_ref.dlrt`
 ``"fixed"`` (fixed-rank DLRT, [SZKCT22]) or ``"adaptive"`` (rank-adaptive DLRT, [SZKCT22]),
 and optionally fine-tunes the cores ``S`` afterwards (``finetune_epochs``, [SZKCT22]).
 
-Modules (see docs/design.md, sections "Architecture" and "Training runs: records,
-checkpoints, locks"):
+Modules (see docs/design.md, section "Architecture"; the files of a run folder:
+docs/design.md, section "Training runs: records, checkpoints, locks"):
 
 * :mod:`~lowrank_ref.training.config`: :class:`TrainConfig`, the defaults, :func:`lr_at`,
   :func:`build_model`;
@@ -29,8 +29,8 @@ Reproducibility
   counted over both phases) visits the training set in the order of
   ``np.random.default_rng([seed, e]).permutation(n_train)``. No generator state is carried
   from one epoch to the next, so a run resumed from a checkpoint is bit-identical to an
-  uninterrupted one (same machine and thread count; docs/design.md, section "Numbers:
-  dtypes, tolerances, seeds").
+  uninterrupted one (same machine and thread count;
+  docs/design.md, section "Numbers: dtypes, tolerances, seeds").
 * The data are cast once to the model's dtype before training.
 
 Learning rate

@@ -3,8 +3,8 @@
 A checkpoint is a :func:`numpy.savez` archive written atomically after every epoch
 (:func:`lowrank_ref.training.atomic.atomic_write`) and read with ``allow_pickle=False``:
 nothing in it can run code. :data:`CHECKPOINT_FORMAT` is 1; every checkpoint written since
-the format was introduced still loads and resumes bit for bit. See docs/design.md, section
-"Training runs: records, checkpoints, locks".
+the format was introduced still loads and resumes bit for bit. See
+docs/design.md, section "Training runs: records, checkpoints, locks".
 """
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """What determines a training run: :class:`TrainConfig`, the defaults, the learning rate.
 
 :class:`TrainConfig` checks every option on construction with the package's one rule
-(docs/design.md, section "Errors and validation"): a ``TypeError`` for the wrong kind of
-object (``epochs=1.5``, ``lr="0.1"``, ``threads=1.5``), a ``ValueError`` for a wrong value
-of the right kind (``epochs=0``, ``method="sgd"``, an option the method does not use).
+(docs/design.md, section "Errors and validation"): a ``TypeError`` for the wrong kind
+of object (``epochs=1.5``, ``lr="0.1"``, ``threads=1.5``), a ``ValueError`` for a wrong
+value of the right kind (``epochs=0``, ``method="sgd"``, an option the method does not use).
 :func:`build_model` and :func:`build_optimizer` turn a configuration into the network and
 its optimiser; :func:`lr_at` is the learning-rate schedule.
 """

@@ -3,7 +3,7 @@
 :func:`prepare_data` refuses bad arrays before the first step (a NaN in the images would
 otherwise show up as a "diverged" run), with the package's rule: a ``TypeError`` for arrays
 of the wrong kind (complex or string images, float labels), a ``ValueError`` for wrong
-values or shapes. See docs/design.md, sections "Errors and validation" and "Data".
+values or shapes. See docs/design.md, section "Errors and validation".
 """
 from __future__ import annotations
 

@@ -223,8 +223,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
     Notes
     -----
     The lock file ``run.lock`` exists in the output folder for the whole call and is removed
-    however the call ends (see docs/design.md, section "Training runs: records, checkpoints,
-    locks").
+    however the call ends; see
+    docs/design.md, section "Training runs: records, checkpoints, locks".
     """
     t_call = time.perf_counter()
     if not isinstance(config, TrainConfig):
@@ -386,18 +386,22 @@ def _run(config: TrainConfig, log, data, ckpt: Optional[dict], force: bool, prog
     except TrainingDiverged:
         raise                                          # recorded by _diverged
     except BaseException as exc:
-        bar.finish()
+        # Record how the run ended; each step on its own, and none may hide the original
+        # error (a full disk, a broken stdout, a second Ctrl-C is not caught here).
         kept = (f"the checkpoint {last_good} (after epoch {last_good_epoch}) is complete: "
                 f"resume from it" if last_good is not None else "no checkpoint was written yet")
-        with contextlib.suppress(Exception):           # the original error matters more
-            if history:
-                write_text(csv_path, history_csv(history))    # as the checkpoint has it
+        with contextlib.suppress(Exception):
             if isinstance(exc, KeyboardInterrupt):
                 write_run(status="interrupted", stopped=_now(),
                           error=f"interrupted (Ctrl-C) in epoch {epoch}; {kept}")
             else:
                 write_run(status="failed", stopped=_now(),
                           error=f"{type(exc).__name__} in epoch {epoch}: {exc}; {kept}")
+        with contextlib.suppress(Exception):
+            if history:
+                write_text(csv_path, history_csv(history))    # as the checkpoint has it
+        with contextlib.suppress(Exception):
+            bar.finish()
         raise
     final.update(seconds=run["seconds"], out=str(out))
     return final
