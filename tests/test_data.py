@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from lowrank_ref import data
-from lowrank_ref.data import datasets, files, mnist_pickle
+from lowrank_ref.data import datasets, mnist_pickle
 from lowrank_ref.data import (Dataset, DataNotFoundError, RestrictedUnpickler, UnsafePickleError,
                               batches, load, read_idx, subset, write_idx)
 

@@ -223,7 +223,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
     Notes
     -----
     The lock file ``run.lock`` exists in the output folder for the whole call and is removed
-    however the call ends; see
+    however the call ends. The run folder's files and their guarantees:
     docs/design.md, section "Training runs: records, checkpoints, locks".
     """
     t_call = time.perf_counter()
