@@ -54,7 +54,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
 from lowrank_ref import dlrt  # noqa: E402
 from lowrank_ref.threads import blas_threads  # noqa: E402
-from lowrank_ref.train import TrainConfig, build_model, lr_at  # noqa: E402
+from lowrank_ref.training import TrainConfig, build_model, lr_at  # noqa: E402
 
 STEPS_PER_EPOCH = C.N_TRAIN / 256
 #: Part a/b: the three methods as the training command configures them.

@@ -19,7 +19,7 @@ All methods use plain SGD (momentum 0), learning rate 0.1 dense and 0.2 DLRT
 against an ``n^3`` matmul of the same run; the essential cost model (every operation the
 algorithm needs, timed at its shape between the repeats of the same run, summed); the
 issue-11 targets; and the peak memory (``VmHWM``) of one epoch of full-MNIST training through
-``lowrank_ref.train.train`` in subprocesses.
+``lowrank_ref.training.train`` in subprocesses.
 
     python benchmarks/bench_training.py --threads 1 --batches 30 --repeats 7 \\
         --json benchmarks/results/bench_training.json
@@ -70,7 +70,7 @@ MEMORY_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     import numpy as np
     from lowrank_ref import data
-    from lowrank_ref.train import TrainConfig, train
+    from lowrank_ref.training import TrainConfig, train
     def status(key):   # KiB; VmHWM = peak RSS of this process image (ru_maxrss survives exec)
         with open("/proc/self/status") as f:
             return int(next(l for l in f if l.startswith(key)).split()[1])
@@ -242,7 +242,7 @@ def run(args, info):
 
     mem = {name: memory_run(name, args.threads) for name in args.memory.split(",") if name}
     if mem:
-        print("\n# peak memory: one epoch of full-MNIST float32 training (lowrank_ref.train.train"
+        print("\n# peak memory: one epoch of full-MNIST float32 training (lowrank_ref.training.train"
               f", TrainConfig defaults otherwise, threads {C.threads_label(args.threads)}) in a "
               "subprocess, peak RSS = VmHWM")
         print("| method | peak after imports MiB | peak during data load MiB | RSS after load MiB "

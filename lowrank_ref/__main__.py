@@ -5,17 +5,19 @@ Commands
 ``train``
     Train a dense or a dynamical low-rank network ([SZKCT22]) on MNIST / Fashion-MNIST,
     writing ``history.csv``, ``run.json`` and ``checkpoint.npz`` to ``--out``
-    (:func:`lowrank_ref.train.train`). ``--resume DIR`` continues a run.
+    (:func:`lowrank_ref.training.train`). ``--resume DIR`` continues a run.
 ``sweep``
-    One rank-adaptive run per ``--taus`` value and a table (:func:`lowrank_ref.train.sweep`).
+    One rank-adaptive run per ``--taus`` value and a table (:func:`lowrank_ref.training.sweep`).
 ``figures``
     Regenerate ``figures/`` (:func:`lowrank_ref.figures.make_figures`).
 ``oracle export DIR`` / ``oracle verify DIR``
     Golden cases for other backends (:mod:`lowrank_ref.oracle`).
 
-Errors in options, data or files (unreadable, a file where a folder is needed) print one
-line (``<prog>: error: ...``) to stderr and exit with status 2; a diverged run (non-finite
-loss) exits with status 1, naming the last good checkpoint. Nothing imports this module.
+Errors in options, data or files (unreadable, a file where a folder is needed, a run folder
+in use by another process) print one line (``<prog>: error: ...``) to stderr and exit with
+status 2; a diverged run (non-finite loss) exits with status 1, naming the last good
+checkpoint; Ctrl-C exits with status 130 (``run.json`` says "interrupted" and the last
+checkpoint can be resumed). Nothing imports this module.
 
 For example ``python -m lowrank_ref train --epochs 0`` prints
 ``python -m lowrank_ref train: error: epochs must be an int >= 1, got 0`` and exits with 2.
@@ -29,8 +31,9 @@ from typing import List, Optional
 from .data import DATASETS
 from .dlrt import METHODS
 from .threads import DEFAULT_THREADS
-from .train import (DEFAULT_LR, DEFAULT_MOMENTUM, DEFAULT_RANK, DEFAULT_SIZES, DEFAULT_WARMUP, DTYPES, SCHEDULES,
-                    TrainConfig, TrainingDiverged, load_config, sweep, train)
+from .training import (DEFAULT_LR, DEFAULT_MOMENTUM, DEFAULT_RANK, DEFAULT_SIZES, DEFAULT_WARMUP,
+                       DTYPES, SCHEDULES, RunFolderInUse, TrainConfig, TrainingDiverged,
+                       load_config, sweep, train)
 
 __all__ = ["main", "build_parser"]
 
@@ -127,8 +130,8 @@ def _train_options(p, sweep: bool) -> None:
     g.add_argument("--lr", type=float, default=None,
                    help=f"learning rate; None: {lr_default}")
     g.add_argument("--momentum", type=float, default=None,
-                   help=f"heavy-ball momentum in [0, 1); None: {mom_default} (DLRT "
-                        f"defaults to plain SGD, the Euler step of [SZKCT22])")
+                   help=f"heavy-ball momentum in [0, 1); None: {mom_default} (0 gives plain "
+                        f"SGD, the Euler step of the gradient flow analysed in [SZKCT22])")
     g.add_argument("--schedule", choices=SCHEDULES, default=TrainConfig.schedule,
                    help="learning rate: constant, or cosine decay per step to 0 over "
                         "--epochs (restarted for fine-tuning)")
@@ -303,8 +306,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except TrainingDiverged as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
-    except (ValueError, TypeError, OSError) as exc:   # OSError: FileNotFoundError, a file
-        print(f"{prog}: error: {exc}", file=sys.stderr)   # where a folder is needed, ...
+    # OSError: a file where a folder is needed, ...; RunFolderInUse: another process trains
+    # into the run folder (its pid is in the message).
+    except (ValueError, TypeError, OSError, RunFolderInUse) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\n{prog}: interrupted; the last checkpoint (if any) is complete and can be "

@@ -11,7 +11,7 @@ through ``threadpoolctl`` (which changes the libraries' pools at run time, so it
 process where NumPy was imported long before ``lowrank_ref``, such as a notebook):
 
 * :func:`blas_threads` limits the pools for the duration of a ``with`` block and restores
-  them afterwards. :func:`lowrank_ref.train.train`, :func:`~lowrank_ref.train.sweep`, the figures command and
+  them afterwards. :func:`lowrank_ref.training.train`, :func:`~lowrank_ref.training.sweep`, the figures command and
   the command line run inside it (``--threads N``, ``TrainConfig.threads``).
 * Every optimiser step of :mod:`lowrank_ref.dlrt` is decorated with :func:`uses_blas_threads`:
   outside any ``blas_threads`` block it runs with the package default (set by

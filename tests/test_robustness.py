@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -43,19 +44,19 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from lowrank_ref import LowRank, data, integrators, oracle
-from lowrank_ref import train as train_mod
+from lowrank_ref import LowRank, integrators, oracle
 from lowrank_ref.__main__ import main
 from lowrank_ref.checks import tolerance
 from lowrank_ref.data import Dataset, batches, load, read_idx, subset, write_idx
+from lowrank_ref.data import files as data_files
 from lowrank_ref.dlrt import (AdaptiveKLS, DenseSGD, FixedRankKLS, SOnlySGD, low_rank_mlp,
                               make_optimizer)
 from lowrank_ref.integrators import (adaptive_bug_step, bug_step, parallel_bug_step,
                                      projector_splitting_step)
 from lowrank_ref.lowrank import validate_lowrank
 from lowrank_ref.nn import MLP, Dense, LowRankDense
-from lowrank_ref.train import (CHECKPOINT_NAME, CheckpointError, TrainConfig, TrainingDiverged,
-                               load_checkpoint, train)
+from lowrank_ref.training import (CHECKPOINT_NAME, CheckpointError, TrainConfig, TrainingDiverged,
+                                  load_checkpoint, train)
 from lowrank_ref.truncation import truncate, truncation_rank
 from strategies import orthonormal, seeds
 
@@ -663,25 +664,25 @@ def _data_rows():
     X, y = np.zeros((4, 2)), np.zeros(4, int)
     ds = Dataset(X, y, X, y, "mnist", "toy")
     return [
-        Bad("data.load", "name None", lambda ctx: load(None), TypeError,
-            "name must be a str, one of ('mnist', 'fashion-mnist'), got NoneType"),
+        Bad("data.load", "name None", lambda ctx: load(None), ValueError,
+            "name must be one of ('mnist', 'fashion-mnist'), got None"),
         Bad("data.load", "data_dir wrong type", lambda ctx: load("mnist", data_dir=["x"]),
-            TypeError, "data_dir must be a str or os.PathLike, got list"),
+            TypeError, "data_dir must be a path (str or os.PathLike) or None, got list ['x']"),
         Bad("data.load", "dtype complex", lambda ctx: load("mnist", dtype=complex), TypeError,
             "dtype must be float32 or float64, got complex128"),
         Bad("data.batches", "batch_size wrong type", lambda ctx: batches(X, y, "2"), TypeError,
-            "batch_size must be an int, got str"),
+            "batch_size must be an int >= 1, got str '2'"),
         Bad("data.batches", "X None", lambda ctx: batches(None, y, 2), TypeError,
             "X must be an ndarray with at least one axis, got NoneType"),
         Bad("data.subset", "n_train bool", lambda ctx: subset(ds, True, 1), TypeError,
-            "n_train must be an int, got bool"),
+            "n_train must be an int >= 1 and <= 4, got bool True"),
         Bad("data.subset", "n_test negative", lambda ctx: subset(ds, 1, -1), ValueError,
-            "n_test must be in [1, 4], got -1"),
+            "n_test must be an int >= 1 and <= 4, got -1"),
         Bad("data.subset", "rng wrong type",
             lambda ctx: subset(ds, 1, 1, rng=np.random.RandomState(0)), TypeError,
-            "rng must be None or a numpy.random.Generator"),
+            "rng must be a numpy.random.Generator (np.random.default_rng(seed)), got RandomState"),
         Bad("data.read_idx", "path wrong type", lambda ctx: read_idx(5), TypeError,
-            "path must be a str or os.PathLike, got int",
+            "path must be a path (str or os.PathLike), got int 5",
             defect="pathlib's 'expected str, bytes or os.PathLike object, not int'"),
         Bad("data.read_idx", "sha256 wrong type",
             lambda ctx: read_idx(write(ctx, "ok-idx", idx_header([2]) + bytes(2)), sha256=5),
@@ -707,7 +708,7 @@ def _data_rows():
 
 
 def _with_small_gzip_cap(fn):
-    with mock.patch.object(data, "MAX_DECOMPRESSED_BYTES", 1000):
+    with mock.patch.object(data_files, "MAX_DECOMPRESSED_BYTES", 1000):
         return fn()
 
 
@@ -811,7 +812,7 @@ def _cli_rows():
             lambda ctx: cli("train", "--method", "adaptive", "--tau", "-0.1"), CLIExit,
             "tau must be a finite number >= 0 or None, got -0.1"),
         Bad("cli train", "momentum NaN", lambda ctx: cli("train", "--momentum", "nan"), CLIExit,
-            "momentum must be a number in [0, 1), got nan"),
+            "momentum must be a finite number >= 0 and < 1, got nan"),
         Bad("cli train", "unknown choice", lambda ctx: cli("train", "--dtype", "float16"),
             CLIExit, "argument --dtype: invalid choice: 'float16'"),
         Bad("cli train", "option of another method",
@@ -821,7 +822,7 @@ def _cli_rows():
             "hidden widths must be >= 1"),
         Bad("cli train", "max_rank < min_rank",
             lambda ctx: cli("train", "--method", "adaptive", "--tau", "0.1", "--min-rank", "5",
-                            "--max-rank", "2"), CLIExit, "max_rank must be >= min_rank = 5, got 2"),
+                            "--max-rank", "2"), CLIExit, "max_rank must be an int >= 5 or None, got 2"),
         Bad("cli train", "out is a file",
             lambda ctx: cli("train", "--out", a_file(ctx) / "sub"), CLIExit,
             "Not a directory", defect="traceback (NotADirectoryError), exit status 1"),
@@ -829,7 +830,7 @@ def _cli_rows():
             lambda ctx: cli("train", "--resume", write(ctx, "corrupt.npz", b"PK\x03\x04junk")),
             CLIExit, "corrupt.npz is corrupt or truncated"),
         Bad("cli sweep", "taus NaN", lambda ctx: cli("sweep", "--taus", "0.1,nan"), CLIExit,
-            "taus must be a non-empty list of finite numbers >= 0, got [0.1, nan]"),
+            "taus[1] must be a finite number >= 0, got nan"),
         Bad("cli sweep", "taus not numbers", lambda ctx: cli("sweep", "--taus", "a,b"), CLIExit,
             "argument --taus: expected comma-separated numbers"),
         Bad("cli sweep", "results is a file",
@@ -867,14 +868,14 @@ def _train_data_rows():
             defect="reported as a diverged run ('the loss is nan ... try a smaller lr') "
                    "at the first batch holding a NaN"),
         Bad("train (data)", "X complex", lambda ctx: run(ctx, X_test=DATA.X_test + 1j),
-            TypeError, "X_test must be a real numeric array, got dtype complex128",
+            TypeError, "X_test must be a real float array, got dtype complex128",
             defect="imaginary part silently discarded (ComplexWarning)"),
         Bad("train (data)", "X strings", lambda ctx: run(ctx, X_train=X.astype(str)), TypeError,
-            "X_train must be a real numeric array, got dtype <U",
+            "X_train must be a real float array, got dtype <U",
             defect="accepted (strings parsed as floats)"),
         Bad("train (data)", "y float", lambda ctx: run(ctx, y_train=DATA.y_train * 1.0),
-            ValueError, "y_train must hold integer labels in [0, sizes[-1] = 4), got dtype "
-                        "float64"),
+            TypeError, "y_train must hold integer labels in [0, sizes[-1] = 4), got dtype "
+                       "float64"),
         Bad("train (data)", "y out of range", lambda ctx: run(ctx, y_test=DATA.y_test + K),
             ValueError, "y_test must hold integer labels in [0, sizes[-1] = 4)"),
         Bad("train (data)", "wrong number of features", lambda ctx: run(ctx, X_train=X[:, :5]),
@@ -947,8 +948,10 @@ ELSEWHERE = {
         "test_oracle.py::test_candidate_exceptions_and_malformed_outputs_are_failures_not_crashes",
     ("oracle.verify", "tampered file, forged hash, missing files and manifest"):
         "test_oracle.py::test_a_tampered_file_with_a_forged_hash_is_caught_by_recomputation",
-    ("TrainConfig / cli train", "23 bad options"):
+    ("TrainConfig / cli train", "23 bad values (ValueError)"):
         "test_train.py::test_config_errors_name_the_option",
+    ("TrainConfig", "13 options of the wrong kind (TypeError)"):
+        "test_train.py::test_config_wrong_kinds_are_type_errors",
     ("cli", "epochs 0, unknown method, lr 'fast', hidden 'x', rank 0, resume nowhere, "
             "unknown command"): "test_train.py::test_cli_bad_values_exit_2_with_one_line",
     ("train", "resume with another configuration (refused unless force)"):
@@ -1243,7 +1246,7 @@ _CHILD = r"""
 import io, json, os, sys, time
 import numpy as np
 sys.path.insert(0, {root!r})
-from lowrank_ref import train as T
+from lowrank_ref import training as T
 from lowrank_ref.data import Dataset
 z = np.load({data!r})
 ds = Dataset(z["Xtr"], z["ytr"], z["Xte"], z["yte"], "blobs", "child")
@@ -1416,7 +1419,7 @@ def test_corrupt_or_hostile_checkpoint_is_refused(what, good_checkpoint, tmp_pat
     config = load_checkpoint(src)["config"]
     with pytest.raises(CheckpointError, match=re.escape(match)) as info:
         load_checkpoint(out)
-        train(train_mod.dataclasses.replace(config, epochs=2, out=str(out)), log=quiet,
+        train(dataclasses.replace(config, epochs=2, out=str(out)), log=quiet,
               data=DATA, resume=out)
     assert str(out / CHECKPOINT_NAME) in str(info.value)
     assert not marker.exists()                                  # never unpickled
@@ -1463,7 +1466,7 @@ def test_package_never_unpickles_except_through_the_restricted_unpickler():
     """Every ``np.load`` passes ``allow_pickle=False``; no ``pickle.load(s)``, no
     ``allow_pickle=True``; the only Unpickler is ``RestrictedUnpickler``."""
     found = Counter()
-    for path in sorted((ROOT / "lowrank_ref").glob("*.py")):
+    for path in sorted((ROOT / "lowrank_ref").rglob("*.py")):     # subpackages too
         tree = ast.parse(path.read_text(), str(path))
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
@@ -1506,7 +1509,7 @@ def test_gzip_bomb_is_refused_by_load(tmp_path, monkeypatch):
         write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
         write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz", np.arange(n))
     assert load("mnist", data_dir=tmp_path, verify=False).X_train.shape == (3, 784)
-    monkeypatch.setattr(data, "MAX_DECOMPRESSED_BYTES", 2000)     # images are 2368 bytes
+    monkeypatch.setattr(data_files, "MAX_DECOMPRESSED_BYTES", 2000)   # images are 2368 bytes
     with pytest.raises(ValueError, match="decompresses to more than 2000 bytes"):
         load("mnist", data_dir=tmp_path, verify=False)
 

@@ -1,12 +1,15 @@
-"""Tests of lowrank_ref.train and the command line (``python -m lowrank_ref train``).
+"""Tests of lowrank_ref.training and the command line (``python -m lowrank_ref train``).
 
 Training runs on small made-up data (Gaussian blobs, 20 features, 10 classes); only the test
 marked ``slow`` reads real MNIST.
 """
 import csv
+import dataclasses
 import io
 import json
 import os
+import select
+import socket
 import subprocess
 import sys
 import zipfile
@@ -15,11 +18,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lowrank_ref import train as train_mod
+import lowrank_ref.data
+from lowrank_ref import training
 from lowrank_ref.__main__ import build_parser, main
 from lowrank_ref.data import Dataset
-from lowrank_ref.train import (CHECKPOINT_NAME, HISTORY_COLUMNS, CheckpointError, TrainConfig,
-                               TrainingDiverged, evaluate, load_checkpoint, train)
+from lowrank_ref.training import (CHECKPOINT_NAME, HISTORY_COLUMNS, LOCK_NAME, CheckpointError,
+                                  RunFolderInUse, TrainConfig, TrainingDiverged, evaluate,
+                                  load_checkpoint, train)
+from lowrank_ref.training.progress import Progress
 
 ROOT = Path(__file__).resolve().parents[1]
 D, K = 20, 10                      # features, classes of the made-up data
@@ -74,25 +80,58 @@ def model_arrays(path):
 @pytest.mark.parametrize("kw, name", [
     (dict(method="sgd"), "method"), (dict(epochs=0), "epochs"), (dict(batch_size=0), "batch_size"),
     (dict(lr=-1.0), "lr"), (dict(lr=float("nan")), "lr"), (dict(momentum=1.0), "momentum"),
-    (dict(schedule="step"), "schedule"), (dict(dtype="float16"), "dtype"),
+    (dict(schedule="step"), "schedule"), (dict(method=3), "method"),
     (dict(sizes=[784]), "sizes"), (dict(sizes=[784, 0, 10]), "sizes"),
-    (dict(dataset="cifar"), "dataset"), (dict(seed=-1), "seed"), (dict(epochs=True), "epochs"),
-    (dict(rank=5), "rank"), (dict(method="fixed", rank=0), "rank"), (dict(warmup=-1), "warmup"), (dict(method="adaptive", rank=5), "tau"),
+    (dict(dataset="cifar"), "dataset"), (dict(seed=-1), "seed"),
+    (dict(rank=5), "rank"), (dict(method="fixed", rank=0), "rank"), (dict(warmup=-1), "warmup"),
+    (dict(method="adaptive", rank=5), "tau"),
     (dict(method="fixed", rank=5, tau=0.1), "tau"), (dict(passes=3), "passes"),
     (dict(method="adaptive", rank=5, tau=0.1, passes=2), "passes"),
     (dict(method="adaptive", rank=5, tau=0.1, min_rank=4, max_rank=3), "max_rank"),
     (dict(finetune_epochs=1), "finetune_epochs"), (dict(n_train=0), "n_train"),
+    (dict(threads=0), "threads"),
 ])
 def test_config_errors_name_the_option(kw, name):
+    """A value of the right kind that is not allowed: ValueError naming the option."""
     with pytest.raises(ValueError, match=name):
         TrainConfig(**kw)
 
 
+@pytest.mark.parametrize("kw, message", [
+    (dict(epochs=1.5), "epochs must be an int >= 1, got float 1.5"),
+    (dict(epochs=True), "epochs must be an int >= 1, got bool True"),
+    (dict(lr="0.1"), "lr must be a finite number > 0, got str '0.1'"),
+    (dict(momentum=True), "momentum must be a finite number >= 0 and < 1, got bool True"),
+    (dict(threads=1.5), "threads must be an int >= 1 or None (no limit), got float 1.5"),
+    (dict(sizes=784), "sizes must be a sequence of at least 2 ints >= 1, got int 784"),
+    (dict(sizes=[784, 500.0, 10]), "sizes[1] must be an int >= 1, got float 500.0"),
+    (dict(dtype="float16"), "dtype must be float32 or float64, got float16"),
+    (dict(data_dir=3), "data_dir must be a path (str or os.PathLike) or None, got int 3"),
+    (dict(out=["runs"]), "out must be a path (str or os.PathLike) or None, got list"),
+    (dict(method="adaptive", tau="0.1"), "tau must be a finite number >= 0 or None, got str"),
+    (dict(method="fixed", rank=2.0), "rank must be an int >= 1 or None, got float 2.0"),
+    (dict(passes=1.0), "passes must be an int, got float 1.0"),
+])
+def test_config_wrong_kinds_are_type_errors(kw, message):
+    """The one rule: the wrong kind of object is a TypeError, whatever its value
+    (docs/design.md, section "Errors and validation")."""
+    with pytest.raises(TypeError) as info:
+        TrainConfig(**kw)
+    assert message in str(info.value)
+
+
+def test_config_accepts_numpy_scalars_and_dtypes():
+    c = TrainConfig(epochs=np.int64(2), lr=np.float32(0.5), dtype=np.float64, sizes=(4, 3, 2))
+    assert (c.epochs, c.dtype, c.sizes) == (2, "float64", [4, 3, 2])
+    assert type(c.epochs) is int and type(c.lr) is float
+    assert TrainConfig.from_dict(c.to_dict()) == c
+
+
 def test_config_defaults_depend_on_method():
-    assert (TrainConfig().lr, TrainConfig().momentum) == (train_mod.DEFAULT_LR["dense"], 0.9)
+    assert (TrainConfig().lr, TrainConfig().momentum) == (training.DEFAULT_LR["dense"], 0.9)
     c = TrainConfig(method="adaptive", rank=10, tau=0.1)
-    assert (c.lr, c.momentum, c.warmup) == (train_mod.DEFAULT_LR["adaptive"], 0.9, 100)
-    assert TrainConfig(method="fixed").rank == train_mod.DEFAULT_RANK["fixed"]
+    assert (c.lr, c.momentum, c.warmup) == (training.DEFAULT_LR["adaptive"], 0.9, 100)
+    assert TrainConfig(method="fixed").rank == training.DEFAULT_RANK["fixed"]
     assert TrainConfig.from_dict(c.to_dict()) == c
     with pytest.raises(ValueError, match="unknown configuration option"):
         TrainConfig.from_dict({**c.to_dict(), "bogus": 1})
@@ -100,13 +139,13 @@ def test_config_defaults_depend_on_method():
 
 def test_cosine_schedule_decays_to_zero_per_step():
     c = TrainConfig(lr=0.2)
-    lrs = [train_mod.lr_at(c, t, 100) for t in range(100)]
+    lrs = [training.lr_at(c, t, 100) for t in range(100)]
     assert lrs[0] == 0.2 and all(a > b for a, b in zip(lrs, lrs[1:])) and lrs[-1] < 1e-3
-    assert train_mod.lr_at(TrainConfig(lr=0.2, schedule="constant"), 99, 100) == 0.2
+    assert training.lr_at(TrainConfig(lr=0.2, schedule="constant"), 99, 100) == 0.2
 
 
 def test_evaluate_matches_predict():
-    model = train_mod.build_model(TrainConfig(sizes=SIZES, dtype="float64"))
+    model = training.build_model(TrainConfig(sizes=SIZES, dtype="float64"))
     loss, acc = evaluate(model, DATA.X_test, DATA.y_test, batch_size=7)
     logits = model.predict(DATA.X_test)
     p = np.exp(logits - logits.max(1, keepdims=True))
@@ -199,7 +238,7 @@ def test_default_out_folder_and_live_progress(tmp_path, monkeypatch):
     assert out.parent == Path("runs") and out.name.startswith("dense-")
     assert (out / "history.csv").exists()
     stream = io.StringIO()
-    bar = train_mod._Progress("live", quiet, stream)
+    bar = Progress("live", quiet, stream)
     bar.start("epoch 1/1", 3, 30)
     for b in range(1, 4):
         bar.update(b, 10 * b)
@@ -369,6 +408,33 @@ def test_checkpoint_holds_no_pickles_and_every_layer(tmp_path):
         assert arrays[f"layer{i}.U"].shape[1] == arrays[f"layer{i}.V"].shape[1] == r
 
 
+#: Written by the training code of commit 2bb49fc, before it moved into the package
+#: ``lowrank_ref.training`` (checkpoint format 1):
+#: one epoch of ``config(.., epochs=1, dtype="float64", **LOW_RANK["adaptive+momentum"])`` on
+#: ``DATA`` with ``out="run"``. On the machine that wrote it, the new code's epoch 1 and the
+#: epoch 2 resumed from it were bit-identical to the old code's.
+FORMAT1 = ROOT / "tests" / "fixtures" / "checkpoint_format1.npz"
+
+
+def test_a_format_1_checkpoint_of_the_old_module_still_resumes(tmp_path):
+    c = config(tmp_path, "old", epochs=1, dtype="float64", **LOW_RANK["adaptive+momentum"])
+    ck = load_checkpoint(FORMAT1)
+    assert ck["config"] == dataclasses.replace(c, out="run")
+    assert (ck["epochs_done"], ck["finetune_done"], ck["opt_phase"]) == (1, 0, "train")
+    out = Path(c.out)
+    out.mkdir()
+    (out / CHECKPOINT_NAME).write_bytes(FORMAT1.read_bytes())
+    final = train(dataclasses.replace(c, epochs=2), log=quiet, data=DATA, resume=out)
+    assert final["epoch"] == 2 and np.isfinite(final["test_loss"])
+    rows = load_checkpoint(out)["history"]
+    assert rows[0] == ck["history"][0] and len(rows) == 2
+    fresh = config(tmp_path, "fresh", epochs=1, dtype="float64", **LOW_RANK["adaptive+momentum"])
+    train(fresh, log=quiet, data=DATA)
+    with np.load(FORMAT1, allow_pickle=False) as a, \
+            np.load(Path(fresh.out) / CHECKPOINT_NAME, allow_pickle=False) as b:
+        assert sorted(a.files) == sorted(b.files)       # the format has not changed
+
+
 # --------------------------------------------------------------------------------------------
 # Divergence
 # --------------------------------------------------------------------------------------------
@@ -397,6 +463,179 @@ def test_divergence_in_the_first_epoch_says_there_is_no_checkpoint(tmp_path):
     with pytest.raises(TrainingDiverged, match="epoch 1, batch .*no checkpoint was written"):
         train(c, log=quiet, data=DATA)
     assert not (Path(c.out) / CHECKPOINT_NAME).exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Run folder lock (a second process is refused) and Ctrl-C
+# --------------------------------------------------------------------------------------------
+
+_HOLDER = r"""
+import json, sys, time
+import numpy as np
+sys.path.insert(0, {root!r})
+from lowrank_ref.data import Dataset
+from lowrank_ref.training import TrainConfig, train
+z = np.load({data!r})
+ds = Dataset(z["Xtr"], z["ytr"], z["Xte"], z["yte"], "blobs", "child")
+
+def log(line):          # after epoch 1 (its checkpoint written): hold the folder, slowly
+    if line.startswith("epoch 1/") and ": train loss" in line:
+        print("READY", flush=True)
+        time.sleep(120)
+
+train(TrainConfig.from_dict(json.loads({config!r})), log=log, data=ds)
+"""
+
+
+def _start_holder(tmp_path, c):
+    """A real second process training into ``c.out``, paused after its first epoch."""
+    data_path = tmp_path / "data.npz"
+    np.savez(data_path, Xtr=DATA.X_train, ytr=DATA.y_train, Xte=DATA.X_test, yte=DATA.y_test)
+    code = _HOLDER.format(root=str(ROOT), data=str(data_path), config=json.dumps(c.to_dict()))
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True,
+                             env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+    ready, _, _ = select.select([child.stdout], [], [], 120)
+    line = child.stdout.readline() if ready else ""
+    if line.strip() != "READY":
+        child.kill()
+        child.wait()
+        pytest.fail(f"the holder did not start: {line!r} {child.stderr.read()}")
+    return child
+
+
+def test_a_second_process_is_refused_then_a_dead_ones_lock_is_recovered(tmp_path, capsys):
+    c = config(tmp_path, epochs=3)
+    out = Path(c.out)
+    child = _start_holder(tmp_path, c)
+    try:
+        lock = json.loads((out / LOCK_NAME).read_text())
+        assert lock["pid"] == child.pid and lock["host"] == socket.gethostname()
+        before = {p.name: p.read_bytes() for p in out.iterdir()}
+        # the library: train() and a resume into the same folder are refused, naming the pid
+        for kw in ({}, {"resume": out}):
+            with pytest.raises(RunFolderInUse) as info:
+                train(c, log=quiet, data=DATA, **kw)
+            msg = str(info.value)
+            assert f"run folder {out} is in use by process {child.pid}" in msg
+            assert info.value.pid == child.pid and str(out / LOCK_NAME) in msg
+        # the command line: one line, exit status 2
+        capsys.readouterr()
+        assert main(["train", "--resume", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"in use by process {child.pid}" in err
+        # nothing of the holder's run was touched
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    finally:
+        child.kill()                        # SIGKILL: no chance to remove its lock
+        child.wait(timeout=60)
+    assert (out / LOCK_NAME).exists()       # stale now: its process is gone
+    lines = []
+    final = train(config(tmp_path, epochs=3), log=lines.append, data=DATA, resume=out)
+    assert final["epoch"] == 3
+    assert any(f"removed the stale lock {out / LOCK_NAME} of process {child.pid}" in ln
+               for ln in lines)
+    assert not (out / LOCK_NAME).exists()
+    assert json.loads((out / "run.json").read_text())["status"] == "finished"
+
+
+def _dead_pid():
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(proc.stdout)            # exited and reaped
+
+
+def test_lock_files_that_cannot_be_judged_are_refused_with_how_to_remove_them(tmp_path):
+    c = config(tmp_path, epochs=1)
+    out = Path(c.out)
+    out.mkdir()
+    lock = out / LOCK_NAME
+    lock.write_text(json.dumps({"pid": _dead_pid(), "host": "elsewhere.example",
+                                "started": "2024-01-01T00:00:00", "token": "x"}))
+    with pytest.raises(RunFolderInUse, match=r"locked by process \d+ on host elsewhere\.example"
+                       r".*this host .* cannot tell whether it still runs: if it does not, "
+                       r"delete .*run\.lock") as info:
+        train(c, log=quiet, data=DATA)
+    assert info.value.host == "elsewhere.example"
+    lock.write_text("")                                       # not a lock of ours
+    with pytest.raises(RunFolderInUse, match=r"unreadable\); if no run uses this folder, delete"):
+        train(c, log=quiet, data=DATA)
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]   # nothing else was written
+    lock.write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname(),
+                                "started": "2024-01-01T00:00:00", "token": "x"}))
+    lines = []
+    train(c, log=lines.append, data=DATA)                     # stale on this host: recovered
+    assert "removed the stale lock" in lines[0] and not lock.exists()
+
+
+def test_ctrl_c_mid_epoch_leaves_run_json_interrupted_and_a_resumable_checkpoint(tmp_path):
+    kw = dict(LOW_RANK["adaptive+momentum"], dtype="float64", epochs=2)
+    ref = config(tmp_path, "ref", **kw)
+    train(ref, log=quiet, data=DATA)
+    part = config(tmp_path, "part", **kw)
+    out = Path(part.out)
+
+    def ctrl_c(line):                  # a progress line of epoch 2, i.e. inside the loop
+        assert (out / LOCK_NAME).exists()
+        if line.startswith("epoch 2/2: ") and "batches" in line:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(part, log=ctrl_c, data=DATA, progress="lines")
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "interrupted" and "in epoch 2" in run["error"]
+    assert str(out / CHECKPOINT_NAME) in run["error"] and run["pid"] == os.getpid()
+    assert not (out / LOCK_NAME).exists() and not list(out.glob(".*.tmp"))
+    ck = load_checkpoint(out)
+    assert ck["epochs_done"] == 1 and len(read_history(out)) == 1 == len(ck["history"])
+    final = train(part, log=quiet, data=DATA, resume=out)     # continues bit for bit
+    assert final["epoch"] == 2
+    a, b = model_arrays(Path(ref.out) / CHECKPOINT_NAME), model_arrays(out / CHECKPOINT_NAME)
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert json.loads((out / "run.json").read_text())["status"] == "finished"
+
+
+def test_ctrl_c_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
+    c = config(tmp_path, epochs=1)
+    train(c, log=quiet, data=DATA)
+    out = Path(c.out)
+    before = (out / CHECKPOINT_NAME).read_bytes()
+    real = np.savez
+
+    def savez_then_ctrl_c(f, **arrays):
+        real(f, **arrays)
+        raise KeyboardInterrupt          # the data are written, the rename has not happened
+
+    monkeypatch.setattr(np, "savez", savez_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        train(config(tmp_path, epochs=2), log=quiet, data=DATA, resume=out)
+    monkeypatch.setattr(np, "savez", real)
+    assert (out / CHECKPOINT_NAME).read_bytes() == before
+    assert not list(out.glob(".*.tmp")) and not (out / LOCK_NAME).exists()
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    assert len(read_history(out)) == 1
+    assert train(config(tmp_path, epochs=2), log=quiet, data=DATA, resume=out)["epoch"] == 2
+
+
+def test_cli_ctrl_c_exits_130_and_records_interrupted(tmp_path, monkeypatch, capsys):
+    out = Path(config(tmp_path, epochs=1).out)
+    train(config(tmp_path, epochs=1), log=quiet, data=DATA)      # a run to resume
+    monkeypatch.setattr(lowrank_ref.data, "load", lambda *args, **kw: DATA)
+    calls = []
+
+    def evaluate_then_ctrl_c(*args, **kw):                       # Ctrl-C in epoch 3
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return evaluate(*args, **kw)
+
+    monkeypatch.setattr(training.loop, "evaluate", evaluate_then_ctrl_c)
+    assert main(["train", "--resume", str(out), "--epochs", "3"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    assert load_checkpoint(out)["epochs_done"] == 2 and not (out / LOCK_NAME).exists()
 
 
 # --------------------------------------------------------------------------------------------
@@ -464,7 +703,7 @@ def test_cli_trains_resumes_and_reports_divergence(tmp_path, monkeypatch, capsys
         calls.append((name, data_dir, np.dtype(dtype)))
         return fake
 
-    monkeypatch.setattr(train_mod.data_mod, "load", fake_load)
+    monkeypatch.setattr(lowrank_ref.data, "load", fake_load)
     out = tmp_path / "run"
     common = ["--hidden", "16,16", "--batch-size", "32", "--dtype", "float64"]
     assert main(["train", *common, "--epochs", "1", "--out", str(out)]) == 0
@@ -505,12 +744,12 @@ def test_dense_training_on_real_mnist_briefly(tmp_path):
 def test_sweep_writes_the_table_and_resumes_finished_runs(tmp_path):
     base = config(tmp_path, method="adaptive", rank=6, tau=0.1, lr=0.5, epochs=1)
     dense = config(tmp_path, epochs=1)
-    table = train_mod.sweep([0.05, 0.3], base, results_dir=tmp_path / "res", dense=dense,
+    table = training.sweep([0.05, 0.3], base, results_dir=tmp_path / "res", dense=dense,
                             log=quiet, data=DATA)
     with open(table, newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["run"] for r in rows] == ["dense", "tau-0.05", "tau-0.3"]
-    assert set(train_mod.TABLE_COLUMNS) == set(rows[0])
+    assert set(training.TABLE_COLUMNS) == set(rows[0])
     assert rows[0]["method"] == "dense" and rows[0]["tau"] == "" and rows[0]["eval_cr"] == "0.0"
     ranks = [[int(r) for r in row["ranks"].split("|")] for row in rows[1:]]
     assert sum(ranks[1]) <= sum(ranks[0])          # a larger tau never keeps more rank here
@@ -519,7 +758,7 @@ def test_sweep_writes_the_table_and_resumes_finished_runs(tmp_path):
         hist = read_history(tmp_path / "res" / "mnist_runs" / row["run"])
         assert abs(100 * float(hist[-1]["test_acc"]) - float(row["test_acc"])) < 0.006
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "res" / "mnist_runs").glob("*/checkpoint.npz")}
-    train_mod.sweep([0.05, 0.3], base, results_dir=tmp_path / "res", dense=dense, log=quiet, data=DATA)
+    training.sweep([0.05, 0.3], base, results_dir=tmp_path / "res", dense=dense, log=quiet, data=DATA)
     after = {p: p.stat().st_mtime_ns for p in before}
     assert before == after                          # finished runs are read, not retrained
 
@@ -528,7 +767,7 @@ def test_sweep_writes_the_table_and_resumes_finished_runs(tmp_path):
 def test_sweep_refuses_bad_taus(tmp_path, taus):
     base = config(tmp_path, method="adaptive", rank=6, tau=0.1)
     with pytest.raises(ValueError, match="taus"):
-        train_mod.sweep(taus, base, results_dir=tmp_path, data=DATA, log=quiet)
+        training.sweep(taus, base, results_dir=tmp_path, data=DATA, log=quiet)
 
 
 def _cli(*args, cwd):

@@ -205,7 +205,7 @@ def plot_accuracy_vs_compression(table_csv, path) -> str:
 
 
 def read_history(history_csv) -> dict:
-    """Read a run's ``history.csv`` (columns of :data:`lowrank_ref.train.HISTORY_COLUMNS`).
+    """Read a run's ``history.csv`` (columns of :data:`lowrank_ref.training.HISTORY_COLUMNS`).
 
     Returns
     -------
@@ -248,7 +248,7 @@ def plot_rank_evolution(history_csvs: Dict[str, object], path) -> str:
         Runs to show, in panel order (e.g. ``{"tau = 0.05": ".../history.csv"}``). The
         ``ranks`` column holds ``"81|104|111|117"`` (dense layers omitted); epochs of a
         phase other than ``train`` (S-only fine-tuning) are shaded. If a ``run.json`` of
-        :func:`lowrank_ref.train.train` lies beside it, the starting ranks are drawn at
+        :func:`lowrank_ref.training.train` lies beside it, the starting ranks are drawn at
         epoch 0 (the ranks of adaptive DLRT fall within the first epoch).
     path : str or path-like
 
@@ -316,7 +316,7 @@ def plot_rank_evolution(history_csvs: Dict[str, object], path) -> str:
 
 def _start_ranks(run_json: Path, n_layers: int) -> Optional[list]:
     """Starting ranks ``min(rank, n_in, n_out)`` of the low-rank layers from a ``run.json``
-    written by :func:`lowrank_ref.train.train` (None if it is missing or has no rank)."""
+    written by :func:`lowrank_ref.training.train` (None if it is missing or has no rank)."""
     try:
         cfg = json.loads(Path(run_json).read_text())["config"]
         rank, sizes = int(cfg["rank"]), [int(v) for v in cfg["sizes"]]

@@ -1,0 +1,250 @@
+"""The checkpoint format: save, load and restore the model and the optimiser state.
+
+A checkpoint is a :func:`numpy.savez` archive written atomically after every epoch
+(:func:`lowrank_ref.training.atomic.atomic_write`) and read with ``allow_pickle=False``:
+nothing in it can run code. :data:`CHECKPOINT_FORMAT` is 1; every checkpoint written since
+the format was introduced still loads and resumes bit for bit. See
+docs/design.md, section "Training runs: records, checkpoints, locks".
+"""
+from __future__ import annotations
+
+import json
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from .._validate import check_path
+from ..lowrank import LowRank
+from ..nn import MLP, Dense, LowRankDense
+from .atomic import atomic_write
+from .config import TrainConfig
+
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "load_config",
+           "restore_model", "restore_optimizer", "checkpoint_path", "CHECKPOINT_NAME",
+           "CHECKPOINT_FORMAT"]
+
+CHECKPOINT_NAME = "checkpoint.npz"
+CHECKPOINT_FORMAT = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is corrupt, truncated, or not one written by :func:`save_checkpoint`."""
+
+
+def _model_arrays(model: MLP) -> dict:
+    """The arrays of every layer of ``model`` under the checkpoint's keys."""
+    arrays = {"n_layers": np.array(len(model.layers))}
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, LowRankDense):
+            arrays[f"layer{i}.kind"] = np.array("lowrank")
+            arrays.update({f"layer{i}.U": layer.U, f"layer{i}.S": layer.S,
+                           f"layer{i}.V": layer.V, f"layer{i}.b": layer.b.value})
+        elif isinstance(layer, Dense):
+            arrays[f"layer{i}.kind"] = np.array("dense")
+            arrays.update({f"layer{i}.W": layer.W.value, f"layer{i}.b": layer.b.value})
+        else:
+            raise TypeError(f"cannot checkpoint layer {i} of type {type(layer).__name__}")
+    return arrays
+
+
+def save_checkpoint(path, model: MLP, optimizer, config: TrainConfig, history: list,
+                    epochs_done: int, finetune_done: int, phase: str) -> None:
+    """Write a checkpoint atomically with :func:`numpy.savez` (no pickled objects).
+
+    Keys: ``format`` (int), ``config`` and ``history`` (JSON in 0-d unicode arrays),
+    ``epochs_done`` / ``finetune_done`` (epochs completed in each phase), ``opt_phase``
+    (the phase whose optimiser state is stored), ``n_layers``, per layer ``layer{i}.kind``
+    ("dense" or "lowrank") and its arrays ``layer{i}.W``, ``.b`` or ``layer{i}.U``, ``.S``,
+    ``.V``, ``.b`` (ranks may differ per layer), and ``opt.<name>`` for every array of
+    ``optimizer.state_arrays()``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write (``<run folder>/checkpoint.npz`` in a run).
+    model : MLP
+        Dense and low-rank layers only.
+    optimizer
+        Any optimiser of :mod:`lowrank_ref.dlrt` (``state_arrays()``).
+    config : TrainConfig
+    history : list of dict
+        The rows of ``history.csv`` so far (JSON-serialisable).
+    epochs_done, finetune_done : int
+        Epochs completed in the main and the fine-tuning phase.
+    phase : {"train", "finetune"}
+        The phase ``optimizer`` belongs to.
+    """
+    arrays = {"format": np.array(CHECKPOINT_FORMAT),
+              "config": np.array(json.dumps(config.to_dict())),
+              "history": np.array(json.dumps(history)),
+              "epochs_done": np.array(epochs_done), "finetune_done": np.array(finetune_done),
+              "opt_phase": np.array(phase)}
+    arrays.update(_model_arrays(model))
+    for key, value in optimizer.state_arrays().items():
+        arrays[f"opt.{key}"] = np.asarray(value)
+    atomic_write(Path(check_path(path, "path")), lambda f: np.savez(f, **arrays))
+
+
+def checkpoint_path(path) -> Path:
+    """``path/checkpoint.npz`` if ``path`` is a folder, else ``path`` (a run folder or a file).
+
+    Raises
+    ------
+    TypeError
+        If ``path`` is not a str or os.PathLike.
+    """
+    path = Path(check_path(path, "path"))
+    return path / CHECKPOINT_NAME if path.is_dir() else path
+
+
+def load_checkpoint(path) -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint` (``allow_pickle=False``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.npz`` file, or a run folder holding ``checkpoint.npz``.
+
+    Returns
+    -------
+    dict
+        ``config`` (:class:`TrainConfig`), ``history`` (list of dict), ``epochs_done``,
+        ``finetune_done`` (int), ``opt_phase`` (str), ``arrays`` (every array by key),
+        ``path`` (pathlib.Path).
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no checkpoint at ``path``.
+    CheckpointError
+        (a ValueError) naming the file, if it is truncated, corrupt (zip CRC), not an npz,
+        holds pickled objects, or lacks a required entry.
+    """
+    path = checkpoint_path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path} (expected the {CHECKPOINT_NAME} a "
+                                f"training run writes after every epoch)")
+    hint = " (the run's last good state is lost; start a new run)"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise CheckpointError(f"checkpoint {path} is not an .npz archive{hint}")
+            arrays = {k: z[k] for k in z.files}
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, KeyError) as exc:
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated "
+                              f"({type(exc).__name__}: {exc}){hint}") from None
+    required = ("format", "config", "history", "epochs_done", "finetune_done", "opt_phase",
+                "n_layers")
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {missing}: not written by "
+                              f"lowrank_ref.training")
+    counts = {}
+    for key in ("format", "epochs_done", "finetune_done", "n_layers"):
+        a = arrays[key]
+        if a.shape != () or a.dtype.kind not in "iu" or int(a) < 0:
+            raise CheckpointError(f"checkpoint {path}: {key} must be an int >= 0, got "
+                                  f"dtype {a.dtype} shape {a.shape}")
+        counts[key] = int(a)
+    if counts["format"] != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"checkpoint {path} has format {counts['format']}, this "
+                              f"version reads format {CHECKPOINT_FORMAT}")
+    for key in ("config", "history", "opt_phase"):
+        if arrays[key].shape != () or arrays[key].dtype.kind != "U":
+            raise CheckpointError(f"checkpoint {path}: {key} must be a string, got dtype "
+                                  f"{arrays[key].dtype} shape {arrays[key].shape}")
+    try:
+        config = TrainConfig.from_dict(json.loads(str(arrays["config"])))
+        history = json.loads(str(arrays["history"]))
+        if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
+            raise ValueError(f"history must be a list of rows, got {type(history).__name__}")
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint {path} holds an invalid configuration or "
+                              f"history: {exc}") from None
+    return {"config": config, "history": history, "epochs_done": counts["epochs_done"],
+            "finetune_done": counts["finetune_done"],
+            "opt_phase": str(arrays["opt_phase"]), "arrays": arrays, "path": path}
+
+
+def load_config(path) -> TrainConfig:
+    """The :class:`TrainConfig` stored in the checkpoint of a run folder (or file)."""
+    return load_checkpoint(path)["config"]
+
+
+def restore_model(model: MLP, arrays: dict, path: Path, dtype) -> None:
+    """Replace the parameters of ``model`` by those of a checkpoint (exact arrays).
+
+    ``arrays`` and ``path`` as returned by :func:`load_checkpoint`; the arrays are cast to
+    ``dtype``. Raises :class:`CheckpointError` naming ``path`` if a layer's kind, shape or
+    values (finite; orthonormal factors) do not fit the model.
+    """
+    n = int(arrays["n_layers"])
+    if n != len(model.layers):
+        raise CheckpointError(f"checkpoint {path} has {n} layers, the configuration "
+                              f"builds {len(model.layers)}")
+
+    def get(i, name):
+        a = arrays[f"layer{i}.{name}"]
+        ndim = 1 if name == "b" else 2
+        if a.dtype.kind not in "biuf" or a.ndim != ndim:
+            raise CheckpointError(f"checkpoint {path}: layer{i}.{name} must be a real {ndim}-d "
+                                  f"array, got dtype {a.dtype} shape {a.shape}")
+        a = np.array(a, dtype=dtype)
+        if not np.all(np.isfinite(a)):
+            raise CheckpointError(f"checkpoint {path}: layer{i}.{name} must be finite, got "
+                                  f"{int(a.size - np.count_nonzero(np.isfinite(a)))} NaN/Inf "
+                                  f"entries (a checkpoint is only written after a finite epoch)")
+        return a
+
+    for i, layer in enumerate(model.layers):
+        try:
+            kind = str(arrays[f"layer{i}.kind"])
+            if kind == "dense" and isinstance(layer, Dense):
+                W, b = get(i, "W"), get(i, "b")
+                if W.shape != layer.W.shape or b.shape != layer.b.shape:
+                    raise CheckpointError(f"checkpoint {path}: layer {i} has W {W.shape}, "
+                                          f"b {b.shape}; the configuration needs "
+                                          f"{layer.W.shape}, {layer.b.shape}")
+                layer.W.value, layer.b.value = W, b
+            elif kind == "lowrank" and isinstance(layer, LowRankDense):
+                Y = LowRank(get(i, "U"), get(i, "S"), get(i, "V"))
+                if Y.U.shape[0] != layer.n_out or Y.V.shape[0] != layer.n_in:
+                    raise CheckpointError(f"checkpoint {path}: layer {i} is "
+                                          f"{Y.U.shape[0]} x {Y.V.shape[0]}, the "
+                                          f"configuration needs {layer.n_out} x {layer.n_in}")
+                try:
+                    model.layers[i] = LowRankDense.from_factors(Y, get(i, "b"))
+                except CheckpointError:
+                    raise
+                except (ValueError, TypeError) as exc:   # shapes, orthonormality
+                    raise CheckpointError(f"checkpoint {path}: layer {i}: {exc}") from None
+            else:
+                want = "lowrank" if isinstance(layer, LowRankDense) else "dense"
+                raise CheckpointError(f"checkpoint {path}: layer {i} is {kind!r}, the "
+                                      f"configuration's method builds a {want!r} layer")
+        except KeyError as exc:
+            raise CheckpointError(f"checkpoint {path} lacks the array {exc} of layer {i}") from None
+
+
+def restore_optimizer(opt, arrays: dict, path: Path, dtype) -> None:
+    """Load the ``opt.*`` arrays of a checkpoint (momentum buffers: finite real arrays).
+
+    Raises :class:`CheckpointError` naming ``path`` if the state does not fit ``opt``.
+    """
+    state = {}
+    for k, v in arrays.items():
+        if not k.startswith("opt."):
+            continue
+        if v.dtype.kind != "f" or not np.all(np.isfinite(v)):
+            raise CheckpointError(f"checkpoint {path}: {k} must be a finite float array, got "
+                                  f"dtype {v.dtype} shape {v.shape}")
+        state[k[4:]] = np.array(v, dtype=dtype)
+    try:
+        opt.load_state_arrays(state)
+    except (KeyError, ValueError, IndexError) as exc:
+        raise CheckpointError(f"checkpoint {path} holds an invalid optimiser state "
+                              f"({type(exc).__name__}: {exc})") from None

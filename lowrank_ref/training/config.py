@@ -1,0 +1,297 @@
+"""What determines a training run: :class:`TrainConfig`, the defaults, the learning rate.
+
+:class:`TrainConfig` checks every option on construction with the package's one rule
+(docs/design.md, section "Errors and validation"): a ``TypeError`` for the wrong kind
+of object (``epochs=1.5``, ``lr="0.1"``, ``threads=1.5``), a ``ValueError`` for a wrong
+value of the right kind (``epochs=0``, ``method="sgd"``, an option the method does not use).
+:func:`build_model` and :func:`build_optimizer` turn a configuration into the network and
+its optimiser; :func:`lr_at` is the learning-rate schedule.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import numpy as np
+
+from .._validate import (check_choice, check_float_dtype, check_int, check_int_list, check_path,
+                         check_rank_bounds, check_real)
+from ..data import DATASETS
+from ..dlrt import METHODS, SOnlySGD, check_method_options, low_rank_mlp, make_optimizer
+from ..nn import MLP
+from ..threads import DEFAULT_THREADS, check_threads
+
+__all__ = ["TrainConfig", "lr_at", "build_model", "build_optimizer", "config_differences",
+           "SCHEDULES", "DTYPES", "PHASES", "DEFAULT_SIZES", "DEFAULT_LR", "DEFAULT_MOMENTUM",
+           "DEFAULT_WARMUP", "DEFAULT_RANK", "DEFAULT_EPOCHS", "RESUMABLE_CHANGES"]
+
+SCHEDULES = ("constant", "cosine")
+DTYPES = ("float32", "float64")
+#: The two phases of a run: the main epochs, then the optional S-only fine-tuning.
+PHASES = ("train", "finetune")
+#: The network of [SZKCT22]: 784 inputs, four hidden layers of 500, 10 classes.
+DEFAULT_SIZES = (784, 500, 500, 500, 500, 10)
+#: Default learning rate per method (``TrainConfig(lr=None)``). Dense: with momentum 0.9, the
+#: cosine schedule, batch 256 and 10 epochs, lr 0.1 reached 98.32 / 98.37 / 98.40% MNIST test
+#: accuracy for seeds 0 / 1 / 2 (lr 0.02: 97.90%, 0.05: 98.21%, 0.2: 98.33%, seed 0).
+#: DLRT (adaptive, tau 0.11, momentum 0.9, cosine, 10 epochs): lr 0.1 -> 97.84%, 0.05 -> 97.27%,
+#: 0.15 -> 97.89%, 0.2 diverged.
+DEFAULT_LR = {"dense": 0.1, "fixed": 0.1, "adaptive": 0.1}
+#: Default momentum per method (``TrainConfig(momentum=None)``). Heavy-ball momentum of the
+#: factors is carried across basis changes as documented in :mod:`lowrank_ref.dlrt`;
+#: ``momentum=0`` gives plain SGD, the explicit Euler step of the gradient flow that the
+#: analysis of [SZKCT22] covers (slower: 94.0% after 4 epochs at tau 0.1 where momentum
+#: 0.9 gave 96.3%).
+DEFAULT_MOMENTUM = {"dense": 0.9, "fixed": 0.9, "adaptive": 0.9}
+#: Default number of linear warm-up steps of the learning rate (``TrainConfig(warmup=None)``):
+#: the first DLRT steps decide the ranks, and a full-size first step once cut them too far
+#: (tau 0.07: 97.18% without, 98.15% with 100 warm-up steps).
+DEFAULT_WARMUP = {"dense": 0, "fixed": 100, "adaptive": 100}
+#: Default starting rank of the low-rank methods (``TrainConfig(rank=None)``); 150 is the
+#: starting rank of the paper's MNIST runs.
+DEFAULT_RANK = {"fixed": 20, "adaptive": 150}
+DEFAULT_EPOCHS = 10
+
+CHECKPOINT_NAME = "checkpoint.npz"
+#: Options that may differ between a checkpoint and the run resuming it.
+RESUMABLE_CHANGES = ("epochs", "finetune_epochs", "out", "threads")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run (checked on construction).
+
+    Parameters
+    ----------
+    method : {"dense", "fixed", "adaptive"}, default "dense"
+        The optimiser (:func:`lowrank_ref.dlrt.make_optimizer`).
+    dataset : {"mnist", "fashion-mnist"}, default "mnist"
+    data_dir : str, optional
+        A folder searched first for the data (:func:`lowrank_ref.data.load`).
+    sizes : list of int, default ``[784, 500, 500, 500, 500, 10]``
+        Layer widths, input first, classes last.
+    epochs : int, default 10
+        Main training epochs, ``>= 1``.
+    batch_size : int, default 256
+    lr : float, optional
+        Learning rate ``> 0``; None: :data:`DEFAULT_LR` of the method (filled in on
+        construction).
+    momentum : float, optional
+        Heavy-ball momentum in ``[0, 1)``; None: :data:`DEFAULT_MOMENTUM` of the method
+        (0.9 for every method; 0 gives plain SGD, the Euler step of [SZKCT22]).
+    schedule : {"constant", "cosine"}, default "cosine"
+        Per-step cosine decay to 0 over the main epochs (:func:`lr_at`), or constant.
+    warmup : int, optional
+        Steps of linear warm-up (``lr * (step + 1) / warmup``) at the start of each phase;
+        None: :data:`DEFAULT_WARMUP` of the method.
+    seed : int, default 0
+    dtype : {"float32", "float64"}, default "float32"
+        Of parameters and data; ``np.float32`` / ``np.dtype("float64")`` are accepted and
+        stored by name.
+    rank : int, optional
+        Starting rank of every low-rank layer (capped at ``min(n_in, n_out)``); None:
+        :data:`DEFAULT_RANK` for "fixed" and "adaptive"; not allowed for "dense". The last
+        layer stays dense.
+    tau : float, optional
+        Relative truncation tolerance of method "adaptive" (required there, only there).
+    min_rank : int, default 1
+        Method "adaptive" only.
+    max_rank : int, optional
+        Method "adaptive" only; None: ``min(n_in, n_out) // 2`` per layer.
+    passes : {1, 3}, default 1
+        Method "adaptive" only: one backward per step, or the published three.
+    finetune_epochs : int, default 0
+        Epochs of S-only fine-tuning (:class:`lowrank_ref.dlrt.SOnlySGD`) after the main
+        epochs; low-rank methods only.
+    n_train, n_test : int, optional
+        Use only the first ``n_train`` / ``n_test`` samples (quick runs and tests).
+    out : str, optional
+        Output folder; None: ``runs/<method>-<YYYYmmdd-HHMMSS>`` (resolved by :func:`train`).
+    threads : int or None, default :data:`lowrank_ref.threads.DEFAULT_THREADS` (1)
+        BLAS/LAPACK threads during the run (:func:`lowrank_ref.threads.blas_threads`); None
+        leaves the libraries' own default (one per core). May change on resume.
+
+    Raises
+    ------
+    TypeError
+        Naming the option, if it is not the kind of object it takes (``epochs=1.5``,
+        ``lr="0.1"``, ``threads=1.5``, ``sizes=784``, ``dtype="float16"``).
+    ValueError
+        Naming the option, if a value is out of range or not one of the allowed names
+        (``epochs=0``, ``method="sgd"``), or the options do not fit together: an option
+        the method does not use (``tau`` for "fixed", ``rank`` for "dense"), no ``tau`` for
+        "adaptive", ``finetune_epochs`` for "dense", ``max_rank < min_rank``.
+
+    Examples
+    --------
+    >>> TrainConfig().lr, TrainConfig().momentum
+    (0.1, 0.9)
+    >>> TrainConfig(method="adaptive", tau=0.1).rank
+    150
+    >>> TrainConfig(method="dense", rank=20)
+    Traceback (most recent call last):
+    ...
+    ValueError: rank is only used by methods 'fixed' and 'adaptive', got rank=20 for method 'dense'
+    >>> TrainConfig(epochs=1.5)
+    Traceback (most recent call last):
+    ...
+    TypeError: epochs must be an int >= 1, got float 1.5
+    """
+
+    method: str = "dense"
+    dataset: str = "mnist"
+    data_dir: Optional[str] = None
+    sizes: List[int] = field(default_factory=lambda: list(DEFAULT_SIZES))
+    epochs: int = DEFAULT_EPOCHS
+    batch_size: int = 256
+    lr: Optional[float] = None
+    momentum: Optional[float] = None
+    schedule: str = "cosine"
+    warmup: Optional[int] = None
+    seed: int = 0
+    dtype: str = "float32"
+    rank: Optional[int] = None
+    tau: Optional[float] = None
+    min_rank: int = 1
+    max_rank: Optional[int] = None
+    passes: int = 1
+    finetune_epochs: int = 0
+    n_train: Optional[int] = None
+    n_test: Optional[int] = None
+    out: Optional[str] = None
+    threads: Optional[int] = DEFAULT_THREADS
+
+    def __post_init__(self):
+        # Each option on its own (kind, then value), then the options against each other.
+        self.method = check_choice(self.method, "method", METHODS)
+        self.dataset = check_choice(self.dataset, "dataset", DATASETS)
+        self.data_dir = check_path(self.data_dir, "data_dir", optional=True)
+        self.sizes = check_int_list(self.sizes, "sizes", low=1, min_len=2)
+        self.epochs = check_int(self.epochs, "epochs", low=1)
+        self.batch_size = check_int(self.batch_size, "batch_size", low=1)
+        if self.lr is None:
+            self.lr = DEFAULT_LR[self.method]
+        self.lr = check_real(self.lr, "lr", low=0, low_open=True)
+        if self.momentum is None:
+            self.momentum = DEFAULT_MOMENTUM[self.method]
+        self.momentum = check_real(self.momentum, "momentum", low=0, high=1, high_open=True)
+        self.schedule = check_choice(self.schedule, "schedule", SCHEDULES)
+        if self.warmup is None:
+            self.warmup = DEFAULT_WARMUP[self.method]
+        self.warmup = check_int(self.warmup, "warmup", low=0)
+        self.seed = check_int(self.seed, "seed", low=0)
+        self.dtype = check_float_dtype(self.dtype, "dtype").name
+        self.rank = check_int(self.rank, "rank", low=1, optional=True)
+        self.tau = check_real(self.tau, "tau", low=0, optional=True)
+        self.min_rank, self.max_rank = check_rank_bounds(self.min_rank, self.max_rank)
+        self.passes = check_int(self.passes, "passes")
+        if self.passes not in (1, 3):
+            raise ValueError(f"passes must be 1 or 3, got {self.passes}")
+        self.finetune_epochs = check_int(self.finetune_epochs, "finetune_epochs", low=0)
+        self.n_train = check_int(self.n_train, "n_train", low=1, optional=True)
+        self.n_test = check_int(self.n_test, "n_test", low=1, optional=True)
+        self.out = check_path(self.out, "out", optional=True)
+        self.threads = check_threads(self.threads)
+
+        # Options a method does not use must keep their defaults: a silently ignored
+        # option is a wrong experiment (tau, min_rank, max_rank, passes: adaptive only).
+        check_method_options(self.method, tau=self.tau, min_rank=self.min_rank,
+                             max_rank=self.max_rank, passes=self.passes)
+        if self.method == "dense":
+            if self.rank is not None:
+                raise ValueError(f"rank is only used by methods 'fixed' and 'adaptive', got "
+                                 f"rank={self.rank} for method 'dense'")
+            if self.finetune_epochs:
+                raise ValueError(f"finetune_epochs (S-only fine-tuning) needs low-rank layers: "
+                                 f"use method 'fixed' or 'adaptive', got finetune_epochs="
+                                 f"{self.finetune_epochs} for method 'dense'")
+        elif self.rank is None:
+            self.rank = DEFAULT_RANK[self.method]
+
+    def to_dict(self) -> dict:
+        """The configuration as a JSON-ready dict (field order)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """Inverse of :meth:`to_dict`; unknown keys are refused (ValueError naming them)."""
+        if not isinstance(d, dict):
+            raise TypeError(f"config must be a dict, got {type(d).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown configuration option(s) {unknown}; known: {sorted(names)}")
+        return cls(**d)
+
+
+def lr_at(config: TrainConfig, step: int, total_steps: int) -> float:
+    """Learning rate of step ``step`` (0-based) of a phase of ``total_steps`` steps.
+
+    ``lr * w(step) * c(step)`` with the warm-up ``w = min(1, (step + 1) / warmup)`` (1 when
+    ``warmup = 0``) and ``c = (1 + cos(pi step / total_steps)) / 2`` for the cosine schedule
+    (1 for constant).
+
+    Examples
+    --------
+    >>> c = TrainConfig(lr=0.1)
+    >>> [round(lr_at(c, t, 4), 4) for t in range(4)]
+    [0.1, 0.0854, 0.05, 0.0146]
+    >>> c = TrainConfig(lr=0.1, warmup=2, schedule="constant")
+    >>> [round(lr_at(c, t, 4), 4) for t in range(4)]
+    [0.05, 0.1, 0.1, 0.1]
+    """
+    warm = min(1.0, (step + 1) / config.warmup) if config.warmup else 1.0
+    if config.schedule == "constant":
+        return config.lr * warm
+    return config.lr * warm * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
+
+
+def build_model(config: TrainConfig) -> MLP:
+    """The freshly initialised network of ``config`` (from ``default_rng(config.seed)``).
+
+    Dense for method "dense", else :func:`lowrank_ref.dlrt.low_rank_mlp` (last layer dense).
+
+    Examples
+    --------
+    >>> m = build_model(TrainConfig(method="fixed", rank=3, sizes=[6, 5, 4, 2]))
+    >>> [type(layer).__name__ for layer in m.layers]
+    ['LowRankDense', 'LowRankDense', 'Dense']
+    """
+    rng = np.random.default_rng(config.seed)
+    dtype = np.dtype(config.dtype)
+    if config.method == "dense":
+        return MLP.dense(config.sizes, rng, dtype)
+    return low_rank_mlp(config.sizes, config.rank, rng, dtype)
+
+
+def build_optimizer(config: TrainConfig, model: MLP, phase: str = "train"):
+    """The optimiser of ``model`` for ``phase`` of a run of ``config``.
+
+    Phase "train": :func:`lowrank_ref.dlrt.make_optimizer` of ``config.method`` (with the
+    adaptive options for "adaptive"); phase "finetune": :class:`lowrank_ref.dlrt.SOnlySGD`
+    (the cores ``S`` only). Both with ``config.lr`` and ``config.momentum`` (the learning
+    rate is set per step from :func:`lr_at`).
+    """
+    phase = check_choice(phase, "phase", PHASES)
+    if phase == "finetune":
+        return SOnlySGD(model, config.lr, momentum=config.momentum)
+    kwargs = {}
+    if config.method == "adaptive":
+        kwargs = dict(tau=config.tau, min_rank=config.min_rank, max_rank=config.max_rank,
+                      passes=config.passes)
+    return make_optimizer(config.method, model, config.lr, momentum=config.momentum, **kwargs)
+
+
+def config_differences(old: TrainConfig, new: TrainConfig) -> list:
+    """The options (but :data:`RESUMABLE_CHANGES`) that differ, one readable line each.
+
+    Examples
+    --------
+    >>> config_differences(TrainConfig(), TrainConfig(lr=0.2, epochs=3))
+    ['lr: 0.1 in the checkpoint, 0.2 now']
+    """
+    a, b = old.to_dict(), new.to_dict()
+    return [f"{k}: {a[k]!r} in the checkpoint, {b[k]!r} now" for k in a
+            if k not in RESUMABLE_CHANGES and a[k] != b[k]]

@@ -1,0 +1,102 @@
+"""The data of a run: loaded or given, checked against the configuration, cast once.
+
+:func:`prepare_data` refuses bad arrays before the first step (a NaN in the images would
+otherwise show up as a "diverged" run), with the package's rule: a ``TypeError`` for arrays
+of the wrong kind (complex or string images, float labels), a ``ValueError`` for wrong
+values or shapes. See docs/design.md, section "Errors and validation".
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from .. import data as data_pkg
+from .._validate import as_float_array
+from ..data import Dataset
+from .config import TrainConfig
+
+__all__ = ["prepare_data"]
+
+
+def prepare_data(config: TrainConfig, data: Optional[Dataset] = None) -> Dataset:
+    """The data set of a run of ``config``, checked and cast to ``config.dtype``.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        ``dataset``, ``data_dir`` (where :func:`lowrank_ref.data.load` looks first),
+        ``n_train`` / ``n_test`` (the first samples only), ``sizes`` (features and classes)
+        and ``dtype``.
+    data : Dataset, optional
+        Arrays to use instead of loading ``config.dataset``: any object with the fields
+        ``X_train``, ``y_train``, ``X_test``, ``y_test`` (``name`` and ``source`` optional).
+
+    Returns
+    -------
+    Dataset
+        ``X_train`` ``(n_train, sizes[0])`` and ``X_test`` ``(n_test, sizes[0])``,
+        C-contiguous of ``config.dtype``; ``y_train`` ``(n_train,)`` and ``y_test``
+        ``(n_test,)`` int64 labels in ``[0, sizes[-1])``.
+
+    Raises
+    ------
+    TypeError
+        If ``data`` lacks the fields, images are not real numbers, or labels not integers.
+    ValueError
+        If images are not 2-d with ``sizes[0]`` columns or not finite, labels are not one per
+        image or out of range, ``n_train`` / ``n_test`` exceed the data, or a split is empty.
+
+    Examples
+    --------
+    >>> X, y = np.eye(4), np.array([0, 1, 0, 1])
+    >>> ds = prepare_data(TrainConfig(sizes=[4, 3, 2], n_train=3),
+    ...                   Dataset(X, y, X, y, "toy", "made up"))
+    >>> ds.X_train.shape, ds.X_train.dtype, ds.y_test.dtype
+    ((3, 4), dtype('float32'), dtype('int64'))
+    """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    dtype = np.dtype(config.dtype)
+    if data is None:
+        ds = data_pkg.load(config.dataset, config.data_dir, dtype=dtype)
+    else:
+        fields = ("X_train", "y_train", "X_test", "y_test")
+        if not all(hasattr(data, f) for f in fields):
+            raise TypeError(f"data must be a lowrank_ref.data.Dataset (fields {fields}), got "
+                            f"{type(data).__name__}")
+        ds = Dataset(*(np.asarray(getattr(data, f)) for f in fields),
+                     getattr(data, "name", "custom"), getattr(data, "source", "data argument"))
+    n_in, n_classes = config.sizes[0], config.sizes[-1]
+    labels = f"integer labels in [0, sizes[-1] = {n_classes})"
+    for split in ("train", "test"):
+        xname, yname = f"X_{split}", f"y_{split}"
+        X = as_float_array(getattr(ds, xname), xname, ndim=2)       # kind, 2-d, finite
+        if X.shape[1] != n_in:
+            raise ValueError(f"sizes[0] = {n_in} must equal the number of input features, "
+                             f"but {xname} has shape {X.shape}")
+        y = getattr(ds, yname)
+        if y.dtype.kind not in "iu":
+            raise TypeError(f"{yname} must hold {labels}, got dtype {y.dtype}")
+        if y.shape != (X.shape[0],):
+            raise ValueError(f"{yname} must hold one label per row of {xname}, shape "
+                             f"({X.shape[0]},), got shape {y.shape}")
+        if y.size and (y.min() < 0 or y.max() >= n_classes):
+            raise ValueError(f"{yname} must hold {labels}, got range [{y.min()}, {y.max()}]")
+        ds = ds._replace(**{xname: X})
+    if config.n_train is not None or config.n_test is not None:
+        n_tr = len(ds.y_train) if config.n_train is None else config.n_train
+        n_te = len(ds.y_test) if config.n_test is None else config.n_test
+        for name, want, have in (("n_train", n_tr, len(ds.y_train)),
+                                 ("n_test", n_te, len(ds.y_test))):
+            if want > have:
+                raise ValueError(f"{name} must be <= {have} (the data set's size), got {want}")
+        ds = data_pkg.subset(ds, n_tr, n_te)
+    if len(ds.y_train) == 0 or len(ds.y_test) == 0:
+        raise ValueError(f"data must hold at least one training and one test sample, got "
+                         f"{len(ds.y_train)} and {len(ds.y_test)}")
+    # Cast once to the model dtype (and labels to int64), contiguous for fast batching.
+    return ds._replace(X_train=np.ascontiguousarray(ds.X_train, dtype=dtype),
+                       X_test=np.ascontiguousarray(ds.X_test, dtype=dtype),
+                       y_train=ds.y_train.astype(np.int64, copy=False),
+                       y_test=ds.y_test.astype(np.int64, copy=False))

