@@ -269,7 +269,7 @@ def low_rank_model(sizes, rank, dtype, seed=0, factors="svd"):
     """The network of ``dlrt.low_rank_mlp(sizes, rank, default_rng(seed), dtype)``.
 
     ``factors="svd"``: the same model as ``low_rank_mlp`` (He draw, its SVD cut to the rank,
-    the singular values replaced by ``nn.decay_spectrum``; last layer dense, drawn from the
+    the singular values replaced by ``lowrank_layers.decay_spectrum``; last layer dense, drawn from the
     same generator), but the float64 SVD of each layer's draw is computed once per ``sizes``
     and shared by all ranks (it takes seconds at width 2048).
 
@@ -279,7 +279,8 @@ def low_rank_model(sizes, rank, dtype, seed=0, factors="svd"):
     4000 x 4000 layer).
     """
     from lowrank_ref.lowrank import LowRank, orthonormalize
-    from lowrank_ref.nn import MLP, Dense, LowRankDense, _init_params, decay_spectrum
+    from lowrank_ref.lowrank_layers import LowRankDense, decay_spectrum
+    from lowrank_ref.nn import MLP, Dense, init_params
     hidden = list(zip(sizes[:-2], sizes[1:-1]))
     if factors == "random":
         rng = np.random.default_rng(seed)
@@ -300,7 +301,7 @@ def low_rank_model(sizes, rank, dtype, seed=0, factors="svd"):
         rng = np.random.default_rng(seed)
         facs = []
         for n_in, n_out in hidden:
-            W, b = _init_params("he", n_in, n_out, rng)
+            W, b = init_params("he", n_in, n_out, rng)
             P, sigma, Qt = np.linalg.svd(W, full_matrices=False)
             facs.append((P, sigma, Qt, b))
         _SVD_CACHE[key] = (facs, rng.bit_generator.state)

@@ -48,7 +48,8 @@ from ._validate import (check_bool, check_callable, check_choice, check_int, che
                         check_rank_bounds, check_real)
 from .lowrank import LowRank, augment_basis, orthonormalize
 from .momentum import FactorMomentum, PlainSGD
-from .nn import MLP, Dense, LowRankDense
+from .lowrank_layers import LowRankDense
+from .nn import MLP, Dense
 from .threads import uses_blas_threads
 from .truncation import truncate
 

@@ -9,8 +9,9 @@ A *layer* is any object with
 and optionally ``n_in``/``n_out`` (checked between consecutive layers of an :class:`MLP`)
 and ``forward_array(X: ndarray) -> ndarray``, the same map in plain NumPy used by
 :meth:`MLP.predict` (no graph). :class:`Dense` is the dense layer ``Z = X @ W.T + b``
-(docs/design.md, section "Notation"). :class:`LowRankDense` (factors ``U (n_out, r)``, ``S (r, r)``,
-``V (n_in, r)``, bias ``b (n_out,)``, forward ``((X @ V) @ S.T) @ U.T + b``, [SZKCT22])
+(docs/design.md, section "Notation"). The low-rank layer of DLRT,
+:class:`lowrank_ref.lowrank_layers.LowRankDense` (factors ``U (n_out, r)``, ``S (r, r)``,
+``V (n_in, r)``, bias ``b (n_out,)``, forward ``((X @ V) @ S.T) @ U.T + b``, [SZKCT22]),
 implements the same protocol, with one trainable leaf per K-, L-, S-step mode.
 """
 from __future__ import annotations
@@ -22,11 +23,10 @@ import numpy as np
 from . import ops
 from .autodiff import Tensor
 from ._validate import as_float_array, check_float_dtype, check_int, check_rng
-from .lowrank import LowRank, reorthonormalize, validate_lowrank
 from .ops import cross_entropy
 
-__all__ = ["Layer", "Dense", "LowRankDense", "MLP", "cross_entropy", "accuracy",
-           "stored_parameter_counts", "check_input", "decay_spectrum", "INITS", "ACTIVATIONS"]
+__all__ = ["Layer", "Dense", "MLP", "cross_entropy", "accuracy", "stored_parameter_counts",
+           "check_input", "check_bias", "init_params", "INITS", "ACTIVATIONS"]
 
 
 @runtime_checkable
@@ -81,7 +81,7 @@ def check_input(X, n_in, dtype, where: str) -> Tensor:
     return X
 
 
-def _check_bias(b, n_out: int, dtype) -> np.ndarray:
+def check_bias(b, n_out: int, dtype) -> np.ndarray:
     """``b`` as a finite real ``(n_out,)`` array of ``dtype`` (TypeError/ValueError naming b)."""
     b = as_float_array(b.value if isinstance(b, Tensor) else b, "b", 1)
     if b.shape != (n_out,):
@@ -101,7 +101,7 @@ def _check_bias(b, n_out: int, dtype) -> np.ndarray:
 INITS = ("he", "he_normal", "glorot", "torch")
 
 
-def _init_params(init, n_in, n_out, rng):
+def init_params(init, n_in, n_out, rng):
     if init == "he":
         a = np.sqrt(6.0 / n_in)
         return rng.uniform(-a, a, (n_out, n_in)), np.zeros(n_out)
@@ -158,7 +158,7 @@ class Dense:
         self.n_out = check_int(n_out, "n_out", low=1)
         check_rng(rng)
         dt = check_float_dtype(dtype)
-        W, b = _init_params(init, self.n_in, self.n_out, rng)
+        W, b = init_params(init, self.n_in, self.n_out, rng)
         self.init = init
         self.W = Tensor(W.astype(dt), requires_grad=True, name="W")
         self.b = Tensor(b.astype(dt), requires_grad=True, name="b")
@@ -366,7 +366,7 @@ def accuracy(logits, labels) -> float:
 def stored_parameter_counts(model) -> dict:
     """Stored parameter counts of a model or layer.
 
-    Weights are the 2-d arrays (for a :class:`LowRankDense` layer its factors ``U``, ``S``,
+    Weights are the 2-d arrays (for a low-rank layer, one with ``factors``, its ``U``, ``S``,
     ``V``: ``(n_out + n_in) r + r^2``, whatever its mode), biases the 1-d ones. (The
     evaluation/training counts of the paper are :func:`lowrank_ref.dlrt.parameter_counts`.)
 
@@ -379,6 +379,7 @@ def stored_parameter_counts(model) -> dict:
     --------
     >>> stored_parameter_counts(Dense(784, 500, np.random.default_rng(0)))
     {'weights': 392000, 'biases': 500, 'total': 392500}
+    >>> from lowrank_ref.lowrank_layers import LowRankDense
     >>> stored_parameter_counts(LowRankDense(784, 500, 10, np.random.default_rng(0)))
     {'weights': 12940, 'biases': 500, 'total': 13440}
     """
@@ -386,8 +387,8 @@ def stored_parameter_counts(model) -> dict:
         raise TypeError(f"model must have a parameters() method, got {type(model).__name__}")
     weights = biases = 0
     for layer in getattr(model, "layers", [model]):
-        if isinstance(layer, LowRankDense):
-            weights += layer.U.size + layer.S.size + layer.V.size
+        if hasattr(layer, "factors"):           # a low-rank layer: U, S, V whatever its mode
+            weights += sum(a.size for a in layer.factors)
             biases += layer.b.value.size
             continue
         for p in layer.parameters():
@@ -396,288 +397,3 @@ def stored_parameter_counts(model) -> dict:
             else:
                 weights += p.value.size
     return {"weights": int(weights), "biases": int(biases), "total": int(weights + biases)}
-
-
-# --- the low-rank layer ----------------------------------------------------------------
-
-#: Initial spectrum of a :class:`LowRankDense` (``spectrum="decay"``): decay length and
-#: Frobenius norm as a fraction of the He draw's ``sqrt(2 n_out)``. Tuned on MNIST,
-#: 784-500x4-10: with the plain SVD cut the network barely trains in the first epochs.
-SPECTRUM_DECAY = 40.0
-SPECTRUM_NORM = 0.6
-
-
-def decay_spectrum(sigma: np.ndarray, n_out: int) -> np.ndarray:
-    """The ``spectrum="decay"`` start of :class:`LowRankDense` for singular values ``sigma`` (r,).
-
-    ``sigma_i exp(-i / SPECTRUM_DECAY)``, ``i = 0, 1, ...``, rescaled so that its 2-norm is
-    ``SPECTRUM_NORM * sqrt(2 n_out)`` (the expected Frobenius norm of a He draw).
-
-    Examples
-    --------
-    >>> s = decay_spectrum(np.ones(3), n_out=8)
-    >>> bool(np.isclose(np.linalg.norm(s), SPECTRUM_NORM * 4.0)), bool(s[0] > s[1] > s[2])
-    (True, True)
-    """
-    sigma = np.asarray(sigma, dtype=np.float64) * np.exp(-np.arange(len(sigma)) / SPECTRUM_DECAY)
-    return sigma * (SPECTRUM_NORM * np.sqrt(2.0 * n_out) / np.linalg.norm(sigma))
-
-
-class LowRankDense:
-    """Low-rank layer ``Z = X @ (U S V^T)^T + b = ((X @ V) @ S.T) @ U.T + b`` ([SZKCT22]).
-
-    The weight ``W = U S V^T`` of shape ``(n_out, n_in)`` is never formed: every product
-    goes through the factors, so a forward costs ``O(batch (n_in + n_out) r + batch r^2)``.
-    The layer has one *mode* per sub-problem of the KLS integrator ([SZKCT22];
-    [CL22]), each with its own trainable leaf so that the engine computes exactly
-    the gradient that sub-step needs:
-
-    ===========  ======================================  =================================
-    mode         forward                                 gradient of the leaf
-    ===========  ======================================  =================================
-    ``"W"``      ``X V0 S0^T U0^T + b`` and taps         ``dL/dZ`` is recorded (DLRT)
-    ``"K"``      ``X V0 K^T + b``, leaf ``K = U0 S0``     ``dL/dK = G^T X V0 = (dL/dW) V0``
-    ``"L"``      ``X L U0^T + b``, leaf ``L = V0 S0^T``   ``dL/dL = X^T G U0 = (dL/dW)^T U0``
-    ``"S"``      ``X V_hat S_hat^T U_hat^T + b``          ``U_hat^T (dL/dW) V_hat``
-    ===========  ======================================  =================================
-
-    In every mode the bias ``b`` is a leaf too. In mode ``"W"`` the layer keeps, after a
-    backward, ``self.taps = {"X": X, "XV": X @ V0, "dZ": dL/dZ, "dZ_U": (dL/dZ) @ U0}``
-    (arrays), from which the optimisers of :mod:`lowrank_ref.dlrt` form all factor
-    gradients of one step: ``(dL/dW) V0 = dZ^T XV``, ``(dL/dW)^T U0 = X^T dZ_U``.
-
-    Parameters
-    ----------
-    n_in, n_out : int
-    rank : int
-        ``1 <= rank <= min(n_in, n_out)``.
-    rng : numpy.random.Generator
-    dtype : {float64, float32}
-    init : str, default "he"
-        The dense initialisation of :data:`INITS` is drawn and truncated to ``rank`` by an SVD
-        (``U`` and ``V`` are its leading singular vectors); this dense draw happens once, at
-        construction, never in training.
-    spectrum : {"decay", "svd"}, default "decay"
-        The diagonal of ``S``. ``"svd"``: the ``rank`` largest singular values of the dense
-        draw. Those keep only part of its norm (a rank-20 cut of a 500 x 784 He matrix
-        shrinks the logits of the 4-layer MNIST network by a factor ~60 and training stalls),
-        and their flat Marchenko-Pastur profile makes a relative truncation keep many random
-        directions. ``"decay"``: ``sigma_i exp(-i / SPECTRUM_DECAY)``, ``i = 0, 1, ...``,
-        rescaled so that ``||S||_F = SPECTRUM_NORM * sqrt(2 n_out)`` (``2 n_out`` is the
-        expected ``||W||_F^2`` of the He draw). The two constants were tuned on MNIST (see
-        README, "Reproducing the paper's table").
-
-    Attributes
-    ----------
-    U : (n_out, r) ndarray
-    S : (r, r) ndarray
-    V : (n_in, r) ndarray
-    b : (n_out,) Tensor
-    mode : str
-
-    Examples
-    --------
-    >>> layer = LowRankDense(6, 4, rank=2, rng=np.random.default_rng(0))
-    >>> layer.U.shape, layer.S.shape, layer.V.shape
-    ((4, 2), (2, 2), (6, 2))
-    >>> X = np.ones((3, 6))
-    >>> np.allclose(layer(X).value, X @ (layer.U @ layer.S @ layer.V.T).T)
-    True
-    """
-
-    MODES = ("W", "K", "L", "S")
-    SPECTRA = ("decay", "svd")
-
-    def __init__(self, n_in: int, n_out: int, rank: int, rng, dtype=np.float64,
-                 init: str = "he", spectrum: str = "decay"):
-        n_in = check_int(n_in, "n_in", low=1)
-        n_out = check_int(n_out, "n_out", low=1)
-        rank = check_int(rank, "rank", low=1)
-        if rank > min(n_in, n_out):
-            raise ValueError(f"rank must be <= min(n_in, n_out) = {min(n_in, n_out)}, got {rank}")
-        check_rng(rng)
-        if spectrum not in self.SPECTRA:
-            raise ValueError(f"spectrum must be one of {self.SPECTRA}, got {spectrum!r}")
-        dt = check_float_dtype(dtype)
-        W, b = _init_params(init, n_in, n_out, rng)
-        P, sigma, Qt = np.linalg.svd(W, full_matrices=False)
-        sigma = sigma[:rank]
-        if spectrum == "decay":
-            sigma = decay_spectrum(sigma, n_out)
-        self._set(LowRank(P[:, :rank].astype(dt), np.diag(sigma).astype(dt),
-                          Qt[:rank].T.astype(dt)), Tensor(b.astype(dt), requires_grad=True, name="b"))
-        self.init = init
-
-    @classmethod
-    def from_dense(cls, W, b, rank: int) -> "LowRankDense":
-        """Best rank-``rank`` approximation of a dense weight ``W (n_out, n_in)`` (truncated SVD).
-
-        The "train from a pruned dense network" start of [SZKCT22].
-
-        Raises
-        ------
-        ValueError
-            ``W`` not a finite 2-d float32/float64 array, ``b`` not of shape ``(n_out,)`` or
-            not finite, ``rank`` < 1 or > ``min(W.shape)``.
-        TypeError
-            ``b`` not real (complex, object, strings), ``rank`` not an int.
-        """
-        W = np.asarray(W.value if isinstance(W, Tensor) else W)
-        if W.ndim != 2 or W.dtype not in (np.float32, np.float64):
-            raise ValueError(f"W must be a 2-d float32 or float64 array, got shape {W.shape} "
-                             f"dtype {W.dtype}")
-        if not np.all(np.isfinite(W)):
-            raise ValueError(f"W must be finite, got "
-                             f"{int(W.size - np.count_nonzero(np.isfinite(W)))} NaN/Inf entries")
-        b = _check_bias(b, W.shape[0], W.dtype)
-        rank = check_int(rank, "rank", low=1)
-        if rank > min(W.shape):
-            raise ValueError(f"rank must be <= min(W.shape) = {min(W.shape)}, got {rank}")
-        P, sigma, Qt = np.linalg.svd(W, full_matrices=False)
-        return cls.from_factors(LowRank(P[:, :rank], np.diag(sigma[:rank]).astype(W.dtype),
-                                        Qt[:rank].T), b)
-
-    @classmethod
-    def from_factors(cls, Y, b) -> "LowRankDense":
-        """A layer holding ``W = Y.U @ Y.S @ Y.V.T`` (a :class:`LowRank`) and bias ``b``.
-
-        Raises
-        ------
-        TypeError, ValueError
-            As :func:`lowrank_ref.lowrank.validate_lowrank` for ``Y`` (named ``Y``); ``b``
-            not a finite real ``(n_out,)`` array.
-        """
-        Y = validate_lowrank(Y, "Y")
-        check_float_dtype(Y.U.dtype)
-        b = _check_bias(b, Y.U.shape[0], Y.U.dtype)
-        layer = cls.__new__(cls)
-        layer.init = "factors"
-        layer._set(Y, Tensor(b, requires_grad=True, name="b"))
-        return layer
-
-    def _set(self, Y: LowRank, b: Tensor) -> None:
-        self.U, self.S, self.V = Y
-        self.b = b
-        self.n_out, self.n_in = self.U.shape[0], self.V.shape[0]
-        self.set_mode("W")
-
-    # -- state ---------------------------------------------------------------------------
-    @property
-    def rank(self) -> int:
-        return int(self.S.shape[0])
-
-    @property
-    def dtype(self):
-        return self.b.dtype
-
-    @property
-    def factors(self) -> LowRank:
-        """The current ``LowRank(U, S, V)``."""
-        return LowRank(self.U, self.S, self.V)
-
-    def set_factors(self, Y: LowRank) -> None:
-        """Replace ``(U, S, V)`` (any rank) and return to mode ``"W"``.
-
-        Shapes are checked, values are not (the optimisers call this every step, also on a
-        diverging run, whose non-finite loss the training loop reports).
-        """
-        if not isinstance(Y, tuple) or len(Y) != 3 or not all(hasattr(a, "shape") for a in Y):
-            raise TypeError(f"Y must be a LowRank(U, S, V) of arrays, got {type(Y).__name__}")
-        U, S, V = Y
-        if U.ndim != 2 or V.ndim != 2 or S.shape != (U.shape[1], V.shape[1]) \
-                or U.shape[1] != V.shape[1]:
-            raise ValueError(f"factors must have shapes (n_out, r), (r, r), (n_in, r), got "
-                             f"U {U.shape}, S {S.shape}, V {V.shape}")
-        if U.shape[0] != self.n_out or V.shape[0] != self.n_in:
-            raise ValueError(f"factors must represent a ({self.n_out}, {self.n_in}) matrix, "
-                             f"got {(U.shape[0], V.shape[0])}")
-        self.U, self.S, self.V = (np.ascontiguousarray(a, dtype=self.dtype) for a in Y)
-        self.set_mode("W")
-
-    def refresh_orthonormality(self) -> None:
-        """Re-orthonormalise ``U`` and ``V`` by QR, folding ``R`` into ``S`` (same weight).
-
-        Call it before a forward pass, never between a forward and the use of its taps
-        (the recorded ``X V`` belongs to the old ``V``).
-        """
-        self.U, self.S, self.V = reorthonormalize(self.factors)
-
-    def set_mode(self, mode: str, U_hat=None, S_hat=None, V_hat=None) -> None:
-        """Switch the trainable leaf: ``"W"``, ``"K"``, ``"L"`` or ``"S"`` (see the class doc).
-
-        For ``"S"``, ``U_hat (n_out, k)``, ``S_hat (k, l)``, ``V_hat (n_in, l)`` default to
-        the current ``U``, ``S``, ``V`` (S-only fine-tuning). Given ones must be finite real
-        2-d arrays of those shapes (cast to the layer's dtype); other modes take none.
-
-        Raises
-        ------
-        ValueError
-            Unknown ``mode``; ``U_hat``/``S_hat``/``V_hat`` given for a mode other than
-            ``"S"``, of the wrong shape or not finite.
-        TypeError
-            ``U_hat``/``S_hat``/``V_hat`` complex, of object or string dtype.
-        """
-        if not isinstance(mode, str) or mode not in self.MODES:
-            raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
-        given = {k: v for k, v in (("U_hat", U_hat), ("S_hat", S_hat), ("V_hat", V_hat))
-                 if v is not None}
-        if given and mode != "S":
-            raise ValueError(f"{', '.join(given)} only apply to mode 'S', got mode {mode!r}")
-        given = {k: as_float_array(v, k, 2).astype(self.dtype, copy=False)
-                 for k, v in given.items()}
-        for k, rows in (("U_hat", self.n_out), ("V_hat", self.n_in)):
-            if k in given and given[k].shape[0] != rows:
-                raise ValueError(f"{k} must have {rows} rows, got shape {given[k].shape}")
-        if mode == "S":
-            U_hat = self.U if "U_hat" not in given else given["U_hat"]
-            V_hat = self.V if "V_hat" not in given else given["V_hat"]
-            S0 = self.S if "S_hat" not in given else given["S_hat"]
-            if S0.shape != (U_hat.shape[1], V_hat.shape[1]):
-                raise ValueError(f"S_hat must have shape {(U_hat.shape[1], V_hat.shape[1])}, "
-                                 f"got {S0.shape}")
-        self.mode = mode
-        self.taps = None
-        self.K = self.L = self.S_hat = None
-        if mode == "K":
-            self.K = Tensor(self.U @ self.S, requires_grad=True, name="K")
-        elif mode == "L":
-            self.L = Tensor(self.V @ self.S.T, requires_grad=True, name="L")
-        elif mode == "S":
-            self.U_hat, self.V_hat = U_hat, V_hat
-            self.S_hat = Tensor(np.array(S0, dtype=self.dtype), requires_grad=True, name="S_hat")
-
-    def parameters(self) -> list:
-        """The leaves trained in the current mode: ``[b]``, ``[K, b]``, ``[L, b]`` or ``[S_hat, b]``."""
-        leaf = {"W": None, "K": self.K, "L": self.L, "S": self.S_hat}[self.mode]
-        return [self.b] if leaf is None else [leaf, self.b]
-
-    # -- forward -------------------------------------------------------------------------
-    def __call__(self, X) -> Tensor:
-        """``(batch, n_in) -> (batch, n_out)`` through the factors, recorded for backward.
-
-        One :func:`lowrank_ref.ops.low_rank_linear` node ``X V S^T U^T + b`` whose factors
-        depend on the mode: ``(U0, S0, V0)`` in "W", ``(K, I, V0)`` in "K", ``(U0, I, L)`` in
-        "L", ``(U_hat, S_hat, V_hat)`` in "S".
-        """
-        X = check_input(X, self.n_in, self.dtype, "LowRankDense")
-        if self.mode == "K":            # X V0 K^T
-            return ops.low_rank_linear(X, self.K, None, self.V, self.b)
-        if self.mode == "L":            # X L U0^T
-            return ops.low_rank_linear(X, self.U, None, self.L, self.b)
-        if self.mode == "S":            # X V_hat S_hat^T U_hat^T
-            return ops.low_rank_linear(X, self.U_hat, self.S_hat, self.V_hat, self.b)
-        # mode "W": X V0 S0^T U0^T, and record the arrays of the DLRT gradients
-        taps = {"X": X.value}
-        self.taps = taps
-
-        def record(dZ, dZ_U, XV):
-            taps.update(dZ=dZ, dZ_U=dZ_U, XV=XV)
-        return ops.low_rank_linear(X, self.U, self.S, self.V, self.b, sink=record)
-
-    def forward_array(self, X: np.ndarray) -> np.ndarray:
-        """``((X @ V) @ S.T) @ U.T + b`` in plain NumPy (no graph), for evaluation."""
-        return ((X @ self.V) @ self.S.T) @ self.U.T + self.b.value
-
-    def __repr__(self) -> str:
-        return (f"LowRankDense(n_in={self.n_in}, n_out={self.n_out}, rank={self.rank}, "
-                f"dtype={self.dtype}, mode={self.mode!r})")

@@ -433,7 +433,8 @@ def _ref_dlrt(passes: int = 1) -> Callable:
     def candidate(**inp):
         from .autodiff import Tensor
         from .dlrt import AdaptiveKLS, FixedRankKLS
-        from .nn import MLP, Dense, LowRankDense
+        from .lowrank_layers import LowRankDense
+        from .nn import MLP, Dense
         layers = []
         for i in _layer_indices(inp):
             if f"U{i}" in inp:
@@ -907,7 +908,8 @@ def _gen_adaptive(family):
 
 
 def _dlrt_inputs(name, sizes, ranks, batch, method, lr, dense_last):
-    from .nn import LowRankDense, Dense
+    from .lowrank_layers import LowRankDense
+    from .nn import Dense
     rng = _seed(name)
     inputs = {}
     n_layers = len(sizes) - 1

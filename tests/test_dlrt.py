@@ -12,7 +12,8 @@ from lowrank_ref.gradcheck import assert_grad
 from lowrank_ref.dlrt import (AdaptiveKLS, DenseSGD, FixedRankKLS, SOnlySGD, low_rank_mlp,
                               make_optimizer, parameter_counts)
 from lowrank_ref.lowrank import LowRank
-from lowrank_ref.nn import MLP, Dense, LowRankDense
+from lowrank_ref.lowrank_layers import LowRankDense
+from lowrank_ref.nn import MLP, Dense
 
 
 def _blobs(rng, n=64, d=12, k=4):

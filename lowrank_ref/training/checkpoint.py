@@ -17,7 +17,8 @@ import numpy as np
 
 from .._validate import check_path
 from ..lowrank import LowRank
-from ..nn import MLP, Dense, LowRankDense
+from ..lowrank_layers import LowRankDense
+from ..nn import MLP, Dense
 from .atomic import atomic_write
 from .config import TrainConfig
 

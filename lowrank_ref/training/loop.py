@@ -27,7 +27,8 @@ from .._validate import check_bool, check_callable, check_choice, check_int, che
 from ..autodiff import Tensor
 from ..data import Dataset
 from ..dlrt import parameter_counts
-from ..nn import MLP, LowRankDense, accuracy
+from ..lowrank_layers import LowRankDense
+from ..nn import MLP, accuracy
 from ..threads import blas_info, blas_threads
 from .atomic import write_text
 from .checkpoint import (CHECKPOINT_NAME, checkpoint_path, load_checkpoint, restore_model,
