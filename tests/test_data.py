@@ -13,7 +13,6 @@ import io
 import os
 import pickle
 import sys
-import time
 
 import numpy as np
 import pytest
