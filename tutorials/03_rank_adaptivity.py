@@ -48,8 +48,7 @@ from lowrank_ref.integrators import adaptive_bug_step
 from lowrank_ref.truncation import truncate, truncation_rank
 
 FAST = os.environ.get("LOWRANK_REF_FAST") == "1"
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-OUT = Path(os.environ.get("LOWRANK_REF_TUTORIAL_OUT") or HERE / "tutorial_output")
+OUT = Path(os.environ.get("LOWRANK_REF_TUTORIAL_OUT") or "tutorial_output")   # in the working directory
 OUT.mkdir(parents=True, exist_ok=True)
 T_START = time.perf_counter()
 

@@ -66,8 +66,7 @@ else:
         torch, TORCH_NOTE = None, "not importable"
 
 FAST = os.environ.get("LOWRANK_REF_FAST") == "1"
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-OUT = Path(os.environ.get("LOWRANK_REF_TUTORIAL_OUT") or HERE / "tutorial_output")
+OUT = Path(os.environ.get("LOWRANK_REF_TUTORIAL_OUT") or "tutorial_output")   # in the working directory
 OUT.mkdir(parents=True, exist_ok=True)
 T_START = time.perf_counter()
 
