@@ -250,6 +250,8 @@ def _integrator_rows(name):
                 "min_rank must be an int >= 1, got bool True"),
             Bad(name, "unknown option", s(order=2), TypeError,
                 "unexpected keyword argument 'order'"),
+            Bad(name, "observer not callable", s(observer="print"), TypeError,
+                "observer must be callable as observer(S_hat) or None, got str"),
         ]
     else:
         rows.append(Bad(name, "unknown option", s(tol=1e-3), TypeError,
