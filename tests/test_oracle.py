@@ -378,6 +378,58 @@ def test_cases_cover_the_required_shapes_ranks_and_spectra():
     assert trunc["min_rank_above_k_3x1"].expected["S"].shape == (1, 1)
 
 
+def _rank_decisions(case):
+    """``(quantity, [(sigma, theta, lo, hi)])``: every truncation that decides a rank of
+    ``case``, with the threshold and the clamp of this package's rule."""
+    from lowrank_ref.oracle.margins import truncated_spectra
+    inp = case.inputs
+    if case.family == "truncate":
+        sigma = np.linalg.svd(inp["S_hat"], compute_uv=False)
+        theta = inp["tol"] * np.linalg.norm(sigma) if inp["relative"] else inp["tol"]
+        return [("rank", [(sigma, theta, inp["min_rank"], inp["max_rank"])])]
+    if case.family.startswith("dlrt"):
+        if inp["method"] != "adaptive":
+            return []
+        hi = inp["max_rank"]
+        idx = [q for q in case.tol if q.startswith("rank[")]
+        return [(q, [(s, inp["tau"] * np.linalg.norm(s), min(inp["min_rank"], hi), hi)])
+                for q, s in zip(idx, truncated_spectra(case.family, inp))]
+    if "tol" not in inp:
+        return []
+    return [("rank", [(s, inp["tol"] * np.linalg.norm(s) if inp["relative"] else inp["tol"],
+                       inp["min_rank"], inp["max_rank"])
+                      for s in truncated_spectra(case.family, inp)])]
+
+
+@pytest.mark.parametrize("family", oracle.FAMILIES)
+def test_rank_margin_is_the_distance_to_a_change_of_the_package_rank(family):
+    """A margin m (relative to ||sigma||) means: moving the threshold by less than m
+    keeps every rank the package's rule (truncation_rank) decides, moving it by a bit more
+    changes one. Where the margin is None, no threshold changes the clamped rank."""
+    from lowrank_ref.truncation import truncation_rank
+    checked = 0
+    for c in oracle.cases(family):
+        for q, truncations in _rank_decisions(c):
+            m = c.tol[q].margin
+
+            def rank(s, theta, lo, hi):
+                return truncation_rank(s, max(theta, 0.0), relative=False, min_rank=lo,
+                                       max_rank=hi)
+
+            changed = False
+            for s, theta, lo, hi in truncations:
+                r, unit = rank(s, theta, lo, hi), np.linalg.norm(s)
+                if m is None:
+                    assert {rank(s, t * unit, lo, hi) for t in (0.0, 0.5, 1.0, 2.0)} == {r}
+                    continue
+                for sign in (1, -1):
+                    assert rank(s, theta + sign * 0.99 * m * unit, lo, hi) == r, (c.name, q)
+                    changed |= rank(s, theta + sign * 1.01 * m * unit, lo, hi) != r
+            assert m is None or changed, (c.name, q, m)
+            checked += 1
+    assert checked >= (0 if family in ("projector_splitting_step", "bug_step") else 6)
+
+
 def test_every_rank_decision_has_a_float64_margin_and_only_fine_ones_skip_in_float32():
     skipped32 = []
     for f in oracle.FAMILIES:

@@ -68,8 +68,8 @@ _TRUNCATE_PLAN = [
      dict(relative=False)),
     ("ties_kept", 6, 6, [2.0, 1.0, 1.0, 1e-3], 0.01, dict(relative=False)),
     ("ties_at_cut", 6, 6, [2.0, 1.0, 1.0, 1e-3], 1.2, dict(relative=False)),
-    # the last singular value decides: the published rule (tail without it) keeps 2,
-    # counting it twice keeps 4; the rule here keeps 3
+    # the last singular value decides: the published loop (tail without it) keeps 2,
+    # counting it twice keeps 4; the rule keeps 3
     ("last_value_excluded", 7, 6, [3.0, 1.5, 0.4, 0.3], 0.45, dict(relative=False)),
     ("last_value_doubled", 7, 6, [3.0, 1.5, 0.4, 0.3], 0.35, dict(relative=False)),
     ("clustered", 9, 7, [1 + 1e-9, 1.0, 1 - 1e-9, 0.5, 1e-6], 0.45, {}),
@@ -139,8 +139,8 @@ def _gen_fixed_rank(family) -> list:
 
 
 #: (shape, name suffix, tol spec, relative, min_rank, max_rank or None, target rank);
-#: tol spec "auto" or ("auto", rule): picked from the spectrum of S_hat1 (so that the rank
-#: has a margin; with a rule, so that that wrong tail rule changes the rank)
+#: tol spec "auto" or ("auto", bug): picked from the spectrum of S_hat1 (so that the rank
+#: has a margin; with one of margins.PUBLISHED_BUGS, so that that bug changes the rank)
 _ADAPTIVE_PLAN = [
     ("2x2_r1", "", "auto", True, 1, None, 1),
     ("3x1_r1", "_tol0", 0.0, True, 1, None, None),
@@ -167,9 +167,9 @@ def _gen_adaptive(family) -> list:
         hi = min(m, n) if max_rank is None else max_rank
         inputs.update(relative=bool(relative), min_rank=int(min_rank), max_rank=int(hi))
         if isinstance(tol, tuple) or tol == "auto":
-            rule = tol[1] if isinstance(tol, tuple) else None
+            bug = tol[1] if isinstance(tol, tuple) else None
             (sigma,) = truncated_spectra(family, dict(inputs, tol=0.0))
-            tol = pick_tol([sigma], relative, min_rank, [hi], [target], rule)
+            tol = pick_tol([sigma], relative, min_rank, [hi], [target], bug)
         inputs["tol"] = float(tol)
         out.append((shape + suffix, inputs))
     return out
@@ -250,7 +250,7 @@ def _dlrt_inputs(name, sizes, ranks, batch, method, lr, dense_last) -> dict:
 
 #: family -> [(description, sizes, ranks, batch, method, lr, tau spec, max_rank or None)];
 #: tau spec: None (fixed rank), a float, target ranks per low-rank layer, or (targets,
-#: rule): picked as the tolerances of the integrator cases
+#: bug): picked as the tolerances of the integrator cases
 _DLRT_PLAN = {
     "dlrt_layer_step": [
         ("fixed_12x10_r3", [12, 10], [3], 16, "fixed", 0.5, None, None),
@@ -291,10 +291,10 @@ def _gen_dlrt(family) -> list:
         if method == "adaptive" and isinstance(targets, float):
             inputs["tau"] = targets
         elif method == "adaptive":
-            targets, rule = targets if isinstance(targets, tuple) else (targets, None)
+            targets, bug = targets if isinstance(targets, tuple) else (targets, None)
             sigmas = truncated_spectra(family, inputs)
             his = [inputs["max_rank"]] * len(sigmas)
-            inputs["tau"] = pick_tol(sigmas, True, 1, his, targets, rule)
+            inputs["tau"] = pick_tol(sigmas, True, 1, his, targets, bug)
         out.append((desc, inputs))
     return out
 
