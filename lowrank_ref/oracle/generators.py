@@ -16,7 +16,8 @@ import numpy as np
 from .margins import pick_tol, rank_margins, truncated_spectra
 from .measure import case_tolerances
 from .records import Case
-from .reference import ADAPTIVE, DLRT, FIXED_RANK, HIGHER_ORDER, check_family, reference
+from .reference import (DLRT, FIRST_ORDER_ADAPTIVE, FIXED_RANK, HIGHER_ORDER, check_family,
+                        reference)
 
 __all__ = ["generate", "cases", "clear_cache"]
 
@@ -141,7 +142,7 @@ def _gen_fixed_rank(family) -> list:
 #: (shape, name suffix, tol spec, relative, min_rank, max_rank or None, target rank);
 #: tol spec "auto" or ("auto", bug): picked from the spectrum of S_hat1 (so that the rank
 #: has a margin; with one of margins.PUBLISHED_BUGS, so that that bug changes the rank)
-_ADAPTIVE_PLAN = [
+_FIRST_ORDER_ADAPTIVE_PLAN = [
     ("2x2_r1", "", "auto", True, 1, None, 1),
     ("3x1_r1", "_tol0", 0.0, True, 1, None, None),
     ("1x3_r1", "_absolute", 0.3, False, 1, None, None),
@@ -159,9 +160,10 @@ _ADAPTIVE_PLAN = [
 ]
 
 
-def _gen_adaptive(family) -> list:
+def _gen_first_order_adaptive(family) -> list:
     out = []
-    for shape, suffix, tol, relative, min_rank, max_rank, target in _ADAPTIVE_PLAN:
+    for row in _FIRST_ORDER_ADAPTIVE_PLAN:
+        shape, suffix, tol, relative, min_rank, max_rank, target = row
         inputs = _shape_inputs(f"{family}.{shape}", shape)
         m, n = inputs["U0"].shape[0], inputs["V0"].shape[0]
         hi = min(m, n) if max_rank is None else max_rank
@@ -320,8 +322,8 @@ def generate(family: str) -> list:
         raw = _gen_truncate()
     elif family in FIXED_RANK:
         raw = _gen_fixed_rank(family)
-    elif family in ADAPTIVE:
-        raw = _gen_adaptive(family)
+    elif family in FIRST_ORDER_ADAPTIVE:
+        raw = _gen_first_order_adaptive(family)
     elif family in HIGHER_ORDER:
         raw = _gen_higher_order(family)
     else:

@@ -22,8 +22,7 @@ import numpy as np
 
 from ..truncation import truncation_rank
 from .measure import singular_values
-from .reference import ADAPTIVE, DLRT, HIGHER_ORDER, INTEGRATORS, layer_indices, reference, \
-    run_integrator
+from .reference import DLRT, RANK_ADAPTIVE, layer_indices, reference, run_integrator
 
 __all__ = ["PUBLISHED_BUGS", "threshold", "rank_margin", "published_bug_rank", "pick_tol",
            "truncated_spectra", "rank_margins"]
@@ -180,7 +179,7 @@ def truncated_spectra(family: str, inputs: Mapping) -> list:
       exact zeros (the cores do not depend on ``tau``: every layer's comes from the
       gradient at the start point). One spectrum per low-rank layer.
     """
-    if family in INTEGRATORS:
+    if family in RANK_ADAPTIVE:
         cores = []
         run_integrator(family, inputs, observer=cores.append)
         return [singular_values(np.asarray(S, dtype=np.float64)) for S in cores]
@@ -200,7 +199,7 @@ def rank_margins(family: str, inputs: Mapping) -> dict:
         sigma = singular_values(inputs["S_hat"])
         th = threshold(sigma, inputs["tol"], inputs["relative"])
         return {"rank": rank_margin(sigma, th, inputs["min_rank"], inputs["max_rank"])}
-    if family in ADAPTIVE + HIGHER_ORDER:
+    if family in RANK_ADAPTIVE:
         found = [rank_margin(s, threshold(s, inputs["tol"], inputs["relative"]),
                              inputs["min_rank"], inputs["max_rank"])
                  for s in truncated_spectra(family, inputs)]

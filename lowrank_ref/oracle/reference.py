@@ -11,24 +11,27 @@ import numpy as np
 from .._validate import check_choice, check_int
 from ..lowrank import LowRank
 
-__all__ = ["FAMILIES", "FIXED_RANK", "ADAPTIVE", "HIGHER_ORDER", "INTEGRATORS", "DLRT",
+__all__ = ["FAMILIES", "FIXED_RANK", "FIRST_ORDER_ADAPTIVE", "HIGHER_ORDER", "RANK_ADAPTIVE",
+           "INTEGRATORS", "DLRT",
            "check_family", "linear_rhs", "reference", "run_integrator", "layer_indices",
            "lowrank_dict"]
 
 #: Fixed-rank integrator families (projector splitting [LO14], BUG [CL22]).
 FIXED_RANK = ("projector_splitting_step", "bug_step")
 #: First-order rank-adaptive integrator families ([CKL22], [CKL24]).
-ADAPTIVE = ("adaptive_bug_step", "parallel_bug_step")
+FIRST_ORDER_ADAPTIVE = ("adaptive_bug_step", "parallel_bug_step")
 #: Second- and higher-order rank-adaptive integrator families ([CEKL24], [NR25]).
 HIGHER_ORDER = ("midpoint_bug_step", "rk_bug_step")
+#: The integrator families whose rank is decided by truncations.
+RANK_ADAPTIVE = FIRST_ORDER_ADAPTIVE + HIGHER_ORDER
 #: Every integrator family: one step of ``lowrank_ref.integrators.<family>``.
-INTEGRATORS = FIXED_RANK + ADAPTIVE + HIGHER_ORDER
+INTEGRATORS = FIXED_RANK + RANK_ADAPTIVE
 #: One optimiser step of DLRT [SZKCT22] on a one-layer and on a three-layer network.
 DLRT = ("dlrt_layer_step", "dlrt_network_step")
 
 #: The case families; each name is the function (or step) it checks. The order is the
 #: order of the golden files in the manifest: families added later go at the end.
-FAMILIES = ("truncate",) + FIXED_RANK + ADAPTIVE + DLRT + HIGHER_ORDER
+FAMILIES = ("truncate",) + FIXED_RANK + FIRST_ORDER_ADAPTIVE + DLRT + HIGHER_ORDER
 
 
 def check_family(family) -> str:
