@@ -22,11 +22,14 @@ from lowrank_ref.checks import tolerance
 # an independent implementation, with switchable bugs
 # ---------------------------------------------------------------------------------------
 def np_truncate(U_hat, S_hat, V_hat, tol, relative, min_rank, max_rank, tail="correct",
-                transposed_v=False):
+                transposed_v=False, diagonal_shortcut=False):
     """[CKL22] Alg. 1 step 3. ``tail``: "correct" (sigma_{r+1..k}), "exclude_last" (the
     published DLRT loop ``norm(s[j:k-1]) < tol``) or "double" (the last value counted
-    twice). ``transposed_v``: V_hat @ Vh[:, :r] instead of V_hat @ Vh.T[:, :r]."""
+    twice). ``transposed_v``: V_hat @ Vh[:, :r] instead of V_hat @ Vh.T[:, :r].
+    ``diagonal_shortcut``: a diagonal core taken as its own SVD, unsorted."""
     P, s, Vh = np.linalg.svd(S_hat, full_matrices=False)
+    if diagonal_shortcut and np.array_equal(S_hat, np.diag(np.diag(S_hat))):
+        s, P, Vh = np.diag(S_hat).copy(), np.eye(len(S_hat)), np.eye(len(S_hat))
     k = s.shape[0]
     theta = tol * np.sqrt(np.sum(s * s)) if relative else tol
     r = k
@@ -376,6 +379,8 @@ def test_cases_cover_the_required_shapes_ranks_and_spectra():
     assert trunc["max_rank_clamp"].expected["S"].shape == (2, 2)
     assert trunc["min_rank_clamp"].expected["S"].shape == (3, 3)
     assert trunc["min_rank_above_k_3x1"].expected["S"].shape == (1, 1)
+    d = trunc["unsorted_diagonal"].inputs["S_hat"]
+    assert np.array_equal(d, np.diag(np.diag(d))) and np.any(np.diff(np.diag(d)) > 0)
 
 
 def _rank_decisions(case):
@@ -508,6 +513,8 @@ MUTANTS = [
      _with(np_adaptive_bug_step, unprojected=True), "matrix"),
     ("dlrt_layer_step", "Galerkin projection of S0 forgotten",
      np_dlrt_step(galerkin=False), "matrix"),
+    ("truncate", "a diagonal core taken as its SVD without sorting",
+     _with(np_truncate, diagonal_shortcut=True), "rank"),
     ("truncate", "tail excludes the last singular value",
      _with(np_truncate, tail="exclude_last"), "rank"),
     ("truncate", "last singular value counted twice",

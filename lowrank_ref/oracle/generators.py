@@ -78,7 +78,7 @@ _TRUNCATE_PLAN = [
     ("max_rank_clamp", 8, 7, [3.0, 2.0, 1.5, 1.0, 0.5, 0.25], 0.0, dict(max_rank=2)),
     ("min_rank_above_k_3x1", 3, 1, [2.0], 0.5, dict(min_rank=2, max_rank=2)),
     ("rectangular_core", 5, 4, [2.0, 0.7, 0.3], 0.2, dict(k2=2)),
-    ("unsorted_diagonal", 5, 4, [1.0, 3.0, 0.01, 2.0], 0.01, {}),
+    ("unsorted_diagonal", 5, 4, [1.0, 3.0, 0.01, 2.0], 0.01, dict(unsorted=True)),
     ("300x200_k40_spread", 300, 200, np.logspace(0, -12, 40), 0.01, {}),
     ("300x200_k40_spread_absolute_1e-9", 300, 200, np.logspace(0, -12, 40), 1e-9,
      dict(relative=False)),
