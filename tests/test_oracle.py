@@ -8,6 +8,7 @@ on it must fail with a failure naming the right quantity.
 """
 import json
 import math
+import pathlib
 
 import numpy as np
 import pytest
@@ -22,18 +23,21 @@ from lowrank_ref.checks import tolerance
 # an independent implementation, with switchable bugs
 # ---------------------------------------------------------------------------------------
 def np_truncate(U_hat, S_hat, V_hat, tol, relative, min_rank, max_rank, tail="correct",
-                transposed_v=False, diagonal_shortcut=False):
+                transposed_v=False, diagonal_shortcut=False, last_index_tested=True):
     """[CKL22] Alg. 1 step 3. ``tail``: "correct" (sigma_{r+1..k}), "exclude_last" (the
     published DLRT loop ``norm(s[j:k-1]) < tol``) or "double" (the last value counted
     twice). ``transposed_v``: V_hat @ Vh[:, :r] instead of V_hat @ Vh.T[:, :r].
-    ``diagonal_shortcut``: a diagonal core taken as its own SVD, unsorted."""
+    ``diagonal_shortcut``: a diagonal core taken as its own SVD, unsorted.
+    ``last_index_tested=False``: the published loop ``for j in range(2r - 1)`` on the
+    k = 2r values of the augmented core, which starts from the old rank r and never tests
+    j = k - 1 (the rank stays r where only the last tail meets the tolerance)."""
     P, s, Vh = np.linalg.svd(S_hat, full_matrices=False)
     if diagonal_shortcut and np.array_equal(S_hat, np.diag(np.diag(S_hat))):
         s, P, Vh = np.diag(S_hat).copy(), np.eye(len(S_hat)), np.eye(len(S_hat))
     k = s.shape[0]
     theta = tol * np.sqrt(np.sum(s * s)) if relative else tol
-    r = k
-    for j in range(k):
+    r = k if last_index_tested else k // 2
+    for j in range(k if last_index_tested else k - 1):
         if tail == "correct":
             ok = np.sqrt(np.sum(s[j:] ** 2)) <= theta
         elif tail == "exclude_last":
@@ -531,6 +535,14 @@ MUTANTS = [
      np_dlrt_step(tail="exclude_last"), "rank"),
     ("dlrt_network_step", "last singular value counted twice",
      np_dlrt_step(tail="double"), "rank"),
+    ("truncate", "loop never tests the last index (rank stays at the old r)",
+     _with(np_truncate, last_index_tested=False), "rank"),
+    ("adaptive_bug_step", "loop never tests the last index (rank stays at the old r)",
+     _with(np_adaptive_bug_step, last_index_tested=False), "rank"),
+    ("dlrt_layer_step", "loop never tests the last index (rank stays at the old r)",
+     np_dlrt_step(last_index_tested=False), "rank"),
+    ("dlrt_network_step", "loop never tests the last index (rank stays at the old r)",
+     np_dlrt_step(last_index_tested=False), "rank"),
     ("bug_step", "K1 normalised by columns, not orthonormalised",
      _with(np_bug_step, orth="colnorm"), "orthonormality"),
     ("bug_step", "K1 used as the basis unorthonormalised",
@@ -569,6 +581,35 @@ def test_known_bug_is_caught_by_the_right_quantity(family, bug, candidate, quant
     for f in caught:
         assert f.error > f.tol and f.case.startswith(family + ".")
         assert f.case in str(report) and f.quantity in str(report)
+
+
+@pytest.mark.parametrize("family,case_name,candidate,expected_rank,old_rank", [
+    ("truncate", "truncate.tail_met_only_at_last_index",
+     _with(np_truncate, last_index_tested=False), 3, 2),
+    ("dlrt_layer_step", "dlrt_layer_step.adaptive_12x10_r3_tail_met_only_at_last_index",
+     np_dlrt_step(last_index_tested=False), 5, 3),
+], ids=["truncate", "dlrt_layer_step"])
+def test_loop_that_never_tests_the_last_index_is_caught_by_the_rank_alone(
+        family, case_name, candidate, expected_rank, old_rank):
+    """docs/design.md, section "Known bugs of other implementations": the published loop
+    ``for j in range(2r - 1)`` never tests j = 2r - 1; where only the last tail meets the
+    tolerance the rank stays at the old r. Cases built for it: the rule keeps 2r - 1, the
+    bug r; the other two published tail bugs keep the right rank there (so the case
+    isolates this bug)."""
+    case = next(c for c in oracle.cases(family) if c.name == case_name)
+    q = "rank" if family == "truncate" else "rank[0]"
+    k = 4 if family == "truncate" else 6                  # the size of the core: 2r
+    assert expected_rank == k - 1 and old_rank == k // 2
+    assert case.tol[q].margin > 0 and oracle.resolvable(case, np.float32)
+    failures = oracle.check_case(case, candidate)
+    ranks = [f for f in failures if f.quantity == q]
+    assert len(ranks) == 1 and ranks[0].message == f"rank {old_rank}, expected {expected_rank}"
+    assert str(ranks[0]) == (f"{case_name}  [{q}] error {expected_rank - old_rank:.3e} > tol "
+                             f"0.000e+00: rank {old_rank}, expected {expected_rank}")
+    for bug in ("exclude_last", "double"):
+        other = _with(np_truncate, tail=bug) if family == "truncate" else np_dlrt_step(tail=bug)
+        assert oracle.check_case(case, other) == [], bug
+    assert oracle.check_case(case, INDEPENDENT[family]) == []
 
 
 def test_transposed_v_changes_the_weight_when_nothing_is_truncated():
@@ -639,6 +680,89 @@ def test_a_wrong_rank_is_reported_as_rank_not_as_a_crash():
     ranks = _caught(rep, "rank")
     assert ranks and all(f.tol == 0 and f.error == 1 for f in ranks)
     assert not _caught(rep, "projector_U")          # not compared across ranks
+
+
+# ---------------------------------------------------------------------------------------
+# one test per golden case: the pattern documented for backend authors (README, tutorial 06)
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("case", oracle.cases("truncate"), ids=lambda c: c.name)
+def test_truncate(case):
+    assert oracle.check_case(case, oracle.reference("truncate")) == []
+
+
+@pytest.mark.parametrize("case", oracle.cases("dlrt_layer_step"), ids=lambda c: c.name)
+def test_dlrt_layer_step(case):
+    assert oracle.check_case(case, oracle.reference("dlrt_layer_step")) == []
+
+
+@pytest.mark.parametrize("test", [test_truncate, test_dlrt_layer_step])
+def test_the_pattern_gives_one_test_per_case_named_by_it(test):
+    (mark,) = test.pytestmark
+    family = test.__name__[len("test_"):]
+    ids = [mark.kwargs["ids"](c) for c in mark.args[1]]
+    assert ids == [c.name for c in oracle.cases(family)] and len(set(ids)) == len(ids)
+    assert all(i.startswith(family + ".") for i in ids) and len(ids) >= 10
+
+
+PATTERN = """
+import numpy as np
+import pytest
+from lowrank_ref import oracle
+
+
+def my_truncate(U_hat, S_hat, V_hat, tol, relative, min_rank, max_rank):
+    P, s, Qt = np.linalg.svd(S_hat, full_matrices=False)
+    theta = tol * np.linalg.norm(s) if relative else tol
+    r = len(s) // 2                              # the published loop: starts at the old r
+    for j in range(len(s) - 1):                  # ... and never tests the last index
+        if np.linalg.norm(s[j:]) <= theta:
+            r = j
+            break
+    r = min(max(r, min_rank), max_rank, len(s))
+    return {"U": U_hat @ P[:, :r], "S": np.diag(s[:r]), "V": V_hat @ Qt[:r].T}
+
+
+@pytest.mark.parametrize("case", oracle.cases("truncate"), ids=lambda c: c.name)
+def test_truncate(case):
+    assert oracle.check_case(case, my_truncate) == []
+"""
+
+
+def test_a_failing_case_reads_well_in_a_backend_test_suite(tmp_path):
+    """The documented pattern in a pytest run of its own, with a buggy backend: ``-k``
+    selects one golden case by name, and the failure shows that case's Failure list --
+    case, quantity, error, tolerance and what differs."""
+    import os
+    import subprocess
+    import sys
+    (tmp_path / "test_backend.py").write_text(PATTERN)
+    root = pathlib.Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    run = subprocess.run([sys.executable, "-m", "pytest", "test_backend.py", "-p",
+                          "no:cacheprovider", "-k", "truncate.tail_met_only_at_last_index"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    out = run.stdout
+    assert run.returncode == 1, out + run.stderr
+    assert "1 failed" in out and f"{len(oracle.cases('truncate')) - 1} deselected" in out
+    assert "test_truncate[truncate.tail_met_only_at_last_index]" in out
+    assert "Failure(case='truncate.tail_met_only_at_last_index', quantity='rank', " \
+           "error=1.0, tol=0.0, message='rank 2, expected 3')" in out
+    # and the same Failure list, printed one line per failure
+    case = next(c for c in oracle.cases("truncate")
+                if c.name == "truncate.tail_met_only_at_last_index")
+    lines = [str(f) for f in oracle.check_case(case, _with(np_truncate,
+                                                            last_index_tested=False))]
+    assert lines[0] == ("truncate.tail_met_only_at_last_index  [rank] error 1.000e+00 > "
+                        "tol 0.000e+00: rank 2, expected 3")
+    assert {line.split("[")[1].split("]")[0] for line in lines} == {
+        "rank", "matrix", "singular_values", "truncation_error"}
+
+
+def test_check_case_refuses_what_is_not_a_case():
+    with pytest.raises(TypeError, match="case must be a Case .*got dict"):
+        oracle.check_case({"name": "truncate.x"}, np_truncate)
+    with pytest.raises(TypeError, match="candidate must be callable"):
+        oracle.check_case(oracle.cases("truncate")[0], None)
 
 
 def test_report_is_readable():

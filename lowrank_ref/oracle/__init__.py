@@ -66,9 +66,10 @@ One optimiser step of [SZKCT22] on one batch. The network is given by flat keys,
 n_in)``, ``b{i} (n_out,)``. The layers compute ``Z = X @ W.T + b`` with ReLU between layers
 (not after the last one); the loss is the mean cross-entropy of the last layer's logits
 against the integer labels. Further inputs: ``X (batch, n_in)`` (float), ``y (batch,)``
-(int64), ``lr`` (the SGD step), ``method`` (``"fixed"``: [SZKCT22], fixed rank, the S-step
-gradient evaluated at ``W~ = U1 S~0 V1^T``; ``"adaptive"``: the rank-adaptive step with the augmented
-bases, relative truncation to ``tau * ||S_hat1||_F``, ranks clamped to
+(int64), ``lr`` (the learning rate: the SGD step), ``method`` (``"fixed"``: [SZKCT22],
+fixed rank, the S-step gradient evaluated at ``W~ = U1 S~0 V1^T``; ``"adaptive"``: the
+rank-adaptive step with the augmented bases, relative truncation to
+``tau * ||S_hat1||_F``, ranks clamped to
 ``[min(min_rank, max_rank), max_rank]`` and to the augmented size), ``tau``, ``min_rank``,
 ``max_rank`` (used by ``"adaptive"`` only). Biases and dense layers take one SGD step with
 their gradient at the start point. The returned dict holds the new value of every layer
@@ -178,13 +179,13 @@ a dict of NumPy arrays; convert to and from your framework's tensors inside the 
 >>> report.passed
 True
 >>> print(report)                                    # doctest: +ELLIPSIS
-truncate (float64): PASSED, 15 cases, 0 skipped
+truncate (float64): PASSED, 16 cases, 0 skipped
 
 A float32 backend is held to float32 tolerances (float inputs are cast to float32); the
 two cases whose rank decision is finer than float32 resolves are skipped, not passed:
 
 >>> print(oracle.check("truncate", my_truncate, dtype=np.float32))   # doctest: +ELLIPSIS
-truncate (float32): PASSED, 13 cases, 2 skipped
+truncate (float32): PASSED, 14 cases, 2 skipped
   skipped (rank decision below the resolution of float32): truncate.tol0_absolute_small_tail, ...
 
 A bug is reported by case, quantity, error and tolerance (here: the published DLRT rule
@@ -198,7 +199,7 @@ that leaves the last singular value out of the tail):
 ...     return {"U": U_hat @ P[:, :r], "S": np.diag(s[:r]), "V": V_hat @ Qt[:r].T}
 >>> report = oracle.check("truncate", buggy)
 >>> print(report)                                    # doctest: +ELLIPSIS
-truncate (float64): FAILED (... failures), 15 cases, 0 skipped
+truncate (float64): FAILED (... failures), 16 cases, 0 skipped
   truncate.last_value_excluded  [rank] error 1.000e+00 > tol 0.000e+00: rank 2, expected 3
   truncate.last_value_excluded  [matrix] error ... > tol ...: relative Frobenius error of ...
 ...

@@ -73,6 +73,11 @@ _TRUNCATE_PLAN = [
     # counting it twice keeps 4; the rule keeps 3
     ("last_value_excluded", 7, 6, [3.0, 1.5, 0.4, 0.3], 0.45, dict(relative=False)),
     ("last_value_doubled", 7, 6, [3.0, 1.5, 0.4, 0.3], 0.35, dict(relative=False)),
+    # k = 2r = 4, and only the last tail (0.01) is <= tol: the rule keeps 3; the published
+    # loop, which never tests the last index, keeps the old r = 2 (the other two published
+    # bugs keep 3 here)
+    ("tail_met_only_at_last_index", 7, 6, [3.0, 2.0, 1.0, 0.01], 0.05,
+     dict(relative=False)),
     ("clustered", 9, 7, [1 + 1e-9, 1.0, 1 - 1e-9, 0.5, 1e-6], 0.45, {}),
     ("min_rank_clamp", 8, 6, [3.0, 0.2, 0.1, 0.05, 0.01], 0.5, dict(min_rank=3)),
     ("max_rank_clamp", 8, 7, [3.0, 2.0, 1.5, 1.0, 0.5, 0.25], 0.0, dict(max_rank=2)),
@@ -267,6 +272,10 @@ _DLRT_PLAN = {
          ([None], "exclude_last"), None),
         ("adaptive_12x10_r3_last_value_doubled", [12, 10], [3], 16, "adaptive", 0.5,
          ([None], "double"), None),
+        # rank 5 of the augmented 6: the published loop never tests the last index and
+        # keeps the old rank 3
+        ("adaptive_12x10_r3_tail_met_only_at_last_index", [12, 10], [3], 16, "adaptive",
+         0.5, ([5], "last_index_untested"), None),
     ],
     "dlrt_network_step": [
         ("fixed_12-10-8-4_r3-2", [12, 10, 8, 4], [3, 2], 16, "fixed", 1.0, None, None),
