@@ -323,6 +323,18 @@ def _float32_only(fn):
 # ---------------------------------------------------------------------------------------
 # the cases
 # ---------------------------------------------------------------------------------------
+def test_the_public_api_is_importable_from_the_subpackage():
+    """What README and tutorial 06 use, as ``from lowrank_ref import oracle; oracle.X``."""
+    api = {"FAMILIES", "COND_MAX", "Tol", "Case", "Failure", "Report", "cases", "check",
+           "check_case", "resolvable", "reference", "linear_rhs", "export", "load", "verify",
+           "clear_cache", "export_command", "verify_command"}
+    assert set(oracle.__all__) == api
+    for name in api:
+        assert getattr(oracle, name) is not None, name
+    from lowrank_ref.oracle import check_case, cases  # noqa: F401  (and by name)
+    assert callable(oracle.cases) and callable(oracle.check)   # functions, not the modules
+
+
 def test_families_are_the_function_names_and_the_case_count_is_modest():
     assert oracle.FAMILIES == ("truncate", "projector_splitting_step", "bug_step",
                                "adaptive_bug_step", "parallel_bug_step", "dlrt_layer_step",
