@@ -73,8 +73,6 @@ def _spec(d: dict) -> dict:
             for k, v in d.items()}
 
 
-
-
 def export(directory) -> pathlib.Path:
     """Write every case of every family as ``<name>.npz`` plus ``manifest.json``.
 
@@ -87,6 +85,11 @@ def export(directory) -> pathlib.Path:
     -------
     pathlib.Path
         The manifest's path.
+
+    Raises
+    ------
+    TypeError
+        If ``directory`` is not a str or path.
 
     Notes
     -----
@@ -115,8 +118,6 @@ def export(directory) -> pathlib.Path:
     path = directory / "manifest.json"
     path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return path
-
-
 
 
 def _directory(directory) -> pathlib.Path:
@@ -261,7 +262,13 @@ def verify(directory) -> Report:
     Returns
     -------
     Report
-        With ``family="verify"``; ``str(report)`` lists every problem.
+        With ``family="verify"``; ``str(report)`` lists every problem (a missing or
+        malformed manifest too: a failure of quantity ``"manifest"``).
+
+    Raises
+    ------
+    TypeError
+        If ``directory`` is not a str or path.
     """
     directory = _directory(directory)
     try:
