@@ -1474,7 +1474,7 @@ def test_package_never_unpickles_except_through_the_restricted_unpickler():
     """Every ``np.load`` passes ``allow_pickle=False``; no ``pickle.load(s)``, no
     ``allow_pickle=True``; the only Unpickler is ``RestrictedUnpickler``."""
     found = Counter()
-    for path in sorted((ROOT / "lowrank_ref").rglob("*.py")):       # subpackages too
+    for path in sorted((ROOT / "lowrank_ref").rglob("*.py")):     # subpackages too
         tree = ast.parse(path.read_text(), str(path))
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
