@@ -166,6 +166,18 @@ def _galerkin_s_step(G, U, S_init, V, t0, h, inner, substeps):
                       substeps)
 
 
+def _check_observer(observer):
+    if observer is not None:
+        check_callable(observer, "observer", "observer(S_hat) or None")
+
+
+def _truncate_observed(U_hat, S_hat, V_hat, tol, relative, min_rank, max_rank, observer):
+    """``truncate(...)``, after handing the core ``S_hat`` to ``observer`` (if not None)."""
+    if observer is not None:
+        observer(S_hat)
+    return truncate(U_hat, S_hat, V_hat, tol, relative, min_rank, max_rank)
+
+
 def _as_dtype(Y: LowRank, dtype) -> LowRank:
     return LowRank(*(np.ascontiguousarray(a, dtype=dtype) for a in Y))
 
@@ -358,7 +370,8 @@ def bug_step(Y0: LowRank, F: Callable, t0: float, h: float, inner: str = "euler"
 def adaptive_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
                       relative: bool = True, min_rank: int = 1,
                       max_rank: Optional[int] = None, inner: str = "euler",
-                      substeps: int = 1) -> LowRank:
+                      substeps: int = 1, *,
+                      observer: Optional[Callable] = None) -> LowRank:
     """One step of the rank-adaptive BUG integrator of [CKL22].
 
     With ``t1 = t0 + h`` (``U0``, ``V0`` are first re-orthonormalised by QR, the ``R``
@@ -399,6 +412,10 @@ def adaptive_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
         Clamp of the new rank (``max_rank=min_rank=r`` gives a fixed-rank method).
     inner : {"euler", "rk4"}, default "euler"
     substeps : int, default 1
+    observer : callable or None, default None, keyword-only
+        Called as ``observer(S_hat1)`` before the truncation (the return value is
+        ignored): for diagnostics, e.g. the oracle records the singular values each rank
+        decision is made from.
 
     Returns
     -------
@@ -410,7 +427,7 @@ def adaptive_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     ------
     TypeError, ValueError
         As :func:`projector_splitting_step`, and for an invalid ``tol``, ``relative`` (not
-        a bool), ``min_rank`` or ``max_rank``.
+        a bool), ``min_rank`` or ``max_rank``; ``observer`` neither callable nor None.
 
     Examples
     --------
@@ -425,6 +442,7 @@ def adaptive_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     check_real(tol, "tol", low=0.0)
     check_bool(relative, "relative")
     check_rank_bounds(min_rank, max_rank)
+    _check_observer(observer)
     U0, S0, V0 = reorthonormalize(Y0)
     K1 = _k_step(G, U0, S0, V0, t0, h, inner, substeps)
     L1 = _l_step(G, U0, S0, V0, t0, h, inner, substeps)
@@ -432,7 +450,8 @@ def adaptive_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     V_hat = augment_basis(V0, L1)
     S_hat0 = (U_hat.T @ U0) @ S0 @ (V0.T @ V_hat)
     S_hat1 = _galerkin_s_step(G, U_hat, S_hat0, V_hat, t0, h, inner, substeps)
-    Y1 = truncate(U_hat, S_hat1, V_hat, tol, relative, min_rank, max_rank)
+    Y1 = _truncate_observed(U_hat, S_hat1, V_hat, tol, relative, min_rank, max_rank,
+                            observer)
     return _as_dtype(Y1, dtype)
 
 
@@ -442,7 +461,8 @@ def adaptive_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
 def parallel_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
                       relative: bool = True, min_rank: int = 1,
                       max_rank: Optional[int] = None, inner: str = "euler",
-                      substeps: int = 1) -> LowRank:
+                      substeps: int = 1, *,
+                      observer: Optional[Callable] = None) -> LowRank:
     """One step of the parallel rank-adaptive integrator of [CKL24].
 
     All three substeps start from ``Y0`` and can run in parallel; ``t1 = t0 + h``
@@ -484,6 +504,10 @@ def parallel_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     min_rank, max_rank : int, int or None
     inner : {"euler", "rk4"}, default "euler"
     substeps : int, default 1
+    observer : callable or None, default None, keyword-only
+        Called as ``observer(S_hat1)`` before the truncation (the return value is
+        ignored): for diagnostics, e.g. the oracle records the singular values each rank
+        decision is made from.
 
     Returns
     -------
@@ -508,6 +532,7 @@ def parallel_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     check_real(tol, "tol", low=0.0)
     check_bool(relative, "relative")
     check_rank_bounds(min_rank, max_rank)
+    _check_observer(observer)
     U0, S0, V0 = reorthonormalize(Y0)
     r = S0.shape[0]
     K1 = _k_step(G, U0, S0, V0, t0, h, inner, substeps)
@@ -522,7 +547,8 @@ def parallel_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     S_hat1[:r, r:] = L1.T @ V_tilde1          # L_tilde1^T  (r, p_v)
     S_hat1[r:, :r] = U_tilde1.T @ K1          # K_tilde1    (p_u, r)
     _check_finite_substep(S_hat1, h, t0 + h)
-    Y1 = truncate(U_hat, S_hat1, V_hat, tol, relative, min_rank, max_rank)
+    Y1 = _truncate_observed(U_hat, S_hat1, V_hat, tol, relative, min_rank, max_rank,
+                            observer)
     return _as_dtype(Y1, dtype)
 
 
@@ -532,7 +558,8 @@ def parallel_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
 def midpoint_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
                       relative: bool = True, min_rank: int = 1,
                       max_rank: Optional[int] = None, inner: str = "euler",
-                      substeps: int = 1) -> LowRank:
+                      substeps: int = 1, *,
+                      observer: Optional[Callable] = None) -> LowRank:
     """One step of the midpoint BUG integrator of [CEKL24], second order and robust.
 
     [CEKL24] (abstract): "a half-step with a first-order BUG integrator, followed by a
@@ -601,6 +628,11 @@ def midpoint_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     inner : {"euler", "rk4"}, default "euler"
         Solver of the sub-flows of the half step.
     substeps : int, default 1
+    observer : callable or None, default None, keyword-only
+        Called as ``observer(S_hat)`` with the core of each truncation, before it is
+        truncated: the half step's, then the result's (the return value is ignored). For
+        diagnostics, e.g. the oracle records the singular values each rank decision is
+        made from.
 
     Returns
     -------
@@ -612,8 +644,8 @@ def midpoint_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     ------
     TypeError, ValueError
         As :func:`adaptive_bug_step` (``Y0``, ``F``, ``t0``, ``h``, ``tol``, ``relative``,
-        ``min_rank``, ``max_rank``, ``inner``, ``substeps``; ``F`` returning the wrong
-        shape or non-finite values; a step overflowing for too large an ``h``).
+        ``min_rank``, ``max_rank``, ``inner``, ``substeps``, ``observer``; ``F`` returning
+        the wrong shape or non-finite values; a step overflowing for too large an ``h``).
 
     Examples
     --------
@@ -635,11 +667,12 @@ def midpoint_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     check_real(tol, "tol", low=0.0)
     check_bool(relative, "relative")
     check_rank_bounds(min_rank, max_rank)
+    _check_observer(observer)
     U0, S0, V0 = reorthonormalize(Y0)
     try:
         U_half, S_half, V_half = adaptive_bug_step(LowRank(U0, S0, V0), G, t0, 0.5 * h, tol,
                                                    relative, min_rank, max_rank, inner,
-                                                   substeps)
+                                                   substeps, observer=observer)
     except ValueError as exc:       # name the caller's h, not the half step's
         if not str(exc).startswith(f"h = {0.5 * h!r} is too large"):
             raise
@@ -653,7 +686,8 @@ def midpoint_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     V_hat = augment_basis(V0, np.concatenate([V_half, FtU], axis=1))
     S_hat1 = (U_hat.T @ U0) @ S0 @ (V0.T @ V_hat) + h * (U_hat.T @ F_half @ V_hat)
     _check_finite_substep(S_hat1, h, t0 + h)
-    Y1 = truncate(U_hat, S_hat1, V_hat, tol, relative, min_rank, max_rank)
+    Y1 = _truncate_observed(U_hat, S_hat1, V_hat, tol, relative, min_rank, max_rank,
+                            observer)
     return _as_dtype(Y1, dtype)
 
 
@@ -731,7 +765,7 @@ def _check_tableau(tableau) -> ButcherTableau:
 
 
 def _frozen_field_bug_step(U0, S0, V0, FY, w, h, t_end, tol, relative, min_rank,
-                           max_rank):
+                           max_rank, observer=None):
     """One rank-adaptive BUG step [CKL22] for the frozen field ``sum_j w_j F_j``.
 
     The field ``dY/dt = sum_j w_j F_j`` (``F_j`` (m, n) fixed, ``w_j`` scalars) does not
@@ -755,12 +789,14 @@ def _frozen_field_bug_step(U0, S0, V0, FY, w, h, t_end, tol, relative, min_rank,
     for hw, Fj in terms:
         S_hat1 = S_hat1 + hw * (U_hat.T @ Fj @ V_hat)
     _check_finite_substep(S_hat1, h, t_end)
-    return truncate(U_hat, S_hat1, V_hat, tol, relative, min_rank, max_rank)
+    return _truncate_observed(U_hat, S_hat1, V_hat, tol, relative, min_rank, max_rank,
+                              observer)
 
 
 def rk_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
                 relative: bool = True, min_rank: int = 1, max_rank: Optional[int] = None,
-                tableau: Union[str, ButcherTableau] = "rk4") -> LowRank:
+                tableau: Union[str, ButcherTableau] = "rk4", *,
+                observer: Optional[Callable] = None) -> LowRank:
     """One step of the Runge-Kutta BUG integrator of [NR25] (order ``p`` of the tableau).
 
     [NR25] (abstract): the integrator is "constructed by performing one time-step of the
@@ -819,6 +855,11 @@ def rk_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     tableau : str or ButcherTableau, default "rk4"
         One of :data:`BUTCHER_TABLEAUX` (``"heun"``, ``"midpoint"`` (order 2), ``"rk3"``,
         ``"ssprk3"`` (order 3), ``"rk4"``) or an explicit :class:`ButcherTableau`.
+    observer : callable or None, default None, keyword-only
+        Called as ``observer(S_hat)`` with the core of each truncation, before it is
+        truncated: every stage's in order, then the result's (the return value is
+        ignored). For diagnostics, e.g. the oracle records the singular values each rank
+        decision is made from.
 
     Returns
     -------
@@ -851,12 +892,13 @@ def rk_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     check_bool(relative, "relative")
     check_rank_bounds(min_rank, max_rank)
     a, b, c, _ = _check_tableau(tableau)
+    _check_observer(observer)
     U0, S0, V0 = reorthonormalize(Y0)
     FY = [G(t0 + c[0] * h, (U0 @ S0) @ V0.T)]
     for i in range(1, len(b)):
         Yi = _frozen_field_bug_step(U0, S0, V0, FY, a[i, :i], h, t0 + c[i] * h, tol,
-                                    relative, min_rank, max_rank)
+                                    relative, min_rank, max_rank, observer)
         FY.append(G(t0 + c[i] * h, (Yi.U @ Yi.S) @ Yi.V.T))
     Y1 = _frozen_field_bug_step(U0, S0, V0, FY, b, h, t0 + h, tol, relative, min_rank,
-                                max_rank)
+                                max_rank, observer)
     return _as_dtype(Y1, dtype)

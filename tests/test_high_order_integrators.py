@@ -30,8 +30,8 @@ from hypothesis import given, settings, strategies as st
 from lowrank_ref.checks import fit_slope, tolerance
 from lowrank_ref.integrators import (BUTCHER_TABLEAUX, ButcherTableau, _check_tableau,
                                      _frozen_field_bug_step, adaptive_bug_step, bug_step,
-                                     midpoint_bug_step, projector_splitting_step,
-                                     rk_bug_step)
+                                     midpoint_bug_step, parallel_bug_step,
+                                     projector_splitting_step, rk_bug_step)
 from lowrank_ref.lowrank import LowRank, augment_basis
 from lowrank_ref.odes import ToyProblem
 from lowrank_ref.truncation import truncate
@@ -419,6 +419,39 @@ def test_user_tableau_equals_the_built_in_one():
     assert np.array_equal(A, B)
 
 
+def test_observer_sees_the_core_of_every_truncation_and_changes_nothing():
+    """The ``observer`` of the rank-adaptive steps (used by the oracle for rank margins):
+    called once per truncation, in order, with the core that is then truncated."""
+    Y0 = LowRank.random(np.random.default_rng(0), 12, 9, 3)
+    F = _forced(np.random.default_rng(1), 12, 9)
+    tol = 1e-2
+    steps = {"adaptive": (adaptive_bug_step, {}, 1), "parallel": (parallel_bug_step, {}, 1),
+             "midpoint": (midpoint_bug_step, {}, 2),
+             "rk4": (rk_bug_step, {"tableau": "rk4"}, 4),
+             "heun": (rk_bug_step, {"tableau": "heun"}, 2)}
+    for name, (step, kw, calls) in steps.items():
+        cores = []
+        Y1 = step(Y0, F, 0.0, 0.1, tol, **kw, observer=cores.append)
+        plain = step(Y0, F, 0.0, 0.1, tol, **kw)
+        assert len(cores) == calls, name
+        for a, b in zip(Y1, plain):
+            assert np.array_equal(a, b), name
+        # the last core is the one the result was truncated from: same kept singular
+        # values, and the discarded tail within tol (relative)
+        s = np.linalg.svd(cores[-1], compute_uv=False)
+        r = Y1.rank
+        assert np.allclose(np.sort(np.diag(Y1.S))[::-1], s[:r], rtol=0,
+                           atol=tolerance("reconstruction", size=12) * s[0]), name
+        assert np.linalg.norm(s[r:]) <= tol * np.linalg.norm(s) < np.linalg.norm(s[r - 1:])
+    # the midpoint step's first core is its half step's (a rank-adaptive BUG step of h/2)
+    half, first = [], []
+    adaptive_bug_step(Y0, F, 0.0, 0.05, tol, observer=half.append)
+    midpoint_bug_step(Y0, F, 0.0, 0.1, tol, observer=first.append)
+    assert half[0].shape == first[0].shape          # (equal to rounding: the midpoint
+    assert np.linalg.norm(half[0] - first[0]) <= tolerance(   # step re-orthonormalises
+        "reconstruction", size=12) * np.linalg.norm(half[0])  # Y0 once more)
+
+
 # --------------------------------------------------------------------------- bad input
 def _Y0():
     return LowRank.random(np.random.default_rng(0), 6, 5, 2)
@@ -440,6 +473,8 @@ BAD = [
     (dict(F=lambda t, A: np.full_like(A, np.nan)), ValueError, "F returned non-finite"),
     (dict(F=lambda t, A: 1e308 * np.ones_like(A), h=1e10), ValueError,
      "h = 10000000000.0 is too large for this F"),
+    (dict(observer=3), TypeError, r"observer must be callable as observer\(S_hat\) or None, "
+     "got int"),
 ]
 
 

@@ -8,11 +8,13 @@ on it must fail with a failure naming the right quantity.
 """
 import json
 import math
+import pathlib
 
 import numpy as np
 import pytest
 import scipy.linalg
 
+import lowrank_ref
 from lowrank_ref import oracle
 from lowrank_ref.checks import tolerance
 
@@ -21,15 +23,21 @@ from lowrank_ref.checks import tolerance
 # an independent implementation, with switchable bugs
 # ---------------------------------------------------------------------------------------
 def np_truncate(U_hat, S_hat, V_hat, tol, relative, min_rank, max_rank, tail="correct",
-                transposed_v=False):
+                transposed_v=False, diagonal_shortcut=False, last_index_tested=True):
     """The truncation of [CKL22]. ``tail``: "correct" (sigma_{r+1..k}), "exclude_last" (the
     published DLRT loop ``norm(s[j:k-1]) < tol``) or "double" (the last value counted
-    twice). ``transposed_v``: V_hat @ Vh[:, :r] instead of V_hat @ Vh.T[:, :r]."""
+    twice). ``transposed_v``: V_hat @ Vh[:, :r] instead of V_hat @ Vh.T[:, :r].
+    ``diagonal_shortcut``: a diagonal core taken as its own SVD, unsorted.
+    ``last_index_tested=False``: the published loop ``for j in range(2r - 1)`` on the
+    k = 2r values of the augmented core, which starts from the old rank r and never tests
+    j = k - 1 (the rank stays r where only the last tail meets the tolerance)."""
     P, s, Vh = np.linalg.svd(S_hat, full_matrices=False)
+    if diagonal_shortcut and np.array_equal(S_hat, np.diag(np.diag(S_hat))):
+        s, P, Vh = np.diag(S_hat).copy(), np.eye(len(S_hat)), np.eye(len(S_hat))
     k = s.shape[0]
     theta = tol * np.sqrt(np.sum(s * s)) if relative else tol
-    r = k
-    for j in range(k):
+    r = k if last_index_tested else k // 2
+    for j in range(k if last_index_tested else k - 1):
         if tail == "correct":
             ok = np.sqrt(np.sum(s[j:] ** 2)) <= theta
         elif tail == "exclude_last":
@@ -315,6 +323,18 @@ def _float32_only(fn):
 # ---------------------------------------------------------------------------------------
 # the cases
 # ---------------------------------------------------------------------------------------
+def test_the_public_api_is_importable_from_the_subpackage():
+    """What README and tutorial 06 use, as ``from lowrank_ref import oracle; oracle.X``."""
+    api = {"FAMILIES", "COND_MAX", "Tol", "Case", "Failure", "Report", "cases", "check",
+           "check_case", "resolvable", "reference", "linear_rhs", "export", "load", "verify",
+           "clear_cache", "export_command", "verify_command"}
+    assert set(oracle.__all__) == api
+    for name in api:
+        assert getattr(oracle, name) is not None, name
+    from lowrank_ref.oracle import check_case, cases  # noqa: F401  (and by name)
+    assert callable(oracle.cases) and callable(oracle.check)   # functions, not the modules
+
+
 def test_families_are_the_function_names_and_the_case_count_is_modest():
     assert oracle.FAMILIES == ("truncate", "projector_splitting_step", "bug_step",
                                "adaptive_bug_step", "parallel_bug_step", "dlrt_layer_step",
@@ -339,7 +359,7 @@ def test_unknown_family_is_a_clear_error_listing_the_families(call):
 
 
 def test_cases_are_deterministic():
-    first = {f: oracle._generate(f) for f in oracle.FAMILIES}
+    first = {f: oracle.cases(f) for f in oracle.FAMILIES}
     oracle.clear_cache()
     for f in oracle.FAMILIES:
         again = oracle.cases(f)
@@ -375,14 +395,68 @@ def test_cases_cover_the_required_shapes_ranks_and_spectra():
     assert trunc["max_rank_clamp"].expected["S"].shape == (2, 2)
     assert trunc["min_rank_clamp"].expected["S"].shape == (3, 3)
     assert trunc["min_rank_above_k_3x1"].expected["S"].shape == (1, 1)
+    d = trunc["unsorted_diagonal"].inputs["S_hat"]
+    assert np.array_equal(d, np.diag(np.diag(d))) and np.any(np.diff(np.diag(d)) > 0)
+
+
+def _rank_decisions(case):
+    """``(quantity, [(sigma, theta, lo, hi)])``: every truncation that decides a rank of
+    ``case``, with the threshold and the clamp of this package's rule."""
+    from lowrank_ref.oracle.margins import truncated_spectra
+    inp = case.inputs
+    if case.family == "truncate":
+        sigma = np.linalg.svd(inp["S_hat"], compute_uv=False)
+        theta = inp["tol"] * np.linalg.norm(sigma) if inp["relative"] else inp["tol"]
+        return [("rank", [(sigma, theta, inp["min_rank"], inp["max_rank"])])]
+    if case.family.startswith("dlrt"):
+        if inp["method"] != "adaptive":
+            return []
+        hi = inp["max_rank"]
+        idx = [q for q in case.tol if q.startswith("rank[")]
+        return [(q, [(s, inp["tau"] * np.linalg.norm(s), min(inp["min_rank"], hi), hi)])
+                for q, s in zip(idx, truncated_spectra(case.family, inp))]
+    if "tol" not in inp:
+        return []
+    return [("rank", [(s, inp["tol"] * np.linalg.norm(s) if inp["relative"] else inp["tol"],
+                       inp["min_rank"], inp["max_rank"])
+                      for s in truncated_spectra(case.family, inp)])]
+
+
+@pytest.mark.parametrize("family", oracle.FAMILIES)
+def test_rank_margin_is_the_distance_to_a_change_of_the_package_rank(family):
+    """A margin m (relative to ||sigma||) means: moving the threshold by less than m
+    keeps every rank the package's rule (truncation_rank) decides, moving it by a bit more
+    changes one. Where the margin is None, no threshold changes the clamped rank."""
+    from lowrank_ref.truncation import truncation_rank
+    checked = 0
+    for c in oracle.cases(family):
+        for q, truncations in _rank_decisions(c):
+            m = c.tol[q].margin
+
+            def rank(s, theta, lo, hi):
+                return truncation_rank(s, max(theta, 0.0), relative=False, min_rank=lo,
+                                       max_rank=hi)
+
+            changed = False
+            for s, theta, lo, hi in truncations:
+                r, unit = rank(s, theta, lo, hi), np.linalg.norm(s)
+                if m is None:
+                    assert {rank(s, t * unit, lo, hi) for t in (0.0, 0.5, 1.0, 2.0)} == {r}
+                    continue
+                for sign in (1, -1):
+                    assert rank(s, theta + sign * 0.99 * m * unit, lo, hi) == r, (c.name, q)
+                    changed |= rank(s, theta + sign * 1.01 * m * unit, lo, hi) != r
+            assert m is None or changed, (c.name, q, m)
+            checked += 1
+    assert checked >= (0 if family in ("projector_splitting_step", "bug_step") else 6)
 
 
 def test_every_rank_decision_has_a_float64_margin_and_only_fine_ones_skip_in_float32():
     skipped32 = []
     for f in oracle.FAMILIES:
         for c in oracle.cases(f):
-            assert oracle._resolvable(c, np.float64), c.name
-            if not oracle._resolvable(c, np.float32):
+            assert oracle.resolvable(c, np.float64), c.name
+            if not oracle.resolvable(c, np.float32):
                 skipped32.append(c.name)
             # the matrix is compared everywhere except where a tie straddles the cut
             assert any(q.startswith("matrix") for q in c.tol) == ("ties_at_cut" not in c.name)
@@ -427,7 +501,9 @@ def test_independent_float32_candidate_passes_with_float32_tolerances(family):
     assert report.passed, str(report)
     assert report.dtype == "float32" and report.n_cases >= len(oracle.cases(family)) - 2
     # float32 results are NOT within float64 tolerances: the dtype argument matters
-    cast = lambda **kw: INDEPENDENT[family](**oracle._cast_inputs(kw, np.float32))  # noqa
+    cast = lambda **kw: INDEPENDENT[family](**{  # noqa: E731
+        k: v.astype(np.float32) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v
+        for k, v in kw.items()})
     if family != "truncate":
         assert not oracle.check(family, cast).passed
 
@@ -453,6 +529,8 @@ MUTANTS = [
      _with(np_adaptive_bug_step, unprojected=True), "matrix"),
     ("dlrt_layer_step", "Galerkin projection of S0 forgotten",
      np_dlrt_step(galerkin=False), "matrix"),
+    ("truncate", "a diagonal core taken as its SVD without sorting",
+     _with(np_truncate, diagonal_shortcut=True), "rank"),
     ("truncate", "tail excludes the last singular value",
      _with(np_truncate, tail="exclude_last"), "rank"),
     ("truncate", "last singular value counted twice",
@@ -469,6 +547,14 @@ MUTANTS = [
      np_dlrt_step(tail="exclude_last"), "rank"),
     ("dlrt_network_step", "last singular value counted twice",
      np_dlrt_step(tail="double"), "rank"),
+    ("truncate", "loop never tests the last index (rank stays at the old r)",
+     _with(np_truncate, last_index_tested=False), "rank"),
+    ("adaptive_bug_step", "loop never tests the last index (rank stays at the old r)",
+     _with(np_adaptive_bug_step, last_index_tested=False), "rank"),
+    ("dlrt_layer_step", "loop never tests the last index (rank stays at the old r)",
+     np_dlrt_step(last_index_tested=False), "rank"),
+    ("dlrt_network_step", "loop never tests the last index (rank stays at the old r)",
+     np_dlrt_step(last_index_tested=False), "rank"),
     ("bug_step", "K1 normalised by columns, not orthonormalised",
      _with(np_bug_step, orth="colnorm"), "orthonormality"),
     ("bug_step", "K1 used as the basis unorthonormalised",
@@ -507,6 +593,35 @@ def test_known_bug_is_caught_by_the_right_quantity(family, bug, candidate, quant
     for f in caught:
         assert f.error > f.tol and f.case.startswith(family + ".")
         assert f.case in str(report) and f.quantity in str(report)
+
+
+@pytest.mark.parametrize("family,case_name,candidate,expected_rank,old_rank", [
+    ("truncate", "truncate.tail_met_only_at_last_index",
+     _with(np_truncate, last_index_tested=False), 3, 2),
+    ("dlrt_layer_step", "dlrt_layer_step.adaptive_12x10_r3_tail_met_only_at_last_index",
+     np_dlrt_step(last_index_tested=False), 5, 3),
+], ids=["truncate", "dlrt_layer_step"])
+def test_loop_that_never_tests_the_last_index_is_caught_by_the_rank_alone(
+        family, case_name, candidate, expected_rank, old_rank):
+    """docs/design.md, section "Known bugs of other implementations": the published loop
+    ``for j in range(2r - 1)`` never tests j = 2r - 1; where only the last tail meets the
+    tolerance the rank stays at the old r. Cases built for it: the rule keeps 2r - 1, the
+    bug r; the other two published tail bugs keep the right rank there (so the case
+    isolates this bug)."""
+    case = next(c for c in oracle.cases(family) if c.name == case_name)
+    q = "rank" if family == "truncate" else "rank[0]"
+    k = 4 if family == "truncate" else 6                  # the size of the core: 2r
+    assert expected_rank == k - 1 and old_rank == k // 2
+    assert case.tol[q].margin > 0 and oracle.resolvable(case, np.float32)
+    failures = oracle.check_case(case, candidate)
+    ranks = [f for f in failures if f.quantity == q]
+    assert len(ranks) == 1 and ranks[0].message == f"rank {old_rank}, expected {expected_rank}"
+    assert str(ranks[0]) == (f"{case_name}  [{q}] error {expected_rank - old_rank:.3e} > tol "
+                             f"0.000e+00: rank {old_rank}, expected {expected_rank}")
+    for bug in ("exclude_last", "double"):
+        other = _with(np_truncate, tail=bug) if family == "truncate" else np_dlrt_step(tail=bug)
+        assert oracle.check_case(case, other) == [], bug
+    assert oracle.check_case(case, INDEPENDENT[family]) == []
 
 
 def test_transposed_v_changes_the_weight_when_nothing_is_truncated():
@@ -579,6 +694,89 @@ def test_a_wrong_rank_is_reported_as_rank_not_as_a_crash():
     assert not _caught(rep, "projector_U")          # not compared across ranks
 
 
+# ---------------------------------------------------------------------------------------
+# one test per golden case: the pattern documented for backend authors (README, tutorial 06)
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("case", oracle.cases("truncate"), ids=lambda c: c.name)
+def test_truncate(case):
+    assert oracle.check_case(case, oracle.reference("truncate")) == []
+
+
+@pytest.mark.parametrize("case", oracle.cases("dlrt_layer_step"), ids=lambda c: c.name)
+def test_dlrt_layer_step(case):
+    assert oracle.check_case(case, oracle.reference("dlrt_layer_step")) == []
+
+
+@pytest.mark.parametrize("test", [test_truncate, test_dlrt_layer_step])
+def test_the_pattern_gives_one_test_per_case_named_by_it(test):
+    (mark,) = test.pytestmark
+    family = test.__name__[len("test_"):]
+    ids = [mark.kwargs["ids"](c) for c in mark.args[1]]
+    assert ids == [c.name for c in oracle.cases(family)] and len(set(ids)) == len(ids)
+    assert all(i.startswith(family + ".") for i in ids) and len(ids) >= 10
+
+
+PATTERN = """
+import numpy as np
+import pytest
+from lowrank_ref import oracle
+
+
+def my_truncate(U_hat, S_hat, V_hat, tol, relative, min_rank, max_rank):
+    P, s, Qt = np.linalg.svd(S_hat, full_matrices=False)
+    theta = tol * np.linalg.norm(s) if relative else tol
+    r = len(s) // 2                              # the published loop: starts at the old r
+    for j in range(len(s) - 1):                  # ... and never tests the last index
+        if np.linalg.norm(s[j:]) <= theta:
+            r = j
+            break
+    r = min(max(r, min_rank), max_rank, len(s))
+    return {"U": U_hat @ P[:, :r], "S": np.diag(s[:r]), "V": V_hat @ Qt[:r].T}
+
+
+@pytest.mark.parametrize("case", oracle.cases("truncate"), ids=lambda c: c.name)
+def test_truncate(case):
+    assert oracle.check_case(case, my_truncate) == []
+"""
+
+
+def test_a_failing_case_reads_well_in_a_backend_test_suite(tmp_path):
+    """The documented pattern in a pytest run of its own, with a buggy backend: ``-k``
+    selects one golden case by name, and the failure shows that case's Failure list --
+    case, quantity, error, tolerance and what differs."""
+    import os
+    import subprocess
+    import sys
+    (tmp_path / "test_backend.py").write_text(PATTERN)
+    root = pathlib.Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    run = subprocess.run([sys.executable, "-m", "pytest", "test_backend.py", "-p",
+                          "no:cacheprovider", "-k", "truncate.tail_met_only_at_last_index"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    out = run.stdout
+    assert run.returncode == 1, out + run.stderr
+    assert "1 failed" in out and f"{len(oracle.cases('truncate')) - 1} deselected" in out
+    assert "test_truncate[truncate.tail_met_only_at_last_index]" in out
+    assert "Failure(case='truncate.tail_met_only_at_last_index', quantity='rank', " \
+           "error=1.0, tol=0.0, message='rank 2, expected 3')" in out
+    # and the same Failure list, printed one line per failure
+    case = next(c for c in oracle.cases("truncate")
+                if c.name == "truncate.tail_met_only_at_last_index")
+    lines = [str(f) for f in oracle.check_case(case, _with(np_truncate,
+                                                            last_index_tested=False))]
+    assert lines[0] == ("truncate.tail_met_only_at_last_index  [rank] error 1.000e+00 > "
+                        "tol 0.000e+00: rank 2, expected 3")
+    assert {line.split("[")[1].split("]")[0] for line in lines} == {
+        "rank", "matrix", "singular_values", "truncation_error"}
+
+
+def test_check_case_refuses_what_is_not_a_case():
+    with pytest.raises(TypeError, match="case must be a Case .*got dict"):
+        oracle.check_case({"name": "truncate.x"}, np_truncate)
+    with pytest.raises(TypeError, match="candidate must be callable"):
+        oracle.check_case(oracle.cases("truncate")[0], None)
+
+
 def test_report_is_readable():
     rep = oracle.check("truncate", _with(np_truncate, tail="double"))
     text = str(rep)
@@ -589,7 +787,7 @@ def test_report_is_readable():
 
 
 def test_invalid_dtype_and_empty_golden_are_clear_errors():
-    with pytest.raises(ValueError, match="float32 or float64"):
+    with pytest.raises(TypeError, match="float32 or float64"):
         oracle.check("truncate", np_truncate, dtype=np.int32)
     with pytest.raises(ValueError, match="no case of family 'bug_step'"):
         oracle.check("bug_step", np_bug_step, golden=oracle.cases("truncate"))
@@ -617,7 +815,7 @@ def exported(tmp_path_factory):
 def test_export_writes_npz_and_manifest_without_pickle(exported):
     manifest = json.loads((exported / "manifest.json").read_text())
     n = sum(len(oracle.cases(f)) for f in oracle.FAMILIES)
-    assert len(manifest["cases"]) == n and manifest["version"] == oracle.__version__
+    assert len(manifest["cases"]) == n and manifest["version"] == lowrank_ref.__version__
     entry = next(e for e in manifest["cases"] if e["name"] == "adaptive_bug_step.10x8_r2")
     assert entry["file"] == "adaptive_bug_step.10x8_r2.npz"
     assert entry["inputs"]["U0"] == {"shape": [10, 2], "dtype": "<f8"}

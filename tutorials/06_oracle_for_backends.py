@@ -29,8 +29,9 @@
 #    the factors themselves;
 # 2. writes a small independent NumPy candidate for `truncate` and `bug_step` and checks it in
 #    float64 and float32;
-# 3. plants two bugs found in published code (docs/design.md, section "Known bugs of other implementations") and watches the checker
-#    name them;
+# 3. plants four bugs known from other implementations (docs/design.md, section "Known
+#    bugs of other implementations") and watches the checker name them -- also case by
+#    case, as a backend's own pytest suite runs the oracle: one test per golden case;
 # 4. exports the golden files for a backend in another language, verifies them and catches a
 #    tampered file;
 # 5. wraps a PyTorch implementation as a candidate (runs only where `torch` is importable).
@@ -99,7 +100,7 @@ def rel(a, b):
 # %%
 counts = {f: len(oracle.cases(f)) for f in oracle.FAMILIES}
 print("golden cases per family:", counts, "total", sum(counts.values()))
-assert 40 <= sum(counts.values()) <= 100 and counts["truncate"] == 15
+assert 40 <= sum(counts.values()) <= 100 and counts["truncate"] == 16
 
 case = next(c for c in oracle.cases("truncate") if c.name == "truncate.6x5_k4_relative")
 print(f"\n{case.name}")
@@ -289,8 +290,8 @@ for family, cand in (("truncate", my_truncate), ("bug_step", my_bug_step)):
         reports[(family, np.dtype(dtype).name)] = rep
         print(rep, f"  (dtypes seen: {sorted(seen)})")
         assert rep.passed and seen == {np.dtype(dtype).name}
-assert reports[("truncate", "float64")].n_cases == 15
-assert reports[("truncate", "float32")].n_cases == 13
+assert reports[("truncate", "float64")].n_cases == 16
+assert reports[("truncate", "float32")].n_cases == 14
 assert set(reports[("truncate", "float32")].skipped) == {
     "truncate.tol0_absolute_small_tail", "truncate.300x200_k40_spread_absolute_1e-9"}
 assert reports[("bug_step", "float32")].n_cases == 10
@@ -332,10 +333,11 @@ assert max(ratio["correct, float32 vs float64 tol"].values()) > 1e3
 # %% [markdown]
 # ## 3. Planting known bugs
 #
-# docs/design.md, section "Known bugs of other implementations", lists bugs found in other implementations. The first: rebuilding `V`
-# from the SVD of the core with the transposed factor, `V_hat @ Vh[:, :r]` instead of
-# `V_hat @ Vh.T[:, :r]`. It is easy to miss because every shape is right and `V` is still
-# orthonormal — but it is the wrong matrix, even when nothing is truncated (`tol = 0`):
+# docs/design.md, section "Known bugs of other implementations", lists bugs found in other
+# implementations. The first: rebuilding `V` from the SVD of the core with the transposed
+# factor, `V_hat @ Vh[:, :r]` instead of `V_hat @ Vh.T[:, :r]`. It is easy to miss because
+# every shape is right and `V` is still orthonormal — but it is the wrong matrix, even
+# when nothing is truncated (`tol = 0`):
 
 # %%
 def first_lines(report, n=5):
@@ -378,7 +380,70 @@ print(f"published rule on {lv.name}: ||Y_hat - Y||_F = {err_lv:.4f} > tol = {lv.
 assert err_lv > lv.inputs["tol"]
 
 # %% [markdown]
-# A third, for `bug_step`: forgetting the Galerkin projection and starting the S-step from
+# The same loop has a second bug: it runs `for j in range(2r - 1)` over the `k = 2r`
+# singular values of the augmented core, starting from the old rank `r`, so it never tests
+# the last index `j = 2r - 1`. When only the last tail `sigma_{2r}` fits under `theta`, the
+# rank should grow to `2r - 1`; the loop finds nothing and silently keeps the old `r`.
+# `truncate.tail_met_only_at_last_index` (`s = 3, 2, 1, 0.01`, absolute `tol = 0.05`) is
+# built for it — the other bug of the loop does not change the rank there, so the case
+# isolates this one:
+
+# %%
+def untested_last_index_rank(s, theta):
+    """The published loop with a correct tail: r starts at the old rank k // 2 and the
+    last index j = k - 1 is never tested."""
+    tails = np.sqrt(np.cumsum(s[::-1] ** 2)[::-1])
+    k, r = len(s), len(s) // 2
+    for j in range(k - 1):
+        if tails[j] <= theta:
+            return j
+    return r
+
+
+last = next(c for c in oracle.cases("truncate")
+            if c.name == "truncate.tail_met_only_at_last_index")
+fails_last = oracle.check_case(last, make_truncate(rank_rule=untested_last_index_rank))
+for f in fails_last:
+    print(f)
+assert fails_last[0].quantity == "rank" and fails_last[0].message == "rank 2, expected 3"
+assert oracle.check_case(last, make_truncate(rank_rule=published_rank)) == []
+assert oracle.check_case(last, my_truncate) == []
+
+# %% [markdown]
+# `oracle.check_case(case, candidate, dtype)` is the per-case form of `oracle.check`: it
+# returns the case's list of `Failure`s, empty if the candidate passed. In a backend's test
+# suite it gives one pytest test per golden case, named by the case — `pytest -k
+# truncate.tail_met_only_at_last_index` runs one, and a failing test shows that case's
+# failures:
+#
+# ```python
+# import pytest
+# from lowrank_ref import oracle
+#
+# @pytest.mark.parametrize("case", oracle.cases("truncate"), ids=lambda c: c.name)
+# def test_truncate(case):
+#     assert oracle.check_case(case, my_truncate) == []
+# ```
+#
+# Below, the loop that test runs, for the correct candidate and the two published bugs.
+# (For a float32 backend: `check_case(case, candidate, dtype=np.float32)`, after
+# `pytest.skip` for the cases `oracle.resolvable(case, np.float32)` rejects.)
+
+# %%
+for label, cand in (("correct", my_truncate),
+                    ("last value left out of the tail", make_truncate(rank_rule=published_rank)),
+                    ("last index never tested", make_truncate(rank_rule=untested_last_index_rank))):
+    per_case = {c.name: oracle.check_case(c, cand) for c in oracle.cases("truncate")}
+    failed = sorted(name for name, fs in per_case.items() if fs)
+    print(f"{label:32s}: {len(per_case) - len(failed)} passed, {len(failed)} failed "
+          f"{failed}")
+    if label == "correct":
+        assert not failed
+    else:
+        assert failed and all(any(f.quantity == "rank" for f in per_case[n]) for n in failed)
+
+# %% [markdown]
+# A fourth, for `bug_step`: forgetting the Galerkin projection and starting the S-step from
 # `S0` instead of `(U1^T U0) S0 (V0^T V1)` (the factors of `Y0` in the new bases):
 
 # %%

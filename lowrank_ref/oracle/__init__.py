@@ -1,0 +1,253 @@
+"""Golden cases and the backend checker: the test oracle for faster backends.
+
+A faster implementation (PyTorch, JAX, C++, ...) of the integrators and DLRT steps of this
+package is *correct* when it reproduces, on a fixed set of named, deterministic float64
+cases, the quantities that do not depend on the choice of factorisation. This subpackage
+holds those golden cases, generated from fixed seeds by this package's reference code (the
+expected outputs *are* the reference's outputs; the reference itself is verified against
+theory by the rest of the test suite), the checker, and an export to ``.npz`` files for
+backends that are not written in Python (docs/design.md, section "The oracle").
+
+* :func:`cases` ``(family) -> list of Case`` -- the golden cases of a family, each with a
+  unique ``name`` such as ``"truncate.ties_at_cut"``;
+* :func:`check_case` ``(case, candidate, dtype=np.float64) -> list of Failure`` -- run a
+  candidate on one case and compare (one pytest test per case: see the end);
+* :func:`check` ``(family, candidate, dtype=np.float64) -> Report`` -- run a candidate on
+  every case of a family and compare;
+* :func:`export` ``(directory)`` / :func:`verify` ``(directory)`` / :func:`load`
+  ``(directory)`` -- the cases as ``.npz`` files plus ``manifest.json``;
+* :func:`reference` ``(family) -> candidate`` -- this package's implementation, wrapped
+  as a candidate (it passes by construction; useful as a template).
+
+Families and candidate signatures
+---------------------------------
+A candidate is called as ``candidate(**case.inputs)`` with plain NumPy arrays and Python
+scalars (``int``, ``float``, ``bool``, ``str``; never ``None``) and must return a ``dict``
+with every key of ``case.expected`` (extra keys are ignored). Families whose result is a
+low-rank matrix return it under the keys ``"U"`` (m, r), ``"S"`` (r, r), ``"V"`` (n, r)
+(docs/design.md, section "Notation"); ``S`` need not be diagonal.
+
+=============================  ===========================================================
+family                         ``candidate(...)`` keyword arguments -> returned keys
+=============================  ===========================================================
+``truncate``                   ``U_hat (m, k1), S_hat (k1, k2), V_hat (n, k2), tol,
+                               relative, min_rank, max_rank`` -> ``U, S, V``.
+                               ``k2 != k1`` occurs (a rectangular core: use its thin SVD);
+                               the rank is clamped to ``[min_rank, min(max_rank, k)]``,
+                               ``k = min(k1, k2)``, and is never above ``k``.
+``projector_splitting_step``   ``U0 (m, r), S0 (r, r), V0 (n, r), A1 (m, m), A2 (n, n),
+                               B (m, n), t0, h, inner, substeps, order`` -> ``U, S, V``
+``bug_step``                   ``U0, S0, V0, A1, A2, B, t0, h, inner, substeps``
+                               -> ``U, S, V``
+``adaptive_bug_step``          ``U0, S0, V0, A1, A2, B, t0, h, tol, relative, min_rank,
+                               max_rank, inner, substeps`` -> ``U, S, V``
+``parallel_bug_step``          as ``adaptive_bug_step``
+``midpoint_bug_step``          as ``adaptive_bug_step`` (the half step and the result are
+                               truncated by the same rule) -> ``U, S, V``
+``rk_bug_step``                ``U0, S0, V0, A1, A2, B, t0, h, tol, relative, min_rank,
+                               max_rank, tableau`` (a name of
+                               ``integrators.BUTCHER_TABLEAUX``; no ``inner``,
+                               ``substeps``) -> ``U, S, V``
+``dlrt_layer_step``            see "DLRT families" below -> ``U0, S0, V0, b0, rank0``
+``dlrt_network_step``          see "DLRT families" below -> ``U0, S0, V0, b0, rank0, U1,
+                               S1, V1, b1, rank1, W2, b2``
+=============================  ===========================================================
+
+The matrix ODE of the integrator families is ``dA/dt = F(t, A) = A1 @ A + A @ A2 + B``
+(:func:`linear_rhs` builds it), ``inner`` is always ``"euler"`` and ``substeps`` 1 (one
+explicit Euler step per sub-flow, the DLRT case); ``max_rank`` is always an int (no cap is
+written as ``min(m, n)``).
+
+DLRT families
+~~~~~~~~~~~~~
+One optimiser step of [SZKCT22] on one batch. The network is given by flat keys, layer
+``i = 0, 1, ...``: a low-rank layer ``W_i = U{i} @ S{i} @ V{i}.T`` has ``U{i} (n_out, r)``,
+``S{i} (r, r)``, ``V{i} (n_in, r)``, ``b{i} (n_out,)``; a dense layer has ``W{i} (n_out,
+n_in)``, ``b{i} (n_out,)``. The layers compute ``Z = X @ W.T + b`` with ReLU between layers
+(not after the last one); the loss is the mean cross-entropy of the last layer's logits
+against the integer labels. Further inputs: ``X (batch, n_in)`` (float), ``y (batch,)``
+(int64), ``lr`` (the learning rate: the SGD step), ``method`` (``"fixed"``: [SZKCT22],
+fixed rank, the S-step gradient evaluated at ``W~ = U1 S~0 V1^T``; ``"adaptive"``: the
+rank-adaptive step with the augmented bases, relative truncation to
+``tau * ||S_hat1||_F``, ranks clamped to
+``[min(min_rank, max_rank), max_rank]`` and to the augmented size), ``tau``, ``min_rank``,
+``max_rank`` (used by ``"adaptive"`` only). Biases and dense layers take one SGD step with
+their gradient at the start point. The returned dict holds the new value of every layer
+key and ``rank{i}`` (int) for every low-rank layer. ``dlrt_layer_step`` is the one-layer
+network (low-rank, no activation); ``dlrt_network_step`` is low-rank, ReLU, low-rank, ReLU,
+dense. For ``"adaptive"`` the one-gradient step and the published 3-pass step give the same
+expected output (both references pass).
+
+The rank of a ``midpoint_bug_step`` or ``rk_bug_step`` case may be decided by several
+truncations (the half step or the Runge-Kutta stages, and the result); its margin is the
+smallest of them.
+
+Compared quantities
+-------------------
+Factors are unique only up to signs and rotations (``U Q1, Q1^T S Q2, V Q2``), so only
+invariants are compared (all in float64, whatever the candidate's dtype):
+
+=======================  ==================================================  ===============
+quantity                 error measured                                      tolerance key
+=======================  ==================================================  ===============
+``rank``                 ``|r_cand - r_expected|`` (the number of columns)   exact (0)
+``matrix``               ``||Yc - Ye||_F / ||Ye||_F``, ``Y = U S V^T``        ``"step"``
+``singular_values``      ``||sc - se||_2 / ||se||_2`` (zero-padded)          ``"step"``
+``projector_U`` / ``_V``  ``||Uc Uc^T - Ue Ue^T||_F`` (same rank only)       ``"step"``
+``orthonormality``       ``max(||Uc^T Uc - I||_F, ||Vc^T Vc - I||_F)``       ``"orthonormality"``
+``truncation_error``     ``| ||Y_hat - Yc||_F - ||Y_hat - Ye||_F | /         ``"truncation"``
+                         ||S_hat||_F``
+``bias`` / ``weight``    ``||bc - be|| / ||be||`` (biases, dense weights)    ``"step"``
+=======================  ==================================================  ===============
+
+=============================  ============================================================
+family                         quantities (``[i]``: per low-rank layer ``i`` of a network)
+=============================  ============================================================
+``truncate``                   rank, matrix, singular_values, projector_U/V,
+                               orthonormality, truncation_error
+``projector_splitting_step``   rank, matrix, singular_values, projector_U/V, orthonormality
+``bug_step``                   rank, matrix, singular_values, projector_U/V, orthonormality
+``adaptive_bug_step``          rank, matrix, singular_values, projector_U/V, orthonormality
+``parallel_bug_step``          rank, matrix, singular_values, projector_U/V, orthonormality
+``midpoint_bug_step``          rank, matrix, singular_values, projector_U/V, orthonormality
+``rk_bug_step``                rank, matrix, singular_values, projector_U/V, orthonormality
+``dlrt_layer_step``            rank[0], matrix[0], singular_values[0], projector_U/V[0],
+                               orthonormality[0], bias[0]
+``dlrt_network_step``          as the layer step for layers 0 and 1; weight[2], bias[2]
+=============================  ============================================================
+
+A quantity is compared in a case only where the inputs determine it: where its measured
+condition number (below) exceeds :data:`COND_MAX` it is left out of ``case.tol`` -- e.g.
+the matrix and projectors of a truncation whose cut falls inside a tie of singular values
+(``truncate.ties_at_cut``), or the projector onto a direction carried by a singular value
+of 1e-12; ``case.tol`` lists exactly the quantities compared.
+
+Tolerances
+----------
+Each entry of ``case.tol`` is a :class:`Tol` ``(key, size, cond, margin)`` and its value in
+precision ``dtype`` is ``checks.tolerance(key, dtype, size, cond) = factor(key) * eps(dtype)
+* size * cond``: ``size`` is the largest dimension of the case (``max(m, n)``, with the
+batch for DLRT) and ``cond`` the condition number of that quantity, *measured* at
+generation: the reference is re-run on inputs perturbed by relative ``1e-10`` (Frobenius,
+each float array, two random directions) and ``cond = max(1, change / 1e-10)``. (Normwise,
+not entrywise, perturbations: they also model the rounding of the dense products every
+implementation forms, e.g. ``F(t, K V0^T)``.) So a
+float32 candidate (``check(..., dtype=np.float32)``: float inputs are cast to float32,
+scalars stay Python numbers) is held to float32 tolerances, a float64 one to float64
+tolerances. Ranks are compared exactly. ``Tol.margin`` of a rank is the distance of the
+truncation threshold from the nearest discarded tail that would change the (clamped) rank,
+relative to ``||S_hat||_F``; a case whose margin is below
+``tolerance("truncation", dtype, size, cond)`` cannot be decided in ``dtype`` (e.g. an
+absolute tolerance of 1e-9 in float32) and is *skipped* for that dtype (listed in the
+report), never silently passed.
+
+Export format
+-------------
+``export(directory)`` writes ``<case name>.npz`` per case (keys ``input.<name>`` and
+``expected.<name>``; scalars as 0-d arrays, strings as unicode arrays, no pickled objects;
+written with fixed zip timestamps, so an export is byte-reproducible) and
+``manifest.json`` (per case: name, family, file, sha256, dtype, the shapes and dtypes of all
+arrays and the tolerances with their float64 and float32 values; plus the package version).
+``verify(directory)`` checks every hash, regenerates the cases and compares the stored
+inputs, expected values and tolerances with the regenerated ones.
+
+Where things are
+----------------
+``records.py`` (:class:`Case`, :class:`Tol`, :class:`Failure`, :class:`Report`),
+``reference.py`` (the families, :func:`reference`, :func:`linear_rhs`), ``measure.py`` (the
+compared quantities, how each error is measured, the measured condition numbers),
+``margins.py`` (rank margins, the choice of truncation tolerances, models of the published
+truncation bugs), ``generators.py`` (the inputs of every case, :func:`cases`),
+``checker.py`` (:func:`check_case`, :func:`check`), ``golden.py`` (the golden files).
+
+Testing your backend against lowrank_ref
+----------------------------------------
+Wrap your function so that it takes the case's keyword arguments (NumPy arrays) and returns
+a dict of NumPy arrays; convert to and from your framework's tensors inside the wrapper.
+
+>>> import numpy as np
+>>> from lowrank_ref import oracle
+>>> def my_truncate(U_hat, S_hat, V_hat, tol, relative, min_rank, max_rank):
+...     # a stand-in for your backend: e.g. torch.from_numpy(...) in, .numpy() out
+...     P, s, Qt = np.linalg.svd(S_hat, full_matrices=False)
+...     theta = tol * np.linalg.norm(s) if relative else tol
+...     tail = np.sqrt(np.cumsum(s[::-1] ** 2)[::-1])   # tail[j] = ||s[j:]||
+...     r = next((j for j in range(len(s)) if tail[j] <= theta), len(s))
+...     r = min(max(r, min_rank), max_rank, len(s))
+...     return {"U": U_hat @ P[:, :r], "S": np.diag(s[:r]), "V": V_hat @ Qt[:r].T}
+>>> report = oracle.check("truncate", my_truncate)
+>>> report.passed
+True
+>>> print(report)                                    # doctest: +ELLIPSIS
+truncate (float64): PASSED, 16 cases, 0 skipped
+
+A float32 backend is held to float32 tolerances (float inputs are cast to float32); the
+two cases whose rank decision is finer than float32 resolves are skipped, not passed:
+
+>>> print(oracle.check("truncate", my_truncate, dtype=np.float32))   # doctest: +ELLIPSIS
+truncate (float32): PASSED, 14 cases, 2 skipped
+  skipped (rank decision below the resolution of float32): truncate.tol0_absolute_small_tail, ...
+
+A bug is reported by case, quantity, error and tolerance (here: the published DLRT rule
+that leaves the last singular value out of the tail):
+
+>>> def buggy(U_hat, S_hat, V_hat, tol, relative, min_rank, max_rank):
+...     P, s, Qt = np.linalg.svd(S_hat, full_matrices=False)
+...     theta = tol * np.linalg.norm(s) if relative else tol
+...     r = next((j for j in range(len(s)) if np.linalg.norm(s[j:-1]) < theta), len(s))
+...     r = min(max(r, min_rank), max_rank, len(s))
+...     return {"U": U_hat @ P[:, :r], "S": np.diag(s[:r]), "V": V_hat @ Qt[:r].T}
+>>> report = oracle.check("truncate", buggy)
+>>> print(report)                                    # doctest: +ELLIPSIS
+truncate (float64): FAILED (... failures), 16 cases, 0 skipped
+  truncate.last_value_excluded  [rank] error 1.000e+00 > tol 0.000e+00: rank 2, expected 3
+  truncate.last_value_excluded  [matrix] error ... > tol ...: relative Frobenius error of ...
+...
+>>> report.failures[0]                               # doctest: +ELLIPSIS
+Failure(case='truncate.last_value_excluded', quantity='rank', error=1.0, tol=0.0, message=...)
+
+In a test suite, one test per golden case (``pytest -k truncate.ties_at_cut`` runs one;
+a failure lists that case's failures, one readable line each)::
+
+    import pytest
+    from lowrank_ref import oracle
+
+    @pytest.mark.parametrize("case", oracle.cases("truncate"), ids=lambda c: c.name)
+    def test_truncate(case):
+        assert oracle.check_case(case, my_truncate) == []
+
+>>> case = next(c for c in oracle.cases("truncate") if c.name == "truncate.last_value_excluded")
+>>> oracle.check_case(case, my_truncate)
+[]
+>>> for failure in oracle.check_case(case, buggy):
+...     print(failure)                               # doctest: +ELLIPSIS
+truncate.last_value_excluded  [rank] error 1.000e+00 > tol 0.000e+00: rank 2, expected 3
+truncate.last_value_excluded  [matrix] error ... > tol ...: relative Frobenius error of ...
+...
+
+For a float32 backend, ``check_case(case, candidate, dtype=np.float32)``; skip the cases
+``oracle.resolvable(case, np.float32)`` rejects (what :func:`check` does).
+
+Golden files for a backend in another language (``python -m lowrank_ref oracle export DIR``):
+
+>>> import tempfile
+>>> with tempfile.TemporaryDirectory() as d:
+...     manifest = oracle.export(d)
+...     oracle.verify(d).passed
+True
+
+References: [CKL22] Ceruti, Kusch, Lubich, BIT 62 (2022); [CL22] Ceruti, Lubich, BIT 62
+(2022); [CKL24] Ceruti, Kusch, Lubich, SISC (2024); [LO14] Lubich, Oseledets, BIT 54 (2014);
+[CEKL24] Ceruti, Einkemmer, Kusch, Lubich, BIT 64 (2024); [NR25] Nobile, Riffaud, arXiv
+2502.07040 (2025); [SZKCT22] Schotthoefer et al., NeurIPS 2022.
+"""
+from .checker import check, check_case, resolvable
+from .generators import cases, clear_cache
+from .golden import export, export_command, load, verify, verify_command
+from .measure import COND_MAX
+from .records import Case, Failure, Report, Tol
+from .reference import FAMILIES, linear_rhs, reference
+
+__all__ = ["FAMILIES", "COND_MAX", "Tol", "Case", "Failure", "Report", "cases", "check",
+           "check_case", "resolvable", "reference", "linear_rhs", "export", "load", "verify",
+           "clear_cache", "export_command", "verify_command"]

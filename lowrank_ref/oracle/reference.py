@@ -1,0 +1,202 @@
+"""The families of golden cases and this package's implementation of each, wrapped as a
+candidate: ``candidate(**case.inputs) -> dict`` (the contract of
+:mod:`lowrank_ref.oracle`).
+"""
+from __future__ import annotations
+
+from typing import Callable, Mapping, Optional
+
+import numpy as np
+
+from .._validate import check_choice, check_int
+from ..lowrank import LowRank
+
+__all__ = ["FAMILIES", "FIXED_RANK", "FIRST_ORDER_ADAPTIVE", "HIGHER_ORDER", "RANK_ADAPTIVE",
+           "INTEGRATORS", "DLRT",
+           "check_family", "linear_rhs", "reference", "run_integrator", "layer_indices",
+           "lowrank_dict"]
+
+#: Fixed-rank integrator families (projector splitting [LO14], BUG [CL22]).
+FIXED_RANK = ("projector_splitting_step", "bug_step")
+#: First-order rank-adaptive integrator families ([CKL22], [CKL24]).
+FIRST_ORDER_ADAPTIVE = ("adaptive_bug_step", "parallel_bug_step")
+#: Second- and higher-order rank-adaptive integrator families ([CEKL24], [NR25]).
+HIGHER_ORDER = ("midpoint_bug_step", "rk_bug_step")
+#: The integrator families whose rank is decided by truncations.
+RANK_ADAPTIVE = FIRST_ORDER_ADAPTIVE + HIGHER_ORDER
+#: Every integrator family: one step of ``lowrank_ref.integrators.<family>``.
+INTEGRATORS = FIXED_RANK + RANK_ADAPTIVE
+#: One optimiser step of DLRT [SZKCT22] on a one-layer and on a three-layer network.
+DLRT = ("dlrt_layer_step", "dlrt_network_step")
+
+#: The case families; each name is the function (or step) it checks. The order is the
+#: order of the golden files in the manifest: families added later go at the end.
+FAMILIES = ("truncate",) + FIXED_RANK + FIRST_ORDER_ADAPTIVE + DLRT + HIGHER_ORDER
+
+
+def check_family(family) -> str:
+    """``family`` if it is one of :data:`FAMILIES` (ValueError otherwise)."""
+    return check_choice(family, "family", FAMILIES)
+
+
+def linear_rhs(A1: np.ndarray, A2: np.ndarray, B: np.ndarray) -> Callable:
+    """The right-hand side ``F(t, A) = A1 @ A + A @ A2 + B`` of the integrator families.
+
+    Parameters
+    ----------
+    A1 : (m, m) ndarray
+    A2 : (n, n) ndarray
+    B : (m, n) ndarray
+
+    Returns
+    -------
+    callable
+        ``F(t, A) -> (m, n) ndarray`` (independent of ``t``).
+
+    Examples
+    --------
+    >>> F = linear_rhs(np.eye(2), np.zeros((3, 3)), np.ones((2, 3)))
+    >>> F(0.0, np.zeros((2, 3))).tolist()
+    [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
+    """
+    def F(t, A):
+        return A1 @ A + A @ A2 + B
+    return F
+
+
+def lowrank_dict(Y) -> dict:
+    """A low-rank result ``(U, S, V)`` as the candidate's output dict ``{"U", "S", "V"}``."""
+    return {"U": np.asarray(Y[0]), "S": np.asarray(Y[1]), "V": np.asarray(Y[2])}
+
+
+def layer_indices(inputs: Mapping) -> list:
+    """Layer indices ``0, 1, ...`` of a DLRT case (every layer has a bias ``b{i}``)."""
+    out, i = [], 0
+    while f"b{i}" in inputs:
+        out.append(i)
+        i += 1
+    return out
+
+
+def run_integrator(family: str, inputs: Mapping,
+                   observer: Optional[Callable] = None) -> LowRank:
+    """One step of ``lowrank_ref.integrators.<family>`` on the inputs of a case.
+
+    Parameters
+    ----------
+    family : str
+        One of :data:`INTEGRATORS`.
+    inputs : dict
+        ``U0 (m, r), S0 (r, r), V0 (n, r), A1 (m, m), A2 (n, n), B (m, n), t0, h`` and the
+        family's keyword arguments (``inner``, ``substeps``, ``order``, ``tol``, ...).
+    observer : callable, optional
+        Rank-adaptive families: passed on to the step, which calls ``observer(S_hat)``
+        with the core of every truncation it makes.
+
+    Returns
+    -------
+    LowRank
+    """
+    from .. import integrators
+    kwargs = {k: v for k, v in inputs.items()
+              if k not in ("U0", "S0", "V0", "A1", "A2", "B", "t0", "h")}
+    if observer is not None:
+        kwargs["observer"] = observer
+    step = getattr(integrators, family)
+    return step(LowRank(inputs["U0"], inputs["S0"], inputs["V0"]),
+                linear_rhs(inputs["A1"], inputs["A2"], inputs["B"]), inputs["t0"],
+                inputs["h"], **kwargs)
+
+
+def _truncate_candidate(U_hat, S_hat, V_hat, tol, relative, min_rank, max_rank):
+    from ..truncation import truncate
+    return lowrank_dict(truncate(U_hat, S_hat, V_hat, tol, relative=relative,
+                                 min_rank=min_rank, max_rank=max_rank))
+
+
+def _integrator_candidate(family: str) -> Callable:
+    def candidate(**inputs):
+        return lowrank_dict(run_integrator(family, inputs))
+
+    candidate.__name__ = f"reference_{family}"
+    return candidate
+
+
+def _dlrt_candidate(passes: int) -> Callable:
+    def candidate(**inp):
+        from ..autodiff import Tensor
+        from ..dlrt import AdaptiveKLS, FixedRankKLS
+        from ..lowrank_layers import LowRankDense
+        from ..nn import MLP, Dense
+        layers = []
+        for i in layer_indices(inp):
+            if f"U{i}" in inp:
+                layers.append(LowRankDense.from_factors(
+                    LowRank(inp[f"U{i}"], inp[f"S{i}"], inp[f"V{i}"]), inp[f"b{i}"]))
+            else:
+                W = np.asarray(inp[f"W{i}"])
+                layer = Dense(W.shape[1], W.shape[0], np.random.default_rng(0), dtype=W.dtype)
+                layer.W = Tensor(W.copy(), requires_grad=True, name="W")
+                layer.b = Tensor(np.array(inp[f"b{i}"], dtype=W.dtype), requires_grad=True,
+                                 name="b")
+                layers.append(layer)
+        model = MLP(layers, activation="relu")
+        method = check_choice(inp["method"], "method", ("fixed", "adaptive"))
+        if method == "fixed":
+            opt = FixedRankKLS(model, inp["lr"])           # lr: the learning rate
+        else:
+            opt = AdaptiveKLS(model, inp["lr"], inp["tau"], min_rank=inp["min_rank"],
+                              max_rank=inp["max_rank"], passes=passes)
+        opt.step(np.asarray(inp["X"]), np.asarray(inp["y"]))
+        out = {}
+        for i, layer in enumerate(model.layers):
+            if isinstance(layer, LowRankDense):
+                out[f"U{i}"], out[f"S{i}"], out[f"V{i}"] = (np.array(a) for a in layer.factors)
+                out[f"rank{i}"] = layer.rank
+            else:
+                out[f"W{i}"] = np.array(layer.W.value)
+            out[f"b{i}"] = np.array(layer.b.value)
+        return out
+
+    candidate.__name__ = f"reference_dlrt_passes{passes}"
+    return candidate
+
+
+def reference(family: str, passes: int = 1) -> Callable:
+    """This package's implementation of ``family`` as a candidate for
+    :func:`lowrank_ref.oracle.check`.
+
+    Parameters
+    ----------
+    family : str
+        One of :data:`FAMILIES`.
+    passes : {1, 3}, default 1
+        DLRT families: the one-gradient (1) or the published 3-pass (3) adaptive step.
+
+    Returns
+    -------
+    callable
+        ``candidate(**case.inputs) -> dict``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown family, ``passes`` not 1 or 3.
+    TypeError
+        For ``passes`` not an int.
+
+    Examples
+    --------
+    >>> from lowrank_ref import oracle
+    >>> oracle.check("bug_step", reference("bug_step")).passed
+    True
+    """
+    check_family(family)
+    check_int(passes, "passes")
+    if passes not in (1, 3):
+        raise ValueError(f"passes must be 1 or 3, got {passes!r}")
+    if family == "truncate":
+        return _truncate_candidate
+    if family in INTEGRATORS:
+        return _integrator_candidate(family)
+    return _dlrt_candidate(passes)
