@@ -487,7 +487,7 @@ print(f"tutorial 02 finished in {time.perf_counter() - T_START:.1f} s")
 # | exact on rank-r curves, any `sigma_r` | `bug_step`, `projector_splitting_step` | `lowrank_ref.integrators` | `tests/test_integrators.py::test_exact_on_rank_r_curve` |
 # | KSL exact on Sylvester, BUG first order | `SylvesterProblem` | `lowrank_ref.odes` | `tests/test_integrators.py::test_ksl_exact_on_sylvester_but_bug_is_not` |
 # | error independent of `sigma_r` | `ToyProblem` | `lowrank_ref.odes` | `tests/test_integrators.py::test_robust_to_small_singular_values` |
-# | the Galerkin S-step decreases `||Y - B||` in the new bases | `bug_step` | `lowrank_ref.integrators` | `tests/test_integrators.py::test_descent_bug_galerkin_step` |
+# | the Galerkin S-step decreases the distance to `B` in the new bases | `bug_step` | `lowrank_ref.integrators` | `tests/test_integrators.py::test_descent_bug_galerkin_step` |
 # | slopes are fitted, not read off one step | `fit_slope` | `lowrank_ref.checks` | `tests/test_plots.py::test_convergence_orders_fast` |
 #
 # ## Exercises
