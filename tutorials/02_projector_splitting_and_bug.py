@@ -322,13 +322,16 @@ for name in ("KSL", "BUG"):       # same constant for sigma_r = 4e-3 and 1.5e-5:
 # %% [markdown]
 # The low-rank integrators are as accurate as explicit Euler on the full problem: their error
 # is the time-discretisation error plus the (tiny, for `r = 16`) best-approximation error.
-# (In the figure below the five curves lie on top of each other for that reason: at every
-# `h` they differ by less than 5 %.)
+# (In the figure below the curves nearly coincide for that reason: the `r = 16` errors lie
+# within 2 % of explicit Euler's at every `h`, the `r = 8` ones within 20 %, where the
+# modelling error of DLRA is larger.)
 
 # %%
-spread = max(np.max(e / full_euler) for e in errors.values())
-print(f"largest ratio low-rank error / full Euler error over all h: {spread:.3f}")
-assert spread <= 1.05
+spread = {r_: max(np.max(errors[(name, r_)] / full_euler) for name in ("KSL", "BUG"))
+          for r_ in (8, 16)}
+print(f"largest ratio low-rank error / full Euler error over all h: r = 8: {spread[8]:.3f}, "
+      f"r = 16: {spread[16]:.3f}")
+assert spread[16] <= 1.02 and spread[8] <= 1.2
 
 # %% [markdown]
 # ## 5. Where KSL and BUG differ: the Sylvester flow, and order 2
@@ -416,7 +419,7 @@ assert 0.8 <= order_slope[1] <= 1.3 and 1.8 <= order_slope[2] <= 2.3
 # %% [markdown]
 # ## A figure
 #
-# Left: the toy problem — all five curves coincide (the `O(h)` error of Euler dominates;
+# Left: the toy problem — the curves nearly coincide (the `O(h)` error of Euler dominates;
 # open markers so that the overlap stays visible). Middle: the Sylvester flow, where KSL is
 # exact up to its RK4 substeps (slope 4) and BUG is first order, and the tangent flow
 # `P(Y) C`, where KSL is first order too. Right: KSL Lie (order 1) and Strang (order 2) by
