@@ -37,8 +37,13 @@
 #    breaks down when the smallest kept singular value is small — the reason the integrators
 #    of tutorial 02 exist.
 #
-# Run as a script (`python tutorials/01_dynamical_low_rank_approximation.py`) or open it as
-# a notebook with jupytext. `LOWRANK_REF_FAST=1` shrinks the sizes.
+# Run as a script (`python tutorials/01_dynamical_low_rank_approximation.py`, from any
+# folder), open it as a notebook with jupytext, or read it rendered with its outputs
+# (`python tutorials/render.py OUT`, README, section "Tutorials"). `LOWRANK_REF_FAST=1`
+# shrinks the sizes. Figures go to `tutorial_output/` in the working directory
+# (`LOWRANK_REF_TUTORIAL_OUT=DIR` puts them elsewhere). Every tutorial ends with a table of
+# where its pieces live in the library and with exercises (answers in
+# `tutorials/solutions/`).
 
 # %%
 import os
