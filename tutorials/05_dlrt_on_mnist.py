@@ -538,8 +538,10 @@ if FAST:
 
 # %% [markdown]
 # The figure: left, the ranks of the low-rank layers at every optimiser step, from the
-# starting rank (step 0), one colour per run and one line style per layer; right, test
-# accuracy against evaluation compression for every run.
+# starting rank (step 0), one colour per run and one line style per layer (layers of equal
+# rank draw on top of each other; the step axis is logarithmic after step 10, so that the
+# first steps, where the ranks fall, are visible); right, test accuracy against evaluation
+# compression for every run.
 
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
@@ -555,7 +557,9 @@ for j in range(len(lr_dims)):
 ax1.axhline(FIXED_RANK, color="k", ls=":", lw=0.8)
 ax1.annotate(f"fixed rank {FIXED_RANK}", (0, FIXED_RANK), textcoords="offset points",
              xytext=(2, 3), fontsize=8)
-ax1.set_xlabel("optimiser step (0: start)"); ax1.set_ylabel("rank")
+ax1.set_xscale("symlog", linthresh=10)          # linear up to step 10, then logarithmic
+ax1.set_xlim(left=0)
+ax1.set_xlabel("optimiser step (0: start; logarithmic from 10 on)"); ax1.set_ylabel("rank")
 ax1.set_title(f"ranks during training from rank {START_RANK} ({EPOCHS} epochs)")
 ax1.legend(fontsize=7, ncol=2)
 for h, marker in zip(runs, "os*^vDP<>"):
