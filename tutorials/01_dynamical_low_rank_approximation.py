@@ -256,9 +256,9 @@ assert diff <= 0.2 * dlra_err[-1]
 # `h Lip <= 2.79`), so the step must satisfy `h ≲ 2.79 sigma_r / c`: a bound in units of
 # `sigma_r / c`, not `h ≲ sigma_r` (below, `c ≈ 0.2` and the bound is about `14 sigma_r`).
 # Overapproximation (choosing `r` larger than needed) — exactly what one wants for
-# accuracy — makes the direct approach fail. [LO14] and [KLW16] (Kieri, Lubich & Walach, SINUM 2016) prove that the
-# projector-splitting integrator has error bounds *independent* of `sigma_r`; [CL22] prove
-# the same for the BUG integrator.
+# accuracy — makes the direct approach fail. [LO14] and [KLW16] (Kieri, Lubich & Walach,
+# SINUM 2016) prove that the projector-splitting integrator has error bounds *independent*
+# of `sigma_r`; [CL22] prove the same for the BUG integrator.
 #
 # First the stiffness. Perturbing `U` in a direction `D` with `U^T D = 0` changes `Udot` by
 # `-eps (D U^T + U D^T) Adot V S^{-1}`; its first part has the size of

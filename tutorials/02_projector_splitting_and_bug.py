@@ -111,9 +111,10 @@ def fmt(a):
 # 4. `Y1 = 5.44 U1 V1^T = [[3.4816, 2.6112], [2.6112, 1.9584]]`.
 #
 # The Galerkin start `U1 S_tilde0 V1^T = 1.28 U1 V1^T` is the projection of `Y0` onto the
-# trial space, not `Y0` (it differs from `Y0` by 1.5367 in the Frobenius norm). The error `||Y1 - A(1)||_F = 2.0991` is larger than the best rank-1
-# error `sqrt(13) - 2 = 1.6056` (the eigenvalues of the symmetric `A(1)` are `2 ± sqrt(13)`),
-# as it may be: one step of length 1 is a coarse step. The package agrees (its factors may
+# trial space, not `Y0` (it differs from `Y0` by 1.5367 in the Frobenius norm). The error
+# `||Y1 - A(1)||_F = 2.0991` is larger than the best rank-1 error `sqrt(13) - 2 = 1.6056`
+# (the eigenvalues of the symmetric `A(1)` are `2 ± sqrt(13)`), as it may be: one step of
+# length 1 is a coarse step. The package agrees (its factors may
 # differ in sign — compare matrices, not factors):
 
 # %%
@@ -154,6 +155,7 @@ assert round(np.linalg.norm(U1 @ S_tilde0 @ V1.T - Y0_22.to_dense()), 4) == 1.53
 # argument, so evaluating it at the wrong point would show. The start `Y0` gets a random
 # *non-diagonal* `S0` (same matrix, other factorisation: `U0 Q1, Q1^T S0 Q2, V0 Q2`), so that
 # a forgotten transpose would show too.
+
 # %%
 def solve(f, Y0, t0, h, inner="euler", substeps=1):
     """Approximate Y(t0 + h) for dY/dt = f(t, Y), Y(t0) = Y0: Euler or classical RK4."""

@@ -227,7 +227,8 @@ from lowrank_ref.lowrank_layers import LowRankDense
 rng_ls = np.random.default_rng(0)
 n_in_ls, n_out_ls, B_ls = 20, 15, 60
 X_ls = rng_ls.standard_normal((B_ls, n_in_ls))
-W_star = rng_ls.standard_normal((n_out_ls, 6)) @ rng_ls.standard_normal((6, n_in_ls)) / np.sqrt(n_in_ls)
+W_star = (rng_ls.standard_normal((n_out_ls, 6)) @ rng_ls.standard_normal((6, n_in_ls))
+          / np.sqrt(n_in_ls))                             # rank 6
 Y_ls = X_ls @ W_star.T + 0.1 * rng_ls.standard_normal((B_ls, n_out_ls))
 X1_ls = np.hstack([X_ls, np.ones((B_ls, 1))])
 Lip = float(np.linalg.eigvalsh(X1_ls.T @ X1_ls / B_ls).max())
@@ -278,7 +279,8 @@ W_hat_formula = Uc @ Sc @ Vc.T - lr_ls * Uhc @ (Uhc.T @ Gc @ Vhc) @ Vhc.T
 AdaptiveKLS(MLP([layer_chk], activation="identity"), lr_ls, tau=0.0,
             max_rank=min(n_in_ls, n_out_ls), loss_fn=lsq_loss).step(X_ls, Y_ls)
 step1 = np.linalg.norm(layer_chk.factors.to_dense() - W_hat_formula) / np.linalg.norm(W_hat_formula)
-print(f"Lip = {Lip:.4f}, lr = 1/Lip = {lr_ls:.4f}; untruncated step vs W0 - lr P_hat G: {step1:.1e}")
+print(f"Lip = {Lip:.4f}, lr = 1/Lip = {lr_ls:.4f}; "
+      f"untruncated step vs W0 - lr P_hat G: {step1:.1e}")
 assert step1 <= tolerance("step", size=n_in_ls)
 
 tau_show = 0.1
@@ -304,8 +306,9 @@ sweep_ls = {tau: descent_run(tau, 30) for tau in taus_ls}
 print("  tau   max L(W1) - bound   steps where the bound   steps where   final loss   final")
 print("                            allows an increase      L rose                     rank")
 for tau, R in sweep_ls.items():
-    print(f"{tau:5.2f}   {np.max(R[:, 2] - R[:, 3]):14.2e}   {int(np.sum(R[:, 3] >= R[:, 1])):12d}"
-          f"            {int(np.sum(R[:, 2] > R[:, 1])):6d}        {R[-1, 2]:9.4f}   {int(R[-1, 0]):4d}")
+    print(f"{tau:5.2f}   {np.max(R[:, 2] - R[:, 3]):14.2e}   "
+          f"{int(np.sum(R[:, 3] >= R[:, 1])):12d}            {int(np.sum(R[:, 2] > R[:, 1])):6d}"
+          f"        {R[-1, 2]:9.4f}   {int(R[-1, 0]):4d}")
 final_ls = {tau: R[-1, 2] for tau, R in sweep_ls.items()}
 for tau, R in sweep_ls.items():
     assert np.all(R[:, 2] <= R[:, 3] + slack_ls), tau        # the bound holds for every tau
@@ -358,10 +361,10 @@ for tau in (0.2, 0.4, 0.7):                                 # large tau: rank < 
 #
 # The **invariant**: `M` is a matrix, re-expressed exactly in every new basis, so the
 # trajectory depends on the weights, not on how they are factorised — as the method without
-# momentum (tutorial 02's gauge `U Q1, Q1^T S Q2, V Q2`). A velocity stored as arrays of the
-# factors (a velocity "of `S`" added in a basis that has since rotated) would not have this
-# property. We check the invariant: two networks with the same weights in different gauges,
-# five momentum steps each.
+# momentum (tutorial 02's gauge `U Q1, Q1^T S Q2, V Q2`). A velocity kept per factor — a
+# velocity "of `S`", added after the bases have rotated — could not have this property,
+# since `S` itself changes with the gauge (`S -> Q1^T S Q2`). We check the invariant: two
+# networks with the same weights in different gauges, five momentum steps each.
 
 # %%
 def regauged(model, seed):
@@ -472,7 +475,8 @@ def fixed_rank_train_params(model):
     total = 0
     for layer in model.layers:
         r_ = getattr(layer, "rank", None)
-        total += layer.n_in * layer.n_out if r_ is None else r_ * (layer.n_in + layer.n_out) + r_ * r_
+        total += (layer.n_in * layer.n_out if r_ is None
+                  else r_ * (layer.n_in + layer.n_out) + r_ * r_)
     return total
 
 

@@ -39,7 +39,8 @@ P = np.kron(np.eye(n), PU) + np.kron(PV, np.eye(m)) - np.kron(PV, PU)
 Z = rng.standard_normal((m, n))
 direct = PU @ Z + Z @ PV - PU @ Z @ PV
 assert np.allclose(P @ Z.flatten(order="F"), direct.flatten(order="F"))
-print(f"rank {np.linalg.matrix_rank(P)}, trace {np.trace(P):.6f}, (m + n - r) r = {(m + n - r) * r}")
+print(f"rank {np.linalg.matrix_rank(P)}, trace {np.trace(P):.6f}, "
+      f"(m + n - r) r = {(m + n - r) * r}")
 assert np.linalg.matrix_rank(P) == (m + n - r) * r == 14
 assert np.isclose(np.trace(P), 14) and np.allclose(P @ P, P) and np.allclose(P, P.T)
 
@@ -72,7 +73,8 @@ def factor_rk4(Y0, h, T=1.0):
             k2 = rhs(t + h / 2, *(x + h / 2 * d for x, d in zip(X, k1)))
             k3 = rhs(t + h / 2, *(x + h / 2 * d for x, d in zip(X, k2)))
             k4 = rhs(t + h, *(x + h * d for x, d in zip(X, k3)))
-            X = tuple(x + h / 6 * (a + 2 * b + 2 * c + d) for x, a, b, c, d in zip(X, k1, k2, k3, k4))
+            X = tuple(x + h / 6 * (a + 2 * b + 2 * c + d)
+                      for x, a, b, c, d in zip(X, k1, k2, k3, k4))
     return X[0] @ X[1] @ X[2].T
 
 

@@ -90,7 +90,8 @@ for (f, mu), L in runs.items():
     print(f"lr = {f}/Lip, momentum {mu}: loss at steps 1, 10, 30: {L[0]:.3f}, {L[9]:.3g}, "
           f"{L[-1]:.3g}; steps where the loss rose: {int(np.sum(np.diff(L) > 0))}")
 assert np.all(np.diff(runs[(1.0, 0.0)]) < 0)
-assert runs[(2.5, 0.0)][-1] > 1e6 * runs[(2.5, 0.0)][0] and np.sum(np.diff(runs[(2.5, 0.0)]) > 0) >= 25
+assert runs[(2.5, 0.0)][-1] > 1e6 * runs[(2.5, 0.0)][0]
+assert np.sum(np.diff(runs[(2.5, 0.0)]) > 0) >= 25             # rises at almost every step
 assert np.sum(np.diff(runs[(1.0, 0.9)]) > 0) >= 3
 assert runs[(1.0, 0.9)][-1] > 10 * runs[(1.0, 0.0)][-1]
 
