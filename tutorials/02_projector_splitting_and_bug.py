@@ -40,6 +40,22 @@
 #   No backward step (which can be unstable for dissipative problems), more parallelism,
 #   and it preserves symmetry. This is the integrator DLRT builds on ([SZKCT22], tutorial 05).
 #
+# **Galerkin**, and where the S-step starts. With the new bases fixed, BUG looks for the
+# solution in the *trial space* of matrices `U1 S V1^T` (`S` free) and asks that the residual
+# be orthogonal to that space: `U1^T (Ydot - F(t, Y)) V1 = 0` for `Y = U1 S V1^T`. Since
+# `U1^T Ydot V1 = Sdot`, this is exactly `Sdot = U1^T F(t, U1 S V1^T) V1`. The start obeys the
+# same rule: `U1 (M S0 N^T) V1^T = U1 U1^T Y0 V1 V1^T` is the orthogonal projection of `Y0`
+# onto the trial space, the nearest matrix of the form `U1 S V1^T`. It is **not** `Y0`,
+# which in general is not of that form (the worked example of section 1 shows the
+# difference); in the rank-adaptive BUG of tutorial 03 the bases contain `U0`, `V0` and the
+# projection *is* `Y0`.
+#
+# **Names.** KSL is named after the order of its sub-steps: K, then S (backward), then L.
+# The DLRT paper [SZKCT22] calls the BUG integrator "**KLS**": the K- and L-steps first (in
+# parallel), then the S-step (forward). Same letters, different methods; `FixedRankKLS` and
+# `AdaptiveKLS` of tutorial 05 are BUG and rank-adaptive BUG with one Euler step per sub-flow
+# (docs/design.md, section "Notation").
+#
 # The substeps are ODEs for `(m, r)`, `(n, r)`, `(r, r)` matrices; `lowrank_ref` solves them
 # with `inner="euler"` (one explicit Euler step: the DLRT case) or `inner="rk4"`.
 
@@ -76,7 +92,62 @@ def fmt(a):
     return np.array2string(np.asarray(a), formatter={"float_kind": lambda x: f"{x:.2e}"})
 
 # %% [markdown]
-# ## 1. One step by hand
+# ## 1. One BUG step with pencil and paper
+#
+# A `2 x 2` example small enough to do by hand. Start from the rank-1 matrix
+# `Y0 = 2 e1 e1^T` (`U0 = V0 = e1`, `S0 = 2`) and let `F(t, Y) = C` be constant,
+#
+# $$Y_0 = \begin{pmatrix} 2 & 0\\ 0 & 0\end{pmatrix},\qquad
+#   C = \begin{pmatrix} 2 & 3\\ 3 & 0\end{pmatrix},\qquad h = 1,$$
+#
+# so the exact solution is `A(1) = Y0 + C = [[4, 3], [3, 0]]` (rank 2). With a constant `F`
+# one Euler step solves every sub-flow exactly, and `h = 1` keeps the arithmetic short:
+#
+# 1. K-step: `K1 = U0 S0 + h C V0 = (2, 0) + (2, 3) = (4, 3)`, `||K1|| = 5`, so
+#    `U1 = (0.8, 0.6)`;
+# 2. L-step: `L1 = V0 S0 + h C^T U0 = (4, 3)`, `V1 = (0.8, 0.6)`;
+# 3. Galerkin start: `M = U1^T U0 = 0.8`, `N = V1^T V0 = 0.8`, `S_tilde0 = M S0 N = 1.28`;
+#    S-step: `U1^T C V1 = 0.8 (1.6 + 1.8) + 0.6 (2.4 + 0) = 4.16`, `S1 = 1.28 + 4.16 = 5.44`;
+# 4. `Y1 = 5.44 U1 V1^T = [[3.4816, 2.6112], [2.6112, 1.9584]]`.
+#
+# The Galerkin start `U1 S_tilde0 V1^T = 1.28 U1 V1^T` is the projection of `Y0` onto the
+# trial space, not `Y0` (it differs from `Y0` by 1.5367 in the Frobenius norm). The error
+# `||Y1 - A(1)||_F = 2.0991` is larger than the best rank-1 error `sqrt(13) - 2 = 1.6056`
+# (the eigenvalues of the symmetric `A(1)` are `2 ± sqrt(13)`), as it may be: one step of
+# length 1 is a coarse step. The package agrees (its factors may
+# differ in sign — compare matrices, not factors):
+
+# %%
+C = np.array([[2.0, 3.0], [3.0, 0.0]])
+e1 = np.array([[1.0], [0.0]])
+Y0_22 = LowRank(e1, np.array([[2.0]]), e1)
+K1 = Y0_22.U @ Y0_22.S + C @ Y0_22.V
+U1 = K1 / np.linalg.norm(K1)
+L1 = Y0_22.V @ Y0_22.S.T + C.T @ Y0_22.U
+V1 = L1 / np.linalg.norm(L1)
+S_tilde0 = (U1.T @ Y0_22.U) @ Y0_22.S @ (Y0_22.V.T @ V1)
+S1_22 = S_tilde0 + U1.T @ C @ V1
+Y1_22 = U1 @ S1_22 @ V1.T
+Y1_pkg = bug_step(Y0_22, lambda t, Y: C, 0.0, 1.0, inner="euler").to_dense()
+A1_22 = Y0_22.to_dense() + C
+err_bug22 = np.linalg.norm(Y1_22 - A1_22)
+best22 = np.sqrt(np.sum(np.linalg.svd(A1_22, compute_uv=False)[1:] ** 2))
+print(f"K1 = {K1.ravel()}, U1 = {U1.ravel()}, L1 = {L1.ravel()}, V1 = {V1.ravel()}")
+print(f"S_tilde0 = {S_tilde0.item():.4f}, U1^T C V1 = {(U1.T @ C @ V1).item():.4f}, "
+      f"S1 = {S1_22.item():.4f}")
+print("Y1 =", np.round(Y1_22, 4).tolist(), "  package:", np.round(Y1_pkg, 4).tolist())
+print(f"||Y1 - A(1)|| = {err_bug22:.4f}; best rank-1 error {best22:.4f} = sqrt(13) - 2; "
+      f"||U1 S_tilde0 V1^T - Y0|| = {np.linalg.norm(U1 @ S_tilde0 @ V1.T - Y0_22.to_dense()):.4f}")
+assert np.allclose(K1.ravel(), [4, 3]) and np.allclose(U1.ravel(), [0.8, 0.6])
+assert np.allclose(V1.ravel(), [0.8, 0.6])
+assert np.isclose(S_tilde0.item(), 1.28) and np.isclose(S1_22.item(), 5.44)
+assert np.allclose(Y1_22, [[3.4816, 2.6112], [2.6112, 1.9584]])
+assert np.allclose(Y1_pkg, Y1_22, atol=1e-14)
+assert np.isclose(best22, np.sqrt(13) - 2) and round(err_bug22, 4) == 2.0991
+assert round(np.linalg.norm(U1 @ S_tilde0 @ V1.T - Y0_22.to_dense()), 4) == 1.5367   # not Y0
+
+# %% [markdown]
+# ## 2. One step by hand, at size
 #
 # We write the sub-problem solver ourselves (Euler or RK4 with `substeps` steps) and the
 # three substeps of each method, and compare with the package. The problem is the toy
@@ -163,7 +234,7 @@ print(f"h = {H1}: ||Y1_KSL - Y1_BUG|| = {fmt(one_step)}, slope {fit_slope(H1, on
 assert 1.8 <= fit_slope(H1, one_step) <= 2.2
 
 # %% [markdown]
-# ## 2. Exactness for rank-r curves
+# ## 3. Exactness for rank-r curves
 #
 # If `A(t)` has rank `r` for all `t` and `Y0 = A(t0)`, both integrators with *exactly
 # solved* substeps reproduce `A(t1)` ([LO14], exactness theorem; [CL22], exactness
@@ -201,7 +272,7 @@ for name in ("KSL", "BUG"):
     assert exact_err[(name, "euler")] >= 1e6 * exact_err[(name, "rk4")]
 
 # %% [markdown]
-# ## 3. Error versus step size, robust to small singular values
+# ## 4. Error versus step size, robust to small singular values
 #
 # On the toy problem (data form, full rank, so DLRA has a modelling error) [KLW16] (Kieri,
 # Lubich & Walach, SINUM 2016) for KSL and [CL22] for BUG prove
@@ -249,18 +320,46 @@ for name in ("KSL", "BUG"):       # same constant for sigma_r = 4e-3 and 1.5e-5:
     assert np.all(errors[(name, 16)] <= 1.1 * errors[(name, 8)])
     assert np.all(errors[(name, 16)] <= 1.1 * full_euler + data.best_error(1.0, 16))
 
+
 # %% [markdown]
 # The low-rank integrators are as accurate as explicit Euler on the full problem: their error
 # is the time-discretisation error plus the (tiny, for `r = 16`) best-approximation error.
+# (In the figure below the curves nearly coincide for that reason: the `r = 16` errors lie
+# within 2 % of explicit Euler's at every `h`, the `r = 8` ones within 20 %, where the
+# modelling error of DLRA is larger.)
+
+# %%
+spread = {r_: max(np.max(errors[(name, r_)] / full_euler) for name in ("KSL", "BUG"))
+          for r_ in (8, 16)}
+print(f"largest ratio low-rank error / full Euler error over all h: r = 8: {spread[8]:.3f}, "
+      f"r = 16: {spread[16]:.3f}")
+assert spread[16] <= 1.02 and spread[8] <= 1.2
+
+# %% [markdown]
+# ## 5. Where KSL and BUG differ: the Sylvester flow, and order 2
 #
-# ### Where KSL and BUG differ: a rank-preserving problem, and order 2
+# On the Sylvester equation `Ydot = A Y + Y B^T` (`odes.SylvesterProblem`, `A = W1`,
+# `B = W2`) the exact solution `e^{tA} Y0 e^{tB^T}` keeps rank `r`. KSL with RK4 substeps
+# reproduces it up to the RK4 error (its errors drop like `h^4`), while BUG — a Galerkin
+# method in bases fixed during the S-step — has a first-order error ([CL22]).
 #
-# On the Sylvester equation `Ydot = W1 Y + Y W2^T` (`odes.SylvesterProblem`) the exact
-# solution keeps rank `r`, and `F(t, Y)` is tangent to the manifold. KSL with RK4 substeps is
-# then exact up to the RK4 error (its errors drop like `h^4`), while BUG — a Galerkin
-# method in bases fixed during the S-step — has a first-order error ([CL22]). The Strang
-# version of KSL (`order=2`) is second order [LO14]; we measure it by self-convergence
-# (`||Y_h - Y_{h/2}||`) on the toy problem, where no integrator is exact.
+# *Why* is KSL exact here? Not because `F` is tangent and the solution keeps rank `r`: the
+# tangent flow `Ydot = P(Y) C` (constant `C`) below has both properties, and KSL is only
+# first order on it. The reason is the **linear structure** `A Y + Y B^T`: every sub-flow
+# is linear, with one part acting from the left and one from the right. With
+# `a1 = U1^T A U1`, `b0 = V0^T B V0` and exactly solved sub-flows,
+#
+# * K-step: `dK/dt = A K + K b0^T`, so `K1 = e^{hA} K0 e^{h b0^T}`;
+# * S-step (backward): `dS/dt = -(a1 S + S b0^T)`, so `S_tilde0 = e^{-h a1} S_hat1 e^{-h b0^T}`;
+# * L-step: `dL/dt = B L + L a1^T`, so `L1 = e^{hB} V0 S_tilde0^T e^{h a1^T}`,
+#
+# and `Y1 = U1 L1^T = U1 e^{h a1} S_tilde0 V0^T e^{hB^T} = U1 S_hat1 e^{-h b0^T} V0^T e^{hB^T}
+# = K1 e^{-h b0^T} V0^T e^{hB^T} = e^{hA} Y0 e^{hB^T}`. The backward S-step cancels exactly
+# the restricted parts that the other two steps add: `b0` (the K-step's view of `B`) and
+# `a1` (the L-step's view of `A`). For a general `F` the three sub-flows do not cancel, and
+# KSL is a first-order method like BUG. The Strang version of KSL (`order=2`) is second order
+# [LO14]; we measure it by self-convergence (`||Y_h - Y_{h/2}||`) on the toy problem, where no
+# integrator is exact.
 
 # %%
 syl = SylvesterProblem(np.random.default_rng(3), 30, 20, 4)
@@ -275,30 +374,88 @@ for name, e in syl_err.items():
 assert 0.85 <= fit_slope(H, syl_err["BUG"]) <= 1.15
 assert fit_slope(H, syl_err["KSL"]) >= 3.5 and syl_err["KSL"].max() <= 1e-4
 
+# %% [markdown]
+# The tangent flow `Ydot = P(Y) C` on the same `30 x 20` shape, rank 4: `F(t, Y) = P(Y) C`
+# lies in the tangent space at every `Y` (so the solution keeps rank 4), but it is not of
+# the form `A Y + Y B^T`. The reference solution is RK4 on the full `30 x 20` equation with a
+# step 10 times smaller than the smallest `h` (its `P(Y)` from an SVD of `Y`).
+
+# %%
+def tangent_projection(Y, Z, r):
+    """P(Y) Z for a dense Y of rank r (U, V from its SVD)."""
+    Uy, _, Vty = np.linalg.svd(Y, full_matrices=False)
+    Uy, Vy = Uy[:, :r], Vty[:r].T
+    UtZ = Uy.T @ Z
+    return Uy @ UtZ + (Z @ Vy) @ Vy.T - Uy @ (UtZ @ Vy) @ Vy.T
+
+
+r_tan = 4
+C_tan = np.random.default_rng(5).standard_normal((30, 20))
+C_tan /= np.linalg.norm(C_tan)                                 # ||C|| = 1
+Y0_tan = LowRank.random(np.random.default_rng(6), 30, 20, r_tan,
+                        singular_values=[1.0, 0.7, 0.5, 0.3])
+F_tan = lambda t, Y: tangent_projection(Y, C_tan, r_tan)      # noqa: E731
+T_tan = 0.5
+ref_tan = solve(F_tan, Y0_tan.to_dense(), 0.0, T_tan, "rk4", int(round(T_tan / (H[-1] / 10))))
+tan_err = np.array([np.linalg.norm(run(projector_splitting_step, Y0_tan, F_tan, h_, T_tan,
+                                       inner="rk4").to_dense() - ref_tan)
+                    / np.linalg.norm(ref_tan) for h_ in H])
+slope_tan = fit_slope(H, tan_err)
+print(f"tangent flow P(Y) C, KSL (rk4 substeps): relative errors {fmt(tan_err)}  "
+      f"slope {slope_tan:.2f}")
+assert 0.85 <= slope_tan <= 1.15 and np.all(tan_err >= 100 * syl_err["KSL"])
+
+# %%
 small = ToyProblem(np.random.default_rng(0), 20)
 Ys0 = small.best_approximation(0.0, 4)
-order_slope = {}
+order_slope, order_diffs = {}, {}
 for order in (1, 2):
     sols = [run(projector_splitting_step, Ys0, small.F, h_, 0.5, inner="rk4", substeps=2,
                 order=order).to_dense() for h_ in list(H) + [H[-1] / 2]]
-    diffs = [np.linalg.norm(a - b) for a, b in zip(sols[:-1], sols[1:])]
-    order_slope[order] = fit_slope(H, diffs)
-    print(f"KSL order={order}: ||Y_h - Y_h/2|| = {fmt(diffs)}"
+    order_diffs[order] = np.array([np.linalg.norm(a - b) for a, b in zip(sols[:-1], sols[1:])])
+    order_slope[order] = fit_slope(H, order_diffs[order])
+    print(f"KSL order={order}: ||Y_h - Y_h/2|| = {fmt(order_diffs[order])}"
           f"  slope {order_slope[order]:.2f}")
 assert 0.8 <= order_slope[1] <= 1.3 and 1.8 <= order_slope[2] <= 2.3
 
+# %% [markdown]
+# ## A figure
+#
+# Left: the toy problem — the curves nearly coincide (the `O(h)` error of Euler dominates;
+# open markers so that the overlap stays visible). Middle: the Sylvester flow, where KSL is
+# exact up to its RK4 substeps (slope 4) and BUG is first order, and the tangent flow
+# `P(Y) C`, where KSL is first order too. Right: KSL Lie (order 1) and Strang (order 2) by
+# self-convergence. Grey lines are reference slopes `c h^p` through the last point of a
+# curve.
+
 # %%
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
-ax1.loglog(H, full_euler, "k--", label="Euler on the full matrix")
-for (name, r_), e in errors.items():
-    ax1.loglog(H, e, "o-" if name == "KSL" else "x:", label=f"{name}, r = {r_}")
+def reference_slope(ax, H_, last_value, p, label):
+    ax.loglog(H_, last_value * (H_ / H_[-1]) ** p, color="0.6", lw=1, ls="--", zorder=0)
+    ax.annotate(label, (H_[0], last_value * (H_[0] / H_[-1]) ** p), fontsize=8, color="0.4",
+                textcoords="offset points", xytext=(4, 0))
+
+
+fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(14, 4))
+ax1.loglog(H, full_euler, "k-", lw=1, label="Euler on the full matrix")
+for ((name, r_), e), mk in zip(errors.items(), ("o", "s", "^", "v")):
+    ax1.loglog(H, e, mk, mfc="none", ms=7, label=f"{name}, r = {r_}")
+reference_slope(ax1, H, full_euler[-1] * 0.7, 1, "h")
 ax1.set_xlabel("h"); ax1.set_ylabel("error at t = 1"); ax1.legend(fontsize=8)
 ax1.set_title(f"toy problem N = {N}, inner = euler")
-for name, e in syl_err.items():
-    ax2.loglog(H, e, "o-", label=name)
-ax2.set_xlabel("h"); ax2.set_ylabel("relative error at t = 1")
-ax2.set_title("Sylvester (rank preserving), inner = rk4"); ax2.legend()
-for ax in (ax1, ax2):
+ax2.loglog(H, syl_err["KSL"], "o-", label="KSL, Sylvester")
+ax2.loglog(H, syl_err["BUG"], "s-", label="BUG, Sylvester")
+ax2.loglog(H, tan_err, "^-", label="KSL, tangent flow P(Y) C")
+reference_slope(ax2, H, syl_err["KSL"][-1] * 0.5, 4, "h^4")
+reference_slope(ax2, H, syl_err["BUG"][-1] * 0.5, 1, "h")
+ax2.set_xlabel("h"); ax2.set_ylabel("relative error"); ax2.legend(fontsize=8)
+ax2.set_title("rank-preserving flows, inner = rk4")
+ax3.loglog(H, order_diffs[1], "o-", label="KSL Lie (order=1)")
+ax3.loglog(H, order_diffs[2], "s-", label="KSL Strang (order=2)")
+reference_slope(ax3, H, order_diffs[1][-1] * 0.5, 1, "h")
+reference_slope(ax3, H, order_diffs[2][-1] * 0.5, 2, "h^2")
+ax3.set_xlabel("h"); ax3.set_ylabel("||Y_h - Y_h/2||"); ax3.legend(fontsize=8)
+ax3.set_title("toy problem N = 20, r = 4, self-convergence")
+for ax in (ax1, ax2, ax3):
     ax.set_xticks(H, [f"{h_:g}" for h_ in H])
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 fig.tight_layout()
@@ -317,8 +474,36 @@ print("figure:", OUT / "02_convergence.png")
 #   parabolic problems, exponential integrators, one SGD step in DLRT), not always RK4.
 # * BUG's K- and L-steps (and, in [CKL24], even the S-step) run in parallel; KSL's backward
 #   S-step is avoided for dissipative problems.
-# * Higher order comes from other constructions (Strang KSL here; midpoint / Runge–Kutta
-#   BUG variants in the literature), and rank is usually adapted (tutorial 03).
+# * Higher order comes from other constructions (Strang KSL here; the midpoint and
+#   Runge–Kutta BUG integrators of tutorial 03, section 5), and rank is usually adapted
+#   (tutorial 03).
 
 # %%
 print(f"tutorial 02 finished in {time.perf_counter() - T_START:.1f} s")
+
+# %% [markdown]
+# ## Where this lives in the library
+#
+# | claim | function | module | test |
+# |---|---|---|---|
+# | KSL (Lie, Strang) as in section 2 | `projector_splitting_step` | `lowrank_ref.integrators` | `tests/test_integrators.py::test_ksl_lie_order_1_strang_order_2_self_convergence` |
+# | BUG as in sections 1-2 | `bug_step` | `lowrank_ref.integrators` | `tests/test_integrators.py::test_first_order_bug_and_parallel_on_sylvester` |
+# | at full rank BUG is the inner solver | `bug_step` | `lowrank_ref.integrators` | `tests/test_integrators.py::test_full_rank_bug_is_the_inner_solver` |
+# | exact on rank-r curves, any `sigma_r` | `bug_step`, `projector_splitting_step` | `lowrank_ref.integrators` | `tests/test_integrators.py::test_exact_on_rank_r_curve` |
+# | KSL exact on Sylvester, BUG first order | `SylvesterProblem` | `lowrank_ref.odes` | `tests/test_integrators.py::test_ksl_exact_on_sylvester_but_bug_is_not` |
+# | error independent of `sigma_r` | `ToyProblem` | `lowrank_ref.odes` | `tests/test_integrators.py::test_robust_to_small_singular_values` |
+# | the Galerkin S-step decreases the distance to `B` in the new bases | `bug_step` | `lowrank_ref.integrators` | `tests/test_integrators.py::test_descent_bug_galerkin_step` |
+# | slopes are fitted, not read off one step | `fit_slope` | `lowrank_ref.checks` | `tests/test_plots.py::test_convergence_orders_fast` |
+#
+# ## Exercises
+#
+# Answers: `tutorials/solutions/02_solutions.py` (each checked by an `assert`).
+#
+# 1. Do one **KSL** step of the `2 x 2` example of section 1 by hand (`h = 1`, one Euler
+#    step per sub-flow, which is exact for a constant `F`). What is `Y1`, and why does its
+#    second column differ from BUG's?
+# 2. BUG at **full rank**: take `Y0 = diag(2, 1)` (rank 2, so `U1`, `V1` are `2 x 2`
+#    orthogonal) and the same `C`, `h = 1`. Show that the BUG step is the explicit Euler
+#    step `Y0 + h F(Y0)` of the full problem, whatever `F`.
+# 3. For the rank-1 example of section 1, what does BUG give with `h = 1/2` applied twice?
+#    Is the error at `t = 1` smaller than with one step of `h = 1`?

@@ -60,6 +60,47 @@ print(f"FAST={FAST}: N = {N}, T = {T}; figures go to {OUT}")
 # %% [markdown]
 # ## 1. Truncation to a tolerance, and its error bound
 #
+# ### By hand first: the 2 x 2 example of tutorial 02, rank-adaptive
+#
+# Tutorial 02, section 1, did one fixed-rank BUG step from `Y0 = 2 e1 e1^T` with the constant
+# `F = C = [[2, 3], [3, 0]]` and `h = 1`, and found `Y1 = 5.44 (0.8, 0.6)(0.8, 0.6)^T`, error
+# 2.0991. The rank-adaptive step:
+#
+# 1. K- and L-steps as before, `K1 = L1 = (4, 3)`; the augmented basis
+#    `U_hat = orth[U0, K1] = orth[e1, (4, 3)] = [e1, e2] = I`, likewise `V_hat = I`;
+# 2. Galerkin start `S_hat0 = (U_hat^T U0) S0 (V0^T V_hat) = diag(2, 0)`: this *is* `Y0`
+#    (the augmented bases contain `U0`, `V0`);
+# 3. S-step `S_hat1 = S_hat0 + h U_hat^T C V_hat = [[4, 3], [3, 0]]`, the exact `A(1)`;
+# 4. truncation: `S_hat1` is symmetric with eigenvalues `2 ± sqrt(13)`, so its singular
+#    values are `sigma = (sqrt(13) + 2, sqrt(13) - 2) = (5.6056, 1.6056)` and
+#    `||S_hat1||_F = sqrt(16 + 9 + 9) = sqrt(34) = 5.8310`. Rank 1 is kept when the tail
+#    `sigma_2 <= tau ||S_hat1||_F`, i.e. for `tau >= 1.6056 / 5.8310 = 0.2753`.
+#
+# With `tau = 0.3` the step returns the best rank-1 approximation of `A(1)` (error 1.6056,
+# smaller than fixed-rank BUG's 2.0991) and its rank stays 1; with `tau = 0.2` it keeps rank
+# 2 and is exact.
+
+# %%
+C22 = np.array([[2.0, 3.0], [3.0, 0.0]])
+e1 = np.array([[1.0], [0.0]])
+Y0_22 = LowRank(e1, np.array([[2.0]]), e1)
+A1_22 = Y0_22.to_dense() + C22
+sig22 = np.linalg.svd(A1_22, compute_uv=False)
+tau_min = sig22[1] / np.linalg.norm(A1_22)
+print(f"singular values of S_hat1 = A(1): {np.round(sig22, 4)}, ||S_hat1||_F = "
+      f"{np.linalg.norm(A1_22):.4f}; rank 1 for tau >= {tau_min:.4f}")
+assert np.allclose(sig22, [np.sqrt(13) + 2, np.sqrt(13) - 2])
+assert round(tau_min, 4) == 0.2753
+for tau22, rank22, err22 in ((0.3, 1, np.sqrt(13) - 2), (0.2, 2, 0.0)):
+    Y22 = adaptive_bug_step(Y0_22, lambda t, Y: C22, 0.0, 1.0, tau22, inner="euler")
+    e22 = np.linalg.norm(Y22.to_dense() - A1_22)
+    print(f"tau = {tau22}: rank {Y22.rank}, singular values {np.round(np.diag(Y22.S), 4)}, "
+          f"error {e22:.4f}")
+    assert Y22.rank == rank22 and abs(e22 - err22) <= 1e-12
+
+# %% [markdown]
+# ### At size
+#
 # `truncate(U_hat, S_hat, V_hat, tol, relative=True)` computes `S_hat = P diag(sigma) Q^T`
 # and returns `U1 = U_hat P[:, :r1]`, `S1 = diag(sigma_1..sigma_r1)`, `V1 = V_hat Q[:, :r1]`.
 # Since `U_hat`, `V_hat` are orthonormal, the error is exactly the discarded tail of
@@ -82,13 +123,13 @@ S_hat = P @ np.diag(sig) @ Q.T                     # a full, non-diagonal core
 Y_hat = U_hat @ S_hat @ V_hat.T
 norm_S = np.linalg.norm(S_hat)
 slack = tolerance("truncation", size=m) * norm_S   # rounding only
-print("  tol      rank   error/||S_hat||   bound holds   rank-1 would break it")
+print("  tol      rank r1   error/||S_hat||   bound holds   rank r1 - 1 would break it")
 for tol in (1e-1, 1e-2, 1e-3, 1e-4, 1e-6, 1e-9):
     Y = truncate(U_hat, S_hat, V_hat, tol)
     err = np.linalg.norm(Y_hat - Y.to_dense())
     tail_one_less = np.sqrt(np.sum(sig[Y.rank - 1:] ** 2))   # the error with rank r1 - 1
-    print(f"  {tol:7.0e}  {Y.rank:3d}    {err / norm_S:12.3e}      {err <= tol * norm_S + slack}"
-          f"          {tail_one_less > tol * norm_S}")
+    print(f"  {tol:7.0e}  {Y.rank:5d}      {err / norm_S:12.3e}      {err <= tol * norm_S + slack}"
+          f"          {Y.rank == 1 or tail_one_less > tol * norm_S}")
     assert err <= tol * norm_S + slack
     assert Y.rank == 1 or tail_one_less > tol * norm_S           # minimal
     assert np.allclose(Y.S, np.diag(np.diag(Y.S))) and Y.orthonormality_error() < 1e-13
@@ -188,9 +229,9 @@ assert diff <= tolerance("step", size=N)
 # The augmented bases contain only directions produced by `F(t, Y) V0` and `F(t, Y)^T U0`.
 # A change that is new on *both* sides — in `(I - U0 U0^T) F (I - V0 V0^T)`, the normal
 # component of tutorial 01 — is invisible. Take `F = b c^T` with `b` orthogonal to `U0` and
-# `c` orthogonal to `V0`: `A(t) = A0 + t b c^T` has rank 2, but `P(Y) F = 0`, so the DLRA
-# solution, and every step of the integrator, stays at `Y0`. The error is the modelling
-# error `t ||(I - P) F||` of DLRA, whatever the tolerance.
+# `c` orthogonal to `V0`, from the rank-3 `Y0` of section 2: `A(t) = Y0 + t b c^T` has rank
+# 4, but `P(Y) F = 0`, so the DLRA solution, and every step of the integrator, stays at
+# `Y0`. The error is the modelling error `t ||(I - P) F||` of DLRA, whatever the tolerance.
 
 # %%
 U0_, _, V0_ = Ystart
@@ -200,15 +241,46 @@ F_normal = lambda t, A: b_perp @ c_perp.T                 # noqa: E731
 Yn = Ystart
 for step in range(10):
     Yn = adaptive_bug_step(Yn, F_normal, step * 0.1, 0.1, tol=1e-12)
-err_normal = np.linalg.norm(Yn.to_dense() - (Ystart.to_dense() + 1.0 * b_perp @ c_perp.T))
-print(f"after 10 steps: rank {Yn.rank} (exact solution has rank 4), unchanged: "
+A_exact = Ystart.to_dense() + 1.0 * b_perp @ c_perp.T
+rank_exact = np.linalg.matrix_rank(A_exact)
+err_normal = np.linalg.norm(Yn.to_dense() - A_exact)
+print(f"after 10 steps: rank {Yn.rank} (exact solution has rank {rank_exact}), unchanged: "
       f"{np.allclose(Yn.to_dense(), Ystart.to_dense(), atol=1e-13)}, error {err_normal:.4f} "
       f"= t ||b_perp c_perp^T|| = {np.linalg.norm(b_perp @ c_perp.T):.4f}")
+assert Ystart.rank == 3 and rank_exact == 4
 assert Yn.rank == Ystart.rank and abs(err_normal - np.linalg.norm(b_perp @ c_perp.T)) < 1e-12
 
 # %% [markdown]
-# In the forced problem the rotation `W` mixes the new forcing direction into the range seen
-# through `V0`, so the integrator finds it one step later. That delay is an `O(h)` error.
+# **A milder form: the one-step delay.** The augmented basis of a step is `[U0, K1]`, and
+# `K1 = U0 S0 + h F(t0, Y0) V0` contains only the directions that `F` produces *through the
+# current* `V0`. A direction that `F` produces only through a direction *not yet* in `V0`
+# enters `U_hat` one step later — after an L-step has put that direction into `V`. This is a
+# property of the augmentation, and it is easy to build: with
+# `F(t, Y) = (b_perp + Y g) c_perp^T` (the same `b_perp`, `c_perp`; any vector `g`),
+#
+# * `F V0 = 0` (since `c_perp ⟂ V0`): the first K-step adds nothing, `b_perp` stays outside
+#   `U1`;
+# * `F^T U0 = c_perp (g^T Y0^T U0)`: the first L-step adds `c_perp` to `V`;
+# * at the second step `F V1 = (b_perp + Y1 g)(c_perp^T V1) != 0`, and `b_perp` enters `U`.
+
+# %%
+g = np.random.default_rng(7).standard_normal((N, 1))     # own generator: sections 4-5 unchanged
+F_delay = lambda t, Y: (b_perp + Y @ g) @ c_perp.T      # noqa: E731
+bn, cn = b_perp / np.linalg.norm(b_perp), c_perp / np.linalg.norm(c_perp)
+Yd = Ystart
+seen = []
+for step in range(2):
+    Yd = adaptive_bug_step(Yd, F_delay, 0.1 * step, 0.1, tol=1e-12)
+    seen.append((np.linalg.norm(Yd.U.T @ bn), np.linalg.norm(Yd.V.T @ cn)))
+    print(f"after step {step + 1}: rank {Yd.rank}; part of b_perp in span(U): {seen[-1][0]:.1e}, "
+          f"part of c_perp in span(V): {seen[-1][1]:.1e}")
+assert seen[0][0] < 1e-12 and seen[0][1] > 0.1           # step 1: c_perp in V, b_perp not in U
+assert seen[1][0] > 0.1                                  # step 2: b_perp arrives in U
+
+# %% [markdown]
+# In the forced problem of section 4 the same happens along the way: directions that the
+# rotation `W` and the forcing create from directions just added to the bases are seen one
+# step later. Each step loses a part of size `O(h^2)`, an `O(h)` error after `T/h` steps.
 #
 # ## 4. Ranks that follow the solution
 #
@@ -266,6 +338,7 @@ assert np.abs(gaps[1e-6]).max() <= 2                       # tol = 1e-6: follows
 assert gaps[1e-9].min() >= -1                              # tol = 1e-9: never much too low
 assert gaps[1e-3].max() <= 0                               # tol = 1e-3: never too high
 assert ranks[1e-3][-1] <= ranks[1e-6][-1] <= ranks[1e-9][-1]
+assert gaps[1e-9].max() >= 2 and 1e-3 <= errs[1e-9] <= 1e-1   # overshoot; O(h) error ~1e-2
 
 # %% [markdown]
 # For `tol = 1e-6` the rank follows the numerical rank of `A(t)` within ±2, growing from 1.
@@ -304,19 +377,32 @@ print(f"h = {H}: relative errors at t = 1: "
 assert 0.8 <= slope <= 1.2
 assert errs[1e-3] > 5 * errs[1e-9]
 
+# %% [markdown]
+# The figure: left, the ranks of section 4 against the numerical rank of `A(t)` (dashed, same
+# colour, same tolerance). Right, the quantity the rank rule tests — not single singular
+# values but the *tail* `||(sigma_{r+1}, sigma_{r+2}, ...)|| / ||sigma||` discarded by a
+# truncation to rank `r` — for the exact `A(T)`; the rank chosen for a tolerance is the first
+# `r` at which the tail falls below it (circles).
+
 # %%
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
 for tol, style in zip(tols, ("C0", "C1", "C2")):
-    ax1.plot(times, ranks[tol], style, label=f"adaptive BUG, tol={tol:.0e}")
-    ax1.plot(times, numranks[tol], style + "--", lw=1, label="numerical rank of A(t)")
+    ax1.plot(times, ranks[tol], style, label=f"adaptive BUG, tol = {tol:.0e}")
+    ax1.plot(times, numranks[tol], style + "--", lw=1)
+ax1.plot([], [], "k--", lw=1, label="numerical rank of A(t), same tol (dashed)")
 ax1.set_xlabel("t"); ax1.set_ylabel("rank"); ax1.legend(fontsize=7)
 ax1.set_title(f"forced problem, N = {N}, h = {h}")
 s_end = np.linalg.svd(reference[-1], compute_uv=False)
-ax2.semilogy(s_end[:25] / np.linalg.norm(s_end), "k.")
+tail_end = np.sqrt(np.cumsum((s_end ** 2)[::-1])[::-1]) / np.linalg.norm(s_end)   # ||s[j:]||
+jj = np.arange(0, 25)
+ax2.semilogy(jj, tail_end[jj], "k.-", lw=0.8, label="tail ||(sigma_{r+1}, ...)|| / ||sigma||")
 for tol, style in zip(tols, ("C0", "C1", "C2")):
-    ax2.axhline(tol, color=style, ls=":", label=f"tol = {tol:.0e}")
-ax2.set_xlabel("j"); ax2.set_ylabel("sigma_j(A(T)) / ||A(T)||_F"); ax2.legend(fontsize=8)
-ax2.set_title(f"singular values at T = {T}")
+    ax2.axhline(tol, color=style, ls=":")
+    r_tol = truncation_rank(s_end, tol)
+    ax2.plot(r_tol, tail_end[r_tol], "o", color=style, ms=8, mfc="none",
+             label=f"tol = {tol:.0e}: rank {r_tol}")
+ax2.set_xlabel("rank r"); ax2.set_ylabel("discarded part / ||A(T)||_F"); ax2.legend(fontsize=8)
+ax2.set_title(f"the rank rule at T = {T}: smallest r with tail <= tol")
 fig.tight_layout()
 fig.savefig(OUT / "03_rank_adaptivity.png", dpi=110)
 plt.close(fig)
@@ -429,3 +515,29 @@ assert agree <= tolerance("step", size=toy.m)
 
 # %%
 print(f"tutorial 03 finished in {time.perf_counter() - T_START:.1f} s")
+
+# %% [markdown]
+# ## Where this lives in the library
+#
+# | claim | function | module | test |
+# |---|---|---|---|
+# | truncation error `<= tol`, minimal rank | `truncate`, `truncation_rank` | `lowrank_ref.truncation` | `tests/test_truncation.py::test_truncate_meets_bound_and_is_minimal` |
+# | the published loop can exceed the tolerance | `truncation_rank` | `lowrank_ref.truncation` | `tests/test_truncation.py::test_published_rule_can_exceed_tolerance_ours_does_not` |
+# | rank-revealing augmentation `[U0, K1]` | `augment_basis` | `lowrank_ref.lowrank` | `tests/test_lowrank.py::test_augment_basis_rank_deficient_new_directions` |
+# | the augmented Galerkin start is `Y0` | `adaptive_bug_step` | `lowrank_ref.integrators` | `tests/test_integrators.py::test_augmented_galerkin_start_equals_Y0` |
+# | ranks within `[min_rank, max_rank]`, at most `2r` | `adaptive_bug_step` | `lowrank_ref.integrators` | `tests/test_integrators.py::test_rank_bounds` |
+# | the rank-adaptive BUG decreases a gradient flow's objective | `adaptive_bug_step` | `lowrank_ref.integrators` | `tests/test_integrators.py::test_descent_adaptive_bug_on_gradient_flow` |
+# | the midpoint BUG is second order | `midpoint_bug_step` | `lowrank_ref.integrators` | `tests/test_high_order_integrators.py::test_midpoint_bug_is_second_order_on_the_rank_r_problem` |
+#
+# ## Exercises
+#
+# Answers: `tutorials/solutions/03_solutions.py` (each checked by an `assert`).
+#
+# 1. In the `2 x 2` example, use an **absolute** tolerance instead (`relative=False`):
+#    for which `tol` is rank 1 kept? What is the truncation error then?
+# 2. How fast can the rank grow? Start the forced problem of section 2 from a rank-1 `A(0)`
+#    with `tol = 0` (no truncation beyond exact zeros): what are the ranks after one, two and
+#    three steps, and why?
+# 3. Apply the published truncation loop of section 1 to `sigma = (1, 0.5, 0.01, 0.01)` with
+#    the absolute tolerance `0.015`. Does it meet the bound this time? For which tolerances
+#    in `[0.01, 0.02]` do the two rules pick different ranks?

@@ -124,11 +124,17 @@ assert W1.grad is None
 #
 # `check_grad(f, inputs, rng)` compares the directional derivative `<grad f(x), d>` from one
 # backward with the central difference `(f(x + eps d) - f(x - eps d)) / (2 eps)`, for random
-# unit directions `d` that move all inputs together and each input alone. With
-# `eps = eps64^(1/3)` the difference quotient is accurate to `~eps64^(2/3) = 4e-11`
-# relative; the default tolerance `rtol = 1.1e-6` is far above that and far below a 0.1 %
-# error in a backward. (Pre-activations close to the relu kink would spoil the difference
-# quotient; with continuous random data that has probability `O(eps)`.)
+# unit directions `d` that move all inputs together and each input alone. The step
+# `eps = eps64^(1/3) ≈ 6e-6` balances the truncation error `eps^2 |f'''| / 6` against the
+# rounding error `eps64 |f| / eps` of the quotient: both are about `eps64^(2/3) ≈ 4e-11`
+# **times the size of `f`** (and its third derivative) — an *absolute* error, not one
+# relative to the directional derivative. The printed `rel` divides it by
+# `|<grad f, d>|`, so a direction along which `f` hardly changes shows a larger relative
+# error: below, every absolute error is under `10 eps64^(2/3) |f|`, and the largest relative
+# error belongs to a direction whose derivative is smaller than most (below the median). The
+# default tolerance `rtol = 1.1e-6` is far above these errors and far below a 0.1 % error in
+# a backward. (Pre-activations close to the relu kink would spoil the difference quotient;
+# with continuous random data that has probability `O(eps)`.)
 
 # %%
 def two_layer_loss(W1_, b1_, W2_, b2_):
@@ -141,6 +147,16 @@ params = [W1.value.copy(), b1.value.copy(), W2.value.copy(), b2.value.copy()]
 res = check_grad(two_layer_loss, params, rng, n_directions=3)
 print(res)
 assert res.passed and res.max_rel_error < 1e-8
+f0 = two_layer_loss(*(Tensor(p) for p in params)).item()
+abs_err = max(d["abs_error"] for d in res.details)
+worst = max(res.details, key=lambda d: d["rel_error"])
+median_deriv = np.median([abs(d["analytic"]) for d in res.details])
+print(f"|f| = {f0:.3f}; largest absolute error {abs_err:.1e} = "
+      f"{abs_err / (np.finfo(float).eps ** (2 / 3) * abs(f0)):.1f} x eps64^(2/3) |f|; "
+      f"the largest relative error {worst['rel_error']:.1e} is at |<grad f, d>| = "
+      f"{abs(worst['analytic']):.1e} (median over the directions {median_deriv:.1e})")
+assert abs_err <= 10 * np.finfo(float).eps ** (2 / 3) * max(abs(f0), 1.0)
+assert abs(worst["analytic"]) < median_deriv
 
 # %% [markdown]
 # Now a wrong backward: `tanh` whose derivative is off by 0.1 % (`1.001 (1 - tanh^2)`), and
@@ -177,8 +193,9 @@ for label, act in (("correct tanh", make_tanh()), ("tanh' off by 0.1 %", make_ta
 #
 # A `LowRankDense` layer stores `W = U S V^T` as `U (n_out, r)`, `S (r, r)`, `V (n_in, r)`
 # and computes `Z = ((X V) S^T) U^T + b` — three thin products, never the dense `W`
-# ([SZKCT22]). It has one *mode* per sub-step of the KLS integrator (tutorial 02),
-# each making a different matrix the trainable leaf:
+# ([SZKCT22]). It has one *mode* per sub-step of the BUG integrator (which [SZKCT22] call
+# "KLS": K- and L-steps, then the S-step; tutorial 02), each making a different matrix the
+# trainable leaf:
 #
 # | mode | forward | gradient of the leaf |
 # |---|---|---|
@@ -255,3 +272,28 @@ assert res_K.passed
 
 # %%
 print(f"tutorial 04 finished in {time.perf_counter() - T_START:.1f} s")
+
+# %% [markdown]
+# ## Where this lives in the library
+#
+# | claim | function | module | test |
+# |---|---|---|---|
+# | gradients accumulate until `zero_grad` | `Tensor.backward` | `lowrank_ref.autodiff` | `tests/test_autodiff.py::test_accumulation_twice_gives_twice_and_zero_grad_resets` |
+# | an op is a forward value, parents and a backward | `make_node` | `lowrank_ref.autodiff` | `tests/test_autodiff.py::test_topological_order_puts_parents_first` |
+# | every op against central differences | `check_grad` | `lowrank_ref.gradcheck` | `tests/test_ops.py::test_op_gradient_float64` |
+# | a planted wrong backward fails the check | `check_grad` | `lowrank_ref.gradcheck` | `tests/test_gradcheck.py::test_planted_wrong_backward_fails_and_correct_one_passes` |
+# | default tolerances come from one table | `check_grad` | `lowrank_ref.gradcheck` | `tests/test_gradcheck.py::test_default_tolerances_come_from_the_table` |
+# | the network's gradient by hand | `MLP`, `Dense` | `lowrank_ref.nn` | `tests/test_nn.py::test_dense_gradient_check_and_closed_form` |
+# | mode gradients are the projected dense gradient | `LowRankDense.set_mode` | `lowrank_ref.lowrank_layers` | `tests/test_dlrt.py::test_mode_gradients_are_the_projected_dense_gradient` |
+# | every mode's gradient checked | `LowRankDense` | `lowrank_ref.lowrank_layers` | `tests/test_dlrt.py::test_every_mode_gradient_checked` |
+#
+# ## Exercises
+#
+# Answers: `tutorials/solutions/04_solutions.py` (each checked by an `assert`).
+#
+# 1. Derive `dl/dW` for the mean-squared loss `l = ||X W^T - T||_F^2 / (2B)` by hand and
+#    check it against the engine (`ops.sub`, `ops.mul`, `ops.sum`).
+# 2. Plant a bug in a sigmoid: a backward `g * s` instead of `g * s (1 - s)`. Does
+#    `check_grad` catch it? With how large a relative error?
+# 3. Mode `"S"` makes `S` the leaf of `X V S^T U^T`. Show with the chain rule that its
+#    gradient is `U^T (dL/dW) V`, and check it on a layer of your own.

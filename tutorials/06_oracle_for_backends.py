@@ -647,3 +647,25 @@ else:
 
 # %%
 print(f"tutorial 06 finished in {time.perf_counter() - T_START:.1f} s")
+
+# %% [markdown]
+# ## Where this lives in the library
+#
+# | claim | function | module | test |
+# |---|---|---|---|
+# | the reference passes its own golden cases | `check`, `reference` | `lowrank_ref.oracle` | `tests/test_oracle.py::test_reference_passes` |
+# | an independent float32 candidate passes with float32 tolerances | `check` | `lowrank_ref.oracle` | `tests/test_oracle.py::test_independent_float32_candidate_passes_with_float32_tolerances` |
+# | known bugs are caught by the right quantity | `check` | `lowrank_ref.oracle` | `tests/test_oracle.py::test_known_bug_is_caught_by_the_right_quantity` |
+# | golden cases are deterministic | `cases` | `lowrank_ref.oracle` | `tests/test_oracle.py::test_cases_are_deterministic` |
+# | export and verify round-trip; a tampered file is named | `export`, `verify` | `lowrank_ref.oracle` | `tests/test_oracle.py::test_a_tampered_file_is_reported_by_name` |
+# | tolerances follow the one table | `tolerance` | `lowrank_ref.checks` | `tests/test_oracle.py::test_tolerances_follow_the_table_in_checks` |
+#
+# ## Exercises
+#
+# Answers: `tutorials/solutions/06_solutions.py` (each checked by an `assert`).
+#
+# 1. Write a `truncate` candidate with the published DLRT loop (the tail never includes the
+#    last singular value, tutorial 03) and check it. Which quantities fail?
+# 2. Wrap `oracle.reference("bug_step")` so that it returns the same result in another
+#    factorisation, `U Q1, Q1^T S Q2, V Q2` with random orthogonal `Q1`, `Q2`. Does it pass?
+#    Why must it?

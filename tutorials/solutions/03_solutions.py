@@ -1,0 +1,108 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
+
+# %% [markdown]
+# # Answers to the exercises of tutorial 03
+#
+# Try the exercises first. Each answer is checked against the package by an `assert`.
+
+# %%
+import time
+
+import numpy as np
+
+from lowrank_ref import LowRank
+from lowrank_ref.integrators import adaptive_bug_step
+from lowrank_ref.truncation import truncate, truncation_rank
+
+T_START = time.perf_counter()
+
+# %% [markdown]
+# ## 1. The 2 x 2 example with an absolute tolerance
+#
+# `S_hat1 = [[4, 3], [3, 0]]` has singular values `sqrt(13) + 2` and `sqrt(13) - 2`. With
+# `relative=False` the threshold is `tol` itself: rank 1 is kept when the discarded tail,
+# `sigma_2 = sqrt(13) - 2 = 1.6056`, is `<= tol`, i.e. for `tol >= 1.6056`. The truncation
+# error is then exactly `sigma_2 = 1.6056` (Eckart–Young).
+
+# %%
+S_hat1 = np.array([[4.0, 3.0], [3.0, 0.0]])
+I2 = np.eye(2)
+for tol, rank in ((1.61, 1), (1.60, 2)):
+    Y = truncate(I2, S_hat1, I2, tol, relative=False)
+    err = np.linalg.norm(Y.to_dense() - S_hat1)
+    print(f"absolute tol {tol}: rank {Y.rank}, error {err:.4f}")
+    assert Y.rank == rank
+    assert np.isclose(err, np.sqrt(13) - 2 if rank == 1 else 0.0, atol=1e-12)
+
+# %% [markdown]
+# ## 2. How fast the rank can grow
+#
+# One step augments `U0` (rank `r`) with the `r` columns of `K1`, so `U_hat` has at most
+# `2r` columns: the rank can at most double per step (2, 4, 8). Here it grows by two per
+# step, 2, 4, 6: this `F` creates at most two new directions per step in the range (the
+# operator `L` applied to the range, and the forcing `b`) and likewise in the co-range. The
+# explicit Euler iterates of the full problem show the same count of new directions, ranks
+# 3, 5, 7 (`2k + 1`). The low-rank solution has one direction fewer: its first step, from
+# rank 1, can add only one new column (`K1` has one column, a mixture of `L u` and `b`),
+# and the later steps add two each, as the full iterates do.
+# (`augment_basis` keeps only directions above rounding, so nothing spurious is added.)
+
+# %%
+rng = np.random.default_rng(3)
+N = 40
+G = rng.standard_normal((N, N))
+Lop = (G - G.T) / np.sqrt(2 * N) - 0.5 * np.eye(N)
+b = rng.standard_normal((N, 1)); b /= np.linalg.norm(b)
+c = rng.standard_normal((N, 1)); c /= np.linalg.norm(c)
+F = lambda t, A: Lop @ A + A @ Lop.T + b @ c.T          # noqa: E731
+Y = LowRank.random(rng, N, N, 1, singular_values=[1.0])
+A = Y.to_dense()
+ranks, full_ranks = [], []
+for k in range(3):
+    Y = adaptive_bug_step(Y, F, 0.01 * k, 0.01, 0.0)
+    A = A + 0.01 * F(0.01 * k, A)
+    ranks.append(Y.rank)
+    full_ranks.append(int(np.linalg.matrix_rank(A, tol=1e-14 * np.linalg.norm(A))))
+print("ranks after 1, 2, 3 steps with tol = 0:", ranks, "  full Euler iterates:", full_ranks)
+assert ranks == [2, 4, 6] and full_ranks == [3, 5, 7]
+
+# %% [markdown]
+# ## 3. The published truncation loop at other tolerances
+#
+# With `tol = 0.015` the published loop stops at `j = 2` (`||sigma[2:3]|| = 0.01 < 0.015`)
+# and discards `(0.01, 0.01)`, norm `0.01414 <= 0.015`: the bound holds, and `lowrank_ref`
+# picks the same rank 2. The two rules differ exactly when the published loop's partial tail
+# `0.01` is below `tol` but the true tail `sqrt(2) * 0.01 = 0.01414` is not:
+# `0.01 < tol < 0.01414`. There the published rule keeps rank 2 and breaks the bound.
+
+# %%
+def published_rank(sigma, tol):
+    two_r = len(sigma)
+    for j in range(0, two_r - 1):
+        if np.linalg.norm(sigma[j:two_r - 1]) < tol:
+            return j
+    return two_r - 1
+
+
+sigma4 = np.array([1.0, 0.5, 0.01, 0.01])
+assert published_rank(sigma4, 0.015) == truncation_rank(sigma4, 0.015, relative=False) == 2
+assert np.linalg.norm(sigma4[2:]) <= 0.015
+grid = np.linspace(0.01, 0.02, 1001)
+differ = [t for t in grid
+          if published_rank(sigma4, t) != truncation_rank(sigma4, t, relative=False)]
+print(f"the rules differ for tol in [{min(differ):.5f}, {max(differ):.5f}] "
+      f"(sqrt(2) * 0.01 = {np.sqrt(2) * 0.01:.5f})")
+assert min(differ) > 0.01 and max(differ) < np.sqrt(2) * 0.01
+assert all(0.01 < t < np.sqrt(2) * 0.01 for t in differ)
+assert all(published_rank(sigma4, t) != truncation_rank(sigma4, t, relative=False)
+           for t in grid if 0.01 < t < np.sqrt(2) * 0.01)
+
+# %%
+print(f"solutions 03 finished in {time.perf_counter() - T_START:.1f} s")
