@@ -13,6 +13,8 @@ process where NumPy was imported long before ``lowrank_ref``, such as a notebook
 * :func:`blas_threads` limits the pools for the duration of a ``with`` block and restores
   them afterwards. :func:`lowrank_ref.training.train`, :func:`~lowrank_ref.training.sweep`, the figures command and
   the command line run inside it (``--threads N``, ``TrainConfig.threads``).
+* :func:`set_blas_threads` limits them for the rest of the process (the tutorials call it
+  once at the top; useful in notebooks and scripts with their own NumPy work).
 * Every optimiser step of :mod:`lowrank_ref.dlrt` is decorated with :func:`uses_blas_threads`:
   outside any ``blas_threads`` block it runs with the package default (set by
   :func:`set_default_threads`), so a notebook's own training loop gets the fast setting too.
@@ -34,7 +36,7 @@ import numbers
 from typing import Iterator, Optional
 
 __all__ = ["DEFAULT_THREADS", "check_threads", "blas_threads", "uses_blas_threads",
-           "set_default_threads", "get_default_threads", "blas_info"]
+           "set_blas_threads", "set_default_threads", "get_default_threads", "blas_info"]
 
 #: The thread count the package uses unless told otherwise (measured: 1 is fastest for
 #: every method on the paper's network, see the module docstring).
@@ -111,6 +113,42 @@ def blas_threads(threads: Optional[int] = DEFAULT_THREADS) -> Iterator[Optional[
                 yield threads
     finally:
         _active.pop()
+
+
+def set_blas_threads(threads: Optional[int] = DEFAULT_THREADS):
+    """Limit the BLAS/LAPACK pools of the whole process to ``threads`` from now on.
+
+    For scripts and notebooks that do their own linear algebra besides the optimisers (the
+    tutorials call it once at the top): unlike :func:`blas_threads` it is not scoped. It also
+    makes ``threads`` the default of the optimiser steps (:func:`set_default_threads`).
+
+    Parameters
+    ----------
+    threads : int >= 1 or None, default :data:`DEFAULT_THREADS`
+        None: the libraries' own default (what a process has before any limit).
+
+    Returns
+    -------
+    callable
+        ``restore()``: puts back the limits and the default that were in force before.
+
+    Examples
+    --------
+    >>> restore = set_blas_threads(1)
+    >>> {lib["num_threads"] for lib in blas_info()}
+    {1}
+    >>> restore()
+    """
+    threads = check_threads(threads)
+    controller = _get_controller()
+    limiter = controller.limit(limits=threads, user_api="blas") if threads is not None else None
+    old_default = set_default_threads(threads)
+
+    def restore():
+        if limiter is not None:
+            limiter.restore_original_limits()
+        set_default_threads(old_default)
+    return restore
 
 
 def set_default_threads(threads: Optional[int]) -> Optional[int]:

