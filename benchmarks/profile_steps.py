@@ -53,6 +53,7 @@ CATEGORIES = [
     (r"^ops\.py:", "other graph ops (relu, cross-entropy, ...)"),
     (r"^autodiff\.py:", "engine (Tensor, make_node, sweep, gradient checks)"),
     (r"^lowrank\.py:orthonormalize$", "orthonormalize own"),
+    (r"^lowrank\.py:small_svd$", "small_svd own (the gesdd call is counted under LAPACK)"),
     (r"^lowrank\.py:cholesky_qr$", "cholesky_qr own (Gram matrix, product)"),
     (r"^lowrank\.py:augment_basis$", "augment_basis own (projections, products, concatenation)"),
     (r"^lowrank\.py:", "lowrank.py other (reorthonormalize own, LAPACK lookup)"),
@@ -63,7 +64,7 @@ CATEGORIES = [
     (r"^dlrt\.py:(_check_finite_step|_truncate)$", "DLRT finiteness checks"),
     (r"^dlrt\.py:update$", "SGD updates (dense weights, biases)"),
     (r"^dlrt\.py:", "DLRT other (gradient copies, momentum hooks, modes)"),
-    (r"^nn\.py:", "layers (check_input, set_mode, set_factors copies)"),
+    (r"^(nn|lowrank_layers)\.py:", "layers (check_input, set_mode, set_factors copies)"),
     (r"^(threads\.py|threadpoolctl\.py):", "thread limit (threadpoolctl)"),
     (r"^_common\.py:", "benchmark harness"),
 ]
@@ -71,6 +72,7 @@ CATEGORIES = [
 #: Functions whose calls are split by caller in the "by caller" table.
 #: (scipy.linalg.svd is SciPy's batching wrapper "_util.py:wrapper" around "_decomp_svd.py:svd".)
 BY_CALLER = {"lowrank.py:orthonormalize": "orthonormalize", "lowrank.py:cholesky_qr": "cholesky_qr",
+             "lowrank.py:small_svd": "small_svd",
              "scipy/_util.py:wrapper": "scipy.linalg.svd", "lowrank.py:augment_basis": "augment_basis",
              "lowrank.py:reorthonormalize": "reorthonormalize", "truncation.py:truncate": "truncate"}
 
@@ -238,8 +240,7 @@ def profile_method(name, args, batches, sizes, dtype):
 
 def dtype_audit(name, sizes, batches, dtype):
     """Run 3 steps with wrappers that record every float array not of ``dtype`` that they see."""
-    import scipy.linalg
-    from lowrank_ref import dlrt, nn, ops
+    from lowrank_ref import dlrt, lowrank_layers, ops, truncation
     bad = []
 
     def check(where, arr):
@@ -262,7 +263,8 @@ def dtype_audit(name, sizes, batches, dtype):
         return wrapper
     targets = [(dlrt, "augment_basis"), (dlrt, "truncate"), (dlrt, "orthonormalize"),
                (dlrt, "_kl_gradients"), (lowrank, "orthonormalize"), (lowrank, "cholesky_qr"),
-               (nn, "reorthonormalize"), (scipy.linalg, "svd"), (ops, "make_node")]
+               (lowrank_layers, "reorthonormalize"), (lowrank, "small_svd"),
+               (truncation, "small_svd"), (ops, "make_node")]
     saved = [(mod, attr, getattr(mod, attr)) for mod, attr in targets]
     kind, r = C.parse_method(name)
     step, model = C.make_runner(kind, sizes, dtype, rank=r)
@@ -305,7 +307,7 @@ def main(argv=None):
         for name in methods:
             profile_method(name, args, batches, sizes, dtype.type)
         print(f"\n## {args.dtype} audit (3 steps each; arrays seen by augment_basis, truncate, "
-              "orthonormalize, cholesky_qr, reorthonormalize, _kl_gradients, scipy.linalg.svd, "
+              "orthonormalize, cholesky_qr, reorthonormalize, _kl_gradients, small_svd, "
               "the LAPACK routines, every graph node, and the layers' parameters)")
         for name in methods:
             bad = dtype_audit(name, sizes, batches, dtype)
