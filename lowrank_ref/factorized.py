@@ -49,7 +49,7 @@ __all__ = ["FactorizedDense", "decayed_factors", "split_factors"]
 
 
 def decayed_factors(n_out: int, n_in: int, rank: int, decay: float, rng,
-                    dtype=np.float64) -> LowRank:
+                    dtype=np.float64, norm=None) -> LowRank:
     """The starting matrix ``W0 = P diag(sigma) Q^T`` of the official code's decay experiment.
 
     ``sigma_k = |z|_(k) * decay^(-k)``, ``k = 0, ..., rank - 1``, with ``|z|_(0) >= |z|_(1)
@@ -92,7 +92,10 @@ def decayed_factors(n_out: int, n_in: int, rank: int, decay: float, rng,
     decay = check_real(decay, "decay", low=1.0)
     check_rng(rng)
     dt = check_float_dtype(dtype)
+    norm = check_real(norm, "norm", low=0.0, low_open=True, optional=True)
     sigma = np.sort(np.abs(rng.standard_normal(rank)))[::-1] * decay ** -np.arange(rank)
+    if norm is not None:
+        sigma *= norm / np.linalg.norm(sigma)
     P = np.linalg.svd(rng.standard_normal((n_out, rank)), full_matrices=False)[0]
     Q = np.linalg.svd(rng.standard_normal((n_in, rank)), full_matrices=False)[0]
     return LowRank(P.astype(dt), np.diag(sigma).astype(dt), Q.astype(dt))

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..factorized import FactorizedDense, decayed_factors
 from ..lowrank import LowRank, orthonormalize
-from ..lowrank_layers import LowRankDense
+from ..lowrank_layers import SPECTRUM_NORM, LowRankDense
 from ..nn import MLP, Dense
 from ..pruning import prune_model
 from .checkpoint import load_checkpoint, restore_model
@@ -89,7 +89,9 @@ def start_model(config, rng: np.random.Generator, dtype) -> MLP:
     for i, (n_in, n_out) in enumerate(pairs[:-1]):
         r = config.ranks[i] if config.ranks is not None else min(config.rank, n_in, n_out)
         if config.decay is not None:
-            Y, b = decayed_factors(n_out, n_in, r, config.decay, rng, dtype), np.zeros(n_out)
+            Y = decayed_factors(n_out, n_in, r, config.decay, rng, dtype,
+                                norm=SPECTRUM_NORM * np.sqrt(2.0 * n_out))
+            b = np.zeros(n_out)
         elif config.init == "keras-normal":
             Y = keras_normal_lowrank(n_out, n_in, r, rng, dtype)
             b = rng.normal(0.0, KERAS_NORMAL_STD, n_out)
