@@ -299,9 +299,10 @@ def _add_prune(sub) -> None:
     p.add_argument("--ranks", type=_int_list, default=None, metavar="R1,R2,...")
     p.add_argument("--tau", type=float, default=None)
     p.add_argument("--out", default=None, metavar="DIR", help="record folder (optional)")
-    p.add_argument("--dataset", choices=DATASETS, default=TrainConfig.dataset)
-    p.add_argument("--data-dir", default=None, metavar="DIR")
-    p.add_argument("--n-test", type=int, default=None)
+    p.add_argument("--dataset", choices=DATASETS, default=None,
+                   help="None: the dense run's data set")
+    p.add_argument("--data-dir", default=None, metavar="DIR", help="None: the dense run's")
+    p.add_argument("--n-test", type=int, default=None, help="None: the whole test set")
 
 
 def _compare(args) -> None:
@@ -342,9 +343,12 @@ def _compare(args) -> None:
 
 def _prune(args) -> None:
     from .training.compare import evaluate_start, record_start
+    dense = load_config(args.dense_run)          # sizes, dtype and data of the dense run
     config = TrainConfig(method="fixed", prune_from=args.dense_run, ranks=args.ranks,
-                         prune_tau=args.tau, dataset=args.dataset, data_dir=args.data_dir,
-                         n_test=args.n_test, out=args.out)
+                         prune_tau=args.tau, sizes=dense.sizes, dtype=dense.dtype,
+                         dataset=args.dataset or dense.dataset,
+                         data_dir=args.data_dir or dense.data_dir, n_test=args.n_test,
+                         out=args.out)
     what = f"dense run {args.dense_run} pruned, not fine-tuned"
     row = evaluate_start(config) if args.out is None else record_start(config, what=what)[0]
     print(f"{what}: ranks {row['ranks']}, test acc {100 * float(row['test_acc']):.2f}%, eval "
