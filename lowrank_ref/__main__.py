@@ -232,7 +232,8 @@ def _add_figures(sub) -> None:
         description=("Recompute the integrator experiments and draw every figure; the MNIST\n"
                      "figures read RESULTS/mnist_dense_table.csv and the runs' history.csv\n"
                      "(written by the sweep command), nothing is retrained."))
-    p.add_argument("--only", choices=("integrators", "mnist", "timing"), default=None,
+    p.add_argument("--only", choices=("integrators", "mnist", "timing", "comparison"),
+                   default=None,
                    help="one group of figures; None: all")
     p.add_argument("--fast", action="store_true", default=False,
                    help="tiny integrator experiments (for tests)")
