@@ -280,6 +280,9 @@ def _add_compare(sub) -> None:
     p.add_argument("--finetune-lr", type=float, default=None,
                    help="methods: learning rate of the fine-tuning after pruning (default: "
                         "as the other runs)")
+    p.add_argument("--vanilla-lr", type=float, default=None,
+                   help="methods: learning rate of the vanilla U V^T runs (default: as the "
+                        "other runs)")
     p.add_argument("--results", default="results", metavar="DIR",
                    help="folder of the tables and of the runs")
     _train_options(p, sweep=True)
@@ -321,6 +324,8 @@ def _compare(args) -> None:
             kw["finetune_epochs"] = given.pop("finetune_epochs")
         if "finetune_lr" in given:
             kw["finetune_options"] = {"lr": given.pop("finetune_lr")}
+        if "vanilla_lr" in given:
+            kw["method_options"] = {"vanilla": {"lr": given.pop("vanilla_lr")}}
         extra = sorted(k for k in ("decays", "rank") if k in given)
         if extra:
             raise ValueError(f"{extra} are not options of compare methods")
@@ -329,14 +334,14 @@ def _compare(args) -> None:
         for key, name in (("decays", "decays"), ("rank", "rank")):
             if key in given:
                 kw[name] = given.pop(key)
-        extra = sorted(k for k in ("taus", "finetune_lr") if k in given)
+        extra = sorted(k for k in ("taus", "finetune_lr", "vanilla_lr") if k in given)
         if extra:
             raise ValueError(f"{extra} are not options of compare illconditioned")
         compare_illconditioned(options=given, results_dir=args.results, **kw)
     else:
         if "taus" in given:
             kw["taus"] = given.pop("taus")
-        extra = sorted(k for k in ("decays", "finetune_lr") if k in given)
+        extra = sorted(k for k in ("decays", "finetune_lr", "vanilla_lr") if k in given)
         if extra:
             raise ValueError(f"{extra} are not options of compare recipe")
         recipe_sweep(options=given, results_dir=args.results, **kw)

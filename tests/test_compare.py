@@ -2,6 +2,7 @@
 ``prune``) end to end on small made-up data: the tables' rows, equal compression per level,
 the same start for DLRT and vanilla, records that are read instead of retrained."""
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -47,6 +48,7 @@ def methods_table(tmp_path_factory):
     results = tmp_path_factory.mktemp("results")
     path = compare_methods(taus=(0.1, 0.4), epochs=2, finetune_epochs=1,
                            options=OPTIONS, finetune_options={"lr": 0.01},
+                           method_options={"vanilla": {"lr": 0.02}},
                            results_dir=results, data=DATA, log=quiet)
     return results, path
 
@@ -69,6 +71,9 @@ def test_every_method_of_a_level_has_the_adaptive_runs_ranks(methods_table):
     assert epochs[("0.1", "prune")] == "0" and epochs[("0.1", "prune+fixed")] == "1"
     assert epochs[("0.1", "fixed")] == "2"
     assert [r["epoch"] for r in rows if r["method"] == "prune"] == ["0", "0"]
+    lrs = {r["method"]: json.loads((results / r["run"] / "run.json").read_text())["config"]["lr"]
+           for r in rows}
+    assert (lrs["vanilla"], lrs["fixed"], lrs["prune+fixed"], lrs["dense"]) == (0.02, 0.1, 0.01, 0.1)
 
 
 def test_pruned_rows_start_where_the_dense_run_ended(methods_table):

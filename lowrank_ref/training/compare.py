@@ -241,6 +241,7 @@ def _check_list(values, name, low) -> list:
 
 def compare_methods(taus=(0.05, 0.09, 0.13, 0.17), epochs: int = 5, finetune_epochs: int = 2,
                     options: Optional[dict] = None, finetune_options: Optional[dict] = None,
+                    method_options: Optional[dict] = None,
                     results_dir="results", name: str = "mnist_comparison.csv",
                     data: Optional[Dataset] = None, log: Callable[[str], None] = print) -> Path:
     """DLRT against vanilla factorisation and pruning at the compression DLRT finds.
@@ -265,6 +266,10 @@ def compare_methods(taus=(0.05, 0.09, 0.13, 0.17), epochs: int = 5, finetune_epo
         ``out``, ``epochs``, ``prune_from``); each method's defaults fill the rest.
     finetune_options : dict, optional
         Fields that override ``options`` in the fine-tuning runs (e.g. ``{"lr": 0.01}``).
+    method_options : dict, optional
+        Per method ("dense", "adaptive", "fixed", "vanilla"), fields that override
+        ``options`` in its runs (e.g. ``{"vanilla": {"lr": 0.03}}``: the vanilla factors
+        diverge at the learning rate DLRT trains with).
     results_dir : path-like, default "results"
     name : str, default "mnist_comparison.csv"
         The table; runs in ``results_dir/<stem>_runs``.
@@ -281,19 +286,26 @@ def compare_methods(taus=(0.05, 0.09, 0.13, 0.17), epochs: int = 5, finetune_epo
     check_int(finetune_epochs, "finetune_epochs", low=1)
     options = _options(options)
     ft = {**options, **_options(finetune_options, "finetune_options")}
+    method_options = {} if method_options is None else method_options
+    if not isinstance(method_options, dict) or not set(method_options) <= {
+            "dense", "adaptive", "fixed", "vanilla"}:
+        raise ValueError(f"method_options must map some of 'dense', 'adaptive', 'fixed', "
+                         f"'vanilla' to dicts of TrainConfig fields, got {method_options!r}")
+    per = {m: {**options, **_options(method_options.get(m), f"method_options[{m!r}]")}
+           for m in ("dense", "adaptive", "fixed", "vanilla")}
     rows = []
-    dense = _config(options, runs / "dense", method="dense", epochs=epochs)
+    dense = _config(per["dense"], runs / "dense", method="dense", epochs=epochs)
     rows += _rows("methods", "dense", "dense", dense, _run(dense, data, log), runs)
     for tau in taus:
         level = f"{tau:g}"
-        adaptive = _config(options, runs / f"adaptive-tau-{level}", method="adaptive", tau=tau,
-                           epochs=epochs)
+        adaptive = _config(per["adaptive"], runs / f"adaptive-tau-{level}", method="adaptive",
+                           tau=tau, epochs=epochs)
         history = _run(adaptive, data, log)
         rows += _rows("methods", level, "adaptive", adaptive, history, runs)
         ranks = [int(r) for r in history[-1]["ranks"].split("|")]
         for method in ("fixed", "vanilla"):
-            cfg = _config(options, runs / f"{method}-tau-{level}", method=method, ranks=ranks,
-                          epochs=epochs)
+            cfg = _config(per[method], runs / f"{method}-tau-{level}", method=method,
+                          ranks=ranks, epochs=epochs)
             rows += _rows("methods", level, method, cfg, _run(cfg, data, log), runs)
         prune = _config(ft, runs / f"prune-tau-{level}", method="fixed", ranks=ranks,
                         prune_from=str(runs / "dense"), epochs=finetune_epochs)
