@@ -33,6 +33,14 @@ def keras_normal_lowrank(n_out: int, n_in: int, rank: int, rng, dtype) -> LowRan
     ``src/dlranet.py`` in ``CSMMLab/DLRT-Net``: ``aux_U``, ``s``, ``aux_Vt`` drawn by
     ``initializer="random_normal"``, not orthonormalised). Returned with orthonormal factors
     (``U = Q_U R_U``, ``V = Q_V R_V``, ``S <- R_U S R_V^T``): the same matrix.
+
+    Examples
+    --------
+    >>> Y = keras_normal_lowrank(500, 784, 150, np.random.default_rng(0), np.float64)
+    >>> Y.U.shape, Y.S.shape, Y.V.shape, Y.orthonormality_error() < 1e-12
+    ((500, 150), (150, 150), (784, 150), True)
+    >>> round(float(Y.to_dense().std()), 3)       # sqrt(150 * 150) * 0.05^3
+    0.019
     """
     U = rng.normal(0.0, KERAS_NORMAL_STD, (n_out, rank))
     S = rng.normal(0.0, KERAS_NORMAL_STD, (rank, rank))
