@@ -196,6 +196,18 @@ def _comparison_options(p, sweep: bool) -> None:
                        help=f"Adam's {name} (Adam only)")
 
 
+def _int_list0(text: str) -> List[int]:
+    """Comma-separated ints >= 0 (seeds)."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated ints such as 0,1,2, got "
+                                         f"{text!r}") from None
+    if any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"seeds must be >= 0, got {text!r}")
+    return values
+
+
 def _float_list(text: str) -> List[float]:
     try:
         values = [float(v) for v in text.split(",")]
@@ -280,6 +292,8 @@ def _add_compare(sub) -> None:
     p.add_argument("--finetune-lr", type=float, default=None,
                    help="methods: learning rate of the fine-tuning after pruning (default: "
                         "as the other runs)")
+    p.add_argument("--seeds", type=_int_list0, default=None, metavar="S1,S2,...",
+                   help="methods, illconditioned: one set of runs per seed (default 0)")
     p.add_argument("--vanilla-lr", type=float, default=None,
                    help="methods: learning rate of the vanilla U V^T runs (default: as the "
                         "other runs)")
@@ -315,6 +329,10 @@ def _compare(args) -> None:
     for key in ("command", "experiment", "results"):
         given.pop(key)
     kw = {k: given.pop(k) for k in ("epochs",) if k in given}
+    if "seeds" in given:
+        if args.experiment == "recipe":
+            raise ValueError("seeds is not an option of compare recipe (use --seed)")
+        kw["seeds"] = given.pop("seeds")
     if "hidden" in given:
         given["sizes"] = [DEFAULT_SIZES[0], *given.pop("hidden"), DEFAULT_SIZES[-1]]
     if args.experiment == "methods":

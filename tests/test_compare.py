@@ -101,18 +101,23 @@ def test_a_second_call_reads_the_records_instead_of_training(tmp_path):
 
 
 def test_illconditioned_runs_start_from_the_same_matrix(tmp_path):
-    path = compare_illconditioned(decays=(1.0, 10.0), rank=3, epochs=2,
+    path = compare_illconditioned(decays=(1.0, 10.0), rank=3, epochs=2, seeds=(0, 3),
                                   options={**OPTIONS, "dtype": "float64"},
                                   results_dir=tmp_path, data=DATA, log=quiet)
     rows = read_rows(path)
-    assert {(r["level"], r["method"]) for r in rows} == {
-        (d, m) for d in ("1", "10") for m in ("fixed", "vanilla")}
+    assert {(r["level"], r["method"], r["seed"]) for r in rows} == {
+        (d, m, s) for d in ("1", "10") for m in ("fixed", "vanilla") for s in ("0", "3")}
     for decay in ("1", "10"):
-        starts = {r["method"]: r for r in rows if r["level"] == decay and r["epoch"] == "0"}
-        assert starts["fixed"]["test_loss"][:12] == starts["vanilla"]["test_loss"][:12]
-        assert starts["fixed"]["test_acc"] == starts["vanilla"]["test_acc"]
-        assert [r["epoch"] for r in rows if r["level"] == decay and r["method"] == "fixed"] == \
-            ["0", "1", "2"]
+        for seed in ("0", "3"):
+            starts = {r["method"]: r for r in rows
+                      if r["level"] == decay and r["epoch"] == "0" and r["seed"] == seed}
+            assert starts["fixed"]["test_loss"][:12] == starts["vanilla"]["test_loss"][:12]
+            assert starts["fixed"]["test_acc"] == starts["vanilla"]["test_acc"]
+        assert [r["epoch"] for r in rows if r["level"] == decay and r["method"] == "fixed"
+                and r["seed"] == "3"] == ["0", "1", "2"]
+    assert {r["run"] for r in rows if r["seed"] == "3"} == {
+        f"mnist_illconditioned_runs/{m}-decay-{d}-seed-3" for m in ("fixed", "vanilla")
+        for d in ("1", "10")}
 
 
 def test_recipe_runs_both_adam_forms_from_the_papers_start(tmp_path):
@@ -140,6 +145,12 @@ def test_recipe_runs_both_adam_forms_from_the_papers_start(tmp_path):
     (lambda d: recipe_sweep(forms=("sgd",), results_dir=d, data=DATA), ValueError, "forms"),
     (lambda d: compare_methods(name="table.txt", results_dir=d, data=DATA), ValueError, "name"),
     (lambda d: record_start(TrainConfig(), data=DATA), ValueError, "config.out"),
+    (lambda d: compare_methods(options={"seed": 1}, results_dir=d, data=DATA), ValueError,
+     "options must not set 'seed'"),
+    (lambda d: compare_illconditioned(seeds=(1, 1), results_dir=d, data=DATA), ValueError,
+     "distinct"),
+    (lambda d: compare_methods(method_options={"prune": {}}, results_dir=d, data=DATA),
+     ValueError, "method_options must map"),
 ])
 def test_bad_arguments_are_refused_by_name(tmp_path, call, exc, match):
     with pytest.raises(exc) as info:

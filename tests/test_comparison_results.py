@@ -57,16 +57,18 @@ def test_every_rows_counts_follow_from_its_ranks(name):
 
 
 def test_methods_at_each_level_have_matching_evaluation_parameters():
+    """Per level and seed (the adaptive run of a seed sets the ranks of that seed's others)."""
     final = {}
     for r in _rows("mnist_comparison.csv"):
-        final[(r["level"], r["method"])] = r
-    levels = {lv for lv, m in final if m == "adaptive"}
-    assert levels == {"0.05", "0.09", "0.13", "0.17"}
-    for level in levels:
-        ev = {m: int(r["eval_params"]) for (lv, m), r in final.items() if lv == level}
+        final[(r["level"], r["seed"], r["method"])] = r
+    levels = {(lv, s) for lv, s, m in final if m == "adaptive"}
+    assert {lv for lv, _ in levels} == {"0.05", "0.09", "0.13", "0.17"}
+    for level, seed in levels:
+        ev = {m: int(r["eval_params"]) for (lv, s, m), r in final.items()
+              if (lv, s) == (level, seed)}
         assert set(ev) == {"adaptive", "fixed", "vanilla", "prune", "prune+fixed", "prune+sonly"}
         ref = ev["adaptive"]
-        assert all(abs(v - ref) <= 0.01 * ref for v in ev.values()), (level, ev)
+        assert all(abs(v - ref) <= 0.01 * ref for v in ev.values()), (level, seed, ev)
 
 
 @pytest.mark.parametrize("name", TABLES)
@@ -101,14 +103,16 @@ def test_illconditioned_runs_of_a_decay_start_from_the_same_matrix():
     rows = _rows("mnist_illconditioned.csv")
     decays = sorted({r["level"] for r in rows}, key=float)
     assert decays == ["1", "2", "10"]
-    for decay in decays:
-        starts = {r["method"]: r for r in rows if r["level"] == decay and r["epoch"] == "0"}
+    for decay, seed in sorted({(r["level"], r["seed"]) for r in rows}):
+        starts = {r["method"]: r for r in rows
+                  if (r["level"], r["seed"], r["epoch"]) == (decay, seed, "0")}
         assert set(starts) == {"fixed", "vanilla"}
         assert starts["fixed"]["test_acc"] == starts["vanilla"]["test_acc"]
         models = {}
         for method, r in starts.items():
             config = json.loads((RESULTS / r["run"] / "run.json").read_text())["config"]
             assert config["decay"] == float(decay) and config["method"] == method
+            assert config["seed"] == int(seed)
             models[method] = build_model(TrainConfig.from_dict(config))
         for a, b in zip(models["fixed"].layers[:-1], models["vanilla"].layers[:-1]):
             W_dlrt = a.factors.to_dense().astype(np.float64)

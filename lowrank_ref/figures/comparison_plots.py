@@ -59,16 +59,30 @@ def read_comparison(table) -> list:
 
 
 def _last_epochs(rows) -> dict:
-    final = {}
+    """(level, method) -> the last-epoch rows of its runs (one per seed)."""
+    last = {}
     for r in rows:
-        key = (r["level"], r["method"])
-        if key not in final or int(r["epoch"]) >= int(final[key]["epoch"]):
-            final[key] = r
+        key = (r["level"], r["method"], r.get("seed", "0"))
+        if key not in last or int(r["epoch"]) >= int(last[key]["epoch"]):
+            last[key] = r
+    final: dict = {}
+    for (level, method, _), r in last.items():
+        final.setdefault((level, method), []).append(r)
     return final
+
+
+def _stats(values) -> tuple:
+    """(mean, lower error, upper error) of a list of numbers: the error bar spans min to max."""
+    values = [float(v) for v in values]
+    mean = sum(values) / len(values)
+    return mean, mean - min(values), max(values) - mean
 
 
 def plot_methods_vs_compression(table, path) -> str:
     """Final test accuracy against the evaluation compression rate, one line per method.
+
+    With several seeds (column ``seed``): the mean, and error bars from the lowest to the
+    highest (methods shifted by a hair along x so that the bars do not overlap).
 
     Parameters
     ----------
@@ -94,28 +108,34 @@ def plot_methods_vs_compression(table, path) -> str:
     True
     """
     final = _last_epochs(read_comparison(table))
-    fig = new_figure((7.2, 4.6))
+    fig = new_figure((7.4, 4.8))
     ax = fig.subplots()
+    shift = {m: 0.12 * (i - 2.5) for i, m in enumerate(METHOD_STYLES)}   # keep bars apart
     for method, (label, color, marker, ls) in METHOD_STYLES.items():
-        pts = sorted((float(r["eval_cr"]), float(r["test_acc"]), level)
-                     for (level, m), r in final.items() if m == method)
+        pts = sorted((_stats([r["eval_cr"] for r in rs])[0], _stats([r["test_acc"] for r in rs]))
+                     for (level, m), rs in final.items() if m == method)
         if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], color=color, marker=marker,
-                    ls=ls, lw=1.5, ms=6, label=label)
-    for (level, m), r in final.items():
+            ax.errorbar([p[0] + shift[method] for p in pts], [p[1][0] for p in pts],
+                        yerr=[[p[1][1] for p in pts], [p[1][2] for p in pts]], color=color,
+                        marker=marker, ls=ls, lw=1.4, ms=5.5, capsize=2.5, label=label)
+    for (level, m), rs in final.items():
         if m == "adaptive":
-            ax.annotate(f"τ = {level}", (float(r["eval_cr"]), float(r["test_acc"])),
-                        textcoords="offset points", xytext=(4, 6), fontsize=7.5, color="C3")
-    dense = [r for (level, m), r in final.items() if m == "dense"]
+            xy = (_stats([r["eval_cr"] for r in rs])[0], _stats([r["test_acc"] for r in rs])[0])
+            ax.annotate(f"τ = {level}", xy, textcoords="offset points", xytext=(4, 7),
+                        fontsize=7.5, color="C3")
+    dense = [r for (level, m), rs in final.items() if m == "dense" for r in rs]
     if dense:
-        ax.axhline(float(dense[0]["test_acc"]), color="k", lw=1, ls="--",
-                   label=f"dense ({float(dense[0]['test_acc']):.2f} %)")
-    epochs = sorted({r["epochs"] for (lv, m), r in final.items() if m == "adaptive"
-                     and "epochs" in r})
+        acc = _stats([r["test_acc"] for r in dense])[0]
+        ax.axhline(acc, color="k", lw=1, ls="--", label=f"dense ({acc:.2f} %)")
+    seeds = {len(rs) for rs in final.values()}
+    epochs = sorted({r["epochs"] for (lv, m), rs in final.items() if m == "adaptive"
+                     for r in rs if "epochs" in r})
     ax.set_xlabel("compression of the evaluation parameters (%)")
     ax.set_ylabel("test accuracy after the last epoch (%)")
-    ax.set_title("MNIST 784-500x4-10, one seed, equal ranks per level"
-                 + (f", {'/'.join(epochs)} epochs" if epochs else ""), fontsize=10)
+    ax.set_title("MNIST 784-500x4-10, equal ranks per level"
+                 + (f", {'/'.join(epochs)} epochs" if epochs else "")
+                 + (f"; mean and min-max of {max(seeds)} seeds" if max(seeds) > 1 else ""),
+                 fontsize=9.5)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7.5, loc="lower left")
     return save(fig, path)
@@ -123,6 +143,8 @@ def plot_methods_vs_compression(table, path) -> str:
 
 def plot_illconditioned(table, path) -> str:
     """Test accuracy per epoch, fixed-rank DLRT (solid) against vanilla (dashed), per decay.
+
+    With several seeds: the mean, and the band from the lowest to the highest.
 
     Parameters
     ----------
@@ -156,11 +178,18 @@ def plot_illconditioned(table, path) -> str:
               "vanilla": ("vanilla $UV^T$", "C1", "--", "^")}
     for ax, decay in zip(axes, decays):
         for method, (label, color, ls, marker) in styles.items():
-            pts = sorted((int(r["epoch"]), float(r["test_acc"])) for r in rows
-                         if r["level"] == decay and r["method"] == method)
-            if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], color=color, ls=ls,
-                        marker=marker, ms=4, lw=1.6, label=label)
+            by_epoch: dict = {}
+            for r in rows:
+                if r["level"] == decay and r["method"] == method:
+                    by_epoch.setdefault(int(r["epoch"]), []).append(float(r["test_acc"]))
+            if by_epoch:
+                ep = sorted(by_epoch)
+                mean = [sum(by_epoch[e]) / len(by_epoch[e]) for e in ep]
+                ax.plot(ep, mean, color=color, ls=ls, marker=marker, ms=4, lw=1.6, label=label)
+                if max(len(v) for v in by_epoch.values()) > 1:
+                    ax.fill_between(ep, [min(by_epoch[e]) for e in ep],
+                                    [max(by_epoch[e]) for e in ep], color=color, alpha=0.15,
+                                    lw=0)
         ranks = {r["ranks"] for r in rows if r["level"] == decay and r.get("ranks")}
         ax.set_title(f"decay {decay}" + (f", ranks {sorted(ranks)[0]}" if len(ranks) == 1
                                           else ""), fontsize=10)

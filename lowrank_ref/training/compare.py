@@ -229,6 +229,22 @@ def _check_common(results_dir, log, data, epochs, name):
     return results_dir, results_dir / (name[:-4] + "_runs")
 
 
+def _check_seeds(seeds, options) -> list:
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise TypeError(f"seeds must be a sequence of ints >= 0, got {type(seeds).__name__}")
+    seeds = [check_int(s, f"seeds[{i}]", low=0) for i, s in enumerate(seeds)]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be a non-empty sequence of distinct ints, got {seeds}")
+    if "seed" in options:
+        raise ValueError(f"options must not set 'seed' (got {options['seed']!r}): give seeds")
+    return seeds
+
+
+def _suffix(seed: int) -> str:
+    """Run folder suffix of a seed: none for seed 0, ``-seed-<s>`` for the others."""
+    return "" if seed == 0 else f"-seed-{seed}"
+
+
 def _check_list(values, name, low) -> list:
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         raise TypeError(f"{name} must be a sequence of finite numbers >= {low:g}, got "
@@ -241,7 +257,7 @@ def _check_list(values, name, low) -> list:
 
 def compare_methods(taus=(0.05, 0.09, 0.13, 0.17), epochs: int = 5, finetune_epochs: int = 2,
                     options: Optional[dict] = None, finetune_options: Optional[dict] = None,
-                    method_options: Optional[dict] = None,
+                    method_options: Optional[dict] = None, seeds=(0,),
                     results_dir="results", name: str = "mnist_comparison.csv",
                     data: Optional[Dataset] = None, log: Callable[[str], None] = print) -> Path:
     """DLRT against vanilla factorisation and pruning at the compression DLRT finds.
@@ -270,6 +286,9 @@ def compare_methods(taus=(0.05, 0.09, 0.13, 0.17), epochs: int = 5, finetune_epo
         Per method ("dense", "adaptive", "fixed", "vanilla"), fields that override
         ``options`` in its runs (e.g. ``{"vanilla": {"lr": 0.03}}``: the vanilla factors
         diverge at the learning rate DLRT trains with).
+    seeds : sequence of int, default (0,)
+        Every run above once per seed (the seed of initialisation and shuffling); folders
+        of seeds other than 0 end in ``-seed-<s>``. ``options`` must not set ``seed``.
     results_dir : path-like, default "results"
     name : str, default "mnist_comparison.csv"
         The table; runs in ``results_dir/<stem>_runs``.
@@ -293,34 +312,45 @@ def compare_methods(taus=(0.05, 0.09, 0.13, 0.17), epochs: int = 5, finetune_epo
                          f"'vanilla' to dicts of TrainConfig fields, got {method_options!r}")
     per = {m: {**options, **_options(method_options.get(m), f"method_options[{m!r}]")}
            for m in ("dense", "adaptive", "fixed", "vanilla")}
+    seeds = _check_seeds(seeds, options)
     rows = []
-    dense = _config(per["dense"], runs / "dense", method="dense", epochs=epochs)
-    rows += _rows("methods", "dense", "dense", dense, _run(dense, data, log), runs)
+    for seed in seeds:
+        rows += _methods_of_seed(taus, epochs, finetune_epochs, per, ft, seed, runs, data, log)
+    return _write_table(results_dir / name, rows, log)
+
+
+def _methods_of_seed(taus, epochs, finetune_epochs, per, ft, seed, runs, data, log) -> list:
+    """The runs of :func:`compare_methods` for one seed; their table rows."""
+    sfx = _suffix(seed)
+    dense_dir = runs / f"dense{sfx}"
+    dense = _config(per["dense"], dense_dir, method="dense", epochs=epochs, seed=seed)
+    rows = _rows("methods", "dense", "dense", dense, _run(dense, data, log), runs)
     for tau in taus:
         level = f"{tau:g}"
-        adaptive = _config(per["adaptive"], runs / f"adaptive-tau-{level}", method="adaptive",
-                           tau=tau, epochs=epochs)
+        adaptive = _config(per["adaptive"], runs / f"adaptive-tau-{level}{sfx}",
+                           method="adaptive", tau=tau, epochs=epochs, seed=seed)
         history = _run(adaptive, data, log)
         rows += _rows("methods", level, "adaptive", adaptive, history, runs)
         ranks = [int(r) for r in history[-1]["ranks"].split("|")]
         for method in ("fixed", "vanilla"):
-            cfg = _config(per[method], runs / f"{method}-tau-{level}", method=method,
-                          ranks=ranks, epochs=epochs)
+            cfg = _config(per[method], runs / f"{method}-tau-{level}{sfx}", method=method,
+                          ranks=ranks, epochs=epochs, seed=seed)
             rows += _rows("methods", level, method, cfg, _run(cfg, data, log), runs)
-        prune = _config(ft, runs / f"prune-tau-{level}", method="fixed", ranks=ranks,
-                        prune_from=str(runs / "dense"), epochs=finetune_epochs)
+        prune = _config(ft, runs / f"prune-tau-{level}{sfx}", method="fixed", ranks=ranks,
+                        prune_from=str(dense_dir), epochs=finetune_epochs, seed=seed)
         rows += _rows("methods", level, "prune", prune, record_start(
             prune, data, log, f"dense network pruned to ranks {ranks}, no fine-tuning"), runs,
             trained=False)
         for method in ("fixed", "sonly"):
-            cfg = _config(ft, runs / f"prune-{method}-tau-{level}", method=method, ranks=ranks,
-                          prune_from=str(runs / "dense"), epochs=finetune_epochs)
+            cfg = _config(ft, runs / f"prune-{method}-tau-{level}{sfx}", method=method,
+                          ranks=ranks, prune_from=str(dense_dir), epochs=finetune_epochs,
+                          seed=seed)
             rows += _rows("methods", level, f"prune+{method}", cfg, _run(cfg, data, log), runs)
-    return _write_table(results_dir / name, rows, log)
+    return rows
 
 
 def compare_illconditioned(decays=(1.0, 2.0, 10.0), rank: int = 20, epochs: int = 10,
-                           options: Optional[dict] = None, results_dir="results",
+                           options: Optional[dict] = None, seeds=(0,), results_dir="results",
                            name: str = "mnist_illconditioned.csv",
                            data: Optional[Dataset] = None,
                            log: Callable[[str], None] = print) -> Path:
@@ -336,7 +366,7 @@ def compare_illconditioned(decays=(1.0, 2.0, 10.0), rank: int = 20, epochs: int 
         ``>= 1``.
     rank : int
     epochs : int
-    options, results_dir, name, data, log
+    options, seeds, results_dir, name, data, log
         As :func:`compare_methods`.
 
     Returns
@@ -348,13 +378,14 @@ def compare_illconditioned(decays=(1.0, 2.0, 10.0), rank: int = 20, epochs: int 
     check_int(rank, "rank", low=1)
     options = _options(options)
     rows = []
-    for decay in decays:
-        level = f"{decay:g}"
-        for method in ("fixed", "vanilla"):
-            cfg = _config(options, runs / f"{method}-decay-{level}", method=method, rank=rank,
-                          decay=decay, epochs=epochs)
-            history = [evaluate_start(cfg, data)] + _run(cfg, data, log)
-            rows += _rows("illconditioned", level, method, cfg, history, runs)
+    for seed in _check_seeds(seeds, options):
+        for decay in decays:
+            level = f"{decay:g}"
+            for method in ("fixed", "vanilla"):
+                cfg = _config(options, runs / f"{method}-decay-{level}{_suffix(seed)}",
+                              method=method, rank=rank, decay=decay, epochs=epochs, seed=seed)
+                history = [evaluate_start(cfg, data)] + _run(cfg, data, log)
+                rows += _rows("illconditioned", level, method, cfg, history, runs)
     return _write_table(results_dir / name, rows, log)
 
 
