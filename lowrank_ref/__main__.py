@@ -31,9 +31,11 @@ from typing import List, Optional
 from .data import DATASETS
 from .dlrt import METHODS
 from .threads import DEFAULT_THREADS
+from .adam import ADAM_DEFAULTS
 from .training import (DEFAULT_LR, DEFAULT_MOMENTUM, DEFAULT_RANK, DEFAULT_SIZES, DEFAULT_WARMUP,
                        DTYPES, SCHEDULES, RunFolderInUse, TrainConfig, TrainingDiverged,
                        load_config, sweep, train)
+from .training.config import OPTIMIZERS, TRAIN_INITS
 
 __all__ = ["main", "build_parser"]
 
@@ -123,6 +125,7 @@ def _train_options(p, sweep: bool) -> None:
                    help="adaptive: 1 backward per step, or the published 3 (K, L, S passes)")
     g.add_argument("--finetune-epochs", type=int, default=0,
                    help="epochs of S-only fine-tuning after --epochs (fixed/adaptive)")
+    _comparison_options(p, sweep)
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="main epochs")
     g.add_argument("--batch-size", type=int, default=TrainConfig.batch_size,
@@ -168,6 +171,43 @@ def _train_options(p, sweep: bool) -> None:
                         "checkpoint's")
 
 
+def _comparison_options(p, sweep: bool) -> None:
+    """The options of the comparisons (issue 14): ranks, starts, pruning, Adam."""
+    g = p.add_argument_group("comparisons (vanilla, pruning, Adam)")
+    if not sweep:
+        g.add_argument("--ranks", type=_int_list, default=None, metavar="R1,R2,...",
+                       help="one rank per hidden layer (fixed, vanilla, sonly)")
+        g.add_argument("--decay", type=float, default=None,
+                       help="start from the official code's spectrum decaying by this factor "
+                            "(>= 1; fixed, vanilla, sonly); None: the package's start")
+        g.add_argument("--prune-from", default=None, metavar="DIR",
+                       help="fixed/sonly: start from this dense run, its hidden layers "
+                            "truncated to --ranks or by --prune-tau")
+        g.add_argument("--prune-tau", type=float, default=None,
+                       help="with --prune-from: ranks by this tolerance (the DLRT rule)")
+    g.add_argument("--init", choices=TRAIN_INITS, default=TrainConfig.init,
+                   help="dense draw of every layer (truncated for low-rank layers), or "
+                        "keras-normal: every factor and bias N(0, 0.05^2) (the paper's code)")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default=TrainConfig.optimizer,
+                   help="sgd (with --momentum); adam: the paper's code (moments per factor "
+                        "variable); adam-carried: moments carried across bases")
+    for name in ("beta1", "beta2", "eps"):
+        g.add_argument(f"--adam-{name}", type=float, default=ADAM_DEFAULTS[name],
+                       help=f"Adam's {name} (Adam only)")
+
+
+def _int_list0(text: str) -> List[int]:
+    """Comma-separated ints >= 0 (seeds)."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated ints such as 0,1,2, got "
+                                         f"{text!r}") from None
+    if any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"seeds must be >= 0, got {text!r}")
+    return values
+
+
 def _float_list(text: str) -> List[float]:
     try:
         values = [float(v) for v in text.split(",")]
@@ -204,7 +244,8 @@ def _add_figures(sub) -> None:
         description=("Recompute the integrator experiments and draw every figure; the MNIST\n"
                      "figures read RESULTS/mnist_dense_table.csv and the runs' history.csv\n"
                      "(written by the sweep command), nothing is retrained."))
-    p.add_argument("--only", choices=("integrators", "mnist", "timing"), default=None,
+    p.add_argument("--only", choices=("integrators", "mnist", "timing", "comparison"),
+                   default=None,
                    help="one group of figures; None: all")
     p.add_argument("--fast", action="store_true", default=False,
                    help="tiny integrator experiments (for tests)")
@@ -228,6 +269,116 @@ def _add_oracle(sub) -> None:
         q.add_argument("directory", metavar="DIR")
 
 
+def _add_compare(sub) -> None:
+    p = sub.add_parser(
+        "compare", formatter_class=_Formatter, allow_abbrev=False,
+        help="the paper's comparisons: methods, ill-conditioning, the Adam recipe",
+        description=(
+            "methods: per --taus, rank-adaptive DLRT, then at its ranks fixed-rank DLRT,\n"
+            "vanilla U V^T, the dense network pruned (no fine-tuning) and pruned + fine-tuned\n"
+            "(fixed-rank DLRT, S-only) -> RESULTS/mnist_comparison.csv.\n"
+            "illconditioned: fixed rank --rank, starting spectra decaying by --decays, DLRT\n"
+            "against vanilla from the same W0 -> RESULTS/mnist_illconditioned.csv.\n"
+            "recipe: adaptive DLRT with Adam (both forms) from the paper code's start\n"
+            "-> RESULTS/mnist_adam_recipe.csv.\n"
+            "The train options below are shared by every run (unset: each method's default,\n"
+            "for recipe the paper's recipe). Finished runs are read, interrupted ones resumed."),
+        epilog="the commands that made the committed tables: README.md")
+    p.add_argument("experiment", choices=("methods", "illconditioned", "recipe"))
+    p.add_argument("--taus", type=_float_list, default=None, metavar="T1,T2,...",
+                   help="methods, recipe: tolerances (default 0.05,0.09,0.13,0.17)")
+    p.add_argument("--decays", type=_float_list, default=None, metavar="D1,D2,...",
+                   help="illconditioned: spectrum decays (default 1,2,10)")
+    p.add_argument("--finetune-lr", type=float, default=None,
+                   help="methods: learning rate of the fine-tuning after pruning (default: "
+                        "as the other runs)")
+    p.add_argument("--seeds", type=_int_list0, default=None, metavar="S1,S2,...",
+                   help="methods, illconditioned: one set of runs per seed (default 0)")
+    p.add_argument("--vanilla-lr", type=float, default=None,
+                   help="methods: learning rate of the vanilla U V^T runs (default: as the "
+                        "other runs)")
+    p.add_argument("--results", default="results", metavar="DIR",
+                   help="folder of the tables and of the runs")
+    _train_options(p, sweep=True)
+    for action in p._actions:           # only the options given reach the runs
+        if action.dest not in ("help", "experiment", "results"):
+            action.default = argparse.SUPPRESS
+
+
+def _add_prune(sub) -> None:
+    p = sub.add_parser(
+        "prune", formatter_class=_Formatter, allow_abbrev=False,
+        help="truncate a trained dense network to low rank and evaluate it",
+        description=("Load the dense run DIR, truncate each hidden layer's SVD to --ranks (or\n"
+                     "by --tau, the rank rule of adaptive DLRT) and evaluate on the test set;\n"
+                     "--out writes the record (history.csv, run.json). Fine-tune with\n"
+                     "train --method fixed|sonly --prune-from DIR --ranks ..."))
+    p.add_argument("dense_run", metavar="DIR", help="a dense run folder (or its checkpoint)")
+    p.add_argument("--ranks", type=_int_list, default=None, metavar="R1,R2,...")
+    p.add_argument("--tau", type=float, default=None)
+    p.add_argument("--out", default=None, metavar="DIR", help="record folder (optional)")
+    p.add_argument("--dataset", choices=DATASETS, default=None,
+                   help="None: the dense run's data set")
+    p.add_argument("--data-dir", default=None, metavar="DIR", help="None: the dense run's")
+    p.add_argument("--n-test", type=int, default=None, help="None: the whole test set")
+
+
+def _compare(args) -> None:
+    from .training.compare import compare_illconditioned, compare_methods, recipe_sweep
+    given = dict(vars(args))
+    for key in ("command", "experiment", "results"):
+        given.pop(key)
+    kw = {k: given.pop(k) for k in ("epochs",) if k in given}
+    if "seeds" in given:
+        if args.experiment == "recipe":
+            raise ValueError("seeds is not an option of compare recipe (use --seed)")
+        kw["seeds"] = given.pop("seeds")
+    if "hidden" in given:
+        given["sizes"] = [DEFAULT_SIZES[0], *given.pop("hidden"), DEFAULT_SIZES[-1]]
+    if args.experiment == "methods":
+        if "taus" in given:
+            kw["taus"] = given.pop("taus")
+        if "finetune_epochs" in given:
+            kw["finetune_epochs"] = given.pop("finetune_epochs")
+        if "finetune_lr" in given:
+            kw["finetune_options"] = {"lr": given.pop("finetune_lr")}
+        if "vanilla_lr" in given:
+            kw["method_options"] = {"vanilla": {"lr": given.pop("vanilla_lr")}}
+        extra = sorted(k for k in ("decays", "rank") if k in given)
+        if extra:
+            raise ValueError(f"{extra} are not options of compare methods")
+        compare_methods(options=given, results_dir=args.results, **kw)
+    elif args.experiment == "illconditioned":
+        for key, name in (("decays", "decays"), ("rank", "rank")):
+            if key in given:
+                kw[name] = given.pop(key)
+        extra = sorted(k for k in ("taus", "finetune_lr", "vanilla_lr") if k in given)
+        if extra:
+            raise ValueError(f"{extra} are not options of compare illconditioned")
+        compare_illconditioned(options=given, results_dir=args.results, **kw)
+    else:
+        if "taus" in given:
+            kw["taus"] = given.pop("taus")
+        extra = sorted(k for k in ("decays", "finetune_lr", "vanilla_lr") if k in given)
+        if extra:
+            raise ValueError(f"{extra} are not options of compare recipe")
+        recipe_sweep(options=given, results_dir=args.results, **kw)
+
+
+def _prune(args) -> None:
+    from .training.compare import evaluate_start, record_start
+    dense = load_config(args.dense_run)          # sizes, dtype and data of the dense run
+    config = TrainConfig(method="fixed", prune_from=args.dense_run, ranks=args.ranks,
+                         prune_tau=args.tau, sizes=dense.sizes, dtype=dense.dtype,
+                         dataset=args.dataset or dense.dataset,
+                         data_dir=args.data_dir or dense.data_dir, n_test=args.n_test,
+                         out=args.out)
+    what = f"dense run {args.dense_run} pruned, not fine-tuned"
+    row = evaluate_start(config) if args.out is None else record_start(config, what=what)[0]
+    print(f"{what}: ranks {row['ranks']}, test acc {100 * float(row['test_acc']):.2f}%, eval "
+          f"params {int(row['eval_params']):,} (c.r. {100 * float(row['eval_cr']):.1f}%)")
+
+
 def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     """The argument parser of ``python -m lowrank_ref``.
 
@@ -243,6 +394,8 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     _add_sweep(sub)
     _add_figures(sub)
     _add_oracle(sub)
+    _add_compare(sub)
+    _add_prune(sub)
     return parser
 
 
@@ -295,6 +448,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                                     n_train=args.n_train, n_test=args.n_test,
                                     threads=args.threads)
             sweep(args.taus, base, results_dir=args.results, dense=dense)
+        elif args.command == "compare":
+            _compare(args)
+        elif args.command == "prune":
+            _prune(args)
         elif args.command == "figures":
             from .figures import make_figures
             make_figures(only=args.only, fast=args.fast, out_dir=args.out,

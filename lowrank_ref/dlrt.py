@@ -49,6 +49,7 @@ from ._validate import (check_bool, check_callable, check_choice, check_int, che
 from .lowrank import LowRank, augment_basis, orthonormalize
 from .momentum import FactorMomentum, PlainSGD
 from .lowrank_layers import LowRankDense
+from .factorized import FactorizedDense
 from .nn import MLP, Dense
 from .threads import uses_blas_threads
 from .truncation import truncate
@@ -57,7 +58,7 @@ __all__ = ["StepResult", "DenseSGD", "FixedRankKLS", "AdaptiveKLS", "SOnlySGD",
            "parameter_counts", "low_rank_mlp", "make_optimizer", "check_method_options",
            "METHODS"]
 
-METHODS = ("dense", "fixed", "adaptive")
+METHODS = ("dense", "fixed", "adaptive", "vanilla", "sonly")
 
 
 class StepResult(NamedTuple):
@@ -247,6 +248,9 @@ def parameter_counts(model: MLP) -> dict:
             ranks.append(r)
             ev += r * (n_in + n_out)
             tr += 2 * r * n_in + 4 * r * r + 2 * r * n_out
+        elif isinstance(layer, FactorizedDense):     # vanilla U V^T: nothing augmented
+            ranks.append(layer.rank)
+            ev, tr = ev + layer.rank * (n_in + n_out), tr + layer.rank * (n_in + n_out)
         else:
             ranks.append(None)
             ev += n_in * n_out
@@ -539,7 +543,8 @@ def make_optimizer(method: str, model: MLP, lr: float, momentum: float = 0.0,
                    tau: Optional[float] = None, min_rank: int = 1,
                    max_rank: Optional[int] = None, passes: int = 1):
     """The optimiser of ``method`` in :data:`METHODS`: ``"dense"`` -> :class:`DenseSGD`,
-    ``"fixed"`` -> :class:`FixedRankKLS`, ``"adaptive"`` -> :class:`AdaptiveKLS` (needs ``tau``).
+    ``"fixed"`` -> :class:`FixedRankKLS`, ``"adaptive"`` -> :class:`AdaptiveKLS` (needs ``tau``),
+    ``"vanilla"`` -> :class:`DenseSGD` (``U V^T`` factors), ``"sonly"`` -> :class:`SOnlySGD`.
 
     Raises
     ------
@@ -550,12 +555,12 @@ def make_optimizer(method: str, model: MLP, lr: float, momentum: float = 0.0,
     """
     check_method_options(method, tau=tau, min_rank=min_rank, max_rank=max_rank, passes=passes)
     _check_model(model)
-    if method == "dense":
+    if method in ("dense", "vanilla"):
         if _low_rank_layers(model):
-            raise ValueError("method 'dense' needs a model without LowRankDense layers")
+            raise ValueError(f"method {method!r} needs a model without LowRankDense layers")
         return DenseSGD(model, lr, momentum)
-    if method == "fixed":
-        return FixedRankKLS(model, lr, momentum)
+    if method in ("fixed", "sonly"):
+        return (FixedRankKLS if method == "fixed" else SOnlySGD)(model, lr, momentum)
     return AdaptiveKLS(model, lr, tau, min_rank, max_rank, passes, momentum)
 
 

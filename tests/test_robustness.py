@@ -55,6 +55,9 @@ from lowrank_ref.integrators import (adaptive_bug_step, bug_step, parallel_bug_s
                                      projector_splitting_step)
 from lowrank_ref.lowrank import validate_lowrank
 from lowrank_ref.lowrank_layers import LowRankDense
+from lowrank_ref.adam import CarriedAdamKLS, DenseAdam, PaperAdamKLS
+from lowrank_ref.factorized import FactorizedDense, decayed_factors, split_factors
+from lowrank_ref.pruning import prune_model, pruned_ranks
 from lowrank_ref.nn import MLP, Dense
 from lowrank_ref.training import (CHECKPOINT_NAME, CheckpointError, TrainConfig, TrainingDiverged,
                                   load_checkpoint, train)
@@ -463,9 +466,9 @@ def _optimizer_rows():
     mk = make_optimizer
     rows = [
         Bad("make_optimizer", "unknown method", lambda ctx: mk("sgd2", net(), 0.1), ValueError,
-            "method must be one of ('dense', 'fixed', 'adaptive'), got 'sgd2'"),
+            "method must be one of ('dense', 'fixed', 'adaptive', 'vanilla', 'sonly'), got 'sgd2'"),
         Bad("make_optimizer", "method wrong type", lambda ctx: mk(None, net(), 0.1), ValueError,
-            "method must be one of ('dense', 'fixed', 'adaptive'), got None"),
+            "method must be one of ('dense', 'fixed', 'adaptive', 'vanilla', 'sonly'), got None"),
         Bad("make_optimizer", "lr wrong type", lambda ctx: mk("fixed", net(), "0.1"), TypeError,
             "lr must be a finite number > 0, got str '0.1'"),
         Bad("make_optimizer", "lr non-finite", lambda ctx: mk("fixed", net(), np.nan), ValueError,
@@ -899,9 +902,114 @@ def _train_data_rows():
     ]
 
 
+def _comparison_rows():
+    """The public functions of the comparisons (issue 14): vanilla layers, decayed starts,
+    pruning, Adam, the TrainConfig options and the compare/prune commands."""
+    rng = lambda: np.random.default_rng(0)  # noqa: E731
+    y34 = LowRank.random(np.random.default_rng(4), 3, 4, 2)
+    low = lambda: low_rank_mlp([4, 6, 6, 3], 2, rng())  # noqa: E731
+    return [
+        Bad("FactorizedDense", "rank > min(n_in, n_out)", lambda ctx: FactorizedDense(4, 3, 4, rng()),
+            ValueError, "rank must be <= min(n_in, n_out) = 3, got 4"),
+        Bad("FactorizedDense", "n_in float", lambda ctx: FactorizedDense(4.0, 3, 2, rng()),
+            TypeError, "n_in must be an int >= 1, got float 4.0"),
+        Bad("FactorizedDense", "decay < 1", lambda ctx: FactorizedDense(4, 3, 2, rng(), decay=0.5),
+            ValueError, "decay must be a finite number >= 1, got 0.5"),
+        Bad("FactorizedDense", "rng a seed", lambda ctx: FactorizedDense(4, 3, 2, 0), TypeError,
+            "rng must be a numpy.random.Generator"),
+        Bad("FactorizedDense", "X of the wrong width",
+            lambda ctx: FactorizedDense(4, 3, 2, rng())(np.ones((2, 5))), ValueError,
+            "FactorizedDense: X must have shape (batch, 4), got (2, 5)"),
+        Bad("FactorizedDense.from_factors", "different numbers of columns",
+            lambda ctx: FactorizedDense.from_factors(np.ones((3, 2)), np.ones((4, 1)), np.zeros(3)),
+            ValueError, "U and V must have the same number (>= 1) of columns"),
+        Bad("FactorizedDense.from_factors", "U complex",
+            lambda ctx: FactorizedDense.from_factors(np.ones((3, 2)) + 1j, np.ones((4, 2)),
+                                                     np.zeros(3)),
+            TypeError, "U must be a real float array, got dtype complex128"),
+        Bad("FactorizedDense.from_factors", "b of the wrong shape",
+            lambda ctx: FactorizedDense.from_factors(np.ones((3, 2)), np.ones((4, 2)), np.zeros(4)),
+            ValueError, "b must have shape (3,), got (4,)"),
+        Bad("FactorizedDense.from_lowrank", "not a LowRank",
+            lambda ctx: FactorizedDense.from_lowrank(np.eye(3), np.zeros(3)), TypeError,
+            "Y must be a LowRank(U, S, V), got ndarray"),
+        Bad("decayed_factors", "rank > min(n_out, n_in)",
+            lambda ctx: decayed_factors(3, 4, 4, 2.0, rng()), ValueError,
+            "rank must be an int >= 1 and <= 3, got 4"),
+        Bad("decayed_factors", "decay NaN", lambda ctx: decayed_factors(3, 4, 2, np.nan, rng()),
+            ValueError, "decay must be a finite number >= 1, got nan"),
+        Bad("decayed_factors", "norm 0", lambda ctx: decayed_factors(3, 4, 2, 2.0, rng(), norm=0),
+            ValueError, "norm must be a finite number > 0 or None, got 0.0"),
+        Bad("decayed_factors", "dtype int", lambda ctx: decayed_factors(3, 4, 2, 2.0, rng(), int),
+            TypeError, "dtype must be float32 or float64"),
+        Bad("split_factors", "U not orthonormal",
+            lambda ctx: split_factors(with_(y34, U=2 * y34.U)), ValueError,
+            "Y.U must have orthonormal columns"),
+        Bad("prune_model", "a low-rank network", lambda ctx: prune_model(net(), ranks=[1]),
+            ValueError, "model must be a dense network (only Dense layers)"),
+        Bad("prune_model", "ranks and tau", lambda ctx: prune_model(dense_net(), ranks=[2], tau=0.1),
+            ValueError, "give exactly one of ranks and tau"),
+        Bad("prune_model", "rank above the layer", lambda ctx: prune_model(dense_net(), ranks=[5]),
+            ValueError, "ranks[0] must be <= min(n_in, n_out) = 4, got 5"),
+        Bad("pruned_ranks", "tau string", lambda ctx: pruned_ranks(dense_net(), "0.1"), TypeError,
+            "tau must be a finite number >= 0, got str '0.1'"),
+        Bad("DenseAdam", "a low-rank network", lambda ctx: DenseAdam(net(), lr=0.01), ValueError,
+            "model must have no LowRankDense layers for DenseAdam"),
+        Bad("DenseAdam", "beta2 = 1", lambda ctx: DenseAdam(dense_net(), lr=0.01, beta2=1.0),
+            ValueError, "beta2 must be a finite number >= 0 and < 1, got 1.0"),
+        Bad("PaperAdamKLS", "rank above the cap",
+            lambda ctx: PaperAdamKLS(MLP([LowRankDense(4, 6, 3, rng()), Dense(6, 3, rng())]),
+                                     0.01, tau=0.1),
+            ValueError, "layer 0 has rank 3, above its cap 2"),
+        Bad("PaperAdamKLS", "eps negative", lambda ctx: PaperAdamKLS(low(), 0.01, 0.1, eps=-1.0),
+            ValueError, "eps must be a finite number > 0, got -1.0"),
+        Bad("CarriedAdamKLS", "tau None", lambda ctx: CarriedAdamKLS(low(), 0.01, None),
+            TypeError, "tau must be a finite number >= 0, got NoneType None"),
+        Bad("CarriedAdamKLS", "a dense network", lambda ctx: CarriedAdamKLS(dense_net(), 0.01, 0.1),
+            ValueError, "model must contain at least one LowRankDense layer"),
+        Bad("TrainConfig", "ranks for an adaptive run",
+            lambda ctx: TrainConfig(method="adaptive", tau=0.1, ranks=[2, 2, 2, 2]), ValueError,
+            "ranks is only used by methods ('fixed', 'vanilla', 'sonly')"),
+        Bad("TrainConfig", "ranks of the wrong length",
+            lambda ctx: TrainConfig(method="fixed", ranks=[2, 2]), ValueError,
+            "ranks must give one rank per hidden layer (4), got [2, 2]"),
+        Bad("TrainConfig", "decay for a dense run", lambda ctx: TrainConfig(decay=2.0), ValueError,
+            "decay is only used by methods"),
+        Bad("TrainConfig", "unknown init", lambda ctx: TrainConfig(init="zeros"), ValueError,
+            "init must be one of"),
+        Bad("TrainConfig", "prune_from without ranks",
+            lambda ctx: TrainConfig(method="fixed", prune_from="results"), ValueError,
+            "prune_from needs exactly one of ranks and prune_tau"),
+        Bad("TrainConfig", "prune_tau without prune_from",
+            lambda ctx: TrainConfig(method="fixed", prune_tau=0.1), ValueError,
+            "prune_tau is only used with prune_from"),
+        Bad("TrainConfig", "prune_from not a path",
+            lambda ctx: TrainConfig(method="fixed", ranks=[2] * 4, prune_from=3), TypeError,
+            "prune_from must be"),
+        Bad("TrainConfig", "optimizer adam with momentum",
+            lambda ctx: TrainConfig(optimizer="adam", momentum=0.9), ValueError,
+            "momentum is only used by optimizer 'sgd'"),
+        Bad("cli compare", "unknown experiment", lambda ctx: cli("compare", "all"), CLIExit,
+            "invalid choice: 'all'"),
+        Bad("cli compare", "an option the experiment sets",
+            lambda ctx: cli("compare", "methods", "--optimizer", "adam", "--results",
+                            ctx.tmp / "cmp"), CLIExit,
+            "options must not set ['optimizer']: the experiment sets them per run"),
+        Bad("cli compare", "decays below 1",
+            lambda ctx: cli("compare", "illconditioned", "--decays", "0.5", "--results",
+                            ctx.tmp / "cmp"), CLIExit,
+            "decays[0] must be a finite number >= 1, got 0.5"),
+        Bad("cli prune", "no dense run", lambda ctx: cli("prune", ctx.tmp / "nowhere", "--ranks",
+                                                        "2,2,2,2"), CLIExit, "no checkpoint at"),
+        Bad("cli train", "ranks for adaptive",
+            lambda ctx: cli("train", "--method", "adaptive", "--tau", "0.1", "--ranks", "2,2,2,2"),
+            CLIExit, "ranks is only used by methods"),
+    ]
+
+
 BAD = ([r for name in STEPS for r in _integrator_rows(name)] + _lowrank_truncate_rows()
        + _layer_rows() + _optimizer_rows() + _data_rows() + _oracle_rows() + _cli_rows()
-       + _train_data_rows())
+       + _train_data_rows() + _comparison_rows())
 
 #: (public function, bad-input class) -> the existing test that covers it (not repeated above).
 ELSEWHERE = {
@@ -972,6 +1080,19 @@ ELSEWHERE = {
         "test_train.py::test_corrupt_or_truncated_checkpoint_is_refused",
     ("train", "divergence keeps the last good checkpoint (dense)"):
         "test_train.py::test_divergence_names_epoch_batch_and_keeps_the_checkpoint",
+    ("prune_model", "neither ranks nor tau, too few ranks, rank 0 / float, tau < 0, "
+                    "min_rank with ranks, not an MLP"):
+        "test_pruning.py::test_bad_arguments_are_refused_by_name",
+    ("PaperAdamKLS / CarriedAdamKLS", "lr 0 / str, beta1 1, beta2 < 0, eps 0, tau < 0, "
+                                      "max_rank < min_rank"):
+        "test_adam.py::test_bad_hyperparameters_are_refused",
+    ("TrainConfig", "Adam for fixed, adam-carried for vanilla, betas with sgd, finetune "
+                    "with Adam, unknown optimizer, eps 0"):
+        "test_adam.py::test_config_options_of_adam_are_checked",
+    ("compare_methods / compare_illconditioned / recipe_sweep / record_start",
+     "empty taus, options setting method / unknown field / not a dict, epochs 0, decays < 1, "
+     "unknown forms, table name, config without out"):
+        "test_compare.py::test_bad_arguments_are_refused_by_name",
 }
 
 
@@ -1005,7 +1126,9 @@ def test_table_is_systematic():
                 "make_optimizer", "DenseSGD", "FixedRankKLS", "AdaptiveKLS", "SOnlySGD",
                 "low_rank_mlp", "data.load", "data.batches", "data.subset", "data.read_idx",
                 "oracle.cases", "oracle.check", "oracle.export", "oracle.verify", "cli train",
-                "cli sweep", "cli figures", "cli oracle"}
+                "cli sweep", "cli figures", "cli oracle", "FactorizedDense", "decayed_factors",
+                "prune_model", "DenseAdam", "PaperAdamKLS", "CarriedAdamKLS", "cli compare",
+                "cli prune"}
     assert required <= {r.function for r in BAD}
 
 

@@ -662,7 +662,9 @@ def test_cli_help_lists_every_option_with_its_default():
     expected = {"--method", "--rank", "--tau", "--min-rank", "--max-rank", "--passes",
                 "--finetune-epochs", "--epochs", "--batch-size", "--lr", "--momentum",
                 "--schedule", "--warmup", "--seed", "--dtype", "--dataset", "--data-dir", "--out",
-                "--resume", "--hidden", "--n-train", "--n-test", "--force", "--threads"}
+                "--resume", "--hidden", "--n-train", "--n-test", "--force", "--threads",
+                "--ranks", "--decay", "--prune-from", "--prune-tau", "--init", "--optimizer",
+                "--adam-beta1", "--adam-beta2", "--adam-eps"}
     assert {s for a in actions for s in a.option_strings} == expected
     for a in actions:
         assert a.option_strings[0] in text

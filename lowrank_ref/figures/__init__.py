@@ -9,6 +9,8 @@ everything and writes the PNG files. The modules:
 * :mod:`~lowrank_ref.figures.mnist_plots` -- accuracy against compression beside the paper's
   table, ranks per epoch;
 * :mod:`~lowrank_ref.figures.timing_plots` -- step time against rank from the benchmark JSON;
+* :mod:`~lowrank_ref.figures.comparison_plots` -- the paper's comparisons (methods against
+  compression, the ill-conditioning experiment) from the tables of ``compare``;
 * :mod:`~lowrank_ref.figures.style` -- a pyplot-free Figure and saving.
 
 This subpackage is the only part of :mod:`lowrank_ref` that imports matplotlib.
@@ -26,12 +28,18 @@ from .mnist_plots import (PAPER_MNIST_DENSE_ACC, PAPER_MNIST_TABLE, PRODUCER, RU
                           plot_accuracy_vs_compression, plot_rank_evolution, read_history,
                           read_table)
 from .timing_plots import TIMING_JSON, TIMING_PRODUCER, plot_timing_vs_rank
+from .comparison_plots import (COMPARISON_TABLE, ILLCONDITIONED_TABLE, plot_illconditioned,
+                               plot_methods_vs_compression, read_comparison)
 
 __all__ = ["make_figures", "PAPER_MNIST_TABLE", "PAPER_MNIST_DENSE_ACC", "TABLE_NAME",
            "RUNS_DIR_NAME", "RUN_NAME_COLUMNS", "TIMING_JSON", "plot_integrator_convergence",
            "plot_integrator_robustness", "plot_integrator_high_order",
            "plot_accuracy_vs_compression", "plot_rank_evolution", "plot_timing_vs_rank",
-           "read_table", "read_history"]
+           "read_table", "read_history", "plot_methods_vs_compression", "plot_illconditioned",
+           "FIGURE_GROUPS"]
+
+#: The groups of figures ``make_figures(only=...)`` draws.
+FIGURE_GROUPS = ("integrators", "mnist", "timing", "comparison")
 
 
 def make_figures(only: Optional[str] = None, fast: bool = False, out_dir="figures",
@@ -56,12 +64,15 @@ def make_figures(only: Optional[str] = None, fast: bool = False, out_dir="figure
     * ``only="timing"`` (or None): redraws ``timing_vs_rank.png`` from ``timing_json``
       (default :data:`TIMING_JSON`, written by ``benchmarks/bench_rank_sweep.py``; the
       timing itself is not rerun).
+    * ``only="comparison"`` (or None): reads ``results_dir/mnist_comparison.csv`` and
+      ``results_dir/mnist_illconditioned.csv`` (written by ``python -m lowrank_ref compare``)
+      and writes ``mnist_methods_vs_compression.png`` and ``mnist_illconditioned.png``.
 
     The MNIST and timing inputs are checked before anything is computed or written.
 
     Parameters
     ----------
-    only : {None, "integrators", "mnist", "timing"}
+    only : {None, "integrators", "mnist", "timing", "comparison"}
     fast : bool, default False
     out_dir : str or path-like, default "figures"
     results_dir : str or path-like, default "results"
@@ -80,8 +91,8 @@ def make_figures(only: Optional[str] = None, fast: bool = False, out_dir="figure
     FileNotFoundError
         A results file is missing (the message names it and the command that writes it).
     """
-    if only not in (None, "integrators", "mnist", "timing"):
-        raise ValueError(f"only must be None, 'integrators', 'mnist' or 'timing', got {only!r}")
+    if only is not None and only not in FIGURE_GROUPS:
+        raise ValueError(f"only must be None or one of {FIGURE_GROUPS}, got {only!r}")
     out_dir, results_dir = Path(out_dir), Path(results_dir)
     if out_dir.exists() and not out_dir.is_dir():     # before minutes of computation
         raise ValueError(f"out_dir must be a folder (created if missing), got the file {out_dir}")
@@ -109,6 +120,9 @@ def make_figures(only: Optional[str] = None, fast: bool = False, out_dir="figure
         if not timing_json.is_file():
             raise FileNotFoundError(f"{timing_json} not found: it is written by "
                                     f"{TIMING_PRODUCER}")
+    if only in (None, "comparison"):
+        read_comparison(results_dir / COMPARISON_TABLE)
+        read_comparison(results_dir / ILLCONDITIONED_TABLE)
     if only in (None, "integrators"):
         from .integrator_experiments import integrator_convergence, integrator_robustness
         from .integrator_experiments import integrator_high_order
@@ -126,4 +140,9 @@ def make_figures(only: Optional[str] = None, fast: bool = False, out_dir="figure
                                  out_dir / "mnist_rank_evolution.png"))
     if only in (None, "timing"):
         done(plot_timing_vs_rank(timing_json, out_dir / "timing_vs_rank.png"))
+    if only in (None, "comparison"):
+        done(plot_methods_vs_compression(results_dir / COMPARISON_TABLE,
+                                         out_dir / "mnist_methods_vs_compression.png"))
+        done(plot_illconditioned(results_dir / ILLCONDITIONED_TABLE,
+                                 out_dir / "mnist_illconditioned.png"))
     return written

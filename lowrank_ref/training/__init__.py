@@ -21,7 +21,11 @@ docs/design.md, section "Training runs: records, checkpoints, locks"):
 * :mod:`~lowrank_ref.training.atomic`, :mod:`~lowrank_ref.training.progress`,
   :mod:`~lowrank_ref.training.data_checks`: atomic writes, the progress line, the checks of
   the data of a run;
-* :mod:`~lowrank_ref.training.sweep`: :func:`sweep` over the truncation tolerance.
+* :mod:`~lowrank_ref.training.sweep`: :func:`sweep` over the truncation tolerance;
+* :mod:`~lowrank_ref.training.starts`: the starting networks of per-layer ranks, decayed
+  spectra, the paper code's initialisation and pruned dense checkpoints;
+* :mod:`~lowrank_ref.training.compare`: the paper's comparisons (vanilla factorisation,
+  pruning, ill-conditioning, the Adam recipe), one table each.
 
 Reproducibility
 ---------------

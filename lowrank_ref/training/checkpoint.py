@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .._validate import check_path
+from ..factorized import FactorizedDense
 from ..lowrank import LowRank
 from ..lowrank_layers import LowRankDense
 from ..nn import MLP, Dense
@@ -45,6 +46,10 @@ def _model_arrays(model: MLP) -> dict:
         elif isinstance(layer, Dense):
             arrays[f"layer{i}.kind"] = np.array("dense")
             arrays.update({f"layer{i}.W": layer.W.value, f"layer{i}.b": layer.b.value})
+        elif isinstance(layer, FactorizedDense):
+            arrays[f"layer{i}.kind"] = np.array("factorized")
+            arrays.update({f"layer{i}.U": layer.U.value, f"layer{i}.V": layer.V.value,
+                           f"layer{i}.b": layer.b.value})
         else:
             raise TypeError(f"cannot checkpoint layer {i} of type {type(layer).__name__}")
     return arrays
@@ -57,8 +62,8 @@ def save_checkpoint(path, model: MLP, optimizer, config: TrainConfig, history: l
     Keys: ``format`` (int), ``config`` and ``history`` (JSON in 0-d unicode arrays),
     ``epochs_done`` / ``finetune_done`` (epochs completed in each phase), ``opt_phase``
     (the phase whose optimiser state is stored), ``n_layers``, per layer ``layer{i}.kind``
-    ("dense" or "lowrank") and its arrays ``layer{i}.W``, ``.b`` or ``layer{i}.U``, ``.S``,
-    ``.V``, ``.b`` (ranks may differ per layer), and ``opt.<name>`` for every array of
+    ("dense", "lowrank" or "factorized") and its arrays ``layer{i}.W``, ``.b``; ``layer{i}.U``,
+    ``.S``, ``.V``, ``.b``; or ``layer{i}.U``, ``.V``, ``.b`` (ranks may differ per layer), and ``opt.<name>`` for every array of
     ``optimizer.state_arrays()``.
 
     Parameters
@@ -223,8 +228,16 @@ def restore_model(model: MLP, arrays: dict, path: Path, dtype) -> None:
                     raise
                 except (ValueError, TypeError) as exc:   # shapes, orthonormality
                     raise CheckpointError(f"checkpoint {path}: layer {i}: {exc}") from None
+            elif kind == "factorized" and isinstance(layer, FactorizedDense):
+                U, V, b = get(i, "U"), get(i, "V"), get(i, "b")
+                if (U.shape, V.shape, b.shape) != (layer.U.shape, layer.V.shape, layer.b.shape):
+                    raise CheckpointError(f"checkpoint {path}: layer {i} has U {U.shape}, V "
+                                          f"{V.shape}, b {b.shape}; the configuration needs "
+                                          f"{layer.U.shape}, {layer.V.shape}, {layer.b.shape}")
+                layer.U.value, layer.V.value, layer.b.value = U, V, b
             else:
-                want = "lowrank" if isinstance(layer, LowRankDense) else "dense"
+                want = {LowRankDense: "lowrank", FactorizedDense: "factorized"}.get(
+                    type(layer), "dense")
                 raise CheckpointError(f"checkpoint {path}: layer {i} is {kind!r}, the "
                                       f"configuration's method builds a {want!r} layer")
         except KeyError as exc:

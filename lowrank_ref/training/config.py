@@ -18,14 +18,16 @@ import numpy as np
 
 from .._validate import (check_choice, check_float_dtype, check_int, check_int_list, check_path,
                          check_rank_bounds, check_real)
+from ..adam import ADAM_DEFAULTS, CarriedAdamKLS, DenseAdam, PaperAdamKLS
 from ..data import DATASETS
 from ..dlrt import METHODS, SOnlySGD, check_method_options, low_rank_mlp, make_optimizer
-from ..nn import MLP
+from ..nn import INITS, MLP
 from ..threads import DEFAULT_THREADS, check_threads
 
 __all__ = ["TrainConfig", "lr_at", "build_model", "build_optimizer", "config_differences",
            "SCHEDULES", "DTYPES", "PHASES", "DEFAULT_SIZES", "DEFAULT_LR", "DEFAULT_MOMENTUM",
-           "DEFAULT_WARMUP", "DEFAULT_RANK", "DEFAULT_EPOCHS", "RESUMABLE_CHANGES"]
+           "DEFAULT_WARMUP", "DEFAULT_RANK", "DEFAULT_EPOCHS", "RESUMABLE_CHANGES", "OPTIMIZERS",
+           "TRAIN_INITS", "DEFAULT_ADAM_LR"]
 
 SCHEDULES = ("constant", "cosine")
 DTYPES = ("float32", "float64")
@@ -38,21 +40,32 @@ DEFAULT_SIZES = (784, 500, 500, 500, 500, 10)
 #: accuracy for seeds 0 / 1 / 2 (lr 0.02: 97.90%, 0.05: 98.21%, 0.2: 98.33%, seed 0).
 #: DLRT (adaptive, tau 0.11, momentum 0.9, cosine, 10 epochs): lr 0.1 -> 97.84%, 0.05 -> 97.27%,
 #: 0.15 -> 97.89%, 0.2 diverged.
-DEFAULT_LR = {"dense": 0.1, "fixed": 0.1, "adaptive": 0.1}
+DEFAULT_LR = {"dense": 0.1, "fixed": 0.1, "adaptive": 0.1, "vanilla": 0.1, "sonly": 0.1}
 #: Default momentum per method (``TrainConfig(momentum=None)``). Heavy-ball momentum of the
 #: factors is carried across basis changes as documented in :mod:`lowrank_ref.dlrt`;
 #: ``momentum=0`` gives plain SGD, the explicit Euler step of the gradient flow that the
 #: analysis of [SZKCT22] covers (slower: 94.0% after 4 epochs at tau 0.1 where momentum
 #: 0.9 gave 96.3%).
-DEFAULT_MOMENTUM = {"dense": 0.9, "fixed": 0.9, "adaptive": 0.9}
+DEFAULT_MOMENTUM = {"dense": 0.9, "fixed": 0.9, "adaptive": 0.9, "vanilla": 0.9, "sonly": 0.9}
 #: Default number of linear warm-up steps of the learning rate (``TrainConfig(warmup=None)``):
 #: the first DLRT steps decide the ranks, and a full-size first step once cut them too far
 #: (tau 0.07: 97.18% without, 98.15% with 100 warm-up steps).
-DEFAULT_WARMUP = {"dense": 0, "fixed": 100, "adaptive": 100}
+DEFAULT_WARMUP = {"dense": 0, "fixed": 100, "adaptive": 100, "vanilla": 100, "sonly": 0}
 #: Default starting rank of the low-rank methods (``TrainConfig(rank=None)``); 150 is the
 #: starting rank of the paper's MNIST runs.
-DEFAULT_RANK = {"fixed": 20, "adaptive": 150}
+DEFAULT_RANK = {"fixed": 20, "adaptive": 150, "vanilla": 20, "sonly": 20}
 DEFAULT_EPOCHS = 10
+#: ``TrainConfig.optimizer``: SGD (with ``momentum``), Adam with moments per factor variable as
+#: the paper's code keeps them, Adam with moments carried across bases (lowrank_ref.adam).
+OPTIMIZERS = ("sgd", "adam", "adam-carried")
+#: Default learning rate of the Adam optimizers (the paper's code).
+DEFAULT_ADAM_LR = 1e-3
+#: ``TrainConfig.init``: the dense draws of lowrank_ref.nn.INITS, or "keras-normal": every
+#: variable (each factor U, S, V of a low-rank layer, every weight and bias) drawn from
+#: N(0, 0.05^2), as the paper's TensorFlow code initialises its dense MNIST runs.
+TRAIN_INITS = INITS + ("keras-normal",)
+#: Methods whose low-rank layers keep their ranks (``ranks``, ``decay``, ``prune_from`` apply).
+FIXED_RANK_METHODS = ("fixed", "vanilla", "sonly")
 
 CHECKPOINT_NAME = "checkpoint.npz"
 #: Options that may differ between a checkpoint and the run resuming it.
@@ -112,6 +125,33 @@ class TrainConfig:
     threads : int or None, default :data:`lowrank_ref.threads.DEFAULT_THREADS` (1)
         BLAS/LAPACK threads during the run (:func:`lowrank_ref.threads.blas_threads`); None
         leaves the libraries' own default (one per core). May change on resume.
+    ranks : list of int, optional
+        One rank per low-rank (hidden) layer, for methods "fixed", "vanilla" and "sonly"
+        (instead of one ``rank`` for all); ``rank`` becomes ``max(ranks)``.
+    decay : float, optional
+        Methods "fixed", "vanilla", "sonly": start every low-rank layer from the official
+        code's decayed spectrum ``sigma_k = |z|_(k) decay^(-k)``
+        (:func:`lowrank_ref.factorized.decayed_factors`), ``>= 1``; None: the package's start
+        (:class:`~lowrank_ref.lowrank_layers.LowRankDense`). A "fixed" and a "vanilla" run of
+        one configuration start from the same ``W0`` either way.
+    init : str, default "he"
+        :data:`TRAIN_INITS`: a dense draw of :data:`lowrank_ref.nn.INITS` (truncated by an SVD
+        for low-rank layers), or "keras-normal" (the paper's code: every factor and bias
+        ``N(0, 0.05^2)``).
+    optimizer : {"sgd", "adam", "adam-carried"}, default "sgd"
+        :data:`OPTIMIZERS`. "adam": methods "dense", "vanilla" (:class:`~lowrank_ref.adam.
+        DenseAdam`) and "adaptive" (:class:`~lowrank_ref.adam.PaperAdamKLS`, the paper's
+        code); "adam-carried": "adaptive" (:class:`~lowrank_ref.adam.CarriedAdamKLS`). With
+        Adam, ``lr`` defaults to :data:`DEFAULT_ADAM_LR`, ``momentum`` to 0 (and must be 0).
+    adam_beta1, adam_beta2, adam_eps : float
+        Adam's hyperparameters (default :data:`lowrank_ref.adam.ADAM_DEFAULTS`); Adam only.
+    prune_from : str, optional
+        Methods "fixed" and "sonly": a dense run folder (or its checkpoint) whose hidden
+        layers, truncated by SVDs (:func:`lowrank_ref.pruning.prune_model`), are the start
+        (fine-tuning after pruning). Needs ``ranks`` or ``prune_tau``.
+    prune_tau : float, optional
+        With ``prune_from``: choose each layer's rank by this tolerance
+        (:func:`lowrank_ref.pruning.pruned_ranks`) instead of ``ranks``.
 
     Raises
     ------
@@ -162,6 +202,15 @@ class TrainConfig:
     n_test: Optional[int] = None
     out: Optional[str] = None
     threads: Optional[int] = DEFAULT_THREADS
+    ranks: Optional[List[int]] = None
+    decay: Optional[float] = None
+    init: str = "he"
+    optimizer: str = "sgd"
+    adam_beta1: float = ADAM_DEFAULTS["beta1"]
+    adam_beta2: float = ADAM_DEFAULTS["beta2"]
+    adam_eps: float = ADAM_DEFAULTS["eps"]
+    prune_from: Optional[str] = None
+    prune_tau: Optional[float] = None
 
     def __post_init__(self):
         # Each option on its own (kind, then value), then the options against each other.
@@ -171,11 +220,13 @@ class TrainConfig:
         self.sizes = check_int_list(self.sizes, "sizes", low=1, min_len=2)
         self.epochs = check_int(self.epochs, "epochs", low=1)
         self.batch_size = check_int(self.batch_size, "batch_size", low=1)
+        self.optimizer = check_choice(self.optimizer, "optimizer", OPTIMIZERS)
+        adam = self.optimizer != "sgd"
         if self.lr is None:
-            self.lr = DEFAULT_LR[self.method]
+            self.lr = DEFAULT_ADAM_LR if adam else DEFAULT_LR[self.method]
         self.lr = check_real(self.lr, "lr", low=0, low_open=True)
         if self.momentum is None:
-            self.momentum = DEFAULT_MOMENTUM[self.method]
+            self.momentum = 0.0 if adam else DEFAULT_MOMENTUM[self.method]
         self.momentum = check_real(self.momentum, "momentum", low=0, high=1, high_open=True)
         self.schedule = check_choice(self.schedule, "schedule", SCHEDULES)
         if self.warmup is None:
@@ -194,6 +245,15 @@ class TrainConfig:
         self.n_test = check_int(self.n_test, "n_test", low=1, optional=True)
         self.out = check_path(self.out, "out", optional=True)
         self.threads = check_threads(self.threads)
+        self.ranks = (None if self.ranks is None
+                      else check_int_list(self.ranks, "ranks", low=1))
+        self.decay = check_real(self.decay, "decay", low=1.0, optional=True)
+        self.init = check_choice(self.init, "init", TRAIN_INITS)
+        self.adam_beta1 = check_real(self.adam_beta1, "adam_beta1", low=0, high=1, high_open=True)
+        self.adam_beta2 = check_real(self.adam_beta2, "adam_beta2", low=0, high=1, high_open=True)
+        self.adam_eps = check_real(self.adam_eps, "adam_eps", low=0, low_open=True)
+        self.prune_from = check_path(self.prune_from, "prune_from", optional=True)
+        self.prune_tau = check_real(self.prune_tau, "prune_tau", low=0, optional=True)
 
         # Options a method does not use must keep their defaults: a silently ignored
         # option is a wrong experiment (tau, min_rank, max_rank, passes: adaptive only).
@@ -207,8 +267,67 @@ class TrainConfig:
                 raise ValueError(f"finetune_epochs (S-only fine-tuning) needs low-rank layers: "
                                  f"use method 'fixed' or 'adaptive', got finetune_epochs="
                                  f"{self.finetune_epochs} for method 'dense'")
-        elif self.rank is None:
+        elif self.ranks is None and self.prune_from is None and self.rank is None:
             self.rank = DEFAULT_RANK[self.method]
+        self._check_comparison_options()
+
+    def _check_comparison_options(self) -> None:
+        """The options of the comparisons (ranks, decay, init, optimizer, pruning) together."""
+        m, n_hidden = self.method, len(self.sizes) - 2
+        if self.ranks is not None:
+            if m not in FIXED_RANK_METHODS:
+                raise ValueError(f"ranks is only used by methods {FIXED_RANK_METHODS}, got "
+                                 f"ranks={self.ranks} for method {m!r}")
+            if len(self.ranks) != n_hidden:
+                raise ValueError(f"ranks must give one rank per hidden layer ({n_hidden}), got "
+                                 f"{self.ranks}")
+            for i, (r, a, b) in enumerate(zip(self.ranks, self.sizes[:-2], self.sizes[1:-1])):
+                if r > min(a, b):
+                    raise ValueError(f"ranks[{i}] must be <= min(n_in, n_out) = {min(a, b)}, "
+                                     f"got {r}")
+            if self.rank is not None and self.rank != max(self.ranks):
+                raise ValueError(f"rank must be None (or max(ranks) = {max(self.ranks)}) when "
+                                 f"ranks is given, got rank={self.rank}")
+            self.rank = max(self.ranks)
+        if self.decay is not None and m not in FIXED_RANK_METHODS:
+            raise ValueError(f"decay is only used by methods {FIXED_RANK_METHODS}, got "
+                             f"decay={self.decay} for method {m!r}")
+        if self.prune_from is not None:
+            if m not in ("fixed", "sonly"):
+                raise ValueError(f"prune_from (fine-tuning a pruned dense network) is only used "
+                                 f"by methods 'fixed' and 'sonly', got method {m!r}")
+            if (self.ranks is None) == (self.prune_tau is None):
+                raise ValueError(f"prune_from needs exactly one of ranks and prune_tau, got "
+                                 f"ranks={self.ranks}, prune_tau={self.prune_tau}")
+            if self.decay is not None or self.init != "he":
+                raise ValueError(f"prune_from starts from the pruned network: decay and init "
+                                 f"do not apply, got decay={self.decay}, init={self.init!r}")
+            if self.prune_tau is not None and self.rank is not None:
+                raise ValueError(f"rank must be None with prune_tau (the ranks come from the "
+                                 f"pruned network), got rank={self.rank}")
+        elif self.prune_tau is not None:
+            raise ValueError(f"prune_tau is only used with prune_from, got "
+                             f"prune_tau={self.prune_tau}")
+        if self.decay is not None and self.init != "he":
+            raise ValueError(f"decay sets the starting factors itself: init does not apply, "
+                             f"got init={self.init!r}")
+        adam = {"adam": ("dense", "vanilla", "adaptive"), "adam-carried": ("adaptive",)}
+        if self.optimizer != "sgd":
+            if m not in adam[self.optimizer]:
+                raise ValueError(f"optimizer {self.optimizer!r} is implemented for methods "
+                                 f"{adam[self.optimizer]}, got method {m!r}")
+            if self.momentum != 0:
+                raise ValueError(f"momentum is only used by optimizer 'sgd' (Adam has beta1), "
+                                 f"got momentum={self.momentum} with optimizer {self.optimizer!r}")
+            if self.finetune_epochs:
+                raise ValueError(f"finetune_epochs (S-only SGD) is only used with optimizer "
+                                 f"'sgd', got {self.finetune_epochs} with {self.optimizer!r}")
+        else:
+            for name in ("beta1", "beta2", "eps"):
+                if getattr(self, f"adam_{name}") != ADAM_DEFAULTS[name]:
+                    raise ValueError(f"adam_{name} is only used by the Adam optimizers, got "
+                                     f"adam_{name}={getattr(self, f'adam_{name}')!r} with "
+                                     f"optimizer 'sgd'")
 
     def to_dict(self) -> dict:
         """The configuration as a JSON-ready dict (field order)."""
@@ -251,7 +370,9 @@ def lr_at(config: TrainConfig, step: int, total_steps: int) -> float:
 def build_model(config: TrainConfig) -> MLP:
     """The freshly initialised network of ``config`` (from ``default_rng(config.seed)``).
 
-    Dense for method "dense", else :func:`lowrank_ref.dlrt.low_rank_mlp` (last layer dense).
+    Dense for method "dense", else :func:`lowrank_ref.dlrt.low_rank_mlp` (last layer dense);
+    per-layer ``ranks``, ``decay``, ``init``, method "vanilla" and ``prune_from`` by
+    :func:`lowrank_ref.training.starts.start_model`.
 
     Examples
     --------
@@ -261,6 +382,10 @@ def build_model(config: TrainConfig) -> MLP:
     """
     rng = np.random.default_rng(config.seed)
     dtype = np.dtype(config.dtype)
+    if (config.method in ("vanilla", "sonly") or config.ranks is not None or config.init != "he"
+            or config.decay is not None or config.prune_from is not None):
+        from .starts import start_model     # imported here: starts -> checkpoint -> config
+        return start_model(config, rng, dtype)
     if config.method == "dense":
         return MLP.dense(config.sizes, rng, dtype)
     return low_rank_mlp(config.sizes, config.rank, rng, dtype)
@@ -272,11 +397,19 @@ def build_optimizer(config: TrainConfig, model: MLP, phase: str = "train"):
     Phase "train": :func:`lowrank_ref.dlrt.make_optimizer` of ``config.method`` (with the
     adaptive options for "adaptive"); phase "finetune": :class:`lowrank_ref.dlrt.SOnlySGD`
     (the cores ``S`` only). Both with ``config.lr`` and ``config.momentum`` (the learning
-    rate is set per step from :func:`lr_at`).
+    rate is set per step from :func:`lr_at`). With ``config.optimizer`` "adam" or
+    "adam-carried": :class:`~lowrank_ref.adam.DenseAdam` (methods "dense", "vanilla"),
+    :class:`~lowrank_ref.adam.PaperAdamKLS` or :class:`~lowrank_ref.adam.CarriedAdamKLS`.
     """
     phase = check_choice(phase, "phase", PHASES)
     if phase == "finetune":
         return SOnlySGD(model, config.lr, momentum=config.momentum)
+    if config.optimizer != "sgd":                   # the Adam forms of lowrank_ref.adam
+        hyper = dict(beta1=config.adam_beta1, beta2=config.adam_beta2, eps=config.adam_eps)
+        if config.method != "adaptive":
+            return DenseAdam(model, config.lr, **hyper)
+        cls = PaperAdamKLS if config.optimizer == "adam" else CarriedAdamKLS
+        return cls(model, config.lr, config.tau, config.min_rank, config.max_rank, **hyper)
     kwargs = {}
     if config.method == "adaptive":
         kwargs = dict(tau=config.tau, min_rank=config.min_rank, max_rank=config.max_rank,

@@ -298,7 +298,14 @@ def _run(config: TrainConfig, log, data, ckpt: Optional[dict], force: bool, prog
     try:
         what = {"dense": "dense", "fixed": f"fixed-rank DLRT, rank {config.rank}",
                 "adaptive": f"rank-adaptive DLRT, start rank {config.rank}, tau {config.tau}, "
-                            f"{config.passes} pass(es)"}[config.method]
+                            f"{config.passes} pass(es)",
+                "vanilla": f"vanilla U V^T, rank {config.rank}",
+                "sonly": f"S-only, rank {config.rank}"}[config.method]
+        if config.ranks is not None or config.prune_from is not None:
+            what += (f" (ranks {config.ranks or 'by prune_tau'}"
+                     + (f", pruned from {config.prune_from})" if config.prune_from else ")"))
+        if config.optimizer != "sgd":
+            what += f", optimizer {config.optimizer}"
         log(f"{what} training of {'-'.join(map(str, config.sizes))} on "
             f"{ds.name}: {n} train / {len(ds.y_test)} test samples, {config.dtype}, batch "
             f"{config.batch_size}, lr {config.lr:g} ({config.schedule}), momentum "

@@ -1,0 +1,430 @@
+"""The paper's comparisons, each one command: methods at equal compression, the
+ill-conditioning experiment, and the paper's own recipe (Adam).
+
+* :func:`compare_methods` -- for each ``tau``: rank-adaptive DLRT, then at the ranks it found
+  fixed-rank DLRT, vanilla ``U V^T``, the dense network pruned to those ranks (no
+  fine-tuning), and the pruned network fine-tuned by fixed-rank DLRT and by S-only steps.
+  Writes ``mnist_comparison.csv``.
+* :func:`compare_illconditioned` -- fixed rank, starting spectra decaying by ``decay``
+  (:func:`lowrank_ref.factorized.decayed_factors`), DLRT against vanilla from the same
+  ``W0``, accuracy per epoch (epoch 0: the start). Writes ``mnist_illconditioned.csv``.
+* :func:`recipe_sweep` -- rank-adaptive DLRT with Adam in both forms of
+  :mod:`lowrank_ref.adam`, from the paper code's initialisation. Writes
+  ``mnist_adam_recipe.csv``.
+
+Every run is a :func:`~lowrank_ref.training.train` run of a
+:class:`~lowrank_ref.training.TrainConfig` built from ``options`` (any TrainConfig fields
+shared by all runs: data, sizes, dtype, seed, batch size, learning rate, ...) plus the
+fields that make the run what it is (method, ranks, tau, decay, optimizer, epochs); a field
+added to TrainConfig later (an architecture) reaches every run through ``options``. Run
+folders go under ``results_dir/<table stem>_runs/<name>``; a finished run whose
+``run.json`` holds the same configuration is only read, a run with a checkpoint is resumed,
+so an interrupted comparison continues where it stopped and the tables can be rebuilt from
+the committed records. Every table has one row per run and epoch, :data:`TABLE_COLUMNS`.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+from pathlib import Path
+from typing import Callable, Optional
+
+from .._validate import check_callable, check_int, check_path, check_real
+from ..data import Dataset
+from ..dlrt import parameter_counts
+from .atomic import write_text
+from .checkpoint import CHECKPOINT_NAME
+from .config import TrainConfig, build_model
+from .data_checks import prepare_data
+from .loop import evaluate, train
+from .records import (HISTORY_NAME, RUN_NAME, git_commit, history_csv, portable_source,
+                      versions)
+
+__all__ = ["compare_methods", "compare_illconditioned", "recipe_sweep", "evaluate_start",
+           "record_start",
+           "read_rows", "TABLE_COLUMNS", "RECIPE", "SET_BY_EXPERIMENT"]
+
+#: Columns of the comparison tables (accuracies and compression rates in percent).
+TABLE_COLUMNS = ("experiment", "level", "method", "optimizer", "seed", "epoch", "phase",
+                 "ranks", "eval_params", "train_params", "eval_cr", "train_cr", "test_acc",
+                 "test_loss", "train_loss", "train_acc", "lr", "epochs", "finetune_epochs",
+                 "run")
+
+#: The paper's recipe for its dense MNIST table as the paper's TensorFlow code runs it
+#: (``src/mnist_DLRA.py`` of ``CSMMLab/DLRT-Net``): Adam with learning rate 1e-3 (constant,
+#: no warm-up), batch 256, starting rank 150, every variable drawn from N(0, 0.05^2), rank
+#: at least 2.
+RECIPE = {"init": "keras-normal", "lr": 1e-3, "schedule": "constant", "warmup": 0,
+          "batch_size": 256, "rank": 150, "min_rank": 2}
+
+
+#: TrainConfig fields each experiment sets itself (not accepted in ``options``).
+SET_BY_EXPERIMENT = ("method", "out", "epochs", "ranks", "tau", "decay", "prune_from",
+                     "prune_tau", "optimizer")
+
+
+def _options(options, name="options") -> dict:
+    options = {} if options is None else options
+    if not isinstance(options, dict):
+        raise TypeError(f"{name} must be a dict of TrainConfig fields, got "
+                        f"{type(options).__name__}")
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"{name} has unknown TrainConfig field(s) {unknown}")
+    fixed = sorted(set(options) & set(SET_BY_EXPERIMENT))
+    if fixed:
+        raise ValueError(f"{name} must not set {fixed}: the experiment sets them per run")
+    return dict(options)
+
+
+def _config(options: dict, out: Path, **fields) -> TrainConfig:
+    return TrainConfig(**{**options, **fields, "out": str(out)})
+
+
+def _same_config(run_json: Path, config: TrainConfig) -> bool:
+    """Whether ``run_json`` records a finished run of ``config`` (but out and threads)."""
+    try:
+        run = json.loads(run_json.read_text())
+        old = TrainConfig.from_dict(run["config"]).to_dict()
+    except (OSError, ValueError, TypeError, KeyError):
+        return False
+    new = config.to_dict()
+    return run.get("status") == "finished" and all(
+        old[k] == new[k] for k in new if k not in ("out", "threads"))
+
+
+def _history(out: Path) -> list:
+    with open(out / HISTORY_NAME, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _run(config: TrainConfig, data, log) -> list:
+    """Train ``config`` (or read it, if finished with the same configuration); its history."""
+    out = Path(config.out)
+    if (out / CHECKPOINT_NAME).exists():
+        train(config, log=log, data=data, resume=out)
+    elif not (_same_config(out / RUN_NAME, config) and (out / HISTORY_NAME).exists()):
+        train(config, log=log, data=data)
+    else:
+        log(f"{out}: finished with this configuration, read")
+    return _history(out)
+
+
+def evaluate_start(config: TrainConfig, data: Optional[Dataset] = None) -> dict:
+    """The test loss and accuracy of the network ``config`` starts from (built, not trained).
+
+    Returns
+    -------
+    dict
+        A history row for epoch 0 (phase "start"): ``test_loss``, ``test_acc`` (fraction),
+        ``ranks`` ("r1|r2|..."), ``eval_params``, ``train_params``, ``eval_cr``,
+        ``train_cr``; the training columns empty.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``config`` not a TrainConfig; as :func:`~lowrank_ref.training.build_model` and the
+        data checks.
+    """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    ds = prepare_data(config, data)
+    model = build_model(config)
+    test_loss, test_acc = evaluate(model, ds.X_test, ds.y_test)
+    c = parameter_counts(model)
+    return {"epoch": 0, "phase": "start", "lr": "", "train_loss": "", "train_acc": "",
+            "test_loss": test_loss, "test_acc": test_acc,
+            "ranks": "|".join(str(r) for r in c["ranks"] if r is not None),
+            "eval_params": c["eval_params"], "train_params": c["train_params"],
+            "eval_cr": c["eval_cr"], "train_cr": c["train_cr"], "seconds": 0.0}
+
+
+def record_start(config: TrainConfig, data: Optional[Dataset] = None,
+                 log: Callable[[str], None] = print, what: str = "evaluated, not trained") -> list:
+    """Evaluate the network ``config`` starts from (no training) and record it in ``config.out``.
+
+    For a pruned network (``prune_from``), this is "pruning after training" without
+    fine-tuning. ``history.csv`` gets one row, epoch 0 (phase "start"); ``run.json`` holds
+    the configuration, ``what`` and the test accuracy. A record with the same configuration
+    is only read.
+
+    Returns
+    -------
+    list of dict
+        The rows of ``history.csv`` (strings).
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``config`` not a TrainConfig or without ``out``; as :func:`build_model`.
+    """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if config.out is None:
+        raise ValueError("config.out must name the folder of the record, got None")
+    check_callable(log, "log", "log(line: str)")
+    out = Path(config.out)
+    if _same_config(out / RUN_NAME, config) and (out / HISTORY_NAME).exists():
+        return _history(out)
+    row = evaluate_start(config, data)
+    ds = prepare_data(config, data)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / HISTORY_NAME, history_csv([row]))
+    run = {"config": config.to_dict(), "seed": config.seed, "what": what,
+           "versions": versions(), "git_commit": git_commit(), "out": str(out),
+           "data": {"name": ds.name, "source": portable_source(ds.source),
+                    "n_train": len(ds.y_train), "n_test": len(ds.y_test)},
+           "status": "finished",
+           "final": {"test_acc": row["test_acc"], "test_loss": row["test_loss"]}}
+    write_text(out / RUN_NAME, json.dumps(run, indent=2) + "\n")
+    log(f"{what}: test acc {100 * row['test_acc']:.2f}%, ranks {row['ranks']}, eval params "
+        f"{row['eval_params']:,}")
+    return _history(out)
+
+
+def _pct(value) -> str:
+    return "" if value in ("", None) else f"{100 * float(value):.2f}"
+
+
+def _rows(experiment, level, method, config: TrainConfig, history, runs_dir: Path,
+          trained: bool = True) -> list:
+    rows = []
+    for h in history:
+        rows.append({
+            "experiment": experiment, "level": level, "method": method,
+            "optimizer": config.optimizer, "seed": config.seed, "epoch": h["epoch"],
+            "phase": h["phase"], "ranks": h["ranks"], "eval_params": h["eval_params"],
+            "train_params": h["train_params"], "eval_cr": _pct(h["eval_cr"]),
+            "train_cr": _pct(h["train_cr"]), "test_acc": _pct(h["test_acc"]),
+            "test_loss": h["test_loss"], "train_loss": h["train_loss"] or "",
+            "train_acc": _pct(h["train_acc"]), "lr": h["lr"] or "",
+            "epochs": config.epochs if trained else 0,
+            "finetune_epochs": config.finetune_epochs if trained else 0,
+            "run": Path(config.out).relative_to(runs_dir.parent).as_posix()})
+    return rows
+
+
+def _write_table(path: Path, rows: list, log) -> Path:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buf.getvalue())
+    log(f"wrote {path}")
+    return path
+
+
+def _check_common(results_dir, log, data, epochs, name):
+    results_dir = Path(check_path(results_dir, "results_dir"))
+    check_callable(log, "log", "log(line: str)")
+    if data is not None and not isinstance(data, Dataset):
+        raise TypeError(f"data must be a lowrank_ref.data.Dataset or None, got "
+                        f"{type(data).__name__}")
+    check_int(epochs, "epochs", low=1)
+    if not isinstance(name, str) or not name.endswith(".csv") or "/" in name:
+        raise ValueError(f"name must be a file name ending in .csv, got {name!r}")
+    return results_dir, results_dir / (name[:-4] + "_runs")
+
+
+def _check_seeds(seeds, options) -> list:
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise TypeError(f"seeds must be a sequence of ints >= 0, got {type(seeds).__name__}")
+    seeds = [check_int(s, f"seeds[{i}]", low=0) for i, s in enumerate(seeds)]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be a non-empty sequence of distinct ints, got {seeds}")
+    if "seed" in options:
+        raise ValueError(f"options must not set 'seed' (got {options['seed']!r}): give seeds")
+    return seeds
+
+
+def _suffix(seed: int) -> str:
+    """Run folder suffix of a seed: none for seed 0, ``-seed-<s>`` for the others."""
+    return "" if seed == 0 else f"-seed-{seed}"
+
+
+def _check_list(values, name, low) -> list:
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of finite numbers >= {low:g}, got "
+                        f"{type(values).__name__}")
+    values = [check_real(v, f"{name}[{i}]", low=low) for i, v in enumerate(values)]
+    if not values:
+        raise ValueError(f"{name} must be a non-empty sequence of numbers >= {low:g}, got []")
+    return values
+
+
+def compare_methods(taus=(0.05, 0.09, 0.13, 0.17), epochs: int = 5, finetune_epochs: int = 2,
+                    options: Optional[dict] = None, finetune_options: Optional[dict] = None,
+                    method_options: Optional[dict] = None, seeds=(0,),
+                    results_dir="results", name: str = "mnist_comparison.csv",
+                    data: Optional[Dataset] = None, log: Callable[[str], None] = print) -> Path:
+    """DLRT against vanilla factorisation and pruning at the compression DLRT finds.
+
+    Runs (each ``epochs`` epochs unless said otherwise), in order: the dense network; per
+    ``tau`` rank-adaptive DLRT (``level`` = ``tau``; its final ranks ``R``), fixed-rank DLRT
+    and vanilla ``U V^T`` with ``ranks=R``, the dense network pruned to ``R`` (method
+    "prune", evaluated only: epoch 0), and the pruned network fine-tuned for
+    ``finetune_epochs`` epochs by fixed-rank DLRT ("prune+fixed") and by S-only steps
+    ("prune+sonly"). All low-rank methods of a level therefore have the same evaluation
+    parameters. The pruned runs start from the dense run's final checkpoint (which must
+    exist unless their records do).
+
+    Parameters
+    ----------
+    taus : sequence of float
+        Tolerances of the adaptive runs (>= 0).
+    epochs, finetune_epochs : int
+        ``>= 1``.
+    options : dict, optional
+        TrainConfig fields shared by all runs (not ``method``, ``rank``, ``ranks``, ``tau``,
+        ``out``, ``epochs``, ``prune_from``); each method's defaults fill the rest.
+    finetune_options : dict, optional
+        Fields that override ``options`` in the fine-tuning runs (e.g. ``{"lr": 0.01}``).
+    method_options : dict, optional
+        Per method ("dense", "adaptive", "fixed", "vanilla"), fields that override
+        ``options`` in its runs (e.g. ``{"vanilla": {"lr": 0.03}}``: the vanilla factors
+        diverge at the learning rate DLRT trains with).
+    seeds : sequence of int, default (0,)
+        Every run above once per seed (the seed of initialisation and shuffling); folders
+        of seeds other than 0 end in ``-seed-<s>``. ``options`` must not set ``seed``.
+    results_dir : path-like, default "results"
+    name : str, default "mnist_comparison.csv"
+        The table; runs in ``results_dir/<stem>_runs``.
+    data : Dataset, optional
+    log : callable
+
+    Returns
+    -------
+    pathlib.Path
+        The table.
+    """
+    results_dir, runs = _check_common(results_dir, log, data, epochs, name)
+    taus = _check_list(taus, "taus", 0.0)
+    check_int(finetune_epochs, "finetune_epochs", low=1)
+    options = _options(options)
+    ft = {**options, **_options(finetune_options, "finetune_options")}
+    method_options = {} if method_options is None else method_options
+    if not isinstance(method_options, dict) or not set(method_options) <= {
+            "dense", "adaptive", "fixed", "vanilla"}:
+        raise ValueError(f"method_options must map some of 'dense', 'adaptive', 'fixed', "
+                         f"'vanilla' to dicts of TrainConfig fields, got {method_options!r}")
+    per = {m: {**options, **_options(method_options.get(m), f"method_options[{m!r}]")}
+           for m in ("dense", "adaptive", "fixed", "vanilla")}
+    seeds = _check_seeds(seeds, options)
+    rows = []
+    for seed in seeds:
+        rows += _methods_of_seed(taus, epochs, finetune_epochs, per, ft, seed, runs, data, log)
+    return _write_table(results_dir / name, rows, log)
+
+
+def _methods_of_seed(taus, epochs, finetune_epochs, per, ft, seed, runs, data, log) -> list:
+    """The runs of :func:`compare_methods` for one seed; their table rows."""
+    sfx = _suffix(seed)
+    dense_dir = runs / f"dense{sfx}"
+    dense = _config(per["dense"], dense_dir, method="dense", epochs=epochs, seed=seed)
+    rows = _rows("methods", "dense", "dense", dense, _run(dense, data, log), runs)
+    for tau in taus:
+        level = f"{tau:g}"
+        adaptive = _config(per["adaptive"], runs / f"adaptive-tau-{level}{sfx}",
+                           method="adaptive", tau=tau, epochs=epochs, seed=seed)
+        history = _run(adaptive, data, log)
+        rows += _rows("methods", level, "adaptive", adaptive, history, runs)
+        ranks = [int(r) for r in history[-1]["ranks"].split("|")]
+        for method in ("fixed", "vanilla"):
+            cfg = _config(per[method], runs / f"{method}-tau-{level}{sfx}", method=method,
+                          ranks=ranks, epochs=epochs, seed=seed)
+            rows += _rows("methods", level, method, cfg, _run(cfg, data, log), runs)
+        prune = _config(ft, runs / f"prune-tau-{level}{sfx}", method="fixed", ranks=ranks,
+                        prune_from=str(dense_dir), epochs=finetune_epochs, seed=seed)
+        rows += _rows("methods", level, "prune", prune, record_start(
+            prune, data, log, f"dense network pruned to ranks {ranks}, no fine-tuning"), runs,
+            trained=False)
+        for method in ("fixed", "sonly"):
+            cfg = _config(ft, runs / f"prune-{method}-tau-{level}{sfx}", method=method,
+                          ranks=ranks, prune_from=str(dense_dir), epochs=finetune_epochs,
+                          seed=seed)
+            rows += _rows("methods", level, f"prune+{method}", cfg, _run(cfg, data, log), runs)
+    return rows
+
+
+def compare_illconditioned(decays=(1.0, 2.0, 10.0), rank: int = 20, epochs: int = 10,
+                           options: Optional[dict] = None, seeds=(0,), results_dir="results",
+                           name: str = "mnist_illconditioned.csv",
+                           data: Optional[Dataset] = None,
+                           log: Callable[[str], None] = print) -> Path:
+    """Fixed-rank DLRT against vanilla ``U V^T`` from the same decaying starting spectrum.
+
+    For each ``decay`` (the ``level``), methods "fixed" and "vanilla" with ``rank`` and
+    ``decay`` (TrainConfig, so both build the same ``W0``: :mod:`lowrank_ref.training.starts`),
+    ``epochs`` epochs each. Rows: epoch 0 (the start, evaluated) and every epoch.
+
+    Parameters
+    ----------
+    decays : sequence of float
+        ``>= 1``.
+    rank : int
+    epochs : int
+    options, seeds, results_dir, name, data, log
+        As :func:`compare_methods`.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    results_dir, runs = _check_common(results_dir, log, data, epochs, name)
+    decays = _check_list(decays, "decays", 1.0)
+    check_int(rank, "rank", low=1)
+    options = _options(options)
+    rows = []
+    for seed in _check_seeds(seeds, options):
+        for decay in decays:
+            level = f"{decay:g}"
+            for method in ("fixed", "vanilla"):
+                cfg = _config(options, runs / f"{method}-decay-{level}{_suffix(seed)}",
+                              method=method, rank=rank, decay=decay, epochs=epochs, seed=seed)
+                history = [evaluate_start(cfg, data)] + _run(cfg, data, log)
+                rows += _rows("illconditioned", level, method, cfg, history, runs)
+    return _write_table(results_dir / name, rows, log)
+
+
+def recipe_sweep(taus=(0.05, 0.09, 0.13, 0.17), epochs: int = 3,
+                 forms=("adam", "adam-carried"), options: Optional[dict] = None,
+                 results_dir="results", name: str = "mnist_adam_recipe.csv",
+                 data: Optional[Dataset] = None, log: Callable[[str], None] = print) -> Path:
+    """Rank-adaptive DLRT by the paper's recipe (:data:`RECIPE`), Adam in each form.
+
+    One run per form (``optimizer``: "adam", the paper's code; "adam-carried", moments
+    carried across bases) and ``tau`` (the ``level``); ``options`` override :data:`RECIPE`.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    results_dir, runs = _check_common(results_dir, log, data, epochs, name)
+    taus = _check_list(taus, "taus", 0.0)
+    if isinstance(forms, str) or not all(f in ("adam", "adam-carried") for f in forms) \
+            or not forms:
+        raise ValueError(f"forms must be a non-empty sequence of 'adam', 'adam-carried', got "
+                         f"{forms!r}")
+    options = {**RECIPE, **_options(options)}
+    rows = []
+    for form in forms:
+        for tau in taus:
+            level = f"{tau:g}"
+            cfg = _config(options, runs / f"{form}-tau-{level}", method="adaptive", tau=tau,
+                          optimizer=form, epochs=epochs)
+            rows += _rows("recipe", level, "adaptive", cfg, _run(cfg, data, log), runs)
+    return _write_table(results_dir / name, rows, log)
+
+
+def read_rows(table) -> list:
+    """The rows of a comparison table (list of dict of strings), for figures and tests."""
+    path = Path(check_path(table, "table"))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: it is written by python -m lowrank_ref "
+                                f"compare ... (see README)")
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+

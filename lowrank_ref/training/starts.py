@@ -1,0 +1,115 @@
+"""Where a run's network starts when it is not the plain default of :func:`build_model`.
+
+:func:`start_model` builds the network of a :class:`~lowrank_ref.training.TrainConfig` that
+asks for per-layer ``ranks``, the official code's decayed spectrum (``decay``), the paper's
+"keras-normal" initialisation, the vanilla ``U V^T`` layers (method "vanilla") or a pruned
+dense checkpoint (``prune_from``). The rule that makes comparisons fair: for one
+configuration, methods "fixed" and "vanilla" draw the same numbers from the same generator
+and so start from the same matrices ``W0`` (the vanilla layer is the balanced split of the
+DLRT layer's factors, :func:`lowrank_ref.factorized.split_factors`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..factorized import FactorizedDense, decayed_factors
+from ..lowrank import LowRank, orthonormalize
+from ..lowrank_layers import SPECTRUM_NORM, LowRankDense
+from ..nn import MLP, Dense
+from ..pruning import prune_model
+from .checkpoint import load_checkpoint, restore_model
+
+__all__ = ["start_model", "keras_normal_lowrank", "KERAS_NORMAL_STD"]
+
+#: Standard deviation of Keras' "random_normal" initializer (mean 0), with which the paper's
+#: TensorFlow code draws every variable of its dense MNIST networks.
+KERAS_NORMAL_STD = 0.05
+
+
+def keras_normal_lowrank(n_out: int, n_in: int, rank: int, rng, dtype) -> LowRank:
+    """``W0 = U S V^T`` with ``U`` (n_out, r), ``S`` (r, r), ``V`` (n_in, r) all ``N(0, 0.05^2)``.
+
+    The start of a low-rank layer in the paper's TensorFlow code (``DLRALayerAdaptive`` of
+    ``src/dlranet.py`` in ``CSMMLab/DLRT-Net``: ``aux_U``, ``s``, ``aux_Vt`` drawn by
+    ``initializer="random_normal"``, not orthonormalised). Returned with orthonormal factors
+    (``U = Q_U R_U``, ``V = Q_V R_V``, ``S <- R_U S R_V^T``): the same matrix.
+
+    Examples
+    --------
+    >>> Y = keras_normal_lowrank(500, 784, 150, np.random.default_rng(0), np.float64)
+    >>> Y.U.shape, Y.S.shape, Y.V.shape, Y.orthonormality_error() < 1e-12
+    ((500, 150), (150, 150), (784, 150), True)
+    >>> round(float(Y.to_dense().std()), 3)       # sqrt(150 * 150) * 0.05^3
+    0.019
+    """
+    U = rng.normal(0.0, KERAS_NORMAL_STD, (n_out, rank))
+    S = rng.normal(0.0, KERAS_NORMAL_STD, (rank, rank))
+    V = rng.normal(0.0, KERAS_NORMAL_STD, (n_in, rank))
+    QU, RU = orthonormalize(U, return_r=True)
+    QV, RV = orthonormalize(V, return_r=True)
+    return LowRank(QU.astype(dtype), (RU @ S @ RV.T).astype(dtype), QV.astype(dtype))
+
+
+def _keras_normal_dense(n_in, n_out, rng, dtype) -> Dense:
+    layer = Dense(n_in, n_out, np.random.default_rng(0), dtype=dtype)   # values replaced:
+    layer.W.value = rng.normal(0.0, KERAS_NORMAL_STD, (n_out, n_in)).astype(dtype)
+    layer.b.value = rng.normal(0.0, KERAS_NORMAL_STD, n_out).astype(dtype)
+    return layer
+
+
+def _pruned(config, dtype) -> MLP:
+    ckpt = load_checkpoint(config.prune_from)
+    if ckpt["config"].method != "dense":
+        raise ValueError(f"prune_from must be a dense run, got {ckpt['path']} of method "
+                         f"{ckpt['config'].method!r}")
+    if list(ckpt["config"].sizes) != list(config.sizes):
+        raise ValueError(f"prune_from {ckpt['path']} has sizes {ckpt['config'].sizes}, the "
+                         f"configuration {config.sizes}")
+    dense = MLP.dense(config.sizes, np.random.default_rng(0), dtype)
+    restore_model(dense, ckpt["arrays"], ckpt["path"], dtype)
+    if config.ranks is not None:
+        return prune_model(dense, ranks=config.ranks)
+    return prune_model(dense, tau=config.prune_tau)
+
+
+def start_model(config, rng: np.random.Generator, dtype) -> MLP:
+    """The network of ``config`` (a TrainConfig) for the starts described in the module doc.
+
+    Hidden layers in order, then the dense last layer, all from ``rng``. Low-rank layers are
+    :class:`~lowrank_ref.lowrank_layers.LowRankDense` (methods "fixed", "adaptive", "sonly")
+    or :class:`~lowrank_ref.factorized.FactorizedDense` (method "vanilla") of rank
+    ``config.ranks[i]`` or ``min(config.rank, n_in, n_out)``.
+
+    Raises
+    ------
+    ValueError, FileNotFoundError, CheckpointError
+        ``prune_from`` missing, not a dense run, or of other sizes.
+    """
+    dtype = np.dtype(dtype)
+    if config.prune_from is not None:
+        return _pruned(config, dtype)
+    pairs = list(zip(config.sizes[:-1], config.sizes[1:]))
+    if config.method == "dense":
+        if config.init != "keras-normal":
+            return MLP.dense(config.sizes, rng, dtype, init=config.init)
+        return MLP([_keras_normal_dense(a, b, rng, dtype) for a, b in pairs])
+    layers = []
+    for i, (n_in, n_out) in enumerate(pairs[:-1]):
+        r = config.ranks[i] if config.ranks is not None else min(config.rank, n_in, n_out)
+        if config.decay is not None:
+            Y = decayed_factors(n_out, n_in, r, config.decay, rng, dtype,
+                                norm=SPECTRUM_NORM * np.sqrt(2.0 * n_out))
+            b = np.zeros(n_out)
+        elif config.init == "keras-normal":
+            Y = keras_normal_lowrank(n_out, n_in, r, rng, dtype)
+            b = rng.normal(0.0, KERAS_NORMAL_STD, n_out)
+        else:
+            start = LowRankDense(n_in, n_out, r, rng, dtype=dtype, init=config.init)
+            Y, b = start.factors, start.b.value
+        b = np.asarray(b).astype(dtype)
+        layers.append(FactorizedDense.from_lowrank(Y, b) if config.method == "vanilla"
+                      else LowRankDense.from_factors(Y, b))
+    n_in, n_out = pairs[-1]
+    last = (_keras_normal_dense(n_in, n_out, rng, dtype) if config.init == "keras-normal"
+            else Dense(n_in, n_out, rng, dtype=dtype, init=config.init))
+    return MLP(layers + [last])
