@@ -113,7 +113,7 @@ class Flatten:
         return ops.flatten(X)
 
     def forward_array(self, X: np.ndarray) -> np.ndarray:
-        return X.reshape(X.shape[0], -1)
+        return X.reshape(X.shape[0], int(np.prod(X.shape[1:])))
 
     def parameters(self) -> list:
         return []

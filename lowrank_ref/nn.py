@@ -159,6 +159,9 @@ class Dense:
     array([4., 4.])
     """
 
+    #: The layer's kind in a checkpoint (``layer{i}.kind``).
+    KIND = "dense"
+
     def __init__(self, n_in: int, n_out: int, rng, dtype=np.float64, init: str = "he"):
         self.n_in = check_int(n_in, "n_in", low=1)
         self.n_out = check_int(n_out, "n_out", low=1)

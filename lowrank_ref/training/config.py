@@ -20,13 +20,19 @@ from .._validate import (check_choice, check_float_dtype, check_int, check_int_l
                          check_rank_bounds, check_real)
 from ..data import DATASETS
 from ..dlrt import METHODS, SOnlySGD, check_method_options, low_rank_mlp, make_optimizer
-from ..nn import MLP
+from ..networks import LENET5_INPUT_SHAPE, lenet5
+from ..nn import MLP, Network
 from ..threads import DEFAULT_THREADS, check_threads
 
 __all__ = ["TrainConfig", "lr_at", "build_model", "build_optimizer", "config_differences",
-           "SCHEDULES", "DTYPES", "PHASES", "DEFAULT_SIZES", "DEFAULT_LR", "DEFAULT_MOMENTUM",
-           "DEFAULT_WARMUP", "DEFAULT_RANK", "DEFAULT_EPOCHS", "RESUMABLE_CHANGES"]
+           "input_shape", "n_classes", "arch_default",
+           "ARCHS", "SCHEDULES", "DTYPES", "PHASES", "DEFAULT_SIZES", "DEFAULT_LR",
+           "DEFAULT_MOMENTUM", "DEFAULT_WARMUP", "DEFAULT_RANK", "DEFAULT_EPOCHS",
+           "DEFAULT_BATCH_SIZE", "DEFAULT_SCHEDULE", "LENET5_DEFAULTS", "RESUMABLE_CHANGES"]
 
+#: The networks: the fully connected ``"mlp"`` (``sizes``) and ``"lenet5"``
+#: (:func:`lowrank_ref.networks.lenet5`, on images ``(1, 28, 28)``).
+ARCHS = ("mlp", "lenet5")
 SCHEDULES = ("constant", "cosine")
 DTYPES = ("float32", "float64")
 #: The two phases of a run: the main epochs, then the optional S-only fine-tuning.
@@ -53,6 +59,31 @@ DEFAULT_WARMUP = {"dense": 0, "fixed": 100, "adaptive": 100}
 #: starting rank of the paper's MNIST runs.
 DEFAULT_RANK = {"fixed": 20, "adaptive": 150}
 DEFAULT_EPOCHS = 10
+DEFAULT_BATCH_SIZE = 256
+DEFAULT_SCHEDULE = "cosine"
+#: The defaults of ``arch="lenet5"`` (the ``DEFAULT_*`` above are those of the MLP): the
+#: recipe of the LeNet5 runs of [SZKCT22] (plain SGD, lr 0.05, batch 128, 20 epochs), and
+#: the full-rank start (``rank`` 500, capped by each layer to 20, 50, 500).
+LENET5_DEFAULTS = {"epochs": 20, "batch_size": 128, "schedule": "constant",
+                   "lr": {"dense": 0.05, "fixed": 0.05, "adaptive": 0.05},
+                   "momentum": {"dense": 0.0, "fixed": 0.0, "adaptive": 0.0},
+                   "warmup": {"dense": 0, "fixed": 0, "adaptive": 0},
+                   "rank": {"fixed": 20, "adaptive": 500}}
+_MLP_DEFAULTS = {"epochs": DEFAULT_EPOCHS, "batch_size": DEFAULT_BATCH_SIZE,
+                 "schedule": DEFAULT_SCHEDULE, "lr": DEFAULT_LR, "momentum": DEFAULT_MOMENTUM,
+                 "warmup": DEFAULT_WARMUP, "rank": DEFAULT_RANK}
+
+
+def arch_default(arch: str, option: str, method: str):
+    """The default of ``option`` for a run of ``arch`` with ``method`` (None: none).
+
+    Examples
+    --------
+    >>> arch_default("mlp", "lr", "dense"), arch_default("lenet5", "batch_size", "dense")
+    (0.1, 128)
+    """
+    value = (LENET5_DEFAULTS if arch == "lenet5" else _MLP_DEFAULTS)[option]
+    return value.get(method) if isinstance(value, dict) else value
 
 CHECKPOINT_NAME = "checkpoint.npz"
 #: Options that may differ between a checkpoint and the run resuming it.
@@ -67,22 +98,31 @@ class TrainConfig:
     ----------
     method : {"dense", "fixed", "adaptive"}, default "dense"
         The optimiser (:func:`lowrank_ref.dlrt.make_optimizer`).
+    arch : {"mlp", "lenet5"}, default "mlp"
+        The network: the MLP of ``sizes``, or :func:`lowrank_ref.networks.lenet5` (the
+        images reshaped to ``(1, 28, 28)``; its first three layers low-rank for the methods
+        "fixed" and "adaptive"). Options left at None take the defaults of the
+        architecture: the ``DEFAULT_*`` constants for "mlp", :data:`LENET5_DEFAULTS` for
+        "lenet5" (filled in on construction).
     dataset : {"mnist", "fashion-mnist"}, default "mnist"
     data_dir : str, optional
         A folder searched first for the data (:func:`lowrank_ref.data.load`).
-    sizes : list of int, default ``[784, 500, 500, 500, 500, 10]``
-        Layer widths, input first, classes last.
-    epochs : int, default 10
-        Main training epochs, ``>= 1``.
-    batch_size : int, default 256
+    sizes : list of int, optional
+        Layer widths, input first, classes last; arch "mlp" only (None:
+        ``[784, 500, 500, 500, 500, 10]``).
+    epochs : int, optional
+        Main training epochs, ``>= 1``; None: 10 for "mlp", 20 for "lenet5".
+    batch_size : int, optional
+        None: 256 for "mlp", 128 for "lenet5".
     lr : float, optional
         Learning rate ``> 0``; None: :data:`DEFAULT_LR` of the method (filled in on
         construction).
     momentum : float, optional
         Heavy-ball momentum in ``[0, 1)``; None: :data:`DEFAULT_MOMENTUM` of the method
-        (0.9 for every method; 0 gives plain SGD, the Euler step of [SZKCT22]).
-    schedule : {"constant", "cosine"}, default "cosine"
-        Per-step cosine decay to 0 over the main epochs (:func:`lr_at`), or constant.
+        (0.9 for every method of the MLP; 0 gives plain SGD, the Euler step of [SZKCT22]).
+    schedule : {"constant", "cosine"}, optional
+        Per-step cosine decay to 0 over the main epochs (:func:`lr_at`), or constant;
+        None: "cosine" for "mlp".
     warmup : int, optional
         Steps of linear warm-up (``lr * (step + 1) / warmup``) at the start of each phase;
         None: :data:`DEFAULT_WARMUP` of the method.
@@ -92,14 +132,14 @@ class TrainConfig:
         stored by name.
     rank : int, optional
         Starting rank of every low-rank layer (capped at ``min(n_in, n_out)``); None:
-        :data:`DEFAULT_RANK` for "fixed" and "adaptive"; not allowed for "dense". The last
-        layer stays dense.
+        :data:`DEFAULT_RANK` for "fixed" and "adaptive" (LeNet5: 500, the full rank of each
+        layer); not allowed for "dense". The last layer stays dense.
     tau : float, optional
         Relative truncation tolerance of method "adaptive" (required there, only there).
     min_rank : int, default 1
         Method "adaptive" only.
     max_rank : int, optional
-        Method "adaptive" only; None: ``min(n_in, n_out) // 2`` per layer.
+        Method "adaptive" only; None: the full rank ``min(n_in, n_out)`` per layer.
     passes : {1, 3}, default 1
         Method "adaptive" only: one backward per step, or the published three.
     finetune_epochs : int, default 0
@@ -128,6 +168,8 @@ class TrainConfig:
     --------
     >>> TrainConfig().lr, TrainConfig().momentum
     (0.1, 0.9)
+    >>> TrainConfig(arch="lenet5").batch_size
+    128
     >>> TrainConfig(method="adaptive", tau=0.1).rank
     150
     >>> TrainConfig(method="dense", rank=20)
@@ -141,14 +183,15 @@ class TrainConfig:
     """
 
     method: str = "dense"
+    arch: str = "mlp"
     dataset: str = "mnist"
     data_dir: Optional[str] = None
-    sizes: List[int] = field(default_factory=lambda: list(DEFAULT_SIZES))
-    epochs: int = DEFAULT_EPOCHS
-    batch_size: int = 256
+    sizes: Optional[List[int]] = None
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None
     lr: Optional[float] = None
     momentum: Optional[float] = None
-    schedule: str = "cosine"
+    schedule: Optional[str] = None
     warmup: Optional[int] = None
     seed: int = 0
     dtype: str = "float32"
@@ -166,20 +209,32 @@ class TrainConfig:
     def __post_init__(self):
         # Each option on its own (kind, then value), then the options against each other.
         self.method = check_choice(self.method, "method", METHODS)
+        self.arch = check_choice(self.arch, "arch", ARCHS)
+
+        def default(option):
+            return arch_default(self.arch, option, self.method)
         self.dataset = check_choice(self.dataset, "dataset", DATASETS)
         self.data_dir = check_path(self.data_dir, "data_dir", optional=True)
-        self.sizes = check_int_list(self.sizes, "sizes", low=1, min_len=2)
-        self.epochs = check_int(self.epochs, "epochs", low=1)
-        self.batch_size = check_int(self.batch_size, "batch_size", low=1)
+        if self.arch == "mlp":
+            self.sizes = check_int_list(list(DEFAULT_SIZES) if self.sizes is None else self.sizes,
+                                        "sizes", low=1, min_len=2)
+        elif self.sizes is not None:
+            raise ValueError(f"sizes is only used by arch 'mlp' (the layers of LeNet5 are "
+                             f"fixed), got sizes={self.sizes!r} for arch {self.arch!r}")
+        self.epochs = check_int(default("epochs") if self.epochs is None else self.epochs,
+                                "epochs", low=1)
+        self.batch_size = check_int(default("batch_size") if self.batch_size is None
+                                    else self.batch_size, "batch_size", low=1)
         if self.lr is None:
-            self.lr = DEFAULT_LR[self.method]
+            self.lr = default("lr")
         self.lr = check_real(self.lr, "lr", low=0, low_open=True)
         if self.momentum is None:
-            self.momentum = DEFAULT_MOMENTUM[self.method]
+            self.momentum = default("momentum")
         self.momentum = check_real(self.momentum, "momentum", low=0, high=1, high_open=True)
-        self.schedule = check_choice(self.schedule, "schedule", SCHEDULES)
+        self.schedule = check_choice(default("schedule") if self.schedule is None
+                                     else self.schedule, "schedule", SCHEDULES)
         if self.warmup is None:
-            self.warmup = DEFAULT_WARMUP[self.method]
+            self.warmup = default("warmup")
         self.warmup = check_int(self.warmup, "warmup", low=0)
         self.seed = check_int(self.seed, "seed", low=0)
         self.dtype = check_float_dtype(self.dtype, "dtype").name
@@ -208,7 +263,7 @@ class TrainConfig:
                                  f"use method 'fixed' or 'adaptive', got finetune_epochs="
                                  f"{self.finetune_epochs} for method 'dense'")
         elif self.rank is None:
-            self.rank = DEFAULT_RANK[self.method]
+            self.rank = default("rank")
 
     def to_dict(self) -> dict:
         """The configuration as a JSON-ready dict (field order)."""
@@ -248,25 +303,42 @@ def lr_at(config: TrainConfig, step: int, total_steps: int) -> float:
     return config.lr * warm * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
 
 
-def build_model(config: TrainConfig) -> MLP:
+def build_model(config: TrainConfig) -> Network:
     """The freshly initialised network of ``config`` (from ``default_rng(config.seed)``).
 
-    Dense for method "dense", else :func:`lowrank_ref.dlrt.low_rank_mlp` (last layer dense).
+    Arch "mlp": dense for method "dense", else :func:`lowrank_ref.dlrt.low_rank_mlp` (last
+    layer dense). Arch "lenet5": :func:`lowrank_ref.networks.lenet5`, dense or with its
+    first three layers low-rank of starting rank ``config.rank`` (capped per layer).
 
     Examples
     --------
     >>> m = build_model(TrainConfig(method="fixed", rank=3, sizes=[6, 5, 4, 2]))
     >>> [type(layer).__name__ for layer in m.layers]
     ['LowRankDense', 'LowRankDense', 'Dense']
+    >>> m = build_model(TrainConfig(method="adaptive", arch="lenet5", tau=0.1))
+    >>> [getattr(layer, "rank", None) for layer in m.layers]
+    [20, 50, 500, None]
     """
     rng = np.random.default_rng(config.seed)
     dtype = np.dtype(config.dtype)
+    if config.arch == "lenet5":
+        return lenet5(rng, dtype, ranks=None if config.method == "dense" else config.rank)
     if config.method == "dense":
         return MLP.dense(config.sizes, rng, dtype)
     return low_rank_mlp(config.sizes, config.rank, rng, dtype)
 
 
-def build_optimizer(config: TrainConfig, model: MLP, phase: str = "train"):
+def input_shape(config: TrainConfig) -> tuple:
+    """The shape of one sample the network of ``config`` takes: ``(sizes[0],)`` or ``(1, 28, 28)``."""
+    return LENET5_INPUT_SHAPE if config.arch == "lenet5" else (config.sizes[0],)
+
+
+def n_classes(config: TrainConfig) -> int:
+    """The number of classes (outputs) of the network of ``config``: ``sizes[-1]`` or 10."""
+    return 10 if config.arch == "lenet5" else config.sizes[-1]
+
+
+def build_optimizer(config: TrainConfig, model: Network, phase: str = "train"):
     """The optimiser of ``model`` for ``phase`` of a run of ``config``.
 
     Phase "train": :func:`lowrank_ref.dlrt.make_optimizer` of ``config.method`` (with the
