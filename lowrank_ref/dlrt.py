@@ -416,8 +416,8 @@ class AdaptiveKLS(_DLRTBase):
     ``passes=3`` evaluates ``G0 V0``, ``G0^T U0`` and ``U_hat^T G0 V_hat`` with three
     forward/backward passes in modes ``"K"``, ``"L"`` and ``"S"``, as in the published code.
     ``passes=1`` takes all three from one backward in mode ``"W"``:
-    ``U_hat^T G0 V_hat = (dZ U_hat)^T (X V_hat)``, reusing ``dZ U0`` and ``X V0``. The
-    two are equal to rounding (tested).
+    ``U_hat^T G0 V_hat = U_hat^T [G0 V0, dZ^T (X V~)]`` (``V_hat = [V0, V~]``), reusing
+    ``G0 V0`` of the K-step. The two are equal to rounding (tested).
 
     Parameters
     ----------
@@ -484,15 +484,14 @@ class AdaptiveKLS(_DLRTBase):
         for i, layer in _low_rank_layers(self.model):
             U0, S0, V0 = layer.factors
             r = layer.rank
-            GV, GtU = _kl_gradients(layer)
-            GV, GtU = self.factor_momentum.kl_velocities(i, U0, V0, GV, GtU)
+            G_V0, GtU = _kl_gradients(layer)
+            GV, GtU = self.factor_momentum.kl_velocities(i, U0, V0, G_V0, GtU)
             K1 = U0 @ S0 - self.lr * GV
             L1 = V0 @ S0.T - self.lr * GtU
             U_hat, S_hat0, V_hat = self._augmented_start(layer, K1, L1)
-            t = layer.taps
-            dZ_U_hat = np.concatenate([t["dZ_U"], t["dZ"] @ U_hat[:, r:]], axis=1)  # dZ U_hat
-            XV_hat = np.concatenate([t["XV"], t["X"] @ V_hat[:, r:]], axis=1)     # X V_hat
-            dS = self.factor_momentum.s_velocity(i, U_hat, V_hat, dZ_U_hat.T @ XV_hat)  # U_hat^T G0 V_hat
+            t = layer.taps        # G V_hat = [G V0, dZ^T (X V~)]: one more pass over the rows
+            G_V_hat = np.concatenate([G_V0, t["dZ"].T @ (t["X"] @ V_hat[:, r:])], axis=1)
+            dS = self.factor_momentum.s_velocity(i, U_hat, V_hat, U_hat.T @ G_V_hat)  # U_hat^T G0 V_hat
             S_hat1 = S_hat0 - self.lr * dS
             self._truncate(layer, U_hat, S_hat1, V_hat)
         self._apply_dense_and_bias(dense)

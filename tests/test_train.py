@@ -830,7 +830,7 @@ def lenet_config(tmp_path, name="lenet", **kw):
 
 def test_lenet5_config_defaults_and_errors():
     c = TrainConfig(arch="lenet5", method="adaptive", tau=0.2)
-    assert (c.epochs, c.batch_size, c.sizes, c.rank) == (20, 128, None, 500)
+    assert (c.epochs, c.batch_size, c.sizes, c.rank) == (10, 128, None, 500)
     assert (c.lr, c.schedule) == (training.config.LENET5_DEFAULTS["lr"]["adaptive"],
                                   training.config.LENET5_DEFAULTS["schedule"])
     assert TrainConfig.from_dict(c.to_dict()) == c

@@ -61,13 +61,17 @@ DEFAULT_RANK = {"fixed": 20, "adaptive": 150}
 DEFAULT_EPOCHS = 10
 DEFAULT_BATCH_SIZE = 256
 DEFAULT_SCHEDULE = "cosine"
-#: The defaults of ``arch="lenet5"`` (the ``DEFAULT_*`` above are those of the MLP): the
-#: recipe of the LeNet5 runs of [SZKCT22] (plain SGD, lr 0.05, batch 128, 20 epochs), and
-#: the full-rank start (``rank`` 500, capped by each layer to 20, 50, 500).
-LENET5_DEFAULTS = {"epochs": 20, "batch_size": 128, "schedule": "constant",
+#: The defaults of ``arch="lenet5"`` (the ``DEFAULT_*`` above are those of the MLP): lr 0.05
+#: and batch 128 as in the LeNet5 runs of [SZKCT22], the full-rank start of the paper
+#: (``rank`` 500, capped by each layer to 20, 50, 500), but momentum 0.9, the cosine
+#: schedule, 100 warm-up steps for the low-rank methods and 10 epochs instead of plain SGD
+#: for 20 epochs: on short runs (the first 20,000 MNIST images, 3 epochs, seed 0) the
+#: paper's plain SGD reached 92.38% test accuracy at tau 0.2 and 95.91% dense, momentum
+#: with the cosine schedule 97.50% and 98.36% (same ranks 8, 12-13, 15 at tau 0.2).
+LENET5_DEFAULTS = {"epochs": 10, "batch_size": 128, "schedule": "cosine",
                    "lr": {"dense": 0.05, "fixed": 0.05, "adaptive": 0.05},
-                   "momentum": {"dense": 0.0, "fixed": 0.0, "adaptive": 0.0},
-                   "warmup": {"dense": 0, "fixed": 0, "adaptive": 0},
+                   "momentum": {"dense": 0.9, "fixed": 0.9, "adaptive": 0.9},
+                   "warmup": {"dense": 0, "fixed": 100, "adaptive": 100},
                    "rank": {"fixed": 20, "adaptive": 500}}
 _MLP_DEFAULTS = {"epochs": DEFAULT_EPOCHS, "batch_size": DEFAULT_BATCH_SIZE,
                  "schedule": DEFAULT_SCHEDULE, "lr": DEFAULT_LR, "momentum": DEFAULT_MOMENTUM,
@@ -111,7 +115,7 @@ class TrainConfig:
         Layer widths, input first, classes last; arch "mlp" only (None:
         ``[784, 500, 500, 500, 500, 10]``).
     epochs : int, optional
-        Main training epochs, ``>= 1``; None: 10 for "mlp", 20 for "lenet5".
+        Main training epochs, ``>= 1``; None: 10 (both architectures).
     batch_size : int, optional
         None: 256 for "mlp", 128 for "lenet5".
     lr : float, optional
@@ -119,10 +123,10 @@ class TrainConfig:
         construction).
     momentum : float, optional
         Heavy-ball momentum in ``[0, 1)``; None: :data:`DEFAULT_MOMENTUM` of the method
-        (0.9 for every method of the MLP; 0 gives plain SGD, the Euler step of [SZKCT22]).
+        (0.9 for every method; 0 gives plain SGD, the Euler step of [SZKCT22]).
     schedule : {"constant", "cosine"}, optional
         Per-step cosine decay to 0 over the main epochs (:func:`lr_at`), or constant;
-        None: "cosine" for "mlp".
+        None: "cosine".
     warmup : int, optional
         Steps of linear warm-up (``lr * (step + 1) / warmup``) at the start of each phase;
         None: :data:`DEFAULT_WARMUP` of the method.

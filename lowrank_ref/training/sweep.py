@@ -61,7 +61,8 @@ def sweep(taus, base: TrainConfig, results_dir="results", table_name: Optional[s
     Returns
     -------
     pathlib.Path
-        The table, one row per run with :data:`TABLE_COLUMNS` (``test_acc``, ``eval_cr``,
+        The table (rewritten after every run, so that an interrupted sweep leaves the rows
+        of the runs that finished), one row per run with :data:`TABLE_COLUMNS` (``test_acc``, ``eval_cr``,
         ``train_cr`` in percent; ``ranks`` as ``r1|r2|...``; ``run`` the run folder's name).
     """
     if isinstance(taus, (str, bytes)) or not hasattr(taus, "__iter__"):
@@ -97,7 +98,7 @@ def sweep(taus, base: TrainConfig, results_dir="results", table_name: Optional[s
     jobs = rows_of_a_seed if seeds is None else [
         (f"{name}-seed{s}", dataclasses.replace(cfg, seed=s))
         for s in seeds for name, cfg in rows_of_a_seed]
-    rows = []
+    rows, table = [], results_dir / table_name
     for i, (name, cfg) in enumerate(jobs, 1):
         out = runs_dir / name
         cfg = dataclasses.replace(cfg, out=str(out))
@@ -116,8 +117,9 @@ def sweep(taus, base: TrainConfig, results_dir="results", table_name: Optional[s
             "seconds_per_epoch": f"{float(np.median([r['seconds'] for r in train_rows])):.1f}",
             "total_seconds": f"{sum(r['seconds'] for r in history):.0f}",
             "seed": cfg.seed, "run": name})
-    table = results_dir / table_name
-    lines = [",".join(TABLE_COLUMNS)] + [",".join(str(r[c]) for c in TABLE_COLUMNS) for r in rows]
-    write_text(table, "\n".join(lines) + "\n")
+        # rewritten after every run: an interrupted sweep leaves the table of what finished
+        lines = [",".join(TABLE_COLUMNS)] + [",".join(str(r[c]) for c in TABLE_COLUMNS)
+                                             for r in rows]
+        write_text(table, "\n".join(lines) + "\n")
     log(f"wrote {table}")
     return table
