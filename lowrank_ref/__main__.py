@@ -233,8 +233,9 @@ def _add_figures(sub) -> None:
         "figures", formatter_class=_Formatter, allow_abbrev=False,
         help="regenerate the figures under figures/",
         description=("Recompute the integrator experiments and draw every figure; the MNIST\n"
-                     "figures read RESULTS/mnist_dense_table.csv and the runs' history.csv\n"
-                     "(written by the sweep command), nothing is retrained."))
+                     "figures read RESULTS/mnist_dense_table.csv and the runs' history.csv,\n"
+                     "the LeNet5 figure RESULTS/mnist_lenet5_table.csv (written by the sweep\n"
+                     "command), nothing is retrained."))
     p.add_argument("--only", choices=("integrators", "mnist", "lenet5", "timing"), default=None,
                    help="one group of figures; None: all")
     p.add_argument("--fast", action="store_true", default=False,
