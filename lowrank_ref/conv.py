@@ -171,6 +171,36 @@ class Conv2d(_Geometry):
         self.W = Tensor(W.reshape(self.kernel_shape).astype(dt), requires_grad=True, name="W")
         self.b = Tensor(b.astype(dt), requires_grad=True, name="b")
 
+    @classmethod
+    def from_weights(cls, W, b, stride: int = 1, padding: int = 0) -> "Conv2d":
+        """A layer holding the kernel ``W (c_out, c_in, kh, kw)`` and bias ``b (c_out,)``
+        (copies, of ``W``'s dtype): a network given by plain arrays, e.g. a golden case.
+
+        Raises
+        ------
+        TypeError
+            ``W`` or ``b`` not real, ``stride``/``padding`` not ints.
+        ValueError
+            ``W`` not a finite 4-d array with every dimension >= 1, ``b`` not a finite
+            ``(c_out,)`` array, ``stride`` < 1, ``padding`` < 0.
+
+        Examples
+        --------
+        >>> layer = Conv2d.from_weights(np.ones((2, 1, 3, 3)), np.zeros(2), padding=1)
+        >>> layer(np.ones((1, 1, 4, 4))).shape
+        (1, 2, 4, 4)
+        """
+        W = as_float_array(W.value if isinstance(W, Tensor) else W, "W", 4)
+        if min(W.shape) < 1:
+            raise ValueError(f"W must have every dimension >= 1, got shape {W.shape}")
+        b = check_bias(b, W.shape[0], W.dtype)
+        layer = cls.__new__(cls)
+        layer._set_geometry(W.shape[1], W.shape[0], W.shape[2:], stride, padding)
+        layer.init = "weights"
+        layer.W = Tensor(np.array(W), requires_grad=True, name="W")
+        layer.b = Tensor(np.array(b), requires_grad=True, name="b")
+        return layer
+
     @property
     def dtype(self):
         return self.W.dtype

@@ -338,3 +338,81 @@ def test_adaptive_default_max_rank_allows_a_full_rank_start():
         assert parameter_counts(model)["ranks"] == [4, 5, 6, None]
     assert parameter_counts(lenet5(np.random.default_rng(0), np.float32, ranks=500))["ranks"] \
         == [20, 50, 500, None]
+
+
+# --- a conv network step driven by plain arrays (what an oracle family takes) ----------------
+
+def _conv_step_from_arrays(inputs: dict, method: str, passes: int = 1) -> dict:
+    """One DLRT step of conv (low-rank, stride 2, padding 1), ReLU, max-pool 2, conv
+    (low-rank), ReLU, flatten, linear (dense) given by arrays; returns arrays only."""
+    geometry = [dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=2)]
+    layers = [LowRankConv2d.from_factors(LowRank(inputs[f"U{i}"], inputs[f"S{i}"],
+                                                 inputs[f"V{i}"]), inputs[f"b{i}"], **geo)
+              for i, geo in enumerate(geometry)]
+    W2 = inputs["W2"]
+    dense = Dense(W2.shape[1], W2.shape[0], np.random.default_rng(0), dtype=W2.dtype)
+    dense.W.value, dense.b.value = W2.copy(), inputs["b2"].copy()
+    model = Sequential([layers[0], ReLU(), MaxPool2d(2), layers[1], ReLU(), Flatten(), dense])
+    opt = (FixedRankKLS(model, inputs["lr"]) if method == "fixed" else
+           AdaptiveKLS(model, inputs["lr"], inputs["tau"], passes=passes))
+    opt.step(inputs["X"], inputs["y"])
+    out = {}
+    for i, layer in enumerate(layers):
+        out[f"U{i}"], out[f"S{i}"], out[f"V{i}"] = (np.array(a) for a in layer.factors)
+        out[f"b{i}"], out[f"rank{i}"] = np.array(layer.b.value), layer.rank
+    out["W2"], out["b2"] = np.array(dense.W.value), np.array(dense.b.value)
+    return out
+
+
+def _conv_step_inputs(rng, dtype=np.float64):
+    inputs = {}
+    for i, (c_in, c_out, k, r) in enumerate([(2, 4, 3, 2), (4, 5, 2, 3)]):
+        Y = LowRank.random(rng, c_out, c_in * k * k, r, dtype=dtype)
+        inputs.update({f"U{i}": Y.U, f"S{i}": Y.S, f"V{i}": Y.V,
+                       f"b{i}": (0.1 * rng.standard_normal(c_out)).astype(dtype)})
+    inputs["W2"] = (rng.standard_normal((3, 20)) / np.sqrt(20)).astype(dtype)
+    inputs["b2"] = np.zeros(3, dtype)
+    X, y = _blob_images(rng, n=16)
+    inputs.update(X=X.astype(dtype), y=y.astype(np.int64), lr=0.5, tau=0.1)
+    return inputs
+
+
+@pytest.mark.parametrize("method, passes", [("fixed", 1), ("adaptive", 1), ("adaptive", 3)])
+def test_a_conv_network_step_is_driven_by_plain_arrays(method, passes):
+    """The interface an oracle family needs: arrays in (factors, biases, kernel, images,
+    labels), arrays out; repeatable bit for bit, float32 kept, and a different factorisation
+    of the same kernels (U Q1, Q1^T S Q2, V Q2) gives the same represented kernels."""
+    inputs = _conv_step_inputs(np.random.default_rng(30))
+    out = _conv_step_from_arrays(inputs, method, passes)
+    again = _conv_step_from_arrays(inputs, method, passes)
+    assert out.keys() == again.keys()
+    for k in out:
+        assert isinstance(out[k], (np.ndarray, int))
+        np.testing.assert_array_equal(out[k], again[k], err_msg=k)
+    rng = np.random.default_rng(31)
+    gauged = dict(inputs)
+    for i in (0, 1):
+        r = inputs[f"S{i}"].shape[0]
+        Q1, Q2 = (np.linalg.qr(rng.standard_normal((r, r)))[0] for _ in range(2))
+        gauged.update({f"U{i}": inputs[f"U{i}"] @ Q1, f"S{i}": Q1.T @ inputs[f"S{i}"] @ Q2,
+                       f"V{i}": inputs[f"V{i}"] @ Q2})
+    other = _conv_step_from_arrays(gauged, method, passes)
+    for i in (0, 1):
+        A = out[f"U{i}"] @ out[f"S{i}"] @ out[f"V{i}"].T
+        B = other[f"U{i}"] @ other[f"S{i}"] @ other[f"V{i}"].T
+        assert out[f"rank{i}"] == other[f"rank{i}"]
+        assert np.linalg.norm(A - B) <= tolerance("step", size=20) * np.linalg.norm(A)
+    out32 = _conv_step_from_arrays(_conv_step_inputs(np.random.default_rng(30), np.float32),
+                                   method, passes)
+    assert all(v.dtype == np.float32 for v in out32.values() if isinstance(v, np.ndarray))
+
+
+def test_conv2d_from_weights_holds_copies():
+    rng = np.random.default_rng(32)
+    W, b = rng.standard_normal((3, 2, 3, 2)), rng.standard_normal(3)
+    layer = Conv2d.from_weights(W, b, stride=2, padding=1)
+    assert (layer.kernel_size, layer.stride, layer.padding) == ((3, 2), 2, 1)
+    X = _images(rng)
+    np.testing.assert_array_equal(layer(X).value, ops.conv2d(X, W, b, stride=2, padding=1).value)
+    layer.W.value -= 1.0
+    assert not np.shares_memory(layer.W.value, W) and np.all(W != layer.W.value)
