@@ -2,17 +2,20 @@
 
 A *layer* is any object with
 
-* ``__call__(X: Tensor) -> Tensor`` mapping a batch ``(batch, n_in)`` to ``(batch, n_out)``
-  through :mod:`lowrank_ref.ops` (so ``backward`` reaches its parameters);
+* ``__call__(X: Tensor) -> Tensor`` mapping a batch (``(batch, n_in)`` for a dense layer,
+  images ``(batch, c, h, w)`` for a convolution) to its output through
+  :mod:`lowrank_ref.ops` (so ``backward`` reaches its parameters);
 * ``parameters() -> list[Tensor]``: its trainable leaves;
 
-and optionally ``n_in``/``n_out`` (checked between consecutive layers of an :class:`MLP`)
-and ``forward_array(X: ndarray) -> ndarray``, the same map in plain NumPy used by
+and optionally ``n_in``/``n_out`` (the shape ``(n_out, n_in)`` of its weight matrix;
+checked between consecutive layers of an :class:`MLP`; a convolution's is its kernel
+matrix) and ``forward_array(X: ndarray) -> ndarray``, the same map in plain NumPy used by
 :meth:`Network.predict` (no graph). :class:`Dense` is the dense layer ``Z = X @ W.T + b``
-(docs/design.md, section "Notation"). The low-rank layer of DLRT,
-:class:`lowrank_ref.lowrank_layers.LowRankDense` (factors ``U (n_out, r)``, ``S (r, r)``,
-``V (n_in, r)``, bias ``b (n_out,)``, forward ``((X @ V) @ S.T) @ U.T + b``, [SZKCT22]),
-implements the same protocol, with one trainable leaf per K-, L-, S-step mode.
+(docs/design.md, section "Notation"). The low-rank layers of DLRT
+(:class:`lowrank_ref.lowrank_layers.LowRankLayer`: :class:`~lowrank_ref.lowrank_layers.LowRankDense`
+with factors ``U (n_out, r)``, ``S (r, r)``, ``V (n_in, r)``, bias ``b (n_out,)``, forward
+``((X @ V) @ S.T) @ U.T + b``, [SZKCT22]; :class:`lowrank_ref.conv.LowRankConv2d`)
+implement the same protocol, with one trainable leaf per K-, L-, S-step mode.
 
 A *network* (:class:`Network`) is what the optimisers, the training loop and the checkpoints
 take: :class:`MLP` (layers with one activation between them) and
