@@ -139,3 +139,30 @@ def test_lenet5_dense_baseline_is_at_least_98_5_and_every_row_has_two_seeds():
     assert set(by_tau) == {None} | {p["tau"] for p in PAPER_LENET5_TABLE}
     assert all(len({r["seed"] for r in rows}) >= 2 for rows in by_tau.values())
     assert all(float(r["test_acc"]) >= 98.5 for r in by_tau[None])
+
+
+#: The paper's rows whose compression this project's runs do not reach, as README.md,
+#: section "Reproducing the paper's LeNet5 table", says: at tau >= 0.2 the mean evaluation
+#: parameters of the two seeds exceed those of the paper's ranks counted the same way
+#: (r (n_in + n_out)), by less than half a point of compression.
+LENET5_COMPRESSION_MISSES = {0.2, 0.3, 0.4, 0.45}
+
+
+def test_every_lenet5_tau_of_the_paper_is_above_its_accuracy_and_the_misses_are_as_documented():
+    """The issue's criterion read from the committed table: every paper tau within 0.5 points
+    of the paper's mean accuracy or above it (here: above it at every tau), at a compression
+    at or above that of the paper's ranks counted as r (n_in + n_out) -- except the rows the
+    README names, which fall short by less than 0.5 points of compression."""
+    from lowrank_ref.figures import PAPER_LENET5_TABLE
+    by_tau = _lenet5_by_tau()
+    misses = set()
+    for p in PAPER_LENET5_TABLE:
+        rows = by_tau[p["tau"]]
+        mean_acc = sum(float(r["test_acc"]) for r in rows) / len(rows)
+        assert mean_acc >= p["test_acc"], (p["tau"], mean_acc, p["test_acc"])
+        paper_params = sum(r * (a + b) for r, (a, b) in zip(p["ranks"], LENET5_LOW_RANK)) + 5000
+        ours = sum(int(r["eval_params"]) for r in rows) / len(rows)
+        if ours > paper_params:
+            misses.add(p["tau"])
+            assert 100 * (ours - paper_params) / LENET5_DENSE < 0.5, (p["tau"], ours, paper_params)
+    assert misses == LENET5_COMPRESSION_MISSES
