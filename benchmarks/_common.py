@@ -487,8 +487,8 @@ def step_ops(method, sizes, b, rank=None, aug=None) -> list:
                     ("mm", c, r, r), ("mm", a, r, r)]              # K1, L1
             _augment(ops, c, r, pu)
             _augment(ops, a, r, pv)
-            ops += [("mm", b, c, pu), ("mm", b, a, pv),            # dZ U~, X V~
-                    ("mm", r + pu, b, r + pv)]                     # (dZ U_hat)^T (X V_hat)
+            ops += [("mm", b, a, pv), ("mm", c, b, pv),            # X V~, dZ^T (X V~)
+                    ("mm", r + pu, c, r + pv)]                     # U_hat^T [G V0, G V~]
     else:
         _net_pass(ops, sizes, b, "K", ranks, dense_update=False)
         _net_pass(ops, sizes, b, "L", ranks, dense_update=False)

@@ -59,7 +59,7 @@ CATEGORIES = [
     (r"^lowrank\.py:", "lowrank.py other (reorthonormalize own, LAPACK lookup)"),
     (r"^truncation\.py:", "truncate own (U_hat P, V_hat Q, rank rule)"),
     (r"^dlrt\.py:_kl_gradients$", "DLRT G V0 = dZ^T XV, G^T U0 = X^T dZ_U (_kl_gradients)"),
-    (r"^dlrt\.py:_step_one_pass$", "adaptive one-pass own (K1, L1, dZ U~, X V~, dS, concatenation)"),
+    (r"^dlrt\.py:_step_one_pass$", "adaptive one-pass own (K1, L1, X V~, dZ^T X V~, dS, concatenation)"),
     (r"^dlrt\.py:step$", "optimiser step own (fixed: K1, L1, Galerkin start, S update)"),
     (r"^dlrt\.py:(_check_finite_step|_truncate)$", "DLRT finiteness checks"),
     (r"^dlrt\.py:update$", "SGD updates (dense weights, biases)"),

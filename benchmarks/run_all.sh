@@ -12,3 +12,5 @@ python benchmarks/bench_rank_sweep.py --threads 1 \
     --json benchmarks/results/bench_rank_sweep.json > benchmarks/results/bench_rank_sweep.txt
 python benchmarks/profile_steps.py --threads 1 --steps 30 \
     --pyinstrument benchmarks/results/pyinstrument > benchmarks/results/profile.txt
+python benchmarks/bench_lenet5.py --threads 1 --batches 20 --repeats 5 \
+    --json benchmarks/results/bench_lenet5.json > benchmarks/results/bench_lenet5.txt

@@ -35,7 +35,7 @@ from .adam import ADAM_DEFAULTS
 from .training import (DEFAULT_LR, DEFAULT_MOMENTUM, DEFAULT_RANK, DEFAULT_SIZES, DEFAULT_WARMUP,
                        DTYPES, SCHEDULES, RunFolderInUse, TrainConfig, TrainingDiverged,
                        load_config, sweep, train)
-from .training.config import OPTIMIZERS, TRAIN_INITS
+from .training.config import ARCHS, LENET5_DEFAULTS, OPTIMIZERS, TRAIN_INITS
 
 __all__ = ["main", "build_parser"]
 
@@ -89,14 +89,16 @@ def _add_train(sub, suppress_defaults: bool = False) -> None:
         "train", formatter_class=_Formatter, allow_abbrev=False,
         help="train a dense or low-rank network and record the run",
         description=(
-            "Train the 784-500-500-500-500-10 ReLU network of [SZKCT22] (or --hidden widths)\n"
-            "densely (--method dense) or by dynamical low-rank training: fixed rank\n"
-            "or rank-adaptive ([SZKCT22]). Writes history.csv, run.json and\n"
+            "Train the 784-500-500-500-500-10 ReLU network of [SZKCT22] (or --hidden widths;\n"
+            "--arch lenet5: LeNet5, its first three layers low-rank) densely (--method dense)\n"
+            "or by dynamical low-rank training: fixed rank or rank-adaptive ([SZKCT22]).\n"
+            "Options left at None take the architecture's defaults. Writes history.csv, run.json and\n"
             "checkpoint.npz (after every epoch) to --out. With --resume DIR the configuration\n"
             "comes from DIR's checkpoint; options given on the command line override it, and\n"
             "any change other than --epochs/--finetune-epochs/--out is refused unless --force."),
-        epilog=("example: python -m lowrank_ref train --method adaptive --rank 100 --tau 0.1 "
-                "--epochs 10"))
+        epilog=("examples: python -m lowrank_ref train --method adaptive --rank 100 --tau 0.1 "
+                "--epochs 10; python -m lowrank_ref train --arch lenet5 --method adaptive "
+                "--tau 0.2"))
     _train_options(p, sweep=False)
     if suppress_defaults:   # a probe parser: the namespace holds only the options given
         for action in p._actions:       # (not set_defaults: those land in the namespace)
@@ -106,41 +108,52 @@ def _add_train(sub, suppress_defaults: bool = False) -> None:
 
 def _train_options(p, sweep: bool) -> None:
     """The options of ``train``; ``sweep`` leaves out method, tau and the run folder."""
-    lr_default = ", ".join(f"{v:g} for {k}" for k, v in DEFAULT_LR.items())
-    mom_default = ", ".join(f"{v:g} for {k}" for k, v in DEFAULT_MOMENTUM.items())
+    def per_method(mlp, lenet, fmt="{:g}"):
+        return ("; ".join(", ".join(f"{fmt.format(v)} for {k}" for k, v in d.items())
+                          + f" ({arch})" for arch, d in (("mlp", mlp), ("lenet5", lenet))))
+    lr_default = per_method(DEFAULT_LR, LENET5_DEFAULTS["lr"])
+    mom_default = per_method(DEFAULT_MOMENTUM, LENET5_DEFAULTS["momentum"])
     g = p.add_argument_group("method")
     if not sweep:
         g.add_argument("--method", choices=METHODS, default="dense",
                        help="optimiser: dense SGD, fixed-rank DLRT or rank-adaptive DLRT")
+    g.add_argument("--arch", choices=ARCHS, default="mlp",
+                   help="network: the MLP (--hidden) or LeNet5 (conv 1->20, conv 20->50, "
+                        "linear 800->500, 500->10; the first three low-rank)")
     g.add_argument("--rank", type=int, default=None,
-                   help="starting rank of every low-rank layer (the last layer stays dense); "
-                        "None: " + ", ".join(f"{v} for {k}" for k, v in DEFAULT_RANK.items()))
+                   help="starting rank of every low-rank layer, capped by the layer (the last "
+                        "layer stays dense); None: "
+                        + per_method(DEFAULT_RANK, LENET5_DEFAULTS["rank"], "{}"))
     if not sweep:
         g.add_argument("--tau", type=float, default=None,
                        help="relative truncation tolerance of adaptive (required there)")
     g.add_argument("--min-rank", type=int, default=1, help="smallest rank (adaptive)")
     g.add_argument("--max-rank", type=int, default=None,
-                   help="largest rank (adaptive); None: min(n_in, n_out) // 2 per layer")
+                   help="largest rank (adaptive); None: the full rank min(n_in, n_out) per layer")
     g.add_argument("--passes", type=int, choices=(1, 3), default=1,
                    help="adaptive: 1 backward per step, or the published 3 (K, L, S passes)")
     g.add_argument("--finetune-epochs", type=int, default=0,
                    help="epochs of S-only fine-tuning after --epochs (fixed/adaptive)")
     _comparison_options(p, sweep)
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="main epochs")
-    g.add_argument("--batch-size", type=int, default=TrainConfig.batch_size,
-                   help="samples per step")
+    g.add_argument("--epochs", type=int, default=None,
+                   help=f"main epochs; None: {TrainConfig().epochs} (mlp), "
+                        f"{LENET5_DEFAULTS['epochs']} (lenet5)")
+    g.add_argument("--batch-size", type=int, default=None,
+                   help=f"samples per step; None: {TrainConfig().batch_size} (mlp), "
+                        f"{LENET5_DEFAULTS['batch_size']} (lenet5)")
     g.add_argument("--lr", type=float, default=None,
                    help=f"learning rate; None: {lr_default}")
     g.add_argument("--momentum", type=float, default=None,
                    help=f"heavy-ball momentum in [0, 1); None: {mom_default} (0 gives plain "
                         f"SGD, the Euler step of the gradient flow analysed in [SZKCT22])")
-    g.add_argument("--schedule", choices=SCHEDULES, default=TrainConfig.schedule,
+    g.add_argument("--schedule", choices=SCHEDULES, default=None,
                    help="learning rate: constant, or cosine decay per step to 0 over "
-                        "--epochs (restarted for fine-tuning)")
+                        f"--epochs (restarted for fine-tuning); None: {TrainConfig().schedule} "
+                        f"(mlp), {LENET5_DEFAULTS['schedule']} (lenet5)")
     g.add_argument("--warmup", type=int, default=None,
                    help="steps of linear learning-rate warm-up; None: "
-                        + ", ".join(f"{v} for {k}" for k, v in DEFAULT_WARMUP.items()))
+                        + per_method(DEFAULT_WARMUP, LENET5_DEFAULTS["warmup"], "{}"))
     g.add_argument("--seed", type=int, default=TrainConfig.seed,
                    help="seed of initialisation and shuffling")
     g.add_argument("--dtype", choices=DTYPES, default=TrainConfig.dtype,
@@ -152,8 +165,9 @@ def _train_options(p, sweep: bool) -> None:
     g.add_argument("--data-dir", default=None, metavar="DIR",
                    help="folder searched first for the data; None: $LOWRANK_REF_DATA, then "
                         "the installed packages")
-    g.add_argument("--hidden", type=_int_list, default=",".join(map(str, DEFAULT_SIZES[1:-1])),
-                   metavar="W1,W2,...", help="hidden layer widths, comma-separated")
+    g.add_argument("--hidden", type=_int_list, default=None, metavar="W1,W2,...",
+                   help="hidden layer widths of the MLP, comma-separated; None: "
+                        + ",".join(map(str, DEFAULT_SIZES[1:-1])))
     g.add_argument("--n-train", type=int, default=None,
                    help="use only the first N training samples; None: all")
     g.add_argument("--n-test", type=int, default=None,
@@ -196,15 +210,15 @@ def _comparison_options(p, sweep: bool) -> None:
                        help=f"Adam's {name} (Adam only)")
 
 
-def _int_list0(text: str) -> List[int]:
-    """Comma-separated ints >= 0 (seeds)."""
+def _seed_list(text: str) -> List[int]:
+    """Comma-separated distinct ints >= 0 (seeds)."""
     try:
         values = [int(v) for v in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated ints such as 0,1,2, got "
-                                         f"{text!r}") from None
-    if any(v < 0 for v in values):
-        raise argparse.ArgumentTypeError(f"seeds must be >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated ints such as 0,1,2, got {text!r}") from None
+    if any(v < 0 for v in values) or len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"seeds must be distinct ints >= 0, got {text!r}")
     return values
 
 
@@ -222,16 +236,21 @@ def _add_sweep(sub) -> None:
         "sweep", formatter_class=_Formatter, allow_abbrev=False,
         help="rank-adaptive runs for several tau, and one table",
         description=(
-            "Run rank-adaptive DLRT once per --taus value (same options as train) and write\n"
-            "RESULTS/mnist_dense_table.csv (tau, test accuracy, ranks, eval/train parameters\n"
-            "and compression rates, epochs, seconds per epoch). Runs go to\n"
-            "RESULTS/mnist_runs/tau-<tau>; an interrupted sweep resumes where it stopped."),
+            "Run rank-adaptive DLRT once per --taus value (and --seeds seed; same options as\n"
+            "train) and write RESULTS/mnist_dense_table.csv (--arch lenet5:\n"
+            "RESULTS/mnist_lenet5_table.csv; tau, test accuracy, ranks, eval/train parameters\n"
+            "and compression rates, epochs, seconds per epoch, seed). Runs go to\n"
+            "RESULTS/mnist_runs/tau-<tau> (lenet5: RESULTS/lenet5_runs/; with --seeds the\n"
+            "names end in -seed<seed>); an interrupted sweep resumes where it stopped."),
         epilog="the paper's table: see README.md, section 'Reproducing the paper's table'")
     p.add_argument("--taus", type=_float_list, required=True, metavar="T1,T2,...",
                    help="relative truncation tolerances")
     p.add_argument("--dense-baseline", action="store_true", default=False,
-                   help="also train the dense network (train's defaults, same --epochs, "
-                        "--seed, --dtype, --hidden) as the first row")
+                   help="also train the dense network (train's defaults, same --arch, "
+                        "--epochs, --batch-size, --seed(s), --dtype, --hidden) as the first row")
+    p.add_argument("--seeds", type=_seed_list, default=None, metavar="S1,S2,...",
+                   help="train every row once per seed (replaces --seed; run names end in "
+                        "-seed<seed>)")
     p.add_argument("--results", default="results", metavar="DIR",
                    help="folder of the table and of the runs")
     _train_options(p, sweep=True)
@@ -242,9 +261,12 @@ def _add_figures(sub) -> None:
         "figures", formatter_class=_Formatter, allow_abbrev=False,
         help="regenerate the figures under figures/",
         description=("Recompute the integrator experiments and draw every figure; the MNIST\n"
-                     "figures read RESULTS/mnist_dense_table.csv and the runs' history.csv\n"
-                     "(written by the sweep command), nothing is retrained."))
-    p.add_argument("--only", choices=("integrators", "mnist", "timing", "comparison"),
+                     "figures read RESULTS/mnist_dense_table.csv and the runs' history.csv,\n"
+                     "the LeNet5 figure RESULTS/mnist_lenet5_table.csv (written by the sweep\n"
+                     "command), the comparison figures RESULTS/mnist_comparison.csv and\n"
+                     "RESULTS/mnist_illconditioned.csv (written by the compare command);\n"
+                     "nothing is retrained."))
+    p.add_argument("--only", choices=("integrators", "mnist", "lenet5", "timing", "comparison"),
                    default=None,
                    help="one group of figures; None: all")
     p.add_argument("--fast", action="store_true", default=False,
@@ -292,7 +314,7 @@ def _add_compare(sub) -> None:
     p.add_argument("--finetune-lr", type=float, default=None,
                    help="methods: learning rate of the fine-tuning after pruning (default: "
                         "as the other runs)")
-    p.add_argument("--seeds", type=_int_list0, default=None, metavar="S1,S2,...",
+    p.add_argument("--seeds", type=_seed_list, default=None, metavar="S1,S2,...",
                    help="methods, illconditioned: one set of runs per seed (default 0)")
     p.add_argument("--vanilla-lr", type=float, default=None,
                    help="methods: learning rate of the vanilla U V^T runs (default: as the "
@@ -403,6 +425,13 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
 _NOT_CONFIG = ("command", "resume", "force", "hidden")
 
 
+def _sizes(args):
+    """The MLP's widths from --hidden (None: the default network, or LeNet5's no widths)."""
+    if args.hidden is None:
+        return None
+    return [DEFAULT_SIZES[0], *args.hidden, DEFAULT_SIZES[-1]]
+
+
 def _explicit_options(argv: List[str]) -> set:
     """Destinations of the options given on the command line (not left at their default)."""
     return set(vars(build_parser(suppress_defaults=True).parse_args(argv))) - {"command"}
@@ -411,15 +440,15 @@ def _explicit_options(argv: List[str]) -> set:
 def _train_config(args, argv) -> tuple:
     values = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
     if args.resume is None:
-        sizes = [DEFAULT_SIZES[0], *args.hidden, DEFAULT_SIZES[-1]]
-        return TrainConfig(sizes=sizes, **values), None
+        return TrainConfig(sizes=_sizes(args), **values), None
     given = _explicit_options(argv)
     base = load_config(args.resume).to_dict()
     for key in given:
         if key in values:
             base[key] = values[key]
     if "hidden" in given:
-        base["sizes"] = [base["sizes"][0], *args.hidden, base["sizes"][-1]]
+        ends = base["sizes"] or DEFAULT_SIZES          # (LeNet5 refuses widths itself)
+        base["sizes"] = [ends[0], *args.hidden, ends[-1]]
     if "out" not in given:
         base["out"] = None                 # write into the resumed folder
     return TrainConfig(**base), args.resume
@@ -437,17 +466,16 @@ def main(argv: Optional[List[str]] = None) -> int:
             train(config, resume=resume, force=args.force)
         elif args.command == "sweep":
             values = {k: v for k, v in vars(args).items()
-                      if k not in _NOT_CONFIG + ("taus", "dense_baseline", "results")}
-            sizes = [DEFAULT_SIZES[0], *args.hidden, DEFAULT_SIZES[-1]]
-            base = TrainConfig(method="adaptive", tau=args.taus[0], sizes=sizes, **values)
+                      if k not in _NOT_CONFIG + ("taus", "dense_baseline", "results", "seeds")}
+            base = TrainConfig(method="adaptive", tau=args.taus[0], sizes=_sizes(args), **values)
             dense = None
             if args.dense_baseline:
-                dense = TrainConfig(method="dense", sizes=sizes, epochs=args.epochs,
-                                    seed=args.seed, dtype=args.dtype, dataset=args.dataset,
-                                    data_dir=args.data_dir, batch_size=args.batch_size,
-                                    n_train=args.n_train, n_test=args.n_test,
-                                    threads=args.threads)
-            sweep(args.taus, base, results_dir=args.results, dense=dense)
+                dense = TrainConfig(method="dense", arch=args.arch, sizes=_sizes(args),
+                                    epochs=args.epochs, seed=args.seed, dtype=args.dtype,
+                                    dataset=args.dataset, data_dir=args.data_dir,
+                                    batch_size=args.batch_size, n_train=args.n_train,
+                                    n_test=args.n_test, threads=args.threads)
+            sweep(args.taus, base, results_dir=args.results, dense=dense, seeds=args.seeds)
         elif args.command == "compare":
             _compare(args)
         elif args.command == "prune":

@@ -48,9 +48,9 @@ from ._validate import (check_bool, check_callable, check_choice, check_int, che
                         check_rank_bounds, check_real)
 from .lowrank import LowRank, augment_basis, orthonormalize
 from .momentum import FactorMomentum, PlainSGD
-from .lowrank_layers import LowRankDense
 from .factorized import FactorizedDense
-from .nn import MLP, Dense
+from .lowrank_layers import LowRankDense, LowRankLayer
+from .nn import MLP, Dense, Network
 from .threads import uses_blas_threads
 from .truncation import truncate
 
@@ -76,8 +76,9 @@ def _check_momentum(momentum):
 
 
 def _check_model(model):
-    if not isinstance(model, MLP):
-        raise TypeError(f"model must be an MLP, got {type(model).__name__}")
+    if not isinstance(model, Network):
+        raise TypeError(f"model must be a Network (an MLP or a Sequential), got "
+                        f"{type(model).__name__}")
     return model
 
 
@@ -99,7 +100,7 @@ class _LearningRate:
         self._lr = _check_lr(value)
 
 
-def _forward_backward(model: MLP, X: np.ndarray, y: np.ndarray, loss_fn=None) -> StepResult:
+def _forward_backward(model: Network, X: np.ndarray, y: np.ndarray, loss_fn=None) -> StepResult:
     """One forward and one backward pass; gradients are *set* (not accumulated).
 
     ``loss_fn(outputs: Tensor, y) -> 0-d Tensor`` defaults to :func:`ops.cross_entropy`.
@@ -112,12 +113,12 @@ def _forward_backward(model: MLP, X: np.ndarray, y: np.ndarray, loss_fn=None) ->
 
 
 class DenseSGD(_LearningRate):
-    """SGD (optionally with momentum) of every parameter of a dense :class:`MLP`.
+    """SGD (optionally with momentum) of every parameter of a dense network.
 
     Parameters
     ----------
-    model : MLP
-        Without :class:`LowRankDense` layers (their factors are not leaves in mode "W").
+    model : Network
+        An MLP or a Sequential without low-rank layers (their factors are not leaves in mode "W").
     lr : float
         Learning rate ``> 0`` (the Euler step ``h``); may be changed between steps (it is
         checked whenever it is set, here and in the DLRT optimisers).
@@ -127,7 +128,7 @@ class DenseSGD(_LearningRate):
     Raises
     ------
     TypeError, ValueError
-        ``model`` not an MLP or with low-rank layers, ``lr`` not finite and > 0,
+        ``model`` not a Network or with low-rank layers, ``lr`` not finite and > 0,
         ``momentum`` outside [0, 1), ``loss_fn`` not callable.
 
     Examples
@@ -142,11 +143,11 @@ class DenseSGD(_LearningRate):
     True
     """
 
-    def __init__(self, model: MLP, lr: float, momentum: float = 0.0, loss_fn=None):
+    def __init__(self, model: Network, lr: float, momentum: float = 0.0, loss_fn=None):
         self.model = _check_model(model)
         if _low_rank_layers(model):
-            raise ValueError("model must have no LowRankDense layers for DenseSGD (it would "
-                             "train only their biases), got layers "
+            raise ValueError("model must have no low-rank layers for DenseSGD (it would "
+                             "train only their biases), got low-rank layers "
                              f"{[i for i, _ in _low_rank_layers(model)]}: use FixedRankKLS, "
                              "AdaptiveKLS or SOnlySGD")
         self.lr = lr
@@ -155,7 +156,7 @@ class DenseSGD(_LearningRate):
 
     @uses_blas_threads
     def step(self, X: np.ndarray, y: np.ndarray) -> StepResult:
-        """One SGD step on the batch ``X (batch, n_in)``, labels ``y (batch,)``."""
+        """One SGD step on the batch ``X`` (what the model takes), labels ``y (batch,)``."""
         res = _forward_backward(self.model, X, y, self.loss_fn)
         for i, p in enumerate(self.model.parameters()):
             self.sgd.update(str(i), p, p.grad, self.lr)
@@ -214,10 +215,11 @@ def low_rank_mlp(sizes, rank: int, rng: np.random.Generator, dtype=np.float64,
     return MLP(layers)
 
 
-def parameter_counts(model: MLP) -> dict:
+def parameter_counts(model: Network) -> dict:
     """Parameter counts and compression rates as defined in [SZKCT22] (the MNIST table).
 
-    Biases are excluded. For a low-rank layer of rank ``r``:
+    Biases are excluded. Every layer is counted as its matrix ``(n_out, n_in)``: for a
+    convolution the kernel matrix ``(c_out, c_in kh kw)``. For a low-rank layer of rank ``r``:
 
     * evaluation parameters ``r (n_in + n_out)`` (the factors ``U S`` and ``V``);
     * training parameters ``2 r n_in + 4 r^2 + 2 r n_out`` (augmented bases and ``S_hat``);
@@ -243,7 +245,7 @@ def parameter_counts(model: MLP) -> dict:
     for layer in model.layers:
         n_in, n_out = layer.n_in, layer.n_out
         dense += n_in * n_out
-        if isinstance(layer, LowRankDense):
+        if isinstance(layer, LowRankLayer):
             r = layer.rank
             ranks.append(r)
             ev += r * (n_in + n_out)
@@ -262,13 +264,14 @@ def parameter_counts(model: MLP) -> dict:
 # --- the DLRT optimisers ------------------------------------------------------------------
 
 def _low_rank_layers(model):
-    return [(i, layer) for i, layer in enumerate(model.layers) if isinstance(layer, LowRankDense)]
+    """``(index in model.layers, layer)`` of every low-rank layer (any :class:`LowRankLayer`)."""
+    return [(i, layer) for i, layer in enumerate(model.layers) if isinstance(layer, LowRankLayer)]
 
 
 class _DLRTBase(_LearningRate):
     """Shared parts: the model check, ``lr``, momentum, SGD of biases and dense layers."""
 
-    def __init__(self, model: MLP, lr: float, momentum: float = 0.0, loss_fn=None):
+    def __init__(self, model: Network, lr: float, momentum: float = 0.0, loss_fn=None):
         self.model = _check_model(model)
         self.lr = lr
         momentum = _check_momentum(momentum)
@@ -276,14 +279,16 @@ class _DLRTBase(_LearningRate):
         self.factor_momentum = FactorMomentum(momentum)
         self.loss_fn = _check_loss_fn(loss_fn)
         if not _low_rank_layers(model):
-            raise ValueError("model must contain at least one LowRankDense layer")
+            raise ValueError("model must contain at least one low-rank layer (LowRankDense, "
+                             "LowRankConv2d)")
 
     def _dense_and_bias_grads(self) -> list:
-        """``(key, tensor, grad)`` of every bias and dense weight, copied at the start point."""
+        """``(key, tensor, grad)``, copied at the start point, of every parameter trained by
+        SGD: the bias of a low-rank layer, all parameters of any other layer."""
         out = []
         for i, layer in enumerate(self.model.layers):
-            params = [("W", layer.W), ("b", layer.b)] if isinstance(layer, Dense) else [("b", layer.b)]
-            out += [(f"{i}.{name}", p, p.grad.copy()) for name, p in params]
+            params = [layer.b] if isinstance(layer, LowRankLayer) else layer.parameters()
+            out += [(f"{i}.{p.name or j}", p, p.grad.copy()) for j, p in enumerate(params)]
         return out
 
     def _apply_dense_and_bias(self, grads) -> None:
@@ -309,12 +314,13 @@ def _check_finite_step(opt, layer, what: str, *arrays) -> None:
                                  f"non-finite values (lr {opt.lr:g} too large?)")
 
 
-def _kl_gradients(layer: LowRankDense):
+def _kl_gradients(layer: LowRankLayer):
     """``G V0`` (n_out, r) and ``G^T U0`` (n_in, r) from the taps of one backward at ``W0``.
 
     With ``G = dL/dW = dZ^T X`` (``dZ = dL/dZ``, the "delta" of backpropagation, and the
-    layer input ``X``; [SZKCT22]): ``G V0 = dZ^T (X V0)`` and ``G^T U0 = X^T (dZ U0)``;
-    ``X V0`` and ``dZ U0`` were formed by the forward and the backward anyway.
+    layer's rows ``X``: its input, or the unfolded patches of a convolution; [SZKCT22]):
+    ``G V0 = dZ^T (X V0)`` and ``G^T U0 = X^T (dZ U0)``; ``X V0`` and ``dZ U0`` were formed
+    by the forward and the backward anyway.
     """
     t = layer.taps
     if t is None or "dZ" not in t:
@@ -339,8 +345,8 @@ class FixedRankKLS(_DLRTBase):
 
     Parameters
     ----------
-    model : MLP
-        With at least one :class:`LowRankDense` layer.
+    model : Network
+        With at least one low-rank layer (any :class:`~lowrank_ref.lowrank_layers.LowRankLayer`).
     lr : float
     momentum : float in [0, 1), default 0
     loss_fn : callable, optional
@@ -354,7 +360,7 @@ class FixedRankKLS(_DLRTBase):
         sees the old weight.
     """
 
-    def __init__(self, model: MLP, lr: float, momentum: float = 0.0, loss_fn=None,
+    def __init__(self, model: Network, lr: float, momentum: float = 0.0, loss_fn=None,
                  passes: int = 2):
         super().__init__(model, lr, momentum, loss_fn)
         if check_int(passes, "passes") not in (1, 2):
@@ -414,20 +420,21 @@ class AdaptiveKLS(_DLRTBase):
     ``passes=3`` evaluates ``G0 V0``, ``G0^T U0`` and ``U_hat^T G0 V_hat`` with three
     forward/backward passes in modes ``"K"``, ``"L"`` and ``"S"``, as in the published code.
     ``passes=1`` takes all three from one backward in mode ``"W"``:
-    ``U_hat^T G0 V_hat = (dZ U_hat)^T (X V_hat)``, reusing ``dZ U0`` and ``X V0``. The
-    two are equal to rounding (tested).
+    ``U_hat^T G0 V_hat = U_hat^T [G0 V0, dZ^T (X V~)]`` (``V_hat = [V0, V~]``), reusing
+    ``G0 V0`` of the K-step. The two are equal to rounding (tested).
 
     Parameters
     ----------
-    model : MLP
-        With at least one :class:`LowRankDense` layer.
+    model : Network
+        With at least one low-rank layer (any :class:`~lowrank_ref.lowrank_layers.LowRankLayer`).
     lr : float
     tau : float
         Relative truncation tolerance, ``>= 0``.
     min_rank : int, default 1
     max_rank : int or None
-        Default ``None``: at most ``min(n_in, n_out) // 2`` per layer, so that the
-        augmented ``2r`` basis always fits.
+        Default ``None``: the full rank ``min(n_in, n_out)`` of each layer's matrix (the
+        augmented basis is capped there by :func:`~lowrank_ref.lowrank.augment_basis`), so a
+        layer may start at full rank, as the LeNet5 runs of [SZKCT22] do.
     passes : {1, 3}, default 1
     momentum : float in [0, 1), default 0
         Heavy-ball momentum; for the factors it is carried across basis changes as
@@ -436,7 +443,7 @@ class AdaptiveKLS(_DLRTBase):
         ``loss_fn(outputs: Tensor, y) -> 0-d Tensor``; default cross-entropy.
     """
 
-    def __init__(self, model: MLP, lr: float, tau: float, min_rank: int = 1,
+    def __init__(self, model: Network, lr: float, tau: float, min_rank: int = 1,
                  max_rank: Optional[int] = None, passes: int = 1, momentum: float = 0.0,
                  loss_fn=None):
         super().__init__(model, lr, momentum, loss_fn)
@@ -447,8 +454,7 @@ class AdaptiveKLS(_DLRTBase):
         self.tau, self.min_rank, self.max_rank, self.passes = float(tau), min_rank, max_rank, passes
 
     def _layer_max_rank(self, layer) -> int:
-        cap = max(min(layer.n_in, layer.n_out) // 2, 1)
-        return cap if self.max_rank is None else self.max_rank
+        return min(layer.n_in, layer.n_out) if self.max_rank is None else self.max_rank
 
     def _truncate(self, layer, U_hat, S_hat1, V_hat) -> None:
         if not np.all(np.isfinite(S_hat1)):   # lr too large: the training loop reports it
@@ -482,15 +488,14 @@ class AdaptiveKLS(_DLRTBase):
         for i, layer in _low_rank_layers(self.model):
             U0, S0, V0 = layer.factors
             r = layer.rank
-            GV, GtU = _kl_gradients(layer)
-            GV, GtU = self.factor_momentum.kl_velocities(i, U0, V0, GV, GtU)
+            G_V0, GtU = _kl_gradients(layer)
+            GV, GtU = self.factor_momentum.kl_velocities(i, U0, V0, G_V0, GtU)
             K1 = U0 @ S0 - self.lr * GV
             L1 = V0 @ S0.T - self.lr * GtU
             U_hat, S_hat0, V_hat = self._augmented_start(layer, K1, L1)
-            t = layer.taps
-            dZ_U_hat = np.concatenate([t["dZ_U"], t["dZ"] @ U_hat[:, r:]], axis=1)  # dZ U_hat
-            XV_hat = np.concatenate([t["XV"], t["X"] @ V_hat[:, r:]], axis=1)     # X V_hat
-            dS = self.factor_momentum.s_velocity(i, U_hat, V_hat, dZ_U_hat.T @ XV_hat)  # U_hat^T G0 V_hat
+            t = layer.taps        # G V_hat = [G V0, dZ^T (X V~)]: one more pass over the rows
+            G_V_hat = np.concatenate([G_V0, t["dZ"].T @ (t["X"] @ V_hat[:, r:])], axis=1)
+            dS = self.factor_momentum.s_velocity(i, U_hat, V_hat, U_hat.T @ G_V_hat)  # U_hat^T G0 V_hat
             S_hat1 = S_hat0 - self.lr * dS
             self._truncate(layer, U_hat, S_hat1, V_hat)
         self._apply_dense_and_bias(dense)
@@ -539,7 +544,7 @@ class SOnlySGD(_DLRTBase):
         return res
 
 
-def make_optimizer(method: str, model: MLP, lr: float, momentum: float = 0.0,
+def make_optimizer(method: str, model: Network, lr: float, momentum: float = 0.0,
                    tau: Optional[float] = None, min_rank: int = 1,
                    max_rank: Optional[int] = None, passes: int = 1):
     """The optimiser of ``method`` in :data:`METHODS`: ``"dense"`` -> :class:`DenseSGD`,
@@ -557,7 +562,7 @@ def make_optimizer(method: str, model: MLP, lr: float, momentum: float = 0.0,
     _check_model(model)
     if method in ("dense", "vanilla"):
         if _low_rank_layers(model):
-            raise ValueError(f"method {method!r} needs a model without LowRankDense layers")
+            raise ValueError(f"method {method!r} needs a model without low-rank layers")
         return DenseSGD(model, lr, momentum)
     if method in ("fixed", "sonly"):
         return (FixedRankKLS if method == "fixed" else SOnlySGD)(model, lr, momentum)

@@ -174,6 +174,9 @@ class FactorizedDense:
     True
     """
 
+    #: The layer's kind in a checkpoint (``layer{i}.kind``).
+    KIND = "factorized"
+
     def __init__(self, n_in: int, n_out: int, rank: int, rng, dtype=np.float64, decay=None):
         n_in = check_int(n_in, "n_in", low=1)
         n_out = check_int(n_out, "n_out", low=1)

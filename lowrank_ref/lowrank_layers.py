@@ -1,10 +1,22 @@
-"""The low-rank layer of dynamical low-rank training ([SZKCT22]).
+"""The low-rank layers of dynamical low-rank training ([SZKCT22]).
 
-:class:`LowRankDense` holds ``W = U S V^T`` in factored form (``U (n_out, r)``, ``S (r, r)``,
-``V (n_in, r)``) and computes ``Z = ((X @ V) @ S.T) @ U.T + b`` without forming ``W``. It
-implements the layer protocol of :mod:`lowrank_ref.nn`, with one trainable leaf per K-, L-
-and S-step mode of the integrator, so that the engine computes exactly the gradient each
-sub-step needs (:mod:`lowrank_ref.dlrt` drives the modes).
+A low-rank layer is a matrix ``W_mat = U S V^T`` of shape ``(n_out, n_in)`` in factored form
+(``U (n_out, r)``, ``S (r, r)``, ``V (n_in, r)``) applied to *rows*: ``Z_rows = ((R @ V) @
+S.T) @ U.T + b``, without forming ``W_mat``. :class:`LowRankLayer` owns everything DLRT
+touches (the factors, the K-, L-, S- and W-modes with one trainable leaf each, the taps of
+mode "W", ``set_factors``, ``refresh_orthonormality``); a subclass only says how its input
+becomes rows ``R (n_rows, n_in)`` and how the rows ``Z_rows (n_rows, n_out)`` become its
+output:
+
+* :class:`LowRankDense`: the rows are the batch ``X (batch, n_in)`` itself;
+* :class:`lowrank_ref.conv.LowRankConv2d`: the rows are the unfolded input patches
+  (:func:`lowrank_ref.ops.unfold`), ``W_mat`` is the kernel reshaped to
+  ``(c_out, c_in * kh * kw)``, and the output rows are folded back to NCHW.
+
+With ``G = dL/dW_mat`` and ``dZ = dL/dZ_rows``, ``G = dZ^T R`` (summed over the batch, and
+over the output positions for a convolution), so the formulas of DLRT, ``G V0 = dZ^T (R V0)``
+and ``G^T U0 = R^T (dZ U0)``, hold unchanged and the optimisers of :mod:`lowrank_ref.dlrt`
+need not know which kind of layer they train.
 
 [SZKCT22] S. Schotthöfer, E. Zangrando, J. Kusch, G. Ceruti, F. Tudisco. Low-rank lottery
 tickets: finding efficient low-rank neural networks via matrix differential equations.
@@ -20,10 +32,10 @@ from .autodiff import Tensor
 from .lowrank import LowRank, reorthonormalize, validate_lowrank
 from .nn import check_bias, check_input, init_params
 
-__all__ = ["LowRankDense", "decay_spectrum", "SPECTRUM_DECAY", "SPECTRUM_NORM"]
+__all__ = ["LowRankLayer", "LowRankDense", "decay_spectrum", "SPECTRUM_DECAY", "SPECTRUM_NORM"]
 
 
-#: Initial spectrum of a :class:`LowRankDense` (``spectrum="decay"``): decay length and
+#: Initial spectrum of a low-rank layer (``spectrum="decay"``): decay length and
 #: Frobenius norm as a fraction of the He draw's ``sqrt(2 n_out)``. Tuned on MNIST,
 #: 784-500x4-10: with the plain SVD cut the network barely trains in the first epochs.
 SPECTRUM_DECAY = 40.0
@@ -31,7 +43,7 @@ SPECTRUM_NORM = 0.6
 
 
 def decay_spectrum(sigma: np.ndarray, n_out: int) -> np.ndarray:
-    """The ``spectrum="decay"`` start of :class:`LowRankDense` for singular values ``sigma`` (r,).
+    """The ``spectrum="decay"`` start of a low-rank layer for singular values ``sigma`` (r,).
 
     ``sigma_i exp(-i / SPECTRUM_DECAY)``, ``i = 0, 1, ...``, rescaled so that its 2-norm is
     ``SPECTRUM_NORM * sqrt(2 n_out)`` (the expected Frobenius norm of a He draw).
@@ -46,49 +58,35 @@ def decay_spectrum(sigma: np.ndarray, n_out: int) -> np.ndarray:
     return sigma * (SPECTRUM_NORM * np.sqrt(2.0 * n_out) / np.linalg.norm(sigma))
 
 
-class LowRankDense:
-    """Low-rank layer ``Z = X @ (U S V^T)^T + b = ((X @ V) @ S.T) @ U.T + b`` ([SZKCT22]).
+class LowRankLayer:
+    """Base of the low-rank layers: ``W_mat = U S V^T`` ``(n_out, n_in)`` applied to rows.
 
-    The weight ``W = U S V^T`` of shape ``(n_out, n_in)`` is never formed: every product
-    goes through the factors, so a forward costs ``O(batch (n_in + n_out) r + batch r^2)``.
-    The layer has one *mode* per sub-problem of the KLS integrator ([SZKCT22];
-    [CL22]), each with its own trainable leaf so that the engine computes exactly
-    the gradient that sub-step needs:
+    The forward is ``input -> rows R (n_rows, n_in) -> ((R V) S^T) U^T + b -> output``; the
+    middle step is one :func:`lowrank_ref.ops.low_rank_linear` node whose factors depend on
+    the *mode*, one per sub-problem of the KLS integrator ([SZKCT22]; [CL22]), each with
+    its own trainable leaf so that the engine computes exactly the gradient that sub-step
+    needs (``G = dL/dW_mat``):
 
     ===========  ======================================  =================================
-    mode         forward                                 gradient of the leaf
+    mode         rows are multiplied by                  gradient of the leaf
     ===========  ======================================  =================================
-    ``"W"``      ``X V0 S0^T U0^T + b`` and taps         ``dL/dZ`` is recorded (DLRT)
-    ``"K"``      ``X V0 K^T + b``, leaf ``K = U0 S0``     ``dL/dK = G^T X V0 = (dL/dW) V0``
-    ``"L"``      ``X L U0^T + b``, leaf ``L = V0 S0^T``   ``dL/dL = X^T G U0 = (dL/dW)^T U0``
-    ``"S"``      ``X V_hat S_hat^T U_hat^T + b``          ``U_hat^T (dL/dW) V_hat``
+    ``"W"``      ``V0 S0^T U0^T`` (+ taps)               ``dL/dZ`` is recorded (DLRT)
+    ``"K"``      ``V0 K^T``, leaf ``K = U0 S0``          ``dL/dK = G V0``
+    ``"L"``      ``L U0^T``, leaf ``L = V0 S0^T``        ``dL/dL = G^T U0``
+    ``"S"``      ``V_hat S_hat^T U_hat^T``               ``U_hat^T G V_hat``
     ===========  ======================================  =================================
 
     In every mode the bias ``b`` is a leaf too. In mode ``"W"`` the layer keeps, after a
-    backward, ``self.taps = {"X": X, "XV": X @ V0, "dZ": dL/dZ, "dZ_U": (dL/dZ) @ U0}``
-    (arrays), from which the optimisers of :mod:`lowrank_ref.dlrt` form all factor
-    gradients of one step: ``(dL/dW) V0 = dZ^T XV``, ``(dL/dW)^T U0 = X^T dZ_U``.
+    backward, ``self.taps = {"X": R, "XV": R @ V0, "dZ": dL/dZ_rows, "dZ_U": (dL/dZ_rows)
+    @ U0}`` (arrays), from which the optimisers of :mod:`lowrank_ref.dlrt` form all factor
+    gradients of one step: ``G V0 = dZ^T XV``, ``G^T U0 = X^T dZ_U``.
 
-    Parameters
-    ----------
-    n_in, n_out : int
-    rank : int
-        ``1 <= rank <= min(n_in, n_out)``.
-    rng : numpy.random.Generator
-    dtype : {float64, float32}
-    init : str, default "he"
-        The dense initialisation of :data:`INITS` is drawn and truncated to ``rank`` by an SVD
-        (``U`` and ``V`` are its leading singular vectors); this dense draw happens once, at
-        construction, never in training.
-    spectrum : {"decay", "svd"}, default "decay"
-        The diagonal of ``S``. ``"svd"``: the ``rank`` largest singular values of the dense
-        draw. Those keep only part of its norm (a rank-20 cut of a 500 x 784 He matrix
-        shrinks the logits of the 4-layer MNIST network by a factor ~60 and training stalls),
-        and their flat Marchenko-Pastur profile makes a relative truncation keep many random
-        directions. ``"decay"``: ``sigma_i exp(-i / SPECTRUM_DECAY)``, ``i = 0, 1, ...``,
-        rescaled so that ``||S||_F = SPECTRUM_NORM * sqrt(2 n_out)`` (``2 n_out`` is the
-        expected ``||W||_F^2`` of the He draw). The two constants were tuned on MNIST (see
-        README, "Reproducing the paper's table").
+    A subclass sets ``n_in``, ``n_out`` (the matrix's shape) and implements
+
+    * ``to_rows(X) -> (R, context)``: the input as a rows Tensor, checked;
+    * ``from_rows(Z, context) -> Tensor``: the rows ``(n_rows, n_out)`` as the output;
+    * ``to_rows_array`` / ``from_rows_array``: the same two maps on arrays (no graph), for
+      :meth:`forward_array`.
 
     Attributes
     ----------
@@ -97,91 +95,78 @@ class LowRankDense:
     V : (n_in, r) ndarray
     b : (n_out,) Tensor
     mode : str
-
-    Examples
-    --------
-    >>> layer = LowRankDense(6, 4, rank=2, rng=np.random.default_rng(0))
-    >>> layer.U.shape, layer.S.shape, layer.V.shape
-    ((4, 2), (2, 2), (6, 2))
-    >>> X = np.ones((3, 6))
-    >>> np.allclose(layer(X).value, X @ (layer.U @ layer.S @ layer.V.T).T)
-    True
+    n_in, n_out : int
+        The shape ``(n_out, n_in)`` of ``W_mat``.
     """
 
     MODES = ("W", "K", "L", "S")
     SPECTRA = ("decay", "svd")
+    #: The layer's kind in a checkpoint (``layer{i}.kind``).
+    KIND = "lowrank"
 
-    def __init__(self, n_in: int, n_out: int, rank: int, rng, dtype=np.float64,
-                 init: str = "he", spectrum: str = "decay"):
-        n_in = check_int(n_in, "n_in", low=1)
-        n_out = check_int(n_out, "n_out", low=1)
+    # -- what a subclass provides --------------------------------------------------------
+    def to_rows(self, X):
+        raise NotImplementedError
+
+    def from_rows(self, Z: Tensor, context) -> Tensor:
+        raise NotImplementedError
+
+    def to_rows_array(self, X: np.ndarray):
+        raise NotImplementedError
+
+    def from_rows_array(self, Z: np.ndarray, context) -> np.ndarray:
+        raise NotImplementedError
+
+    # -- construction --------------------------------------------------------------------
+    def _init_factors(self, rank, rng, dtype, init: str, spectrum: str) -> None:
+        """Draw the dense ``W_mat`` of ``init`` and keep its rank-``rank`` SVD cut."""
         rank = check_int(rank, "rank", low=1)
-        if rank > min(n_in, n_out):
-            raise ValueError(f"rank must be <= min(n_in, n_out) = {min(n_in, n_out)}, got {rank}")
+        if rank > min(self.n_in, self.n_out):
+            raise ValueError(f"rank must be <= min(n_in, n_out) = {min(self.n_in, self.n_out)}, "
+                             f"got {rank}")
         check_rng(rng)
         if spectrum not in self.SPECTRA:
             raise ValueError(f"spectrum must be one of {self.SPECTRA}, got {spectrum!r}")
         dt = check_float_dtype(dtype)
-        W, b = init_params(init, n_in, n_out, rng)
+        W, b = init_params(init, self.n_in, self.n_out, rng)
         P, sigma, Qt = np.linalg.svd(W, full_matrices=False)
         sigma = sigma[:rank]
         if spectrum == "decay":
-            sigma = decay_spectrum(sigma, n_out)
+            sigma = decay_spectrum(sigma, self.n_out)
         self._set(LowRank(P[:, :rank].astype(dt), np.diag(sigma).astype(dt),
                           Qt[:rank].T.astype(dt)), Tensor(b.astype(dt), requires_grad=True, name="b"))
         self.init = init
 
-    @classmethod
-    def from_dense(cls, W, b, rank: int) -> "LowRankDense":
-        """Best rank-``rank`` approximation of a dense weight ``W (n_out, n_in)`` (truncated SVD).
-
-        The "train from a pruned dense network" start of [SZKCT22].
-
-        Raises
-        ------
-        ValueError
-            ``W`` not a finite 2-d float32/float64 array, ``b`` not of shape ``(n_out,)`` or
-            not finite, ``rank`` < 1 or > ``min(W.shape)``.
-        TypeError
-            ``b`` not real (complex, object, strings), ``rank`` not an int.
-        """
-        W = np.asarray(W.value if isinstance(W, Tensor) else W)
-        if W.ndim != 2 or W.dtype not in (np.float32, np.float64):
-            raise ValueError(f"W must be a 2-d float32 or float64 array, got shape {W.shape} "
-                             f"dtype {W.dtype}")
-        if not np.all(np.isfinite(W)):
-            raise ValueError(f"W must be finite, got "
-                             f"{int(W.size - np.count_nonzero(np.isfinite(W)))} NaN/Inf entries")
-        b = check_bias(b, W.shape[0], W.dtype)
+    @staticmethod
+    def _truncated_svd(W_mat: np.ndarray, rank) -> LowRank:
+        """The best rank-``rank`` approximation of a 2-d float array (``from_dense``)."""
         rank = check_int(rank, "rank", low=1)
-        if rank > min(W.shape):
-            raise ValueError(f"rank must be <= min(W.shape) = {min(W.shape)}, got {rank}")
-        P, sigma, Qt = np.linalg.svd(W, full_matrices=False)
-        return cls.from_factors(LowRank(P[:, :rank], np.diag(sigma[:rank]).astype(W.dtype),
-                                        Qt[:rank].T), b)
+        if rank > min(W_mat.shape):
+            raise ValueError(f"rank must be <= min(W.shape) = {min(W_mat.shape)}, got {rank}")
+        P, sigma, Qt = np.linalg.svd(W_mat, full_matrices=False)
+        return LowRank(P[:, :rank], np.diag(sigma[:rank]).astype(W_mat.dtype), Qt[:rank].T)
 
-    @classmethod
-    def from_factors(cls, Y, b) -> "LowRankDense":
-        """A layer holding ``W = Y.U @ Y.S @ Y.V.T`` (a :class:`LowRank`) and bias ``b``.
+    def load_factors(self, Y, b) -> None:
+        """Replace ``(U, S, V)`` and ``b`` by checked ones (``from_factors``, checkpoints).
 
         Raises
         ------
         TypeError, ValueError
-            As :func:`lowrank_ref.lowrank.validate_lowrank` for ``Y`` (named ``Y``); ``b``
-            not a finite real ``(n_out,)`` array.
+            As :func:`lowrank_ref.lowrank.validate_lowrank` for ``Y`` (named ``Y``: a
+            LowRank of finite float arrays with orthonormal ``U``, ``V``); ``Y`` not of the
+            layer's shape ``(n_out, n_in)``; ``b`` not a finite real ``(n_out,)`` array.
         """
         Y = validate_lowrank(Y, "Y")
         check_float_dtype(Y.U.dtype)
-        b = check_bias(b, Y.U.shape[0], Y.U.dtype)
-        layer = cls.__new__(cls)
-        layer.init = "factors"
-        layer._set(Y, Tensor(b, requires_grad=True, name="b"))
-        return layer
+        if Y.shape != (self.n_out, self.n_in):
+            raise ValueError(f"Y must represent a ({self.n_out}, {self.n_in}) matrix for this "
+                             f"layer, got {Y.shape}")
+        b = check_bias(b, self.n_out, Y.U.dtype)
+        self._set(Y, Tensor(b, requires_grad=True, name="b"))
 
     def _set(self, Y: LowRank, b: Tensor) -> None:
         self.U, self.S, self.V = Y
         self.b = b
-        self.n_out, self.n_in = self.U.shape[0], self.V.shape[0]
         self.set_mode("W")
 
     # -- state ---------------------------------------------------------------------------
@@ -276,30 +261,143 @@ class LowRankDense:
 
     # -- forward -------------------------------------------------------------------------
     def __call__(self, X) -> Tensor:
-        """``(batch, n_in) -> (batch, n_out)`` through the factors, recorded for backward.
+        """The layer's output through the factors, recorded for backward.
 
-        One :func:`lowrank_ref.ops.low_rank_linear` node ``X V S^T U^T + b`` whose factors
-        depend on the mode: ``(U0, S0, V0)`` in "W", ``(K, I, V0)`` in "K", ``(U0, I, L)`` in
-        "L", ``(U_hat, S_hat, V_hat)`` in "S".
+        ``to_rows``, then one :func:`lowrank_ref.ops.low_rank_linear` node ``R V S^T U^T +
+        b`` whose factors depend on the mode: ``(U0, S0, V0)`` in "W", ``(K, I, V0)`` in
+        "K", ``(U0, I, L)`` in "L", ``(U_hat, S_hat, V_hat)`` in "S"; then ``from_rows``.
         """
-        X = check_input(X, self.n_in, self.dtype, "LowRankDense")
-        if self.mode == "K":            # X V0 K^T
-            return ops.low_rank_linear(X, self.K, None, self.V, self.b)
-        if self.mode == "L":            # X L U0^T
-            return ops.low_rank_linear(X, self.U, None, self.L, self.b)
-        if self.mode == "S":            # X V_hat S_hat^T U_hat^T
-            return ops.low_rank_linear(X, self.U_hat, self.S_hat, self.V_hat, self.b)
-        # mode "W": X V0 S0^T U0^T, and record the arrays of the DLRT gradients
-        taps = {"X": X.value}
-        self.taps = taps
+        R, context = self.to_rows(X)
+        if self.mode == "K":            # R V0 K^T
+            Z = ops.low_rank_linear(R, self.K, None, self.V, self.b)
+        elif self.mode == "L":          # R L U0^T
+            Z = ops.low_rank_linear(R, self.U, None, self.L, self.b)
+        elif self.mode == "S":          # R V_hat S_hat^T U_hat^T
+            Z = ops.low_rank_linear(R, self.U_hat, self.S_hat, self.V_hat, self.b)
+        else:                           # "W": R V0 S0^T U0^T, and the arrays of DLRT's gradients
+            taps = {"X": R.value}
+            self.taps = taps
 
-        def record(dZ, dZ_U, XV):
-            taps.update(dZ=dZ, dZ_U=dZ_U, XV=XV)
-        return ops.low_rank_linear(X, self.U, self.S, self.V, self.b, sink=record)
+            def record(dZ, dZ_U, XV):
+                taps.update(dZ=dZ, dZ_U=dZ_U, XV=XV)
+            Z = ops.low_rank_linear(R, self.U, self.S, self.V, self.b, sink=record)
+        return self.from_rows(Z, context)
 
     def forward_array(self, X: np.ndarray) -> np.ndarray:
-        """``((X @ V) @ S.T) @ U.T + b`` in plain NumPy (no graph), for evaluation."""
-        return ((X @ self.V) @ self.S.T) @ self.U.T + self.b.value
+        """The same map in plain NumPy (no graph), for evaluation: ``((R V) S^T) U^T + b``."""
+        R, context = self.to_rows_array(X)
+        return self.from_rows_array(((R @ self.V) @ self.S.T) @ self.U.T + self.b.value,
+                                    context)
+
+
+class LowRankDense(LowRankLayer):
+    """Low-rank layer ``Z = X @ (U S V^T)^T + b = ((X @ V) @ S.T) @ U.T + b`` ([SZKCT22]).
+
+    The weight ``W = U S V^T`` of shape ``(n_out, n_in)`` is never formed: every product
+    goes through the factors, so a forward costs ``O(batch (n_in + n_out) r + batch r^2)``.
+    The rows of :class:`LowRankLayer` are the batch ``X`` itself, so the modes ``"W"``,
+    ``"K"``, ``"L"``, ``"S"`` and the taps are those described there with ``R = X``: after
+    a backward in mode ``"W"``, ``self.taps = {"X": X, "XV": X @ V0, "dZ": dL/dZ, "dZ_U":
+    (dL/dZ) @ U0}``, and ``(dL/dW) V0 = dZ^T XV``, ``(dL/dW)^T U0 = X^T dZ_U``.
+
+    Parameters
+    ----------
+    n_in, n_out : int
+    rank : int
+        ``1 <= rank <= min(n_in, n_out)``.
+    rng : numpy.random.Generator
+    dtype : {float64, float32}
+    init : str, default "he"
+        The dense initialisation of :data:`INITS` is drawn and truncated to ``rank`` by an SVD
+        (``U`` and ``V`` are its leading singular vectors); this dense draw happens once, at
+        construction, never in training.
+    spectrum : {"decay", "svd"}, default "decay"
+        The diagonal of ``S``. ``"svd"``: the ``rank`` largest singular values of the dense
+        draw. Those keep only part of its norm (a rank-20 cut of a 500 x 784 He matrix
+        shrinks the logits of the 4-layer MNIST network by a factor ~60 and training stalls),
+        and their flat Marchenko-Pastur profile makes a relative truncation keep many random
+        directions. ``"decay"``: ``sigma_i exp(-i / SPECTRUM_DECAY)``, ``i = 0, 1, ...``,
+        rescaled so that ``||S||_F = SPECTRUM_NORM * sqrt(2 n_out)`` (``2 n_out`` is the
+        expected ``||W||_F^2`` of the He draw). The two constants were tuned on MNIST (see
+        README, "Reproducing the paper's table").
+
+    Attributes
+    ----------
+    U : (n_out, r) ndarray
+    S : (r, r) ndarray
+    V : (n_in, r) ndarray
+    b : (n_out,) Tensor
+    mode : str
+
+    Examples
+    --------
+    >>> layer = LowRankDense(6, 4, rank=2, rng=np.random.default_rng(0))
+    >>> layer.U.shape, layer.S.shape, layer.V.shape
+    ((4, 2), (2, 2), (6, 2))
+    >>> X = np.ones((3, 6))
+    >>> np.allclose(layer(X).value, X @ (layer.U @ layer.S @ layer.V.T).T)
+    True
+    """
+
+    def __init__(self, n_in: int, n_out: int, rank: int, rng, dtype=np.float64,
+                 init: str = "he", spectrum: str = "decay"):
+        self.n_in = check_int(n_in, "n_in", low=1)
+        self.n_out = check_int(n_out, "n_out", low=1)
+        self._init_factors(rank, rng, dtype, init, spectrum)
+
+    @classmethod
+    def from_dense(cls, W, b, rank: int) -> "LowRankDense":
+        """Best rank-``rank`` approximation of a dense weight ``W (n_out, n_in)`` (truncated SVD).
+
+        The "train from a pruned dense network" start of [SZKCT22].
+
+        Raises
+        ------
+        ValueError
+            ``W`` not a finite 2-d float32/float64 array, ``b`` not of shape ``(n_out,)`` or
+            not finite, ``rank`` < 1 or > ``min(W.shape)``.
+        TypeError
+            ``b`` not real (complex, object, strings), ``rank`` not an int.
+        """
+        W = np.asarray(W.value if isinstance(W, Tensor) else W)
+        if W.ndim != 2 or W.dtype not in (np.float32, np.float64):
+            raise ValueError(f"W must be a 2-d float32 or float64 array, got shape {W.shape} "
+                             f"dtype {W.dtype}")
+        if not np.all(np.isfinite(W)):
+            raise ValueError(f"W must be finite, got "
+                             f"{int(W.size - np.count_nonzero(np.isfinite(W)))} NaN/Inf entries")
+        b = check_bias(b, W.shape[0], W.dtype)
+        return cls.from_factors(cls._truncated_svd(W, rank), b)
+
+    @classmethod
+    def from_factors(cls, Y, b) -> "LowRankDense":
+        """A layer holding ``W = Y.U @ Y.S @ Y.V.T`` (a :class:`LowRank`) and bias ``b``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            As :func:`lowrank_ref.lowrank.validate_lowrank` for ``Y`` (named ``Y``); ``b``
+            not a finite real ``(n_out,)`` array.
+        """
+        Y = validate_lowrank(Y, "Y")
+        layer = cls.__new__(cls)
+        layer.n_out, layer.n_in = Y.shape
+        layer.init = "factors"
+        layer.load_factors(Y, b)
+        return layer
+
+    def to_rows(self, X):
+        """The rows are the batch: ``X (batch, n_in)`` checked (:func:`lowrank_ref.nn.check_input`)."""
+        return check_input(X, self.n_in, self.dtype, "LowRankDense"), None
+
+    def from_rows(self, Z: Tensor, context) -> Tensor:
+        return Z
+
+    def to_rows_array(self, X: np.ndarray):
+        return X, None
+
+    def from_rows_array(self, Z: np.ndarray, context) -> np.ndarray:
+        return Z
 
     def __repr__(self) -> str:
         return (f"LowRankDense(n_in={self.n_in}, n_out={self.n_out}, rank={self.rank}, "

@@ -2,17 +2,26 @@
 
 A *layer* is any object with
 
-* ``__call__(X: Tensor) -> Tensor`` mapping a batch ``(batch, n_in)`` to ``(batch, n_out)``
-  through :mod:`lowrank_ref.ops` (so ``backward`` reaches its parameters);
+* ``__call__(X: Tensor) -> Tensor`` mapping a batch (``(batch, n_in)`` for a dense layer,
+  images ``(batch, c, h, w)`` for a convolution) to its output through
+  :mod:`lowrank_ref.ops` (so ``backward`` reaches its parameters);
 * ``parameters() -> list[Tensor]``: its trainable leaves;
 
-and optionally ``n_in``/``n_out`` (checked between consecutive layers of an :class:`MLP`)
-and ``forward_array(X: ndarray) -> ndarray``, the same map in plain NumPy used by
-:meth:`MLP.predict` (no graph). :class:`Dense` is the dense layer ``Z = X @ W.T + b``
-(docs/design.md, section "Notation"). The low-rank layer of DLRT,
-:class:`lowrank_ref.lowrank_layers.LowRankDense` (factors ``U (n_out, r)``, ``S (r, r)``,
-``V (n_in, r)``, bias ``b (n_out,)``, forward ``((X @ V) @ S.T) @ U.T + b``, [SZKCT22]),
-implements the same protocol, with one trainable leaf per K-, L-, S-step mode.
+and optionally ``n_in``/``n_out`` (the shape ``(n_out, n_in)`` of its weight matrix;
+checked between consecutive layers of an :class:`MLP`; a convolution's is its kernel
+matrix) and ``forward_array(X: ndarray) -> ndarray``, the same map in plain NumPy used by
+:meth:`Network.predict` (no graph). :class:`Dense` is the dense layer ``Z = X @ W.T + b``
+(docs/design.md, section "Notation"). The low-rank layers of DLRT
+(:class:`lowrank_ref.lowrank_layers.LowRankLayer`: :class:`~lowrank_ref.lowrank_layers.LowRankDense`
+with factors ``U (n_out, r)``, ``S (r, r)``, ``V (n_in, r)``, bias ``b (n_out,)``, forward
+``((X @ V) @ S.T) @ U.T + b``, [SZKCT22]; :class:`lowrank_ref.conv.LowRankConv2d`)
+implement the same protocol, with one trainable leaf per K-, L-, S-step mode.
+
+A *network* (:class:`Network`) is what the optimisers, the training loop and the checkpoints
+take: :class:`MLP` (layers with one activation between them) and
+:class:`lowrank_ref.networks.Sequential` (any chain of layers and parameter-free modules,
+e.g. LeNet5). Its ``layers`` lists the layers with parameters, in order; the optimisers,
+:func:`lowrank_ref.dlrt.parameter_counts` and the checkpoints iterate it.
 """
 from __future__ import annotations
 
@@ -25,7 +34,7 @@ from .autodiff import Tensor
 from ._validate import as_float_array, check_float_dtype, check_int, check_rng
 from .ops import cross_entropy
 
-__all__ = ["Layer", "Dense", "MLP", "cross_entropy", "accuracy", "stored_parameter_counts",
+__all__ = ["Layer", "Network", "Dense", "MLP", "cross_entropy", "accuracy", "stored_parameter_counts",
            "check_input", "check_bias", "init_params", "INITS", "ACTIVATIONS"]
 
 
@@ -153,6 +162,9 @@ class Dense:
     array([4., 4.])
     """
 
+    #: The layer's kind in a checkpoint (``layer{i}.kind``).
+    KIND = "dense"
+
     def __init__(self, n_in: int, n_out: int, rng, dtype=np.float64, init: str = "he"):
         self.n_in = check_int(n_in, "n_in", low=1)
         self.n_out = check_int(n_out, "n_out", low=1)
@@ -193,7 +205,61 @@ ACTIVATIONS = {
 }
 
 
-class MLP:
+class Network:
+    """Base of the models the optimisers train: :class:`MLP` and ``networks.Sequential``.
+
+    A subclass sets ``layers`` (the layers with parameters, in the order of the forward
+    pass: what the optimisers, :func:`lowrank_ref.dlrt.parameter_counts` and the checkpoints
+    iterate) and implements ``__call__(X) -> Tensor`` (the logits, recorded for backward),
+    ``forward_array(X) -> ndarray`` (the same in plain NumPy) and ``check_batch(X, where)
+    -> ndarray`` (the input checked: kind, shape, dtype, finite). This class adds the
+    parameters, ``zero_grad``, the dtype and the batched :meth:`predict`.
+    """
+
+    layers: list
+
+    @property
+    def dtype(self):
+        params = self.parameters()
+        return params[0].dtype if params else None
+
+    def parameters(self) -> list:
+        """All layers' parameters, layer by layer."""
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def zero_grad(self) -> None:
+        """Set every parameter's ``.grad`` to ``None``."""
+        for p in self.parameters():
+            p.grad = None
+
+    def predict(self, X, batch_size: int = 1024) -> np.ndarray:
+        """Logits of ``X`` in plain NumPy, ``batch_size`` samples at a time (no graph).
+
+        Parameters
+        ----------
+        X : ndarray
+            A batch the network takes (``(n, n_in)`` for an MLP, ``(n, c, h, w)`` for a
+            convolutional network), of the parameters' dtype.
+        batch_size : int, default 1024
+
+        Returns
+        -------
+        (n, n_classes) ndarray
+        """
+        batch_size = check_int(batch_size, "batch_size", low=1)
+        X = self.check_batch(X, f"{type(self).__name__}.predict")
+        out = [self.forward_array(X[start:start + batch_size])
+               for start in range(0, X.shape[0], batch_size)]
+        return np.concatenate(out, axis=0) if out else self.forward_array(X)
+
+    def check_batch(self, X, where: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def forward_array(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class MLP(Network):
     """A feed-forward network: ``layers[-1](act(... act(layers[0](X))))``.
 
     The activation is applied between layers, not after the last one, so the output is
@@ -266,20 +332,25 @@ class MLP:
         layers = [Dense(a, b, rng, dtype=dtype, init=init) for a, b in zip(sizes[:-1], sizes[1:])]
         return cls(layers, activation=activation)
 
-    @property
-    def dtype(self):
-        params = self.parameters()
-        return params[0].dtype if params else None
-
-    def parameters(self) -> list:
-        """All layers' parameters, layer by layer."""
-        return [p for layer in self.layers for p in layer.parameters()]
-
     def __call__(self, X) -> Tensor:
         """Logits ``(batch, n_out)`` of a batch ``X (batch, n_in)``, recorded for backward."""
         act = ACTIVATIONS[self.activation][0]
         for i, layer in enumerate(self.layers):
             X = layer(X)
+            if i < len(self.layers) - 1:
+                X = act(X)
+        return X
+
+    def check_batch(self, X, where: str) -> np.ndarray:
+        """``X`` checked as a ``(batch, n_in)`` array of the parameters' dtype (:func:`check_input`)."""
+        return check_input(X, getattr(self.layers[0], "n_in", None), self.dtype, where).value
+
+    def forward_array(self, X: np.ndarray) -> np.ndarray:
+        """The logits in plain NumPy: each layer's ``forward_array`` (or its graph forward)."""
+        act = ACTIVATIONS[self.activation][1]
+        for i, layer in enumerate(self.layers):
+            fwd = getattr(layer, "forward_array", None)
+            X = fwd(X) if fwd is not None else layer(Tensor(X)).value
             if i < len(self.layers) - 1:
                 X = act(X)
         return X
@@ -307,27 +378,7 @@ class MLP:
         >>> np.allclose(model.predict(X, batch_size=3), model(X).value)
         True
         """
-        batch_size = check_int(batch_size, "batch_size", low=1)
-        X = check_input(X, getattr(self.layers[0], "n_in", None), self.dtype, "MLP.predict").value
-        act = ACTIVATIONS[self.activation][1]
-        out = []
-        for start in range(0, X.shape[0], batch_size):
-            Z = X[start:start + batch_size]
-            for i, layer in enumerate(self.layers):
-                fwd = getattr(layer, "forward_array", None)
-                Z = fwd(Z) if fwd is not None else layer(Tensor(Z)).value
-                if i < len(self.layers) - 1:
-                    Z = act(Z)
-            out.append(Z)
-        if not out:
-            n_out = getattr(self.layers[-1], "n_out", 0)
-            return np.zeros((0, n_out), dtype=X.dtype)
-        return np.concatenate(out, axis=0)
-
-    def zero_grad(self) -> None:
-        """Set every parameter's ``.grad`` to ``None``."""
-        for p in self.parameters():
-            p.grad = None
+        return super().predict(X, batch_size)
 
     def __repr__(self) -> str:
         inner = ", ".join(map(repr, self.layers))

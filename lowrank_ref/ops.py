@@ -23,6 +23,8 @@ with ``G = dL/dZ``:
 ``l = cross_entropy(A, y)``   ``dA = g (softmax(A) - onehot(y)) / batch``
 ``Z = tap(A, sink)``          ``dA = G``, and ``sink(G)`` is called with it
 ``Z = conv2d(X, W, b)``       ``dW = G_mat^T C``, ``db = sum G``, ``dX = col2im(G_mat W_mat)``
+``C = unfold(X, kh, kw)``     ``dX = col2im(G)`` (``C = im2col(X)``, the patches as rows)
+``Y = rows_to_nchw(Z, ...)``  ``dZ = G`` transposed back to rows ``(batch*h*w, c)``
 ``Z = max_pool2d(X, k, s)``   ``dX = col2im`` of each window's ``G`` on its first maximum
 ``Z = reshape(A)``, flatten   ``dA = G`` reshaped back to the shape of ``A``
 ============================  ===============================================
@@ -46,7 +48,8 @@ from .autodiff import Tensor, as_tensor, make_node
 
 __all__ = ["matmul", "linear", "low_rank_linear", "add", "sub", "mul", "relu", "tanh", "sum",
            "mean", "transpose", "log_softmax", "cross_entropy", "check_labels", "tap",
-           "im2col", "col2im", "conv2d", "max_pool2d", "reshape", "flatten"]
+           "im2col", "col2im", "conv2d", "unfold", "rows_to_nchw", "max_pool2d", "reshape",
+           "flatten"]
 
 
 def _pair(a, b):
@@ -117,15 +120,20 @@ def low_rank_linear(x, U, S, V, b, sink=None) -> Tensor:
 
     ``X (batch, n_in)``, ``U (n_out, k)``, ``S (k, l)`` or None (the identity, ``k = l``),
     ``V (n_in, l)``, ``b (n_out,)`` -> ``Z (batch, n_out)``. The weight ``U S V^T`` is never
-    formed: the forward costs ``O(batch (n_in l + k l + k n_out))``. Any of ``X, U, S, V, b``
+    formed: the forward is ``Z = (X V) (U S)^T + b`` (``U S`` is only ``(n_out, l)``), which
+    costs ``O(batch (n_in + n_out) l + n_out k l)``. Any of ``X, U, S, V, b``
     may be a leaf; with ``G = dL/dZ`` the backward computes ``G U`` once and from it only
     the gradients that are needed:
 
     * ``dU = G^T (X V S^T)``, ``dS = (G U)^T (X V)``, ``dV = X^T (G U S)``,
     * ``dX = (G U S) V^T``, ``db = sum_i G_i``.
 
-    The same products as the chain of :func:`matmul` nodes ``X @ V``, ``@ S.T``, ``@ U.T``
-    and :func:`add` (in the same order, so equal to rounding), in one node instead of five.
+    ``dX`` has the memory layout of ``X`` (row- or column-major; the patches of
+    :func:`unfold` are column-major, the layout :func:`col2im` reads without a copy).
+
+    The products of the chain of :func:`matmul` nodes ``X @ V``, ``@ S.T``, ``@ U.T`` and
+    :func:`add` (equal to rounding), in one node instead of five, and with one pass less
+    over the ``batch`` rows: ``U S`` is formed before the rows are multiplied by it.
 
     Parameters
     ----------
@@ -161,8 +169,7 @@ def low_rank_linear(x, U, S, V, b, sink=None) -> Tensor:
     if sink is not None and not callable(sink):
         raise TypeError(f"low_rank_linear: sink must be callable, got {type(sink).__name__}")
     XV = x.value @ V.value
-    XVSt = XV if S is None else XV @ S.value.T
-    Z = XVSt @ U.value.T
+    Z = XV @ (U.value if S is None else U.value @ S.value).T      # (X V) (U S)^T
     Z += b.value
 
     def backward(g):
@@ -172,13 +179,23 @@ def low_rank_linear(x, U, S, V, b, sink=None) -> Tensor:
         GUS = None
         if x.requires_grad or V.requires_grad:
             GUS = GU if S is None else GU @ S.value
-        grads = (GUS @ V.value.T if x.requires_grad else None,       # dX
-                 g.T @ XVSt if U.requires_grad else None,            # dU
+        dX = None
+        if x.requires_grad:       # in the layout of X: unfolded patches are column-major,
+            dX = ((V.value @ GUS.T).T if _column_major(x.value)    # the layout col2im
+                  else GUS @ V.value.T)                            # reads without a copy
+        grads = (dX,                                                 # dX
+                 (g.T @ (XV if S is None else XV @ S.value.T)        # dU
+                  if U.requires_grad else None),
                  x.value.T @ GUS if V.requires_grad else None,       # dV
                  g.sum(axis=0) if b.requires_grad else None)         # db
         return grads if S is None else grads + (GU.T @ XV if S.requires_grad else None,)
     parents = (x, U, V, b) if S is None else (x, U, V, b, S)
     return make_node(Z, parents, backward, "low_rank_linear")
+
+
+def _column_major(a: np.ndarray) -> bool:
+    """Whether ``a`` is stored column-major (Fortran order) and not also row-major."""
+    return a.flags.f_contiguous and not a.flags.c_contiguous
 
 
 def _broadcast_shape(op, a, b):
@@ -735,6 +752,101 @@ def conv2d(x, w, b=None, stride=1, padding=0) -> Tensor:
         return dx, dw, (g.sum(axis=(0, 2, 3)) if b.requires_grad else None)
     parents = (x, w) if b is None else (x, w, b)
     return make_node(Z, parents, backward, "conv2d")
+
+
+def unfold(x, kh, kw, stride=1, padding=0) -> Tensor:
+    """The patches of an image batch as the rows of a matrix, recorded for backward.
+
+    The graph op of :func:`im2col`: ``C = im2col(X)``, row ``(n, i, j)`` the flattened
+    ``(c_in, kh, kw)`` patch under output pixel ``(i, j)`` of image ``n``. A convolution is
+    then the matrix ``W_mat = w.reshape(c_out, c_in * kh * kw)`` applied to these rows,
+    ``Z_mat = C W_mat^T``, and any matrix layer (in particular the factored
+    ``C V S^T U^T`` of a low-rank convolution, which never forms ``W_mat``) can act on
+    them. The map is linear, so its backward is its adjoint: ``dX = col2im(G)`` (overlapping
+    patches add up, entries in the padding are dropped).
+
+    Parameters
+    ----------
+    x : (batch, c_in, h, w) Tensor
+    kh, kw : int >= 1
+    stride : int >= 1, default 1
+    padding : int >= 0, default 0
+
+    Returns
+    -------
+    (batch * h_out * w_out, c_in * kh * kw) Tensor
+        As :func:`im2col` (stored column-major).
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`im2col`, naming ``unfold``.
+
+    Examples
+    --------
+    >>> x = Tensor(np.arange(9.0).reshape(1, 1, 3, 3), requires_grad=True)
+    >>> C = unfold(x, 2, 2); C.shape
+    (4, 4)
+    >>> C.sum().backward(); x.grad[0, 0]          # how many patches cover each pixel
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    """
+    x = as_tensor(x)
+    kh, kw, stride, padding, _ = _check_geometry("unfold", x.shape, kh, kw, stride, padding)
+    cols = im2col(x.value, kh, kw, stride, padding)
+
+    def backward(g):
+        return (col2im(g, x.shape, kh, kw, stride, padding),)
+    return make_node(cols, (x,), backward, "unfold")
+
+
+def rows_to_nchw(z, batch, h, w) -> Tensor:
+    """Rows ``(batch * h * w, c)`` in the order ``(n, i, j)`` of :func:`unfold` -> NCHW.
+
+    ``Y[n, k, i, j] = Z[(n, i, j), k]``: the output of a matrix layer acting on unfolded
+    patches, as images of ``c`` channels (a reshape and a transpose, copied C-contiguous).
+    The backward is the same permutation inverted, ``dZ[(n, i, j), k] = G[n, k, i, j]``.
+
+    Parameters
+    ----------
+    z : (batch * h * w, c) Tensor
+    batch, h, w : int >= 1
+
+    Returns
+    -------
+    (batch, c, h, w) Tensor
+
+    Raises
+    ------
+    ValueError
+        If ``z`` is not 2-d with ``batch * h * w`` rows, or a size is < 1.
+    TypeError
+        If a size is not an int.
+
+    Examples
+    --------
+    >>> z = Tensor(np.arange(8.0).reshape(4, 2))     # 1 image, 2 x 2 pixels, 2 channels
+    >>> rows_to_nchw(z, 1, 2, 2).value[0]
+    array([[[0., 2.],
+            [4., 6.]],
+    <BLANKLINE>
+           [[1., 3.],
+            [5., 7.]]])
+    """
+    z = as_tensor(z)
+    batch = _check_int("rows_to_nchw", "batch", batch, 1)
+    h = _check_int("rows_to_nchw", "h", h, 1)
+    w = _check_int("rows_to_nchw", "w", w, 1)
+    if z.ndim != 2 or z.shape[0] != batch * h * w:
+        raise ValueError(f"rows_to_nchw: z must have shape (batch * h * w, c) = "
+                         f"({batch * h * w}, c), got {z.shape}")
+    c = z.shape[1]
+    value = np.ascontiguousarray(z.value.reshape(batch, h, w, c).transpose(0, 3, 1, 2))
+
+    def backward(g):
+        return (np.ascontiguousarray(g.transpose(0, 2, 3, 1)).reshape(batch * h * w, c),)
+    return make_node(value, (z,), backward, "rows_to_nchw")
 
 
 def max_pool2d(x, size, stride=None) -> Tensor:

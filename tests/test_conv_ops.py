@@ -566,3 +566,88 @@ def test_conv2d_gradients_match_closed_forms_for_sum():
             for j in range(2):
                 patch_sum += x[s, :, i:i + 2, j:j + 3]
     np.testing.assert_allclose(w.grad, np.broadcast_to(patch_sum, (3, 2, 2, 3)), rtol=1e-13)
+
+
+# -- unfold and rows_to_nchw: the two graph ops of a matrix layer on patches --------------
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_unfold_forward_is_the_direct_unfold_and_its_gradient_checks(geometry):
+    batch, c_in, h, w, _, kh, kw, stride, padding = geometry
+    rng = np.random.default_rng(20)
+    x = rng.standard_normal((batch, c_in, h, w))
+    C = ops.unfold(Tensor(x), kh, kw, stride=stride, padding=padding)
+    expected = im2col_direct(x, kh, kw, stride, padding)
+    np.testing.assert_array_equal(C.value, expected)
+    op = lambda t: ops.unfold(t, kh, kw, stride=stride, padding=padding)  # noqa: E731
+    _assert_grad_ok(_contract(op, expected.shape, rng), [x], rng)
+
+
+@pytest.mark.parametrize("batch, h, w, c", [(1, 1, 1, 1), (2, 3, 4, 5), (3, 2, 5, 1)])
+def test_rows_to_nchw_forward_by_loops_and_its_gradient_checks(batch, h, w, c):
+    rng = np.random.default_rng(21)
+    z = rng.standard_normal((batch * h * w, c))
+    Y = ops.rows_to_nchw(Tensor(z), batch, h, w)
+    assert Y.shape == (batch, c, h, w) and Y.value.flags.c_contiguous
+    for n in range(batch):
+        for i in range(h):
+            for j in range(w):
+                np.testing.assert_array_equal(Y.value[n, :, i, j], z[(n * h + i) * w + j])
+    op = lambda t: ops.rows_to_nchw(t, batch, h, w)  # noqa: E731
+    _assert_grad_ok(_contract(op, (batch, c, h, w), rng), [z], rng)
+
+
+def test_conv2d_is_a_matrix_layer_on_unfolded_patches():
+    """rows_to_nchw(unfold(x) @ W_mat^T + b) is conv2d, values and gradients (stride 2,
+    padding 1): the identity a low-rank convolution is built on."""
+    rng = np.random.default_rng(22)
+    x, W, b, stride, padding = _random_conv(rng, GEOMETRIES[1])
+    c_out, _, kh, kw = W.shape
+    Z = ops.conv2d(x, W, b, stride=stride, padding=padding)
+    batch, _, h_out, w_out = Z.shape
+
+    def via_rows(x, W, b):
+        C = ops.unfold(x, kh, kw, stride=stride, padding=padding)
+        rows = ops.linear(C, ops.reshape(W, (c_out, -1)), b)
+        return ops.rows_to_nchw(rows, batch, h_out, w_out)
+    np.testing.assert_allclose(via_rows(Tensor(x), Tensor(W), Tensor(b)).value, Z.value,
+                               rtol=1e-13, atol=1e-13)
+    _assert_grad_ok(_contract(via_rows, Z.shape, rng), [x, W, b], rng)
+
+
+def test_checker_catches_a_planted_wrong_unfold_backward():
+    """An unfold whose backward overwrites overlapping patches instead of adding them."""
+    rng = np.random.default_rng(23)
+    x = rng.standard_normal((2, 2, 6, 5))
+
+    def wrong_unfold(t):
+        cols = ops.im2col(t.value, 3, 3, 1, 1)
+        return make_node(cols, (t,), lambda g: (_col2im_overwrite(g, t.shape, 3, 3, 1, 1),),
+                         "wrong_unfold")
+    res = check_grad(_contract(wrong_unfold, (60, 18), rng), [x], rng, n_directions=2)
+    assert not res.passed and res.max_rel_error > 1e-2, str(res)
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda: ops.unfold(np.ones((2, 6, 5)), 3, 3), ValueError, r"unfold: x must be 4-d"),
+    (lambda: ops.unfold(X4, 7, 3), ValueError, r"unfold: kernel.*\(7, 3\)"),
+    (lambda: ops.unfold(X4, 3, 3, stride=0), ValueError, r"unfold: stride must be an int >= 1"),
+    (lambda: ops.unfold(X4, 3, 3, padding=1.0), TypeError, r"unfold: padding must be an int"),
+    (lambda: ops.rows_to_nchw(np.ones((6, 2)), 2, 2, 2), ValueError,
+     r"rows_to_nchw: z must have shape.*\(8, c\).*\(6, 2\)"),
+    (lambda: ops.rows_to_nchw(np.ones(8), 2, 2, 2), ValueError, r"rows_to_nchw: z must have"),
+    (lambda: ops.rows_to_nchw(np.ones((8, 2)), 2, 0, 4), ValueError,
+     r"rows_to_nchw: h must be an int >= 1, got 0"),
+    (lambda: ops.rows_to_nchw(np.ones((8, 2)), 2.0, 2, 2), TypeError,
+     r"rows_to_nchw: batch must be an int"),
+])
+def test_unfold_and_rows_to_nchw_bad_input(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_unfold_and_rows_to_nchw_keep_float32():
+    rng = np.random.default_rng(24)
+    x = Tensor(rng.standard_normal((2, 3, 5, 5)).astype(np.float32), requires_grad=True)
+    C = ops.unfold(x, 3, 3, padding=1)
+    Y = ops.rows_to_nchw(ops.matmul(C, rng.standard_normal((27, 4)).astype(np.float32)), 2, 5, 5)
+    Y.sum().backward()
+    assert C.dtype == Y.dtype == x.grad.dtype == np.float32

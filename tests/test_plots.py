@@ -239,3 +239,28 @@ def test_timing_figure_is_redrawn_from_the_benchmark_numbers(tmp_path):
     assert out == [str(tmp_path / "timing_vs_rank.png")] and png.startswith(b"\x89PNG")
     with pytest.raises(FileNotFoundError, match="bench_rank_sweep.py"):
         make_figures(only="timing", out_dir=tmp_path, timing_json=tmp_path / "missing.json")
+
+
+# --------------------------------------------------------------------------- the LeNet5 figure
+def test_lenet5_figure_from_a_made_up_table(tmp_path, capsys):
+    from lowrank_ref.figures import read_lenet5_table
+    root = tmp_path / "results"
+    root.mkdir()
+    rows = [("dense", "", "99.10", "", "0.0", 0), ("dense", "", "99.00", "", "0.0", 1),
+            ("adaptive", "0.2", "98.50", "8|12|15", "92.6", 0),
+            ("adaptive", "0.2", "98.30", "8|13|15", "92.5", 1),
+            ("adaptive", "0.4", "97.00", "3|5|6", "97.0", 0)]
+    with open(root / "mnist_lenet5_table.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["method", "tau", "test_acc", "ranks", "eval_cr", "seed"])
+        w.writerows(rows)
+    t = read_lenet5_table(root / "mnist_lenet5_table.csv")
+    assert [g["tau"] for g in t["rows"]] == [0.2, 0.4]
+    assert t["rows"][0]["mean"] == pytest.approx(98.4) and t["rows"][0]["seeds"] == [0, 1]
+    assert t["rows"][0]["std"] == pytest.approx(np.std([98.5, 98.3], ddof=1))
+    assert t["rows"][1]["std"] == 0.0 and t["dense"]["mean"] == pytest.approx(99.05)
+    paths = make_figures(only="lenet5", out_dir=tmp_path / "figs", results_dir=root)
+    assert [p.rsplit("/", 1)[-1] for p in paths] == ["lenet5_accuracy_vs_compression.png"]
+    assert_png(paths[0])
+    with pytest.raises(FileNotFoundError, match="sweep --arch lenet5"):
+        make_figures(only="lenet5", out_dir=tmp_path / "figs", results_dir=tmp_path / "none")

@@ -57,3 +57,112 @@ def test_every_tau_of_the_paper_is_within_half_a_point_and_three_points_of_compr
         assert tau in ours, f"tau {tau} missing from the table"
         assert float(ours[tau]["test_acc"]) >= acc - 0.5, (tau, ours[tau]["test_acc"], acc)
         assert float(ours[tau]["eval_cr"]) >= cr - 3.0, (tau, ours[tau]["eval_cr"], cr)
+
+
+# --- the LeNet5 table (results/mnist_lenet5_table.csv, README "Reproducing the paper's LeNet5
+# table"): one row per run (tau, seed), the runs under results/lenet5_runs/ -----------------
+
+#: (n_in, n_out) of the kernel matrices of LeNet5's first three layers (conv 1->20 5x5,
+#: conv 20->50 5x5, linear 800->500) and the weights of the dense classifier 500 -> 10.
+LENET5_LOW_RANK = [(25, 20), (500, 50), (800, 500)]
+LENET5_DENSE = sum(a * b for a, b in LENET5_LOW_RANK) + 5000
+
+
+def _lenet5_table():
+    with open(RESULTS / "mnist_lenet5_table.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _lenet5_by_tau():
+    rows = {}
+    for r in _lenet5_table():
+        rows.setdefault(None if r["method"] == "dense" else float(r["tau"]), []).append(r)
+    return rows
+
+
+def test_lenet5_table_rows_match_their_run_records():
+    rows = _lenet5_table()
+    assert rows, "results/mnist_lenet5_table.csv is empty"
+    for row in rows:
+        run = RESULTS / "lenet5_runs" / row["run"]
+        with open(run / "history.csv", newline="") as f:
+            history = list(csv.DictReader(f))
+        record = json.loads((run / "run.json").read_text())
+        config = record["config"]
+        assert record["status"] == "finished"
+        assert len(history) == int(row["epochs"]) + int(row["finetune_epochs"])
+        assert abs(100 * float(history[-1]["test_acc"]) - float(row["test_acc"])) < 0.006
+        assert history[-1]["ranks"] == row["ranks"]
+        assert config["arch"] == "lenet5" and config["method"] == row["method"]
+        assert config["seed"] == int(row["seed"]) and config["dataset"] == "mnist"
+        assert record["data"]["n_train"] == 60000 and record["data"]["n_test"] == 10000
+        if row["method"] == "adaptive":
+            assert float(config["tau"]) == float(row["tau"]) and config["rank"] == 500
+
+
+def test_lenet5_parameter_counts_follow_the_definitions():
+    """Biases excluded; a low-rank layer of rank r holds r (n_in + n_out) evaluation and
+    2 r (n_in + n_out) + 4 r^2 training parameters on its kernel matrix."""
+    assert LENET5_DENSE == 430_500
+    for row in _lenet5_table():
+        ranks = [int(r) for r in row["ranks"].split("|")] if row["ranks"] else []
+        if row["method"] == "dense":
+            assert ranks == [] and int(row["eval_params"]) == LENET5_DENSE
+            continue
+        assert len(ranks) == 3
+        ev = sum(r * (a + b) for r, (a, b) in zip(ranks, LENET5_LOW_RANK)) + 5000
+        tr = sum(2 * r * (a + b) + 4 * r * r for r, (a, b) in zip(ranks, LENET5_LOW_RANK)) + 5000
+        assert int(row["eval_params"]) == ev and int(row["train_params"]) == tr
+        assert float(row["eval_cr"]) == pytest.approx(100 * (1 - ev / LENET5_DENSE), abs=0.051)
+
+
+def test_the_published_lenet5_counts_leave_out_the_V_factors():
+    """What the README says of the published table: every row's evaluation parameters are
+    sum r (n_out + 1) + 5000 (and its compression rate follows from them), not the
+    r (n_in + n_out) + 5000 of the definition, which the fully connected table does follow."""
+    from lowrank_ref.figures import PAPER_LENET5_DENSE, PAPER_LENET5_TABLE
+    assert PAPER_LENET5_DENSE["eval_params"] == LENET5_DENSE
+    for p in PAPER_LENET5_TABLE:
+        published = p["eval_params"]
+        assert published == sum(r * (b + 1) for r, (_, b) in zip(p["ranks"], LENET5_LOW_RANK)) + 5000
+        assert published < sum(r * (a + b) for r, (a, b) in zip(p["ranks"], LENET5_LOW_RANK)) + 5000
+        assert p["eval_cr"] == pytest.approx(100 * (1 - published / LENET5_DENSE), abs=0.051)
+    dense_mlp = sum(a * b for a, b in zip(SIZES[:-1], SIZES[1:]))
+    for p in PAPER_MNIST_TABLE:
+        ev = sum(r * (a + b) for r, a, b in zip(p["ranks"], SIZES[:-2], SIZES[1:-1])) + 5000
+        assert p["eval_cr"] == pytest.approx(100 * (1 - ev / dense_mlp), abs=0.051)
+
+
+def test_lenet5_dense_baseline_is_at_least_98_5_and_every_row_has_two_seeds():
+    by_tau = _lenet5_by_tau()
+    from lowrank_ref.figures import PAPER_LENET5_TABLE
+    assert set(by_tau) == {None} | {p["tau"] for p in PAPER_LENET5_TABLE}
+    assert all(len({r["seed"] for r in rows}) >= 2 for rows in by_tau.values())
+    assert all(float(r["test_acc"]) >= 98.5 for r in by_tau[None])
+
+
+#: The paper's rows whose compression this project's runs do not reach, as README.md,
+#: section "Reproducing the paper's LeNet5 table", says: at tau >= 0.2 the mean evaluation
+#: parameters of the two seeds exceed those of the paper's ranks counted the same way
+#: (r (n_in + n_out)), by less than half a point of compression.
+LENET5_COMPRESSION_MISSES = {0.2, 0.3, 0.4, 0.45}
+
+
+def test_every_lenet5_tau_of_the_paper_is_above_its_accuracy_and_the_misses_are_as_documented():
+    """The issue's criterion read from the committed table: every paper tau within 0.5 points
+    of the paper's mean accuracy or above it (here: above it at every tau), at a compression
+    at or above that of the paper's ranks counted as r (n_in + n_out) -- except the rows the
+    README names, which fall short by less than 0.5 points of compression."""
+    from lowrank_ref.figures import PAPER_LENET5_TABLE
+    by_tau = _lenet5_by_tau()
+    misses = set()
+    for p in PAPER_LENET5_TABLE:
+        rows = by_tau[p["tau"]]
+        mean_acc = sum(float(r["test_acc"]) for r in rows) / len(rows)
+        assert mean_acc >= p["test_acc"], (p["tau"], mean_acc, p["test_acc"])
+        paper_params = sum(r * (a + b) for r, (a, b) in zip(p["ranks"], LENET5_LOW_RANK)) + 5000
+        ours = sum(int(r["eval_params"]) for r in rows) / len(rows)
+        if ours > paper_params:
+            misses.add(p["tau"])
+            assert 100 * (ours - paper_params) / LENET5_DENSE < 0.5, (p["tau"], ours, paper_params)
+    assert misses == LENET5_COMPRESSION_MISSES

@@ -54,10 +54,12 @@ from lowrank_ref.dlrt import (AdaptiveKLS, DenseSGD, FixedRankKLS, SOnlySGD, low
 from lowrank_ref.integrators import (adaptive_bug_step, bug_step, parallel_bug_step,
                                      projector_splitting_step)
 from lowrank_ref.lowrank import validate_lowrank
+from lowrank_ref.conv import Conv2d, LowRankConv2d
 from lowrank_ref.lowrank_layers import LowRankDense
 from lowrank_ref.adam import CarriedAdamKLS, DenseAdam, PaperAdamKLS
 from lowrank_ref.factorized import FactorizedDense, decayed_factors, split_factors
 from lowrank_ref.pruning import prune_model, pruned_ranks
+from lowrank_ref.networks import MaxPool2d, ReLU, Sequential, lenet5
 from lowrank_ref.nn import MLP, Dense
 from lowrank_ref.training import (CHECKPOINT_NAME, CheckpointError, TrainConfig, TrainingDiverged,
                                   load_checkpoint, train)
@@ -496,16 +498,16 @@ def _optimizer_rows():
             lambda ctx: mk("adaptive", net(), 0.1, tau=0.1, passes=True), TypeError,
             "passes must be an int, got bool True", defect="accepted as passes=1"),
         Bad("make_optimizer", "model wrong type", lambda ctx: mk("fixed", None, 0.1), TypeError,
-            "model must be an MLP, got NoneType"),
+            "model must be a Network (an MLP or a Sequential), got NoneType"),
         Bad("DenseSGD", "model wrong type", lambda ctx: DenseSGD("x", 0.1), TypeError,
-            "model must be an MLP, got str"),
+            "model must be a Network (an MLP or a Sequential), got str"),
         Bad("DenseSGD", "model with low-rank layers", lambda ctx: DenseSGD(net(), 0.1),
-            ValueError, "model must have no LowRankDense layers for DenseSGD",
+            ValueError, "model must have no low-rank layers for DenseSGD",
             defect="accepted: trained only the biases of the low-rank layers"),
         Bad("DenseSGD", "lr infinite", lambda ctx: DenseSGD(dense_net(), np.inf), ValueError,
             "lr must be a finite number > 0, got inf"),
         Bad("FixedRankKLS", "dense model", lambda ctx: FixedRankKLS(dense_net(), 0.1), ValueError,
-            "model must contain at least one LowRankDense layer"),
+            "model must contain at least one low-rank layer"),
         Bad("FixedRankKLS", "momentum >= 1", lambda ctx: FixedRankKLS(net(), 0.1, momentum=1.5),
             ValueError, "momentum must be a finite number >= 0 and < 1, got 1.5"),
         Bad("AdaptiveKLS", "tau None", lambda ctx: AdaptiveKLS(net(), 0.1, None), TypeError,
@@ -523,7 +525,7 @@ def _optimizer_rows():
         Bad("SOnlySGD", "lr negative", lambda ctx: SOnlySGD(net(), -1), ValueError,
             "lr must be a finite number > 0, got -1"),
         Bad("SOnlySGD", "dense model", lambda ctx: SOnlySGD(dense_net(), 0.1), ValueError,
-            "model must contain at least one LowRankDense layer"),
+            "model must contain at least one low-rank layer"),
     ]
     rows += _optimizer_step_rows("DenseSGD", lambda **kw: DenseSGD(dense_net(), 0.1, **kw))
     rows += _optimizer_step_rows("FixedRankKLS", lambda **kw: FixedRankKLS(net(), 0.1, **kw))
@@ -1007,9 +1009,184 @@ def _comparison_rows():
     ]
 
 
+def _conv_rows():
+    """Convolutional layers, Sequential, lenet5, and LeNet5 runs (issue 13)."""
+    rng = lambda: np.random.default_rng(0)  # noqa: E731
+    conv = lambda: Conv2d(2, 3, 3, rng())  # noqa: E731
+    lrc = lambda: LowRankConv2d(2, 3, 3, 2, rng())  # noqa: E731
+    seq = lambda: Sequential([Conv2d(1, 2, 3, rng()), ReLU(), MaxPool2d(2)],  # noqa: E731
+                             input_shape=(1, 6, 6))
+    X = np.ones((2, 2, 5, 5))
+    W = np.random.default_rng(1).standard_normal((3, 2, 3, 3))
+    fd, ff = LowRankConv2d.from_dense, LowRankConv2d.from_factors
+    Y = LowRank.random(np.random.default_rng(2), 3, 18, 2)
+
+    def lenet_run(ctx, **kw):
+        c = TrainConfig(arch="lenet5", epochs=1, batch_size=16, out=str(ctx.tmp / "lenet"), **kw)
+        return train(c, log=quiet, data=DATA)
+    return [
+        Bad("Conv2d", "kernel_size 0", lambda ctx: Conv2d(2, 3, 0, rng()), ValueError,
+            "kernel_size must be an int >= 1, got 0"),
+        Bad("Conv2d", "kernel_size float", lambda ctx: Conv2d(2, 3, 3.0, rng()), TypeError,
+            "kernel_size must be an int >= 1 or a pair of them, got float 3.0"),
+        Bad("Conv2d", "kernel_size triple", lambda ctx: Conv2d(2, 3, (3, 3, 3), rng()),
+            TypeError, "kernel_size must be an int >= 1 or a pair of them, got tuple"),
+        Bad("Conv2d", "in_channels 0", lambda ctx: Conv2d(0, 3, 3, rng()), ValueError,
+            "in_channels must be an int >= 1, got 0"),
+        Bad("Conv2d", "stride 0", lambda ctx: Conv2d(2, 3, 3, rng(), stride=0), ValueError,
+            "stride must be an int >= 1, got 0"),
+        Bad("Conv2d", "padding negative", lambda ctx: Conv2d(2, 3, 3, rng(), padding=-1),
+            ValueError, "padding must be an int >= 0, got -1"),
+        Bad("Conv2d", "padding float", lambda ctx: Conv2d(2, 3, 3, rng(), padding=1.0),
+            TypeError, "padding must be an int >= 0, got float 1.0"),
+        Bad("Conv2d", "rng wrong type", lambda ctx: Conv2d(2, 3, 3, 0), TypeError,
+            "rng must be a numpy.random.Generator"),
+        Bad("Conv2d", "X 2-d", lambda ctx: conv()(np.ones((2, 50))), ValueError,
+            "Conv2d: X must have shape (batch, 2, h, w), got (2, 50)"),
+        Bad("Conv2d", "X wrong channels", lambda ctx: conv()(np.ones((2, 3, 5, 5))), ValueError,
+            "Conv2d: X must have shape (batch, 2, h, w), got (2, 3, 5, 5)"),
+        Bad("Conv2d", "X non-finite", lambda ctx: conv()(X * np.nan), ValueError,
+            "Conv2d: X must be finite, got 100 NaN/Inf entries"),
+        Bad("Conv2d", "X float32", lambda ctx: conv()(X.astype(np.float32)), TypeError,
+            "Conv2d: X has dtype float32 but the parameters are float64"),
+        Bad("Conv2d", "X complex", lambda ctx: conv()(X + 0j), TypeError,
+            "Conv2d: X must be a float array, got dtype complex128"),
+        Bad("Conv2d", "image smaller than the kernel", lambda ctx: conv()(np.ones((1, 2, 2, 2))),
+            ValueError, "conv2d: kernel (kh, kw) = (3, 3) is larger than the padded input"),
+        Bad("LowRankConv2d", "rank > min(c_out, c_in kh kw)",
+            lambda ctx: LowRankConv2d(2, 3, 3, 4, rng()), ValueError,
+            "rank must be <= min(n_in, n_out) = 3, got 4"),
+        Bad("LowRankConv2d", "rank float", lambda ctx: LowRankConv2d(2, 3, 3, 2.0, rng()),
+            TypeError, "rank must be an int >= 1, got float 2.0"),
+        Bad("LowRankConv2d", "unknown spectrum",
+            lambda ctx: LowRankConv2d(2, 3, 3, 2, rng(), spectrum="flat"), ValueError,
+            "spectrum must be one of ('decay', 'svd'), got 'flat'"),
+        Bad("LowRankConv2d", "X wrong channels", lambda ctx: lrc()(np.ones((2, 1, 5, 5))),
+            ValueError, "LowRankConv2d: X must have shape (batch, 2, h, w), got (2, 1, 5, 5)"),
+        Bad("LowRankConv2d", "X non-finite", lambda ctx: lrc()(X * np.inf), ValueError,
+            "LowRankConv2d: X must be finite, got 100 NaN/Inf entries"),
+        Bad("LowRankConv2d", "image smaller than the kernel",
+            lambda ctx: lrc()(np.ones((1, 2, 2, 2))), ValueError,
+            "unfold: kernel (kh, kw) = (3, 3) is larger than the padded input"),
+        Bad("LowRankConv2d", "unknown mode", lambda ctx: lrc().set_mode("Q"), ValueError,
+            "mode must be one of ('W', 'K', 'L', 'S'), got 'Q'"),
+        Bad("LowRankConv2d.from_dense", "W 2-d", lambda ctx: fd(W[:, :, 0, 0], np.zeros(3), 2),
+            ValueError, "W must be 4-d, got shape (3, 2)"),
+        Bad("LowRankConv2d.from_dense", "W complex", lambda ctx: fd(W + 1j, np.zeros(3), 2),
+            TypeError, "W must be a real float array, got dtype complex128"),
+        Bad("LowRankConv2d.from_dense", "W non-finite", lambda ctx: fd(W * np.nan, np.zeros(3), 2),
+            ValueError, "W must be finite, got 54 non-finite entries"),
+        Bad("LowRankConv2d.from_dense", "b wrong shape", lambda ctx: fd(W, np.zeros(2), 2),
+            ValueError, "b must have shape (3,), got (2,)"),
+        Bad("LowRankConv2d.from_dense", "rank > min", lambda ctx: fd(W, np.zeros(3), 4),
+            ValueError, "rank must be <= min(W.shape) = 3, got 4"),
+        Bad("LowRankConv2d.from_dense", "stride 0", lambda ctx: fd(W, np.zeros(3), 2, stride=0),
+            ValueError, "stride must be an int >= 1, got 0"),
+        Bad("Conv2d.from_weights", "W 3-d", lambda ctx: Conv2d.from_weights(W[0], np.zeros(3)),
+            ValueError, "W must be 4-d, got shape (2, 3, 3)"),
+        Bad("Conv2d.from_weights", "W string", lambda ctx: Conv2d.from_weights("W", np.zeros(3)),
+            TypeError, "W must be a real float array, got dtype <U1"),
+        Bad("Conv2d.from_weights", "b non-finite",
+            lambda ctx: Conv2d.from_weights(W, np.full(3, np.nan)), ValueError,
+            "b must be finite, got 3 non-finite entries"),
+        Bad("Conv2d.from_weights", "padding negative",
+            lambda ctx: Conv2d.from_weights(W, np.zeros(3), padding=-1), ValueError,
+            "padding must be an int >= 0, got -1"),
+        Bad("LowRankConv2d.from_factors", "rows not a multiple of kh kw",
+            lambda ctx: ff(Y, np.zeros(3), 4), ValueError,
+            "Y.V must have c_in * kh * kw rows (a multiple of kh * kw = 16), got 18"),
+        Bad("LowRankConv2d.from_factors", "Y not orthonormal",
+            lambda ctx: ff(LowRank(2 * Y.U, Y.S, Y.V), np.zeros(3), 3), ValueError,
+            "Y.U must have orthonormal columns"),
+        Bad("LowRankConv2d.from_factors", "Y not a LowRank", lambda ctx: ff(W, np.zeros(3), 3),
+            TypeError, "Y must be a LowRank(U, S, V), got ndarray"),
+        Bad("LowRankConv2d.from_factors", "kernel_size None",
+            lambda ctx: ff(Y, np.zeros(3), None), TypeError,
+            "kernel_size must be an int >= 1 or a pair of them, got NoneType None"),
+        Bad("Sequential", "empty", lambda ctx: Sequential([]), ValueError,
+            "modules must contain at least one module, got an empty sequence"),
+        Bad("Sequential", "not a sequence", lambda ctx: Sequential(conv()), TypeError,
+            "modules must be a sequence of modules, got Conv2d"),
+        Bad("Sequential", "a module without forward_array",
+            lambda ctx: Sequential([conv(), object()]), TypeError,
+            "modules[1] must have __call__, parameters() and forward_array(), got object"),
+        Bad("Sequential", "no layer with parameters", lambda ctx: Sequential([ReLU()]),
+            ValueError, "modules must contain at least one layer with parameters"),
+        Bad("Sequential", "mixed dtypes",
+            lambda ctx: Sequential([conv(), Conv2d(3, 1, 1, rng(), dtype=np.float32)]),
+            TypeError, "modules: all parameters must share one dtype"),
+        Bad("Sequential", "input_shape with 0", lambda ctx: Sequential([conv()], input_shape=(2, 0)),
+            ValueError, "input_shape[1] must be an int >= 1, got 0"),
+        Bad("Sequential", "X of the wrong shape", lambda ctx: seq()(np.ones((2, 1, 5, 6))),
+            ValueError, "Sequential: X must have shape (batch, 1, 6, 6), got (2, 1, 5, 6)"),
+        Bad("Sequential.predict", "X non-finite",
+            lambda ctx: seq().predict(np.full((2, 1, 6, 6), np.nan)), ValueError,
+            "Sequential.predict: X must be finite, got 72 NaN/Inf entries"),
+        Bad("Sequential.predict", "X int", lambda ctx: seq().predict(np.ones((2, 1, 6, 6), int)),
+            TypeError, "Sequential.predict: X must be a float array, got dtype int64"),
+        Bad("Sequential.predict", "batch_size 0",
+            lambda ctx: seq().predict(np.ones((2, 1, 6, 6)), batch_size=0), ValueError,
+            "batch_size must be an int >= 1, got 0"),
+        Bad("MaxPool2d", "size 0", lambda ctx: MaxPool2d(0), ValueError,
+            "size must be an int >= 1, got 0"),
+        Bad("MaxPool2d", "stride float", lambda ctx: MaxPool2d(2, 1.5), TypeError,
+            "stride must be an int >= 1, got float 1.5"),
+        Bad("lenet5", "ranks 0", lambda ctx: lenet5(rng(), ranks=0), ValueError,
+            "ranks must be an int >= 1, got 0"),
+        Bad("lenet5", "ranks of 2 layers", lambda ctx: lenet5(rng(), ranks=(3, 4)), ValueError,
+            "ranks must list 3 ranks (two convolutions and the first linear layer), got [3, 4]"),
+        Bad("lenet5", "ranks float", lambda ctx: lenet5(rng(), ranks=2.5), TypeError,
+            "ranks must be an int >= 1, got float 2.5"),
+        Bad("lenet5", "dtype float16", lambda ctx: lenet5(rng(), dtype=np.float16), TypeError,
+            "dtype must be float32 or float64, got float16"),
+        Bad("TrainConfig", "arch unknown", lambda ctx: TrainConfig(arch="vgg"), ValueError,
+            "arch must be one of ('mlp', 'lenet5'), got 'vgg'"),
+        Bad("TrainConfig", "sizes for lenet5", lambda ctx: TrainConfig(arch="lenet5", sizes=[4, 2]),
+            ValueError, "sizes is only used by arch 'mlp' (the layers of LeNet5 are fixed)"),
+        Bad("train (data)", "lenet5 on rows that are not 28 x 28 images",
+            lambda ctx: lenet_run(ctx), ValueError,
+            "arch 'lenet5' takes images of 1 x 28 x 28 = 784 pixels as rows of 784 features, "
+            "but X_train has shape (96, 12)"),
+        Bad("sweep", "seeds repeated",
+            lambda ctx: training_sweep([0.1], TrainConfig(method="adaptive", tau=0.1),
+                                       ctx.tmp, seeds=[0, 0]), ValueError,
+            "seeds must be a non-empty sequence of distinct ints, got [0, 0]"),
+        Bad("sweep", "seeds negative",
+            lambda ctx: training_sweep([0.1], TrainConfig(method="adaptive", tau=0.1),
+                                       ctx.tmp, seeds=[-1]), ValueError,
+            "seeds[0] must be an int >= 0, got -1"),
+        Bad("sweep", "seeds a string",
+            lambda ctx: training_sweep([0.1], TrainConfig(method="adaptive", tau=0.1),
+                                       ctx.tmp, seeds="01"), TypeError,
+            "seeds must be a sequence of ints >= 0 or None, got str"),
+        Bad("TrainConfig", "vanilla for lenet5",
+            lambda ctx: TrainConfig(arch="lenet5", method="vanilla"), ValueError,
+            "method must be one of ('dense', 'fixed', 'adaptive') for arch 'lenet5', got 'vanilla'"),
+        Bad("TrainConfig", "decay for lenet5",
+            lambda ctx: TrainConfig(arch="lenet5", method="fixed", decay=2.0), ValueError,
+            "options ['decay'] apply to arch 'mlp' only (the comparisons, pruning and Adam are "
+            "built for the MLP), got {'decay': 2.0} for arch 'lenet5'"),
+        Bad("cli train", "unknown arch", lambda ctx: cli("train", "--arch", "vgg"), CLIExit,
+            "argument --arch: invalid choice: 'vgg'"),
+        Bad("cli train", "hidden widths for lenet5",
+            lambda ctx: cli("train", "--arch", "lenet5", "--hidden", "100"), CLIExit,
+            "sizes is only used by arch 'mlp'"),
+        Bad("cli sweep", "seeds repeated",
+            lambda ctx: cli("sweep", "--taus", "0.1", "--seeds", "1,1"), CLIExit,
+            "argument --seeds: seeds must be distinct ints >= 0, got '1,1'"),
+        Bad("cli sweep", "seeds not ints", lambda ctx: cli("sweep", "--taus", "0.1", "--seeds", "a"),
+            CLIExit, "argument --seeds: expected comma-separated ints"),
+    ]
+
+
+def training_sweep(taus, base, results_dir, **kw):
+    from lowrank_ref.training import sweep
+    return sweep(taus, base, results_dir=results_dir, log=quiet, data=DATA, **kw)
+
+
 BAD = ([r for name in STEPS for r in _integrator_rows(name)] + _lowrank_truncate_rows()
        + _layer_rows() + _optimizer_rows() + _data_rows() + _oracle_rows() + _cli_rows()
-       + _train_data_rows() + _comparison_rows())
+       + _train_data_rows() + _comparison_rows() + _conv_rows())
 
 #: (public function, bad-input class) -> the existing test that covers it (not repeated above).
 ELSEWHERE = {
@@ -1125,6 +1302,9 @@ def test_table_is_systematic():
                 "LowRankDense.from_dense", "LowRankDense.from_factors", "LowRankDense.set_mode",
                 "make_optimizer", "DenseSGD", "FixedRankKLS", "AdaptiveKLS", "SOnlySGD",
                 "low_rank_mlp", "data.load", "data.batches", "data.subset", "data.read_idx",
+                "Conv2d", "Conv2d.from_weights", "LowRankConv2d", "LowRankConv2d.from_dense",
+                "LowRankConv2d.from_factors", "Sequential", "Sequential.predict", "MaxPool2d",
+                "lenet5", "sweep",
                 "oracle.cases", "oracle.check", "oracle.export", "oracle.verify", "cli train",
                 "cli sweep", "cli figures", "cli oracle", "FactorizedDense", "decayed_factors",
                 "prune_model", "DenseAdam", "PaperAdamKLS", "CarriedAdamKLS", "cli compare",

@@ -659,7 +659,7 @@ def test_cli_help_lists_every_option_with_its_default():
     assert res.returncode == 0, res.stderr
     text = " ".join(res.stdout.split())
     actions = train_actions()
-    expected = {"--method", "--rank", "--tau", "--min-rank", "--max-rank", "--passes",
+    expected = {"--method", "--arch", "--rank", "--tau", "--min-rank", "--max-rank", "--passes",
                 "--finetune-epochs", "--epochs", "--batch-size", "--lr", "--momentum",
                 "--schedule", "--warmup", "--seed", "--dtype", "--dataset", "--data-dir", "--out",
                 "--resume", "--hidden", "--n-train", "--n-test", "--force", "--threads",
@@ -800,3 +800,121 @@ def test_cli_oracle_export_then_verify_round_trips(tmp_path):
     victim.write_bytes(victim.read_bytes()[:-10] + b"0123456789")
     res = _cli("oracle", "verify", str(tmp_path / "golden"), cwd=tmp_path)
     assert res.returncode == 1 and victim.name in res.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# LeNet5 runs (arch="lenet5"): the same records, checkpoints and resume as the MLP
+# --------------------------------------------------------------------------------------------
+
+def images(seed=1, n_train=96, n_test=32):
+    """Made-up 28 x 28 images as rows of 784 pixels in [0, 1] (as the loaders give MNIST)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.random((K, 784))
+
+    def draw(n):
+        y = rng.integers(0, K, n)
+        return np.clip(centres[y] + 0.2 * rng.standard_normal((n, 784)), 0, 1), y
+
+    return Dataset(*draw(n_train), *draw(n_test), "images", "made up in test_train.py")
+
+
+IMAGES = images()
+LENET5 = {"dense": dict(method="dense", momentum=0.9),
+          "fixed": dict(method="fixed", rank=4, momentum=0.9),
+          "adaptive": dict(method="adaptive", rank=8, tau=0.2, momentum=0.9)}
+
+
+def lenet_config(tmp_path, name="lenet", **kw):
+    base = dict(arch="lenet5", epochs=2, batch_size=32, lr=0.02, out=str(tmp_path / name))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_lenet5_config_defaults_and_errors():
+    c = TrainConfig(arch="lenet5", method="adaptive", tau=0.2)
+    assert (c.epochs, c.batch_size, c.sizes, c.rank) == (10, 128, None, 500)
+    assert (c.lr, c.schedule) == (training.config.LENET5_DEFAULTS["lr"]["adaptive"],
+                                  training.config.LENET5_DEFAULTS["schedule"])
+    assert TrainConfig.from_dict(c.to_dict()) == c
+    assert TrainConfig().arch == "mlp" and TrainConfig().sizes == list(training.DEFAULT_SIZES)
+    with pytest.raises(ValueError, match="sizes is only used by arch 'mlp'"):
+        TrainConfig(arch="lenet5", sizes=[784, 10])
+    with pytest.raises(ValueError, match="arch must be one of"):
+        TrainConfig(arch="resnet")
+
+
+@pytest.mark.parametrize("method", sorted(LENET5))
+def test_lenet5_two_epochs_equal_one_plus_resume_plus_one(tmp_path, method):
+    """Bit for bit, with momentum (the factored velocities of the low-rank convolutions are
+    in the checkpoint): the records of a LeNet5 run are those of an MLP run."""
+    kw = LENET5[method]
+    ref = lenet_config(tmp_path, "ref", **kw)
+    final = train(ref, log=quiet, data=IMAGES)
+    with pytest.raises(Interrupt):
+        train(lenet_config(tmp_path, "part", **kw), log=stop_after_epoch(1), data=IMAGES)
+    part = lenet_config(tmp_path, "part", **kw)
+    train(part, log=quiet, data=IMAGES, resume=part.out)
+    a = model_arrays(Path(ref.out) / CHECKPOINT_NAME)
+    b = model_arrays(Path(part.out) / CHECKPOINT_NAME)
+    kinds = [str(a[f"layer{i}.kind"]) for i in range(4)]
+    assert kinds == {"dense": ["conv2d", "conv2d", "dense", "dense"]}.get(
+        method, ["lowrank_conv2d", "lowrank_conv2d", "lowrank", "dense"])
+    assert any(k.startswith("opt.") for k in a)
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa
+    assert drop(read_history(ref.out)) == drop(read_history(part.out))
+    run = json.loads((Path(ref.out) / "run.json").read_text())
+    assert run["status"] == "finished" and run["config"]["arch"] == "lenet5"
+    assert final["dense_params"] == 430_500
+    if method != "dense":
+        assert len(final["ranks"]) == 3 and all(1 <= r for r in final["ranks"])
+
+
+def test_lenet5_data_must_be_28_by_28_images(tmp_path):
+    bad = Dataset(np.zeros((8, 20)), np.zeros(8, int), np.zeros((4, 20)), np.zeros(4, int),
+                  "x", "made up")
+    with pytest.raises(ValueError, match=r"arch 'lenet5' takes images of 1 x 28 x 28 = 784 "
+                                         r"pixels.*X_train has shape \(8, 20\)"):
+        train(lenet_config(tmp_path), log=quiet, data=bad)
+    c = config(tmp_path, "mlp", epochs=1, sizes=[784, 8, 8, 8, 10])   # 4 layers, like LeNet5
+    train(c, log=quiet, data=IMAGES)
+    with pytest.raises(CheckpointError, match="layer 0 is 'dense', the configuration's method "
+                                              "builds a 'conv2d' layer"):
+        train(lenet_config(tmp_path, "mlp", epochs=2), log=quiet, data=IMAGES, resume=c.out,
+              force=True)
+
+
+def test_lenet5_sweep_over_seeds_names_runs_and_writes_its_table(tmp_path):
+    base = lenet_config(tmp_path, method="adaptive", tau=0.2, rank=6, epochs=1)
+    dense = lenet_config(tmp_path, epochs=1)
+    table = training.sweep([0.3], base, results_dir=tmp_path / "res", dense=dense, log=quiet,
+                           data=IMAGES, seeds=[3, 1])
+    assert table == tmp_path / "res" / "mnist_lenet5_table.csv"
+    with open(table, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["run"], r["seed"]) for r in rows] == [
+        ("dense-seed3", "3"), ("tau-0.3-seed3", "3"), ("dense-seed1", "1"), ("tau-0.3-seed1", "1")]
+    for row in rows:
+        run = json.loads((tmp_path / "res" / "lenet5_runs" / row["run"] / "run.json").read_text())
+        assert run["config"]["seed"] == int(row["seed"]) and run["config"]["arch"] == "lenet5"
+    with pytest.raises(ValueError, match="seeds must be a non-empty sequence of distinct"):
+        training.sweep([0.3], base, results_dir=tmp_path, log=quiet, data=IMAGES, seeds=[1, 1])
+    with pytest.raises(ValueError, match="dense must have the arch of base"):
+        training.sweep([0.3], base, results_dir=tmp_path, log=quiet, data=IMAGES,
+                       dense=config(tmp_path))
+
+
+def test_cli_lenet5_options(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(lowrank_ref.data, "load", lambda *a, **k: IMAGES)
+    out = tmp_path / "cli"
+    assert main(["train", "--arch", "lenet5", "--method", "adaptive", "--tau", "0.2",
+                 "--rank", "6", "--epochs", "1", "--batch-size", "48", "--out", str(out)]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["arch"] == "lenet5" and run["config"]["sizes"] is None
+    assert main(["train", "--resume", str(out), "--epochs", "2"]) == 0
+    assert [r["epoch"] for r in read_history(out)] == ["1", "2"]
+    capsys.readouterr()
+    assert main(["train", "--arch", "lenet5", "--hidden", "100", "--out", str(tmp_path / "x")]) == 2
+    assert "sizes is only used by arch 'mlp'" in capsys.readouterr().err

@@ -8,6 +8,8 @@ everything and writes the PNG files. The modules:
 * :mod:`~lowrank_ref.figures.integrator_plots` -- convergence, robustness, higher orders;
 * :mod:`~lowrank_ref.figures.mnist_plots` -- accuracy against compression beside the paper's
   table, ranks per epoch;
+* :mod:`~lowrank_ref.figures.lenet5_plots` -- the LeNet5 table: the published numbers, their
+  parameter counts, accuracy against compression;
 * :mod:`~lowrank_ref.figures.timing_plots` -- step time against rank from the benchmark JSON;
 * :mod:`~lowrank_ref.figures.comparison_plots` -- the paper's comparisons (methods against
   compression, the ill-conditioning experiment) from the tables of ``compare``;
@@ -27,6 +29,8 @@ from .mnist_plots import (PAPER_MNIST_DENSE_ACC, PAPER_MNIST_TABLE, PRODUCER, RU
                           RUNS_DIR_NAME, TABLE_NAME, expected_history, history_for,
                           plot_accuracy_vs_compression, plot_rank_evolution, read_history,
                           read_table)
+from .lenet5_plots import (LENET5_TABLE_NAME, PAPER_LENET5_DENSE, PAPER_LENET5_TABLE,
+                           plot_lenet5_accuracy_vs_compression, read_lenet5_table)
 from .timing_plots import TIMING_JSON, TIMING_PRODUCER, plot_timing_vs_rank
 from .comparison_plots import (COMPARISON_TABLE, ILLCONDITIONED_TABLE, plot_illconditioned,
                                plot_methods_vs_compression, read_comparison)
@@ -36,10 +40,11 @@ __all__ = ["make_figures", "PAPER_MNIST_TABLE", "PAPER_MNIST_DENSE_ACC", "TABLE_
            "plot_integrator_robustness", "plot_integrator_high_order",
            "plot_accuracy_vs_compression", "plot_rank_evolution", "plot_timing_vs_rank",
            "read_table", "read_history", "plot_methods_vs_compression", "plot_illconditioned",
-           "FIGURE_GROUPS"]
+           "PAPER_LENET5_TABLE", "PAPER_LENET5_DENSE", "LENET5_TABLE_NAME",
+           "plot_lenet5_accuracy_vs_compression", "read_lenet5_table", "FIGURE_GROUPS"]
 
 #: The groups of figures ``make_figures(only=...)`` draws.
-FIGURE_GROUPS = ("integrators", "mnist", "timing", "comparison")
+FIGURE_GROUPS = ("integrators", "mnist", "lenet5", "timing", "comparison")
 
 
 def make_figures(only: Optional[str] = None, fast: bool = False, out_dir="figures",
@@ -61,6 +66,9 @@ def make_figures(only: Optional[str] = None, fast: bool = False, out_dir="figure
       table without such a column is matched by ``tau`` against the ``config.tau`` of
       each ``results_dir/mnist_runs/*/run.json``.
 
+    * ``only="lenet5"`` (or None): reads ``results_dir/mnist_lenet5_table.csv`` (written by
+      ``python -m lowrank_ref sweep --arch lenet5``) and writes
+      ``lenet5_accuracy_vs_compression.png``.
     * ``only="timing"`` (or None): redraws ``timing_vs_rank.png`` from ``timing_json``
       (default :data:`TIMING_JSON`, written by ``benchmarks/bench_rank_sweep.py``; the
       timing itself is not rerun).
@@ -72,7 +80,7 @@ def make_figures(only: Optional[str] = None, fast: bool = False, out_dir="figure
 
     Parameters
     ----------
-    only : {None, "integrators", "mnist", "timing", "comparison"}
+    only : {None, "integrators", "mnist", "lenet5", "timing", "comparison"}
     fast : bool, default False
     out_dir : str or path-like, default "figures"
     results_dir : str or path-like, default "results"
@@ -115,6 +123,9 @@ def make_figures(only: Optional[str] = None, fast: bool = False, out_dir="figure
                 f"{table_csv} has a history.csv under {runs_dir}): the runs are written by "
                 f"{PRODUCER}")
         chosen = [found[0]] if len(found) == 1 else [found[0], found[-1]]
+    if only in (None, "lenet5"):
+        lenet5_csv = results_dir / LENET5_TABLE_NAME
+        read_lenet5_table(lenet5_csv)                 # checked before anything is written
     if only in (None, "timing"):
         timing_json = Path(timing_json if timing_json is not None else TIMING_JSON)
         if not timing_json.is_file():
@@ -138,6 +149,9 @@ def make_figures(only: Optional[str] = None, fast: bool = False, out_dir="figure
                                           out_dir / "mnist_accuracy_vs_compression.png"))
         done(plot_rank_evolution({f"τ = {r['tau']:g}": p for r, p in chosen},
                                  out_dir / "mnist_rank_evolution.png"))
+    if only in (None, "lenet5"):
+        done(plot_lenet5_accuracy_vs_compression(
+            lenet5_csv, out_dir / "lenet5_accuracy_vs_compression.png"))
     if only in (None, "timing"):
         done(plot_timing_vs_rank(timing_json, out_dir / "timing_vs_rank.png"))
     if only in (None, "comparison"):

@@ -18,8 +18,8 @@ import numpy as np
 from .._validate import check_path
 from ..factorized import FactorizedDense
 from ..lowrank import LowRank
-from ..lowrank_layers import LowRankDense
-from ..nn import MLP, Dense
+from ..lowrank_layers import LowRankLayer
+from ..nn import Network
 from .atomic import atomic_write
 from .config import TrainConfig
 
@@ -35,43 +35,50 @@ class CheckpointError(ValueError):
     """A checkpoint file is corrupt, truncated, or not one written by :func:`save_checkpoint`."""
 
 
-def _model_arrays(model: MLP) -> dict:
-    """The arrays of every layer of ``model`` under the checkpoint's keys."""
+def _model_arrays(model: Network) -> dict:
+    """The arrays of every layer of ``model`` under the checkpoint's keys.
+
+    A layer's kind is its ``KIND``: "lowrank" (:class:`~lowrank_ref.lowrank_layers.LowRankDense`)
+    and "lowrank_conv2d" store ``U``, ``S``, ``V``, ``b`` (any
+    :class:`~lowrank_ref.lowrank_layers.LowRankLayer`); "dense" and "conv2d" store ``W``, ``b``;
+    "factorized" (:class:`~lowrank_ref.factorized.FactorizedDense`) ``U``, ``V``, ``b``.
+    """
     arrays = {"n_layers": np.array(len(model.layers))}
     for i, layer in enumerate(model.layers):
-        if isinstance(layer, LowRankDense):
-            arrays[f"layer{i}.kind"] = np.array("lowrank")
+        kind = getattr(layer, "KIND", None)
+        if isinstance(layer, LowRankLayer):
             arrays.update({f"layer{i}.U": layer.U, f"layer{i}.S": layer.S,
                            f"layer{i}.V": layer.V, f"layer{i}.b": layer.b.value})
-        elif isinstance(layer, Dense):
-            arrays[f"layer{i}.kind"] = np.array("dense")
+        elif kind in ("dense", "conv2d"):
             arrays.update({f"layer{i}.W": layer.W.value, f"layer{i}.b": layer.b.value})
         elif isinstance(layer, FactorizedDense):
-            arrays[f"layer{i}.kind"] = np.array("factorized")
             arrays.update({f"layer{i}.U": layer.U.value, f"layer{i}.V": layer.V.value,
                            f"layer{i}.b": layer.b.value})
         else:
             raise TypeError(f"cannot checkpoint layer {i} of type {type(layer).__name__}")
+        arrays[f"layer{i}.kind"] = np.array(kind)
     return arrays
 
 
-def save_checkpoint(path, model: MLP, optimizer, config: TrainConfig, history: list,
+def save_checkpoint(path, model: Network, optimizer, config: TrainConfig, history: list,
                     epochs_done: int, finetune_done: int, phase: str) -> None:
     """Write a checkpoint atomically with :func:`numpy.savez` (no pickled objects).
 
     Keys: ``format`` (int), ``config`` and ``history`` (JSON in 0-d unicode arrays),
     ``epochs_done`` / ``finetune_done`` (epochs completed in each phase), ``opt_phase``
-    (the phase whose optimiser state is stored), ``n_layers``, per layer ``layer{i}.kind``
-    ("dense", "lowrank" or "factorized") and its arrays ``layer{i}.W``, ``.b``; ``layer{i}.U``,
-    ``.S``, ``.V``, ``.b``; or ``layer{i}.U``, ``.V``, ``.b`` (ranks may differ per layer), and ``opt.<name>`` for every array of
-    ``optimizer.state_arrays()``.
+    (the phase whose optimiser state is stored), ``n_layers``, per layer of ``model.layers``
+    ``layer{i}.kind`` ("dense", "conv2d", "lowrank", "lowrank_conv2d" or "factorized") and
+    its arrays ``layer{i}.W``, ``.b`` (``W`` 4-d for "conv2d"), ``layer{i}.U``, ``.S``, ``.V``,
+    ``.b`` (ranks may differ per layer; a low-rank convolution stores its kernel matrix's
+    factors), or ``layer{i}.U``, ``.V``, ``.b`` ("factorized", ``W = U V^T``), and
+    ``opt.<name>`` for every array of ``optimizer.state_arrays()``.
 
     Parameters
     ----------
     path : str or os.PathLike
         The file to write (``<run folder>/checkpoint.npz`` in a run).
-    model : MLP
-        Dense and low-rank layers only.
+    model : Network
+        Dense, convolutional and low-rank layers only.
     optimizer
         Any optimiser of :mod:`lowrank_ref.dlrt` (``state_arrays()``).
     config : TrainConfig
@@ -181,8 +188,8 @@ def load_config(path) -> TrainConfig:
     return load_checkpoint(path)["config"]
 
 
-def restore_model(model: MLP, arrays: dict, path: Path, dtype) -> None:
-    """Replace the parameters of ``model`` by those of a checkpoint (exact arrays).
+def restore_model(model: Network, arrays: dict, path: Path, dtype) -> None:
+    """Replace the parameters of ``model`` by those of a checkpoint (exact arrays), in place.
 
     ``arrays`` and ``path`` as returned by :func:`load_checkpoint`; the arrays are cast to
     ``dtype``. Raises :class:`CheckpointError` naming ``path`` if a layer's kind, shape or
@@ -193,9 +200,9 @@ def restore_model(model: MLP, arrays: dict, path: Path, dtype) -> None:
         raise CheckpointError(f"checkpoint {path} has {n} layers, the configuration "
                               f"builds {len(model.layers)}")
 
-    def get(i, name):
+    def get(i, name, ndim=2):
         a = arrays[f"layer{i}.{name}"]
-        ndim = 1 if name == "b" else 2
+        ndim = 1 if name == "b" else ndim
         if a.dtype.kind not in "biuf" or a.ndim != ndim:
             raise CheckpointError(f"checkpoint {path}: layer{i}.{name} must be a real {ndim}-d "
                                   f"array, got dtype {a.dtype} shape {a.shape}")
@@ -208,22 +215,18 @@ def restore_model(model: MLP, arrays: dict, path: Path, dtype) -> None:
 
     for i, layer in enumerate(model.layers):
         try:
-            kind = str(arrays[f"layer{i}.kind"])
-            if kind == "dense" and isinstance(layer, Dense):
-                W, b = get(i, "W"), get(i, "b")
-                if W.shape != layer.W.shape or b.shape != layer.b.shape:
-                    raise CheckpointError(f"checkpoint {path}: layer {i} has W {W.shape}, "
-                                          f"b {b.shape}; the configuration needs "
-                                          f"{layer.W.shape}, {layer.b.shape}")
-                layer.W.value, layer.b.value = W, b
-            elif kind == "lowrank" and isinstance(layer, LowRankDense):
+            kind, want = str(arrays[f"layer{i}.kind"]), getattr(layer, "KIND", None)
+            if kind != want:
+                raise CheckpointError(f"checkpoint {path}: layer {i} is {kind!r}, the "
+                                      f"configuration's method builds a {want!r} layer")
+            if isinstance(layer, LowRankLayer):
                 Y = LowRank(get(i, "U"), get(i, "S"), get(i, "V"))
                 if Y.U.shape[0] != layer.n_out or Y.V.shape[0] != layer.n_in:
                     raise CheckpointError(f"checkpoint {path}: layer {i} is "
                                           f"{Y.U.shape[0]} x {Y.V.shape[0]}, the "
                                           f"configuration needs {layer.n_out} x {layer.n_in}")
                 try:
-                    model.layers[i] = LowRankDense.from_factors(Y, get(i, "b"))
+                    layer.load_factors(Y, get(i, "b"))
                 except CheckpointError:
                     raise
                 except (ValueError, TypeError) as exc:   # shapes, orthonormality
@@ -236,10 +239,12 @@ def restore_model(model: MLP, arrays: dict, path: Path, dtype) -> None:
                                           f"{layer.U.shape}, {layer.V.shape}, {layer.b.shape}")
                 layer.U.value, layer.V.value, layer.b.value = U, V, b
             else:
-                want = {LowRankDense: "lowrank", FactorizedDense: "factorized"}.get(
-                    type(layer), "dense")
-                raise CheckpointError(f"checkpoint {path}: layer {i} is {kind!r}, the "
-                                      f"configuration's method builds a {want!r} layer")
+                W, b = get(i, "W", layer.W.ndim), get(i, "b")
+                if W.shape != layer.W.shape or b.shape != layer.b.shape:
+                    raise CheckpointError(f"checkpoint {path}: layer {i} has W {W.shape}, "
+                                          f"b {b.shape}; the configuration needs "
+                                          f"{layer.W.shape}, {layer.b.shape}")
+                layer.W.value, layer.b.value = W, b
         except KeyError as exc:
             raise CheckpointError(f"checkpoint {path} lacks the array {exc} of layer {i}") from None
 

@@ -14,7 +14,7 @@ import numpy as np
 from .. import data as data_pkg
 from .._validate import as_float_array
 from ..data import Dataset
-from .config import TrainConfig
+from .config import TrainConfig, input_shape, n_classes
 
 __all__ = ["prepare_data"]
 
@@ -26,8 +26,8 @@ def prepare_data(config: TrainConfig, data: Optional[Dataset] = None) -> Dataset
     ----------
     config : TrainConfig
         ``dataset``, ``data_dir`` (where :func:`lowrank_ref.data.load` looks first),
-        ``n_train`` / ``n_test`` (the first samples only), ``sizes`` (features and classes)
-        and ``dtype``.
+        ``n_train`` / ``n_test`` (the first samples only), the network (``arch``, ``sizes``:
+        the features per image and the classes) and ``dtype``.
     data : Dataset, optional
         Arrays to use instead of loading ``config.dataset``: any object with the fields
         ``X_train``, ``y_train``, ``X_test``, ``y_test`` (``name`` and ``source`` optional).
@@ -35,16 +35,18 @@ def prepare_data(config: TrainConfig, data: Optional[Dataset] = None) -> Dataset
     Returns
     -------
     Dataset
-        ``X_train`` ``(n_train, sizes[0])`` and ``X_test`` ``(n_test, sizes[0])``,
+        ``X_train`` ``(n_train, sizes[0])`` and ``X_test`` ``(n_test, sizes[0])`` for arch
+        "mlp", ``(n, 1, 28, 28)`` for arch "lenet5" (the rows of 784 pixels reshaped),
         C-contiguous of ``config.dtype``; ``y_train`` ``(n_train,)`` and ``y_test``
-        ``(n_test,)`` int64 labels in ``[0, sizes[-1])``.
+        ``(n_test,)`` int64 labels in ``[0, n_classes)`` (``sizes[-1]``, or 10).
 
     Raises
     ------
     TypeError
         If ``data`` lacks the fields, images are not real numbers, or labels not integers.
     ValueError
-        If images are not 2-d with ``sizes[0]`` columns or not finite, labels are not one per
+        If images are not 2-d with one column per input feature (``sizes[0]``, or 784 for
+        LeNet5) or not finite, labels are not one per
         image or out of range, ``n_train`` / ``n_test`` exceed the data, or a split is empty.
 
     Examples
@@ -67,21 +69,27 @@ def prepare_data(config: TrainConfig, data: Optional[Dataset] = None) -> Dataset
                             f"{type(data).__name__}")
         ds = Dataset(*(np.asarray(getattr(data, f)) for f in fields),
                      getattr(data, "name", "custom"), getattr(data, "source", "data argument"))
-    n_in, n_classes = config.sizes[0], config.sizes[-1]
-    labels = f"integer labels in [0, sizes[-1] = {n_classes})"
+    shape = input_shape(config)
+    n_in, classes = int(np.prod(shape)), n_classes(config)
+    labels = (f"integer labels in [0, sizes[-1] = {classes})" if config.arch == "mlp"
+              else f"integer labels in [0, {classes})")
     for split in ("train", "test"):
         xname, yname = f"X_{split}", f"y_{split}"
         X = as_float_array(getattr(ds, xname), xname, ndim=2)       # kind, 2-d, finite
         if X.shape[1] != n_in:
-            raise ValueError(f"sizes[0] = {n_in} must equal the number of input features, "
-                             f"but {xname} has shape {X.shape}")
+            if config.arch == "mlp":
+                raise ValueError(f"sizes[0] = {n_in} must equal the number of input "
+                                 f"features, but {xname} has shape {X.shape}")
+            raise ValueError(f"arch {config.arch!r} takes images of {' x '.join(map(str, shape))}"
+                             f" = {n_in} pixels as rows of {n_in} features, but {xname} has "
+                             f"shape {X.shape}")
         y = getattr(ds, yname)
         if y.dtype.kind not in "iu":
             raise TypeError(f"{yname} must hold {labels}, got dtype {y.dtype}")
         if y.shape != (X.shape[0],):
             raise ValueError(f"{yname} must hold one label per row of {xname}, shape "
                              f"({X.shape[0]},), got shape {y.shape}")
-        if y.size and (y.min() < 0 or y.max() >= n_classes):
+        if y.size and (y.min() < 0 or y.max() >= classes):
             raise ValueError(f"{yname} must hold {labels}, got range [{y.min()}, {y.max()}]")
         ds = ds._replace(**{xname: X})
     if config.n_train is not None or config.n_test is not None:
@@ -95,8 +103,9 @@ def prepare_data(config: TrainConfig, data: Optional[Dataset] = None) -> Dataset
     if len(ds.y_train) == 0 or len(ds.y_test) == 0:
         raise ValueError(f"data must hold at least one training and one test sample, got "
                          f"{len(ds.y_train)} and {len(ds.y_test)}")
-    # Cast once to the model dtype (and labels to int64), contiguous for fast batching.
-    return ds._replace(X_train=np.ascontiguousarray(ds.X_train, dtype=dtype),
-                       X_test=np.ascontiguousarray(ds.X_test, dtype=dtype),
+    # Cast once to the model dtype (and labels to int64), contiguous for fast batching, in
+    # the shape the network takes (images for LeNet5).
+    return ds._replace(X_train=np.ascontiguousarray(ds.X_train, dtype=dtype).reshape(-1, *shape),
+                       X_test=np.ascontiguousarray(ds.X_test, dtype=dtype).reshape(-1, *shape),
                        y_train=ds.y_train.astype(np.int64, copy=False),
                        y_test=ds.y_test.astype(np.int64, copy=False))

@@ -27,8 +27,8 @@ from .._validate import check_bool, check_callable, check_choice, check_int, che
 from ..autodiff import Tensor
 from ..data import Dataset
 from ..dlrt import parameter_counts
-from ..lowrank_layers import LowRankDense
-from ..nn import MLP, accuracy
+from ..lowrank_layers import LowRankLayer
+from ..nn import Network, accuracy
 from ..threads import blas_info, blas_threads
 from .atomic import write_text
 from .checkpoint import (CHECKPOINT_NAME, checkpoint_path, load_checkpoint, restore_model,
@@ -60,15 +60,17 @@ class TrainingDiverged(RuntimeError):
         self.epoch, self.batch, self.checkpoint = epoch, batch, checkpoint
 
 
-def evaluate(model: MLP, X: np.ndarray, y: np.ndarray, batch_size: int = 1024
+def evaluate(model: Network, X: np.ndarray, y: np.ndarray, batch_size: int = 1024
              ) -> Tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` on ``(X, y)`` (:meth:`MLP.predict`, no graph).
+    """Mean cross-entropy and accuracy of ``model`` on ``(X, y)`` (:meth:`Network.predict`, no graph).
 
     Parameters
     ----------
-    model : MLP
-    X : (n, n_in) ndarray
-        Of the model's dtype.
+    model : Network
+        An MLP or a Sequential (e.g. LeNet5).
+    X : ndarray
+        A batch the model takes (``(n, n_in)``, or images ``(n, 1, 28, 28)``), of the
+        model's dtype.
     y : (n,) int ndarray
     batch_size : int, default 1024
         Rows per forward pass (memory only; the result does not depend on it beyond rounding).
@@ -81,14 +83,16 @@ def evaluate(model: MLP, X: np.ndarray, y: np.ndarray, batch_size: int = 1024
 
     Examples
     --------
+    >>> from lowrank_ref.nn import MLP
     >>> rng = np.random.default_rng(0)
     >>> model = MLP.dense([4, 8, 3], rng)
     >>> loss, acc = evaluate(model, rng.standard_normal((10, 4)), rng.integers(0, 3, 10))
     >>> loss > 0 and 0 <= acc <= 1
     True
     """
-    if not isinstance(model, MLP):
-        raise TypeError(f"model must be an MLP, got {type(model).__name__}")
+    if not isinstance(model, Network):
+        raise TypeError(f"model must be a Network (an MLP or a Sequential), got "
+                        f"{type(model).__name__}")
     batch_size = check_int(batch_size, "batch_size", low=1)
     with np.errstate(all="ignore"):
         logits = model.predict(X, batch_size=batch_size)
@@ -96,17 +100,17 @@ def evaluate(model: MLP, X: np.ndarray, y: np.ndarray, batch_size: int = 1024
     return loss, accuracy(logits, y)
 
 
-def _all_finite(model: MLP) -> bool:
+def _all_finite(model: Network) -> bool:
     for layer in model.layers:
-        arrays = ([layer.U, layer.S, layer.V, layer.b.value] if isinstance(layer, LowRankDense)
+        arrays = ([layer.U, layer.S, layer.V, layer.b.value] if isinstance(layer, LowRankLayer)
                   else [p.value for p in layer.parameters()])
         if not all(np.isfinite(a).all() for a in arrays):
             return False
     return True
 
 
-def _ranks_now(model: MLP) -> str:
-    ranks = [layer.rank for layer in model.layers if isinstance(layer, LowRankDense)]
+def _ranks_now(model: Network) -> str:
+    ranks = [layer.rank for layer in model.layers if isinstance(layer, LowRankLayer)]
     return f"ranks {'|'.join(map(str, ranks))}" if ranks else ""
 
 
@@ -306,7 +310,8 @@ def _run(config: TrainConfig, log, data, ckpt: Optional[dict], force: bool, prog
                      + (f", pruned from {config.prune_from})" if config.prune_from else ")"))
         if config.optimizer != "sgd":
             what += f", optimizer {config.optimizer}"
-        log(f"{what} training of {'-'.join(map(str, config.sizes))} on "
+        net = "LeNet5" if config.arch == "lenet5" else "-".join(map(str, config.sizes))
+        log(f"{what} training of {net} on "
             f"{ds.name}: {n} train / {len(ds.y_test)} test samples, {config.dtype}, batch "
             f"{config.batch_size}, lr {config.lr:g} ({config.schedule}), momentum "
             f"{config.momentum:g}; epochs {config.epochs}"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import json
 import os
@@ -67,8 +68,13 @@ def history_csv(history: list) -> str:
     return buf.getvalue()
 
 
+@functools.lru_cache(maxsize=1)
 def git_commit() -> Optional[str]:
-    """``git rev-parse HEAD`` of the checkout holding this package, or None (no git / repo)."""
+    """``git rev-parse HEAD`` of the checkout holding this package, or None (no git / repo).
+
+    Read once per process (the first call) and then remembered: a long process (a sweep)
+    keeps running the code it loaded, so its later runs must not name a later commit.
+    """
     try:
         res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
                              capture_output=True, text=True, timeout=10)
