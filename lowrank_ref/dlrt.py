@@ -1,13 +1,11 @@
 """Dynamical low-rank training (DLRT): the optimisers of [SZKCT22].
 
 Schotthöfer, Zangrando, Kusch, Ceruti, Tudisco, "Low-rank lottery tickets: finding efficient
-low-rank neural networks via matrix differential equations", NeurIPS 2022 ([SZKCT22]).
-(Equation and algorithm numbers of the paper are not quoted: they were not checked
-against the published text.)
-
-Training is the gradient flow ``dW/dt = -dL/dW`` ([SZKCT22]) restricted to the
-manifold of rank-r matrices, ``W = U S V^T``, and integrated with the K-, L- and S-steps of
-the unconventional BUG integrator ([CL22]) and its rank-adaptive version ([CKL22]).
+low-rank neural networks via matrix differential equations", NeurIPS 2022 ([SZKCT22];
+its equation numbers are not quoted: not checked against the published text). Training is
+the gradient flow ``dW/dt = -dL/dW`` restricted to the manifold of rank-r matrices,
+``W = U S V^T``, integrated with the K-, L- and S-steps of the unconventional BUG
+integrator ([CL22]) and its rank-adaptive version ([CKL22]).
 One SGD step with learning rate ``lr`` is one explicit Euler step of length ``h = lr`` of
 each sub-flow. With ``G = dL/dW`` (never formed: ``G = dZ^T X`` for a layer with input
 ``X`` and ``dZ = dL/dZ``, so ``G V0 = dZ^T (X V0)`` etc.):
@@ -15,7 +13,6 @@ each sub-flow. With ``G = dL/dW`` (never formed: ``G = dZ^T X`` for a layer with
 * K-step ([SZKCT22]):  ``K1 = U0 S0 - lr G V0``          -> ``U1``
 * L-step ([SZKCT22]):  ``L1 = V0 S0^T - lr G^T U0``      -> ``V1``
 * S-step ([SZKCT22]):  ``S1 = S~0 - lr U1^T G(W~) V1``   (Galerkin, at the new basis)
-
 Optimisers (one ``step(X, y)`` per batch; all return the loss and logits at the start point):
 
 * :class:`DenseSGD` -- plain (momentum) SGD of a dense network: the baseline.
@@ -31,11 +28,10 @@ Optimisers (one ``step(X, y)`` per batch; all return the loss and logits at the 
   backward gives ``G V0``, ``G^T U0`` and ``U_hat^T G V_hat`` -- equal to rounding under SGD.
 * :class:`SOnlySGD` -- fine-tuning of ``S`` with ``U``, ``V`` frozen ([SZKCT22]).
 
-Biases and dense layers (the paper keeps the last layer dense) are updated by SGD with the
-gradient at the start point of the step, in the same step. Optional heavy-ball momentum
-(``momentum > 0``) keeps one velocity per parameter; for a low-rank layer the velocity is a
-matrix stored in the augmented bases and re-expressed in each new basis (see
-:class:`~lowrank_ref.momentum.FactorMomentum`).
+Biases and dense layers (the paper keeps the last layer dense) take an SGD step with the
+gradient at the start point. Heavy-ball momentum (``momentum > 0``) keeps one velocity per
+parameter; a low-rank layer's is a matrix in the augmented bases, re-expressed in each new
+basis (:class:`~lowrank_ref.momentum.FactorMomentum`).
 """
 from __future__ import annotations
 
@@ -47,8 +43,8 @@ from . import ops
 from ._validate import (check_bool, check_callable, check_choice, check_int, check_int_list,
                         check_rank_bounds, check_real)
 from .lowrank import LowRank, augment_basis, orthonormalize
-from .momentum import FactorMomentum, PlainSGD
 from .factorized import FactorizedDense
+from .momentum import FactorMomentum, PlainSGD
 from .lowrank_layers import LowRankDense, LowRankLayer
 from .nn import MLP, Dense, Network
 from .threads import uses_blas_threads
