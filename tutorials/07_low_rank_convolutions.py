@@ -262,3 +262,31 @@ print("figure:", OUT / "07_unfold_and_ranks.png")
 
 # %%
 print(f"tutorial 07 finished in {time.perf_counter() - T_START:.1f} s")
+
+# %% [markdown]
+# ## Where this lives in the library
+#
+# | claim | function | module | test |
+# |---|---|---|---|
+# | a convolution is one matrix product on the unfolded patches | `conv2d`, `im2col`, `unfold`, `rows_to_nchw` | `lowrank_ref.ops` | `tests/test_conv_ops.py::test_conv2d_is_a_matrix_layer_on_unfolded_patches` |
+# | col2im is the adjoint of im2col | `col2im` | `lowrank_ref.ops` | `tests/test_conv_ops.py::test_im2col_col2im_adjoint` |
+# | a planted wrong backward of the unfold fails the gradient check | `check_grad` | `lowrank_ref.gradcheck` | `tests/test_conv_ops.py::test_checker_catches_a_planted_wrong_unfold_backward` |
+# | the low-rank convolution never forms its kernel | `LowRankConv2d` | `lowrank_ref.conv` | `tests/test_conv_layers.py::test_low_rank_conv_forward_never_forms_the_kernel` |
+# | a fixed-rank DLRT step on a convolution is BUG on its kernel matrix | `FixedRankKLS` | `lowrank_ref.dlrt` | `tests/test_conv_layers.py::test_fixed_rank_step_on_a_conv_is_the_bug_integrator_on_its_kernel_matrix` |
+# | the one-gradient adaptive step equals the three-pass one on a conv network | `AdaptiveKLS` | `lowrank_ref.dlrt` | `tests/test_conv_layers.py::test_one_gradient_adaptive_step_equals_three_pass_step_on_a_conv_network` |
+# | LeNet5's layers and parameter counts | `lenet5` | `lowrank_ref.networks` | `tests/test_conv_layers.py::test_lenet5_shapes_and_parameter_counts` |
+#
+# ## Exercises
+#
+# Answers: `tutorials/solutions/07_solutions.py` (each checked by an `assert`).
+#
+# 1. An image of `h x w` pixels, padded by `p` on every side, with a `kh x kw` kernel and
+#    stride `s`, gives `floor((h + 2p - kh) / s) + 1` output rows (and the same for columns).
+#    Check the formula against the shape of `ops.im2col` for a few geometries, including
+#    one where the last column of the padded image is never covered.
+# 2. With stride equal to the kernel size (non-overlapping patches, no padding, sizes that
+#    divide), what is `col2im(im2col(x))`? And with stride 1?
+# 3. At which ranks is the factored forward of LeNet5's *first* convolution (1 -> 20
+#    channels, 5 x 5) cheaper than the dense one, counting `rows (n_in + c_out) r + rows r^2`
+#    multiply-adds against `rows n_in c_out`? What does that say about training that layer
+#    from its full rank 20?
