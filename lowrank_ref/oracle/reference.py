@@ -122,41 +122,51 @@ def _integrator_candidate(family: str) -> Callable:
     return candidate
 
 
+def _dense_layer(W, b):
+    """A :class:`~lowrank_ref.nn.Dense` layer holding copies of ``W (n_out, n_in)``,
+    ``b (n_out,)``."""
+    from ..autodiff import Tensor
+    from ..nn import Dense
+    W = np.asarray(W)
+    layer = Dense(W.shape[1], W.shape[0], np.random.default_rng(0), dtype=W.dtype)
+    layer.W = Tensor(W.copy(), requires_grad=True, name="W")
+    layer.b = Tensor(np.array(b, dtype=W.dtype), requires_grad=True, name="b")
+    return layer
+
+
+def _dlrt_step(model, inp: Mapping, passes: int) -> dict:
+    """One step of the optimiser ``inp["method"]`` on ``model`` (a Network whose layers
+    are layers ``0, 1, ...`` of the case), on the batch ``inp["X"], inp["y"]``; the new
+    value of every layer key, and ``rank{i}`` of every low-rank layer."""
+    from ..dlrt import AdaptiveKLS, FixedRankKLS
+    from ..lowrank_layers import LowRankLayer
+    method = check_choice(inp["method"], "method", ("fixed", "adaptive"))
+    if method == "fixed":
+        opt = FixedRankKLS(model, inp["lr"])               # lr: the learning rate
+    else:
+        opt = AdaptiveKLS(model, inp["lr"], inp["tau"], min_rank=inp["min_rank"],
+                          max_rank=inp["max_rank"], passes=passes)
+    opt.step(np.asarray(inp["X"]), np.asarray(inp["y"]))
+    out = {}
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, LowRankLayer):
+            out[f"U{i}"], out[f"S{i}"], out[f"V{i}"] = (np.array(a) for a in layer.factors)
+            out[f"rank{i}"] = layer.rank
+        else:
+            out[f"W{i}"] = np.array(layer.W.value)
+        out[f"b{i}"] = np.array(layer.b.value)
+    return out
+
+
 def _dlrt_candidate(passes: int) -> Callable:
     def candidate(**inp):
-        from ..autodiff import Tensor
-        from ..dlrt import AdaptiveKLS, FixedRankKLS
         from ..lowrank_layers import LowRankDense
-        from ..nn import MLP, Dense
-        layers = []
-        for i in layer_indices(inp):
-            if f"U{i}" in inp:
-                layers.append(LowRankDense.from_factors(
-                    LowRank(inp[f"U{i}"], inp[f"S{i}"], inp[f"V{i}"]), inp[f"b{i}"]))
-            else:
-                W = np.asarray(inp[f"W{i}"])
-                layer = Dense(W.shape[1], W.shape[0], np.random.default_rng(0), dtype=W.dtype)
-                layer.W = Tensor(W.copy(), requires_grad=True, name="W")
-                layer.b = Tensor(np.array(inp[f"b{i}"], dtype=W.dtype), requires_grad=True,
-                                 name="b")
-                layers.append(layer)
-        model = MLP(layers, activation="relu")
-        method = check_choice(inp["method"], "method", ("fixed", "adaptive"))
-        if method == "fixed":
-            opt = FixedRankKLS(model, inp["lr"])           # lr: the learning rate
-        else:
-            opt = AdaptiveKLS(model, inp["lr"], inp["tau"], min_rank=inp["min_rank"],
-                              max_rank=inp["max_rank"], passes=passes)
-        opt.step(np.asarray(inp["X"]), np.asarray(inp["y"]))
-        out = {}
-        for i, layer in enumerate(model.layers):
-            if isinstance(layer, LowRankDense):
-                out[f"U{i}"], out[f"S{i}"], out[f"V{i}"] = (np.array(a) for a in layer.factors)
-                out[f"rank{i}"] = layer.rank
-            else:
-                out[f"W{i}"] = np.array(layer.W.value)
-            out[f"b{i}"] = np.array(layer.b.value)
-        return out
+        from ..nn import MLP
+        layers = [LowRankDense.from_factors(LowRank(inp[f"U{i}"], inp[f"S{i}"], inp[f"V{i}"]),
+                                            inp[f"b{i}"])
+                  if f"U{i}" in inp else _dense_layer(inp[f"W{i}"], inp[f"b{i}"])
+                  for i in layer_indices(inp)]
+        return _dlrt_step(MLP(layers, activation="relu"), inp, passes)
 
     candidate.__name__ = f"reference_dlrt_passes{passes}"
     return candidate
