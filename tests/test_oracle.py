@@ -238,11 +238,48 @@ def _deltas(Ws, bs, X, y):
     return As, ds
 
 
+def _mlp_gradients(Ws, bs, X, y):
+    """``dL/dW_i`` and ``dL/db_i`` of every layer of the MLP (ReLU between layers)."""
+    As, ds = _deltas(Ws, bs, X, y)
+    return [d.T @ A for d, A in zip(ds, As)], [d.sum(axis=0) for d in ds]
+
+
+def np_im2col(X, k, stride, padding):
+    """The patches of ``X (n, c, h, w)`` under the ``k x k`` windows: one row per output
+    pixel ``(n, i, j)``, its entries in the order ``(c, p, q)`` of the kernel ``W[o, c, p,
+    q]`` (so that ``W.reshape(c_out, -1)`` applies to them); and ``(h_out, w_out)``."""
+    n, c, h, w = X.shape
+    h_out, w_out = (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
+    Xp = np.pad(X, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    P = np.empty((n, h_out, w_out, c, k, k), dtype=X.dtype)
+    for p in range(k):
+        for q in range(k):
+            window = Xp[:, :, p:p + stride * (h_out - 1) + 1:stride,
+                        q:q + stride * (w_out - 1) + 1:stride]       # (n, c, h_out, w_out)
+            P[..., p, q] = window.transpose(0, 2, 3, 1)
+    return P.reshape(n * h_out * w_out, c * k * k), (h_out, w_out)
+
+
+def _conv_gradients(Ws, bs, X, y, k, stride, padding):
+    """``dL/dW_i``, ``dL/db_i`` of conv (kernel matrix ``Ws[0] (c_out, c_in k k)``), ReLU,
+    flatten (channel-major, as NCHW), dense ``Ws[1]``, mean cross-entropy."""
+    P, (h_out, w_out) = np_im2col(X, k, stride, padding)
+    n, c_out = X.shape[0], Ws[0].shape[0]
+    Z = P @ Ws[0].T + bs[0]                          # the convolution, one row per pixel
+    A = np.maximum(Z, 0).reshape(n, h_out, w_out, c_out).transpose(0, 3, 1, 2).reshape(n, -1)
+    _, (d,) = _deltas([Ws[1]], [bs[1]], A, y)        # dL/d logits
+    dA = (d @ Ws[1]).reshape(n, c_out, h_out, w_out).transpose(0, 2, 3, 1).reshape(-1, c_out)
+    dZ = dA * (Z > 0)
+    return [dZ.T @ P, d.T @ A], [dZ.sum(axis=0), d.sum(axis=0)]
+
+
 def np_dlrt_step(s_at_w0=False, galerkin=True, orth="qr", **trunc):
-    """One DLRT step of [SZKCT22] ("fixed" rank, and the one-gradient "adaptive" step).
+    """One DLRT step of [SZKCT22] ("fixed" rank, and the one-gradient "adaptive" step) on
+    an MLP, or (``kernel_size`` given) on conv, ReLU, flatten, dense.
 
     ``s_at_w0``: the fixed-rank S-step gradient taken at W0 instead of W~ = U1 S~0 V1^T."""
-    def candidate(X, y, lr, method, tau, min_rank, max_rank, **layers):
+    def candidate(X, y, lr, method, tau, min_rank, max_rank, kernel_size=None, stride=1,
+                  padding=0, **layers):
         idx = []
         while f"b{len(idx)}" in layers:
             idx.append(len(idx))
@@ -251,17 +288,22 @@ def np_dlrt_step(s_at_w0=False, galerkin=True, orth="qr", **trunc):
         Ws = [(fac[i][0] @ fac[i][1] @ fac[i][2].T) if i in fac else layers[f"W{i}"]
               for i in idx]
         bs = [layers[f"b{i}"] for i in idx]
-        As, ds = _deltas(Ws, bs, X, y)
+
+        def gradients(W):
+            if kernel_size is None:
+                return _mlp_gradients(W, bs, X, y)
+            return _conv_gradients(W, bs, X, y, kernel_size, stride, padding)
+
+        Gs, dbs = gradients(Ws)
         out = {}
         for i in idx:
-            G = ds[i].T @ As[i]
-            out[f"b{i}"] = bs[i] - lr * ds[i].sum(axis=0)
+            out[f"b{i}"] = bs[i] - lr * dbs[i]
             if i not in fac:
-                out[f"W{i}"] = Ws[i] - lr * G
+                out[f"W{i}"] = Ws[i] - lr * Gs[i]
         new = {}
         for i in lowrank:
             U0, S0, V0 = fac[i]
-            G = ds[i].T @ As[i]
+            G = Gs[i]
             K1, L1 = U0 @ S0 - lr * G @ V0, V0 @ S0.T - lr * G.T @ U0
             if method == "fixed":
                 U1, V1 = _basis(K1, orth), _basis(L1, orth)
@@ -276,10 +318,10 @@ def np_dlrt_step(s_at_w0=False, galerkin=True, orth="qr", **trunc):
                 new[i] = (res["U"], res["S"], res["V"], None)
         if method == "fixed":            # second pass at W~ (biases, dense layers at W0)
             Wt = [(new[i][0] @ new[i][1] @ new[i][2].T) if i in new else Ws[i] for i in idx]
-            As_t, ds_t = _deltas(Wt, bs, X, y)
+            Gs_t, _ = gradients(Wt)
             for i in lowrank:
                 U1, S_t, V1, G0 = new[i]
-                Gt = G0 if s_at_w0 else ds_t[i].T @ As_t[i]
+                Gt = G0 if s_at_w0 else Gs_t[i]
                 new[i] = (U1, S_t - lr * U1.T @ Gt @ V1, V1, None)
         for i in lowrank:
             out[f"U{i}"], out[f"S{i}"], out[f"V{i}"] = new[i][:3]
