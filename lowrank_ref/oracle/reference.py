@@ -12,7 +12,7 @@ from .._validate import check_choice, check_int
 from ..lowrank import LowRank
 
 __all__ = ["FAMILIES", "FIXED_RANK", "FIRST_ORDER_ADAPTIVE", "HIGHER_ORDER", "RANK_ADAPTIVE",
-           "INTEGRATORS", "DLRT",
+           "INTEGRATORS", "DLRT_MLP", "DLRT_CONV", "DLRT",
            "check_family", "linear_rhs", "reference", "run_integrator", "layer_indices",
            "lowrank_dict"]
 
@@ -26,12 +26,19 @@ HIGHER_ORDER = ("midpoint_bug_step", "rk_bug_step")
 RANK_ADAPTIVE = FIRST_ORDER_ADAPTIVE + HIGHER_ORDER
 #: Every integrator family: one step of ``lowrank_ref.integrators.<family>``.
 INTEGRATORS = FIXED_RANK + RANK_ADAPTIVE
-#: One optimiser step of DLRT [SZKCT22] on a one-layer and on a three-layer network.
-DLRT = ("dlrt_layer_step", "dlrt_network_step")
+#: One optimiser step of DLRT [SZKCT22] on a one-layer and on a three-layer network of
+#: fully connected layers.
+DLRT_MLP = ("dlrt_layer_step", "dlrt_network_step")
+#: One optimiser step of DLRT on a small convolutional network: low-rank convolution,
+#: ReLU, flatten, dense.
+DLRT_CONV = ("dlrt_conv_layer_step",)
+#: Every DLRT family: the network is given by flat per-layer keys ``U{i}``, ``b{i}``, ...
+DLRT = DLRT_MLP + DLRT_CONV
 
 #: The case families; each name is the function (or step) it checks. The order is the
 #: order of the golden files in the manifest: families added later go at the end.
-FAMILIES = ("truncate",) + FIXED_RANK + FIRST_ORDER_ADAPTIVE + DLRT + HIGHER_ORDER
+FAMILIES = ("truncate",) + FIXED_RANK + FIRST_ORDER_ADAPTIVE + DLRT_MLP + HIGHER_ORDER \
+    + DLRT_CONV
 
 
 def check_family(family) -> str:
@@ -172,6 +179,39 @@ def _dlrt_candidate(passes: int) -> Callable:
     return candidate
 
 
+def _dlrt_conv_candidate(passes: int) -> Callable:
+    """``dlrt_conv_layer_step``: one DLRT step of a low-rank convolution, ReLU, flatten,
+    dense, built from the arrays of the case as a :class:`~lowrank_ref.networks.Sequential`.
+
+    The candidate takes ``U0 (c_out, r), S0 (r, r), V0 (c_in k k, r), b0 (c_out,)`` (the
+    kernel matrix ``U0 S0 V0^T`` of the ``k x k`` convolution, ``k = kernel_size``),
+    ``W1 (n_classes, c_out h_out w_out), b1 (n_classes,)``, ``X (batch, c_in, h, w)``, the
+    ints ``kernel_size``, ``stride``, ``padding``, and ``y, lr, method, tau, min_rank,
+    max_rank`` as the other DLRT families; a ValueError names ``X`` or ``W1`` if its shape
+    does not fit the convolution (and ``LowRankConv2d.from_factors`` names a bad factor or
+    geometry)."""
+    def candidate(U0, S0, V0, b0, W1, b1, X, kernel_size, stride, padding, **inp):
+        from ..conv import LowRankConv2d, conv_output_size
+        from ..networks import Flatten, ReLU, Sequential
+        conv = LowRankConv2d.from_factors(LowRank(U0, S0, V0), b0, kernel_size,
+                                          stride=stride, padding=padding)
+        X = np.asarray(X)
+        if X.ndim != 4:
+            raise ValueError(f"X must have shape (batch, c_in, h, w), got {X.shape}")
+        h_out, w_out = conv_output_size(X.shape[2], X.shape[3], *conv.kernel_size,
+                                        conv.stride, conv.padding)
+        features = conv.out_channels * h_out * w_out
+        if np.ndim(W1) != 2 or np.shape(W1)[1] != features:
+            raise ValueError(f"W1 must have shape (n_classes, {features}): c_out h_out w_out "
+                             f"= {conv.out_channels} * {h_out} * {w_out} columns, got "
+                             f"{np.shape(W1)}")
+        model = Sequential([conv, ReLU(), Flatten(), _dense_layer(W1, b1)])
+        return _dlrt_step(model, dict(inp, X=X), passes)
+
+    candidate.__name__ = f"reference_dlrt_conv_passes{passes}"
+    return candidate
+
+
 def reference(family: str, passes: int = 1) -> Callable:
     """This package's implementation of ``family`` as a candidate for
     :func:`lowrank_ref.oracle.check`.
@@ -209,4 +249,6 @@ def reference(family: str, passes: int = 1) -> Callable:
         return _truncate_candidate
     if family in INTEGRATORS:
         return _integrator_candidate(family)
+    if family in DLRT_CONV:
+        return _dlrt_conv_candidate(passes)
     return _dlrt_candidate(passes)
