@@ -238,11 +238,48 @@ def _deltas(Ws, bs, X, y):
     return As, ds
 
 
+def _mlp_gradients(Ws, bs, X, y):
+    """``dL/dW_i`` and ``dL/db_i`` of every layer of the MLP (ReLU between layers)."""
+    As, ds = _deltas(Ws, bs, X, y)
+    return [d.T @ A for d, A in zip(ds, As)], [d.sum(axis=0) for d in ds]
+
+
+def np_im2col(X, k, stride, padding):
+    """The patches of ``X (n, c, h, w)`` under the ``k x k`` windows: one row per output
+    pixel ``(n, i, j)``, its entries in the order ``(c, p, q)`` of the kernel ``W[o, c, p,
+    q]`` (so that ``W.reshape(c_out, -1)`` applies to them); and ``(h_out, w_out)``."""
+    n, c, h, w = X.shape
+    h_out, w_out = (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
+    Xp = np.pad(X, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    P = np.empty((n, h_out, w_out, c, k, k), dtype=X.dtype)
+    for p in range(k):
+        for q in range(k):
+            window = Xp[:, :, p:p + stride * (h_out - 1) + 1:stride,
+                        q:q + stride * (w_out - 1) + 1:stride]       # (n, c, h_out, w_out)
+            P[..., p, q] = window.transpose(0, 2, 3, 1)
+    return P.reshape(n * h_out * w_out, c * k * k), (h_out, w_out)
+
+
+def _conv_gradients(Ws, bs, X, y, k, stride, padding):
+    """``dL/dW_i``, ``dL/db_i`` of conv (kernel matrix ``Ws[0] (c_out, c_in k k)``), ReLU,
+    flatten (channel-major, as NCHW), dense ``Ws[1]``, mean cross-entropy."""
+    P, (h_out, w_out) = np_im2col(X, k, stride, padding)
+    n, c_out = X.shape[0], Ws[0].shape[0]
+    Z = P @ Ws[0].T + bs[0]                          # the convolution, one row per pixel
+    A = np.maximum(Z, 0).reshape(n, h_out, w_out, c_out).transpose(0, 3, 1, 2).reshape(n, -1)
+    _, (d,) = _deltas([Ws[1]], [bs[1]], A, y)        # dL/d logits
+    dA = (d @ Ws[1]).reshape(n, c_out, h_out, w_out).transpose(0, 2, 3, 1).reshape(-1, c_out)
+    dZ = dA * (Z > 0)
+    return [dZ.T @ P, d.T @ A], [dZ.sum(axis=0), d.sum(axis=0)]
+
+
 def np_dlrt_step(s_at_w0=False, galerkin=True, orth="qr", **trunc):
-    """One DLRT step of [SZKCT22] ("fixed" rank, and the one-gradient "adaptive" step).
+    """One DLRT step of [SZKCT22] ("fixed" rank, and the one-gradient "adaptive" step) on
+    an MLP, or (``kernel_size`` given) on conv, ReLU, flatten, dense.
 
     ``s_at_w0``: the fixed-rank S-step gradient taken at W0 instead of W~ = U1 S~0 V1^T."""
-    def candidate(X, y, lr, method, tau, min_rank, max_rank, **layers):
+    def candidate(X, y, lr, method, tau, min_rank, max_rank, kernel_size=None, stride=1,
+                  padding=0, **layers):
         idx = []
         while f"b{len(idx)}" in layers:
             idx.append(len(idx))
@@ -251,17 +288,22 @@ def np_dlrt_step(s_at_w0=False, galerkin=True, orth="qr", **trunc):
         Ws = [(fac[i][0] @ fac[i][1] @ fac[i][2].T) if i in fac else layers[f"W{i}"]
               for i in idx]
         bs = [layers[f"b{i}"] for i in idx]
-        As, ds = _deltas(Ws, bs, X, y)
+
+        def gradients(W):
+            if kernel_size is None:
+                return _mlp_gradients(W, bs, X, y)
+            return _conv_gradients(W, bs, X, y, kernel_size, stride, padding)
+
+        Gs, dbs = gradients(Ws)
         out = {}
         for i in idx:
-            G = ds[i].T @ As[i]
-            out[f"b{i}"] = bs[i] - lr * ds[i].sum(axis=0)
+            out[f"b{i}"] = bs[i] - lr * dbs[i]
             if i not in fac:
-                out[f"W{i}"] = Ws[i] - lr * G
+                out[f"W{i}"] = Ws[i] - lr * Gs[i]
         new = {}
         for i in lowrank:
             U0, S0, V0 = fac[i]
-            G = ds[i].T @ As[i]
+            G = Gs[i]
             K1, L1 = U0 @ S0 - lr * G @ V0, V0 @ S0.T - lr * G.T @ U0
             if method == "fixed":
                 U1, V1 = _basis(K1, orth), _basis(L1, orth)
@@ -276,10 +318,10 @@ def np_dlrt_step(s_at_w0=False, galerkin=True, orth="qr", **trunc):
                 new[i] = (res["U"], res["S"], res["V"], None)
         if method == "fixed":            # second pass at W~ (biases, dense layers at W0)
             Wt = [(new[i][0] @ new[i][1] @ new[i][2].T) if i in new else Ws[i] for i in idx]
-            As_t, ds_t = _deltas(Wt, bs, X, y)
+            Gs_t, _ = gradients(Wt)
             for i in lowrank:
                 U1, S_t, V1, G0 = new[i]
-                Gt = G0 if s_at_w0 else ds_t[i].T @ As_t[i]
+                Gt = G0 if s_at_w0 else Gs_t[i]
                 new[i] = (U1, S_t - lr * U1.T @ Gt @ V1, V1, None)
         for i in lowrank:
             out[f"U{i}"], out[f"S{i}"], out[f"V{i}"] = new[i][:3]
@@ -299,6 +341,7 @@ INDEPENDENT = {
     "rk_bug_step": np_rk_bug_step,
     "dlrt_layer_step": np_dlrt_step(),
     "dlrt_network_step": np_dlrt_step(),
+    "dlrt_conv_layer_step": np_dlrt_step(),
 }
 
 
@@ -338,9 +381,10 @@ def test_the_public_api_is_importable_from_the_subpackage():
 def test_families_are_the_function_names_and_the_case_count_is_modest():
     assert oracle.FAMILIES == ("truncate", "projector_splitting_step", "bug_step",
                                "adaptive_bug_step", "parallel_bug_step", "dlrt_layer_step",
-                               "dlrt_network_step", "midpoint_bug_step", "rk_bug_step")
+                               "dlrt_network_step", "midpoint_bug_step", "rk_bug_step",
+                               "dlrt_conv_layer_step")
     all_cases = [c for f in oracle.FAMILIES for c in oracle.cases(f)]
-    assert 40 <= len(all_cases) <= 100
+    assert 40 <= len(all_cases) <= 120
     names = [c.name for c in all_cases]
     assert len(set(names)) == len(names)
     for c in all_cases:
@@ -483,7 +527,8 @@ def test_reference_run_in_float32_passes_with_float32_tolerances(family):
     assert oracle.check(family, oracle.reference(family), dtype=np.float32).passed
 
 
-@pytest.mark.parametrize("family", ["dlrt_layer_step", "dlrt_network_step"])
+@pytest.mark.parametrize("family", ["dlrt_layer_step", "dlrt_network_step",
+                                    "dlrt_conv_layer_step"])
 def test_three_pass_adaptive_dlrt_gives_the_same_expected_output(family):
     report = oracle.check(family, oracle.reference(family, passes=3))
     assert report.passed, str(report)
@@ -523,6 +568,8 @@ MUTANTS = [
      np_dlrt_step(transposed_v=True), "matrix"),
     ("dlrt_network_step", "V from Vh[:, :r] (transposed)",
      np_dlrt_step(transposed_v=True), "matrix"),
+    ("dlrt_conv_layer_step", "V from Vh[:, :r] (transposed)",
+     np_dlrt_step(transposed_v=True), "matrix"),
     ("bug_step", "Galerkin projection of S0 forgotten",
      _with(np_bug_step, galerkin=False), "matrix"),
     ("adaptive_bug_step", "S0 padded into a fresh basis of [K1, U0]",
@@ -547,6 +594,8 @@ MUTANTS = [
      np_dlrt_step(tail="exclude_last"), "rank"),
     ("dlrt_network_step", "last singular value counted twice",
      np_dlrt_step(tail="double"), "rank"),
+    ("dlrt_conv_layer_step", "last singular value counted twice",
+     np_dlrt_step(tail="double"), "rank"),
     ("truncate", "loop never tests the last index (rank stays at the old r)",
      _with(np_truncate, last_index_tested=False), "rank"),
     ("adaptive_bug_step", "loop never tests the last index (rank stays at the old r)",
@@ -565,9 +614,13 @@ MUTANTS = [
      np_dlrt_step(orth="colnorm"), "orthonormality"),
     ("dlrt_network_step", "K1 used as the basis unorthonormalised",
      np_dlrt_step(orth="none"), "orthonormality"),
+    ("dlrt_conv_layer_step", "K1 normalised by columns, not orthonormalised",
+     np_dlrt_step(orth="colnorm"), "orthonormality"),
     ("dlrt_layer_step", "fixed-rank S-step gradient at W0 instead of W~",
      np_dlrt_step(s_at_w0=True), "matrix"),
     ("dlrt_network_step", "fixed-rank S-step gradient at W0 instead of W~",
+     np_dlrt_step(s_at_w0=True), "matrix"),
+    ("dlrt_conv_layer_step", "fixed-rank S-step gradient at W0 instead of W~",
      np_dlrt_step(s_at_w0=True), "matrix"),
     ("midpoint_bug_step", "Galerkin update with F at the start, not at the midpoint",
      _with(np_midpoint_bug_step, F_at_start=True), "matrix"),
@@ -634,6 +687,72 @@ def test_fixed_rank_s_step_at_w0_is_not_a_float64_round_off_effect():
     report = oracle.check("dlrt_layer_step", np_dlrt_step(s_at_w0=True))
     fixed = [f for f in _caught(report, "matrix") if ".fixed_" in f.case]
     assert len(fixed) == 4 and min(f.error / f.tol for f in fixed) > 1e3
+
+
+# ---------------------------------------------------------------------------------------
+# the convolutional DLRT family
+# ---------------------------------------------------------------------------------------
+CONV = "dlrt_conv_layer_step"
+
+
+def test_conv_cases_cover_both_methods_at_both_geometries_and_compare_every_invariant():
+    """Fixed and adaptive steps at stride 1, padding 0 and at stride 2, padding 1, with a
+    3x3 kernel (kernel matrix c_out x 9 c_in: 4 x 18 for 2 -> 4 channels); the rank kept,
+    grown and clamped by max_rank; every case compares the invariants of the low-rank
+    convolution, its bias and the dense layer."""
+    seen, shapes = set(), set()
+    for c in oracle.cases(CONV):
+        inp, exp = c.inputs, c.expected
+        seen.add((inp["method"], inp["stride"], inp["padding"]))
+        shapes.add((inp["U0"].shape[0], inp["V0"].shape[0]))
+        assert inp["kernel_size"] == 3 and inp["V0"].shape[0] == 9 * inp["X"].shape[1]
+        assert inp["X"].ndim == 4 and inp["y"].dtype == np.int64
+        assert sorted(exp) == ["S0", "U0", "V0", "W1", "b0", "b1", "rank0"]
+        assert set(c.tol) == {"rank[0]", "orthonormality[0]", "matrix[0]",
+                              "singular_values[0]", "projector_U[0]", "projector_V[0]",
+                              "bias[0]", "weight[1]", "bias[1]"}, c.name
+    assert seen == {(m, s, p) for m in ("fixed", "adaptive") for s, p in ((1, 0), (2, 1))}
+    assert (4, 18) in shapes
+    ranks = {c.name.split(".", 1)[1]: (c.inputs["U0"].shape[1], c.expected["rank0"])
+             for c in oracle.cases(CONV)}
+    assert ranks["adaptive_2-4_k3_s2_p1_r1_grow"] == (1, 2)
+    assert ranks["adaptive_2-4_k3_s1_p0_r2_max_rank"] == (2, 3)
+
+
+def test_transposed_v_is_caught_on_the_conv_family_by_the_matrix_in_both_dtypes():
+    """docs/design.md, section "Known bugs of other implementations": V rebuilt from the
+    transposed SVD factor. The fixed-rank step makes no SVD (its cases are unaffected);
+    every adaptive case from rank >= 2 (an augmented core of 4 x 4 or 6 x 6) fails by its
+    matrix, by orders of magnitude, in float64 and float32. (The 2 x 2 core of the rank-1
+    case may have a symmetric right singular factor -- a reflection -- for which the bug
+    computes the same V: not required either way.)"""
+    mutant = np_dlrt_step(transposed_v=True)
+    cases = oracle.cases(CONV)
+    adaptive = {c.name for c in cases if c.inputs["method"] == "adaptive"}
+    from_rank_2 = {c.name for c in cases if c.name in adaptive and c.inputs["U0"].shape[1] > 1}
+    assert len(from_rank_2) == 5
+    for dtype, least_ratio in ((np.float64, 1e9), (np.float32, 10.0)):
+        report = oracle.check(CONV, mutant, dtype=dtype)
+        caught = _caught(report, "matrix")
+        assert from_rank_2 <= {f.case for f in caught} <= adaptive, str(report)
+        assert min(f.error / f.tol for f in caught) > least_ratio, str(report)
+
+
+def test_conv_reference_names_the_argument_it_refuses():
+    ref = oracle.reference(CONV)
+    good = oracle.cases(CONV)[1].inputs
+    assert ref(**good)["rank0"] == 2
+    for change, error, match in [
+            (dict(W1=good["W1"][:, :-1]), ValueError, r"W1 must have shape \(n_classes, 64\)"),
+            (dict(kernel_size="3"), TypeError, "kernel_size must be an int"),
+            (dict(kernel_size=2), ValueError, "multiple of kh \\* kw = 4"),
+            (dict(stride=0), ValueError, "stride"),
+            (dict(padding=-1), ValueError, "padding"),
+            (dict(X=good["X"][:, :1]), ValueError, r"X must have shape \(batch, 2, h, w\)"),
+            (dict(X=good["X"][0]), ValueError, r"X must have shape \(batch, c_in, h, w\)"),
+            (dict(method="sgd"), ValueError, "method")]:
+        with pytest.raises(error, match=match):
+            ref(**dict(good, **change))
 
 
 # ---------------------------------------------------------------------------------------
@@ -852,6 +971,21 @@ def test_loaded_cases_check_like_generated_ones(exported):
                                                                       else True, bool)
     rep = oracle.check("truncate", _with(np_truncate, tail="double"), golden=golden)
     assert _caught(rep, "rank")
+
+
+def test_conv_cases_round_trip_through_the_golden_files(exported):
+    manifest = json.loads((exported / "manifest.json").read_text())
+    assert manifest["families"][-1] == CONV
+    entry = next(e for e in manifest["cases"] if e["name"] == f"{CONV}.fixed_2-4_k3_s2_p1_r2")
+    assert entry["inputs"]["X"] == {"shape": [8, 2, 7, 7], "dtype": "<f8"}
+    assert entry["inputs"]["kernel_size"] == {"shape": [], "dtype": "<i8"}
+    golden = oracle.load(exported)
+    c = next(c for c in golden if c.name == entry["name"])
+    assert (c.inputs["kernel_size"], c.inputs["stride"], c.inputs["padding"]) == (3, 2, 1)
+    assert oracle.check(CONV, oracle.reference(CONV), golden=golden).passed
+    assert oracle.check(CONV, INDEPENDENT[CONV], golden=golden).passed
+    rep = oracle.check(CONV, np_dlrt_step(transposed_v=True), golden=golden)
+    assert _caught(rep, "matrix")
 
 
 def _tamper(path, key, fn):

@@ -51,6 +51,8 @@ family                         ``candidate(...)`` keyword arguments -> returned 
 ``dlrt_layer_step``            see "DLRT families" below -> ``U0, S0, V0, b0, rank0``
 ``dlrt_network_step``          see "DLRT families" below -> ``U0, S0, V0, b0, rank0, U1,
                                S1, V1, b1, rank1, W2, b2``
+``dlrt_conv_layer_step``       see "DLRT families" below -> ``U0, S0, V0, b0, rank0, W1,
+                               b1``
 =============================  ===========================================================
 
 The matrix ODE of the integrator families is ``dA/dt = F(t, A) = A1 @ A + A @ A2 + B``
@@ -77,6 +79,20 @@ key and ``rank{i}`` (int) for every low-rank layer. ``dlrt_layer_step`` is the o
 network (low-rank, no activation); ``dlrt_network_step`` is low-rank, ReLU, low-rank, ReLU,
 dense. For ``"adaptive"`` the one-gradient step and the published 3-pass step give the same
 expected output (both references pass).
+
+``dlrt_conv_layer_step`` is a small convolutional network: a low-rank convolution (layer 0),
+ReLU, flatten, dense (layer 1). Its inputs are those above, with ``X (batch, c_in, h, w)``
+(NCHW images) and three more ints: ``kernel_size`` ``k`` (a ``k x k`` kernel), ``stride``,
+``padding`` (zeros on every side) of the convolution. Its kernel ``W (c_out, c_in, k, k)``
+is held as the kernel matrix ``W.reshape(c_out, c_in k k) = U0 S0 V0^T``, ``U0 (c_out,
+r)``, ``V0 (c_in k k, r)``, which the step treats as a layer's weight: the patch under
+output pixel ``(n, i, j)`` (its entries in the order ``(c, p, q)`` of ``W[o, c, p, q]``)
+is a row, ``Z = patches @ W0^T + b0`` the convolution's output, one row per pixel, and
+``dL/dW0 = dZ^T patches``. The output ``(batch, c_out, h_out, w_out)``, ``h_out = (h + 2
+padding - k) // stride + 1`` (likewise ``w_out``), goes through ReLU and is flattened
+channel-major (NCHW order) to ``(batch, c_out h_out w_out)``, the input of ``W1 (n_classes,
+c_out h_out w_out)``. The cases: 2 -> 4 and 3 -> 8 channels, ``k = 3``, stride 1 with
+padding 0 and stride 2 with padding 1, ``"fixed"`` and ``"adaptive"``.
 
 The rank of a ``midpoint_bug_step`` or ``rk_bug_step`` case may be decided by several
 truncations (the half step or the Runge-Kutta stages, and the result); its margin is the
@@ -114,6 +130,8 @@ family                         quantities (``[i]``: per low-rank layer ``i`` of 
 ``dlrt_layer_step``            rank[0], matrix[0], singular_values[0], projector_U/V[0],
                                orthonormality[0], bias[0]
 ``dlrt_network_step``          as the layer step for layers 0 and 1; weight[2], bias[2]
+``dlrt_conv_layer_step``       as the layer step for layer 0 (the kernel matrix); weight[1],
+                               bias[1]
 =============================  ============================================================
 
 A quantity is compared in a case only where the inputs determine it: where its measured
@@ -126,15 +144,15 @@ Tolerances
 ----------
 Each entry of ``case.tol`` is a :class:`Tol` ``(key, size, cond, margin)`` and its value in
 precision ``dtype`` is ``checks.tolerance(key, dtype, size, cond) = factor(key) * eps(dtype)
-* size * cond``: ``size`` is the largest dimension of the case (``max(m, n)``, with the
-batch for DLRT) and ``cond`` the condition number of that quantity, *measured* at
-generation: the reference is re-run on inputs perturbed by relative ``1e-10`` (Frobenius,
-each float array, two random directions) and ``cond = max(1, change / 1e-10)``. (Normwise,
-not entrywise, perturbations: they also model the rounding of the dense products every
-implementation forms, e.g. ``F(t, K V0^T)``.) So a
-float32 candidate (``check(..., dtype=np.float32)``: float inputs are cast to float32,
-scalars stay Python numbers) is held to float32 tolerances, a float64 one to float64
-tolerances. Ranks are compared exactly. ``Tol.margin`` of a rank is the distance of the
+* size * cond``: ``size`` is the largest dimension of the case (``max(m, n)``; for DLRT the
+largest dimension of any input array, the batch included) and ``cond`` the condition number
+of that quantity, *measured* at generation: the reference is re-run on inputs perturbed by
+relative ``1e-10`` (Frobenius, each float array, two random directions) and ``cond = max(1,
+change / 1e-10)``. (Normwise, not entrywise, perturbations: they also model the rounding of
+the dense products every implementation forms, e.g. ``F(t, K V0^T)``.) So a float32
+candidate (``check(..., dtype=np.float32)``: float inputs are cast to float32, scalars stay
+Python numbers) is held to float32 tolerances, a float64 one to float64 tolerances. Ranks
+are compared exactly. ``Tol.margin`` of a rank is the distance of the
 truncation threshold from the nearest discarded tail that would change the (clamped) rank,
 relative to ``||S_hat||_F``; a case whose margin is below
 ``tolerance("truncation", dtype, size, cond)`` cannot be decided in ``dtype`` (e.g. an

@@ -16,8 +16,8 @@ import numpy as np
 from .margins import pick_tol, rank_margins, truncated_spectra
 from .measure import case_tolerances
 from .records import Case
-from .reference import (DLRT, FIRST_ORDER_ADAPTIVE, FIXED_RANK, HIGHER_ORDER, check_family,
-                        reference)
+from .reference import (DLRT_CONV, DLRT_MLP, FIRST_ORDER_ADAPTIVE, FIXED_RANK, HIGHER_ORDER,
+                        check_family, reference)
 
 __all__ = ["generate", "cases", "clear_cache"]
 
@@ -293,6 +293,17 @@ _DLRT_PLAN = {
 }
 
 
+def _set_tau(family, inputs, method, targets) -> None:
+    """``inputs["tau"]`` of an adaptive case from its tau spec (see :data:`_DLRT_PLAN`)."""
+    if method == "adaptive" and isinstance(targets, float):
+        inputs["tau"] = targets
+    elif method == "adaptive":
+        targets, bug = targets if isinstance(targets, tuple) else (targets, None)
+        sigmas = truncated_spectra(family, inputs)
+        his = [inputs["max_rank"]] * len(sigmas)
+        inputs["tau"] = pick_tol(sigmas, True, 1, his, targets, bug)
+
+
 def _gen_dlrt(family) -> list:
     out = []
     for desc, sizes, ranks, batch, method, lr, targets, max_rank in _DLRT_PLAN[family]:
@@ -300,13 +311,61 @@ def _gen_dlrt(family) -> list:
                               dense_last=family == "dlrt_network_step")
         if max_rank is not None:
             inputs["max_rank"] = int(max_rank)
-        if method == "adaptive" and isinstance(targets, float):
-            inputs["tau"] = targets
-        elif method == "adaptive":
-            targets, bug = targets if isinstance(targets, tuple) else (targets, None)
-            sigmas = truncated_spectra(family, inputs)
-            his = [inputs["max_rank"]] * len(sigmas)
-            inputs["tau"] = pick_tol(sigmas, True, 1, his, targets, bug)
+        _set_tau(family, inputs, method, targets)
+        out.append((desc, inputs))
+    return out
+
+
+def _conv_inputs(name, c_in, c_out, k, stride, padding, hw, rank, batch, classes, method,
+                 lr) -> dict:
+    """A case of ``dlrt_conv_layer_step``: a low-rank ``k x k`` convolution ``c_in -> c_out``
+    (kernel matrix ``(c_out, c_in k k)`` of rank ``rank``, a general core), ReLU, flatten,
+    dense to ``classes``, on ``(batch, c_in, hw, hw)`` images."""
+    from ..conv import LowRankConv2d, conv_output_size
+    from ..nn import Dense
+    rng = _rng_for(name)
+    conv = LowRankConv2d(c_in, c_out, k, rank, rng, init="torch", stride=stride,
+                         padding=padding)
+    U, S, V = (np.array(a) for a in conv.factors)
+    Q1, Q2 = _orth(rng, rank, rank), _orth(rng, rank, rank)   # the gauge is not fixed
+    h_out, w_out = conv_output_size(hw, hw, k, k, stride, padding)
+    dense = Dense(c_out * h_out * w_out, classes, rng, init="torch")
+    return dict(U0=U @ Q1, S0=Q1.T @ S @ Q2, V0=V @ Q2, b0=0.1 * rng.standard_normal(c_out),
+                W1=np.array(dense.W.value), b1=0.1 * rng.standard_normal(classes),
+                X=rng.standard_normal((batch, c_in, hw, hw)),
+                y=rng.integers(0, classes, batch).astype(np.int64),
+                kernel_size=int(k), stride=int(stride), padding=int(padding), lr=float(lr),
+                method=method, tau=0.0, min_rank=1, max_rank=int(min(c_out, c_in * k * k)))
+
+
+#: [(description, (c_in, c_out, kernel_size, stride, padding, h = w), rank, batch,
+#: classes, method, lr, tau spec, max_rank or None)]; tau spec as in _DLRT_PLAN
+_CONV_PLAN = [
+    ("fixed_2-4_k3_s1_p0_r2", (2, 4, 3, 1, 0, 6), 2, 8, 3, "fixed", 0.5, None, None),
+    ("fixed_2-4_k3_s2_p1_r2", (2, 4, 3, 2, 1, 7), 2, 8, 3, "fixed", 0.5, None, None),
+    ("fixed_3-8_k3_s2_p1_r3", (3, 8, 3, 2, 1, 9), 3, 12, 4, "fixed", 0.3, None, None),
+    ("adaptive_2-4_k3_s1_p0_r2", (2, 4, 3, 1, 0, 6), 2, 8, 3, "adaptive", 0.5, [None],
+     None),
+    ("adaptive_2-4_k3_s2_p1_r2", (2, 4, 3, 2, 1, 7), 2, 8, 3, "adaptive", 0.5, [3], None),
+    ("adaptive_2-4_k3_s2_p1_r1_grow", (2, 4, 3, 2, 1, 7), 1, 8, 3, "adaptive", 0.5, 0.0,
+     None),
+    ("adaptive_2-4_k3_s1_p0_r2_max_rank", (2, 4, 3, 1, 0, 6), 2, 8, 3, "adaptive", 0.5,
+     0.0, 3),
+    ("adaptive_3-8_k3_s2_p1_r3", (3, 8, 3, 2, 1, 9), 3, 12, 4, "adaptive", 0.3, [None],
+     None),
+    ("adaptive_2-4_k3_s2_p1_r2_last_value_doubled", (2, 4, 3, 2, 1, 7), 2, 8, 3,
+     "adaptive", 0.5, ([None], "double"), None),
+]
+
+
+def _gen_dlrt_conv(family) -> list:
+    out = []
+    for desc, geometry, rank, batch, classes, method, lr, targets, max_rank in _CONV_PLAN:
+        inputs = _conv_inputs(f"{family}.{desc}", *geometry, rank, batch, classes, method,
+                              lr)
+        if max_rank is not None:
+            inputs["max_rank"] = int(max_rank)
+        _set_tau(family, inputs, method, targets)
         out.append((desc, inputs))
     return out
 
@@ -336,8 +395,10 @@ def generate(family: str) -> list:
         raw = _gen_first_order_adaptive(family)
     elif family in HIGHER_ORDER:
         raw = _gen_higher_order(family)
+    elif family in DLRT_CONV:
+        raw = _gen_dlrt_conv(family)
     else:
-        assert family in DLRT
+        assert family in DLRT_MLP
         raw = _gen_dlrt(family)
     return [_make_case(family, desc, inputs) for desc, inputs in raw]
 

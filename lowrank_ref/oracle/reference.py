@@ -12,7 +12,7 @@ from .._validate import check_choice, check_int
 from ..lowrank import LowRank
 
 __all__ = ["FAMILIES", "FIXED_RANK", "FIRST_ORDER_ADAPTIVE", "HIGHER_ORDER", "RANK_ADAPTIVE",
-           "INTEGRATORS", "DLRT",
+           "INTEGRATORS", "DLRT_MLP", "DLRT_CONV", "DLRT",
            "check_family", "linear_rhs", "reference", "run_integrator", "layer_indices",
            "lowrank_dict"]
 
@@ -26,12 +26,19 @@ HIGHER_ORDER = ("midpoint_bug_step", "rk_bug_step")
 RANK_ADAPTIVE = FIRST_ORDER_ADAPTIVE + HIGHER_ORDER
 #: Every integrator family: one step of ``lowrank_ref.integrators.<family>``.
 INTEGRATORS = FIXED_RANK + RANK_ADAPTIVE
-#: One optimiser step of DLRT [SZKCT22] on a one-layer and on a three-layer network.
-DLRT = ("dlrt_layer_step", "dlrt_network_step")
+#: One optimiser step of DLRT [SZKCT22] on a one-layer and on a three-layer network of
+#: fully connected layers.
+DLRT_MLP = ("dlrt_layer_step", "dlrt_network_step")
+#: One optimiser step of DLRT on a small convolutional network: low-rank convolution,
+#: ReLU, flatten, dense.
+DLRT_CONV = ("dlrt_conv_layer_step",)
+#: Every DLRT family: the network is given by flat per-layer keys ``U{i}``, ``b{i}``, ...
+DLRT = DLRT_MLP + DLRT_CONV
 
 #: The case families; each name is the function (or step) it checks. The order is the
 #: order of the golden files in the manifest: families added later go at the end.
-FAMILIES = ("truncate",) + FIXED_RANK + FIRST_ORDER_ADAPTIVE + DLRT + HIGHER_ORDER
+FAMILIES = ("truncate",) + FIXED_RANK + FIRST_ORDER_ADAPTIVE + DLRT_MLP + HIGHER_ORDER \
+    + DLRT_CONV
 
 
 def check_family(family) -> str:
@@ -122,43 +129,86 @@ def _integrator_candidate(family: str) -> Callable:
     return candidate
 
 
+def _dense_layer(W, b):
+    """A :class:`~lowrank_ref.nn.Dense` layer holding copies of ``W (n_out, n_in)``,
+    ``b (n_out,)``."""
+    from ..autodiff import Tensor
+    from ..nn import Dense
+    W = np.asarray(W)
+    layer = Dense(W.shape[1], W.shape[0], np.random.default_rng(0), dtype=W.dtype)
+    layer.W = Tensor(W.copy(), requires_grad=True, name="W")
+    layer.b = Tensor(np.array(b, dtype=W.dtype), requires_grad=True, name="b")
+    return layer
+
+
+def _dlrt_step(model, inp: Mapping, passes: int) -> dict:
+    """One step of the optimiser ``inp["method"]`` on ``model`` (a Network whose layers
+    are layers ``0, 1, ...`` of the case), on the batch ``inp["X"], inp["y"]``; the new
+    value of every layer key, and ``rank{i}`` of every low-rank layer."""
+    from ..dlrt import AdaptiveKLS, FixedRankKLS
+    from ..lowrank_layers import LowRankLayer
+    method = check_choice(inp["method"], "method", ("fixed", "adaptive"))
+    if method == "fixed":
+        opt = FixedRankKLS(model, inp["lr"])               # lr: the learning rate
+    else:
+        opt = AdaptiveKLS(model, inp["lr"], inp["tau"], min_rank=inp["min_rank"],
+                          max_rank=inp["max_rank"], passes=passes)
+    opt.step(np.asarray(inp["X"]), np.asarray(inp["y"]))
+    out = {}
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, LowRankLayer):
+            out[f"U{i}"], out[f"S{i}"], out[f"V{i}"] = (np.array(a) for a in layer.factors)
+            out[f"rank{i}"] = layer.rank
+        else:
+            out[f"W{i}"] = np.array(layer.W.value)
+        out[f"b{i}"] = np.array(layer.b.value)
+    return out
+
+
 def _dlrt_candidate(passes: int) -> Callable:
     def candidate(**inp):
-        from ..autodiff import Tensor
-        from ..dlrt import AdaptiveKLS, FixedRankKLS
         from ..lowrank_layers import LowRankDense
-        from ..nn import MLP, Dense
-        layers = []
-        for i in layer_indices(inp):
-            if f"U{i}" in inp:
-                layers.append(LowRankDense.from_factors(
-                    LowRank(inp[f"U{i}"], inp[f"S{i}"], inp[f"V{i}"]), inp[f"b{i}"]))
-            else:
-                W = np.asarray(inp[f"W{i}"])
-                layer = Dense(W.shape[1], W.shape[0], np.random.default_rng(0), dtype=W.dtype)
-                layer.W = Tensor(W.copy(), requires_grad=True, name="W")
-                layer.b = Tensor(np.array(inp[f"b{i}"], dtype=W.dtype), requires_grad=True,
-                                 name="b")
-                layers.append(layer)
-        model = MLP(layers, activation="relu")
-        method = check_choice(inp["method"], "method", ("fixed", "adaptive"))
-        if method == "fixed":
-            opt = FixedRankKLS(model, inp["lr"])           # lr: the learning rate
-        else:
-            opt = AdaptiveKLS(model, inp["lr"], inp["tau"], min_rank=inp["min_rank"],
-                              max_rank=inp["max_rank"], passes=passes)
-        opt.step(np.asarray(inp["X"]), np.asarray(inp["y"]))
-        out = {}
-        for i, layer in enumerate(model.layers):
-            if isinstance(layer, LowRankDense):
-                out[f"U{i}"], out[f"S{i}"], out[f"V{i}"] = (np.array(a) for a in layer.factors)
-                out[f"rank{i}"] = layer.rank
-            else:
-                out[f"W{i}"] = np.array(layer.W.value)
-            out[f"b{i}"] = np.array(layer.b.value)
-        return out
+        from ..nn import MLP
+        layers = [LowRankDense.from_factors(LowRank(inp[f"U{i}"], inp[f"S{i}"], inp[f"V{i}"]),
+                                            inp[f"b{i}"])
+                  if f"U{i}" in inp else _dense_layer(inp[f"W{i}"], inp[f"b{i}"])
+                  for i in layer_indices(inp)]
+        return _dlrt_step(MLP(layers, activation="relu"), inp, passes)
 
     candidate.__name__ = f"reference_dlrt_passes{passes}"
+    return candidate
+
+
+def _dlrt_conv_candidate(passes: int) -> Callable:
+    """``dlrt_conv_layer_step``: one DLRT step of a low-rank convolution, ReLU, flatten,
+    dense, built from the arrays of the case as a :class:`~lowrank_ref.networks.Sequential`.
+
+    The candidate takes ``U0 (c_out, r), S0 (r, r), V0 (c_in k k, r), b0 (c_out,)`` (the
+    kernel matrix ``U0 S0 V0^T`` of the ``k x k`` convolution, ``k = kernel_size``),
+    ``W1 (n_classes, c_out h_out w_out), b1 (n_classes,)``, ``X (batch, c_in, h, w)``, the
+    ints ``kernel_size``, ``stride``, ``padding``, and ``y, lr, method, tau, min_rank,
+    max_rank`` as the other DLRT families; a ValueError names ``X`` or ``W1`` if its shape
+    does not fit the convolution (and ``LowRankConv2d.from_factors`` names a bad factor or
+    geometry)."""
+    def candidate(U0, S0, V0, b0, W1, b1, X, kernel_size, stride, padding, **inp):
+        from ..conv import LowRankConv2d, conv_output_size
+        from ..networks import Flatten, ReLU, Sequential
+        conv = LowRankConv2d.from_factors(LowRank(U0, S0, V0), b0, kernel_size,
+                                          stride=stride, padding=padding)
+        X = np.asarray(X)
+        if X.ndim != 4:
+            raise ValueError(f"X must have shape (batch, c_in, h, w), got {X.shape}")
+        h_out, w_out = conv_output_size(X.shape[2], X.shape[3], *conv.kernel_size,
+                                        conv.stride, conv.padding)
+        features = conv.out_channels * h_out * w_out
+        if np.ndim(W1) != 2 or np.shape(W1)[1] != features:
+            raise ValueError(f"W1 must have shape (n_classes, {features}): c_out h_out w_out "
+                             f"= {conv.out_channels} * {h_out} * {w_out} columns, got "
+                             f"{np.shape(W1)}")
+        model = Sequential([conv, ReLU(), Flatten(), _dense_layer(W1, b1)])
+        return _dlrt_step(model, dict(inp, X=X), passes)
+
+    candidate.__name__ = f"reference_dlrt_conv_passes{passes}"
     return candidate
 
 
@@ -199,4 +249,6 @@ def reference(family: str, passes: int = 1) -> Callable:
         return _truncate_candidate
     if family in INTEGRATORS:
         return _integrator_candidate(family)
+    if family in DLRT_CONV:
+        return _dlrt_conv_candidate(passes)
     return _dlrt_candidate(passes)
