@@ -44,6 +44,10 @@ from lowrank_ref.integrators import bug_step  # noqa: E402
 from lowrank_ref.lowrank_layers import LowRankDense  # noqa: E402
 from lowrank_ref.networks import Flatten, MaxPool2d, ReLU, Sequential  # noqa: E402
 from lowrank_ref.nn import Dense  # noqa: E402
+from lowrank_ref.threads import set_blas_threads  # noqa: E402
+
+set_blas_threads()   # the package's BLAS thread count (1) for this script: small products
+                     # and factorisations are much slower with a thread pool (lowrank_ref.threads)
 
 FAST = os.environ.get("LOWRANK_REF_FAST") == "1"
 OUT = Path(os.environ.get("LOWRANK_REF_TUTORIAL_OUT") or "tutorial_output")   # in the working directory
