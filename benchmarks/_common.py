@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import os
 import platform
 import subprocess
@@ -125,6 +126,21 @@ def print_machine(info: dict) -> None:
     for k, v in info.items():
         for item in (v if isinstance(v, list) else [v]):
             print(f"#   {k}: {item}")
+
+
+
+def run_benchmark(args, run) -> dict:
+    """Print the machine, run ``run(args, info)`` inside ``blas_threads(args.threads)``, write
+    its result to ``args.json`` when that is given (every sample), and return it: the
+    ``main`` of every benchmark script."""
+    info = machine_info(args.threads)
+    print_machine(info)
+    with blas_threads(args.threads):
+        out = run(args, info)
+    if getattr(args, "json", None):
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1, default=float)
+    return out
 
 
 def mnist_batches(n_batches, batch_size=256, dtype=np.float32, seed=0):

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import sys
 
@@ -33,7 +32,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
 from lowrank_ref.dlrt import AdaptiveKLS, DenseSGD, parameter_counts  # noqa: E402
 from lowrank_ref.networks import lenet5  # noqa: E402
-from lowrank_ref.threads import blas_threads  # noqa: E402
 
 BATCH = 128
 LR = 0.05
@@ -179,14 +177,7 @@ def run(args, info):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    info = C.machine_info(args.threads)
-    C.print_machine(info)
-    with blas_threads(args.threads):
-        out = run(args, info)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1, default=float)
+    C.run_benchmark(parse_args(argv), run)
     return 0
 
 

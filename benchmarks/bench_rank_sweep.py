@@ -16,7 +16,6 @@ reads and draws ``figures/timing_vs_rank.png`` from it (``lowrank_ref.figures``)
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -26,7 +25,6 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
 from lowrank_ref.figures.timing_plots import break_even, plot_timing_vs_rank  # noqa: E402
-from lowrank_ref.threads import blas_threads  # noqa: E402
 
 
 def _ints(text):
@@ -55,12 +53,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    info = C.machine_info(args.threads)
-    C.print_machine(info)
-    with blas_threads(args.threads):
-        out = run(args, info)
-    with open(args.json, "w") as f:
-        json.dump(out, f, indent=1, default=float)
+    C.run_benchmark(args, run)              # writes args.json (it has a default here)
     # the figure is drawn by the package, so `python -m lowrank_ref figures` redraws it
     plot_timing_vs_rank(args.json, args.out)
     print(f"# wrote {C.repo_path(args.out)} from {C.repo_path(args.json)}")

@@ -39,7 +39,6 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
-from lowrank_ref.threads import blas_threads  # noqa: E402
 
 
 def _ints(text):
@@ -118,14 +117,7 @@ def memory_run(name, threads):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    info = C.machine_info(args.threads)
-    C.print_machine(info)
-    with blas_threads(args.threads):
-        out = run(args, info)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1, default=float)
+    C.run_benchmark(parse_args(argv), run)
     return 0
 
 
