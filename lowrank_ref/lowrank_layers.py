@@ -142,7 +142,8 @@ class LowRankLayer:
         """The best rank-``rank`` approximation of a 2-d float array (``from_dense``)."""
         rank = check_int(rank, "rank", low=1)
         if rank > min(W_mat.shape):
-            raise ValueError(f"rank must be <= min(W.shape) = {min(W_mat.shape)}, got {rank}")
+            raise ValueError(f"rank must be <= min(n_out, n_in) = {min(W_mat.shape)} of the "
+                             f"weight matrix {W_mat.shape}, got {rank}")
         P, sigma, Qt = np.linalg.svd(W_mat, full_matrices=False)
         return LowRank(P[:, :rank], np.diag(sigma[:rank]).astype(W_mat.dtype), Qt[:rank].T)
 
@@ -284,17 +285,18 @@ class LowRankLayer:
         return self.from_rows(Z, context)
 
     def forward_array(self, X: np.ndarray) -> np.ndarray:
-        """The same map in plain NumPy (no graph), for evaluation: ``((R V) S^T) U^T + b``."""
+        """The same map in plain NumPy (no graph), for evaluation: ``(R V) (U S)^T + b``,
+        the order of :func:`lowrank_ref.ops.low_rank_linear` (``U S`` formed once, not per
+        row)."""
         R, context = self.to_rows_array(X)
-        return self.from_rows_array(((R @ self.V) @ self.S.T) @ self.U.T + self.b.value,
-                                    context)
+        return self.from_rows_array((R @ self.V) @ (self.U @ self.S).T + self.b.value, context)
 
 
 class LowRankDense(LowRankLayer):
     """Low-rank layer ``Z = X @ (U S V^T)^T + b = ((X @ V) @ S.T) @ U.T + b`` ([SZKCT22]).
 
     The weight ``W = U S V^T`` of shape ``(n_out, n_in)`` is never formed: every product
-    goes through the factors, so a forward costs ``O(batch (n_in + n_out) r + batch r^2)``.
+    goes through the factors, so a forward costs ``O(batch (n_in + n_out) r + n_out r^2)``.
     The rows of :class:`LowRankLayer` are the batch ``X`` itself, so the modes ``"W"``,
     ``"K"``, ``"L"``, ``"S"`` and the taps are those described there with ``R = X``: after
     a backward in mode ``"W"``, ``self.taps = {"X": X, "XV": X @ V0, "dZ": dL/dZ, "dZ_U":
@@ -355,7 +357,7 @@ class LowRankDense(LowRankLayer):
         ------
         ValueError
             ``W`` not a finite 2-d float32/float64 array, ``b`` not of shape ``(n_out,)`` or
-            not finite, ``rank`` < 1 or > ``min(W.shape)``.
+            not finite, ``rank`` < 1 or > ``min(n_out, n_in)``.
         TypeError
             ``b`` not real (complex, object, strings), ``rank`` not an int.
         """

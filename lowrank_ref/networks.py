@@ -132,8 +132,9 @@ class Sequential(Network):
         protocol) and ``forward_array`` (plain NumPy, used by :meth:`predict`): layers and
         parameter-free modules such as :class:`ReLU`, :class:`MaxPool2d`, :class:`Flatten`.
     input_shape : tuple of int, optional
-        The shape of one sample, e.g. ``(1, 28, 28)``; checked on the input of
-        ``__call__`` and :meth:`predict` (None: any).
+        The shape of one sample, e.g. ``(1, 28, 28)``; checked on an array given to
+        ``__call__`` or :meth:`predict` (a Tensor, already inside a graph, is passed on as
+        it is; None: any shape).
 
     Attributes
     ----------

@@ -750,6 +750,8 @@ def test_conv_reference_names_the_argument_it_refuses():
             (dict(padding=-1), ValueError, "padding"),
             (dict(X=good["X"][:, :1]), ValueError, r"X must have shape \(batch, 2, h, w\)"),
             (dict(X=good["X"][0]), ValueError, r"X must have shape \(batch, c_in, h, w\)"),
+            (dict(X=good["X"][:, :, :1, :1], padding=0), ValueError,
+             "X must have images of at least the kernel's size"),
             (dict(method="sgd"), ValueError, "method")]:
         with pytest.raises(error, match=match):
             ref(**dict(good, **change))

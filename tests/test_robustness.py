@@ -395,7 +395,7 @@ def _layer_rows():
         Bad("LowRankDense.from_dense", "rank 0", lambda ctx: fd(W43, b3, 0), ValueError,
             "rank must be an int >= 1, got 0"),
         Bad("LowRankDense.from_dense", "rank > min(m, n)", lambda ctx: fd(W43, b3, 4),
-            ValueError, "rank must be <= min(W.shape) = 3, got 4"),
+            ValueError, "rank must be <= min(n_out, n_in) = 3 of the weight matrix (3, 4), got 4"),
         Bad("LowRankDense.from_dense", "rank wrong type", lambda ctx: fd(W43, b3, "2"),
             TypeError, "rank must be an int >= 1, got str '2'"),
         # from_factors
@@ -1079,7 +1079,8 @@ def _conv_rows():
         Bad("LowRankConv2d.from_dense", "b wrong shape", lambda ctx: fd(W, np.zeros(2), 2),
             ValueError, "b must have shape (3,), got (2,)"),
         Bad("LowRankConv2d.from_dense", "rank > min", lambda ctx: fd(W, np.zeros(3), 4),
-            ValueError, "rank must be <= min(W.shape) = 3, got 4"),
+            ValueError, "rank must be <= min(n_out, n_in) = 3 of the weight matrix (3, 18), "
+                        "got 4"),
         Bad("LowRankConv2d.from_dense", "stride 0", lambda ctx: fd(W, np.zeros(3), 2, stride=0),
             ValueError, "stride must be an int >= 1, got 0"),
         Bad("Conv2d.from_weights", "W 3-d", lambda ctx: Conv2d.from_weights(W[0], np.zeros(3)),

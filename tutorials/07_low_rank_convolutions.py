@@ -130,18 +130,19 @@ assert res.passed
 # `LowRankConv2d` keeps the kernel *matrix* factored, `W_mat = U S V^T` with `U (c_out, r)`
 # and `V (c_in kh kw, r)`. Its forward is
 #
-# `Z_rows = ((patches @ V) @ S^T) @ U^T + b`,
+# `Z_rows = (patches @ V) @ (U S)^T + b`,
 #
-# three thin products. Forming the kernel first (`U S V^T`, then a dense convolution) would
-# cost the dense convolution, `rows x n_in x c_out` multiply-adds, whatever the rank; the
-# factored forward costs `rows x (n_in + c_out) x r + rows x r^2`. For LeNet5's second
+# two thin products over the rows, after the small `U S` (`c_out x r`) is formed once
+# (`ops.low_rank_linear`). Forming the kernel first (`U S V^T`, then a dense convolution)
+# would cost the dense convolution, `rows x n_in x c_out` multiply-adds, whatever the rank;
+# the factored forward costs `rows x (n_in + c_out) x r + c_out x r^2`. For LeNet5's second
 # convolution (20 -> 50 channels, 5 x 5, on 12 x 12 maps: 64 output pixels per image) at
 # rank 8, for a batch of 128:
 
 # %%
 n_rows, n_in, c_out, r = 128 * 64, 20 * 25, 50, 8
 dense_madds = n_rows * n_in * c_out
-factored_madds = n_rows * (n_in + c_out) * r + n_rows * r * r
+factored_madds = n_rows * (n_in + c_out) * r + c_out * r * r
 print(f"dense forward    {dense_madds / 1e6:7.1f} M multiply-adds")
 print(f"factored forward {factored_madds / 1e6:7.1f} M multiply-adds "
       f"({dense_madds / factored_madds:.1f}x fewer)")
@@ -291,6 +292,6 @@ print(f"tutorial 07 finished in {time.perf_counter() - T_START:.1f} s")
 # 2. With stride equal to the kernel size (non-overlapping patches, no padding, sizes that
 #    divide), what is `col2im(im2col(x))`? And with stride 1?
 # 3. At which ranks is the factored forward of LeNet5's *first* convolution (1 -> 20
-#    channels, 5 x 5) cheaper than the dense one, counting `rows (n_in + c_out) r + rows r^2`
-#    multiply-adds against `rows n_in c_out`? What does that say about training that layer
-#    from its full rank 20?
+#    channels, 5 x 5, 24 x 24 outputs per image, a batch of 128) cheaper than the dense one,
+#    counting `rows (n_in + c_out) r + c_out r^2` multiply-adds against `rows n_in c_out`?
+#    What does that say about training that layer from its full rank 20?

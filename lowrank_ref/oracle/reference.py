@@ -200,6 +200,9 @@ def _dlrt_conv_candidate(passes: int) -> Callable:
             raise ValueError(f"X must have shape (batch, c_in, h, w), got {X.shape}")
         h_out, w_out = conv_output_size(X.shape[2], X.shape[3], *conv.kernel_size,
                                         conv.stride, conv.padding)
+        if h_out < 1 or w_out < 1:
+            raise ValueError(f"X must have images of at least the kernel's size "
+                             f"{conv.kernel_size} after padding {conv.padding}, got {X.shape}")
         features = conv.out_channels * h_out * w_out
         if np.ndim(W1) != 2 or np.shape(W1)[1] != features:
             raise ValueError(f"W1 must have shape (n_classes, {features}): c_out h_out w_out "
