@@ -263,8 +263,9 @@ def _add_figures(sub) -> None:
         description=("Recompute the integrator experiments and draw every figure; the MNIST\n"
                      "figures read RESULTS/mnist_dense_table.csv and the runs' history.csv,\n"
                      "the LeNet5 figure RESULTS/mnist_lenet5_table.csv (written by the sweep\n"
-                     "command), the comparison figures RESULTS/mnist_comparison.csv and\n"
-                     "RESULTS/mnist_illconditioned.csv (written by the compare command);\n"
+                     "command), the comparison figures RESULTS/mnist_comparison.csv,\n"
+                     "RESULTS/mnist_illconditioned.csv and, if it exists,\n"
+                     "RESULTS/lenet5_illconditioned.csv (written by the compare command);\n"
                      "nothing is retrained."))
     p.add_argument("--only", choices=("integrators", "mnist", "lenet5", "timing", "comparison"),
                    default=None,
@@ -300,7 +301,8 @@ def _add_compare(sub) -> None:
             "vanilla U V^T, the dense network pruned (no fine-tuning) and pruned + fine-tuned\n"
             "(fixed-rank DLRT, S-only) -> RESULTS/mnist_comparison.csv.\n"
             "illconditioned: fixed rank --rank, starting spectra decaying by --decays, DLRT\n"
-            "against vanilla from the same W0 -> RESULTS/mnist_illconditioned.csv.\n"
+            "against vanilla from the same W0 -> RESULTS/mnist_illconditioned.csv\n"
+            "(--arch lenet5: RESULTS/lenet5_illconditioned.csv).\n"
             "recipe: adaptive DLRT with Adam (both forms) from the paper code's start\n"
             "-> RESULTS/mnist_adam_recipe.csv.\n"
             "The train options below are shared by every run (unset: each method's default,\n"

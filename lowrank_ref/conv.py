@@ -1,4 +1,5 @@
-"""Convolutional layers: the dense :class:`Conv2d` and the low-rank :class:`LowRankConv2d`.
+"""Convolutional layers: the dense :class:`Conv2d`, the low-rank :class:`LowRankConv2d` and the
+vanilla factorised :class:`FactorizedConv2d`.
 
 A convolution with kernel ``W`` of shape ``(c_out, c_in, kh, kw)`` is the matrix
 ``W_mat = W.reshape(c_out, c_in * kh * kw)`` applied to the rows of unfolded input patches
@@ -12,6 +13,8 @@ whose rows are the patches: the forward is ``((patches @ V) @ S.T) @ U.T + b`` a
 forms the kernel, and the K-, L-, S- and W-modes, the taps and every optimiser of
 :mod:`lowrank_ref.dlrt` work unchanged (``G = dL/dW_mat = dZ_rows^T patches`` sums over the
 batch and the output positions: it *is* the gradient of the convolution's kernel).
+:class:`FactorizedConv2d` is the vanilla ``W_mat = U V^T`` (plain factors, trained by plain
+SGD) on the same patch rows: a :class:`lowrank_ref.factorized.FactorizedLayer`.
 
 Images are NCHW. The matrix of a layer has ``n_in = c_in * kh * kw`` columns and
 ``n_out = c_out`` rows; :func:`lowrank_ref.dlrt.parameter_counts` counts it as such.
@@ -31,11 +34,12 @@ import numpy as np
 from . import ops
 from ._validate import as_float_array, check_float_dtype, check_int, check_rng
 from .autodiff import Tensor
-from .lowrank import validate_lowrank
+from .factorized import FactorizedLayer, decayed_factors, split_factors
+from .lowrank import LowRank, validate_lowrank
 from .lowrank_layers import LowRankLayer
 from .nn import check_bias, init_params
 
-__all__ = ["Conv2d", "LowRankConv2d", "check_images", "kernel_size_pair", "conv_output_size"]
+__all__ = ["Conv2d", "LowRankConv2d", "FactorizedConv2d", "check_images", "kernel_size_pair", "conv_output_size"]
 
 
 def kernel_size_pair(kernel_size, name: str = "kernel_size") -> tuple:
@@ -226,7 +230,34 @@ class Conv2d(_Geometry):
         return f"Conv2d({self._geometry_repr()}, dtype={self.dtype}, init={self.init!r})"
 
 
-class LowRankConv2d(_Geometry, LowRankLayer):
+class _PatchRows(_Geometry):
+    """The rows of a matrix layer acting on convolution patches, shared by :class:`LowRankConv2d`
+    and :class:`FactorizedConv2d`: the input unfolded to ``(batch h_out w_out, c_in kh kw)``,
+    the output rows ``(batch h_out w_out, c_out)`` folded back to NCHW."""
+
+    def _output_size(self, shape) -> tuple:
+        return conv_output_size(shape[2], shape[3], *self.kernel_size, self.stride, self.padding)
+
+    def to_rows(self, X):
+        """The patches ``unfold(X)`` ``(batch h_out w_out, c_in kh kw)``, and the output shape."""
+        X = check_images(X, self.in_channels, self.dtype, type(self).__name__)
+        R = ops.unfold(X, *self.kernel_size, stride=self.stride, padding=self.padding)
+        return R, (X.shape[0], *self._output_size(X.shape))
+
+    def from_rows(self, Z: Tensor, context) -> Tensor:
+        """The output rows ``(batch h_out w_out, c_out)`` as images ``(batch, c_out, h_out, w_out)``."""
+        return ops.rows_to_nchw(Z, *context)
+
+    def to_rows_array(self, X: np.ndarray):
+        R = ops.im2col(X, *self.kernel_size, self.stride, self.padding)
+        return R, (X.shape[0], *self._output_size(X.shape))
+
+    def from_rows_array(self, Z: np.ndarray, context) -> np.ndarray:
+        batch, h_out, w_out = context
+        return Z.reshape(batch, h_out, w_out, self.n_out).transpose(0, 3, 1, 2)
+
+
+class LowRankConv2d(_PatchRows, LowRankLayer):
     """Low-rank 2-d convolution: the kernel matrix ``W_mat = U S V^T`` applied to the patches ([SZKCT22]).
 
     ``U (c_out, r)``, ``S (r, r)``, ``V (c_in kh kw, r)``; the forward is
@@ -327,27 +358,135 @@ class LowRankConv2d(_Geometry, LowRankLayer):
         only: training never forms it)."""
         return self.factors.to_dense().reshape(self.kernel_shape)
 
-    def _output_size(self, shape) -> tuple:
-        return conv_output_size(shape[2], shape[3], *self.kernel_size, self.stride, self.padding)
-
-    def to_rows(self, X):
-        """The patches ``unfold(X)`` ``(batch h_out w_out, c_in kh kw)``, and the output shape."""
-        X = check_images(X, self.in_channels, self.dtype, "LowRankConv2d")
-        R = ops.unfold(X, *self.kernel_size, stride=self.stride, padding=self.padding)
-        return R, (X.shape[0], *self._output_size(X.shape))
-
-    def from_rows(self, Z: Tensor, context) -> Tensor:
-        """The output rows ``(batch h_out w_out, c_out)`` as images ``(batch, c_out, h_out, w_out)``."""
-        return ops.rows_to_nchw(Z, *context)
-
-    def to_rows_array(self, X: np.ndarray):
-        R = ops.im2col(X, *self.kernel_size, self.stride, self.padding)
-        return R, (X.shape[0], *self._output_size(X.shape))
-
-    def from_rows_array(self, Z: np.ndarray, context) -> np.ndarray:
-        batch, h_out, w_out = context
-        return Z.reshape(batch, h_out, w_out, self.n_out).transpose(0, 3, 1, 2)
-
     def __repr__(self) -> str:
         return (f"LowRankConv2d({self._geometry_repr()}, rank={self.rank}, dtype={self.dtype}, "
                 f"mode={self.mode!r})")
+
+
+class FactorizedConv2d(_PatchRows, FactorizedLayer):
+    """Vanilla factorised convolution: the kernel matrix ``W_mat = U V^T`` on the patches ([SZKCT22]).
+
+    ``U (c_out, r)`` and ``V (c_in kh kw, r)`` are plain trainable leaves (no orthonormality,
+    no core), trained by any SGD optimiser (method "vanilla": :class:`lowrank_ref.dlrt.DenseSGD`).
+    The forward is ``rows_to_nchw((unfold(X) @ V) @ U.T + b)``, one
+    :func:`lowrank_ref.ops.low_rank_linear` node on the patches, and never forms the kernel;
+    the layer is :class:`~lowrank_ref.factorized.FactorizedDense` with the patches as rows,
+    as :class:`LowRankConv2d` is :class:`~lowrank_ref.lowrank_layers.LowRankDense` with them.
+    The official code's counterpart is ``Conv2d_lr`` of ``UV_vanilla/my_conv_vanilla.py``
+    (``COMPiLELab/DLRT-Net``).
+
+    Parameters
+    ----------
+    in_channels, out_channels : int >= 1
+    kernel_size : int or (int, int)
+    rank : int
+        ``1 <= rank <= min(c_out, c_in kh kw)``.
+    rng : numpy.random.Generator
+    dtype : {float64, float32}, default float64
+    decay : float, optional
+        None (default): the start of a :class:`LowRankConv2d` drawn from the same ``rng``,
+        split by :func:`~lowrank_ref.factorized.split_factors`; a number >= 1:
+        :func:`~lowrank_ref.factorized.decayed_factors` with that decay (bias 0), split
+        likewise. Either way the layer represents the ``W0`` of the DLRT layer built from the
+        same ``rng`` state.
+    stride : int >= 1, default 1
+    padding : int >= 0, default 0
+
+    Attributes
+    ----------
+    U : (c_out, r) Tensor
+    V : (c_in kh kw, r) Tensor
+    b : (c_out,) Tensor
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :class:`LowRankConv2d`; ``decay`` not a finite number >= 1.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> layer = FactorizedConv2d(3, 8, 3, rank=2, rng=rng, padding=1)
+    >>> layer.U.shape, layer.V.shape, [p.shape for p in layer.parameters()][2]
+    ((8, 2), (27, 2), (8,))
+    >>> X = rng.standard_normal((2, 3, 5, 5))
+    >>> dense = ops.conv2d(X, layer.kernel(), layer.b.value, padding=1)
+    >>> bool(np.allclose(layer(X).value, dense.value))
+    True
+    """
+
+    KIND = "factorized_conv2d"
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, rank: int, rng,
+                 dtype=np.float64, decay=None, stride: int = 1, padding: int = 0):
+        self._set_geometry(in_channels, out_channels, kernel_size, stride, padding)
+        rank = check_int(rank, "rank", low=1)
+        if rank > min(self.n_in, self.n_out):
+            raise ValueError(f"rank must be <= min(n_in, n_out) = {min(self.n_in, self.n_out)}, "
+                             f"got {rank}")
+        check_rng(rng)
+        dt = check_float_dtype(dtype)
+        if decay is None:
+            start = LowRankConv2d(in_channels, out_channels, kernel_size, rank, rng, dtype=dt,
+                                  stride=stride, padding=padding)
+            Y, b = start.factors, start.b.value
+        else:
+            Y = decayed_factors(self.n_out, self.n_in, rank, decay, rng, dtype=np.float64)
+            b = np.zeros(self.n_out)
+        A, B = split_factors(Y)
+        self._set(A.astype(dt), B.astype(dt), np.asarray(b).astype(dt))
+
+    @classmethod
+    def from_lowrank(cls, Y, b, kernel_size, stride: int = 1,
+                     padding: int = 0) -> "FactorizedConv2d":
+        """The layer whose kernel matrix is ``Y.U @ Y.S @ Y.V.T`` (``(c_out, c_in kh kw)``), split
+        by :func:`~lowrank_ref.factorized.split_factors`, bias ``b``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            As :func:`~lowrank_ref.factorized.split_factors` for ``Y``; as :meth:`from_factors`.
+
+        Examples
+        --------
+        >>> Y = LowRank.random(np.random.default_rng(2), 4, 18, 3)
+        >>> layer = FactorizedConv2d.from_lowrank(Y, np.zeros(4), 3)
+        >>> layer.kernel_shape, bool(np.allclose(layer.weight(), Y.to_dense()))
+        ((4, 2, 3, 3), True)
+        """
+        A, B = split_factors(Y)
+        return cls.from_factors(A, B, b, kernel_size, stride=stride, padding=padding)
+
+    @classmethod
+    def from_factors(cls, U, V, b, kernel_size, stride: int = 1,
+                     padding: int = 0) -> "FactorizedConv2d":
+        """The layer with kernel matrix ``U V^T`` (factors copied, any scaling) and bias ``b``.
+
+        ``c_out`` is the number of rows of ``U``; ``c_in = V.shape[0] / (kh kw)``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            ``U``/``V`` not finite real 2-d arrays with the same number of columns (the rank,
+            ``<= min(n_in, n_out)``); ``V`` of a row count that is not a multiple of
+            ``kh kw``; ``b`` not a finite real ``(c_out,)`` array; a bad ``kernel_size``,
+            ``stride`` or ``padding``.
+        """
+        U, V, b = cls._checked_factors(U, V, b)
+        kh, kw = kernel_size_pair(kernel_size)
+        if V.shape[0] % (kh * kw):
+            raise ValueError(f"V must have c_in * kh * kw rows (a multiple of kh * kw = "
+                             f"{kh * kw}), got {V.shape[0]}")
+        layer = cls.__new__(cls)
+        layer._set_geometry(V.shape[0] // (kh * kw), U.shape[0], (kh, kw), stride, padding)
+        layer._set(U, V, b)
+        return layer
+
+    def kernel(self) -> np.ndarray:
+        """The dense kernel ``(U V^T).reshape(c_out, c_in, kh, kw)`` (tests and small problems
+        only: training never forms it)."""
+        return self.weight().reshape(self.kernel_shape)
+
+    def __repr__(self) -> str:
+        return (f"FactorizedConv2d({self._geometry_repr()}, rank={self.rank}, "
+                f"dtype={self.dtype})")

@@ -43,7 +43,7 @@ from . import ops
 from ._validate import (check_bool, check_callable, check_choice, check_int, check_int_list,
                         check_rank_bounds, check_real)
 from .lowrank import LowRank, augment_basis, orthonormalize
-from .factorized import FactorizedDense
+from .factorized import FactorizedLayer
 from .momentum import FactorMomentum, PlainSGD
 from .lowrank_layers import LowRankDense, LowRankLayer
 from .nn import MLP, Dense, Network
@@ -246,7 +246,7 @@ def parameter_counts(model: Network) -> dict:
             ranks.append(r)
             ev += r * (n_in + n_out)
             tr += 2 * r * n_in + 4 * r * r + 2 * r * n_out
-        elif isinstance(layer, FactorizedDense):     # vanilla U V^T: nothing augmented
+        elif isinstance(layer, FactorizedLayer):     # vanilla U V^T: nothing augmented
             ranks.append(layer.rank)
             ev, tr = ev + layer.rank * (n_in + n_out), tr + layer.rank * (n_in + n_out)
         else:

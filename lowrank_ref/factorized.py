@@ -45,7 +45,7 @@ from .lowrank import LowRank, small_svd, validate_lowrank
 from .lowrank_layers import LowRankDense
 from .nn import check_bias, check_input
 
-__all__ = ["FactorizedDense", "decayed_factors", "split_factors"]
+__all__ = ["FactorizedLayer", "FactorizedDense", "decayed_factors", "split_factors"]
 
 
 def decayed_factors(n_out: int, n_in: int, rank: int, decay: float, rng,
@@ -136,7 +136,86 @@ def split_factors(Y) -> tuple:
     return (U @ P) * root, (V @ Qt.T) * root
 
 
-class FactorizedDense:
+class FactorizedLayer:
+    """What every vanilla ``W_mat = U V^T`` layer shares: the plain factors and the forward on rows.
+
+    ``U (n_out, r)``, ``V (n_in, r)`` and ``b (n_out,)`` are trainable leaves (no
+    orthonormality, no core). As for :class:`~lowrank_ref.lowrank_layers.LowRankLayer`, a
+    subclass says how its input becomes rows ``R (n_rows, n_in)`` (``to_rows``,
+    ``to_rows_array``) and how the output rows ``Z (n_rows, n_out)`` become its output
+    (``from_rows``, ``from_rows_array``); the forward in between is one
+    :func:`lowrank_ref.ops.low_rank_linear` node ``Z = (R V) U^T + b`` (``S = None``), whose
+    backward gives ``dU = G^T (R V)``, ``dV = R^T (G U)`` with ``G = dL/dZ``. Checkpoints
+    (``U``, ``V``, ``b`` under the layer's ``KIND``) and
+    :func:`lowrank_ref.dlrt.parameter_counts` (``r (n_in + n_out)``) treat every subclass
+    alike: :class:`FactorizedDense` and :class:`lowrank_ref.conv.FactorizedConv2d`.
+    """
+
+    #: The layer's kind in a checkpoint (``layer{i}.kind``); set by each subclass.
+    KIND = None
+
+    def _set(self, U, V, b) -> None:
+        self.U = Tensor(np.array(U), requires_grad=True, name="U")
+        self.V = Tensor(np.array(V), requires_grad=True, name="V")
+        self.b = Tensor(np.array(b), requires_grad=True, name="b")
+        self.n_out, self.n_in = self.U.shape[0], self.V.shape[0]
+
+    @staticmethod
+    def _checked_factors(U, V, b):
+        """``(U, V, b)`` as arrays of one float dtype, checked (see ``from_factors``)."""
+        U = as_float_array(U, "U", 2)
+        V = as_float_array(V, "V", 2)
+        if U.shape[1] != V.shape[1] or U.shape[1] < 1:
+            raise ValueError(f"U and V must have the same number (>= 1) of columns, got U "
+                             f"{U.shape}, V {V.shape}")
+        if U.shape[1] > min(U.shape[0], V.shape[0]):
+            raise ValueError(f"rank must be <= min(n_in, n_out) = "
+                             f"{min(U.shape[0], V.shape[0])}, got {U.shape[1]}")
+        dt = check_float_dtype(np.result_type(U, V))
+        return U.astype(dt), V.astype(dt), check_bias(b, U.shape[0], dt)
+
+    @property
+    def rank(self) -> int:
+        return int(self.U.shape[1])
+
+    @property
+    def dtype(self):
+        return self.b.dtype
+
+    def weight(self) -> np.ndarray:
+        """The dense ``(n_out, n_in)`` matrix ``U V^T`` (for tests and small layers only)."""
+        return self.U.value @ self.V.value.T
+
+    def parameters(self) -> list:
+        """``[U, V, b]``."""
+        return [self.U, self.V, self.b]
+
+    # -- what a subclass provides (here: the rows are the input itself) -------------------
+    def to_rows(self, X):
+        """``(Tensor R (n_rows, n_in), context)``: the input checked, as rows."""
+        return check_input(X, self.n_in, self.dtype, type(self).__name__), None
+
+    def from_rows(self, Z: Tensor, context) -> Tensor:
+        return Z
+
+    def to_rows_array(self, X: np.ndarray):
+        return X, None
+
+    def from_rows_array(self, Z: np.ndarray, context) -> np.ndarray:
+        return Z
+
+    def __call__(self, X) -> Tensor:
+        """The rows of ``X`` through one ``low_rank_linear`` node ``R V U^T + b``, recorded."""
+        R, context = self.to_rows(X)
+        return self.from_rows(ops.low_rank_linear(R, self.U, None, self.V, self.b), context)
+
+    def forward_array(self, X: np.ndarray) -> np.ndarray:
+        """``(R @ V) @ U^T + b`` in plain NumPy (no graph), for evaluation."""
+        R, context = self.to_rows_array(X)
+        return self.from_rows_array((R @ self.V.value) @ self.U.value.T + self.b.value, context)
+
+
+class FactorizedDense(FactorizedLayer):
     """Vanilla factorised layer ``Z = X @ (U V^T)^T + b = (X @ V) @ U^T + b`` ([SZKCT22]).
 
     ``U`` (n_out, r) and ``V`` (n_in, r) are plain trainable leaves (no orthonormality, no
@@ -224,49 +303,9 @@ class FactorizedDense:
             ``U``/``V`` not finite real 2-d arrays with the same number of columns (the rank,
             ``<= min(n_in, n_out)``); ``b`` not a finite real ``(n_out,)`` array.
         """
-        U = as_float_array(U, "U", 2)
-        V = as_float_array(V, "V", 2)
-        if U.shape[1] != V.shape[1] or U.shape[1] < 1:
-            raise ValueError(f"U and V must have the same number (>= 1) of columns, got U "
-                             f"{U.shape}, V {V.shape}")
-        if U.shape[1] > min(U.shape[0], V.shape[0]):
-            raise ValueError(f"rank must be <= min(n_in, n_out) = "
-                             f"{min(U.shape[0], V.shape[0])}, got {U.shape[1]}")
-        dt = check_float_dtype(np.result_type(U, V))
         layer = cls.__new__(cls)
-        layer._set(U.astype(dt), V.astype(dt), check_bias(b, U.shape[0], dt))
+        layer._set(*cls._checked_factors(U, V, b))
         return layer
-
-    def _set(self, U, V, b) -> None:
-        self.U = Tensor(np.array(U), requires_grad=True, name="U")
-        self.V = Tensor(np.array(V), requires_grad=True, name="V")
-        self.b = Tensor(np.array(b), requires_grad=True, name="b")
-        self.n_out, self.n_in = self.U.shape[0], self.V.shape[0]
-
-    @property
-    def rank(self) -> int:
-        return int(self.U.shape[1])
-
-    @property
-    def dtype(self):
-        return self.b.dtype
-
-    def weight(self) -> np.ndarray:
-        """The dense ``(n_out, n_in)`` matrix ``U V^T`` (for tests and small layers only)."""
-        return self.U.value @ self.V.value.T
-
-    def parameters(self) -> list:
-        """``[U, V, b]``."""
-        return [self.U, self.V, self.b]
-
-    def __call__(self, X) -> Tensor:
-        """``(batch, n_in) -> (batch, n_out)``: one ``low_rank_linear`` node ``X V U^T + b``."""
-        X = check_input(X, self.n_in, self.dtype, "FactorizedDense")
-        return ops.low_rank_linear(X, self.U, None, self.V, self.b)
-
-    def forward_array(self, X: np.ndarray) -> np.ndarray:
-        """``(X @ V) @ U^T + b`` in plain NumPy (no graph), for evaluation."""
-        return (X @ self.V.value) @ self.U.value.T + self.b.value
 
     def __repr__(self) -> str:
         return (f"FactorizedDense(n_in={self.n_in}, n_out={self.n_out}, rank={self.rank}, "

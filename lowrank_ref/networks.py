@@ -30,14 +30,17 @@ from .conv import Conv2d, LowRankConv2d
 from .lowrank_layers import LowRankDense
 from .nn import Dense, Layer, Network
 
-__all__ = ["Sequential", "ReLU", "MaxPool2d", "Flatten", "lenet5", "LENET5_INPUT_SHAPE",
-           "LENET5_FULL_RANKS"]
+__all__ = ["Sequential", "ReLU", "MaxPool2d", "Flatten", "lenet5", "lenet5_from_layers",
+           "LENET5_INPUT_SHAPE", "LENET5_FULL_RANKS", "LENET5_MATRICES"]
 
 #: The input of :func:`lenet5`: one channel of 28 x 28 pixels (MNIST, Fashion-MNIST).
 LENET5_INPUT_SHAPE = (1, 28, 28)
 #: The full ranks of the three low-rank layers of :func:`lenet5`: ``min(n_out, n_in)`` of
 #: the matrices ``20 x 25``, ``50 x 500`` and ``500 x 800``.
 LENET5_FULL_RANKS = (20, 50, 500)
+#: The matrices ``(n_out, n_in)`` of the four layers of :func:`lenet5`: the kernel matrices
+#: ``(c_out, c_in kh kw)`` of the two 5 x 5 convolutions, then the two linear layers.
+LENET5_MATRICES = ((20, 25), (50, 500), (500, 800), (10, 500))
 
 
 class ReLU:
@@ -287,6 +290,47 @@ def lenet5(rng, dtype=np.float64, ranks=None, init: str = "he",
         convs = [LowRankConv2d(1, 20, 5, ranks[0], rng, spectrum=spectrum, **kw),
                  LowRankConv2d(20, 50, 5, ranks[1], rng, spectrum=spectrum, **kw)]
         hidden = LowRankDense(800, 500, ranks[2], rng, spectrum=spectrum, **kw)
-    return Sequential([convs[0], ReLU(), MaxPool2d(2), convs[1], ReLU(), MaxPool2d(2),
-                       Flatten(), hidden, ReLU(), Dense(500, 10, rng, **kw)],
-                      input_shape=LENET5_INPUT_SHAPE)
+    return lenet5_from_layers([*convs, hidden, Dense(500, 10, rng, **kw)])
+
+
+def lenet5_from_layers(layers: Sequence) -> Sequential:
+    """LeNet5's chain around four given layers: ``conv1, ReLU, max-pool 2, conv2, ReLU,
+    max-pool 2, flatten, linear1, ReLU, linear2`` on ``(batch, 1, 28, 28)`` images.
+
+    For starts that :func:`lenet5` does not draw itself (e.g. the decayed spectra of
+    :mod:`lowrank_ref.training.starts`, or vanilla ``U V^T`` layers).
+
+    Parameters
+    ----------
+    layers : sequence of 4 layers
+        Two convolutions with 5 x 5 kernels, 1 -> 20 and 20 -> 50 channels (any of
+        :class:`~lowrank_ref.conv.Conv2d`, :class:`~lowrank_ref.conv.LowRankConv2d`,
+        :class:`~lowrank_ref.conv.FactorizedConv2d`), then two matrix layers 800 -> 500 and
+        500 -> 10: matrices :data:`LENET5_MATRICES`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``layers`` not a sequence of 4, a layer whose matrix ``(n_out, n_in)`` is not the
+        one of :data:`LENET5_MATRICES`; and as :class:`Sequential`.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> model = lenet5_from_layers([Conv2d(1, 20, 5, rng), Conv2d(20, 50, 5, rng),
+    ...                             Dense(800, 500, rng), Dense(500, 10, rng)])
+    >>> model.predict(np.zeros((2, 1, 28, 28))).shape
+    (2, 10)
+    """
+    if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
+        raise TypeError(f"layers must be a sequence of 4 layers, got {type(layers).__name__}")
+    layers = list(layers)
+    if len(layers) != 4:
+        raise ValueError(f"layers must hold the 4 layers of LeNet5, got {len(layers)}")
+    for i, (layer, shape) in enumerate(zip(layers, LENET5_MATRICES)):
+        got = (getattr(layer, "n_out", None), getattr(layer, "n_in", None))
+        if got != shape:
+            raise ValueError(f"layers[{i}] must have the matrix (n_out, n_in) = {shape}, got "
+                             f"{got} ({type(layer).__name__})")
+    return Sequential([layers[0], ReLU(), MaxPool2d(2), layers[1], ReLU(), MaxPool2d(2),
+                       Flatten(), layers[2], ReLU(), layers[3]], input_shape=LENET5_INPUT_SHAPE)

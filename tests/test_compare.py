@@ -185,3 +185,26 @@ def test_cli_compare_and_prune(tmp_path, monkeypatch, capsys):
         assert [r["epoch"] for r in csv.DictReader(f)] == ["0"]
     assert main(["prune", str(dense)]) == 2
     assert "exactly one of ranks and prune_tau" in capsys.readouterr().err
+
+
+def test_lenet5_illconditioned_writes_its_own_table_from_one_start(tmp_path):
+    """options {"arch": "lenet5"}: the table lenet5_illconditioned.csv and its runs folder (the
+    MLP's mnist_illconditioned.csv is left alone), ranks capped per layer, the same start for
+    DLRT and vanilla."""
+    rng = np.random.default_rng(0)
+    X, y = rng.random((80, 784)), rng.integers(0, 10, 80)
+    images = Dataset(X[:64], y[:64], X[64:], y[64:], "noise", "made up in test_compare.py")
+    (tmp_path / "mnist_illconditioned.csv").write_text("the MLP's table\n")
+    path = compare_illconditioned(decays=(10.0,), rank=3, epochs=1,
+                                  options={"arch": "lenet5", "batch_size": 32, "dtype": "float64"},
+                                  results_dir=tmp_path, data=images, log=quiet)
+    assert path == tmp_path / "lenet5_illconditioned.csv"
+    assert (tmp_path / "mnist_illconditioned.csv").read_text() == "the MLP's table\n"
+    rows = read_rows(path)
+    assert [(r["method"], r["epoch"]) for r in rows] == [
+        ("fixed", "0"), ("fixed", "1"), ("vanilla", "0"), ("vanilla", "1")]
+    assert {r["run"] for r in rows} == {"lenet5_illconditioned_runs/fixed-decay-10",
+                                        "lenet5_illconditioned_runs/vanilla-decay-10"}
+    assert all(r["ranks"] == "3|3|3" and r["eval_params"] == str(3 * (45 + 550 + 1300) + 5000)
+               for r in rows)
+    assert rows[0]["test_loss"][:12] == rows[2]["test_loss"][:12]

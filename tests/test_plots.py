@@ -264,3 +264,24 @@ def test_lenet5_figure_from_a_made_up_table(tmp_path, capsys):
     assert_png(paths[0])
     with pytest.raises(FileNotFoundError, match="sweep --arch lenet5"):
         make_figures(only="lenet5", out_dir=tmp_path / "figs", results_dir=tmp_path / "none")
+
+
+def test_comparison_figures_draw_lenet5s_only_when_its_table_exists(tmp_path):
+    """figures --only comparison: the two MLP figures always, lenet5_illconditioned.png when
+    results/lenet5_illconditioned.csv exists (compare illconditioned --arch lenet5)."""
+    root = tmp_path / "results"
+    root.mkdir()
+    head = "level,method,epoch,eval_cr,test_acc"
+    ill = [head] + [f"{d},{m},{e},90.0,{10 + 8 * e + (5 if m == 'fixed' else 0)}"
+                    for d in (1, 10) for m in ("fixed", "vanilla") for e in range(3)]
+    (root / "mnist_illconditioned.csv").write_text("\n".join(ill) + "\n")
+    methods = [head] + [f"0.1,{m},5,90.0,97.0" for m in ("adaptive", "fixed", "vanilla")]
+    (root / "mnist_comparison.csv").write_text("\n".join(methods) + "\n")
+    names = lambda paths: [p.rsplit("/", 1)[-1] for p in paths]  # noqa: E731
+    paths = make_figures(only="comparison", out_dir=tmp_path / "figs", results_dir=root)
+    assert names(paths) == ["mnist_methods_vs_compression.png", "mnist_illconditioned.png"]
+    (root / "lenet5_illconditioned.csv").write_text("\n".join(ill) + "\n")
+    paths = make_figures(only="comparison", out_dir=tmp_path / "figs", results_dir=root)
+    assert names(paths) == ["mnist_methods_vs_compression.png", "mnist_illconditioned.png",
+                            "lenet5_illconditioned.png"]
+    assert_png(paths[-1])

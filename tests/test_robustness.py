@@ -54,12 +54,12 @@ from lowrank_ref.dlrt import (AdaptiveKLS, DenseSGD, FixedRankKLS, SOnlySGD, low
 from lowrank_ref.integrators import (adaptive_bug_step, bug_step, parallel_bug_step,
                                      projector_splitting_step)
 from lowrank_ref.lowrank import validate_lowrank
-from lowrank_ref.conv import Conv2d, LowRankConv2d
+from lowrank_ref.conv import Conv2d, FactorizedConv2d, LowRankConv2d
 from lowrank_ref.lowrank_layers import LowRankDense
 from lowrank_ref.adam import CarriedAdamKLS, DenseAdam, PaperAdamKLS
 from lowrank_ref.factorized import FactorizedDense, decayed_factors, split_factors
 from lowrank_ref.pruning import prune_model, pruned_ranks
-from lowrank_ref.networks import MaxPool2d, ReLU, Sequential, lenet5
+from lowrank_ref.networks import MaxPool2d, ReLU, Sequential, lenet5, lenet5_from_layers
 from lowrank_ref.nn import MLP, Dense
 from lowrank_ref.training import (CHECKPOINT_NAME, CheckpointError, TrainConfig, TrainingDiverged,
                                   load_checkpoint, train)
@@ -1010,7 +1010,8 @@ def _comparison_rows():
 
 
 def _conv_rows():
-    """Convolutional layers, Sequential, lenet5, and LeNet5 runs (issue 13)."""
+    """Convolutional layers, Sequential, lenet5, and LeNet5 runs (issue 13); the vanilla
+    convolution and LeNet5's ill-conditioning options."""
     rng = lambda: np.random.default_rng(0)  # noqa: E731
     conv = lambda: Conv2d(2, 3, 3, rng())  # noqa: E731
     lrc = lambda: LowRankConv2d(2, 3, 3, 2, rng())  # noqa: E731
@@ -1160,13 +1161,63 @@ def _conv_rows():
             lambda ctx: training_sweep([0.1], TrainConfig(method="adaptive", tau=0.1),
                                        ctx.tmp, seeds="01"), TypeError,
             "seeds must be a sequence of ints >= 0 or None, got str"),
-        Bad("TrainConfig", "vanilla for lenet5",
-            lambda ctx: TrainConfig(arch="lenet5", method="vanilla"), ValueError,
-            "method must be one of ('dense', 'fixed', 'adaptive') for arch 'lenet5', got 'vanilla'"),
-        Bad("TrainConfig", "decay for lenet5",
-            lambda ctx: TrainConfig(arch="lenet5", method="fixed", decay=2.0), ValueError,
-            "options ['decay'] apply to arch 'mlp' only (the comparisons, pruning and Adam are "
-            "built for the MLP), got {'decay': 2.0} for arch 'lenet5'"),
+        Bad("TrainConfig", "sonly for lenet5",
+            lambda ctx: TrainConfig(arch="lenet5", method="sonly"), ValueError,
+            "method must be one of ('dense', 'fixed', 'adaptive', 'vanilla') for arch 'lenet5', "
+            "got 'sonly'"),
+        Bad("TrainConfig", "per-layer ranks for lenet5",
+            lambda ctx: TrainConfig(arch="lenet5", method="fixed", ranks=[2, 2, 2]), ValueError,
+            "options ['ranks'] apply to arch 'mlp' only (per-layer ranks, pruning, init and Adam "
+            "are built for the MLP), got {'ranks': [2, 2, 2]} for arch 'lenet5'"),
+        Bad("TrainConfig", "Adam for lenet5 vanilla",
+            lambda ctx: TrainConfig(arch="lenet5", method="vanilla", optimizer="adam"),
+            ValueError, "options ['optimizer'] apply to arch 'mlp' only"),
+        Bad("TrainConfig", "decay for lenet5 adaptive",
+            lambda ctx: TrainConfig(arch="lenet5", method="adaptive", tau=0.1, decay=2.0),
+            ValueError, "decay is only used by methods ('fixed', 'vanilla') for arch 'lenet5', "
+            "got decay=2.0 for method 'adaptive'"),
+        Bad("TrainConfig", "decay < 1 for lenet5",
+            lambda ctx: TrainConfig(arch="lenet5", method="vanilla", decay=0.5), ValueError,
+            "decay must be"),
+        Bad("FactorizedConv2d", "rank > min(c_out, c_in kh kw)",
+            lambda ctx: FactorizedConv2d(2, 3, 3, 4, rng()), ValueError,
+            "rank must be <= min(n_in, n_out) = 3, got 4"),
+        Bad("FactorizedConv2d", "rank float", lambda ctx: FactorizedConv2d(2, 3, 3, 2.0, rng()),
+            TypeError, "rank must be an int >= 1, got float 2.0"),
+        Bad("FactorizedConv2d", "decay < 1",
+            lambda ctx: FactorizedConv2d(2, 3, 3, 2, rng(), decay=0.5), ValueError,
+            "decay must be"),
+        Bad("FactorizedConv2d", "rng a seed", lambda ctx: FactorizedConv2d(2, 3, 3, 2, 0),
+            TypeError, "rng must be a numpy.random.Generator"),
+        Bad("FactorizedConv2d", "X wrong channels",
+            lambda ctx: FactorizedConv2d(2, 3, 3, 2, rng())(np.ones((2, 3, 5, 5))), ValueError,
+            "FactorizedConv2d: X must have shape (batch, 2, h, w), got (2, 3, 5, 5)"),
+        Bad("FactorizedConv2d", "X float32",
+            lambda ctx: FactorizedConv2d(2, 3, 3, 2, rng())(X.astype(np.float32)), TypeError,
+            "FactorizedConv2d: X has dtype float32 but the parameters are float64"),
+        Bad("FactorizedConv2d.from_factors", "V rows not a multiple of kh kw",
+            lambda ctx: FactorizedConv2d.from_factors(np.ones((3, 2)), np.ones((10, 2)),
+                                                      np.zeros(3), 3), ValueError,
+            "V must have c_in * kh * kw rows (a multiple of kh * kw = 9), got 10"),
+        Bad("FactorizedConv2d.from_factors", "different numbers of columns",
+            lambda ctx: FactorizedConv2d.from_factors(np.ones((3, 2)), np.ones((18, 1)),
+                                                      np.zeros(3), 3), ValueError,
+            "U and V must have the same number (>= 1) of columns"),
+        Bad("FactorizedConv2d.from_factors", "kernel_size 0",
+            lambda ctx: FactorizedConv2d.from_factors(np.ones((3, 2)), np.ones((18, 2)),
+                                                      np.zeros(3), 0), ValueError,
+            "kernel_size must be an int >= 1, got 0"),
+        Bad("FactorizedConv2d.from_lowrank", "not a LowRank",
+            lambda ctx: FactorizedConv2d.from_lowrank(np.eye(3), np.zeros(3), 3), TypeError,
+            "Y must be a LowRank"),
+        Bad("lenet5_from_layers", "three layers",
+            lambda ctx: lenet5_from_layers([Conv2d(1, 20, 5, rng())] * 3), ValueError,
+            "layers must hold the 4 layers of LeNet5, got 3"),
+        Bad("lenet5_from_layers", "a layer of the wrong shape",
+            lambda ctx: lenet5_from_layers([Conv2d(1, 20, 3, rng())] * 4), ValueError,
+            "layers[0] must have the matrix (n_out, n_in) = (20, 25), got (20, 9) (Conv2d)"),
+        Bad("lenet5_from_layers", "not a sequence", lambda ctx: lenet5_from_layers(3),
+            TypeError, "layers must be a sequence of 4 layers, got int"),
         Bad("cli train", "unknown arch", lambda ctx: cli("train", "--arch", "vgg"), CLIExit,
             "argument --arch: invalid choice: 'vgg'"),
         Bad("cli train", "hidden widths for lenet5",
@@ -1305,7 +1356,8 @@ def test_table_is_systematic():
                 "low_rank_mlp", "data.load", "data.batches", "data.subset", "data.read_idx",
                 "Conv2d", "Conv2d.from_weights", "LowRankConv2d", "LowRankConv2d.from_dense",
                 "LowRankConv2d.from_factors", "Sequential", "Sequential.predict", "MaxPool2d",
-                "lenet5", "sweep",
+                "lenet5", "sweep", "FactorizedConv2d", "FactorizedConv2d.from_factors",
+                "FactorizedConv2d.from_lowrank", "lenet5_from_layers",
                 "oracle.cases", "oracle.check", "oracle.export", "oracle.verify", "cli train",
                 "cli sweep", "cli figures", "cli oracle", "FactorizedDense", "decayed_factors",
                 "prune_model", "DenseAdam", "PaperAdamKLS", "CarriedAdamKLS", "cli compare",

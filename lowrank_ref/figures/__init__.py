@@ -32,7 +32,8 @@ from .mnist_plots import (PAPER_MNIST_DENSE_ACC, PAPER_MNIST_TABLE, PRODUCER, RU
 from .lenet5_plots import (LENET5_TABLE_NAME, PAPER_LENET5_DENSE, PAPER_LENET5_TABLE,
                            plot_lenet5_accuracy_vs_compression, read_lenet5_table)
 from .timing_plots import TIMING_JSON, TIMING_PRODUCER, plot_timing_vs_rank
-from .comparison_plots import (COMPARISON_TABLE, ILLCONDITIONED_TABLE, plot_illconditioned,
+from .comparison_plots import (COMPARISON_TABLE, ILLCONDITIONED_TABLE,
+                               LENET5_ILLCONDITIONED_TABLE, plot_illconditioned,
                                plot_methods_vs_compression, read_comparison)
 
 __all__ = ["make_figures", "PAPER_MNIST_TABLE", "PAPER_MNIST_DENSE_ACC", "TABLE_NAME",
@@ -74,7 +75,9 @@ def make_figures(only: Optional[str] = None, fast: bool = False, out_dir="figure
       timing itself is not rerun).
     * ``only="comparison"`` (or None): reads ``results_dir/mnist_comparison.csv`` and
       ``results_dir/mnist_illconditioned.csv`` (written by ``python -m lowrank_ref compare``)
-      and writes ``mnist_methods_vs_compression.png`` and ``mnist_illconditioned.png``.
+      and writes ``mnist_methods_vs_compression.png`` and ``mnist_illconditioned.png``;
+      if ``results_dir/lenet5_illconditioned.csv`` exists (``compare illconditioned --arch
+      lenet5``), also ``lenet5_illconditioned.png``.
 
     The MNIST and timing inputs are checked before anything is computed or written.
 
@@ -134,6 +137,9 @@ def make_figures(only: Optional[str] = None, fast: bool = False, out_dir="figure
     if only in (None, "comparison"):
         read_comparison(results_dir / COMPARISON_TABLE)
         read_comparison(results_dir / ILLCONDITIONED_TABLE)
+        lenet5_ill = results_dir / LENET5_ILLCONDITIONED_TABLE
+        if lenet5_ill.exists():
+            read_comparison(lenet5_ill)
     if only in (None, "integrators"):
         from .integrator_experiments import integrator_convergence, integrator_robustness
         from .integrator_experiments import integrator_high_order
@@ -159,4 +165,7 @@ def make_figures(only: Optional[str] = None, fast: bool = False, out_dir="figure
                                          out_dir / "mnist_methods_vs_compression.png"))
         done(plot_illconditioned(results_dir / ILLCONDITIONED_TABLE,
                                  out_dir / "mnist_illconditioned.png"))
+        if lenet5_ill.exists():
+            done(plot_illconditioned(lenet5_ill, out_dir / "lenet5_illconditioned.png",
+                                     title="LeNet5 on MNIST, three low-rank layers"))
     return written

@@ -4,7 +4,7 @@
   evaluation parameters, one line per method (``results/mnist_comparison.csv``);
 * :func:`plot_illconditioned` -- test accuracy per epoch of fixed-rank DLRT and vanilla
   ``U V^T`` from the same decaying starting spectrum, one panel per decay
-  (``results/mnist_illconditioned.csv``).
+  (``results/mnist_illconditioned.csv``, and ``results/lenet5_illconditioned.csv`` for LeNet5).
 
 Nothing is retrained: the tables hold one row per run and epoch
 (:data:`lowrank_ref.training.compare.TABLE_COLUMNS`).
@@ -17,10 +17,13 @@ from pathlib import Path
 from .style import new_figure, save
 
 __all__ = ["plot_methods_vs_compression", "plot_illconditioned", "read_comparison",
-           "COMPARISON_TABLE", "ILLCONDITIONED_TABLE", "COMPARISON_PRODUCER"]
+           "COMPARISON_TABLE", "ILLCONDITIONED_TABLE", "LENET5_ILLCONDITIONED_TABLE",
+           "COMPARISON_PRODUCER"]
 
 COMPARISON_TABLE = "mnist_comparison.csv"
 ILLCONDITIONED_TABLE = "mnist_illconditioned.csv"
+#: The ill-conditioning table of LeNet5 (``compare illconditioned --arch lenet5``).
+LENET5_ILLCONDITIONED_TABLE = "lenet5_illconditioned.csv"
 COMPARISON_PRODUCER = "python -m lowrank_ref compare methods|illconditioned ... (see README)"
 
 #: Drawing order, labels and styles of the methods of the comparison table.
@@ -141,7 +144,7 @@ def plot_methods_vs_compression(table, path) -> str:
     return save(fig, path)
 
 
-def plot_illconditioned(table, path) -> str:
+def plot_illconditioned(table, path, title=None) -> str:
     """Test accuracy per epoch, fixed-rank DLRT (solid) against vanilla (dashed), per decay.
 
     With several seeds: the mean, and the band from the lowest to the highest.
@@ -152,6 +155,8 @@ def plot_illconditioned(table, path) -> str:
         ``mnist_illconditioned.csv``: ``level`` is the decay, ``method`` "fixed" or
         "vanilla", epoch 0 the start.
     path : path-like
+    title : str, optional
+        Above the panels (e.g. the network); None: none.
 
     Returns
     -------
@@ -197,4 +202,6 @@ def plot_illconditioned(table, path) -> str:
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("test accuracy (%)")
     axes[0].legend(fontsize=8, loc="lower right")
+    if title is not None:
+        fig.suptitle(str(title), fontsize=10.5)
     return save(fig, path)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .._validate import check_path
-from ..factorized import FactorizedDense
+from ..factorized import FactorizedLayer
 from ..lowrank import LowRank
 from ..lowrank_layers import LowRankLayer
 from ..nn import Network
@@ -41,7 +41,8 @@ def _model_arrays(model: Network) -> dict:
     A layer's kind is its ``KIND``: "lowrank" (:class:`~lowrank_ref.lowrank_layers.LowRankDense`)
     and "lowrank_conv2d" store ``U``, ``S``, ``V``, ``b`` (any
     :class:`~lowrank_ref.lowrank_layers.LowRankLayer`); "dense" and "conv2d" store ``W``, ``b``;
-    "factorized" (:class:`~lowrank_ref.factorized.FactorizedDense`) ``U``, ``V``, ``b``.
+    "factorized" and "factorized_conv2d" (any :class:`~lowrank_ref.factorized.FactorizedLayer`)
+    ``U``, ``V``, ``b``.
     """
     arrays = {"n_layers": np.array(len(model.layers))}
     for i, layer in enumerate(model.layers):
@@ -51,7 +52,7 @@ def _model_arrays(model: Network) -> dict:
                            f"layer{i}.V": layer.V, f"layer{i}.b": layer.b.value})
         elif kind in ("dense", "conv2d"):
             arrays.update({f"layer{i}.W": layer.W.value, f"layer{i}.b": layer.b.value})
-        elif isinstance(layer, FactorizedDense):
+        elif isinstance(layer, FactorizedLayer):
             arrays.update({f"layer{i}.U": layer.U.value, f"layer{i}.V": layer.V.value,
                            f"layer{i}.b": layer.b.value})
         else:
@@ -67,10 +68,11 @@ def save_checkpoint(path, model: Network, optimizer, config: TrainConfig, histor
     Keys: ``format`` (int), ``config`` and ``history`` (JSON in 0-d unicode arrays),
     ``epochs_done`` / ``finetune_done`` (epochs completed in each phase), ``opt_phase``
     (the phase whose optimiser state is stored), ``n_layers``, per layer of ``model.layers``
-    ``layer{i}.kind`` ("dense", "conv2d", "lowrank", "lowrank_conv2d" or "factorized") and
+    ``layer{i}.kind`` (the layer's ``KIND``: "dense", "conv2d", "lowrank", "lowrank_conv2d",
+    "factorized" or "factorized_conv2d") and
     its arrays ``layer{i}.W``, ``.b`` (``W`` 4-d for "conv2d"), ``layer{i}.U``, ``.S``, ``.V``,
     ``.b`` (ranks may differ per layer; a low-rank convolution stores its kernel matrix's
-    factors), or ``layer{i}.U``, ``.V``, ``.b`` ("factorized", ``W = U V^T``), and
+    factors), or ``layer{i}.U``, ``.V``, ``.b`` (the two factorised kinds, ``W_mat = U V^T``), and
     ``opt.<name>`` for every array of ``optimizer.state_arrays()``.
 
     Parameters
@@ -231,7 +233,7 @@ def restore_model(model: Network, arrays: dict, path: Path, dtype) -> None:
                     raise
                 except (ValueError, TypeError) as exc:   # shapes, orthonormality
                     raise CheckpointError(f"checkpoint {path}: layer {i}: {exc}") from None
-            elif kind == "factorized" and isinstance(layer, FactorizedDense):
+            elif isinstance(layer, FactorizedLayer):
                 U, V, b = get(i, "U"), get(i, "V"), get(i, "b")
                 if (U.shape, V.shape, b.shape) != (layer.U.shape, layer.V.shape, layer.b.shape):
                     raise CheckpointError(f"checkpoint {path}: layer {i} has U {U.shape}, V "

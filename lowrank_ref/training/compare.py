@@ -7,7 +7,8 @@ ill-conditioning experiment, and the paper's own recipe (Adam).
   Writes ``mnist_comparison.csv``.
 * :func:`compare_illconditioned` -- fixed rank, starting spectra decaying by ``decay``
   (:func:`lowrank_ref.factorized.decayed_factors`), DLRT against vanilla from the same
-  ``W0``, accuracy per epoch (epoch 0: the start). Writes ``mnist_illconditioned.csv``.
+  ``W0``, accuracy per epoch (epoch 0: the start). Writes ``mnist_illconditioned.csv``
+  (``lenet5_illconditioned.csv`` for ``options={"arch": "lenet5"}``).
 * :func:`recipe_sweep` -- rank-adaptive DLRT with Adam in both forms of
   :mod:`lowrank_ref.adam`, from the paper code's initialisation. Writes
   ``mnist_adam_recipe.csv``.
@@ -351,14 +352,19 @@ def _methods_of_seed(taus, epochs, finetune_epochs, per, ft, seed, runs, data, l
 
 def compare_illconditioned(decays=(1.0, 2.0, 10.0), rank: int = 20, epochs: int = 10,
                            options: Optional[dict] = None, seeds=(0,), results_dir="results",
-                           name: str = "mnist_illconditioned.csv",
+                           name: Optional[str] = None,
                            data: Optional[Dataset] = None,
                            log: Callable[[str], None] = print) -> Path:
     """Fixed-rank DLRT against vanilla ``U V^T`` from the same decaying starting spectrum.
 
     For each ``decay`` (the ``level``), methods "fixed" and "vanilla" with ``rank`` and
     ``decay`` (TrainConfig, so both build the same ``W0``: :mod:`lowrank_ref.training.starts`),
-    ``epochs`` epochs each. Rows: epoch 0 (the start, evaluated) and every epoch.
+    ``epochs`` epochs each. Rows: epoch 0 (the start, evaluated) and every epoch. The
+    network is the one ``options`` chooses: the MLP of ``sizes``, or with
+    ``{"arch": "lenet5"}`` LeNet5 with its three low-rank layers at rank
+    ``min(rank, full rank)`` each (the official code's LeNet5 experiment,
+    ``UV_vanilla/Lenet5_dlrt.py`` and ``UV_vanilla/Lenet5_vanilla.py`` of
+    ``COMPiLELab/DLRT-Net``).
 
     Parameters
     ----------
@@ -366,17 +372,23 @@ def compare_illconditioned(decays=(1.0, 2.0, 10.0), rank: int = 20, epochs: int 
         ``>= 1``.
     rank : int
     epochs : int
-    options, seeds, results_dir, name, data, log
+    options, seeds, results_dir, data, log
         As :func:`compare_methods`.
+    name : str, optional
+        The table; None: ``"mnist_illconditioned.csv"``, or ``"lenet5_illconditioned.csv"``
+        when ``options`` sets ``arch`` "lenet5" (so that the tables of the two networks do not
+        overwrite each other). Runs in ``results_dir/<stem>_runs``.
 
     Returns
     -------
     pathlib.Path
     """
+    options = _options(options)
+    if name is None:
+        name = ("lenet5" if options.get("arch") == "lenet5" else "mnist") + "_illconditioned.csv"
     results_dir, runs = _check_common(results_dir, log, data, epochs, name)
     decays = _check_list(decays, "decays", 1.0)
     check_int(rank, "rank", low=1)
-    options = _options(options)
     rows = []
     for seed in _check_seeds(seeds, options):
         for decay in decays:

@@ -81,14 +81,18 @@ DEFAULT_SCHEDULE = "cosine"
 #: for 20 epochs: on short runs (the first 20,000 MNIST images, 3 epochs, seed 0) the
 #: paper's plain SGD reached 92.38% test accuracy at tau 0.2 and 95.91% dense, momentum
 #: with the cosine schedule 97.50% and 98.36% (same ranks 8, 12-13, 15 at tau 0.2).
+#: Method "vanilla" (``U V^T`` layers, the ill-conditioning comparison) has the defaults of "fixed".
 LENET5_DEFAULTS = {"epochs": 10, "batch_size": 128, "schedule": "cosine",
-                   "lr": {"dense": 0.05, "fixed": 0.05, "adaptive": 0.05},
-                   "momentum": {"dense": 0.9, "fixed": 0.9, "adaptive": 0.9},
-                   "warmup": {"dense": 0, "fixed": 100, "adaptive": 100},
-                   "rank": {"fixed": 20, "adaptive": 500}}
-#: The methods of ``arch="lenet5"``: the comparisons' methods, ranks, starts and Adam
-#: (``ranks``, ``decay``, ``init``, ``optimizer``, ``prune_from``) are built for the MLP.
-LENET5_METHODS = ("dense", "fixed", "adaptive")
+                   "lr": {"dense": 0.05, "fixed": 0.05, "adaptive": 0.05, "vanilla": 0.05},
+                   "momentum": {"dense": 0.9, "fixed": 0.9, "adaptive": 0.9, "vanilla": 0.9},
+                   "warmup": {"dense": 0, "fixed": 100, "adaptive": 100, "vanilla": 100},
+                   "rank": {"fixed": 20, "adaptive": 500, "vanilla": 20}}
+#: The methods of ``arch="lenet5"``; ``decay`` applies to "fixed" and "vanilla". Per-layer
+#: ``ranks``, ``init``, Adam and pruning (``prune_from``) are built for the MLP only.
+LENET5_METHODS = ("dense", "fixed", "adaptive", "vanilla")
+#: The options that apply to ``arch="mlp"`` only, with their unset values.
+_MLP_ONLY = (("ranks", None), ("prune_from", None), ("prune_tau", None), ("init", "he"),
+             ("optimizer", "sgd"))
 _MLP_DEFAULTS = {"epochs": DEFAULT_EPOCHS, "batch_size": DEFAULT_BATCH_SIZE,
                  "schedule": DEFAULT_SCHEDULE, "lr": DEFAULT_LR, "momentum": DEFAULT_MOMENTUM,
                  "warmup": DEFAULT_WARMUP, "rank": DEFAULT_RANK}
@@ -121,7 +125,7 @@ class TrainConfig:
     arch : {"mlp", "lenet5"}, default "mlp"
         The network: the MLP of ``sizes``, or :func:`lowrank_ref.networks.lenet5` (the
         images reshaped to ``(1, 28, 28)``; its first three layers low-rank for the methods
-        "fixed" and "adaptive"). Options left at None take the defaults of the
+        "fixed" and "adaptive", vanilla ``U V^T`` for "vanilla"; :data:`LENET5_METHODS`). Options left at None take the defaults of the
         architecture: the ``DEFAULT_*`` constants for "mlp", :data:`LENET5_DEFAULTS` for
         "lenet5" (filled in on construction).
     dataset : {"mnist", "fashion-mnist"}, default "mnist"
@@ -176,7 +180,7 @@ class TrainConfig:
         One rank per low-rank (hidden) layer, for methods "fixed", "vanilla" and "sonly"
         (instead of one ``rank`` for all); ``rank`` becomes ``max(ranks)``.
     decay : float, optional
-        Methods "fixed", "vanilla", "sonly": start every low-rank layer from the official
+        Methods "fixed", "vanilla", "sonly" (LeNet5: "fixed", "vanilla"): start every low-rank layer from the official
         code's decayed spectrum ``sigma_k = |z|_(k) decay^(-k)``
         (:func:`lowrank_ref.factorized.decayed_factors`), ``>= 1``; None: the package's start
         (:class:`~lowrank_ref.lowrank_layers.LowRankDense`). A "fixed" and a "vanilla" run of
@@ -338,17 +342,19 @@ class TrainConfig:
 
     def _check_comparison_options(self) -> None:
         """The options of the comparisons (ranks, decay, init, optimizer, pruning) together."""
+        m = self.method
         if self.arch == "lenet5":
-            given = {name: getattr(self, name) for name, unset in
-                     (("ranks", None), ("decay", None), ("prune_from", None),
-                      ("prune_tau", None), ("init", "he"), ("optimizer", "sgd"))
+            given = {name: getattr(self, name) for name, unset in _MLP_ONLY
                      if getattr(self, name) != unset}
             if given:
-                raise ValueError(f"options {sorted(given)} apply to arch 'mlp' only (the "
-                                 f"comparisons, pruning and Adam are built for the MLP), got "
+                raise ValueError(f"options {sorted(given)} apply to arch 'mlp' only (per-layer "
+                                 f"ranks, pruning, init and Adam are built for the MLP), got "
                                  f"{given} for arch 'lenet5'")
+            if self.decay is not None and m not in ("fixed", "vanilla"):
+                raise ValueError(f"decay is only used by methods ('fixed', 'vanilla') for arch "
+                                 f"'lenet5', got decay={self.decay} for method {m!r}")
             return
-        m, n_hidden = self.method, len(self.sizes) - 2
+        n_hidden = len(self.sizes) - 2
         if self.ranks is not None:
             if m not in FIXED_RANK_METHODS:
                 raise ValueError(f"ranks is only used by methods {FIXED_RANK_METHODS}, got "
@@ -449,7 +455,8 @@ def build_model(config: TrainConfig) -> Network:
     layer dense). Arch "lenet5": :func:`lowrank_ref.networks.lenet5`, dense or with its
     first three layers low-rank of starting rank ``config.rank`` (capped per layer).
     Arch "mlp" also: per-layer ``ranks``, ``decay``, ``init``, method "vanilla" and
-    ``prune_from`` by :func:`lowrank_ref.training.starts.start_model`.
+    ``prune_from`` by :func:`lowrank_ref.training.starts.start_model`; arch "lenet5" also
+    ``decay`` and method "vanilla" (:class:`~lowrank_ref.conv.FactorizedConv2d`) there.
 
     Examples
     --------
@@ -462,9 +469,9 @@ def build_model(config: TrainConfig) -> Network:
     """
     rng = np.random.default_rng(config.seed)
     dtype = np.dtype(config.dtype)
-    if config.arch == "lenet5":
+    if config.arch == "lenet5" and config.method != "vanilla" and config.decay is None:
         return lenet5(rng, dtype, ranks=None if config.method == "dense" else config.rank)
-    if (config.method in ("vanilla", "sonly") or config.ranks is not None or config.init != "he"
+    if (config.arch == "lenet5" or config.method in ("vanilla", "sonly") or config.ranks is not None or config.init != "he"
             or config.decay is not None or config.prune_from is not None):
         from .starts import start_model     # imported here: starts -> checkpoint -> config
         return start_model(config, rng, dtype)

@@ -3,19 +3,27 @@
 :func:`start_model` builds the network of a :class:`~lowrank_ref.training.TrainConfig` that
 asks for per-layer ``ranks``, the official code's decayed spectrum (``decay``), the paper's
 "keras-normal" initialisation, the vanilla ``U V^T`` layers (method "vanilla") or a pruned
-dense checkpoint (``prune_from``). The rule that makes comparisons fair: for one
-configuration, methods "fixed" and "vanilla" draw the same numbers from the same generator
-and so start from the same matrices ``W0`` (the vanilla layer is the balanced split of the
-DLRT layer's factors, :func:`lowrank_ref.factorized.split_factors`).
+dense checkpoint (``prune_from``), for the MLP and (``decay``, method "vanilla") for LeNet5.
+The rule that makes comparisons fair: for one configuration, methods "fixed" and "vanilla"
+draw the same numbers from the same generator and so start from the same matrices ``W0``
+(the vanilla layer is the balanced split of the DLRT layer's factors,
+:func:`lowrank_ref.factorized.split_factors`).
+
+The decayed start keeps the official code's profile ``sigma_k = |z|_(k) decay^(-k)`` and
+rescales it to ``||sigma||_2 = SPECTRUM_NORM sqrt(2 n_out)`` per layer (the package's norm;
+the official singular values are of order one whatever the width, and with them the
+4-hidden-layer MLP does not train), for both architectures alike.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ..conv import FactorizedConv2d, LowRankConv2d
 from ..factorized import FactorizedDense, decayed_factors
 from ..lowrank import LowRank, orthonormalize
 from ..lowrank_layers import SPECTRUM_NORM, LowRankDense
-from ..nn import MLP, Dense
+from ..networks import LENET5_MATRICES, lenet5, lenet5_from_layers
+from ..nn import MLP, Dense, Network
 from ..pruning import prune_model
 from .checkpoint import load_checkpoint, restore_model
 
@@ -72,7 +80,39 @@ def _pruned(config, dtype) -> MLP:
     return prune_model(dense, tau=config.prune_tau)
 
 
-def start_model(config, rng: np.random.Generator, dtype) -> MLP:
+def _decayed(n_out: int, n_in: int, rank: int, decay: float, rng, dtype) -> LowRank:
+    """:func:`~lowrank_ref.factorized.decayed_factors` at the package's norm (module doc)."""
+    return decayed_factors(n_out, n_in, rank, decay, rng, dtype,
+                           norm=SPECTRUM_NORM * np.sqrt(2.0 * n_out))
+
+
+def _lenet5_start(config, rng: np.random.Generator, dtype) -> Network:
+    """LeNet5 of method "fixed" or "vanilla", rank ``min(config.rank, full rank)`` per layer.
+
+    ``decay`` None: the factors of :func:`~lowrank_ref.networks.lenet5` (the package's
+    start); else the decayed spectra of conv1, conv2 and linear1 in that order (bias 0),
+    then the dense classifier, all from ``rng``. Method "vanilla" splits each ``(Y, b)`` into
+    :class:`~lowrank_ref.conv.FactorizedConv2d` / :class:`~lowrank_ref.factorized.FactorizedDense`.
+    """
+    if config.decay is None:
+        model = lenet5(rng, dtype, ranks=config.rank)
+        starts = [(layer.factors, layer.b.value) for layer in model.layers[:3]]
+        classifier = model.layers[3]
+    else:
+        starts = [(_decayed(n_out, n_in, min(config.rank, n_out, n_in), config.decay, rng,
+                            dtype), np.zeros(n_out, dtype=dtype))
+                  for n_out, n_in in LENET5_MATRICES[:3]]
+        classifier = Dense(*LENET5_MATRICES[3][::-1], rng, dtype=dtype, init=config.init)
+    if config.method == "vanilla":
+        layers = [FactorizedConv2d.from_lowrank(Y, b, 5) for Y, b in starts[:2]]
+        layers.append(FactorizedDense.from_lowrank(*starts[2]))
+    else:
+        layers = [LowRankConv2d.from_factors(Y, b, 5) for Y, b in starts[:2]]
+        layers.append(LowRankDense.from_factors(*starts[2]))
+    return lenet5_from_layers(layers + [classifier])
+
+
+def start_model(config, rng: np.random.Generator, dtype) -> Network:
     """The network of ``config`` (a TrainConfig) for the starts described in the module doc.
 
     Hidden layers in order, then the dense last layer, all from ``rng``. Low-rank layers are
@@ -80,12 +120,17 @@ def start_model(config, rng: np.random.Generator, dtype) -> MLP:
     or :class:`~lowrank_ref.factorized.FactorizedDense` (method "vanilla") of rank
     ``config.ranks[i]`` or ``min(config.rank, n_in, n_out)``.
 
+    Arch "lenet5": methods "fixed" and "vanilla" with ``decay`` or ``rank`` (the three
+    low-rank layers of :func:`~lowrank_ref.networks.lenet5`, the classifier dense).
+
     Raises
     ------
     ValueError, FileNotFoundError, CheckpointError
         ``prune_from`` missing, not a dense run, or of other sizes.
     """
     dtype = np.dtype(dtype)
+    if config.arch == "lenet5":
+        return _lenet5_start(config, rng, dtype)
     if config.prune_from is not None:
         return _pruned(config, dtype)
     pairs = list(zip(config.sizes[:-1], config.sizes[1:]))
@@ -97,8 +142,7 @@ def start_model(config, rng: np.random.Generator, dtype) -> MLP:
     for i, (n_in, n_out) in enumerate(pairs[:-1]):
         r = config.ranks[i] if config.ranks is not None else min(config.rank, n_in, n_out)
         if config.decay is not None:
-            Y = decayed_factors(n_out, n_in, r, config.decay, rng, dtype,
-                                norm=SPECTRUM_NORM * np.sqrt(2.0 * n_out))
+            Y = _decayed(n_out, n_in, r, config.decay, rng, dtype)
             b = np.zeros(n_out)
         elif config.init == "keras-normal":
             Y = keras_normal_lowrank(n_out, n_in, r, rng, dtype)
