@@ -129,7 +129,8 @@ def _train_options(p, sweep: bool) -> None:
                        help="relative truncation tolerance of adaptive (required there)")
     g.add_argument("--min-rank", type=int, default=1, help="smallest rank (adaptive)")
     g.add_argument("--max-rank", type=int, default=None,
-                   help="largest rank (adaptive); None: the full rank min(n_in, n_out) per layer")
+                   help="largest rank (adaptive); None: the full rank min(n_in, n_out) per "
+                        "layer (Adam: min(n_in, n_out) // 2, as the paper's code)")
     g.add_argument("--passes", type=int, choices=(1, 3), default=1,
                    help="adaptive: 1 backward per step, or the published 3 (K, L, S passes)")
     g.add_argument("--finetune-epochs", type=int, default=0,
@@ -392,6 +393,9 @@ def _compare(args) -> None:
 def _prune(args) -> None:
     from .training.compare import evaluate_start, record_start
     dense = load_config(args.dense_run)          # sizes, dtype and data of the dense run
+    if dense.arch != "mlp":
+        raise ValueError(f"prune works on dense runs of arch 'mlp' (hidden layers cut by "
+                         f"SVDs), got {args.dense_run} of arch {dense.arch!r}")
     config = TrainConfig(method="fixed", prune_from=args.dense_run, ranks=args.ranks,
                          prune_tau=args.tau, sizes=dense.sizes, dtype=dense.dtype,
                          dataset=args.dataset or dense.dataset,
@@ -431,6 +435,10 @@ def _sizes(args):
     """The MLP's widths from --hidden (None: the default network, or LeNet5's no widths)."""
     if args.hidden is None:
         return None
+    if args.arch != "mlp":
+        raise ValueError(f"--hidden is only used by --arch mlp (the layers of LeNet5 are "
+                         f"fixed), got --hidden {','.join(map(str, args.hidden))} with --arch "
+                         f"{args.arch}")
     return [DEFAULT_SIZES[0], *args.hidden, DEFAULT_SIZES[-1]]
 
 

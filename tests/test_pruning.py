@@ -128,3 +128,18 @@ def test_prune_from_must_be_a_dense_run_of_the_same_sizes(tmp_path):
     with pytest.raises(ValueError, match="has sizes"):
         build_model(TrainConfig(method="fixed", ranks=[2, 2], sizes=[12, 9, 8, 4],
                                 prune_from=str(tmp_path / "dense")))
+
+
+def test_a_lenet5_run_is_refused_by_prune_from_and_the_prune_command(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 10, 48)
+    X = rng.random((48, 784))
+    data = Dataset(X[:32], y[:32], X[32:], y[32:], "images", "made up in test_pruning.py")
+    train(TrainConfig(arch="lenet5", method="dense", epochs=1, batch_size=16,
+                      out=str(tmp_path / "lenet")), log=lambda s: None, data=data)
+    with pytest.raises(ValueError, match="prune_from must be a dense run of arch 'mlp'"):
+        build_model(TrainConfig(method="fixed", ranks=[2] * 4,
+                                prune_from=str(tmp_path / "lenet")))
+    from lowrank_ref.__main__ import main
+    assert main(["prune", str(tmp_path / "lenet"), "--ranks", "2,2,2,2"]) == 2
+    assert "prune works on dense runs of arch 'mlp'" in capsys.readouterr().err

@@ -1222,7 +1222,8 @@ def _conv_rows():
             "argument --arch: invalid choice: 'vgg'"),
         Bad("cli train", "hidden widths for lenet5",
             lambda ctx: cli("train", "--arch", "lenet5", "--hidden", "100"), CLIExit,
-            "sizes is only used by arch 'mlp'"),
+            "--hidden is only used by --arch mlp (the layers of LeNet5 are fixed), got "
+            "--hidden 100 with --arch lenet5"),
         Bad("cli sweep", "seeds repeated",
             lambda ctx: cli("sweep", "--taus", "0.1", "--seeds", "1,1"), CLIExit,
             "argument --seeds: seeds must be distinct ints >= 0, got '1,1'"),

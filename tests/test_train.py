@@ -917,4 +917,4 @@ def test_cli_lenet5_options(tmp_path, monkeypatch, capsys):
     assert [r["epoch"] for r in read_history(out)] == ["1", "2"]
     capsys.readouterr()
     assert main(["train", "--arch", "lenet5", "--hidden", "100", "--out", str(tmp_path / "x")]) == 2
-    assert "sizes is only used by arch 'mlp'" in capsys.readouterr().err
+    assert "--hidden is only used by --arch mlp" in capsys.readouterr().err

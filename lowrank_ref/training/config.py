@@ -92,7 +92,8 @@ LENET5_DEFAULTS = {"epochs": 10, "batch_size": 128, "schedule": "cosine",
 LENET5_METHODS = ("dense", "fixed", "adaptive", "vanilla")
 #: The options that apply to ``arch="mlp"`` only, with their unset values.
 _MLP_ONLY = (("ranks", None), ("prune_from", None), ("prune_tau", None), ("init", "he"),
-             ("optimizer", "sgd"))
+             ("optimizer", "sgd"), ("adam_beta1", ADAM_DEFAULTS["beta1"]),
+             ("adam_beta2", ADAM_DEFAULTS["beta2"]), ("adam_eps", ADAM_DEFAULTS["eps"]))
 _MLP_DEFAULTS = {"epochs": DEFAULT_EPOCHS, "batch_size": DEFAULT_BATCH_SIZE,
                  "schedule": DEFAULT_SCHEDULE, "lr": DEFAULT_LR, "momentum": DEFAULT_MOMENTUM,
                  "warmup": DEFAULT_WARMUP, "rank": DEFAULT_RANK}
@@ -156,14 +157,17 @@ class TrainConfig:
         stored by name.
     rank : int, optional
         Starting rank of every low-rank layer (capped at ``min(n_in, n_out)``); None:
-        :data:`DEFAULT_RANK` for "fixed" and "adaptive" (LeNet5: 500, the full rank of each
-        layer); not allowed for "dense". The last layer stays dense.
+        :data:`DEFAULT_RANK` for "fixed" and "adaptive" (LeNet5: 20 for "fixed" and
+        "vanilla", 500 for "adaptive": the full rank of each layer); not allowed for
+        "dense". The last layer stays dense.
     tau : float, optional
         Relative truncation tolerance of method "adaptive" (required there, only there).
     min_rank : int, default 1
         Method "adaptive" only.
     max_rank : int, optional
-        Method "adaptive" only; None: the full rank ``min(n_in, n_out)`` per layer.
+        Method "adaptive" only; None: the full rank ``min(n_in, n_out)`` per layer with SGD,
+        ``min(n_in, n_out) // 2`` with the Adam optimizers (the cap of the paper's code,
+        :mod:`lowrank_ref.adam`).
     passes : {1, 3}, default 1
         Method "adaptive" only: one backward per step, or the published three.
     finetune_epochs : int, default 0
@@ -471,8 +475,9 @@ def build_model(config: TrainConfig) -> Network:
     dtype = np.dtype(config.dtype)
     if config.arch == "lenet5" and config.method != "vanilla" and config.decay is None:
         return lenet5(rng, dtype, ranks=None if config.method == "dense" else config.rank)
-    if (config.arch == "lenet5" or config.method in ("vanilla", "sonly") or config.ranks is not None or config.init != "he"
-            or config.decay is not None or config.prune_from is not None):
+    if (config.arch == "lenet5" or config.method in ("vanilla", "sonly")
+            or config.ranks is not None or config.init != "he" or config.decay is not None
+            or config.prune_from is not None):
         from .starts import start_model     # imported here: starts -> checkpoint -> config
         return start_model(config, rng, dtype)
     if config.method == "dense":

@@ -67,9 +67,9 @@ def _keras_normal_dense(n_in, n_out, rng, dtype) -> Dense:
 
 def _pruned(config, dtype) -> MLP:
     ckpt = load_checkpoint(config.prune_from)
-    if ckpt["config"].method != "dense":
-        raise ValueError(f"prune_from must be a dense run, got {ckpt['path']} of method "
-                         f"{ckpt['config'].method!r}")
+    if ckpt["config"].method != "dense" or ckpt["config"].arch != "mlp":
+        raise ValueError(f"prune_from must be a dense run of arch 'mlp', got {ckpt['path']} "
+                         f"of method {ckpt['config'].method!r}, arch {ckpt['config'].arch!r}")
     if list(ckpt["config"].sizes) != list(config.sizes):
         raise ValueError(f"prune_from {ckpt['path']} has sizes {ckpt['config'].sizes}, the "
                          f"configuration {config.sizes}")
