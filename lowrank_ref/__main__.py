@@ -359,7 +359,8 @@ def _compare(args) -> None:
             raise ValueError("seeds is not an option of compare recipe (use --seed)")
         kw["seeds"] = given.pop("seeds")
     if "hidden" in given:
-        given["sizes"] = [DEFAULT_SIZES[0], *given.pop("hidden"), DEFAULT_SIZES[-1]]
+        given.pop("hidden")
+        given["sizes"] = _sizes(args)            # names --hidden if the arch takes no widths
     if args.experiment == "methods":
         if "taus" in given:
             kw["taus"] = given.pop("taus")
@@ -435,10 +436,11 @@ def _sizes(args):
     """The MLP's widths from --hidden (None: the default network, or LeNet5's no widths)."""
     if args.hidden is None:
         return None
-    if args.arch != "mlp":
+    arch = getattr(args, "arch", "mlp")          # compare: absent unless given
+    if arch != "mlp":
         raise ValueError(f"--hidden is only used by --arch mlp (the layers of LeNet5 are "
                          f"fixed), got --hidden {','.join(map(str, args.hidden))} with --arch "
-                         f"{args.arch}")
+                         f"{arch}")
     return [DEFAULT_SIZES[0], *args.hidden, DEFAULT_SIZES[-1]]
 
 

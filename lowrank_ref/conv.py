@@ -386,9 +386,11 @@ class FactorizedConv2d(_PatchRows, FactorizedLayer):
     decay : float, optional
         None (default): the start of a :class:`LowRankConv2d` drawn from the same ``rng``,
         split by :func:`~lowrank_ref.factorized.split_factors`; a number >= 1:
-        :func:`~lowrank_ref.factorized.decayed_factors` with that decay (bias 0), split
-        likewise. Either way the layer represents the ``W0`` of the DLRT layer built from the
-        same ``rng`` state.
+        :func:`~lowrank_ref.factorized.decayed_factors` with that decay (bias 0, the official
+        profile at its own scale), split likewise. With None the layer represents the ``W0``
+        of the :class:`LowRankConv2d` built from the same ``rng`` state; the training runs'
+        decayed starts (rescaled, the same ``W0`` for both methods) are built by
+        :mod:`lowrank_ref.training.starts` with :meth:`from_lowrank`.
     stride : int >= 1, default 1
     padding : int >= 0, default 0
 

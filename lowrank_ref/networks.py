@@ -332,5 +332,11 @@ def lenet5_from_layers(layers: Sequence) -> Sequential:
         if got != shape:
             raise ValueError(f"layers[{i}] must have the matrix (n_out, n_in) = {shape}, got "
                              f"{got} ({type(layer).__name__})")
+    for i in (0, 1):                    # the convolutions: 5 x 5, stride 1, no padding
+        geometry = tuple(getattr(layers[i], name, None)
+                         for name in ("kernel_size", "stride", "padding"))
+        if geometry != ((5, 5), 1, 0):
+            raise ValueError(f"layers[{i}] must be a 5 x 5 convolution with stride 1 and "
+                             f"padding 0, got (kernel_size, stride, padding) = {geometry}")
     return Sequential([layers[0], ReLU(), MaxPool2d(2), layers[1], ReLU(), MaxPool2d(2),
                        Flatten(), layers[2], ReLU(), layers[3]], input_shape=LENET5_INPUT_SHAPE)

@@ -305,6 +305,9 @@ def compare_methods(taus=(0.05, 0.09, 0.13, 0.17), epochs: int = 5, finetune_epo
     taus = _check_list(taus, "taus", 0.0)
     check_int(finetune_epochs, "finetune_epochs", low=1)
     options = _options(options)
+    if options.get("arch", "mlp") != "mlp":        # before any run: pruning is MLP-only
+        raise ValueError(f"compare methods is built for arch 'mlp' (pruning and per-layer "
+                         f"ranks), got arch {options['arch']!r}")
     ft = {**options, **_options(finetune_options, "finetune_options")}
     method_options = {} if method_options is None else method_options
     if not isinstance(method_options, dict) or not set(method_options) <= {
