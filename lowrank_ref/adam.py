@@ -68,7 +68,7 @@ from typing import Optional
 import numpy as np
 
 from . import ops
-from ._validate import check_callable, check_int, check_rank_bounds, check_real
+from ._validate import check_callable, check_rank_bounds, check_real
 from .dlrt import StepResult
 from .lowrank import LowRank, augment_basis, orthonormalize, reorthonormalize, small_svd
 from .lowrank_layers import LowRankDense

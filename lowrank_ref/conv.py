@@ -37,7 +37,7 @@ from .autodiff import Tensor
 from .factorized import FactorizedLayer, decayed_factors, split_factors
 from .lowrank import LowRank, validate_lowrank
 from .lowrank_layers import LowRankLayer
-from .nn import check_bias, init_params
+from .nn import check_bias, check_layer_input, init_params
 
 __all__ = ["Conv2d", "LowRankConv2d", "FactorizedConv2d", "check_images", "kernel_size_pair", "conv_output_size"]
 
@@ -89,20 +89,8 @@ def check_images(X, channels: int, dtype, where: str) -> Tensor:
     >>> check_images(np.zeros((2, 1, 5, 5)), 1, np.float64, "Conv2d").shape
     (2, 1, 5, 5)
     """
-    if not isinstance(X, Tensor):
-        X = np.asarray(X)
-        if X.dtype.kind != "f":
-            raise TypeError(f"{where}: X must be a float array, got dtype {X.dtype}")
-        if not np.all(np.isfinite(X)):
-            raise ValueError(f"{where}: X must be finite, got "
-                             f"{int(X.size - np.count_nonzero(np.isfinite(X)))} NaN/Inf entries")
-        X = Tensor(X)
-    if X.ndim != 4 or X.shape[1] != channels:
-        raise ValueError(f"{where}: X must have shape (batch, {channels}, h, w), got {X.shape}")
-    if X.dtype != np.dtype(dtype):
-        raise TypeError(f"{where}: X has dtype {X.dtype} but the parameters are "
-                        f"{np.dtype(dtype)}; cast X explicitly (no silent upcast)")
-    return X
+    return check_layer_input(X, dtype, where, f"(batch, {channels}, h, w)",
+                             lambda s: len(s) == 4 and s[1] == channels)
 
 
 class _Geometry:

@@ -35,7 +35,8 @@ from ._validate import as_float_array, check_float_dtype, check_int, check_rng
 from .ops import cross_entropy
 
 __all__ = ["Layer", "Network", "Dense", "MLP", "cross_entropy", "accuracy", "stored_parameter_counts",
-           "check_input", "check_bias", "init_params", "INITS", "ACTIVATIONS"]
+           "check_input", "check_layer_input", "check_bias", "init_params", "INITS",
+           "ACTIVATIONS"]
 
 
 @runtime_checkable
@@ -74,6 +75,17 @@ def check_input(X, n_in, dtype, where: str) -> Tensor:
     >>> check_input(np.zeros((2, 3)), 3, np.float64, "Dense").shape
     (2, 3)
     """
+    return check_layer_input(X, dtype, where, f"(batch, {n_in or 'n_in'})",
+                             lambda s: len(s) == 2 and (n_in is None or s[1] == n_in))
+
+
+def check_layer_input(X, dtype, where: str, expected: str, shape_ok) -> Tensor:
+    """The input check of every layer: an array (data) must be a finite float array, and
+    becomes a Tensor; a Tensor (values between layers, which may be non-finite in a diverging
+    network: training reports that) is taken as it is; then ``shape_ok(X.shape)`` must hold
+    (ValueError naming ``expected``) and ``X`` must have ``dtype`` (TypeError: no silent
+    upcast). Used by :func:`check_input` and :func:`lowrank_ref.conv.check_images`.
+    """
     if not isinstance(X, Tensor):
         X = np.asarray(X)
         if X.dtype.kind != "f":
@@ -82,8 +94,8 @@ def check_input(X, n_in, dtype, where: str) -> Tensor:
             raise ValueError(f"{where}: X must be finite, got "
                              f"{int(X.size - np.count_nonzero(np.isfinite(X)))} NaN/Inf entries")
         X = Tensor(X)
-    if X.ndim != 2 or (n_in is not None and X.shape[1] != n_in):
-        raise ValueError(f"{where}: X must have shape (batch, {n_in or 'n_in'}), got {X.shape}")
+    if not shape_ok(X.shape):
+        raise ValueError(f"{where}: X must have shape {expected}, got {X.shape}")
     if X.dtype != np.dtype(dtype):
         raise TypeError(f"{where}: X has dtype {X.dtype} but the parameters are "
                         f"{np.dtype(dtype)}; cast X explicitly (no silent upcast)")

@@ -3,7 +3,6 @@
 the same start for DLRT and vanilla, records that are read instead of retrained."""
 import csv
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
