@@ -43,7 +43,7 @@ from ._validate import (as_float_array, check_float_dtype, check_int, check_real
 from .autodiff import Tensor
 from .lowrank import LowRank, small_svd, validate_lowrank
 from .lowrank_layers import LowRankDense
-from .nn import check_bias, check_input
+from .nn import BatchRows, check_bias
 
 __all__ = ["FactorizedLayer", "FactorizedDense", "decayed_factors", "split_factors"]
 
@@ -190,19 +190,19 @@ class FactorizedLayer:
         """``[U, V, b]``."""
         return [self.U, self.V, self.b]
 
-    # -- what a subclass provides (here: the rows are the input itself) -------------------
+    # -- what a subclass provides (nn.BatchRows, or conv's patch rows) -------------------
     def to_rows(self, X):
         """``(Tensor R (n_rows, n_in), context)``: the input checked, as rows."""
-        return check_input(X, self.n_in, self.dtype, type(self).__name__), None
+        raise NotImplementedError
 
     def from_rows(self, Z: Tensor, context) -> Tensor:
-        return Z
+        raise NotImplementedError
 
     def to_rows_array(self, X: np.ndarray):
-        return X, None
+        raise NotImplementedError
 
     def from_rows_array(self, Z: np.ndarray, context) -> np.ndarray:
-        return Z
+        raise NotImplementedError
 
     def __call__(self, X) -> Tensor:
         """The rows of ``X`` through one ``low_rank_linear`` node ``R V U^T + b``, recorded."""
@@ -215,7 +215,7 @@ class FactorizedLayer:
         return self.from_rows_array((R @ self.V.value) @ self.U.value.T + self.b.value, context)
 
 
-class FactorizedDense(FactorizedLayer):
+class FactorizedDense(BatchRows, FactorizedLayer):
     """Vanilla factorised layer ``Z = X @ (U V^T)^T + b = (X @ V) @ U^T + b`` ([SZKCT22]).
 
     ``U`` (n_out, r) and ``V`` (n_in, r) are plain trainable leaves (no orthonormality, no

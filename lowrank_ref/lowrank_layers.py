@@ -8,7 +8,8 @@ mode "W", ``set_factors``, ``refresh_orthonormality``); a subclass only says how
 becomes rows ``R (n_rows, n_in)`` and how the rows ``Z_rows (n_rows, n_out)`` become its
 output:
 
-* :class:`LowRankDense`: the rows are the batch ``X (batch, n_in)`` itself;
+* :class:`LowRankDense`: the rows are the batch ``X (batch, n_in)`` itself
+  (:class:`~lowrank_ref.nn.BatchRows`);
 * :class:`lowrank_ref.conv.LowRankConv2d`: the rows are the unfolded input patches
   (:func:`lowrank_ref.ops.unfold`), ``W_mat`` is the kernel reshaped to
   ``(c_out, c_in * kh * kw)``, and the output rows are folded back to NCHW.
@@ -30,7 +31,7 @@ from . import ops
 from ._validate import as_float_array, check_float_dtype, check_int, check_rng
 from .autodiff import Tensor
 from .lowrank import LowRank, reorthonormalize, validate_lowrank
-from .nn import check_bias, check_input, init_params
+from .nn import BatchRows, check_bias, init_params
 
 __all__ = ["LowRankLayer", "LowRankDense", "decay_spectrum", "SPECTRUM_DECAY", "SPECTRUM_NORM"]
 
@@ -292,7 +293,7 @@ class LowRankLayer:
         return self.from_rows_array((R @ self.V) @ (self.U @ self.S).T + self.b.value, context)
 
 
-class LowRankDense(LowRankLayer):
+class LowRankDense(BatchRows, LowRankLayer):
     """Low-rank layer ``Z = X @ (U S V^T)^T + b = ((X @ V) @ S.T) @ U.T + b`` ([SZKCT22]).
 
     The weight ``W = U S V^T`` of shape ``(n_out, n_in)`` is never formed: every product
@@ -387,19 +388,6 @@ class LowRankDense(LowRankLayer):
         layer.init = "factors"
         layer.load_factors(Y, b)
         return layer
-
-    def to_rows(self, X):
-        """The rows are the batch: ``X (batch, n_in)`` checked (:func:`lowrank_ref.nn.check_input`)."""
-        return check_input(X, self.n_in, self.dtype, "LowRankDense"), None
-
-    def from_rows(self, Z: Tensor, context) -> Tensor:
-        return Z
-
-    def to_rows_array(self, X: np.ndarray):
-        return X, None
-
-    def from_rows_array(self, Z: np.ndarray, context) -> np.ndarray:
-        return Z
 
     def __repr__(self) -> str:
         return (f"LowRankDense(n_in={self.n_in}, n_out={self.n_out}, rank={self.rank}, "

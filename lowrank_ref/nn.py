@@ -35,7 +35,7 @@ from ._validate import as_float_array, check_float_dtype, check_int, check_rng
 from .ops import cross_entropy
 
 __all__ = ["Layer", "Network", "Dense", "MLP", "cross_entropy", "accuracy", "stored_parameter_counts",
-           "check_input", "check_layer_input", "check_bias", "init_params", "INITS",
+           "check_input", "check_layer_input", "BatchRows", "check_bias", "init_params", "INITS",
            "ACTIVATIONS"]
 
 
@@ -101,6 +101,27 @@ def check_layer_input(X, dtype, where: str, expected: str, shape_ok) -> Tensor:
                         f"{np.dtype(dtype)}; cast X explicitly (no silent upcast)")
     return X
 
+
+
+class BatchRows:
+    """The rows of a matrix layer are its input batch: ``X (batch, n_in)``, checked by
+    :func:`check_input`, is multiplied as it is and the output rows are the output. Shared by
+    :class:`~lowrank_ref.lowrank_layers.LowRankDense` and
+    :class:`~lowrank_ref.factorized.FactorizedDense` (the convolutions unfold patches
+    instead, :mod:`lowrank_ref.conv`)."""
+
+    def to_rows(self, X):
+        """``(Tensor R (batch, n_in), None)``: the input checked, as rows."""
+        return check_input(X, self.n_in, self.dtype, type(self).__name__), None
+
+    def from_rows(self, Z: Tensor, context) -> Tensor:
+        return Z
+
+    def to_rows_array(self, X: np.ndarray):
+        return X, None
+
+    def from_rows_array(self, Z: np.ndarray, context) -> np.ndarray:
+        return Z
 
 def check_bias(b, n_out: int, dtype) -> np.ndarray:
     """``b`` as a finite real ``(n_out,)`` array of ``dtype`` (TypeError/ValueError naming b)."""
