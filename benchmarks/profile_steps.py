@@ -50,7 +50,7 @@ CATEGORIES = [
     (r"^ops\.py:low_rank_linear$", "low_rank_linear node forward (matmuls)"),
     (r"^ops\.py:linear\.backward$", "linear (Dense) node backward (matmuls)"),
     (r"^ops\.py:linear$", "linear (Dense) node forward (matmul)"),
-    (r"^ops\.py:", "other graph ops (relu, cross-entropy, ...)"),
+    (r"^(ops|conv_ops)\.py:", "other graph ops (relu, cross-entropy, ...)"),
     (r"^autodiff\.py:", "engine (Tensor, make_node, sweep, gradient checks)"),
     (r"^lowrank\.py:orthonormalize$", "orthonormalize own"),
     (r"^lowrank\.py:small_svd$", "small_svd own (the gesdd call is counted under LAPACK)"),
