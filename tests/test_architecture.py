@@ -4,6 +4,9 @@
   matplotlib (a fresh interpreter);
 * no module imports a private name from another module;
 * no module is longer than the limit, except those argued for in docs/design.md;
+* the package's imports form no circle, but for the engine's one lazy import (``autodiff``
+  imports ``ops`` when an operator is first used), and nothing in ``training/`` imports
+  inside a function (the way a circle is dodged);
 * every reference to docs/design.md names a section that exists, no file of the repository
   refers to the planning note the code started from, and every repository path that the
   docs and docstrings mention exists.
@@ -60,6 +63,102 @@ def test_no_private_name_is_imported_from_another_module():
                         offenders.append(f"{path.relative_to(ROOT)}: from "
                                          f"{'.' * node.level}{node.module or ''} import {alias.name}")
     assert not offenders, offenders
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph():
+    """Every import between the package's modules: ``{(importer, imported): [where, ...]}``.
+
+    Explicit imports only, at module level or inside functions (``from .x import y`` is an
+    edge to ``.x``, or to the module ``.x.y`` if ``y`` is one); the import of a package's
+    ``__init__`` that Python makes before any of its submodules is not an edge.
+    """
+    modules = {_module_name(p): p for p in _modules()}
+    edges = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                    base = f"{base}.{node.module}" if node.module else base
+                else:
+                    base = node.module or ""
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
+                           for a in node.names]
+            for target in targets:
+                if target in modules and target != name:
+                    edges.setdefault((name, target), []).append(f"{path.relative_to(ROOT)}:"
+                                                                f"{node.lineno}")
+    return edges
+
+
+#: The one import allowed to close a circle: Tensor's operator sugar calls the ops
+#: (docs/design.md, section "Architecture").
+ENGINE_EDGE = ("lowrank_ref.autodiff", "lowrank_ref.ops")
+
+
+def _find_cycle(edges) -> list:
+    """One circle of the directed graph ``edges`` (a list of modules), or [] if none."""
+    succ = {}
+    for a, b in edges:
+        succ.setdefault(a, []).append(b)
+    state, stack = {}, []
+
+    def visit(v):
+        state[v] = "open"
+        stack.append(v)
+        for w in sorted(succ.get(v, ())):
+            if state.get(w) == "open":
+                return stack[stack.index(w):] + [w]
+            if w not in state:
+                found = visit(w)
+                if found:
+                    return found
+        stack.pop()
+        state[v] = "done"
+        return []
+
+    for v in sorted(succ):
+        if v not in state:
+            found = visit(v)
+            if found:
+                return found
+    return []
+
+
+def test_no_import_circle_but_the_engines_lazy_one():
+    edges = _import_graph()
+    assert ENGINE_EDGE in edges, "the engine's lazy import of ops moved: update this test"
+    rest = {e: where for e, where in edges.items() if e != ENGINE_EDGE}
+    cycle = _find_cycle(rest)
+    assert not cycle, "import circle: " + " -> ".join(cycle) + " (" + "; ".join(
+        rest[(a, b)][0] for a, b in zip(cycle, cycle[1:])) + ")"
+
+
+def test_the_circle_finder_finds_a_planted_circle():
+    edges = {("a", "b"): [], ("b", "c"): [], ("c", "a"): [], ("c", "d"): []}
+    assert _find_cycle(edges) == ["a", "b", "c", "a"]
+    assert _find_cycle({("a", "b"): [], ("a", "c"): [], ("b", "c"): []}) == []
+
+
+def test_training_imports_only_at_module_level():
+    offenders = []
+    for path in sorted((PACKAGE / "training").rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for func in ast.walk(tree):
+            if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                offenders += [f"{path.relative_to(ROOT)}:{node.lineno} in {func.name}"
+                              for node in ast.walk(func)
+                              if isinstance(node, (ast.Import, ast.ImportFrom))]
+    assert not offenders, f"imports inside functions in training/: {offenders}"
 
 
 def _size_exceptions() -> set:

@@ -11,7 +11,7 @@ Modules (see docs/design.md, section "Architecture"; the files of a run folder:
 docs/design.md, section "Training runs: records, checkpoints, locks"):
 
 * :mod:`~lowrank_ref.training.config`: :class:`TrainConfig`, the defaults, :func:`lr_at`,
-  :func:`build_model`;
+  :func:`~lowrank_ref.training.config.build_optimizer`;
 * :mod:`~lowrank_ref.training.loop`: :func:`train`, :func:`evaluate`,
   :class:`TrainingDiverged`;
 * :mod:`~lowrank_ref.training.checkpoint`: the checkpoint format (:func:`save_checkpoint`,
@@ -22,8 +22,9 @@ docs/design.md, section "Training runs: records, checkpoints, locks"):
   :mod:`~lowrank_ref.training.data_checks`: atomic writes, the progress line, the checks of
   the data of a run;
 * :mod:`~lowrank_ref.training.sweep`: :func:`sweep` over the truncation tolerance;
-* :mod:`~lowrank_ref.training.starts`: the starting networks of per-layer ranks, decayed
-  spectra, the paper code's initialisation and pruned dense checkpoints;
+* :mod:`~lowrank_ref.training.starts`: :func:`build_model`, the starting network of a
+  configuration (per-layer ranks, decayed spectra, the paper code's initialisation and
+  pruned dense checkpoints too);
 * :mod:`~lowrank_ref.training.compare`: the paper's comparisons (vanilla factorisation,
   pruning, ill-conditioning, the Adam recipe), one table each.
 
@@ -89,9 +90,10 @@ Examples
 from .checkpoint import (CHECKPOINT_NAME, CheckpointError, load_checkpoint, load_config,
                          save_checkpoint)
 from .config import (DEFAULT_LR, DEFAULT_MOMENTUM, DEFAULT_RANK, DEFAULT_SIZES, DEFAULT_WARMUP,
-                     DTYPES, SCHEDULES, TrainConfig, build_model, lr_at)
+                     DTYPES, SCHEDULES, TrainConfig, lr_at)
 from .loop import TrainingDiverged, evaluate, train
 from .records import HISTORY_COLUMNS, HISTORY_NAME, LOCK_NAME, RUN_NAME, RunFolderInUse
+from .starts import build_model
 from .sweep import TABLE_COLUMNS, sweep
 
 __all__ = ["TrainConfig", "train", "evaluate", "TrainingDiverged", "CheckpointError",

@@ -37,11 +37,12 @@ from ..data import Dataset
 from ..dlrt import parameter_counts
 from .atomic import write_text
 from .checkpoint import CHECKPOINT_NAME
-from .config import TrainConfig, build_model
+from .config import TrainConfig
 from .data_checks import prepare_data
 from .loop import evaluate, train
 from .records import (HISTORY_NAME, RUN_NAME, git_commit, history_csv, portable_source,
                       versions)
+from .starts import build_model
 
 __all__ = ["compare_methods", "compare_illconditioned", "recipe_sweep", "evaluate_start",
            "record_start",

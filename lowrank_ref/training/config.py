@@ -4,8 +4,9 @@
 (docs/design.md, section "Errors and validation"): a ``TypeError`` for the wrong kind
 of object (``epochs=1.5``, ``lr="0.1"``, ``threads=1.5``), a ``ValueError`` for a wrong
 value of the right kind (``epochs=0``, ``method="sgd"``, an option the method does not use).
-:func:`build_model` and :func:`build_optimizer` turn a configuration into the network and
-its optimiser; :func:`lr_at` is the learning-rate schedule.
+:func:`build_optimizer` turns a configuration and its network
+(:func:`lowrank_ref.training.starts.build_model`) into the optimiser; :func:`lr_at` is the
+learning-rate schedule.
 """
 from __future__ import annotations
 
@@ -20,12 +21,12 @@ from .._validate import (check_choice, check_float_dtype, check_int, check_int_l
                          check_rank_bounds, check_real)
 from ..adam import ADAM_DEFAULTS, CarriedAdamKLS, DenseAdam, PaperAdamKLS
 from ..data import DATASETS
-from ..dlrt import METHODS, SOnlySGD, check_method_options, low_rank_mlp, make_optimizer
-from ..networks import LENET5_INPUT_SHAPE, lenet5
-from ..nn import INITS, MLP, Network
+from ..dlrt import METHODS, SOnlySGD, check_method_options, make_optimizer
+from ..networks import LENET5_INPUT_SHAPE
+from ..nn import INITS, Network
 from ..threads import DEFAULT_THREADS, check_threads
 
-__all__ = ["TrainConfig", "lr_at", "build_model", "build_optimizer", "config_differences",
+__all__ = ["TrainConfig", "lr_at", "build_optimizer", "config_differences",
            "input_shape", "n_classes", "arch_default",
            "ARCHS", "SCHEDULES", "DTYPES", "PHASES", "DEFAULT_SIZES", "DEFAULT_LR",
            "DEFAULT_MOMENTUM", "DEFAULT_WARMUP", "DEFAULT_RANK", "DEFAULT_EPOCHS",
@@ -450,39 +451,6 @@ def lr_at(config: TrainConfig, step: int, total_steps: int) -> float:
     if config.schedule == "constant":
         return config.lr * warm
     return config.lr * warm * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
-
-
-def build_model(config: TrainConfig) -> Network:
-    """The freshly initialised network of ``config`` (from ``default_rng(config.seed)``).
-
-    Arch "mlp": dense for method "dense", else :func:`lowrank_ref.dlrt.low_rank_mlp` (last
-    layer dense). Arch "lenet5": :func:`lowrank_ref.networks.lenet5`, dense or with its
-    first three layers low-rank of starting rank ``config.rank`` (capped per layer).
-    Arch "mlp" also: per-layer ``ranks``, ``decay``, ``init``, method "vanilla" and
-    ``prune_from`` by :func:`lowrank_ref.training.starts.start_model`; arch "lenet5" also
-    ``decay`` and method "vanilla" (:class:`~lowrank_ref.conv.FactorizedConv2d`) there.
-
-    Examples
-    --------
-    >>> m = build_model(TrainConfig(method="fixed", rank=3, sizes=[6, 5, 4, 2]))
-    >>> [type(layer).__name__ for layer in m.layers]
-    ['LowRankDense', 'LowRankDense', 'Dense']
-    >>> m = build_model(TrainConfig(method="adaptive", arch="lenet5", tau=0.1))
-    >>> [getattr(layer, "rank", None) for layer in m.layers]
-    [20, 50, 500, None]
-    """
-    rng = np.random.default_rng(config.seed)
-    dtype = np.dtype(config.dtype)
-    if config.arch == "lenet5" and config.method != "vanilla" and config.decay is None:
-        return lenet5(rng, dtype, ranks=None if config.method == "dense" else config.rank)
-    if (config.arch == "lenet5" or config.method in ("vanilla", "sonly")
-            or config.ranks is not None or config.init != "he" or config.decay is not None
-            or config.prune_from is not None):
-        from .starts import start_model     # imported here: starts -> checkpoint -> config
-        return start_model(config, rng, dtype)
-    if config.method == "dense":
-        return MLP.dense(config.sizes, rng, dtype)
-    return low_rank_mlp(config.sizes, config.rank, rng, dtype)
 
 
 def input_shape(config: TrainConfig) -> tuple:

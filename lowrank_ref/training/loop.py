@@ -33,12 +33,13 @@ from ..threads import blas_info, blas_threads
 from .atomic import write_text
 from .checkpoint import (CHECKPOINT_NAME, checkpoint_path, load_checkpoint, restore_model,
                          restore_optimizer, save_checkpoint)
-from .config import (RESUMABLE_CHANGES, TrainConfig, build_model, build_optimizer,
-                     config_differences, lr_at)
+from .config import (RESUMABLE_CHANGES, TrainConfig, build_optimizer, config_differences,
+                     lr_at)
 from .data_checks import prepare_data
 from .progress import PROGRESS_MODES, Progress
 from .records import (HISTORY_NAME, RUN_NAME, git_commit, history_csv, portable_source,
                       run_folder_lock, versions)
+from .starts import build_model
 
 __all__ = ["train", "evaluate", "TrainingDiverged"]
 

@@ -1,9 +1,12 @@
-"""Where a run's network starts when it is not the plain default of :func:`build_model`.
+"""Where a run's network starts: :func:`build_model`, the network of a configuration.
 
-:func:`start_model` builds the network of a :class:`~lowrank_ref.training.TrainConfig` that
-asks for per-layer ``ranks``, the official code's decayed spectrum (``decay``), the paper's
-"keras-normal" initialisation, the vanilla ``U V^T`` layers (method "vanilla") or a pruned
-dense checkpoint (``prune_from``), for the MLP and (``decay``, method "vanilla") for LeNet5.
+The plain starts are the package's networks (:func:`lowrank_ref.nn.MLP.dense`,
+:func:`lowrank_ref.dlrt.low_rank_mlp`, :func:`lowrank_ref.networks.lenet5`);
+:func:`start_model` builds the network of a :class:`~lowrank_ref.training.TrainConfig`
+that asks for per-layer ``ranks``, the official code's decayed spectrum (``decay``), the
+paper's "keras-normal" initialisation, the vanilla ``U V^T`` layers (method "vanilla") or a
+pruned dense checkpoint (``prune_from``), for the MLP and (``decay``, method "vanilla") for
+LeNet5.
 The rule that makes comparisons fair: for one configuration, methods "fixed" and "vanilla"
 draw the same numbers from the same generator and so start from the same matrices ``W0``
 (the vanilla layer is the balanced split of the DLRT layer's factors,
@@ -19,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..conv import FactorizedConv2d, LowRankConv2d
+from ..dlrt import low_rank_mlp
 from ..factorized import FactorizedDense, decayed_factors
 from ..lowrank import LowRank, orthonormalize
 from ..lowrank_layers import SPECTRUM_NORM, LowRankDense
@@ -26,8 +30,9 @@ from ..networks import LENET5_MATRICES, lenet5, lenet5_from_layers
 from ..nn import MLP, Dense, Network
 from ..pruning import prune_model
 from .checkpoint import load_checkpoint, restore_model
+from .config import TrainConfig
 
-__all__ = ["start_model", "keras_normal_lowrank", "KERAS_NORMAL_STD"]
+__all__ = ["build_model", "start_model", "keras_normal_lowrank", "KERAS_NORMAL_STD"]
 
 #: Standard deviation of Keras' "random_normal" initializer (mean 0), with which the paper's
 #: TensorFlow code draws every variable of its dense MNIST networks.
@@ -157,3 +162,35 @@ def start_model(config, rng: np.random.Generator, dtype) -> Network:
     last = (_keras_normal_dense(n_in, n_out, rng, dtype) if config.init == "keras-normal"
             else Dense(n_in, n_out, rng, dtype=dtype, init=config.init))
     return MLP(layers + [last])
+
+
+def build_model(config: TrainConfig) -> Network:
+    """The freshly initialised network of ``config`` (from ``default_rng(config.seed)``).
+
+    Arch "mlp": dense for method "dense", else :func:`lowrank_ref.dlrt.low_rank_mlp` (last
+    layer dense). Arch "lenet5": :func:`lowrank_ref.networks.lenet5`, dense or with its
+    first three layers low-rank of starting rank ``config.rank`` (capped per layer).
+    Arch "mlp" also: per-layer ``ranks``, ``decay``, ``init``, method "vanilla" and
+    ``prune_from`` by :func:`start_model`; arch "lenet5" also ``decay`` and method
+    "vanilla" (:class:`~lowrank_ref.conv.FactorizedConv2d`) there.
+
+    Examples
+    --------
+    >>> m = build_model(TrainConfig(method="fixed", rank=3, sizes=[6, 5, 4, 2]))
+    >>> [type(layer).__name__ for layer in m.layers]
+    ['LowRankDense', 'LowRankDense', 'Dense']
+    >>> m = build_model(TrainConfig(method="adaptive", arch="lenet5", tau=0.1))
+    >>> [getattr(layer, "rank", None) for layer in m.layers]
+    [20, 50, 500, None]
+    """
+    rng = np.random.default_rng(config.seed)
+    dtype = np.dtype(config.dtype)
+    if config.arch == "lenet5" and config.method != "vanilla" and config.decay is None:
+        return lenet5(rng, dtype, ranks=None if config.method == "dense" else config.rank)
+    if (config.arch == "lenet5" or config.method in ("vanilla", "sonly")
+            or config.ranks is not None or config.init != "he" or config.decay is not None
+            or config.prune_from is not None):
+        return start_model(config, rng, dtype)
+    if config.method == "dense":
+        return MLP.dense(config.sizes, rng, dtype)
+    return low_rank_mlp(config.sizes, config.rank, rng, dtype)
