@@ -64,6 +64,13 @@ def _int_list(text: str) -> List[int]:
     return values
 
 
+def _path(text: str) -> str:
+    """A path option: refused if empty (an unset shell variable is not the current folder)."""
+    if text == "":
+        raise argparse.ArgumentTypeError("expected a non-empty path, got ''")
+    return text
+
+
 def _threads(text: str):
     """``--threads``: an int >= 1, or "all" (None: the BLAS libraries' own default)."""
     if text == "all":
@@ -163,7 +170,7 @@ def _train_options(p, sweep: bool) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--dataset", choices=DATASETS, default=TrainConfig.dataset,
                    help="data set (see lowrank_ref.data.load for where it is looked for)")
-    g.add_argument("--data-dir", default=None, metavar="DIR",
+    g.add_argument("--data-dir", type=_path, default=None, metavar="DIR",
                    help="folder searched first for the data; None: $LOWRANK_REF_DATA, then "
                         "the installed packages")
     g.add_argument("--hidden", type=_int_list, default=None, metavar="W1,W2,...",
@@ -176,10 +183,10 @@ def _train_options(p, sweep: bool) -> None:
     if sweep:
         return
     g = p.add_argument_group("records")
-    g.add_argument("--out", default=None, metavar="DIR",
+    g.add_argument("--out", type=_path, default=None, metavar="DIR",
                    help="output folder; None: runs/<method>-<YYYYmmdd-HHMMSS>, or the "
                         "--resume folder")
-    g.add_argument("--resume", default=None, metavar="DIR",
+    g.add_argument("--resume", type=_path, default=None, metavar="DIR",
                    help="continue the run whose checkpoint.npz is in DIR")
     g.add_argument("--force", action="store_true", default=False,
                    help="with --resume: accept a configuration that differs from the "
@@ -195,7 +202,7 @@ def _comparison_options(p, sweep: bool) -> None:
         g.add_argument("--decay", type=float, default=None,
                        help="start from the official code's spectrum decaying by this factor "
                             "(>= 1; fixed, vanilla, sonly); None: the package's start")
-        g.add_argument("--prune-from", default=None, metavar="DIR",
+        g.add_argument("--prune-from", type=_path, default=None, metavar="DIR",
                        help="fixed/sonly: start from this dense run, its hidden layers "
                             "truncated to --ranks or by --prune-tau")
         g.add_argument("--prune-tau", type=float, default=None,
@@ -252,7 +259,7 @@ def _add_sweep(sub) -> None:
     p.add_argument("--seeds", type=_seed_list, default=None, metavar="S1,S2,...",
                    help="train every row once per seed (replaces --seed; run names end in "
                         "-seed<seed>)")
-    p.add_argument("--results", default="results", metavar="DIR",
+    p.add_argument("--results", type=_path, default="results", metavar="DIR",
                    help="folder of the table and of the runs")
     _train_options(p, sweep=True)
 
@@ -274,8 +281,9 @@ def _add_figures(sub) -> None:
     p.add_argument("--fast", action="store_true", default=False,
                    help="tiny integrator experiments (for tests)")
     _threads_option(p)
-    p.add_argument("--out", default="figures", metavar="DIR", help="output folder")
-    p.add_argument("--results", default="results", metavar="DIR",
+    p.add_argument("--out", type=_path, default="figures", metavar="DIR",
+                   help="output folder")
+    p.add_argument("--results", type=_path, default="results", metavar="DIR",
                    help="folder of the sweep's table and runs")
 
 
@@ -290,7 +298,7 @@ def _add_oracle(sub) -> None:
     for name, text in (("export", "write the golden cases to DIR"),
                        ("verify", "check the golden cases in DIR")):
         q = osub.add_parser(name, formatter_class=_Formatter, help=text, description=text)
-        q.add_argument("directory", metavar="DIR")
+        q.add_argument("directory", type=_path, metavar="DIR")
 
 
 def _add_compare(sub) -> None:
@@ -322,7 +330,7 @@ def _add_compare(sub) -> None:
     p.add_argument("--vanilla-lr", type=float, default=None,
                    help="methods: learning rate of the vanilla U V^T runs (default: as the "
                         "other runs)")
-    p.add_argument("--results", default="results", metavar="DIR",
+    p.add_argument("--results", type=_path, default="results", metavar="DIR",
                    help="folder of the tables and of the runs")
     _train_options(p, sweep=True)
     for action in p._actions:           # only the options given reach the runs
@@ -338,13 +346,16 @@ def _add_prune(sub) -> None:
                      "by --tau, the rank rule of adaptive DLRT) and evaluate on the test set;\n"
                      "--out writes the record (history.csv, run.json). Fine-tune with\n"
                      "train --method fixed|sonly --prune-from DIR --ranks ..."))
-    p.add_argument("dense_run", metavar="DIR", help="a dense run folder (or its checkpoint)")
+    p.add_argument("dense_run", type=_path, metavar="DIR",
+                   help="a dense run folder (or its checkpoint)")
     p.add_argument("--ranks", type=_int_list, default=None, metavar="R1,R2,...")
     p.add_argument("--tau", type=float, default=None)
-    p.add_argument("--out", default=None, metavar="DIR", help="record folder (optional)")
+    p.add_argument("--out", type=_path, default=None, metavar="DIR",
+                   help="record folder (optional)")
     p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="None: the dense run's data set")
-    p.add_argument("--data-dir", default=None, metavar="DIR", help="None: the dense run's")
+    p.add_argument("--data-dir", type=_path, default=None, metavar="DIR",
+                   help="None: the dense run's")
     p.add_argument("--n-test", type=int, default=None, help="None: the whole test set")
 
 

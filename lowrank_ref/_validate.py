@@ -170,13 +170,21 @@ def check_rank_bounds(min_rank, max_rank) -> tuple:
 
 
 def check_path(value, name: str, optional: bool = False):
-    """``os.fspath(value)`` if it is a ``str`` or ``os.PathLike`` (``None`` if ``optional``)."""
+    """``os.fspath(value)`` if it is a non-empty ``str`` or ``os.PathLike`` (``None`` if
+    ``optional``).
+
+    The empty string is refused (ValueError), not taken as the current folder: it is what an
+    unset shell variable gives (``--out "$RUN"``).
+    """
     if value is None and optional:
         return None
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{name} must be a path (str or os.PathLike)"
                         + (" or None" if optional else "") + f", got {_got(value)}")
-    return os.fspath(value)
+    path = os.fspath(value)
+    if len(path) == 0:
+        raise ValueError(f"{name} must be a non-empty path, got {path!r}")
+    return path
 
 
 def as_float_array(a, name: str, ndim: int) -> np.ndarray:
