@@ -461,6 +461,9 @@ def _explicit_options(argv: List[str]) -> set:
 
 
 def _train_config(args, argv) -> tuple:
+    if args.force and args.resume is None:
+        raise ValueError("--force applies only with --resume DIR (it accepts a configuration "
+                         "that differs from the checkpoint's)")
     values = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
     if args.resume is None:
         return TrainConfig(sizes=_sizes(args), **values), None

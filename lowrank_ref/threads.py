@@ -35,12 +35,16 @@ import functools
 import numbers
 from typing import Iterator, Optional
 
-__all__ = ["DEFAULT_THREADS", "check_threads", "blas_threads", "uses_blas_threads",
+__all__ = ["DEFAULT_THREADS", "MAX_THREADS", "check_threads", "blas_threads", "uses_blas_threads",
            "set_blas_threads", "set_default_threads", "get_default_threads", "blas_info"]
 
 #: The thread count the package uses unless told otherwise (measured: 1 is fastest for
 #: every method on the paper's network, see the module docstring).
 DEFAULT_THREADS: Optional[int] = 1
+
+#: The largest thread count accepted: more than any machine this runs on has cores, and far
+#: below what the BLAS libraries' C ``int`` can hold (a larger count would overflow there).
+MAX_THREADS = 1024
 
 _default: Optional[int] = DEFAULT_THREADS
 _active: list = []          # thread counts of the enclosing blas_threads blocks, innermost last
@@ -48,14 +52,14 @@ _controller = None
 
 
 def check_threads(threads, name: str = "threads") -> Optional[int]:
-    """``threads`` as an int >= 1, or None (no limit).
+    """``threads`` as an int from 1 to :data:`MAX_THREADS`, or None (no limit).
 
     Raises
     ------
     TypeError
         If ``threads`` is not an int or None (``bool`` and ``float`` are refused).
     ValueError
-        If ``threads < 1``.
+        If ``threads < 1`` or ``threads > MAX_THREADS``.
 
     Examples
     --------
@@ -67,8 +71,9 @@ def check_threads(threads, name: str = "threads") -> Optional[int]:
     if isinstance(threads, bool) or not isinstance(threads, numbers.Integral):
         raise TypeError(f"{name} must be an int >= 1 or None (no limit), got "
                         f"{type(threads).__name__} {threads!r}")
-    if threads < 1:
-        raise ValueError(f"{name} must be an int >= 1 or None (no limit), got {threads}")
+    if not 1 <= threads <= MAX_THREADS:
+        raise ValueError(f"{name} must be an int from 1 to {MAX_THREADS} or None (no limit), "
+                         f"got {threads}")
     return int(threads)
 
 

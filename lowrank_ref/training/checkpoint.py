@@ -9,6 +9,7 @@ docs/design.md, section "Training runs: records, checkpoints, locks".
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 import zlib
 from pathlib import Path
@@ -22,10 +23,11 @@ from ..lowrank_layers import LowRankLayer
 from ..nn import Network
 from .atomic import atomic_write
 from .config import TrainConfig
+from .records import HISTORY_COLUMNS
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "load_config",
-           "restore_model", "restore_optimizer", "checkpoint_path", "CHECKPOINT_NAME",
-           "CHECKPOINT_FORMAT"]
+           "check_history", "restore_model", "restore_optimizer", "checkpoint_path",
+           "CHECKPOINT_NAME", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_NAME = "checkpoint.npz"
 CHECKPOINT_FORMAT = 1
@@ -143,9 +145,11 @@ def load_checkpoint(path) -> dict:
                                 f"training run writes after every epoch)")
     hint = " (the run's last good state is lost; start a new run)"
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise CheckpointError(f"checkpoint {path} is not an .npz archive{hint}")
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):         # an .npy array, say
+            raise CheckpointError(f"checkpoint {path} is not an .npz archive (it holds "
+                                  f"{type(z).__name__}){hint}")
+        with z:
             arrays = {k: z[k] for k in z.files}
     except CheckpointError:
         raise
@@ -175,14 +179,62 @@ def load_checkpoint(path) -> dict:
     try:
         config = TrainConfig.from_dict(json.loads(str(arrays["config"])))
         history = json.loads(str(arrays["history"]))
-        if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
-            raise ValueError(f"history must be a list of rows, got {type(history).__name__}")
+        check_history(history, counts["epochs_done"], counts["finetune_done"])
     except (ValueError, TypeError) as exc:
         raise CheckpointError(f"checkpoint {path} holds an invalid configuration or "
                               f"history: {exc}") from None
+    phase = str(arrays["opt_phase"])
+    want = "finetune" if counts["finetune_done"] else "train"
+    if phase != want:
+        raise CheckpointError(f"checkpoint {path}: opt_phase must be {want!r} (the phase of "
+                              f"its last epoch), got {phase!r}")
     return {"config": config, "history": history, "epochs_done": counts["epochs_done"],
             "finetune_done": counts["finetune_done"],
-            "opt_phase": str(arrays["opt_phase"]), "arrays": arrays, "path": path}
+            "opt_phase": phase, "arrays": arrays, "path": path}
+
+
+def check_history(history, epochs_done: int, finetune_done: int) -> None:
+    """Raise ValueError unless ``history`` is the rows of ``history.csv`` of a checkpoint.
+
+    One dict per epoch done (``epochs_done`` main epochs, then ``finetune_done`` fine-tuning
+    epochs), each with every column of :data:`~lowrank_ref.training.records.HISTORY_COLUMNS`:
+    ``epoch`` the 1-based epoch over both phases, ``phase`` "train" then "finetune", and
+    finite numbers for the losses, accuracies, counts, rates and seconds (``lr`` too);
+    ``ranks`` is text.
+
+    Examples
+    --------
+    >>> row = dict.fromkeys(HISTORY_COLUMNS, 0.0)
+    >>> check_history([dict(row, epoch=1, phase="train", ranks="")], 1, 0)
+    >>> check_history([dict(row, epoch=1, phase="train")], 2, 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: history has 1 rows for 2 epochs done (2 main, 0 fine-tuning)
+    """
+    if not isinstance(history, list):
+        raise ValueError(f"history must be a list of rows, got {type(history).__name__}")
+    if len(history) != epochs_done + finetune_done:
+        raise ValueError(f"history has {len(history)} rows for {epochs_done + finetune_done} "
+                         f"epochs done ({epochs_done} main, {finetune_done} fine-tuning)")
+    for i, row in enumerate(history):
+        where = f"history row {i + 1}"
+        if not isinstance(row, dict):
+            raise ValueError(f"{where} must be a dict of the columns, got {type(row).__name__}")
+        missing = [k for k in HISTORY_COLUMNS if k not in row]
+        if missing:
+            raise ValueError(f"{where} lacks {missing}")
+        if type(row["epoch"]) is not int or row["epoch"] != i + 1:
+            raise ValueError(f"{where}: epoch must be {i + 1}, got {row['epoch']!r}")
+        phase = "train" if i < epochs_done else "finetune"
+        if row["phase"] != phase:
+            raise ValueError(f"{where}: phase must be {phase!r}, got {row['phase']!r}")
+        if not isinstance(row["ranks"], str):
+            raise ValueError(f"{where}: ranks must be text ('r1|r2|...'), got {row['ranks']!r}")
+        for k in HISTORY_COLUMNS:
+            if k not in ("epoch", "phase", "ranks") and (
+                    isinstance(row[k], bool) or not isinstance(row[k], (int, float))
+                    or not math.isfinite(row[k])):
+                raise ValueError(f"{where}: {k} must be a finite number, got {row[k]!r}")
 
 
 def load_config(path) -> TrainConfig:

@@ -31,7 +31,8 @@ __all__ = ["TrainConfig", "lr_at", "build_optimizer", "config_differences",
            "ARCHS", "SCHEDULES", "DTYPES", "PHASES", "DEFAULT_SIZES", "DEFAULT_LR",
            "DEFAULT_MOMENTUM", "DEFAULT_WARMUP", "DEFAULT_RANK", "DEFAULT_EPOCHS",
            "DEFAULT_BATCH_SIZE", "DEFAULT_SCHEDULE", "LENET5_DEFAULTS", "LENET5_METHODS",
-           "RESUMABLE_CHANGES", "OPTIMIZERS", "TRAIN_INITS", "DEFAULT_ADAM_LR"]
+           "RESUMABLE_CHANGES", "OPTIMIZERS", "TRAIN_INITS", "DEFAULT_ADAM_LR",
+           "MAX_DENSE_PARAMETERS"]
 
 #: The networks: the fully connected ``"mlp"`` (``sizes``) and ``"lenet5"``
 #: (:func:`lowrank_ref.networks.lenet5`, on images ``(1, 28, 28)``).
@@ -75,6 +76,12 @@ TRAIN_INITS = INITS + ("keras-normal",)
 FIXED_RANK_METHODS = ("fixed", "vanilla", "sonly")
 DEFAULT_BATCH_SIZE = 256
 DEFAULT_SCHEDULE = "cosine"
+#: The largest MLP a configuration builds, in dense parameters (weights and biases of
+#: ``sizes``). The paper's network has 1,147,000; 10^8 take 0.8 GB per float64 copy, and a
+#: run holds several (the float64 draw of the start, the weights, their gradients and
+#: momentum), so beyond it a laptop runs out of memory (or the OOM killer ends the process)
+#: before the first step. Checked before anything is allocated.
+MAX_DENSE_PARAMETERS = 10 ** 8
 #: The defaults of ``arch="lenet5"`` (the ``DEFAULT_*`` above are those of the MLP): lr 0.05
 #: and batch 128 as in the LeNet5 runs of [SZKCT22], the full-rank start of the paper
 #: (``rank`` 500, capped by each layer to 20, 50, 500), but momentum 0.9, the cosine
@@ -286,6 +293,13 @@ class TrainConfig:
         if self.arch == "mlp":
             self.sizes = check_int_list(list(DEFAULT_SIZES) if self.sizes is None else self.sizes,
                                         "sizes", low=1, min_len=2)
+            n = sum(a * b + b for a, b in zip(self.sizes, self.sizes[1:]))
+            if n > MAX_DENSE_PARAMETERS:
+                raise ValueError(f"sizes {self.sizes} make a network of {n:,} dense parameters "
+                                 f"({8 * n / 1e9:.1f} GB per float64 copy); this reference "
+                                 f"implementation builds at most {MAX_DENSE_PARAMETERS:,} "
+                                 f"({8 * MAX_DENSE_PARAMETERS / 1e9:.1f} GB): choose smaller "
+                                 f"widths (--hidden)")
         elif self.sizes is not None:
             raise ValueError(f"sizes is only used by arch 'mlp' (the layers of LeNet5 are "
                              f"fixed), got sizes={self.sizes!r} for arch {self.arch!r}")

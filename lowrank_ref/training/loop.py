@@ -193,7 +193,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
         same thread count).
     force : bool, default False
         Resume even if the configuration differs (arrays of the checkpoint are cast to
-        ``config.dtype``; layer kinds and shapes must still match).
+        ``config.dtype``; layer kinds and shapes must still match). Only with ``resume``.
     progress : {"live", "lines", "off"}, optional
         Within-epoch progress; None: "live" (a ``\\r`` line on stdout) when stdout is a
         terminal and ``log`` is ``print``, else "lines" (about every 10% of an epoch).
@@ -238,6 +238,9 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
     check_callable(log, "log", "log(line: str)")
     resume = check_path(resume, "resume", optional=True)
     force = check_bool(force, "force")
+    if force and resume is None:
+        raise ValueError("force applies only with resume (it accepts a configuration that "
+                         "differs from the resumed checkpoint's), got force=True without resume")
     if progress is None:
         progress = "live" if (log is print and sys.stdout.isatty()) else "lines"
     progress = check_choice(progress, "progress", PROGRESS_MODES)

@@ -133,10 +133,14 @@ class RunFolderInUse(RuntimeError):
 
 
 _MISSING = object()          # the lock vanished between the failed create and the read
+#: The largest process id a lock may hold (``pid_t`` is a signed 32-bit int): a larger one is
+#: no process of any host, and ``os.kill`` could not even be asked about it.
+MAX_PID = 2 ** 31 - 1
 
 
 def _read_lock(lock: Path, attempts: int = 10, pause: float = 0.05):
-    """The lock's JSON as a dict, ``_MISSING`` if it is gone, None if it stays unreadable.
+    """The lock's JSON as a dict, ``_MISSING`` if it is gone, None if it stays unreadable
+    (or holds no pid that a process can have).
 
     The holder writes its record right after creating the file, so an empty or partial file
     is re-read a few times before it counts as unreadable.
@@ -153,7 +157,7 @@ def _read_lock(lock: Path, attempts: int = 10, pause: float = 0.05):
         except ValueError:
             holder = None
         if (isinstance(holder, dict) and isinstance(holder.get("pid"), int)
-                and not isinstance(holder["pid"], bool) and holder["pid"] > 0
+                and not isinstance(holder["pid"], bool) and 0 < holder["pid"] <= MAX_PID
                 and isinstance(holder.get("host"), str)):
             return holder
         if i + 1 < attempts:
