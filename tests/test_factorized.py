@@ -263,7 +263,7 @@ def test_vanilla_lenet5_checkpoint_round_trip_and_kind_check(tmp_path):
     X, y = rng.random((8, 1, 28, 28)), rng.integers(0, 10, 8)
     for _ in range(2):
         opt.step(X, y)
-    save_checkpoint(tmp_path / "c.npz", model, opt, cfg, [], 1, 0, "train")
+    save_checkpoint(tmp_path / "c.npz", model, opt, cfg, [], 0, 0, "train")
     ckpt = load_checkpoint(tmp_path / "c.npz")
     assert [str(ckpt["arrays"][f"layer{i}.kind"]) for i in range(4)] == [
         "factorized_conv2d", "factorized_conv2d", "factorized", "dense"]

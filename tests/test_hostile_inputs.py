@@ -231,3 +231,132 @@ def test_missing_fashion_mnist_is_one_line(tmp_path, capsys, monkeypatch):
                                      "--out", str(tmp_path / "x")))
     assert "no Fashion-MNIST data found" in err and "apt-get install dataset-fashion-mnist" in err
     assert "$LOWRANK_REF_DATA: not set" in err
+
+
+# --------------------------------------------------------------------------------------------
+# A tampered optimiser state is refused, naming the checkpoint (never a broadcast error in the
+# first step, never accepted silently)
+# --------------------------------------------------------------------------------------------
+
+OPTIMIZERS = {
+    "dense": dict(momentum=0.9),
+    "fixed": dict(method="fixed", rank=4, momentum=0.9, warmup=0),
+    "adaptive": dict(method="adaptive", rank=4, tau=0.05, momentum=0.9, warmup=0),
+    "sonly": dict(method="fixed", rank=4, momentum=0.9, warmup=0, finetune_epochs=1),
+    "vanilla": dict(method="vanilla", rank=4, momentum=0.9, warmup=0),
+    "adam": dict(optimizer="adam", momentum=0.0),
+    "paper-adam": dict(method="adaptive", rank=4, tau=0.05, optimizer="adam", momentum=0.0,
+                       warmup=0),
+    "carried-adam": dict(method="adaptive", rank=4, tau=0.05, optimizer="adam-carried",
+                         momentum=0.0, warmup=0),
+}
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """One finished epoch (the S-only run: one main and one fine-tuning epoch) per optimiser."""
+    root = tmp_path_factory.mktemp("optimisers")
+    return {name: trained(root, name, **kw) for name, kw in OPTIMIZERS.items()}
+
+
+def _opt_keys(arrays, ndim=None):
+    return sorted(k for k in arrays if k.startswith("opt.")
+                  and (ndim is None or (arrays[k].ndim == ndim
+                                        and len(set(arrays[k].shape)) == ndim)))
+
+
+def _drop(a):
+    a.pop(_opt_keys(a)[0])
+
+
+def _unknown(a):
+    a["opt.bogus"] = np.ones(3)
+
+
+def _renamed_copy(a):
+    k = _opt_keys(a)[0]
+    a[k + "9"] = a[k]
+
+
+def _transposed(a):
+    k = _opt_keys(a, ndim=2)[0]
+    a[k] = a[k].T.copy()
+
+
+def _one_row(a):                      # broadcasts against the parameter it stands for
+    k = _opt_keys(a, ndim=2)[0]
+    a[k] = a[k][:1].copy()
+
+
+def _extra_row(a):
+    k = _opt_keys(a, ndim=2)[0]
+    a[k] = np.vstack([a[k], a[k][:1]])
+
+
+def _other_phase(a):
+    a["opt_phase"] = np.array("finetune" if str(a["opt_phase"]) == "train" else "train")
+
+
+def _no_phase(a):
+    a["opt_phase"] = np.array("warmup")
+
+
+TAMPERINGS = {"a state array dropped": _drop, "an unknown state array": _unknown,
+              "a state array copied under another name": _renamed_copy,
+              "a state array transposed": _transposed, "a state array cut to one row": _one_row,
+              "a state array with an extra row": _extra_row,
+              "the optimiser phase of the other phase": _other_phase,
+              "an optimiser phase that is none": _no_phase}
+
+
+def _adam_step(value):
+    def change(a):
+        a["opt.adam_t"] = np.array(value)
+    return change
+
+
+def _negative_second_moment(a):
+    k = next(k for k in _opt_keys(a) if k.startswith("opt.adam_v."))
+    a[k] = -1.0 - np.abs(a[k])
+
+
+ADAM_TAMPERINGS = {"a fractional Adam step count": _adam_step(2.5),
+                   "a negative Adam step count": _adam_step(-5.0),
+                   "an Adam step count too large for float32": _adam_step(1e300),
+                   "a negative Adam second moment": _negative_second_moment}
+
+CASES = [(opt, what) for opt in OPTIMIZERS for what in TAMPERINGS] + [
+    (opt, what) for opt in ("adam", "paper-adam", "carried-adam") for what in ADAM_TAMPERINGS]
+
+
+@pytest.mark.parametrize("name, what", CASES)
+def test_a_tampered_optimiser_state_is_refused(tmp_path, checkpoints, name, what):
+    out = tmp_path / name
+    shutil.copytree(checkpoints[name], out)
+    rewrite_checkpoint(out / "checkpoint.npz", {**TAMPERINGS, **ADAM_TAMPERINGS}[what])
+    more = dict(finetune_epochs=2) if name == "sonly" else dict(epochs=2)
+    before = (out / "checkpoint.npz").read_bytes()
+    with pytest.raises(CheckpointError, match=str(out / "checkpoint.npz")):
+        train(config(tmp_path, name, **{**OPTIMIZERS[name], **more}), log=quiet, data=DATA,
+              resume=out)
+    assert (out / "checkpoint.npz").read_bytes() == before
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_an_untampered_optimiser_state_resumes(tmp_path, checkpoints, name):
+    """The checks above refuse nothing that the package writes."""
+    out = tmp_path / name
+    shutil.copytree(checkpoints[name], out)
+    more = dict(finetune_epochs=2) if name == "sonly" else dict(epochs=2)
+    final = train(config(tmp_path, name, **{**OPTIMIZERS[name], **more}), log=quiet, data=DATA,
+                  resume=out)
+    assert final["epoch"] == 2 + (name == "sonly")
+
+
+def test_with_force_a_state_that_does_not_fit_is_dropped_with_a_note(tmp_path, checkpoints):
+    out = tmp_path / "dense"
+    shutil.copytree(checkpoints["dense"], out)
+    lines = []
+    train(config(tmp_path, "dense", epochs=2, momentum=0.0), log=lines.append, data=DATA,
+          resume=out, force=True)
+    assert any("optimiser state" in line and "starts afresh" in line for line in lines)

@@ -8,6 +8,7 @@ docs/design.md, section "Training runs: records, checkpoints, locks".
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import zipfile
@@ -26,8 +27,8 @@ from .config import TrainConfig
 from .records import HISTORY_COLUMNS
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "load_config",
-           "check_history", "restore_model", "restore_optimizer", "checkpoint_path",
-           "CHECKPOINT_NAME", "CHECKPOINT_FORMAT"]
+           "check_history", "restore_model", "restore_optimizer", "check_optimizer_state",
+           "checkpoint_path", "CHECKPOINT_NAME", "CHECKPOINT_FORMAT", "TRIAL_LR"]
 
 CHECKPOINT_NAME = "checkpoint.npz"
 CHECKPOINT_FORMAT = 1
@@ -87,12 +88,14 @@ def save_checkpoint(path, model: Network, optimizer, config: TrainConfig, histor
         Any optimiser of :mod:`lowrank_ref.dlrt` (``state_arrays()``).
     config : TrainConfig
     history : list of dict
-        The rows of ``history.csv`` so far (JSON-serialisable).
+        The rows of ``history.csv`` so far (JSON-serialisable), one per epoch done
+        (:func:`check_history`).
     epochs_done, finetune_done : int
         Epochs completed in the main and the fine-tuning phase.
     phase : {"train", "finetune"}
         The phase ``optimizer`` belongs to.
     """
+    check_history(history, epochs_done, finetune_done)
     arrays = {"format": np.array(CHECKPOINT_FORMAT),
               "config": np.array(json.dumps(config.to_dict())),
               "history": np.array(json.dumps(history)),
@@ -304,7 +307,13 @@ def restore_model(model: Network, arrays: dict, path: Path, dtype) -> None:
 
 
 def restore_optimizer(opt, arrays: dict, path: Path, dtype) -> None:
-    """Load the ``opt.*`` arrays of a checkpoint (momentum buffers: finite real arrays).
+    """Load the ``opt.*`` arrays of a checkpoint into ``opt`` (checked, cast to ``dtype``).
+
+    Every array must be a float array, finite in ``dtype``, and the optimiser must read it as
+    it is: ``opt.state_arrays()`` right after loading gives back the same names, shapes and
+    values (an array the optimiser does not know, or reads otherwise, such as a fractional
+    step count, is refused). Whether the state fits the model is
+    :func:`check_optimizer_state`.
 
     Raises :class:`CheckpointError` naming ``path`` if the state does not fit ``opt``.
     """
@@ -315,9 +324,81 @@ def restore_optimizer(opt, arrays: dict, path: Path, dtype) -> None:
         if v.dtype.kind != "f" or not np.all(np.isfinite(v)):
             raise CheckpointError(f"checkpoint {path}: {k} must be a finite float array, got "
                                   f"dtype {v.dtype} shape {v.shape}")
-        state[k[4:]] = np.array(v, dtype=dtype)
+        with np.errstate(over="ignore"):
+            state[k[4:]] = np.array(v, dtype=dtype)
+        if not np.all(np.isfinite(state[k[4:]])):
+            raise CheckpointError(f"checkpoint {path}: {k} overflows {np.dtype(dtype).name}")
     try:
         opt.load_state_arrays(state)
-    except (KeyError, ValueError, IndexError) as exc:
+        back = {k: np.asarray(v) for k, v in opt.state_arrays().items()}
+    except (KeyError, ValueError, IndexError, TypeError, OverflowError) as exc:
         raise CheckpointError(f"checkpoint {path} holds an invalid optimiser state "
                               f"({type(exc).__name__}: {exc})") from None
+    unread = sorted(f"opt.{k}" for k in set(state) - set(back))
+    if unread:
+        raise CheckpointError(f"checkpoint {path} holds optimiser arrays that "
+                              f"{type(opt).__name__} does not use: {unread}")
+    changed = sorted(f"opt.{k}" for k in state if back[k].shape != state[k].shape
+                     or not np.array_equal(back[k], state[k]))
+    if changed:
+        raise CheckpointError(f"checkpoint {path}: {type(opt).__name__} does not read the "
+                              f"optimiser arrays {changed} as they are (e.g. a step count "
+                              f"that is not a whole number)")
+
+
+#: The learning rate of the trial step of :func:`check_optimizer_state`: the smallest normal
+#: float64, so that the step changes no parameter beyond rounding but runs every formula.
+TRIAL_LR = float(np.finfo(np.float64).tiny)
+
+
+def check_optimizer_state(model: Network, opt, fresh, X, y, path: Path) -> None:
+    """Refuse, naming ``path``, an optimiser state (restored into ``opt``) that does not fit.
+
+    The layout of a state is the optimiser's own; what is checked is that the restored state
+    behaves like one the optimiser builds itself. One step at the learning rate
+    :data:`TRIAL_LR` on the batch ``(X, y)`` is taken on copies of ``model``: by ``opt``
+    from the restored state, and by ``fresh(model_copy)``, a new optimiser of the same
+    configuration, from none. The restored state must hold the arrays (names) that the fresh
+    one holds after its first step, the step from it must succeed and leave finite
+    parameters and state, and the two states after the step must have the same names and
+    shapes. This refuses arrays dropped, added or of another shape (a transposed buffer, a
+    row that would broadcast), and values that make a step non-finite (a negative Adam
+    second moment or step count). ``model`` and ``opt`` are not changed.
+
+    Raises
+    ------
+    CheckpointError
+        Naming ``path`` and what does not fit.
+    """
+    def trial(optimizer):
+        optimizer.lr = TRIAL_LR
+        with np.errstate(all="ignore"):
+            optimizer.step(X, y)
+        return {k: np.asarray(v) for k, v in optimizer.state_arrays().items()}
+
+    restored = {k: np.asarray(v).shape for k, v in opt.state_arrays().items()}
+    reference = copy.deepcopy(model)
+    expected = trial(fresh(reference))
+    what = f"checkpoint {path}: the optimiser state does not fit the model"
+    lacking, unknown = sorted(set(expected) - set(restored)), sorted(set(restored) - set(expected))
+    if lacking or unknown:
+        raise CheckpointError(f"{what}: it lacks {[f'opt.{k}' for k in lacking]} and holds "
+                              f"{[f'opt.{k}' for k in unknown]} that a step does not make")
+    network, optimizer = copy.deepcopy((model, opt))
+    try:
+        after = trial(optimizer)
+    except (ValueError, IndexError, KeyError, TypeError, FloatingPointError, OverflowError,
+            ZeroDivisionError, np.linalg.LinAlgError) as exc:
+        raise CheckpointError(f"{what}: a step from it fails ({type(exc).__name__}: "
+                              f"{exc})") from None
+    finite = all(np.all(np.isfinite(a)) for a in list(after.values())
+                 + [a for a in _model_arrays(network).values() if a.dtype.kind == "f"])
+    if not finite:
+        raise CheckpointError(f"{what}: a step from it gives non-finite values (a negative "
+                              f"second moment or step count?)")
+    shapes = {k: a.shape for k, a in after.items()}
+    wrong = sorted(f"opt.{k}" for k in expected if shapes.get(k) != expected[k].shape)
+    if wrong or set(shapes) != set(expected):
+        raise CheckpointError(f"{what}: after a step from it the arrays "
+                              f"{wrong or sorted(set(shapes) ^ set(expected))} differ in "
+                              f"shape from a fresh optimiser's (wrong shapes in the file?)")

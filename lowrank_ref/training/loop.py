@@ -31,8 +31,9 @@ from ..lowrank_layers import LowRankLayer
 from ..nn import Network, accuracy
 from ..threads import blas_info, blas_threads
 from .atomic import write_text
-from .checkpoint import (CHECKPOINT_NAME, checkpoint_path, load_checkpoint, restore_model,
-                         restore_optimizer, save_checkpoint)
+from .checkpoint import (CHECKPOINT_NAME, CheckpointError, check_optimizer_state,
+                         checkpoint_path, load_checkpoint, restore_model, restore_optimizer,
+                         save_checkpoint)
 from .config import (RESUMABLE_CHANGES, TrainConfig, build_optimizer, config_differences,
                      lr_at)
 from .data_checks import prepare_data
@@ -156,6 +157,30 @@ def _resumable(resume, config: TrainConfig, force: bool) -> Tuple[dict, object]:
     return ckpt, signature
 
 
+def _optimizer(config: TrainConfig, model: Network, phase: str, ckpt: Optional[dict],
+               force: bool, log: Callable, X: np.ndarray, y: np.ndarray):
+    """The optimiser of ``phase``, with the state of ``ckpt`` if it holds this phase's.
+
+    The state is checked (:func:`~lowrank_ref.training.checkpoint.restore_optimizer`,
+    :func:`~lowrank_ref.training.checkpoint.check_optimizer_state` on the samples ``X``,
+    ``y``); one that does not fit raises CheckpointError, or with ``force`` (the
+    configuration may differ from the checkpoint's) is dropped with a note.
+    """
+    opt = build_optimizer(config, model, phase)
+    if ckpt is None or ckpt["opt_phase"] != phase:
+        return opt
+    try:
+        restore_optimizer(opt, ckpt["arrays"], ckpt["path"], np.dtype(config.dtype))
+        check_optimizer_state(model, opt, lambda m: build_optimizer(config, m, phase), X, y,
+                              ckpt["path"])
+    except CheckpointError as exc:
+        if not force:
+            raise
+        log(f"note: {exc}; with force the optimiser starts afresh")
+        opt = build_optimizer(config, model, phase)
+    return opt
+
+
 def _diverged(write_run: Callable, what: str, epoch: int, batch: int, n_batches: int,
               lr: float, last_good: Optional[Path], last_good_epoch: int) -> None:
     """Record the divergence in ``run.json`` (status "diverged") and raise TrainingDiverged.
@@ -262,7 +287,8 @@ def _run(config: TrainConfig, log, data, ckpt: Optional[dict], force: bool, prog
     """The body of :func:`train`, with the lock of ``out`` held."""
     ckpt_path, csv_path, run_path = out / CHECKPOINT_NAME, out / HISTORY_NAME, out / RUN_NAME
 
-    # Model and optimiser first: configuration errors surface before the data are read.
+    # The model first: configuration errors surface before the data are read. The optimiser's
+    # restored state is checked on the first samples.
     dtype = np.dtype(config.dtype)
     model = build_model(config)
     epochs_done = finetune_done = 0
@@ -273,11 +299,6 @@ def _run(config: TrainConfig, log, data, ckpt: Optional[dict], force: bool, prog
         history = list(ckpt["history"])
     total_epochs = config.epochs + config.finetune_epochs
     phase = "train" if epochs_done < config.epochs else "finetune"
-    opt = None
-    if epochs_done + finetune_done < total_epochs:
-        opt = build_optimizer(config, model, phase)
-        if ckpt is not None and ckpt["opt_phase"] == phase:
-            restore_optimizer(opt, ckpt["arrays"], ckpt["path"], dtype)
     last_good = ckpt["path"] if ckpt is not None else None
     last_good_epoch = epochs_done + finetune_done
 
@@ -285,6 +306,9 @@ def _run(config: TrainConfig, log, data, ckpt: Optional[dict], force: bool, prog
     X, y = ds.X_train, ds.y_train
     n = len(y)
     n_batches = math.ceil(n / config.batch_size)
+    opt = None
+    if epochs_done + finetune_done < total_epochs:
+        opt = _optimizer(config, model, phase, ckpt, force, log, X[:8], y[:8])
 
     run = {"config": config.to_dict(), "seed": config.seed, "versions": versions(),
            "git_commit": git_commit(), "out": str(out),
