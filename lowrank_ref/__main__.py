@@ -25,6 +25,7 @@ For example ``python -m lowrank_ref train --epochs 0`` prints
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import List, Optional
 
@@ -69,6 +70,17 @@ def _path(text: str) -> str:
     if text == "":
         raise argparse.ArgumentTypeError("expected a non-empty path, got ''")
     return text
+
+
+def _learning_rate(text: str) -> float:
+    """A learning rate: a finite number > 0 (checked here, before any run trains)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
 
 
 def _threads(text: str):
@@ -322,12 +334,12 @@ def _add_compare(sub) -> None:
                    help="methods, recipe: tolerances (default 0.05,0.09,0.13,0.17)")
     p.add_argument("--decays", type=_float_list, default=None, metavar="D1,D2,...",
                    help="illconditioned: spectrum decays (default 1,2,10)")
-    p.add_argument("--finetune-lr", type=float, default=None,
+    p.add_argument("--finetune-lr", type=_learning_rate, default=None,
                    help="methods: learning rate of the fine-tuning after pruning (default: "
                         "as the other runs)")
     p.add_argument("--seeds", type=_seed_list, default=None, metavar="S1,S2,...",
                    help="methods, illconditioned: one set of runs per seed (default 0)")
-    p.add_argument("--vanilla-lr", type=float, default=None,
+    p.add_argument("--vanilla-lr", type=_learning_rate, default=None,
                    help="methods: learning rate of the vanilla U V^T runs (default: as the "
                         "other runs)")
     p.add_argument("--results", type=_path, default="results", metavar="DIR",

@@ -7,6 +7,7 @@ data load or a file written before the error.
 """
 import json
 import os
+import re
 import shutil
 import socket
 from pathlib import Path
@@ -360,3 +361,90 @@ def test_with_force_a_state_that_does_not_fit_is_dropped_with_a_note(tmp_path, c
     train(config(tmp_path, "dense", epochs=2, momentum=0.0), log=lines.append, data=DATA,
           resume=out, force=True)
     assert any("optimiser state" in line and "starts afresh" in line for line in lines)
+
+
+# --------------------------------------------------------------------------------------------
+# prune: the lock of the record folder, and never into its own source
+# --------------------------------------------------------------------------------------------
+
+MNIST_SIZES = [784, 10, 8, K]
+
+
+def files(folder: Path) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture
+def dense_run(tmp_path, mnist_like):
+    out = tmp_path / "dense"
+    train(TrainConfig(sizes=MNIST_SIZES, epochs=1, batch_size=32, out=str(out)), log=quiet)
+    return out
+
+
+def test_prune_out_into_a_folder_in_use_is_refused(tmp_path, capsys, dense_run):
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "history.csv").write_text("the records of a run that is training\n")
+    (busy / "run.lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                               "started": "2024-01-01T00:00:00", "token": "x"}))
+    before = files(busy)
+    err = one_line_error(capsys, cli("prune", str(dense_run), "--ranks", "2,2",
+                                     "--out", str(busy)))
+    assert f"in use by process {os.getpid()}" in err
+    assert files(busy) == before
+
+
+@pytest.mark.parametrize("source, out", [("dense", "dense"), ("dense/checkpoint.npz", "dense"),
+                                         ("dense", "dense/../dense")])
+def test_prune_into_its_own_source_is_refused(tmp_path, capsys, dense_run, source, out):
+    before = files(dense_run)
+    err = one_line_error(capsys, cli("prune", str(tmp_path / source), "--ranks", "2,2",
+                                     "--out", str(tmp_path / out)))
+    assert "would be overwritten" in err
+    with pytest.raises(ValueError, match="would be overwritten"):
+        train(TrainConfig(method="fixed", ranks=[2, 2], prune_from=str(tmp_path / source),
+                          sizes=MNIST_SIZES, epochs=1, out=str(tmp_path / out)), log=quiet)
+    assert files(dense_run) == before
+
+
+# --------------------------------------------------------------------------------------------
+# Every option of a command is checked before its first run
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, option", [
+    (["compare", "methods", "--finetune-lr", "-1"], "--finetune-lr"),
+    (["compare", "methods", "--finetune-lr", "inf"], "--finetune-lr"),
+    (["compare", "methods", "--vanilla-lr", "0"], "--vanilla-lr"),
+    (["compare", "methods", "--vanilla-lr", "nan"], "--vanilla-lr"),
+    (["compare", "methods", "--init", "keras-normal"], "init"),        # the pruned runs refuse
+    (["compare", "methods", "--optimizer", "adam"], "optimizer"),      # fixed-rank refuses
+    (["compare", "methods", "--finetune-epochs", "0"], "finetune_epochs"),
+    (["compare", "methods", "--taus", "0.1,-1"], "taus"),
+    (["compare", "illconditioned", "--decays", "0.5"], "decays"),
+    (["compare", "illconditioned", "--rank", "0"], "rank"),
+    (["compare", "illconditioned", "--optimizer", "adam"], "optimizer"),
+    (["compare", "recipe", "--taus", "nan"], "taus"),
+    (["compare", "recipe", "--momentum", "0.9"], "momentum"),
+    (["sweep", "--taus", "0.1,-1"], "taus"),
+])
+def test_every_option_is_checked_before_the_first_run(tmp_path, capsys, mnist_like, args,
+                                                      option):
+    err = one_line_error(capsys, cli(*args, "--hidden", "6,6", "--epochs", "1",
+                                     "--results", str(tmp_path)))
+    assert option in err
+    assert mnist_like == [] and listing(tmp_path) == []
+
+
+@pytest.mark.parametrize("kw, needle", [
+    (dict(finetune_options={"lr": -1.0}), "finetune_options"),
+    (dict(method_options={"vanilla": {"lr": 0.0}}), "method_options['vanilla']"),
+    (dict(options={"init": "keras-normal"}), "prune"),
+])
+def test_compare_methods_checks_every_run_before_the_first(tmp_path, kw, needle):
+    from lowrank_ref.training.compare import compare_methods
+    kw = dict(kw)
+    options = {"sizes": SIZES, **kw.pop("options", {})}
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        compare_methods(taus=(0.1,), epochs=1, finetune_epochs=1, options=options,
+                        results_dir=tmp_path, data=DATA, log=quiet, **kw)
+    assert listing(tmp_path) == []

@@ -40,8 +40,8 @@ from .checkpoint import CHECKPOINT_NAME
 from .config import TrainConfig
 from .data_checks import prepare_data
 from .loop import evaluate, train
-from .records import (HISTORY_NAME, RUN_NAME, git_commit, history_csv, portable_source,
-                      versions)
+from .records import (HISTORY_NAME, RUN_NAME, check_not_source, git_commit, history_csv,
+                      portable_source, run_folder_lock, versions)
 from .starts import build_model
 
 __all__ = ["compare_methods", "compare_illconditioned", "recipe_sweep", "evaluate_start",
@@ -82,8 +82,14 @@ def _options(options, name="options") -> dict:
     return dict(options)
 
 
-def _config(options: dict, out: Path, **fields) -> TrainConfig:
-    return TrainConfig(**{**options, **fields, "out": str(out)})
+def _config(options: dict, out: Path, what: str = "", **fields) -> TrainConfig:
+    """The configuration of one run; an error names the runs ``what`` (and their options)."""
+    try:
+        return TrainConfig(**{**options, **fields, "out": str(out)})
+    except (TypeError, ValueError) as exc:
+        if not what:
+            raise
+        raise type(exc)(f"{what}: {exc}") from None
 
 
 def _same_config(run_json: Path, config: TrainConfig) -> bool:
@@ -161,7 +167,10 @@ def record_start(config: TrainConfig, data: Optional[Dataset] = None,
     Raises
     ------
     TypeError, ValueError
-        ``config`` not a TrainConfig or without ``out``; as :func:`build_model`.
+        ``config`` not a TrainConfig or without ``out``, ``out`` the folder of the dense run
+        ``prune_from``; as :func:`build_model`.
+    RunFolderInUse
+        If a run trains into ``out`` (its ``run.lock``): nothing is written.
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -169,19 +178,21 @@ def record_start(config: TrainConfig, data: Optional[Dataset] = None,
         raise ValueError("config.out must name the folder of the record, got None")
     check_callable(log, "log", "log(line: str)")
     out = Path(config.out)
+    check_not_source(out, config.prune_from)
     if _same_config(out / RUN_NAME, config) and (out / HISTORY_NAME).exists():
         return _history(out)
     row = evaluate_start(config, data)
     ds = prepare_data(config, data)
     out.mkdir(parents=True, exist_ok=True)
-    write_text(out / HISTORY_NAME, history_csv([row]))
-    run = {"config": config.to_dict(), "seed": config.seed, "what": what,
-           "versions": versions(), "git_commit": git_commit(), "out": str(out),
-           "data": {"name": ds.name, "source": portable_source(ds.source),
-                    "n_train": len(ds.y_train), "n_test": len(ds.y_test)},
-           "status": "finished",
-           "final": {"test_acc": row["test_acc"], "test_loss": row["test_loss"]}}
-    write_text(out / RUN_NAME, json.dumps(run, indent=2) + "\n")
+    with run_folder_lock(out, log):          # a run training there is not overwritten
+        write_text(out / HISTORY_NAME, history_csv([row]))
+        run = {"config": config.to_dict(), "seed": config.seed, "what": what,
+               "versions": versions(), "git_commit": git_commit(), "out": str(out),
+               "data": {"name": ds.name, "source": portable_source(ds.source),
+                        "n_train": len(ds.y_train), "n_test": len(ds.y_test)},
+               "status": "finished",
+               "final": {"test_acc": row["test_acc"], "test_loss": row["test_loss"]}}
+        write_text(out / RUN_NAME, json.dumps(run, indent=2) + "\n")
     log(f"{what}: test acc {100 * row['test_acc']:.2f}%, ranks {row['ranks']}, eval params "
         f"{row['eval_params']:,}")
     return _history(out)
@@ -315,42 +326,72 @@ def compare_methods(taus=(0.05, 0.09, 0.13, 0.17), epochs: int = 5, finetune_epo
             "dense", "adaptive", "fixed", "vanilla"}:
         raise ValueError(f"method_options must map some of 'dense', 'adaptive', 'fixed', "
                          f"'vanilla' to dicts of TrainConfig fields, got {method_options!r}")
-    per = {m: {**options, **_options(method_options.get(m), f"method_options[{m!r}]")}
+    per = {m: ({**options, **_options(method_options.get(m), f"method_options[{m!r}]")},
+               "options" + (f" + method_options[{m!r}]" if method_options.get(m) else ""))
            for m in ("dense", "adaptive", "fixed", "vanilla")}
     seeds = _check_seeds(seeds, options)
+    # Every run's configuration before the first run (the adaptive runs' final ranks stood
+    # in by ones): a bad option is an error now, not after hours of training.
+    for seed in seeds:
+        dense = _methods_run(per, "dense", runs / "dense", epochs=epochs, seed=seed)
+        for tau in taus:
+            adaptive = _methods_run(per, "adaptive", runs / "adaptive", tau=tau, epochs=epochs,
+                                    seed=seed)
+            _level_runs(f"{tau:g}", [1] * (len(adaptive.sizes) - 2), per, ft, dense, runs,
+                        epochs, finetune_epochs)
     rows = []
     for seed in seeds:
         rows += _methods_of_seed(taus, epochs, finetune_epochs, per, ft, seed, runs, data, log)
     return _write_table(results_dir / name, rows, log)
 
 
+def _methods_run(per: dict, method: str, out: Path, **fields) -> TrainConfig:
+    """The configuration of a dense, adaptive, fixed or vanilla run of compare methods
+    (``per[method]``: its shared fields and where they come from, for error messages)."""
+    fields_of_method, source = per[method]
+    return _config(fields_of_method, out, f"the {method} runs of compare methods ({source})",
+                   method=method, **fields)
+
+
+def _level_runs(level: str, ranks: list, per: dict, ft: dict, dense: TrainConfig, runs: Path,
+                epochs: int, finetune_epochs: int) -> dict:
+    """The runs of one level of compare methods after its adaptive run (which found ``ranks``):
+    fixed, vanilla, and the dense run ``dense`` pruned (prune, prune+fixed, prune+sonly)."""
+    sfx, seed = _suffix(dense.seed), dense.seed
+    cfgs = {m: _methods_run(per, m, runs / f"{m}-tau-{level}{sfx}", ranks=ranks, epochs=epochs,
+                            seed=seed) for m in ("fixed", "vanilla")}
+    what = "the pruned runs of compare methods (options + finetune_options)"
+    for name, method, folder in (("prune", "fixed", "prune"), ("prune+fixed", "fixed",
+                                                               "prune-fixed"),
+                                 ("prune+sonly", "sonly", "prune-sonly")):
+        cfgs[name] = _config(ft, runs / f"{folder}-tau-{level}{sfx}", what, method=method,
+                             ranks=ranks, prune_from=dense.out, epochs=finetune_epochs,
+                             seed=seed)
+    return cfgs
+
+
 def _methods_of_seed(taus, epochs, finetune_epochs, per, ft, seed, runs, data, log) -> list:
     """The runs of :func:`compare_methods` for one seed; their table rows."""
     sfx = _suffix(seed)
-    dense_dir = runs / f"dense{sfx}"
-    dense = _config(per["dense"], dense_dir, method="dense", epochs=epochs, seed=seed)
+    dense = _methods_run(per, "dense", runs / f"dense{sfx}", epochs=epochs, seed=seed)
     rows = _rows("methods", "dense", "dense", dense, _run(dense, data, log), runs)
     for tau in taus:
         level = f"{tau:g}"
-        adaptive = _config(per["adaptive"], runs / f"adaptive-tau-{level}{sfx}",
-                           method="adaptive", tau=tau, epochs=epochs, seed=seed)
+        adaptive = _methods_run(per, "adaptive", runs / f"adaptive-tau-{level}{sfx}", tau=tau,
+                                epochs=epochs, seed=seed)
         history = _run(adaptive, data, log)
         rows += _rows("methods", level, "adaptive", adaptive, history, runs)
         ranks = [int(r) for r in history[-1]["ranks"].split("|")]
+        cfgs = _level_runs(level, ranks, per, ft, dense, runs, epochs, finetune_epochs)
         for method in ("fixed", "vanilla"):
-            cfg = _config(per[method], runs / f"{method}-tau-{level}{sfx}", method=method,
-                          ranks=ranks, epochs=epochs, seed=seed)
-            rows += _rows("methods", level, method, cfg, _run(cfg, data, log), runs)
-        prune = _config(ft, runs / f"prune-tau-{level}{sfx}", method="fixed", ranks=ranks,
-                        prune_from=str(dense_dir), epochs=finetune_epochs, seed=seed)
-        rows += _rows("methods", level, "prune", prune, record_start(
-            prune, data, log, f"dense network pruned to ranks {ranks}, no fine-tuning"), runs,
-            trained=False)
-        for method in ("fixed", "sonly"):
-            cfg = _config(ft, runs / f"prune-{method}-tau-{level}{sfx}", method=method,
-                          ranks=ranks, prune_from=str(dense_dir), epochs=finetune_epochs,
-                          seed=seed)
-            rows += _rows("methods", level, f"prune+{method}", cfg, _run(cfg, data, log), runs)
+            rows += _rows("methods", level, method, cfgs[method],
+                          _run(cfgs[method], data, log), runs)
+        rows += _rows("methods", level, "prune", cfgs["prune"], record_start(
+            cfgs["prune"], data, log, f"dense network pruned to ranks {ranks}, no fine-tuning"),
+            runs, trained=False)
+        for method in ("prune+fixed", "prune+sonly"):
+            rows += _rows("methods", level, method, cfgs[method],
+                          _run(cfgs[method], data, log), runs)
     return rows
 
 
@@ -393,15 +434,16 @@ def compare_illconditioned(decays=(1.0, 2.0, 10.0), rank: int = 20, epochs: int 
     results_dir, runs = _check_common(results_dir, log, data, epochs, name)
     decays = _check_list(decays, "decays", 1.0)
     check_int(rank, "rank", low=1)
+    jobs = [(f"{decay:g}", method, _config(
+                options, runs / f"{method}-decay-{decay:g}{_suffix(seed)}",
+                f"the {method} runs of compare illconditioned (options)", method=method,
+                rank=rank, decay=decay, epochs=epochs, seed=seed))
+            for seed in _check_seeds(seeds, options) for decay in decays
+            for method in ("fixed", "vanilla")]            # all checked before the first run
     rows = []
-    for seed in _check_seeds(seeds, options):
-        for decay in decays:
-            level = f"{decay:g}"
-            for method in ("fixed", "vanilla"):
-                cfg = _config(options, runs / f"{method}-decay-{level}{_suffix(seed)}",
-                              method=method, rank=rank, decay=decay, epochs=epochs, seed=seed)
-                history = [evaluate_start(cfg, data)] + _run(cfg, data, log)
-                rows += _rows("illconditioned", level, method, cfg, history, runs)
+    for level, method, cfg in jobs:
+        history = [evaluate_start(cfg, data)] + _run(cfg, data, log)
+        rows += _rows("illconditioned", level, method, cfg, history, runs)
     return _write_table(results_dir / name, rows, log)
 
 
@@ -425,13 +467,13 @@ def recipe_sweep(taus=(0.05, 0.09, 0.13, 0.17), epochs: int = 3,
         raise ValueError(f"forms must be a non-empty sequence of 'adam', 'adam-carried', got "
                          f"{forms!r}")
     options = {**RECIPE, **_options(options)}
+    jobs = [(f"{tau:g}", _config(options, runs / f"{form}-tau-{tau:g}",
+                                 f"the {form} runs of compare recipe (the recipe + options)",
+                                 method="adaptive", tau=tau, optimizer=form, epochs=epochs))
+            for form in forms for tau in taus]                 # all checked before the first run
     rows = []
-    for form in forms:
-        for tau in taus:
-            level = f"{tau:g}"
-            cfg = _config(options, runs / f"{form}-tau-{level}", method="adaptive", tau=tau,
-                          optimizer=form, epochs=epochs)
-            rows += _rows("recipe", level, "adaptive", cfg, _run(cfg, data, log), runs)
+    for level, cfg in jobs:
+        rows += _rows("recipe", level, "adaptive", cfg, _run(cfg, data, log), runs)
     return _write_table(results_dir / name, rows, log)
 
 

@@ -38,8 +38,8 @@ from .config import (RESUMABLE_CHANGES, TrainConfig, build_optimizer, config_dif
                      lr_at)
 from .data_checks import prepare_data
 from .progress import PROGRESS_MODES, Progress
-from .records import (HISTORY_NAME, RUN_NAME, git_commit, history_csv, portable_source,
-                      run_folder_lock, versions)
+from .records import (HISTORY_NAME, RUN_NAME, check_not_source, git_commit, history_csv,
+                      portable_source, run_folder_lock, versions)
 from .starts import build_model
 
 __all__ = ["train", "evaluate", "TrainingDiverged"]
@@ -274,6 +274,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
         ckpt, signature = _resumable(resume, config, force) if resume is not None else (None, None)
         out = Path(config.out) if config.out is not None else (
             ckpt["path"].parent if ckpt is not None else _default_out(config.method))
+        check_not_source(out, config.prune_from)
         out.mkdir(parents=True, exist_ok=True)
         with run_folder_lock(out, log):
             # ... and again if it changed before the lock was ours (a run that just ended).

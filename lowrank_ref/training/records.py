@@ -34,7 +34,8 @@ import numpy as np
 from .. import __version__
 
 __all__ = ["HISTORY_COLUMNS", "HISTORY_NAME", "RUN_NAME", "LOCK_NAME", "RunFolderInUse",
-           "history_csv", "versions", "git_commit", "portable_source", "run_folder_lock"]
+           "history_csv", "versions", "git_commit", "portable_source", "run_folder_lock",
+           "check_not_source"]
 
 HISTORY_NAME = "history.csv"
 RUN_NAME = "run.json"
@@ -107,6 +108,27 @@ def portable_source(source: str) -> str:
             return path.split("site-packages/", 1)[1]
         return ".../" + path.rstrip("/").rsplit("/", 1)[-1]
     return re.sub(r"(?<![\w.])/[^\s()]+", cut, str(source))
+
+
+def check_not_source(out, prune_from) -> None:
+    """Refuse ``out`` if it is the folder of the dense run ``prune_from`` (a run folder or its
+    checkpoint file): the records written there would overwrite the source's own.
+
+    Paths are compared resolved (``.``, ``..`` and symbolic links do not hide the folder).
+
+    Raises
+    ------
+    ValueError
+        Naming both.
+    """
+    if prune_from is None or out is None:
+        return
+    source = Path(prune_from)
+    source = source.parent if source.is_file() else source      # its checkpoint
+    if os.path.realpath(out) == os.path.realpath(source):
+        raise ValueError(f"out {out} is the folder of the dense run it is pruned from "
+                         f"(prune_from {prune_from}): its records would be overwritten; "
+                         f"choose another folder")
 
 
 # --------------------------------------------------------------------------------------------
