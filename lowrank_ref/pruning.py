@@ -37,6 +37,13 @@ def _dense_hidden_layers(model) -> list:
     if len(model.layers) < 2:
         raise ValueError(f"model must have at least one hidden layer to prune (the last "
                          f"layer stays dense), got {len(model.layers)} layer(s)")
+    for i, layer in enumerate(model.layers):       # before any SVD: LAPACK may hang on Inf
+        for name in ("W", "b"):
+            a = getattr(layer, name).value
+            bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+            if bad:
+                raise ValueError(f"model.layers[{i}].{name} must be finite, got {bad} NaN/Inf "
+                                 f"entries")
     return model.layers[:-1]
 
 
@@ -52,8 +59,9 @@ def pruned_ranks(model: MLP, tau: float, min_rank: int = 1,
     Raises
     ------
     TypeError, ValueError
-        ``model`` not an MLP of Dense layers with at least one hidden layer; ``tau`` not a
-        finite number >= 0; bad ``min_rank``/``max_rank``.
+        ``model`` not an MLP of Dense layers with at least one hidden layer, or with a NaN or
+        Inf weight or bias (named: ``model.layers[i].W``); ``tau`` not a finite number >= 0;
+        bad ``min_rank``/``max_rank``.
 
     Examples
     --------
@@ -102,7 +110,8 @@ def prune_model(model: MLP, ranks: Optional[Sequence[int]] = None, tau: Optional
     Raises
     ------
     TypeError, ValueError
-        ``model`` not a dense MLP with a hidden layer; neither or both of ``ranks`` and
+        ``model`` not a dense MLP with a hidden layer, or with a NaN or Inf weight or bias
+        (named: ``model.layers[i].W``, checked before any SVD); neither or both of ``ranks`` and
         ``tau``; ``ranks`` not one int per hidden layer within ``[1, min(n_in, n_out)]``;
         ``tau``/``min_rank``/``max_rank`` invalid, or given with ``ranks``.
 

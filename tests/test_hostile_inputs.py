@@ -448,3 +448,79 @@ def test_compare_methods_checks_every_run_before_the_first(tmp_path, kw, needle)
         compare_methods(taus=(0.1,), epochs=1, finetune_epochs=1, options=options,
                         results_dir=tmp_path, data=DATA, log=quiet, **kw)
     assert listing(tmp_path) == []
+
+
+# --------------------------------------------------------------------------------------------
+# What a killed run leaves behind, and a pruned run whose source moved
+# --------------------------------------------------------------------------------------------
+
+def test_the_next_run_of_a_folder_removes_the_temporary_files_of_a_killed_write(tmp_path):
+    out = trained(tmp_path)
+    leftovers = [".checkpoint.npz.k2j3h4_a.tmp", ".run.json.abc123.tmp", ".history.csv.x1.tmp"]
+    others = [".checkpoint.npz.tmp", "notes.tmp", ".other.abc123.tmp", "checkpoint.npz.ab.tmp"]
+    for name in leftovers + others:
+        (out / name).write_bytes(b"partial")
+    lines = []
+    train(config(tmp_path, epochs=2), log=lines.append, data=DATA, resume=out)
+    assert [n for n in leftovers if (out / n).exists()] == []
+    assert [n for n in others if not (out / n).exists()] == []
+    assert any("removed" in line and ".run.json.abc123.tmp" in line for line in lines)
+
+
+def test_a_pruned_run_resumes_after_its_source_moved(tmp_path):
+    dense = trained(tmp_path, "dense", epochs=2)
+    kw = dict(method="fixed", ranks=[3, 3], prune_from=str(dense), warmup=0, momentum=0.9,
+              schedule="constant")
+    train(config(tmp_path, "ref", epochs=2, **kw), log=quiet, data=DATA)
+    train(config(tmp_path, "part", epochs=1, **kw), log=quiet, data=DATA)
+    dense.rename(tmp_path / "moved")
+    train(config(tmp_path, "part", epochs=2, **kw), log=quiet, data=DATA,
+          resume=tmp_path / "part")
+    with np.load(tmp_path / "ref" / "checkpoint.npz") as a, \
+            np.load(tmp_path / "part" / "checkpoint.npz") as b:
+        keys = [k for k in a.files if k.startswith(("layer", "opt."))]
+        assert keys == [k for k in b.files if k.startswith(("layer", "opt."))]
+        for k in keys:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+# --------------------------------------------------------------------------------------------
+# Non-finite weights never reach LAPACK; a gzip bomb is refused while it is read
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+@pytest.mark.parametrize("where", ["W", "b"])
+def test_pruning_refuses_non_finite_weights_naming_the_layer(bad, where):
+    from lowrank_ref.nn import MLP
+    from lowrank_ref.pruning import prune_model, pruned_ranks
+    model = MLP.dense([5, 4, 3, 2], np.random.default_rng(0))
+    getattr(model.layers[1], where).value.flat[0] = bad
+    for call in (lambda: prune_model(model, ranks=[2, 2]), lambda: prune_model(model, tau=0.1),
+                 lambda: pruned_ranks(model, 0.1)):
+        with pytest.raises(ValueError, match=rf"model.layers\[1\].{where} must be finite, got 1 "
+                                             r"NaN/Inf entries"):
+            call()
+
+
+def test_a_gzip_bomb_is_refused_while_it_is_read(tmp_path):
+    import gzip
+    import tracemalloc
+    from lowrank_ref.data import write_idx
+    from lowrank_ref.data.idx import idx_bytes
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 3), ("t10k", 2)):
+        write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz", np.arange(n))
+    assert lowrank_ref.data.load("mnist", data_dir=tmp_path, verify=False).y_test.size == 2
+    bomb = tmp_path / "train-images-idx3-ubyte.gz"     # 3 images, then 64 MiB of zeros
+    bomb.write_bytes(gzip.compress(idx_bytes(np.zeros((3, 28, 28), dtype=np.uint8))
+                                   + bytes(64 << 20)))
+    for verify in (False, True):
+        tracemalloc.start()
+        try:
+            with pytest.raises(ValueError, match=f"{bomb}: decompresses to more than 2368 bytes"):
+                lowrank_ref.data.load("mnist", data_dir=tmp_path, verify=verify)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 8 << 20, f"{peak / 2 ** 20:.0f} MiB held while refusing the bomb"

@@ -18,11 +18,11 @@ from typing import NamedTuple, Optional, Tuple
 import numpy as np
 
 from .._validate import check_bool, check_choice, check_float_dtype, check_path
-from .files import check_sha256, read_maybe_gzip, sha256_hex
-from .idx import idx_bytes, parse_idx
+from .files import check_sha256, sha256_hex
+from .idx import idx_bytes, parse_idx, read_idx_bytes
 from .mnist_pickle import MNIST_PKL_NAME, parse_mnist_pkl
 
-__all__ = ["Dataset", "load", "DataNotFoundError", "DATASETS", "IDX_FILES", "SHA256",
+__all__ = ["Dataset", "load", "DataNotFoundError", "DATASETS", "IDX_FILES", "IDX_SIZES", "SHA256",
            "MNIST_PKL_SHA256", "ENV_VAR", "DEBIAN_FASHION_DIR"]
 
 DATASETS = ("mnist", "fashion-mnist")
@@ -34,6 +34,12 @@ DEBIAN_FASHION_APT = "apt-get install dataset-fashion-mnist"
 # Keys of the four IDX files of a split, in the order of Dataset's fields.
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+#: Size in bytes of each official (uncompressed) IDX file, the same for both data sets: the
+#: header (16 bytes for images, 8 for labels) and 60 000 / 10 000 images of 28 x 28 bytes or
+#: labels of one byte. A ``.gz`` is never decompressed beyond it when ``verify`` is on.
+IDX_SIZES = {"train-images-idx3-ubyte": 16 + 60000 * 784, "train-labels-idx1-ubyte": 8 + 60000,
+             "t10k-images-idx3-ubyte": 16 + 10000 * 784, "t10k-labels-idx1-ubyte": 8 + 10000}
 
 # sha256 of the UNCOMPRESSED official IDX files (a .gz is checked after decompression, so any
 # gzip of the same bytes passes).
@@ -150,7 +156,7 @@ def _load_idx_set(files: dict, name: str, verify: bool, dtype, source: str) -> D
     arrays = {}
     for key in IDX_FILES:
         path = files[key]
-        data = read_maybe_gzip(path)
+        data = read_idx_bytes(path, IDX_SIZES[key] if verify else None)
         arr = parse_idx(data, str(path))
         if verify:
             check_sha256(data, SHA256[name][key], f"{path} ({_TITLES[name]} {key})",

@@ -16,11 +16,13 @@ from typing import Optional
 import numpy as np
 
 from .._validate import check_path
-from .files import check_sha256, read_maybe_gzip, sha256_hex
+from .files import GZIP_MAGIC, check_sha256, gunzip, gunzip_head, sha256_hex
 
-__all__ = ["read_idx", "write_idx", "parse_idx", "idx_bytes", "IDX_UBYTE"]
+__all__ = ["read_idx", "write_idx", "parse_idx", "idx_bytes", "idx_file_size", "read_idx_bytes",
+           "IDX_UBYTE"]
 
 IDX_UBYTE = 0x08  # IDX type code of unsigned byte, the only one MNIST uses
+MAX_IDX_HEADER = 4 + 4 * 255  # the magic number and at most 255 sizes
 
 
 def parse_idx(data: bytes, what: str) -> np.ndarray:
@@ -64,6 +66,40 @@ def parse_idx(data: bytes, what: str) -> np.ndarray:
         return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
     except ValueError as exc:     # e.g. more dimensions than numpy supports
         raise ValueError(f"{what}: unsupported IDX shape {shape} ({exc})") from None
+
+
+def idx_file_size(head: bytes) -> Optional[int]:
+    """The size in bytes of the IDX file whose first bytes are ``head`` (header + data, as the
+    header states), or None if ``head`` does not hold a whole header of unsigned bytes.
+
+    Examples
+    --------
+    >>> idx_file_size(idx_bytes(np.zeros((3, 28, 28), dtype=np.uint8))[:16])
+    2368
+    """
+    if len(head) < 4 or head[:3] != bytes([0, 0, IDX_UBYTE]) or head[3] == 0:
+        return None
+    header = 4 + 4 * head[3]
+    if len(head) < header:
+        return None
+    return header + math.prod(struct.unpack(f">{head[3]}I", head[4:header]))
+
+
+def read_idx_bytes(path, limit: Optional[int] = None) -> bytes:
+    """The (decompressed) bytes of the IDX file ``path``, never more than its header states.
+
+    A ``.gz`` is decompressed up to the size the header gives (and at most ``limit``, such
+    as the size of the official file): a gzip bomb is refused while it is read, naming
+    ``path``; see :func:`lowrank_ref.data.files.gunzip`.
+    """
+    raw = Path(path).read_bytes()
+    if raw[:2] != GZIP_MAGIC:
+        return raw
+    size = idx_file_size(gunzip_head(raw, MAX_IDX_HEADER))
+    expected = "the size its IDX header gives: trailing bytes in IDX file"
+    if limit is not None and (size is None or limit < size):
+        size, expected = limit, "the size of the official file"
+    return gunzip(raw, path, size, expected)
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -117,7 +153,7 @@ def read_idx(path, sha256: Optional[str] = None) -> np.ndarray:
     path = Path(check_path(path, "path"))
     if sha256 is not None and not isinstance(sha256, str):
         raise TypeError(f"sha256 must be a hex str or None, got {type(sha256).__name__}")
-    data = read_maybe_gzip(path)
+    data = read_idx_bytes(path)
     array = parse_idx(data, str(path))
     if sha256 is not None:
         check_sha256(data, sha256, str(path))

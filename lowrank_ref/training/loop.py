@@ -30,7 +30,7 @@ from ..dlrt import parameter_counts
 from ..lowrank_layers import LowRankLayer
 from ..nn import Network, accuracy
 from ..threads import blas_info, blas_threads
-from .atomic import write_text
+from .atomic import remove_temporary_files, write_text
 from .checkpoint import (CHECKPOINT_NAME, CheckpointError, check_optimizer_state,
                          checkpoint_path, load_checkpoint, restore_model, restore_optimizer,
                          save_checkpoint)
@@ -40,7 +40,7 @@ from .data_checks import prepare_data
 from .progress import PROGRESS_MODES, Progress
 from .records import (HISTORY_NAME, RUN_NAME, check_not_source, git_commit, history_csv,
                       portable_source, run_folder_lock, versions)
-from .starts import build_model
+from .starts import build_model, model_to_restore
 
 __all__ = ["train", "evaluate", "TrainingDiverged"]
 
@@ -280,6 +280,10 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
             # ... and again if it changed before the lock was ours (a run that just ended).
             if ckpt is not None and _signature(ckpt["path"]) != signature:
                 ckpt, _ = _resumable(resume, config, force)
+            removed = remove_temporary_files(out, (CHECKPOINT_NAME, HISTORY_NAME, RUN_NAME))
+            if removed:
+                log(f"note: removed {', '.join(removed)} from {out}: temporary files of a "
+                    f"write that was killed (the files they were to replace are complete)")
             return _run(config, log, data, ckpt, force, progress, out, t_call)
 
 
@@ -291,7 +295,7 @@ def _run(config: TrainConfig, log, data, ckpt: Optional[dict], force: bool, prog
     # The model first: configuration errors surface before the data are read. The optimiser's
     # restored state is checked on the first samples.
     dtype = np.dtype(config.dtype)
-    model = build_model(config)
+    model = build_model(config) if ckpt is None else model_to_restore(config)
     epochs_done = finetune_done = 0
     history: list = []
     if ckpt is not None:

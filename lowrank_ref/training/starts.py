@@ -32,7 +32,7 @@ from ..pruning import prune_model
 from .checkpoint import load_checkpoint, restore_model
 from .config import TrainConfig
 
-__all__ = ["build_model", "start_model", "keras_normal_lowrank", "KERAS_NORMAL_STD"]
+__all__ = ["build_model", "model_to_restore", "start_model", "keras_normal_lowrank", "KERAS_NORMAL_STD"]
 
 #: Standard deviation of Keras' "random_normal" initializer (mean 0), with which the paper's
 #: TensorFlow code draws every variable of its dense MNIST networks.
@@ -194,3 +194,22 @@ def build_model(config: TrainConfig) -> Network:
     if config.method == "dense":
         return MLP.dense(config.sizes, rng, dtype)
     return low_rank_mlp(config.sizes, config.rank, rng, dtype)
+
+
+def model_to_restore(config: TrainConfig) -> Network:
+    """A network of ``config``'s layers for a checkpoint to fill in (``restore_model``).
+
+    :func:`build_model`, except for a pruned start (``prune_from``): the dense run it was cut
+    from is not read (the checkpoint holds every parameter, and that run may have been moved
+    or deleted since), and its low-rank layers start at rank 1 (the checkpoint sets each
+    layer's factors and rank).
+
+    Examples
+    --------
+    >>> c = TrainConfig(method="fixed", ranks=[3, 2], prune_from="gone", sizes=[6, 5, 4, 2])
+    >>> [getattr(layer, "rank", None) for layer in model_to_restore(c).layers]
+    [1, 1, None]
+    """
+    if config.prune_from is None:
+        return build_model(config)
+    return low_rank_mlp(config.sizes, 1, np.random.default_rng(0), np.dtype(config.dtype))
