@@ -251,7 +251,7 @@ def run_command(argv_extra, env_extra, args):
         with open(os.path.join(folder, "run", "history.csv")) as f:
             rows = list(csv.DictReader(f))
         with open(os.path.join(folder, "run", "run.json")) as f:
-            threads = json.load(f).get("threads")
+            threads = json.load(f)["sessions"][-1].get("threads")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return {"epoch_s": [float(r["seconds"]) for r in rows if r["phase"] == "train"],

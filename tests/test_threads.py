@@ -119,8 +119,8 @@ def test_train_runs_limited_records_it_and_restores(two_threads, tmp_path):
     assert set(_counts()) == {2}
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["config"]["threads"] == 1
-    assert run["threads"]["requested"] == 1
-    assert {d["num_threads"] for d in run["threads"]["blas"]} == {1}
+    assert run["sessions"][-1]["threads"]["requested"] == 1
+    assert {d["num_threads"] for d in run["sessions"][-1]["threads"]["blas"]} == {1}
     # threads may change on resume (a performance setting, not part of the experiment)
     train(TrainConfig(**{**config.to_dict(), "epochs": 2, "threads": None}),
           log=lambda line: seen.append(_counts()), data=ds, resume=tmp_path, progress="off")

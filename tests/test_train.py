@@ -173,10 +173,12 @@ def test_dense_training_learns_and_writes_records(tmp_path):
     assert float(rows[0]["lr"]) == c.lr > float(rows[1]["lr"]) > float(rows[2]["lr"])  # cosine
     assert rows[0]["ranks"] == "" and float(rows[0]["eval_cr"]) == 0.0
     run = json.loads((out / "run.json").read_text())
-    for key in ("config", "seed", "versions", "git_commit", "final", "seconds", "status", "data"):
+    for key in ("config", "seed", "final", "train_seconds", "status", "data", "sessions"):
         assert key in run, key
     assert run["status"] == "finished" and run["config"] == c.to_dict()
-    assert set(run["versions"]) >= {"python", "numpy", "lowrank_ref"}
+    (session,) = run["sessions"]
+    assert set(session["versions"]) >= {"python", "numpy", "lowrank_ref"}
+    assert "git_commit" in session and session["status"] == "finished"
     assert run["final"]["test_acc"] == final["test_acc"]
     epoch_lines = [ln for ln in lines if ": train loss" in ln]
     assert len(epoch_lines) == 3 and "test acc" in epoch_lines[0] and " s" in epoch_lines[0]
@@ -335,7 +337,7 @@ def test_resume_into_another_folder_keeps_the_history(tmp_path):
     assert [r["epoch"] for r in read_history(dst.out)] == ["1", "2"]
     assert [r["epoch"] for r in read_history(src.out)] == ["1"]
     run = json.loads((Path(dst.out) / "run.json").read_text())
-    assert run["resumed_from"] == str(Path(src.out) / CHECKPOINT_NAME)
+    assert run["sessions"][-1]["resumed_from"] == str(Path(src.out) / CHECKPOINT_NAME)
 
 
 def test_resume_refuses_a_different_configuration(tmp_path):
@@ -356,7 +358,7 @@ def test_resume_refuses_a_different_configuration(tmp_path):
     final = train(other, log=quiet, data=DATA, resume=c.out, force=True)
     assert final["epoch"] == 3
     run = json.loads((Path(c.out) / "run.json").read_text())
-    assert run["forced"] is True and run["config"]["lr"] == 0.01
+    assert run["sessions"][-1]["forced"] is True and run["config"]["lr"] == 0.01
     # a different method builds different layers: refused even with force
     with pytest.raises(ValueError, match="layer 0"):
         train(config(tmp_path, epochs=3, dtype="float64", **LOW_RANK["fixed"]), log=quiet,
@@ -584,7 +586,7 @@ def test_ctrl_c_mid_epoch_leaves_run_json_interrupted_and_a_resumable_checkpoint
         train(part, log=ctrl_c, data=DATA, progress="lines")
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "interrupted" and "in epoch 2" in run["error"]
-    assert str(out / CHECKPOINT_NAME) in run["error"] and run["pid"] == os.getpid()
+    assert str(out / CHECKPOINT_NAME) in run["error"] and run["sessions"][-1]["pid"] == os.getpid()
     assert not (out / LOCK_NAME).exists() and not list(out.glob(".*.tmp"))
     ck = load_checkpoint(out)
     assert ck["epochs_done"] == 1 and len(read_history(out)) == 1 == len(ck["history"])

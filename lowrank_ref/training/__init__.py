@@ -60,9 +60,13 @@ What an epoch reports
 Records in the output folder ``out``
 ------------------------------------
 * ``history.csv``: one row per epoch, columns :data:`HISTORY_COLUMNS`;
-* ``run.json``: configuration, seed, versions of Python/NumPy/lowrank_ref, the git commit
-  (if the package is in a git checkout), data source, pid, ``status`` ("running",
-  "finished", "diverged", "interrupted" after Ctrl-C, "failed"), final metrics, seconds;
+* ``run.json``: configuration, seed, data source, ``status`` ("running", "finished",
+  "diverged", "interrupted" after Ctrl-C, "failed"), final metrics, and ``sessions``: one
+  per call of :func:`train` that trained (appended on resume), with when it started and
+  ended, the epochs it trained (each with the time it finished), the git commit and whether
+  the package's code differed from it, the versions of Python/NumPy/SciPy/lowrank_ref, the
+  platform and the BLAS libraries with their thread counts (no host name). Resuming a
+  finished run leaves every file as it is;
 * ``checkpoint.npz``: written after every epoch, atomically (a temporary file in the same
   folder, flushed and fsynced, then ``os.replace``), read with ``allow_pickle=False``
   (see :func:`save_checkpoint`);

@@ -29,6 +29,7 @@ import csv
 import dataclasses
 import io
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -40,8 +41,8 @@ from .checkpoint import CHECKPOINT_NAME
 from .config import TrainConfig
 from .data_checks import prepare_data
 from .loop import evaluate, train
-from .records import (HISTORY_NAME, RUN_NAME, check_not_source, git_commit, history_csv,
-                      portable_source, run_folder_lock, versions)
+from .records import (HISTORY_NAME, RUN_NAME, check_not_source, history_csv, new_session,
+                      portable_source, run_folder_lock)
 from .starts import build_model
 
 __all__ = ["compare_methods", "compare_illconditioned", "recipe_sweep", "evaluate_start",
@@ -187,12 +188,14 @@ def record_start(config: TrainConfig, data: Optional[Dataset] = None,
     with run_folder_lock(out, log):          # a run training there is not overwritten
         remove_temporary_files(out, (HISTORY_NAME, RUN_NAME))
         write_text(out / HISTORY_NAME, history_csv([row]))
-        run = {"config": config.to_dict(), "seed": config.seed, "what": what,
-               "versions": versions(), "git_commit": git_commit(), "out": str(out),
+        session = dict(new_session(threads=config.threads), status="finished",
+                       ended=datetime.now().isoformat(timespec="seconds"))
+        run = {"config": config.to_dict(), "seed": config.seed, "what": what, "out": str(out),
                "data": {"name": ds.name, "source": portable_source(ds.source),
                         "n_train": len(ds.y_train), "n_test": len(ds.y_test)},
                "status": "finished",
-               "final": {"test_acc": row["test_acc"], "test_loss": row["test_loss"]}}
+               "final": {"test_acc": row["test_acc"], "test_loss": row["test_loss"]},
+               "sessions": [session]}
         write_text(out / RUN_NAME, json.dumps(run, indent=2) + "\n")
     log(f"{what}: test acc {100 * row['test_acc']:.2f}%, ranks {row['ranks']}, eval params "
         f"{row['eval_params']:,}")

@@ -29,7 +29,7 @@ from ..data import Dataset
 from ..dlrt import parameter_counts
 from ..lowrank_layers import LowRankLayer
 from ..nn import Network, accuracy
-from ..threads import blas_info, blas_threads
+from ..threads import blas_threads
 from .atomic import remove_temporary_files, write_text
 from .checkpoint import (CHECKPOINT_NAME, CheckpointError, check_optimizer_state,
                          checkpoint_path, load_checkpoint, restore_model, restore_optimizer,
@@ -38,8 +38,8 @@ from .config import (RESUMABLE_CHANGES, TrainConfig, build_optimizer, config_dif
                      lr_at)
 from .data_checks import prepare_data
 from .progress import PROGRESS_MODES, Progress
-from .records import (HISTORY_NAME, RUN_NAME, check_not_source, git_commit, history_csv,
-                      portable_source, run_folder_lock, versions)
+from .records import (HISTORY_NAME, RUN_NAME, check_not_source, history_csv, new_session,
+                      portable_source, read_record, run_folder_lock, sessions_of)
 from .starts import build_model, model_to_restore
 
 __all__ = ["train", "evaluate", "TrainingDiverged"]
@@ -109,6 +109,22 @@ def _all_finite(model: Network) -> bool:
         if not all(np.isfinite(a).all() for a in arrays):
             return False
     return True
+
+
+def _final(model: Network, history: list) -> dict:
+    """The final metrics :func:`train` returns (but ``seconds`` and ``out``): the last history
+    row's, the ranks of the low-rank layers and the dense parameter count."""
+    counts = parameter_counts(model)
+    final = {k: history[-1][k] for k in ("epoch", "phase", "train_loss", "train_acc",
+                                         "test_loss", "test_acc", "eval_params",
+                                         "train_params", "eval_cr", "train_cr")}
+    final.update(ranks=[r for r in counts["ranks"] if r is not None],
+                 dense_params=counts["dense_params"])
+    return final
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def _ranks_now(model: Network) -> str:
@@ -306,6 +322,14 @@ def _run(config: TrainConfig, log, data, ckpt: Optional[dict], force: bool, prog
     phase = "train" if epochs_done < config.epochs else "finetune"
     last_good = ckpt["path"] if ckpt is not None else None
     last_good_epoch = epochs_done + finetune_done
+    previous = None if ckpt is None else read_record(ckpt["path"].parent / RUN_NAME)
+    if (last_good_epoch == total_epochs and previous is not None and csv_path.exists()
+            and previous.get("status") == "finished" and _same_path(out, ckpt["path"].parent)):
+        # A finished run resumed with nothing left to train: its records stay as they are.
+        log(f"{out}: the run is finished ({config.epochs} epochs"
+            + (f" + {config.finetune_epochs} fine-tuning" if config.finetune_epochs else "")
+            + "); nothing to train, its records are left unchanged")
+        return dict(_final(model, history), seconds=time.perf_counter() - t_call, out=str(out))
 
     ds = prepare_data(config, data)
     X, y = ds.X_train, ds.y_train
@@ -315,18 +339,26 @@ def _run(config: TrainConfig, log, data, ckpt: Optional[dict], force: bool, prog
     if epochs_done + finetune_done < total_epochs:
         opt = _optimizer(config, model, phase, ckpt, force, log, X[:8], y[:8])
 
-    run = {"config": config.to_dict(), "seed": config.seed, "versions": versions(),
-           "git_commit": git_commit(), "out": str(out),
-           "resumed_from": None if ckpt is None else str(ckpt["path"]),
-           "forced": bool(force and ckpt is not None),
+    # run.json: what the run is, how it stands, and one session per call that trained it
+    # (the sessions of the resumed run's record carried over, this call's appended).
+    session = new_session(None if ckpt is None else ckpt["path"], force and ckpt is not None,
+                          config.threads)
+    run = {"config": config.to_dict(), "seed": config.seed, "out": str(out),
            "data": {"name": ds.name, "source": portable_source(ds.source), "n_train": n,
                     "n_test": len(ds.y_test)},
-           "threads": {"requested": config.threads, "blas": blas_info()},
-           "started": _now(), "pid": os.getpid(), "status": "running"}
+           "status": "running", "sessions": sessions_of(previous) + [session]}
 
-    def write_run(**extra):
-        run.update(extra, train_seconds=float(sum(r["seconds"] for r in history)),
-                   seconds=time.perf_counter() - t_call)
+    def write_run(status: str = "running", error: Optional[str] = None,
+                  final: Optional[dict] = None) -> None:
+        run["status"] = session["status"] = status
+        if status != "running":
+            session["ended"] = _now()
+        if error is not None:
+            run["error"] = session["error"] = error
+        if final is not None:
+            run["final"] = final
+        run["train_seconds"] = float(sum(r["seconds"] for r in history))
+        session["seconds"] = time.perf_counter() - t_call
         write_text(run_path, json.dumps(run, indent=2) + "\n")
 
     write_run()
@@ -411,6 +443,7 @@ def _run(config: TrainConfig, log, data, ckpt: Optional[dict], force: bool, prog
                             finetune_done, phase)
             history.append(row)
             last_good, last_good_epoch = ckpt_path, epoch
+            session["epochs"].append({"epoch": epoch, "finished": _now()})
             write_text(csv_path, history_csv(history))
             write_run()
             log(f"{label}: train loss {row['train_loss']:.4f}, train acc "
@@ -419,16 +452,10 @@ def _run(config: TrainConfig, log, data, ckpt: Optional[dict], force: bool, prog
                 + f", eval params {row['eval_params']:,} (c.r. {100 * row['eval_cr']:.1f}%)"
                 + f", {row['seconds']:.1f} s")
 
-        counts = parameter_counts(model)
-        last = history[-1]
-        final = {k: last[k] for k in ("epoch", "phase", "train_loss", "train_acc", "test_loss",
-                                      "test_acc", "eval_params", "train_params", "eval_cr",
-                                      "train_cr")}
-        final.update(ranks=[r for r in counts["ranks"] if r is not None],
-                     dense_params=counts["dense_params"])
+        final = _final(model, history)
         if not csv_path.exists():                      # resumed into a new folder, nothing left
             write_text(csv_path, history_csv(history))
-        write_run(status="finished", finished=_now(), final=final)
+        write_run(status="finished", final=final)
     except TrainingDiverged:
         raise                                          # recorded by _diverged
     except BaseException as exc:
@@ -438,10 +465,10 @@ def _run(config: TrainConfig, log, data, ckpt: Optional[dict], force: bool, prog
                 f"resume from it" if last_good is not None else "no checkpoint was written yet")
         with contextlib.suppress(Exception):
             if isinstance(exc, KeyboardInterrupt):
-                write_run(status="interrupted", stopped=_now(),
+                write_run(status="interrupted",
                           error=f"interrupted (Ctrl-C) in epoch {epoch}; {kept}")
             else:
-                write_run(status="failed", stopped=_now(),
+                write_run(status="failed",
                           error=f"{type(exc).__name__} in epoch {epoch}: {exc}; {kept}")
         with contextlib.suppress(Exception):
             if history:
@@ -449,5 +476,5 @@ def _run(config: TrainConfig, log, data, ckpt: Optional[dict], force: bool, prog
         with contextlib.suppress(Exception):
             bar.finish()
         raise
-    final.update(seconds=run["seconds"], out=str(out))
+    final.update(seconds=session["seconds"], out=str(out))
     return final

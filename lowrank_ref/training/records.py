@@ -2,10 +2,13 @@
 
 * ``history.csv``: one row per epoch, columns :data:`HISTORY_COLUMNS`
   (:func:`history_csv`);
-* ``run.json``: configuration, seed, versions (:func:`versions`), the git commit
-  (:func:`git_commit`), data source (:func:`portable_source`: no machine paths), status,
-  final metrics, seconds. ``status`` is "running" while :func:`lowrank_ref.training.train`
-  runs, then "finished", "diverged", "interrupted" (Ctrl-C) or "failed" (another error);
+* ``run.json``: configuration, seed, data source (:func:`portable_source`: no machine
+  paths), status, final metrics, and the provenance of every call that trained the run, its
+  ``sessions`` (:func:`new_session`: when, which epochs, the git commit, versions, platform,
+  BLAS; no host name), appended on resume (:func:`sessions_of` also reads the records of the
+  earlier format, which kept only their last call's provenance). ``status`` is "running"
+  while :func:`lowrank_ref.training.train` runs, then "finished", "diverged",
+  "interrupted" (Ctrl-C) or "failed" (another error), for the run and for its session;
 * ``run.lock``: present while a process trains into the folder (:func:`run_folder_lock`); a
   second process is refused with :class:`RunFolderInUse` naming the first one.
 
@@ -30,11 +33,14 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 import numpy as np
+import scipy
 
 from .. import __version__
+from ..threads import blas_info
 
 __all__ = ["HISTORY_COLUMNS", "HISTORY_NAME", "RUN_NAME", "LOCK_NAME", "RunFolderInUse",
-           "history_csv", "versions", "git_commit", "portable_source", "run_folder_lock",
+           "history_csv", "versions", "git_commit", "git_dirty", "platform_info", "new_session",
+           "sessions_of", "read_record", "portable_source", "run_folder_lock",
            "check_not_source"]
 
 HISTORY_NAME = "history.csv"
@@ -85,10 +91,97 @@ def git_commit() -> Optional[str]:
     return commit if res.returncode == 0 and commit else None
 
 
+@functools.lru_cache(maxsize=1)
+def git_dirty() -> Optional[bool]:
+    """Whether the package's code (``lowrank_ref/``) differs from :func:`git_commit` (tracked
+    files only), or None (no git / repo). Read once per process, as :func:`git_commit`.
+
+    Only the package counts: a run that writes its records into the checkout (``results/``)
+    does not make the next one "dirty".
+    """
+    try:
+        res = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."],
+                             cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(res.stdout.strip()) if res.returncode == 0 else None
+
+
 def versions() -> dict:
-    """The versions of Python, NumPy and lowrank_ref (for ``run.json``)."""
+    """The versions of Python, NumPy, SciPy and lowrank_ref (for ``run.json``)."""
     return {"python": platform.python_version(), "numpy": np.__version__,
-            "lowrank_ref": __version__}
+            "scipy": scipy.__version__, "lowrank_ref": __version__}
+
+
+def platform_info() -> dict:
+    """Where a run trains, without naming the machine: operating system and kernel release,
+    processor architecture, Python implementation and the number of CPUs."""
+    return {"system": platform.system(), "release": platform.release(),
+            "machine": platform.machine(), "python_implementation":
+            platform.python_implementation(), "cpu_count": os.cpu_count()}
+
+
+def new_session(resumed_from=None, forced: bool = False, threads=None) -> dict:
+    """The provenance of one call of :func:`lowrank_ref.training.train` (a *session* of a run).
+
+    ``started`` (ISO time), ``status`` "running", ``epochs`` (a list, to which each epoch
+    trained adds ``{"epoch": e, "finished": time}``), ``resumed_from`` (the checkpoint
+    continued, or None), ``forced``, ``pid`` (the process: which one to look for while the
+    status is "running"), the code (``git_commit``, ``git_dirty``,
+    :func:`versions`), the platform (:func:`platform_info`) and the BLAS libraries with
+    their thread counts (``threads``: ``requested`` and ``blas``,
+    :func:`lowrank_ref.threads.blas_info`). No host name: records are committed.
+    """
+    return {"started": datetime.now().isoformat(timespec="seconds"), "status": "running",
+            "epochs": [], "resumed_from": None if resumed_from is None else str(resumed_from),
+            "forced": bool(forced), "pid": os.getpid(), "git_commit": git_commit(),
+            "git_dirty": git_dirty(),
+            "versions": versions(), "platform": platform_info(),
+            "threads": {"requested": threads, "blas": blas_info()}}
+
+
+#: The keys of a record of the earlier format that described its (last) call.
+_EARLIER_SESSION_KEYS = ("started", "status", "error", "git_commit", "versions", "threads",
+                         "resumed_from", "forced", "pid", "seconds")
+
+
+def sessions_of(record) -> list:
+    """The sessions of a ``run.json`` record, oldest first (list of dict).
+
+    A record of the earlier format (before sessions: the provenance of the call that wrote it
+    last at the top level, ``git_commit``, ``versions``, ``started``, ...) gives that
+    provenance as one session, with ``epochs`` None (which epochs that call trained was not
+    recorded) and a ``note`` saying so. Anything else that is not a record gives [].
+
+    Examples
+    --------
+    >>> old = {"config": {}, "git_commit": "a56e5b8", "started": "2026-11-27T13:38:34",
+    ...        "finished": "2026-11-27T13:38:35", "pid": 7}
+    >>> [(s["git_commit"], s["ended"], s["epochs"]) for s in sessions_of(old)]
+    [('a56e5b8', '2026-11-27T13:38:35', None)]
+    """
+    if not isinstance(record, dict):
+        return []
+    if isinstance(record.get("sessions"), list):
+        return [s for s in record["sessions"] if isinstance(s, dict)]
+    if "git_commit" not in record and "started" not in record:
+        return []
+    session = {k: record[k] for k in _EARLIER_SESSION_KEYS if k in record}
+    session.update(ended=record.get("finished", record.get("stopped")), epochs=None,
+                   note="from a record of the earlier format, which kept the provenance of "
+                        "the call that wrote it last; which epochs that call trained was not "
+                        "recorded")
+    return [session]
+
+
+def read_record(path) -> Optional[dict]:
+    """The ``run.json`` at ``path`` as a dict, or None if it is missing or not a JSON object."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def portable_source(source: str) -> str:

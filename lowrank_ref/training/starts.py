@@ -32,7 +32,8 @@ from ..pruning import prune_model
 from .checkpoint import load_checkpoint, restore_model
 from .config import TrainConfig
 
-__all__ = ["build_model", "model_to_restore", "start_model", "keras_normal_lowrank", "KERAS_NORMAL_STD"]
+__all__ = ["build_model", "model_to_restore", "start_model", "keras_normal_lowrank",
+           "KERAS_NORMAL_STD"]
 
 #: Standard deviation of Keras' "random_normal" initializer (mean 0), with which the paper's
 #: TensorFlow code draws every variable of its dense MNIST networks.
