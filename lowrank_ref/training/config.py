@@ -15,8 +15,6 @@ import math
 from dataclasses import dataclass
 from typing import List, Optional
 
-import numpy as np
-
 from .._validate import (check_choice, check_float_dtype, check_int, check_int_list, check_path,
                          check_rank_bounds, check_real)
 from ..adam import ADAM_DEFAULTS, CarriedAdamKLS, DenseAdam, PaperAdamKLS
