@@ -1,15 +1,19 @@
-"""Bad inputs and injected faults that once got through: each test here failed on the code
-before its fix (a traceback, a silently wrong run, a file written where it must not be).
+"""Bad inputs and injected faults that once got through (a traceback, a silently wrong run, a
+file written where it must not be). Each test of a defect failed on the code before its fix;
+the controls (``test_an_untampered_optimiser_state_resumes``) show that the checks refuse
+nothing the package writes.
 
 The command line is called in-process (``main([...])``) with MNIST-shaped made-up data in
 place of :func:`lowrank_ref.data.load`, so that a check that comes too late shows up as a
 data load or a file written before the error.
 """
+import gzip
 import json
 import os
 import re
 import shutil
 import socket
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -18,24 +22,17 @@ import pytest
 import lowrank_ref.data
 from lowrank_ref._validate import check_path
 from lowrank_ref.__main__ import main
-from lowrank_ref.data import Dataset
+from lowrank_ref.data import write_idx
+from lowrank_ref.data.idx import idx_bytes
+from lowrank_ref.nn import MLP
+from lowrank_ref.pruning import prune_model, pruned_ranks
 from lowrank_ref.training import CheckpointError, TrainConfig, train
+from lowrank_ref.training.compare import compare_methods
+
+from made_up_data import blobs
 
 D, K = 12, 10
-
-
-def blobs(seed=0, n_train=96, n_test=48, d=D):
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((K, d))
-
-    def draw(n):
-        y = rng.integers(0, K, n)
-        return centres[y] + 0.6 * rng.standard_normal((n, d)), y
-
-    return Dataset(*draw(n_train), *draw(n_test), "blobs", "made up in test_hostile_inputs.py")
-
-
-DATA = blobs()
+DATA = blobs(d=D, k=K, source="made up in test_hostile_inputs.py")
 SIZES = [D, 16, 12, K]
 
 
@@ -441,7 +438,6 @@ def test_every_option_is_checked_before_the_first_run(tmp_path, capsys, mnist_li
     (dict(options={"init": "keras-normal"}), "prune"),
 ])
 def test_compare_methods_checks_every_run_before_the_first(tmp_path, kw, needle):
-    from lowrank_ref.training.compare import compare_methods
     kw = dict(kw)
     options = {"sizes": SIZES, **kw.pop("options", {})}
     with pytest.raises(ValueError, match=re.escape(needle)):
@@ -491,8 +487,6 @@ def test_a_pruned_run_resumes_after_its_source_moved(tmp_path):
 @pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
 @pytest.mark.parametrize("where", ["W", "b"])
 def test_pruning_refuses_non_finite_weights_naming_the_layer(bad, where):
-    from lowrank_ref.nn import MLP
-    from lowrank_ref.pruning import prune_model, pruned_ranks
     model = MLP.dense([5, 4, 3, 2], np.random.default_rng(0))
     getattr(model.layers[1], where).value.flat[0] = bad
     for call in (lambda: prune_model(model, ranks=[2, 2]), lambda: prune_model(model, tau=0.1),
@@ -503,10 +497,6 @@ def test_pruning_refuses_non_finite_weights_naming_the_layer(bad, where):
 
 
 def test_a_gzip_bomb_is_refused_while_it_is_read(tmp_path):
-    import gzip
-    import tracemalloc
-    from lowrank_ref.data import write_idx
-    from lowrank_ref.data.idx import idx_bytes
     rng = np.random.default_rng(0)
     for split, n in (("train", 3), ("t10k", 2)):
         write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))

@@ -12,27 +12,15 @@ import pytest
 
 import lowrank_ref.data
 from lowrank_ref.__main__ import main
-from lowrank_ref.data import Dataset
 from lowrank_ref.training import TrainConfig, train
 from lowrank_ref.training import records
+
+from made_up_data import blobs
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
 D, K = 12, 10
-
-
-def _data(n_train=96, n_test=48, d=D, seed=0):
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((K, d))
-
-    def draw(n):
-        y = rng.integers(0, K, n)
-        return centres[y] + 0.6 * rng.standard_normal((n, d)), y
-
-    return Dataset(*draw(n_train), *draw(n_test), "blobs", "made up in test_provenance.py")
-
-
-DATA = _data()
+DATA = blobs(d=D, k=K, source="made up in test_provenance.py")
 
 
 def quiet(line):
