@@ -146,3 +146,16 @@ def test_the_committed_records_still_load(run_json):
     assert config.out == run["config"]["out"]
     sessions = records.sessions_of(run)
     assert sessions and all(isinstance(s, dict) and "git_commit" in s for s in sessions)
+
+
+def test_a_session_of_a_killed_process_is_marked_killed_on_resume(tmp_path):
+    """A process killed outright leaves its session "running" in run.json; the next call,
+    holding the folder's lock, knows better."""
+    c = config(tmp_path, epochs=2, schedule="constant")
+    train(config(tmp_path, epochs=1, schedule="constant"), log=quiet, data=DATA)
+    run = record(c.out)
+    run["status"] = run["sessions"][0]["status"] = "running"      # as kill -9 leaves it
+    del run["sessions"][0]["ended"]
+    (Path(c.out) / "run.json").write_text(json.dumps(run))
+    train(c, log=quiet, data=DATA, resume=c.out)
+    assert [s["status"] for s in record(c.out)["sessions"]] == ["killed", "finished"]

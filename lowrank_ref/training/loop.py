@@ -343,10 +343,16 @@ def _run(config: TrainConfig, log, data, ckpt: Optional[dict], force: bool, prog
     # (the sessions of the resumed run's record carried over, this call's appended).
     session = new_session(None if ckpt is None else ckpt["path"], force and ckpt is not None,
                           config.threads)
+    sessions = sessions_of(previous)
+    for earlier in sessions:           # we hold the lock: a session still "running" was killed
+        if earlier.get("status") == "running":
+            earlier.update(status="killed", error="the process ended without recording how "
+                           "(killed, or the machine stopped); the checkpoint may hold epochs "
+                           "that this session does not list")
     run = {"config": config.to_dict(), "seed": config.seed, "out": str(out),
            "data": {"name": ds.name, "source": portable_source(ds.source), "n_train": n,
                     "n_test": len(ds.y_test)},
-           "status": "running", "sessions": sessions_of(previous) + [session]}
+           "status": "running", "sessions": sessions + [session]}
 
     def write_run(status: str = "running", error: Optional[str] = None,
                   final: Optional[dict] = None) -> None:

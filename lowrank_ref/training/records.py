@@ -8,7 +8,8 @@
   BLAS; no host name), appended on resume (:func:`sessions_of` also reads the records of the
   earlier format, which kept only their last call's provenance). ``status`` is "running"
   while :func:`lowrank_ref.training.train` runs, then "finished", "diverged",
-  "interrupted" (Ctrl-C) or "failed" (another error), for the run and for its session;
+  "interrupted" (Ctrl-C) or "failed" (another error), for the run and for its session (a
+  session left "running" by a process killed outright is marked "killed" by the next);
 * ``run.lock``: present while a process trains into the folder (:func:`run_folder_lock`); a
   second process is refused with :class:`RunFolderInUse` naming the first one.
 
