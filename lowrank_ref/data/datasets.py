@@ -22,8 +22,8 @@ from .files import check_sha256, sha256_hex
 from .idx import idx_bytes, parse_idx, read_idx_bytes
 from .mnist_pickle import MNIST_PKL_NAME, parse_mnist_pkl
 
-__all__ = ["Dataset", "load", "DataNotFoundError", "DATASETS", "IDX_FILES", "IDX_SIZES", "SHA256",
-           "MNIST_PKL_SHA256", "ENV_VAR", "DEBIAN_FASHION_DIR"]
+__all__ = ["Dataset", "load", "DataNotFoundError", "DATASETS", "IDX_FILES", "IDX_SIZES",
+           "SHA256", "MNIST_PKL_SHA256", "ENV_VAR", "DEBIAN_FASHION_DIR"]
 
 DATASETS = ("mnist", "fashion-mnist")
 ENV_VAR = "LOWRANK_REF_DATA"

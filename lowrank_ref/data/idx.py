@@ -18,8 +18,8 @@ import numpy as np
 from .._validate import check_path
 from .files import GZIP_MAGIC, check_sha256, gunzip, gunzip_head, sha256_hex
 
-__all__ = ["read_idx", "write_idx", "parse_idx", "idx_bytes", "idx_file_size", "read_idx_bytes",
-           "IDX_UBYTE"]
+__all__ = ["read_idx", "write_idx", "parse_idx", "idx_bytes", "idx_file_size",
+           "read_idx_bytes", "IDX_UBYTE"]
 
 IDX_UBYTE = 0x08  # IDX type code of unsigned byte, the only one MNIST uses
 MAX_IDX_HEADER = 4 + 4 * 255  # the magic number and at most 255 sizes

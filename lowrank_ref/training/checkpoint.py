@@ -380,10 +380,13 @@ def check_optimizer_state(model: Network, opt, fresh, X, y, path: Path) -> None:
     reference = copy.deepcopy(model)
     expected = trial(fresh(reference))
     what = f"checkpoint {path}: the optimiser state does not fit the model"
-    lacking, unknown = sorted(set(expected) - set(restored)), sorted(set(restored) - set(expected))
+    lacking = [f"opt.{k}" for k in sorted(set(expected) - set(restored))]
+    unknown = [f"opt.{k}" for k in sorted(set(restored) - set(expected))]
     if lacking or unknown:
-        raise CheckpointError(f"{what}: it lacks {[f'opt.{k}' for k in lacking]} and holds "
-                              f"{[f'opt.{k}' for k in unknown]} that a step does not make")
+        raise CheckpointError(f"{what}: " + "; ".join(
+            ([f"it lacks {lacking}"] if lacking else [])
+            + ([f"it holds {unknown}, which a step of this optimiser does not make"]
+               if unknown else [])))
     network, optimizer = copy.deepcopy((model, opt))
     try:
         after = trial(optimizer)

@@ -365,8 +365,8 @@ def _level_runs(level: str, ranks: list, per: dict, ft: dict, dense: TrainConfig
     cfgs = {m: _methods_run(per, m, runs / f"{m}-tau-{level}{sfx}", ranks=ranks, epochs=epochs,
                             seed=seed) for m in ("fixed", "vanilla")}
     what = "the pruned runs of compare methods (options + finetune_options)"
-    for name, method, folder in (("prune", "fixed", "prune"), ("prune+fixed", "fixed",
-                                                               "prune-fixed"),
+    for name, method, folder in (("prune", "fixed", "prune"),
+                                 ("prune+fixed", "fixed", "prune-fixed"),
                                  ("prune+sonly", "sonly", "prune-sonly")):
         cfgs[name] = _config(ft, runs / f"{folder}-tau-{level}{sfx}", what, method=method,
                              ranks=ranks, prune_from=dense.out, epochs=finetune_epochs,
