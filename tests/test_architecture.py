@@ -112,8 +112,12 @@ def test_repository_paths_mentioned_exist():
             continue
         for m in _PATH.finditer(path.read_text(errors="replace")):
             ref = m.group(1)
+            if ref.startswith("docs/_build"):        # the site's build output (README)
+                continue
             candidates = (ROOT / ref, path.parent / ref, ROOT / (ref + ".py"),
-                          ROOT / ref.replace(".", "/"))
+                          ROOT / ref.replace(".", "/"),
+                          # a page of the site named as Sphinx names it, without its suffix
+                          path.parent / (ref + ".md"), path.parent / (ref + ".rst"))
             if not any(c.exists() for c in candidates):
                 missing.append(f"{path.relative_to(ROOT)}: {ref}")
     assert not missing, f"paths that are not in the repository: {sorted(set(missing))}"

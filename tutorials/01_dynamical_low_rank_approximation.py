@@ -37,25 +37,21 @@
 #    breaks down when the smallest kept singular value is small — the reason the integrators
 #    of tutorial 02 exist.
 #
-# Run as a script (`python tutorials/01_dynamical_low_rank_approximation.py`, from any
-# folder), open it as a notebook with jupytext, or read it rendered with its outputs
-# (`python tutorials/render.py OUT`, README, section "Tutorials"). `LOWRANK_REF_FAST=1`
-# shrinks the sizes. Figures go to `tutorial_output/` in the working directory
-# (`LOWRANK_REF_TUTORIAL_OUT=DIR` puts them elsewhere). Every tutorial ends with a table of
-# where its pieces live in the library and with exercises (answers in
-# `tutorials/solutions/`).
+# Read it on the documentation site, where it was run with its outputs and figures
+# (`docs/tutorials/`), run it as a script (`python
+# tutorials/01_dynamical_low_rank_approximation.py`, from any folder: figures open in a
+# window), or open it as a notebook with jupytext. `LOWRANK_REF_FAST=1` shrinks the sizes;
+# `LOWRANK_REF_TUTORIAL_OUT=DIR` also saves the figures as PNG files in `DIR`. Every tutorial
+# ends with a recap, a table of where its pieces live in the library and exercises (answers
+# in `tutorials/solutions/`).
 
 # %%
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import matplotlib
 
-if not os.environ.get("MPLBACKEND") and "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")       # no display needed: figures are written to files
 import matplotlib.pyplot as plt
 
 from lowrank_ref import LowRank
@@ -68,14 +64,23 @@ from lowrank_ref.threads import set_blas_threads
 set_blas_threads()   # the package's BLAS thread count (1) for this script: small products
                      # and factorisations are much slower with a thread pool (lowrank_ref.threads)
 FAST = os.environ.get("LOWRANK_REF_FAST") == "1"
-OUT = Path(os.environ.get("LOWRANK_REF_TUTORIAL_OUT") or "tutorial_output")   # in the working directory
-OUT.mkdir(parents=True, exist_ok=True)
+SAVE_TO = os.environ.get("LOWRANK_REF_TUTORIAL_OUT")   # a folder: figures are saved there too
+
+
+def show(fig, name):
+    """Show the figure where you read (under the cell in a notebook, in a window when run as a
+    script); save it as ``name.png`` only if LOWRANK_REF_TUTORIAL_OUT names a folder."""
+    if SAVE_TO:
+        Path(SAVE_TO).mkdir(parents=True, exist_ok=True)
+        fig.savefig(Path(SAVE_TO) / f"{name}.png", dpi=110)
+    plt.show()
+    plt.close(fig)
 T_START = time.perf_counter()
 
 rng = np.random.default_rng(2022)
 N = 40 if FAST else 100          # [CL22] use N = 100
 r = 10
-print(f"FAST={FAST}: N = {N}, r = {r}; figures go to {OUT}")
+print(f"FAST={FAST}: N = {N}, r = {r}")
 
 # %% [markdown]
 # ## 1. The toy problem and its best rank-r approximation
@@ -359,9 +364,7 @@ ax2.set_ylim(top=top)
 ax2.set_xlabel("rank r"); ax2.set_ylabel("error / best error at t = 1")
 ax2.set_title("h = 0.01"); ax2.legend(fontsize=8, loc="center left")
 fig.tight_layout()
-fig.savefig(OUT / "01_dlra_errors.png", dpi=110)
-plt.close(fig)
-print("figure:", OUT / "01_dlra_errors.png")
+show(fig, "01_dlra_errors")
 
 # %% [markdown]
 # ## What the real-scale method does differently

@@ -61,16 +61,12 @@
 
 # %%
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import matplotlib
 import matplotlib.ticker
 
-if not os.environ.get("MPLBACKEND") and "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from lowrank_ref import LowRank
@@ -83,13 +79,22 @@ from lowrank_ref.threads import set_blas_threads
 set_blas_threads()   # the package's BLAS thread count (1) for this script: small products
                      # and factorisations are much slower with a thread pool (lowrank_ref.threads)
 FAST = os.environ.get("LOWRANK_REF_FAST") == "1"
-OUT = Path(os.environ.get("LOWRANK_REF_TUTORIAL_OUT") or "tutorial_output")   # in the working directory
-OUT.mkdir(parents=True, exist_ok=True)
+SAVE_TO = os.environ.get("LOWRANK_REF_TUTORIAL_OUT")   # a folder: figures are saved there too
+
+
+def show(fig, name):
+    """Show the figure where you read (under the cell in a notebook, in a window when run as a
+    script); save it as ``name.png`` only if LOWRANK_REF_TUTORIAL_OUT names a folder."""
+    if SAVE_TO:
+        Path(SAVE_TO).mkdir(parents=True, exist_ok=True)
+        fig.savefig(Path(SAVE_TO) / f"{name}.png", dpi=110)
+    plt.show()
+    plt.close(fig)
 T_START = time.perf_counter()
 
 rng = np.random.default_rng(14)
 N = 40 if FAST else 100
-print(f"FAST={FAST}: N = {N}; figures go to {OUT}")
+print(f"FAST={FAST}: N = {N}")
 
 
 def fmt(a):
@@ -463,9 +468,7 @@ for ax in (ax1, ax2, ax3):
     ax.set_xticks(H, [f"{h_:g}" for h_ in H])
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 fig.tight_layout()
-fig.savefig(OUT / "02_convergence.png", dpi=110)
-plt.close(fig)
-print("figure:", OUT / "02_convergence.png")
+show(fig, "02_convergence")
 
 # %% [markdown]
 # ## What the real-scale method does differently

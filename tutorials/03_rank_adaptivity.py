@@ -31,15 +31,11 @@
 
 # %%
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import matplotlib
 
-if not os.environ.get("MPLBACKEND") and "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from lowrank_ref import LowRank
@@ -52,14 +48,23 @@ from lowrank_ref.threads import set_blas_threads
 set_blas_threads()   # the package's BLAS thread count (1) for this script: small products
                      # and factorisations are much slower with a thread pool (lowrank_ref.threads)
 FAST = os.environ.get("LOWRANK_REF_FAST") == "1"
-OUT = Path(os.environ.get("LOWRANK_REF_TUTORIAL_OUT") or "tutorial_output")   # in the working directory
-OUT.mkdir(parents=True, exist_ok=True)
+SAVE_TO = os.environ.get("LOWRANK_REF_TUTORIAL_OUT")   # a folder: figures are saved there too
+
+
+def show(fig, name):
+    """Show the figure where you read (under the cell in a notebook, in a window when run as a
+    script); save it as ``name.png`` only if LOWRANK_REF_TUTORIAL_OUT names a folder."""
+    if SAVE_TO:
+        Path(SAVE_TO).mkdir(parents=True, exist_ok=True)
+        fig.savefig(Path(SAVE_TO) / f"{name}.png", dpi=110)
+    plt.show()
+    plt.close(fig)
 T_START = time.perf_counter()
 
 rng = np.random.default_rng(3)
 N = 40 if FAST else 60
 T = 1.5 if FAST else 3.0
-print(f"FAST={FAST}: N = {N}, T = {T}; figures go to {OUT}")
+print(f"FAST={FAST}: N = {N}, T = {T}")
 
 # %% [markdown]
 # ## 1. Truncation to a tolerance, and its error bound
@@ -408,9 +413,7 @@ for tol, style in zip(tols, ("C0", "C1", "C2")):
 ax2.set_xlabel("rank r"); ax2.set_ylabel("discarded part / ||A(T)||_F"); ax2.legend(fontsize=8)
 ax2.set_title(f"the rank rule at T = {T}: smallest r with tail <= tol")
 fig.tight_layout()
-fig.savefig(OUT / "03_rank_adaptivity.png", dpi=110)
-plt.close(fig)
-print("figure:", OUT / "03_rank_adaptivity.png")
+show(fig, "03_rank_adaptivity")
 
 # %% [markdown]
 # ## 5. Second order: the midpoint BUG, and why it needs the augmented basis

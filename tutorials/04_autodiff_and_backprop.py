@@ -31,7 +31,9 @@
 # %%
 import os
 import time
+from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from lowrank_ref import ops
@@ -45,6 +47,19 @@ from lowrank_ref.threads import set_blas_threads
 set_blas_threads()   # the package's BLAS thread count (1) for this script: small products
                      # and factorisations are much slower with a thread pool (lowrank_ref.threads)
 FAST = os.environ.get("LOWRANK_REF_FAST") == "1"
+SAVE_TO = os.environ.get("LOWRANK_REF_TUTORIAL_OUT")   # a folder: figures are saved there too
+
+
+def show(fig, name):
+    """Show the figure where you read (under the cell in a notebook, in a window when run as a
+    script); save it as ``name.png`` only if LOWRANK_REF_TUTORIAL_OUT names a folder."""
+    if SAVE_TO:
+        Path(SAVE_TO).mkdir(parents=True, exist_ok=True)
+        fig.savefig(Path(SAVE_TO) / f"{name}.png", dpi=110)
+    plt.show()
+    plt.close(fig)
+
+
 T_START = time.perf_counter()
 rng = np.random.default_rng(4)
 batch, n_in, n_hidden, n_out = (16, 12, 10, 5) if FAST else (64, 30, 20, 7)
@@ -161,6 +176,41 @@ print(f"|f| = {f0:.3f}; largest absolute error {abs_err:.1e} = "
       f"{abs(worst['analytic']):.1e} (median over the directions {median_deriv:.1e})")
 assert abs_err <= 10 * np.finfo(float).eps ** (2 / 3) * max(abs(f0), 1.0)
 assert abs(worst["analytic"]) < median_deriv
+
+# %% [markdown]
+# The balance, measured: the error of the central difference along one random direction, for
+# steps `eps` from `1e-12` to `1e-1`. Left of the minimum the rounding error
+# `~ eps64 |f| / eps` dominates, right of it the truncation error `~ eps^2`; the checker's
+# step `eps64^(1/3)` (dotted) sits at the bottom of the V. Near `eps = 1e-3` the error jumps:
+# the step now crosses the kink of a relu (some pre-activation `Z1` changes sign between
+# `x - eps d` and `x + eps d`), where the loss has no second derivative.
+
+# %%
+leaves = [Tensor(p, requires_grad=True) for p in params]
+two_layer_loss(*leaves).backward()
+direction = [rng.standard_normal(p.shape) for p in params]
+norm_d = np.sqrt(sum(np.sum(d * d) for d in direction))
+direction = [d / norm_d for d in direction]
+exact = sum(np.sum(leaf.grad * d) for leaf, d in zip(leaves, direction))
+steps = np.logspace(-12, -1, 34)
+fd_error = np.array([abs((two_layer_loss(*(Tensor(p + e * d) for p, d in zip(params, direction))).item()
+                          - two_layer_loss(*(Tensor(p - e * d) for p, d in zip(params, direction))).item())
+                         / (2 * e) - exact) for e in steps])
+eps_checker = np.finfo(float).eps ** (1 / 3)
+best = steps[np.argmin(fd_error)]
+print(f"smallest error {fd_error.min():.1e} at eps = {best:.1e}; the checker's eps = {eps_checker:.1e}")
+
+fig, ax = plt.subplots(figsize=(6.5, 3.8))
+ax.loglog(steps, np.maximum(fd_error, 1e-17), "o-", ms=3, label="|central difference - <grad f, d>|")
+ax.loglog(steps, np.finfo(float).eps * abs(f0) / steps, "k--", lw=1, label="eps64 |f| / eps (rounding)")
+k4 = np.argmin(abs(np.log(steps / 1e-4)))
+ax.loglog(steps, steps ** 2 * fd_error[k4] / steps[k4] ** 2, "k:", lw=1, label="c eps^2 (truncation)")
+ax.axvline(eps_checker, color="C3", ls=":", label="eps64^(1/3), the checker's step")
+ax.set_ylim(1e-13, 1)
+ax.set_xlabel("step eps"); ax.set_ylabel("absolute error"); ax.legend(fontsize=8)
+ax.set_title("the error of a central difference", fontsize=10)
+fig.tight_layout()
+show(fig, "04_finite_difference_error")
 
 # %% [markdown]
 # Now a wrong backward: `tanh` whose derivative is off by 0.1 % (`1.001 (1 - tanh^2)`), and

@@ -48,15 +48,11 @@
 
 # %%
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import matplotlib
 
-if not os.environ.get("MPLBACKEND") and "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from lowrank_ref import LowRank, data, ops
@@ -72,8 +68,17 @@ from lowrank_ref.threads import set_blas_threads
 set_blas_threads()   # the package's BLAS thread count (1) for this script: small products
                      # and factorisations are much slower with a thread pool (lowrank_ref.threads)
 FAST = os.environ.get("LOWRANK_REF_FAST") == "1"
-OUT = Path(os.environ.get("LOWRANK_REF_TUTORIAL_OUT") or "tutorial_output")   # in the working directory
-OUT.mkdir(parents=True, exist_ok=True)
+SAVE_TO = os.environ.get("LOWRANK_REF_TUTORIAL_OUT")   # a folder: figures are saved there too
+
+
+def show(fig, name):
+    """Show the figure where you read (under the cell in a notebook, in a window when run as a
+    script); save it as ``name.png`` only if LOWRANK_REF_TUTORIAL_OUT names a folder."""
+    if SAVE_TO:
+        Path(SAVE_TO).mkdir(parents=True, exist_ok=True)
+        fig.savefig(Path(SAVE_TO) / f"{name}.png", dpi=110)
+    plt.show()
+    plt.close(fig)
 T_START = time.perf_counter()
 
 t0 = time.perf_counter()
@@ -577,9 +582,7 @@ for h, marker in zip(runs, "os*^vDP<>"):
 ax2.set_xlabel("evaluation compression rate (%)"); ax2.set_ylabel("test accuracy (%)")
 ax2.set_title("accuracy vs compression"); ax2.legend(fontsize=8)
 fig.tight_layout()
-fig.savefig(OUT / "05_dlrt_mnist.png", dpi=110)
-plt.close(fig)
-print("figure:", OUT / "05_dlrt_mnist.png")
+show(fig, "05_dlrt_mnist")
 
 # %% [markdown]
 # ## What the real-scale method does differently

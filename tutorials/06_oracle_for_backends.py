@@ -40,16 +40,12 @@
 import hashlib
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import matplotlib
 
-if not os.environ.get("MPLBACKEND") and "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from lowrank_ref import oracle
@@ -71,13 +67,22 @@ from lowrank_ref.threads import set_blas_threads
 set_blas_threads()   # the package's BLAS thread count (1) for this script: small products
                      # and factorisations are much slower with a thread pool (lowrank_ref.threads)
 FAST = os.environ.get("LOWRANK_REF_FAST") == "1"
-OUT = Path(os.environ.get("LOWRANK_REF_TUTORIAL_OUT") or "tutorial_output")   # in the working directory
-OUT.mkdir(parents=True, exist_ok=True)
+SAVE_TO = os.environ.get("LOWRANK_REF_TUTORIAL_OUT")   # a folder: figures are saved there too
+
+
+def show(fig, name):
+    """Show the figure where you read (under the cell in a notebook, in a window when run as a
+    script); save it as ``name.png`` only if LOWRANK_REF_TUTORIAL_OUT names a folder."""
+    if SAVE_TO:
+        Path(SAVE_TO).mkdir(parents=True, exist_ok=True)
+        fig.savefig(Path(SAVE_TO) / f"{name}.png", dpi=110)
+    plt.show()
+    plt.close(fig)
 T_START = time.perf_counter()
 
 rng = np.random.default_rng(6)
 N_GAUGES = 3 if FAST else 25          # random re-factorisations tried in section 1
-print(f"FAST={FAST}: {N_GAUGES} random gauges; figures go to {OUT}; "
+print(f"FAST={FAST}: {N_GAUGES} random gauges; "
       f"torch: {TORCH_NOTE}")
 
 
@@ -471,9 +476,7 @@ ax.set_ylabel("error of U S V^T / tolerance\n(exact 0 drawn at 1e-8)")
 ax.set_title("bug_step golden cases: correct candidates, and a planted bug")
 ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
 fig.tight_layout()
-fig.savefig(OUT / "06_error_over_tolerance.png", dpi=110)
-plt.close(fig)
-print("figure:", OUT / "06_error_over_tolerance.png")
+show(fig, "06_error_over_tolerance")
 
 # %% [markdown]
 # Correct candidates sit orders of magnitude below the line (the tolerances are generous

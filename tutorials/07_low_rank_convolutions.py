@@ -30,32 +30,39 @@ import os
 import time
 from pathlib import Path
 
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from lowrank_ref import ops  # noqa: E402
-from lowrank_ref.autodiff import Tensor  # noqa: E402
-from lowrank_ref.conv import LowRankConv2d  # noqa: E402
-from lowrank_ref.dlrt import AdaptiveKLS, parameter_counts  # noqa: E402
-from lowrank_ref.gradcheck import check_grad  # noqa: E402
-from lowrank_ref.integrators import bug_step  # noqa: E402
-from lowrank_ref.lowrank_layers import LowRankDense  # noqa: E402
-from lowrank_ref.networks import Flatten, MaxPool2d, ReLU, Sequential  # noqa: E402
-from lowrank_ref.nn import Dense  # noqa: E402
-from lowrank_ref.threads import set_blas_threads  # noqa: E402
+from lowrank_ref import ops
+from lowrank_ref.autodiff import Tensor
+from lowrank_ref.conv import LowRankConv2d
+from lowrank_ref.dlrt import AdaptiveKLS, parameter_counts
+from lowrank_ref.gradcheck import check_grad
+from lowrank_ref.integrators import bug_step
+from lowrank_ref.lowrank_layers import LowRankDense
+from lowrank_ref.networks import Flatten, MaxPool2d, ReLU, Sequential
+from lowrank_ref.nn import Dense
+from lowrank_ref.threads import set_blas_threads
 
 set_blas_threads()   # the package's BLAS thread count (1) for this script: small products
                      # and factorisations are much slower with a thread pool (lowrank_ref.threads)
 
 FAST = os.environ.get("LOWRANK_REF_FAST") == "1"
-OUT = Path(os.environ.get("LOWRANK_REF_TUTORIAL_OUT") or "tutorial_output")   # in the working directory
-OUT.mkdir(parents=True, exist_ok=True)
+SAVE_TO = os.environ.get("LOWRANK_REF_TUTORIAL_OUT")   # a folder: figures are saved there too
+
+
+def show(fig, name):
+    """Show the figure where you read (under the cell in a notebook, in a window when run as a
+    script); save it as ``name.png`` only if LOWRANK_REF_TUTORIAL_OUT names a folder."""
+    if SAVE_TO:
+        Path(SAVE_TO).mkdir(parents=True, exist_ok=True)
+        fig.savefig(Path(SAVE_TO) / f"{name}.png", dpi=110)
+    plt.show()
+    plt.close(fig)
 T_START = time.perf_counter()
 rng = np.random.default_rng(7)
 N_STEPS = 120 if FAST else 400
-print(f"FAST={FAST}: {N_STEPS} training steps in section 4; figures go to {OUT}")
+print(f"FAST={FAST}: {N_STEPS} training steps in section 4")
 
 # %% [markdown]
 # ## 1. The unfold: a convolution is a matrix product on patches
@@ -181,7 +188,7 @@ assert np.allclose(t["X"].T @ t["dZ_U"], G.T @ layer.U)     # G^T U0
 # the two agree to rounding:
 
 # %%
-from lowrank_ref.dlrt import FixedRankKLS  # noqa: E402
+from lowrank_ref.dlrt import FixedRankKLS
 
 conv = LowRankConv2d(2, 4, 3, rank=2, rng=rng, stride=2, padding=1)
 weights = rng.standard_normal(conv(x5).shape)
@@ -256,9 +263,7 @@ ax1.set_title(f"rank-adaptive DLRT (tau 0.15): test accuracy {100 * acc:.1f}%", 
 ax1.legend(fontsize=8)
 ax1.grid(alpha=0.3)
 fig.tight_layout()
-fig.savefig(OUT / "07_unfold_and_ranks.png", dpi=110)
-plt.close(fig)
-print("figure:", OUT / "07_unfold_and_ranks.png")
+show(fig, "07_unfold_and_ranks")
 
 # %% [markdown]
 # LeNet5 on MNIST with the paper's settings is `python -m lowrank_ref train --arch lenet5
