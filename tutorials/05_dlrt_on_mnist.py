@@ -548,7 +548,7 @@ if FAST:
 #   adds QRs, a small SVD and — for the
 #   fixed-rank step — a second forward/backward pass, so the step's time is set by the number
 #   of calls, not by the flops. Low rank pays off for wide layers at ranks well below a
-#   break-even rank: `figures/timing_vs_rank.png` (README, section "Speed") measures it at
+#   break-even rank: `figures/timing_vs_rank.png` (docs/benchmarks.md) measures it at
 #   width 2048, and `benchmarks/README.md` holds the numbers.
 
 # %% [markdown]

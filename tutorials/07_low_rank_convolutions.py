@@ -268,7 +268,7 @@ show(fig, "07_unfold_and_ranks")
 # %% [markdown]
 # LeNet5 on MNIST with the paper's settings is `python -m lowrank_ref train --arch lenet5
 # --method adaptive --tau 0.2`; the table of [SZKCT22] is reproduced by the one `sweep`
-# command in README.md, section "Reproducing the paper's LeNet5 table".
+# command of docs/reproduce/02_lenet5_table.md.
 
 # %%
 print(f"tutorial 07 finished in {time.perf_counter() - T_START:.1f} s")

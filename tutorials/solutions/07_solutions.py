@@ -81,10 +81,10 @@ assert np.allclose(back1, count * x) and count.max() == 9
 # this small gains little from a low-rank form: it has only 500 weights, and the work is in
 # its 24 x 24 = 576 patch rows per image. Training it from full rank, as the paper's LeNet5
 # runs do, is slower than training the dense layer until its rank has fallen below 12 (at
-# the end of the LeNet5 runs of README.md the first convolution keeps ranks 2 to 13,
+# the end of the LeNet5 runs of docs/reproduce/02_lenet5_table.md the first convolution keeps ranks 2 to 13,
 # depending on tau). The DLRT step adds more passes over the same rows (the gradients
 # `G V0`, `G^T U0` and the S-step's), which is why LeNet5's rank-adaptive epoch is not
-# faster than the dense one (README.md, "Speed").
+# faster than the dense one (docs/benchmarks.md).
 
 # %%
 rows, n_in, c_out = 128 * 24 * 24, 25, 20
