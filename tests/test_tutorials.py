@@ -80,10 +80,10 @@ def test_exercise_answers_hold(path, tmp_path):
 
 
 @pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
-def test_every_tutorial_ends_with_its_library_table_and_exercises(path):
+def test_every_tutorial_ends_with_a_recap_its_library_table_and_exercises(path):
     text = path.read_text()
-    assert LIBRARY_HEADING in text and "## Exercises" in text, \
-        f"{path.name} lacks the sections '{LIBRARY_HEADING}' and '## Exercises'"
+    assert LIBRARY_HEADING in text and "## Exercises" in text and "## Recap" in text, \
+        f"{path.name} lacks the sections '## Recap', '{LIBRARY_HEADING}' and '## Exercises'"
     assert (REPO / "tutorials" / "solutions" / f"{path.name[:2]}_solutions.py").exists(), \
         f"no tutorials/solutions/{path.name[:2]}_solutions.py for {path.name}"
 

@@ -328,6 +328,21 @@ assert res_K.passed
 print(f"tutorial 04 finished in {time.perf_counter() - T_START:.1f} s")
 
 # %% [markdown]
+# ## Recap
+#
+# * The engine records, for every op, its value and a backward that maps `dL/d(output)` to
+#   `dL/d(input)`; `backward()` visits the graph in reverse topological order and adds the
+#   gradients up on the leaves (until `zero_grad`).
+# * Backpropagation by hand for a two-layer network gives the same gradients; a weight's
+#   gradient is `dZ^T X_in`, the delta `dZ = dL/dZ` times the layer's input.
+# * `check_grad` compares one backward with central differences along random directions;
+#   their error is about `eps64^(2/3) |f|`, absolute, so a wrong backward (even by 0.1 %)
+#   fails while a right one passes with room to spare.
+# * A low-rank layer has one mode per DLRT sub-step; the leaf gradients are the projected
+#   dense gradients `G V0`, `G^T U0`, `U^T G V`, and mode "W" records `X` and `dZ` so that all
+#   three come from one backward without forming `G`.
+
+# %% [markdown]
 # ## Where this lives in the library
 #
 # | claim | function | module | test |

@@ -604,6 +604,22 @@ show(fig, "05_dlrt_mnist")
 print(f"tutorial 05 finished in {time.perf_counter() - T_START:.1f} s")
 
 # %% [markdown]
+# ## Recap
+#
+# * A DLRT step is a BUG step (fixed rank) or a rank-adaptive BUG step on the gradient flow
+#   `F(t, W) = -G`, with one explicit Euler step of length `lr` per sub-flow; the adaptive
+#   step needs one backward, the fixed-rank step a second one at the Galerkin start.
+# * With `lr <= 1/Lip` and momentum 0 the loss decreases by at least `lr/2 ||P_T G||^2`, up
+#   to terms of the truncation error `theta`: descent is guaranteed while the decrease term
+#   wins.
+# * Momentum is a heuristic outside that guarantee; kept as a matrix and re-expressed in
+#   every new basis, it leaves the trajectory independent of the factorisation.
+# * On MNIST the ranks fall from the start rank within the first steps and then stay: one
+#   step changes the weights by far less than the truncation threshold `tau ||S||_F`, so a
+#   direction a step creates is cut at once. A larger `tau` compresses more at some
+#   accuracy.
+
+# %% [markdown]
 # ## Where this lives in the library
 #
 # | claim | function | module | test |

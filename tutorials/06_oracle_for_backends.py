@@ -656,6 +656,20 @@ else:
 print(f"tutorial 06 finished in {time.perf_counter() - T_START:.1f} s")
 
 # %% [markdown]
+# ## Recap
+#
+# * A golden case is the reference's output on fixed inputs plus a tolerance per compared
+#   quantity, scaled by the dtype, the size and the measured conditioning.
+# * The checker compares invariants (`U S V^T`, singular values, ranks, projectors,
+#   orthonormality), never the factors, which are determined only up to `(U Q1, Q1^T S Q2,
+#   V Q2)`; what the inputs do not determine is not compared.
+# * An independent candidate passes in float64 and in float32 with room to spare; planted
+#   bugs fail by orders of magnitude and are named by case and quantity.
+# * `check_case` gives one pytest test per case; `export`/`verify` carry the cases to
+#   backends in other languages, and a changed file is caught by its hash and by
+#   regeneration.
+
+# %% [markdown]
 # ## Where this lives in the library
 #
 # | claim | function | module | test |

@@ -274,6 +274,18 @@ show(fig, "07_unfold_and_ranks")
 print(f"tutorial 07 finished in {time.perf_counter() - T_START:.1f} s")
 
 # %% [markdown]
+# ## Recap
+#
+# * A convolution is the kernel matrix `W.reshape(c_out, c_in kh kw)` applied to the rows of
+#   the patch matrix (the unfold, im2col); the unfold's backward is its adjoint, col2im.
+# * A low-rank convolution keeps `U S V^T` and multiplies the patches by `V`, then by
+#   `(U S)^T`: it never forms the kernel, and costs `rows (n_in + c_out) r` instead of
+#   `rows n_in c_out`, which pays off only for `r < n_in c_out / (n_in + c_out)`.
+# * DLRT's gradients of a convolution are those of a dense layer whose rows are the patches,
+#   so the optimisers train convolutions unchanged; for a small first layer the factored
+#   form can store more numbers than the dense kernel.
+
+# %% [markdown]
 # ## Where this lives in the library
 #
 # | claim | function | module | test |
