@@ -174,10 +174,11 @@ assert err_pub > tol_abs and err_ours <= tol_abs
 #
 # Our problem is a *forced* matrix ODE whose rank grows:
 #
-# $$\dot A = L A + A L^\top + b\,c^\top,\qquad A(0) = u v^\top\ (\text{rank } 1),$$
+# $$\dot A = E A + A E^\top + b\,c^\top,\qquad A(0) = u v^\top\ (\text{rank } 1),$$
 #
-# with `L = W - I/2` (`W` skew-symmetric: rotation, `-I/2`: decay) and unit vectors `b`, `c`.
-# The solution `A(t) = e^{tL} A(0) e^{tL^T} + int_0^t e^{sL} b c^T e^{sL^T} ds` accumulates
+# with `E = W - I/2` (`W` skew-symmetric: rotation, `-I/2`: decay) and unit vectors `b`, `c`
+# (`E`, not `L`: in these tutorials `L = V S^T` is the L-factor).
+# The solution `A(t) = e^{tE} A(0) e^{tE^T} + int_0^t e^{sE} b c^T e^{sE^T} ds` accumulates
 # rotated copies of `b c^T`: its numerical rank grows with `t` (like a finite-time
 # controllability Gramian).
 #
@@ -188,14 +189,14 @@ assert err_pub > tol_abs and err_ours <= tol_abs
 # both span the same space, so the results agree as matrices.
 
 # %%
-G = rng.standard_normal((N, N))
-Lop = (G - G.T) / np.sqrt(2 * N) - 0.5 * np.eye(N)
+R = rng.standard_normal((N, N))
+E_op = (R - R.T) / np.sqrt(2 * N) - 0.5 * np.eye(N)      # E = W - I/2
 b = rng.standard_normal((N, 1)); b /= np.linalg.norm(b)
 c = rng.standard_normal((N, 1)); c /= np.linalg.norm(c)
 
 
 def F(t, A):
-    return Lop @ A + A @ Lop.T + b @ c.T
+    return E_op @ A + A @ E_op.T + b @ c.T
 
 
 def orth_rank_revealing(B):

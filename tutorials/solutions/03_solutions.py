@@ -47,21 +47,21 @@ for tol, rank in ((1.61, 1), (1.60, 2)):
 # One step augments `U0` (rank `r`) with the `r` columns of `K1`, so `U_hat` has at most
 # `2r` columns: the rank can at most double per step (2, 4, 8). Here it grows by two per
 # step, 2, 4, 6: this `F` creates at most two new directions per step in the range (the
-# operator `L` applied to the range, and the forcing `b`) and likewise in the co-range. The
+# operator `E` applied to the range, and the forcing `b`) and likewise in the co-range. The
 # explicit Euler iterates of the full problem show the same count of new directions, ranks
 # 3, 5, 7 (`2k + 1`). The low-rank solution has one direction fewer: its first step, from
-# rank 1, can add only one new column (`K1` has one column, a mixture of `L u` and `b`),
+# rank 1, can add only one new column (`K1` has one column, a mixture of `E u` and `b`),
 # and the later steps add two each, as the full iterates do.
 # (`augment_basis` keeps only directions above rounding, so nothing spurious is added.)
 
 # %%
 rng = np.random.default_rng(3)
 N = 40
-G = rng.standard_normal((N, N))
-Lop = (G - G.T) / np.sqrt(2 * N) - 0.5 * np.eye(N)
+R = rng.standard_normal((N, N))
+E_op = (R - R.T) / np.sqrt(2 * N) - 0.5 * np.eye(N)      # E = W - I/2
 b = rng.standard_normal((N, 1)); b /= np.linalg.norm(b)
 c = rng.standard_normal((N, 1)); c /= np.linalg.norm(c)
-F = lambda t, A: Lop @ A + A @ Lop.T + b @ c.T          # noqa: E731
+F = lambda t, A: E_op @ A + A @ E_op.T + b @ c.T          # noqa: E731
 Y = LowRank.random(rng, N, N, 1, singular_values=[1.0])
 A = Y.to_dense()
 ranks, full_ranks = [], []
