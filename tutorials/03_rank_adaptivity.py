@@ -32,7 +32,6 @@
 # %%
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -43,22 +42,12 @@ from lowrank_ref.checks import fit_slope, tolerance
 from lowrank_ref.integrators import adaptive_bug_step
 from lowrank_ref.truncation import truncate, truncation_rank
 
+from lowrank_ref.figures.display import show   # plt.show(); a PNG file only on request
 from lowrank_ref.threads import set_blas_threads
 
 set_blas_threads()   # the package's BLAS thread count (1) for this script: small products
                      # and factorisations are much slower with a thread pool (lowrank_ref.threads)
 FAST = os.environ.get("LOWRANK_REF_FAST") == "1"
-SAVE_TO = os.environ.get("LOWRANK_REF_TUTORIAL_OUT")   # a folder: figures are saved there too
-
-
-def show(fig, name):
-    """Show the figure where you read (under the cell in a notebook, in a window when run as a
-    script); save it as ``name.png`` only if LOWRANK_REF_TUTORIAL_OUT names a folder."""
-    if SAVE_TO:
-        Path(SAVE_TO).mkdir(parents=True, exist_ok=True)
-        fig.savefig(Path(SAVE_TO) / f"{name}.png", dpi=110)
-    plt.show()
-    plt.close(fig)
 T_START = time.perf_counter()
 
 rng = np.random.default_rng(3)

@@ -31,7 +31,6 @@
 # %%
 import os
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -42,24 +41,12 @@ from lowrank_ref.gradcheck import check_grad
 from lowrank_ref.lowrank_layers import LowRankDense
 from lowrank_ref.nn import MLP, Dense
 
+from lowrank_ref.figures.display import show   # plt.show(); a PNG file only on request
 from lowrank_ref.threads import set_blas_threads
 
 set_blas_threads()   # the package's BLAS thread count (1) for this script: small products
                      # and factorisations are much slower with a thread pool (lowrank_ref.threads)
 FAST = os.environ.get("LOWRANK_REF_FAST") == "1"
-SAVE_TO = os.environ.get("LOWRANK_REF_TUTORIAL_OUT")   # a folder: figures are saved there too
-
-
-def show(fig, name):
-    """Show the figure where you read (under the cell in a notebook, in a window when run as a
-    script); save it as ``name.png`` only if LOWRANK_REF_TUTORIAL_OUT names a folder."""
-    if SAVE_TO:
-        Path(SAVE_TO).mkdir(parents=True, exist_ok=True)
-        fig.savefig(Path(SAVE_TO) / f"{name}.png", dpi=110)
-    plt.show()
-    plt.close(fig)
-
-
 T_START = time.perf_counter()
 rng = np.random.default_rng(4)
 batch, n_in, n_hidden, n_out = (16, 12, 10, 5) if FAST else (64, 30, 20, 7)

