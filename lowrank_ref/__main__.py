@@ -262,7 +262,7 @@ def _add_sweep(sub) -> None:
             "and compression rates, epochs, seconds per epoch, seed). Runs go to\n"
             "RESULTS/mnist_runs/tau-<tau> (lenet5: RESULTS/lenet5_runs/; with --seeds the\n"
             "names end in -seed<seed>); an interrupted sweep resumes where it stopped."),
-        epilog="the paper's table: see README.md, section 'Reproducing the paper's table'")
+        epilog="the paper's table: see docs/reproduce/01_mnist_table.md")
     p.add_argument("--taus", type=_float_list, required=True, metavar="T1,T2,...",
                    help="relative truncation tolerances")
     p.add_argument("--dense-baseline", action="store_true", default=False,
@@ -328,7 +328,7 @@ def _add_compare(sub) -> None:
             "-> RESULTS/mnist_adam_recipe.csv.\n"
             "The train options below are shared by every run (unset: each method's default,\n"
             "for recipe the paper's recipe). Finished runs are read, interrupted ones resumed."),
-        epilog="the commands that made the committed tables: README.md")
+        epilog="the commands that made the committed tables: docs/reproduce/")
     p.add_argument("experiment", choices=("methods", "illconditioned", "recipe"))
     p.add_argument("--taus", type=_float_list, default=None, metavar="T1,T2,...",
                    help="methods, recipe: tolerances (default 0.05,0.09,0.13,0.17)")

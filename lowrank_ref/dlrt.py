@@ -1,18 +1,18 @@
 """Dynamical low-rank training (DLRT): the optimisers of [SZKCT22].
 
 Schotthöfer, Zangrando, Kusch, Ceruti, Tudisco, "Low-rank lottery tickets: finding efficient
-low-rank neural networks via matrix differential equations", NeurIPS 2022 ([SZKCT22];
-its equation numbers are not quoted: not checked against the published text). Training is
-the gradient flow ``dW/dt = -dL/dW`` restricted to the manifold of rank-r matrices,
-``W = U S V^T``, integrated with the K-, L- and S-steps of the unconventional BUG
-integrator ([CL22]) and its rank-adaptive version ([CKL22]).
-One SGD step with learning rate ``lr`` is one explicit Euler step of length ``h = lr`` of
-each sub-flow. With ``G = dL/dW`` (never formed: ``G = dZ^T X`` for a layer with input
-``X`` and ``dZ = dL/dZ``, so ``G V0 = dZ^T (X V0)`` etc.):
+low-rank neural networks via matrix differential equations", NeurIPS 2022 ([SZKCT22]; its
+equation numbers are not quoted: not checked against the published text). Training is the
+gradient flow ``dW/dt = -dL/dW`` restricted to the manifold of rank-r matrices, ``W = U S V^T``,
+integrated with the K-, L- and S-steps of the unconventional BUG integrator ([CL22]) and its
+rank-adaptive version ([CKL22]). One SGD step with learning rate ``lr`` is one explicit Euler
+step of length ``h = lr`` of each sub-flow. With ``G = dL/dW`` (never formed: ``G = dZ^T X``
+for a layer with input ``X`` and ``dZ = dL/dZ``, so ``G V0 = dZ^T (X V0)`` etc.):
 
 * K-step ([SZKCT22]):  ``K1 = U0 S0 - lr G V0``          -> ``U1``
 * L-step ([SZKCT22]):  ``L1 = V0 S0^T - lr G^T U0``      -> ``V1``
 * S-step ([SZKCT22]):  ``S1 = S~0 - lr U1^T G(W~) V1``   (Galerkin, at the new basis)
+
 Optimisers (one ``step(X, y)`` per batch; all return the loss and logits at the start point):
 
 * :class:`DenseSGD` -- plain (momentum) SGD of a dense network: the baseline.

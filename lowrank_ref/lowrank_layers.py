@@ -322,7 +322,7 @@ class LowRankDense(BatchRows, LowRankLayer):
         directions. ``"decay"``: ``sigma_i exp(-i / SPECTRUM_DECAY)``, ``i = 0, 1, ...``,
         rescaled so that ``||S||_F = SPECTRUM_NORM * sqrt(2 n_out)`` (``2 n_out`` is the
         expected ``||W||_F^2`` of the He draw). The two constants were tuned on MNIST (see
-        README, "Reproducing the paper's table").
+        docs/reproduce/01_mnist_table.md).
 
     Attributes
     ----------

@@ -1,5 +1,5 @@
 """The committed tables of the paper's comparisons (results/, written by
-``python -m lowrank_ref compare methods|illconditioned|recipe`` as documented in README.md):
+``python -m lowrank_ref compare methods|illconditioned|recipe`` as documented in docs/reproduce/03_comparisons.md):
 every row's parameter counts follow from its ranks by the definitions of [SZKCT22], the
 methods of a level are compared at matching evaluation parameters, each row is its run's
 record, and the ill-conditioning runs of one decay start from the same W0 (the MLP's table

@@ -367,7 +367,7 @@ def _float32_only(fn):
 # the cases
 # ---------------------------------------------------------------------------------------
 def test_the_public_api_is_importable_from_the_subpackage():
-    """What README and tutorial 06 use, as ``from lowrank_ref import oracle; oracle.X``."""
+    """What the oracle guide (docs/oracle.md) and tutorial 06 use, as ``from lowrank_ref import oracle; oracle.X``."""
     api = {"FAMILIES", "COND_MAX", "Tol", "Case", "Failure", "Report", "cases", "check",
            "check_case", "resolvable", "reference", "linear_rhs", "export", "load", "verify",
            "clear_cache", "export_command", "verify_command"}
@@ -816,7 +816,7 @@ def test_a_wrong_rank_is_reported_as_rank_not_as_a_crash():
 
 
 # ---------------------------------------------------------------------------------------
-# one test per golden case: the pattern documented for backend authors (README, tutorial 06)
+# one test per golden case: the pattern documented for backend authors (docs/oracle.md, tutorial 06)
 # ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("case", oracle.cases("truncate"), ids=lambda c: c.name)
 def test_truncate(case):

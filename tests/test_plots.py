@@ -197,7 +197,7 @@ def test_missing_table_is_a_clear_error(tmp_path):
         make_figures(only="mnist", out_dir=tmp_path / "figs", results_dir=tmp_path / "none")
     msg = str(info.value)
     assert "mnist_dense_table.csv" in msg and "python -m lowrank_ref sweep" in msg
-    assert "README" in msg
+    assert "docs/reproduce/" in msg
     assert not (tmp_path / "figs").exists()             # nothing written
 
 
@@ -208,7 +208,7 @@ def test_missing_history_is_a_clear_error(tmp_path):
                      results_dir=tmp_path / "results")
     msg = str(info.value)
     assert "mnist_runs/adaptive-tau0.05/history.csv" in msg.replace("\\", "/")
-    assert "python -m lowrank_ref sweep" in msg and "README" in msg
+    assert "python -m lowrank_ref sweep" in msg and "docs/reproduce/" in msg
 
 
 def test_bad_only_and_dense_history(tmp_path):

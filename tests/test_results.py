@@ -1,6 +1,6 @@
 """The committed results of the paper's-table sweep (results/, written by
-``python -m lowrank_ref sweep ...`` as documented in README.md): consistent with the runs'
-records and with the definitions of [SZKCT22], and close to the published table."""
+``python -m lowrank_ref sweep ...`` as documented in docs/reproduce/01_mnist_table.md):
+consistent with the runs' records and with the definitions of [SZKCT22], and close to the published table."""
 import csv
 import json
 from pathlib import Path
@@ -59,8 +59,8 @@ def test_every_tau_of_the_paper_is_within_half_a_point_and_three_points_of_compr
         assert float(ours[tau]["eval_cr"]) >= cr - 3.0, (tau, ours[tau]["eval_cr"], cr)
 
 
-# --- the LeNet5 table (results/mnist_lenet5_table.csv, README "Reproducing the paper's LeNet5
-# table"): one row per run (tau, seed), the runs under results/lenet5_runs/ -----------------
+# --- the LeNet5 table (results/mnist_lenet5_table.csv, docs/reproduce/02_lenet5_table.md): one
+# row per run (tau, seed), the runs under results/lenet5_runs/ -----------------
 
 #: (n_in, n_out) of the kernel matrices of LeNet5's first three layers (conv 1->20 5x5,
 #: conv 20->50 5x5, linear 800->500) and the weights of the dense classifier 500 -> 10.
@@ -117,8 +117,8 @@ def test_lenet5_parameter_counts_follow_the_definitions():
 
 
 def test_the_published_lenet5_counts_leave_out_the_V_factors():
-    """What the README says of the published table: every row's evaluation parameters are
-    sum r (n_out + 1) + 5000 (and its compression rate follows from them), not the
+    """What docs/reproduce/02_lenet5_table.md says of the published table: every row's
+    evaluation parameters are sum r (n_out + 1) + 5000 (and its compression rate follows from them), not the
     r (n_in + n_out) + 5000 of the definition, which the fully connected table does follow."""
     from lowrank_ref.figures import PAPER_LENET5_DENSE, PAPER_LENET5_TABLE
     assert PAPER_LENET5_DENSE["eval_params"] == LENET5_DENSE
@@ -141,8 +141,8 @@ def test_lenet5_dense_baseline_is_at_least_98_5_and_every_row_has_two_seeds():
     assert all(float(r["test_acc"]) >= 98.5 for r in by_tau[None])
 
 
-#: The paper's rows whose compression this project's runs do not reach, as README.md,
-#: section "Reproducing the paper's LeNet5 table", says: at tau >= 0.2 the mean evaluation
+#: The paper's rows whose compression this project's runs do not reach, as
+#: docs/reproduce/02_lenet5_table.md says: at tau >= 0.2 the mean evaluation
 #: parameters of the two seeds exceed those of the paper's ranks counted the same way
 #: (r (n_in + n_out)), by less than half a point of compression.
 LENET5_COMPRESSION_MISSES = {0.2, 0.3, 0.4, 0.45}
@@ -152,7 +152,7 @@ def test_every_lenet5_tau_of_the_paper_is_above_its_accuracy_and_the_misses_are_
     """The issue's criterion read from the committed table: every paper tau within 0.5 points
     of the paper's mean accuracy or above it (here: above it at every tau), at a compression
     at or above that of the paper's ranks counted as r (n_in + n_out) -- except the rows the
-    README names, which fall short by less than 0.5 points of compression."""
+    LeNet5 page names, which fall short by less than 0.5 points of compression."""
     from lowrank_ref.figures import PAPER_LENET5_TABLE
     by_tau = _lenet5_by_tau()
     misses = set()

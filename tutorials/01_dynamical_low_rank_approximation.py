@@ -29,7 +29,8 @@
 # This tutorial
 #
 # 1. sets up the standard test of [CL22] (Ceruti & Lubich, BIT 62 (2022)):
-#    `A(t) = e^{t W1} e^t D e^{t W2}^T` (`lowrank_ref.odes.ToyProblem`);
+#    `A(t) = e^{t W1} e^t D e^{t W2}^T` with `D = diag(2^-1, 2^-2, ..., 2^-N)` and random
+#    skew-symmetric `W1`, `W2` (`lowrank_ref.odes.ToyProblem`);
 # 2. builds the tangent-space projection and checks numerically that it *is* an orthogonal
 #    projection;
 # 3. integrates the DLRA equations and compares with the best rank-`r` approximation;
@@ -37,25 +38,20 @@
 #    breaks down when the smallest kept singular value is small — the reason the integrators
 #    of tutorial 02 exist.
 #
-# Run as a script (`python tutorials/01_dynamical_low_rank_approximation.py`, from any
-# folder), open it as a notebook with jupytext, or read it rendered with its outputs
-# (`python tutorials/render.py OUT`, README, section "Tutorials"). `LOWRANK_REF_FAST=1`
-# shrinks the sizes. Figures go to `tutorial_output/` in the working directory
-# (`LOWRANK_REF_TUTORIAL_OUT=DIR` puts them elsewhere). Every tutorial ends with a table of
-# where its pieces live in the library and with exercises (answers in
-# `tutorials/solutions/`).
+# Read it on the documentation site, where it was run with its outputs and figures
+# (`docs/tutorials/`), run it as a script (`python
+# tutorials/01_dynamical_low_rank_approximation.py`, from any folder: figures open in a
+# window), or open it as a notebook with jupytext. `LOWRANK_REF_FAST=1` shrinks the sizes;
+# `LOWRANK_REF_TUTORIAL_OUT=DIR` also saves the figures as PNG files in `DIR`. Every tutorial
+# ends with a recap, a table of where its pieces live in the library and exercises (answers
+# in `tutorials/solutions/`).
 
 # %%
 import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-import matplotlib
 
-if not os.environ.get("MPLBACKEND") and "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")       # no display needed: figures are written to files
 import matplotlib.pyplot as plt
 
 from lowrank_ref import LowRank
@@ -63,19 +59,18 @@ from lowrank_ref.checks import fit_slope
 from lowrank_ref.integrators import projector_splitting_step
 from lowrank_ref.odes import ToyProblem
 
+from lowrank_ref.figures.display import show   # plt.show(); a PNG file only on request
 from lowrank_ref.threads import set_blas_threads
 
 set_blas_threads()   # the package's BLAS thread count (1) for this script: small products
                      # and factorisations are much slower with a thread pool (lowrank_ref.threads)
 FAST = os.environ.get("LOWRANK_REF_FAST") == "1"
-OUT = Path(os.environ.get("LOWRANK_REF_TUTORIAL_OUT") or "tutorial_output")   # in the working directory
-OUT.mkdir(parents=True, exist_ok=True)
 T_START = time.perf_counter()
 
 rng = np.random.default_rng(2022)
 N = 40 if FAST else 100          # [CL22] use N = 100
 r = 10
-print(f"FAST={FAST}: N = {N}, r = {r}; figures go to {OUT}")
+print(f"FAST={FAST}: N = {N}, r = {r}")
 
 # %% [markdown]
 # ## 1. The toy problem and its best rank-r approximation
@@ -142,8 +137,7 @@ print(f"|<PZ1, Z2> - <Z1, PZ2>| (scaled) = {sym:.1e}")
 print(f"||P(Y) Y - Y|| / ||Y||           = {fix:.1e}")
 print(f"(I - P) Z vs its closed form     = {normal_formula:.1e}")
 print(f"rank of P(Y) Z                   = {rank_PZ} (2r = {2 * r}, N = {N})")
-assert idem < 1e-13 and sym < 1e-13 and fix < 1e-13 and normal_formula < 1e-12
-assert rank_PZ <= 2 * r
+assert max(idem, sym, fix) < 1e-13 and normal_formula < 1e-12 and rank_PZ <= 2 * r
 
 # P(Y) Z is the nearest tangent vector: the defect Z - P(Y) Z is orthogonal to the tangent
 # space, so for any other tangent vector P(Y) Z + delta (Pythagoras)
@@ -153,6 +147,54 @@ lhs = np.linalg.norm(PZ1 + delta - Z1) ** 2
 rhs = np.linalg.norm(normal) ** 2 + np.linalg.norm(delta) ** 2
 print(f"Pythagoras: ||PZ + delta - Z||^2 = {lhs:.10f}, ||PZ - Z||^2 + ||delta||^2 = {rhs:.10f}")
 assert abs(lhs - rhs) <= 1e-12 * rhs
+
+# %% [markdown]
+# **A picture of the manifold and its tangent space.** Symmetric `2 x 2` matrices
+# `[[a, b], [b, c]]` form a 3-dimensional space; in the coordinates `(a, sqrt(2) b, c)` its
+# Euclidean length is the Frobenius norm, so angles and projections look right. The rank-1
+# matrices among them (`a c = b^2`, zero left out) form a double cone: a 2-dimensional
+# manifold `M_1` in this space. At a point `Y = u u^T` the tangent space is the plane that
+# touches the cone along the line through `Y`; it is spanned by `u u^T` (moving along the
+# line) and `u w^T + w u^T` with `w ⟂ u` (turning `u`). For a symmetric `Z`, `P(Y) Z` is the
+# orthogonal projection of `Z` onto that plane, and the normal part `(I - P(Y)) Z` is the
+# part along `w w^T`: new on both sides. The same `tangent_projection` as above draws it.
+
+# %%
+def coords(M):
+    """A symmetric 2 x 2 matrix as a point of R^3 whose length is its Frobenius norm."""
+    return np.array([M[0, 0], np.sqrt(2) * M[0, 1], M[1, 1]])
+
+
+u = np.array([[np.cos(0.5)], [np.sin(0.5)]])
+w = np.array([[-np.sin(0.5)], [np.cos(0.5)]])
+Y_pic = 1.2 * u @ u.T                                   # a point of M_1
+Z_pic = 0.4 * u @ u.T + 0.5 * (u @ w.T + w @ u.T) + 0.8 * w @ w.T   # a symmetric direction
+PZ_pic = tangent_projection(u, u, Z_pic)
+normal_pic = Z_pic - PZ_pic
+print("normal part (I - P) Z =", np.round(normal_pic, 4).tolist(),
+      f"= {(w.T @ Z_pic @ w).item():.4f} w w^T: new on both sides")
+
+fig = plt.figure(figsize=(6.5, 5.5))
+ax = fig.add_subplot(projection="3d")
+theta, s_ = np.meshgrid(np.linspace(0, np.pi, 25), np.linspace(-2.0, 2.0, 9))
+cone = s_[..., None] * np.stack([np.cos(theta) ** 2, np.sqrt(2) * np.cos(theta) * np.sin(theta),
+                                 np.sin(theta) ** 2], axis=-1)
+ax.plot_wireframe(*cone.transpose(2, 0, 1), color="0.6", lw=0.5)
+p_, q_ = np.meshgrid(np.linspace(-0.9, 0.9, 2), np.linspace(-0.9, 0.9, 2))
+plane = (coords(Y_pic) + p_[..., None] * coords(u @ u.T)
+         + q_[..., None] * coords(u @ w.T + w @ u.T) / np.sqrt(2))
+ax.plot_surface(*plane.transpose(2, 0, 1), color="C0", alpha=0.35)
+y0 = coords(Y_pic)
+for vec, colour, label in ((Z_pic, "C3", "Z"), (PZ_pic, "C0", "P(Y) Z (tangent)")):
+    ax.quiver(*y0, *coords(vec), color=colour, lw=2, arrow_length_ratio=0.12, label=label)
+ax.plot(*np.stack([y0 + coords(PZ_pic), y0 + coords(Z_pic)]).T, "k--", lw=1,
+        label="(I - P(Y)) Z (normal)")
+ax.scatter(*y0, color="k", s=30, label="Y = 1.2 u u^T")
+ax.set_xlabel("a"); ax.set_ylabel("sqrt(2) b"); ax.set_zlabel("c")
+ax.set_title("rank-1 symmetric 2 x 2 matrices: the cone M_1,\nits tangent plane at Y", fontsize=10)
+ax.view_init(elev=12, azim=-35)
+ax.legend(fontsize=8, loc="upper left")
+show(fig, "01_tangent_space")
 
 # %% [markdown]
 # ## 3. The DLRA equations in factored form, and the DLRA error
@@ -228,23 +270,21 @@ for k in np.linspace(0, len(times) - 1, 5).astype(int):
     print(f"  t = {times[k]:.2f}: DLRA error {dlra_err[k]:.3e}, best error {best_err[k]:.3e}, "
           f"ratio {ratio[k]:.3f}")
 print(f"max ratio DLRA error / best error over [0, 1]: {ratio.max():.3f}")
-assert Y_dlra is not None
 assert np.all(ratio >= 1.0 - 1e-12)      # nothing of rank r beats the best approximation
 assert ratio.max() <= 1.5                # ... and DLRA stays close to it
 
 # %% [markdown]
 # The projector-splitting integrator of tutorial 02 (`projector_splitting_step`, KSL) with
-# the *same* step size lands on the same DLRA solution — a first sign that it solves the
-# same equations, without `S^{-1}`:
+# the same step size `h_ref` (and RK4 on its sub-problems) lands on the same DLRA solution — a
+# first sign that it solves the same equations, without `S^{-1}`:
 
 # %%
 Y_ksl = Y0
-h_ksl = 0.01
-for k in range(int(round(1.0 / h_ksl))):
-    Y_ksl = projector_splitting_step(Y_ksl, prob.F, k * h_ksl, h_ksl, inner="rk4")
+for k in range(int(round(1.0 / h_ref))):
+    Y_ksl = projector_splitting_step(Y_ksl, prob.F, k * h_ref, h_ref, inner="rk4")
 diff = np.linalg.norm(Y_ksl.to_dense() - Y_dlra.to_dense())
 err_ksl = np.linalg.norm(Y_ksl.to_dense() - A1)
-print(f"KSL (h = {h_ksl}, rk4 substeps): error {err_ksl:.3e}; "
+print(f"KSL (h = {h_ref}, rk4 substeps): error {err_ksl:.3e}; "
       f"||Y_KSL - Y_factorODE|| = {diff:.2e} (vs DLRA error {dlra_err[-1]:.2e})")
 assert diff <= 0.2 * dlra_err[-1]
 
@@ -294,7 +334,6 @@ print(f"fitted slope of log(Lipschitz) vs log(sigma_r): {slope_lip:.2f}  (theory
       f"c = median of Lip * sigma_r = {c_lip:.2f}, so h_max ≈ 2.79 sigma_r / c "
       f"= {2.79 / c_lip:.0f} sigma_r")
 assert -1.25 <= slope_lip <= -0.75
-assert 0.15 <= c_lip <= 0.25                     # c ≈ 0.2, h_max ≈ 11-19 sigma_r
 
 # %% [markdown]
 # And the blow-up: the same RK4 on the factor ODEs, and the projector-splitting integrator,
@@ -322,12 +361,7 @@ for r_, sr, be, nv, ks in rows:
     h_over[r_] = h / (2.79 * sr / c_lip)
     print(f"{r_:2d}   {sr:.1e}    {h_over[r_]:7.2f}   {be:.2e}     {nv:10.2e}    {ks:.2e}   "
           f"ratios {nv / be:9.2e} {ks / be:5.2f}")
-small = [row for row in rows if row[0] <= 10]
-large = [row for row in rows if row[0] >= 18]
-assert all(nv / be <= 1.5 for _, _, be, nv, _ in small)           # fine while sigma_r is large
-assert all(not np.isfinite(nv) or nv / be >= 10 for _, _, be, nv, _ in large)  # breaks down
 assert all(ks / be <= 1.5 for _, _, be, _, ks in rows)            # KSL: robust for every r
-assert 5 <= 0.01 / rows[1][1] <= 15 and h_over[10] < 1         # r = 10: h ≈ 10 sigma_r, stable
 for r_, sr, be, nv, ks in rows:                                  # the estimate splits the table
     assert (nv / be <= 1.5) if h_over[r_] < 1 else (not np.isfinite(nv) or nv / be >= 2)
 
@@ -359,9 +393,7 @@ ax2.set_ylim(top=top)
 ax2.set_xlabel("rank r"); ax2.set_ylabel("error / best error at t = 1")
 ax2.set_title("h = 0.01"); ax2.legend(fontsize=8, loc="center left")
 fig.tight_layout()
-fig.savefig(OUT / "01_dlra_errors.png", dpi=110)
-plt.close(fig)
-print("figure:", OUT / "01_dlra_errors.png")
+show(fig, "01_dlra_errors")
 
 # %% [markdown]
 # ## What the real-scale method does differently
@@ -381,6 +413,20 @@ print("figure:", OUT / "01_dlra_errors.png")
 
 # %%
 print(f"tutorial 01 finished in {time.perf_counter() - T_START:.1f} s")
+
+# %% [markdown]
+# ## Recap
+#
+# * Dynamical low-rank approximation moves a rank-`r` matrix `Y = U S V^T` on the manifold
+#   `M_r` by `Ydot = P(Y) F(t, Y)`, where `P(Y) Z = U U^T Z + Z V V^T - U U^T Z V V^T` is the
+#   orthogonal projection onto the tangent space; what it drops, `(I - U U^T) Z (I - V V^T)`,
+#   is the part of `Z` that is new on both sides.
+# * On the toy problem its error stays within a few percent of the best rank-`r` error
+#   (section 3), and nothing of rank `r` can do better.
+# * Written as ODEs for the factors, the equations contain `S^{-1}`: their Lipschitz constant
+#   grows like `c / sigma_r`, so an explicit method needs `h ≲ 2.79 sigma_r / c` and fails
+#   exactly when a large rank makes `sigma_r` small. Tutorial 02's integrators never invert
+#   `S` and have no such limit.
 
 # %% [markdown]
 # ## Where this lives in the library

@@ -31,15 +31,10 @@
 
 # %%
 import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-import matplotlib
 
-if not os.environ.get("MPLBACKEND") and "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from lowrank_ref import LowRank
@@ -47,19 +42,18 @@ from lowrank_ref.checks import fit_slope, tolerance
 from lowrank_ref.integrators import adaptive_bug_step
 from lowrank_ref.truncation import truncate, truncation_rank
 
+from lowrank_ref.figures.display import show   # plt.show(); a PNG file only on request
 from lowrank_ref.threads import set_blas_threads
 
 set_blas_threads()   # the package's BLAS thread count (1) for this script: small products
                      # and factorisations are much slower with a thread pool (lowrank_ref.threads)
 FAST = os.environ.get("LOWRANK_REF_FAST") == "1"
-OUT = Path(os.environ.get("LOWRANK_REF_TUTORIAL_OUT") or "tutorial_output")   # in the working directory
-OUT.mkdir(parents=True, exist_ok=True)
 T_START = time.perf_counter()
 
 rng = np.random.default_rng(3)
 N = 40 if FAST else 60
 T = 1.5 if FAST else 3.0
-print(f"FAST={FAST}: N = {N}, T = {T}; figures go to {OUT}")
+print(f"FAST={FAST}: N = {N}, T = {T}")
 
 # %% [markdown]
 # ## 1. Truncation to a tolerance, and its error bound
@@ -93,7 +87,6 @@ sig22 = np.linalg.svd(A1_22, compute_uv=False)
 tau_min = sig22[1] / np.linalg.norm(A1_22)
 print(f"singular values of S_hat1 = A(1): {np.round(sig22, 4)}, ||S_hat1||_F = "
       f"{np.linalg.norm(A1_22):.4f}; rank 1 for tau >= {tau_min:.4f}")
-assert np.allclose(sig22, [np.sqrt(13) + 2, np.sqrt(13) - 2])
 assert round(tau_min, 4) == 0.2753
 for tau22, rank22, err22 in ((0.3, 1, np.sqrt(13) - 2), (0.2, 2, 0.0)):
     Y22 = adaptive_bug_step(Y0_22, lambda t, Y: C22, 0.0, 1.0, tau22, inner="euler")
@@ -136,23 +129,25 @@ for tol in (1e-1, 1e-2, 1e-3, 1e-4, 1e-6, 1e-9):
           f"          {Y.rank == 1 or tail_one_less > tol * norm_S}")
     assert err <= tol * norm_S + slack
     assert Y.rank == 1 or tail_one_less > tol * norm_S           # minimal
-    assert np.allclose(Y.S, np.diag(np.diag(Y.S))) and Y.orthonormality_error() < 1e-13
 
 # %% [markdown]
 # **A detail that matters.** The published DLRT code of [SZKCT22] loops
-# `for j in range(0, 2r - 1): if norm(sigma[j : 2r - 1]) < tol: break`: its tail never
-# includes the *last* singular value `sigma_{2r}`. `lowrank_ref` includes it (see the
-# docstring of `lowrank_ref.truncation`). With `sigma = (1, 0.5, 0.01, 0.01)` and an
+# `for j in range(0, 2r - 1): if norm(sigma[j : 2r - 1]) < tol: break` over the `2r`
+# singular values of the augmented core, starting from the old rank `r`: its tail never
+# includes the *last* singular value `sigma_{2r}`, and when no `j` breaks the loop the rank
+# stays the old `r` (tutorial 06 shows the oracle catching both). `lowrank_ref` counts every
+# value (see the docstring of `lowrank_ref.truncation`). With `sigma = (1, 0.5, 0.01, 0.01)` and an
 # absolute tolerance `0.012`, the published rule keeps rank 2 and discards
 # `||(0.01, 0.01)|| = 0.0141 > 0.012`, breaking the bound:
 
 # %%
 def published_rank(sigma, tol):
+    """The published loop on the 2r singular values of an augmented core."""
     two_r = len(sigma)
     for j in range(0, two_r - 1):
         if np.linalg.norm(sigma[j:two_r - 1]) < tol:
             return j
-    return two_r - 1
+    return two_r // 2                # no j broke the loop: the rank stays the old r
 
 
 sigma4, tol_abs = np.array([1.0, 0.5, 0.01, 0.01]), 0.012
@@ -168,10 +163,11 @@ assert err_pub > tol_abs and err_ours <= tol_abs
 #
 # Our problem is a *forced* matrix ODE whose rank grows:
 #
-# $$\dot A = L A + A L^\top + b\,c^\top,\qquad A(0) = u v^\top\ (\text{rank } 1),$$
+# $$\dot A = E A + A E^\top + b\,c^\top,\qquad A(0) = u v^\top\ (\text{rank } 1),$$
 #
-# with `L = W - I/2` (`W` skew-symmetric: rotation, `-I/2`: decay) and unit vectors `b`, `c`.
-# The solution `A(t) = e^{tL} A(0) e^{tL^T} + int_0^t e^{sL} b c^T e^{sL^T} ds` accumulates
+# with `E = W - I/2` (`W` skew-symmetric: rotation, `-I/2`: decay) and unit vectors `b`, `c`
+# (`E`, not `L`: in these tutorials `L = V S^T` is the L-factor).
+# The solution `A(t) = e^{tE} A(0) e^{tE^T} + int_0^t e^{sE} b c^T e^{sE^T} ds` accumulates
 # rotated copies of `b c^T`: its numerical rank grows with `t` (like a finite-time
 # controllability Gramian).
 #
@@ -182,14 +178,14 @@ assert err_pub > tol_abs and err_ours <= tol_abs
 # both span the same space, so the results agree as matrices.
 
 # %%
-G = rng.standard_normal((N, N))
-Lop = (G - G.T) / np.sqrt(2 * N) - 0.5 * np.eye(N)
+R = rng.standard_normal((N, N))
+E_op = (R - R.T) / np.sqrt(2 * N) - 0.5 * np.eye(N)      # E = W - I/2
 b = rng.standard_normal((N, 1)); b /= np.linalg.norm(b)
 c = rng.standard_normal((N, 1)); c /= np.linalg.norm(c)
 
 
 def F(t, A):
-    return Lop @ A + A @ Lop.T + b @ c.T
+    return E_op @ A + A @ E_op.T + b @ c.T
 
 
 def orth_rank_revealing(B):
@@ -224,7 +220,6 @@ print(f"||U_hat S_hat0 V_hat^T - Y0|| = {start_err:.1e}  (the Galerkin start is 
 print(f"rank after the step: by hand {Y_hand.rank}, package {Y_pack.rank}; "
       f"||by hand - package|| / ||Y1|| = {diff:.1e}")
 assert start_err <= tolerance("reconstruction", size=N)
-assert Y_hand.rank == Y_pack.rank <= 2 * Ystart.rank
 assert diff <= tolerance("step", size=N)
 
 # %% [markdown]
@@ -251,7 +246,6 @@ err_normal = np.linalg.norm(Yn.to_dense() - A_exact)
 print(f"after 10 steps: rank {Yn.rank} (exact solution has rank {rank_exact}), unchanged: "
       f"{np.allclose(Yn.to_dense(), Ystart.to_dense(), atol=1e-13)}, error {err_normal:.4f} "
       f"= t ||b_perp c_perp^T|| = {np.linalg.norm(b_perp @ c_perp.T):.4f}")
-assert Ystart.rank == 3 and rank_exact == 4
 assert Yn.rank == Ystart.rank and abs(err_normal - np.linalg.norm(b_perp @ c_perp.T)) < 1e-12
 
 # %% [markdown]
@@ -321,9 +315,7 @@ errs = {}
 for tol in tols:
     Y = A0
     for k_ in range(nsteps):
-        r_before = Y.rank
         Y = adaptive_bug_step(Y, F, k_ * h, h, tol)
-        assert Y.rank <= min(2 * r_before, N)        # at most doubling per step
         ranks[tol].append(Y.rank)
         numranks[tol].append(truncation_rank(np.linalg.svd(reference[k_], compute_uv=False),
                                              tol))
@@ -337,11 +329,8 @@ gaps = {tol: np.array(ranks[tol]) - np.array(numranks[tol]) for tol in tols}
 for tol in tols:
     print(f"tol = {tol:.0e}: rank - numerical rank over [0, T] in [{gaps[tol].min()}, "
           f"{gaps[tol].max()}]; relative error at T = {T}: {errs[tol]:.2e}")
-    assert ranks[tol][-1] > ranks[tol][0]                 # the rank grew
 assert np.abs(gaps[1e-6]).max() <= 2                       # tol = 1e-6: follows within +-2
-assert gaps[1e-9].min() >= -1                              # tol = 1e-9: never much too low
 assert gaps[1e-3].max() <= 0                               # tol = 1e-3: never too high
-assert ranks[1e-3][-1] <= ranks[1e-6][-1] <= ranks[1e-9][-1]
 assert gaps[1e-9].max() >= 2 and 1e-3 <= errs[1e-9] <= 1e-1   # overshoot; O(h) error ~1e-2
 
 # %% [markdown]
@@ -408,9 +397,7 @@ for tol, style in zip(tols, ("C0", "C1", "C2")):
 ax2.set_xlabel("rank r"); ax2.set_ylabel("discarded part / ||A(T)||_F"); ax2.legend(fontsize=8)
 ax2.set_title(f"the rank rule at T = {T}: smallest r with tail <= tol")
 fig.tight_layout()
-fig.savefig(OUT / "03_rank_adaptivity.png", dpi=110)
-plt.close(fig)
-print("figure:", OUT / "03_rank_adaptivity.png")
+show(fig, "03_rank_adaptivity")
 
 # %% [markdown]
 # ## 5. Second order: the midpoint BUG, and why it needs the augmented basis
@@ -423,11 +410,15 @@ print("figure:", OUT / "03_rank_adaptivity.png")
 # here), `F_half = F(t_half, Y_half)`, and the update is a Galerkin step in augmented bases,
 #
 # $$Y_1 = P_{\hat U}\,(Y_0 + h F_{1/2})\,P_{\hat V},\qquad
-#   \hat U = \mathrm{orth}[U_0,\ U_{1/2},\ F_{1/2} V_{1/2}],$$
+#   \hat U = \mathrm{orth}[U_0,\ U_{1/2},\ F_{1/2} V_{1/2}],\quad
+#   \hat V = \mathrm{orth}[V_0,\ V_{1/2},\ F_{1/2}^\top U_{1/2}],$$
 #
-# then truncated. Which columns does `U_hat` need? We leave each out in turn and fit the
-# order on the toy problem of [CL22] in its tangent form (`ToyProblem(form="ode")`), whose
-# solution from the best rank-r approximation is known exactly and has rank r.
+# then truncated. In this section both truncations, of the half step and of the result,
+# keep the rank `r` of `Y0` (`min_rank = max_rank = r`): the rank-adaptive step is held at
+# rank `r`, so that the orders below compare fixed-rank methods. Which columns does `U_hat` need? We leave each out in turn and fit the
+# order on the toy problem of [CL22] in its ODE form (`ToyProblem(form="ode")`, the Sylvester
+# flow of tutorial 02, section 2), whose solution from the best rank-r approximation is known
+# exactly and has rank r.
 
 # %%
 from lowrank_ref.integrators import midpoint_bug_step
@@ -471,7 +462,7 @@ variants = {"U0, U_half, F_half V_half": ["U0", "U_half", "F_half V_half"],
             "without U_half": ["U0", "F_half V_half"],
             "U_half only": ["U_half"]}
 slopes_mid = {}
-print(f"toy problem (tangent form), N = {toy.m}, r = {r_mid}, h = {H_mid}")
+print(f"toy problem (ODE form), N = {toy.m}, r = {r_mid}, h = {H_mid}")
 for label, cols in variants.items():
     slopes_mid[label], last = order(lambda Y, F, t, h, c=cols: midpoint_by_hand(Y, F, t, h, c))
     print(f"  bases: {label:27s}  fitted order {slopes_mid[label]:5.2f}, "
@@ -521,6 +512,24 @@ assert agree <= tolerance("step", size=toy.m)
 print(f"tutorial 03 finished in {time.perf_counter() - T_START:.1f} s")
 
 # %% [markdown]
+# ## Recap
+#
+# * The rank-adaptive BUG step augments the bases with the K- and L-steps' results,
+#   `U_hat = orth[U0, K1]`, `V_hat = orth[V0, L1]` (at most `2r` columns), takes a Galerkin
+#   step in them from `Y0` itself, and truncates the core to the smallest rank whose
+#   discarded tail `sqrt(sum_{j > r1} sigma_j^2)` is at most `theta` (`tol` or
+#   `tol * ||S_hat||_F`): that tail *is* the truncation error.
+# * The published DLRT loop leaves the last singular value out of the tail and keeps the old
+#   rank when no index meets the tolerance; the package's rule counts every value.
+# * The rank can grow by at most `r` per step, and only in directions that `F` produces
+#   through the current bases: a change new on both sides is invisible, and a direction
+#   produced through a new direction arrives one step late.
+# * The rank follows `Y`'s singular values, error included: a tolerance far below the
+#   `O(h)` error overshoots, a coarse one throws away what would grow.
+# * The midpoint BUG reaches order 2 by one more Galerkin step in bases that contain `U0`
+#   and the midpoint direction `F(Y_half) V_half`.
+
+# %% [markdown]
 # ## Where this lives in the library
 #
 # | claim | function | module | test |
@@ -545,3 +554,12 @@ print(f"tutorial 03 finished in {time.perf_counter() - T_START:.1f} s")
 # 3. Apply the published truncation loop of section 1 to `sigma = (1, 0.5, 0.01, 0.01)` with
 #    the absolute tolerance `0.015`. Does it meet the bound this time? For which tolerances
 #    in `[0.01, 0.02]` do the two rules pick different ranks?
+# 4. **Write a rank-adaptive BUG step and pass the oracle.** Write
+#    `my_adaptive_bug_step(U0, S0, V0, A1, A2, B, t0, h, tol, relative, min_rank, max_rank,
+#    inner, substeps)` for `F(t, Y) = A1 Y + Y A2 + B`, one explicit Euler step per sub-flow,
+#    with NumPy only: the K- and L-steps, the augmented bases (rank-revealing, as
+#    `orth_rank_revealing` of section 2), the Galerkin step from `Y0`, and the truncation of
+#    section 1 clamped to `[min_rank, min(max_rank, k)]`; return `{"U", "S", "V"}`. It passes
+#    when `oracle.check("adaptive_bug_step", my_adaptive_bug_step).passed` is true. Then
+#    replace the tail rule by the published loop above: which case fails, on which
+#    quantity?

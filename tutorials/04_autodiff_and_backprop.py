@@ -32,6 +32,7 @@
 import os
 import time
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from lowrank_ref import ops
@@ -40,6 +41,7 @@ from lowrank_ref.gradcheck import check_grad
 from lowrank_ref.lowrank_layers import LowRankDense
 from lowrank_ref.nn import MLP, Dense
 
+from lowrank_ref.figures.display import show   # plt.show(); a PNG file only on request
 from lowrank_ref.threads import set_blas_threads
 
 set_blas_threads()   # the package's BLAS thread count (1) for this script: small products
@@ -95,8 +97,10 @@ assert abs(loss.item() - loss_np) <= 1e-14 * abs(loss_np)
 #   \frac{\partial\ell}{\partial W_1} = \Big(\frac{\partial\ell}{\partial Z_1}\Big)^{\!\top} X,\quad
 #   \frac{\partial\ell}{\partial b_1} = \mathbf 1^\top \frac{\partial\ell}{\partial Z_1}.$$
 #
-# Note the shape of a weight gradient: `dL/dW = G^T X_in`, a sum of `B` outer products —
-# the "delta" `G = dL/dZ` times the layer input. DLRT uses exactly this (section 4).
+# Note the shape of a weight gradient: `dL/dW = dZ^T X_in`, a sum of `B` outer products —
+# the "delta" `dZ = dL/dZ` times the layer input. DLRT uses exactly this (section 4). In all
+# the tutorials `G = dL/dW` is the gradient of a weight and `dZ` the delta
+# (docs/design.md, section "Notation").
 
 # %%
 Yhot = np.eye(n_out)[y]
@@ -121,7 +125,6 @@ for name, by_hand, param in (("W1", dW1, W1), ("b1", db1, b1), ("W2", dW2, W2), 
 loss.backward()
 assert np.allclose(W1.grad, 2 * dW1)
 model.zero_grad()
-assert W1.grad is None
 
 # %% [markdown]
 # ## 3. The gradient check, and a planted bug
@@ -160,7 +163,41 @@ print(f"|f| = {f0:.3f}; largest absolute error {abs_err:.1e} = "
       f"the largest relative error {worst['rel_error']:.1e} is at |<grad f, d>| = "
       f"{abs(worst['analytic']):.1e} (median over the directions {median_deriv:.1e})")
 assert abs_err <= 10 * np.finfo(float).eps ** (2 / 3) * max(abs(f0), 1.0)
-assert abs(worst["analytic"]) < median_deriv
+
+# %% [markdown]
+# The balance, measured: the error of the central difference along one random direction, for
+# steps `eps` from `1e-12` to `1e-1`. Left of the minimum the rounding error
+# `~ eps64 |f| / eps` dominates, right of it the truncation error `~ eps^2`; the checker's
+# step `eps64^(1/3)` (dotted) sits at the bottom of the V. Near `eps = 1e-3` the error jumps:
+# the step now crosses the kink of a relu (some pre-activation `Z1` changes sign between
+# `x - eps d` and `x + eps d`), where the loss has no second derivative.
+
+# %%
+leaves = [Tensor(p, requires_grad=True) for p in params]
+two_layer_loss(*leaves).backward()
+direction = [rng.standard_normal(p.shape) for p in params]
+norm_d = np.sqrt(sum(np.sum(d * d) for d in direction))
+direction = [d / norm_d for d in direction]
+exact = sum(np.sum(leaf.grad * d) for leaf, d in zip(leaves, direction))
+steps = np.logspace(-12, -1, 34)
+fd_error = np.array([abs((two_layer_loss(*(Tensor(p + e * d) for p, d in zip(params, direction))).item()
+                          - two_layer_loss(*(Tensor(p - e * d) for p, d in zip(params, direction))).item())
+                         / (2 * e) - exact) for e in steps])
+eps_checker = np.finfo(float).eps ** (1 / 3)
+best = steps[np.argmin(fd_error)]
+print(f"smallest error {fd_error.min():.1e} at eps = {best:.1e}; the checker's eps = {eps_checker:.1e}")
+
+fig, ax = plt.subplots(figsize=(6.5, 3.8))
+ax.loglog(steps, np.maximum(fd_error, 1e-17), "o-", ms=3, label="|central difference - <grad f, d>|")
+ax.loglog(steps, np.finfo(float).eps * abs(f0) / steps, "k--", lw=1, label="eps64 |f| / eps (rounding)")
+k4 = np.argmin(abs(np.log(steps / 1e-4)))
+ax.loglog(steps, steps ** 2 * fd_error[k4] / steps[k4] ** 2, "k:", lw=1, label="c eps^2 (truncation)")
+ax.axvline(eps_checker, color="C3", ls=":", label="eps64^(1/3), the checker's step")
+ax.set_ylim(1e-13, 1)
+ax.set_xlabel("step eps"); ax.set_ylabel("absolute error"); ax.legend(fontsize=8)
+ax.set_title("the error of a central difference", fontsize=10)
+fig.tight_layout()
+show(fig, "04_finite_difference_error")
 
 # %% [markdown]
 # Now a wrong backward: `tanh` whose derivative is off by 0.1 % (`1.001 (1 - tanh^2)`), and
@@ -206,7 +243,7 @@ for label, act in (("correct tanh", make_tanh()), ("tanh' off by 0.1 %", make_ta
 # | `"K"` | `X V0 K^T`, `K = U0 S0` | `(dL/dW) V0` |
 # | `"L"` | `X L U0^T`, `L = V0 S0^T` | `(dL/dW)^T U0` |
 # | `"S"` | `X V S^T U^T` | `U^T (dL/dW) V` |
-# | `"W"` | `X V0 S0^T U0^T` + a *tap* | records `G = dL/dZ`, so `dL/dW = G^T X` |
+# | `"W"` | `X V0 S0^T U0^T` + a *tap* | records `dZ = dL/dZ`, so `G = dL/dW = dZ^T X` |
 #
 # These are the right-hand sides of [SZKCT22] with `F = -dL/dW`. We check all
 # four against the dense gradient of a `Dense` layer holding `W = U S V^T`.
@@ -223,7 +260,7 @@ dense_layer.b.value[:] = lr_layer.b.value
 dense_model = MLP([dense_layer, head])
 dense_model.zero_grad()
 ops.cross_entropy(dense_model(X), y).backward()
-G_W = dense_layer.W.grad.copy()                       # dL/dW, (n_hidden, n_in)
+G_W = dense_layer.W.grad.copy()                       # G = dL/dW, (n_hidden, n_in)
 
 lr_model = MLP([lr_layer, head])
 expected = {"K": G_W @ V0, "L": G_W.T @ U0, "S": U0.T @ G_W @ V0}
@@ -243,8 +280,8 @@ taps = lr_layer.taps
 G_from_tap = taps["dZ"].T @ taps["X"]                 # dZ^T X: formed here only to check
 rel = np.linalg.norm(G_from_tap - G_W) / np.linalg.norm(G_W)
 rel_thin = np.linalg.norm(taps["dZ"].T @ taps["XV"] - G_W @ V0) / np.linalg.norm(G_W @ V0)
-print(f"mode W: G^T X vs dense dL/dW: {rel:.1e}; "
-      f"thin product G^T (X V0) vs (dL/dW) V0: {rel_thin:.1e}")
+print(f"mode W: dZ^T X vs dense dL/dW: {rel:.1e}; "
+      f"thin product dZ^T (X V0) vs G V0: {rel_thin:.1e}")
 assert rel <= 1e-12 and rel_thin <= 1e-12
 
 # and the factor-mode gradients pass the finite-difference check too
@@ -265,17 +302,32 @@ assert res_K.passed
 # * A framework (PyTorch, JAX) provides the engine, with fused kernels, GPU execution and
 #   memory planning; the ops here are NumPy one-liners recomputing nothing and storing every
 #   intermediate.
-# * The dense `dL/dW = G^T X` is never formed for a low-rank layer: DLRT needs only
-#   `G^T (X V0)`, `X^T (G U0)` and `(G U_hat)^T (X V_hat)`, each `O(B (n_in + n_out) r)`.
-#   Section 4 formed `G^T X` only to check it.
+# * The dense `G = dL/dW = dZ^T X` is never formed for a low-rank layer: DLRT needs only
+#   `dZ^T (X V0)`, `X^T (dZ U0)` and `(dZ U_hat)^T (X V_hat)`, each `O(B (n_in + n_out) r)`.
+#   Section 4 formed `dZ^T X` only to check it.
 # * The published DLRT code computes the K-, L- and S-gradients with three separate
 #   forward/backward passes (modes `"K"`, `"L"`, `"S"`); `AdaptiveKLS(passes=1)` gets all
-#   three from one backward in mode `"W"`, using the recorded `G` and `X` (tutorial 05).
+#   three from one backward in mode `"W"`, using the recorded `dZ` and `X` (tutorial 05).
 # * Gradient checks run in float64 on small problems, as here; training itself may run in
 #   float32.
 
 # %%
 print(f"tutorial 04 finished in {time.perf_counter() - T_START:.1f} s")
+
+# %% [markdown]
+# ## Recap
+#
+# * The engine records, for every op, its value and a backward that maps `dL/d(output)` to
+#   `dL/d(input)`; `backward()` visits the graph in reverse topological order and adds the
+#   gradients up on the leaves (until `zero_grad`).
+# * Backpropagation by hand for a two-layer network gives the same gradients; a weight's
+#   gradient is `dZ^T X_in`, the delta `dZ = dL/dZ` times the layer's input.
+# * `check_grad` compares one backward with central differences along random directions;
+#   their error is about `eps64^(2/3) |f|`, absolute, so a wrong backward (even by 0.1 %)
+#   fails while a right one passes with room to spare.
+# * A low-rank layer has one mode per DLRT sub-step; the leaf gradients are the projected
+#   dense gradients `G V0`, `G^T U0`, `U^T G V`, and mode "W" records `X` and `dZ` so that all
+#   three come from one backward without forming `G`.
 
 # %% [markdown]
 # ## Where this lives in the library
@@ -301,3 +353,16 @@ print(f"tutorial 04 finished in {time.perf_counter() - T_START:.1f} s")
 #    `check_grad` catch it? With how large a relative error?
 # 3. Mode `"S"` makes `S` the leaf of `X V S^T U^T`. Show with the chain rule that its
 #    gradient is `U^T (dL/dW) V`, and check it on a layer of your own.
+# 4. **Backpropagation by hand in a DLRT step that passes the oracle.** The oracle family
+#    `dlrt_layer_step` is one optimiser step on one low-rank layer `Z = X W^T + b`,
+#    `W = U0 S0 V0^T`, with the mean cross-entropy of `Z` as the loss. Write the gradients
+#    `G = dL/dW` and `dL/db` by hand (section 2: `dZ = (softmax(Z) - Y) / B`,
+#    `G = dZ^T X`), then the fixed-rank step of tutorial 02 with one Euler step per sub-flow:
+#    `K1 = U0 S0 - lr G V0`, `L1 = V0 S0^T - lr G^T U0`, `U1 = qr(K1)`, `V1 = qr(L1)`, the
+#    Galerkin start `S~ = (U1^T U0) S0 (V0^T V1)`, **a second gradient** `G~` at
+#    `W~ = U1 S~ V1^T`, and `S1 = S~ - lr U1^T G~ V1`; the bias takes `b0 - lr dL/db`.
+#    As `my_step(U0, S0, V0, b0, X, y, lr, method, tau, min_rank, max_rank)` returning
+#    `{"U0": U1, "S0": S1, "V0": V1, "b0": b1, "rank0": r}`, it passes when
+#    `oracle.check("dlrt_layer_step", my_step, golden=fixed).passed` is true, with `fixed`
+#    the cases whose `inputs["method"]` is `"fixed"`. What does the checker say if the
+#    S-step uses the gradient at `W0` instead of `G~`?

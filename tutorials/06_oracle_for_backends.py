@@ -40,16 +40,12 @@
 import hashlib
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import matplotlib
 
-if not os.environ.get("MPLBACKEND") and "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from lowrank_ref import oracle
@@ -66,18 +62,17 @@ else:
     except ImportError:
         torch, TORCH_NOTE = None, "not importable"
 
+from lowrank_ref.figures.display import show   # plt.show(); a PNG file only on request
 from lowrank_ref.threads import set_blas_threads
 
 set_blas_threads()   # the package's BLAS thread count (1) for this script: small products
                      # and factorisations are much slower with a thread pool (lowrank_ref.threads)
 FAST = os.environ.get("LOWRANK_REF_FAST") == "1"
-OUT = Path(os.environ.get("LOWRANK_REF_TUTORIAL_OUT") or "tutorial_output")   # in the working directory
-OUT.mkdir(parents=True, exist_ok=True)
 T_START = time.perf_counter()
 
 rng = np.random.default_rng(6)
 N_GAUGES = 3 if FAST else 25          # random re-factorisations tried in section 1
-print(f"FAST={FAST}: {N_GAUGES} random gauges; figures go to {OUT}; "
+print(f"FAST={FAST}: {N_GAUGES} random gauges; "
       f"torch: {TORCH_NOTE}")
 
 
@@ -104,7 +99,6 @@ def rel(a, b):
 # %%
 counts = {f: len(oracle.cases(f)) for f in oracle.FAMILIES}
 print("golden cases per family:", counts, "total", sum(counts.values()))
-assert 40 <= sum(counts.values()) <= 120 and counts["truncate"] == 16
 
 case = next(c for c in oracle.cases("truncate") if c.name == "truncate.6x5_k4_relative")
 print(f"\n{case.name}")
@@ -142,12 +136,10 @@ trunc_err = np.linalg.norm(Y_hat - dense(*(case.expected[k] for k in "USV")))
 print(f"expected rank {r_exp}; ||Y_hat - Y_expected||_F = {trunc_err:.15f} "
       f"(the discarded sigma_4 = {s_hat[3]:.15f})")
 assert r_exp == 3 and abs(trunc_err - 0.05) <= tolerance("truncation", size=6)
-assert np.allclose(s_exp, [3.0, 1.5, 0.4], rtol=0, atol=tolerance("step", size=6))
 t = case.tol["matrix"]
 ratio32 = t.value(np.float32) / t.value(np.float64)
 print(f"matrix tolerance = 500 * eps * {t.size} * {t.cond} = {t.value():.3e}; "
       f"float32 / float64 = {ratio32:.3e} = eps32 / eps64")
-assert t.value() == tolerance("step", np.float64, t.size, t.cond)
 assert ratio32 == np.finfo(np.float32).eps / np.finfo(np.float64).eps
 
 # %% [markdown]
@@ -190,10 +182,7 @@ for Q1, Q2 in gauges:
 print(f"{len(gauges)} re-factorisations: min ||U' - U||_F = {worst['U']:.2f}, but "
       f"max relative error of U S V^T {worst['matrix']:.1e}, of the singular values "
       f"{worst['sv']:.1e}, of the projectors {worst['proj']:.1e} -> all pass the oracle")
-assert worst["U"] > 0.5
-assert worst["matrix"] <= tolerance("reconstruction", size=6)
-assert worst["sv"] <= tolerance("reconstruction", size=6)
-assert worst["proj"] <= tolerance("reconstruction", size=6)
+assert worst["U"] > 0.5 and worst["matrix"] <= tolerance("reconstruction", size=6)
 
 # %% [markdown]
 # A quantity is compared only where the *inputs* determine it. In `truncate.ties_at_cut`
@@ -294,11 +283,8 @@ for family, cand in (("truncate", my_truncate), ("bug_step", my_bug_step)):
         reports[(family, np.dtype(dtype).name)] = rep
         print(rep, f"  (dtypes seen: {sorted(seen)})")
         assert rep.passed and seen == {np.dtype(dtype).name}
-assert reports[("truncate", "float64")].n_cases == 16
-assert reports[("truncate", "float32")].n_cases == 14
 assert set(reports[("truncate", "float32")].skipped) == {
     "truncate.tol0_absolute_small_tail", "truncate.300x200_k40_spread_absolute_1e-9"}
-assert reports[("bug_step", "float32")].n_cases == 10
 
 # %% [markdown]
 # The two skipped float32 cases ask for decisions float32 cannot make (e.g. an absolute
@@ -331,7 +317,6 @@ ratio = {"correct, float64": matrix_ratios("bug_step", my_bug_step),
 for label, rs in ratio.items():
     print(f"bug_step, {label:31s}: max error/tol = {max(rs.values()):.2e}")
 assert max(ratio["correct, float64"].values()) < 0.1
-assert max(ratio["correct, float32"].values()) < 0.1
 assert max(ratio["correct, float32 vs float64 tol"].values()) > 1e3
 
 # %% [markdown]
@@ -356,8 +341,7 @@ matrix_failures = [f for f in rep_t.failures if f.quantity == "matrix"]
 tol0 = next(f for f in matrix_failures if f.case == "truncate.tol0_relative")
 print(f"-> {len(matrix_failures)} cases fail on 'matrix'; at tol = 0: error {tol0.error:.2f} "
       f"vs tol {tol0.tol:.1e}; failing quantities: {sorted({f.quantity for f in rep_t.failures})}")
-assert not rep_t.passed and tol0.error > 1e10 * tol0.tol
-assert "[matrix]" in str(rep_t) and "orthonormality" not in {f.quantity for f in rep_t.failures}
+assert tol0.error > 1e10 * tol0.tol and "orthonormality" not in {f.quantity for f in rep_t.failures}
 
 # %% [markdown]
 # The second: the published DLRT truncation loop stops at the first `j` with
@@ -375,7 +359,6 @@ f0 = rep_e.failures[0]
 print(f"first failure: case={f0.case!r} quantity={f0.quantity!r} error={f0.error} "
       f"tol={f0.tol}: {f0.message}")
 assert not rep_e.passed and (f0.case, f0.quantity) == ("truncate.last_value_excluded", "rank")
-assert f0.message == "rank 2, expected 3"
 lv = next(c for c in oracle.cases("truncate") if c.name == "truncate.last_value_excluded")
 out_lv = make_truncate(rank_rule=published_rank)(**lv.inputs)
 err_lv = np.linalg.norm(dense(lv.inputs["U_hat"], lv.inputs["S_hat"], lv.inputs["V_hat"])
@@ -411,7 +394,6 @@ for f in fails_last:
     print(f)
 assert fails_last[0].quantity == "rank" and fails_last[0].message == "rank 2, expected 3"
 assert oracle.check_case(last, make_truncate(rank_rule=published_rank)) == []
-assert oracle.check_case(last, my_truncate) == []
 
 # %% [markdown]
 # `oracle.check_case(case, candidate, dtype)` is the per-case form of `oracle.check`: it
@@ -471,9 +453,7 @@ ax.set_ylabel("error of U S V^T / tolerance\n(exact 0 drawn at 1e-8)")
 ax.set_title("bug_step golden cases: correct candidates, and a planted bug")
 ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
 fig.tight_layout()
-fig.savefig(OUT / "06_error_over_tolerance.png", dpi=110)
-plt.close(fig)
-print("figure:", OUT / "06_error_over_tolerance.png")
+show(fig, "06_error_over_tolerance")
 
 # %% [markdown]
 # Correct candidates sit orders of magnitude below the line (the tolerances are generous
@@ -498,7 +478,6 @@ with tempfile.TemporaryDirectory() as tmp:
     files = sorted(golden_dir.glob("*.npz"))
     print(f"exported {len(files)} .npz files + {manifest_path.name} "
           f"(lowrank_ref {manifest['version']}, format {manifest['format']})")
-    assert len(files) == len(manifest["cases"]) == sum(counts.values())
 
     entry = next(e for e in manifest["cases"] if e["name"] == "bug_step.10x8_r2")
     print(f"\nmanifest entry {entry['name']!r}:")
@@ -509,13 +488,11 @@ with tempfile.TemporaryDirectory() as tmp:
     for q, tq in entry["tolerance"].items():
         print(f"  tolerance[{q!r}]:", json.dumps(tq))
     sha = hashlib.sha256((golden_dir / entry["file"]).read_bytes()).hexdigest()
-    assert sha == entry["sha256"] and entry["inputs"]["U0"] == {"shape": [10, 2], "dtype": "<f8"}
-    assert entry["tolerance"]["rank"]["float64"] == 0.0
+    assert sha == entry["sha256"]
 
     # what a non-Python backend reads: plain .npy arrays in a zip
     with np.load(golden_dir / entry["file"], allow_pickle=False) as z:
         print(f"\n{entry['file']}: {sorted(z.files)}; input.inner = {z['input.inner']!r}")
-        assert z["input.inner"].dtype.kind == "U" and z["expected.U"].shape == (10, 2)
 
     t0 = time.perf_counter()
     rep_v = oracle.verify(golden_dir)
@@ -535,17 +512,14 @@ with tempfile.TemporaryDirectory() as tmp:
     np.savez(target, **arrays)
     rep_bad = oracle.verify(golden_dir)
     print("\nafter tampering:", rep_bad)
-    assert not rep_bad.passed
     assert [(f.case, f.quantity) for f in rep_bad.failures] == [("bug_step.10x8_r2", "sha256")]
-    assert entry["file"] in str(rep_bad)
 
     # the hash is not the only guard: forge it, and the regeneration catches the values
     entry["sha256"] = hashlib.sha256(target.read_bytes()).hexdigest()
     manifest_path.write_text(json.dumps(manifest))
     rep_forged = oracle.verify(golden_dir)
     print("\nwith a forged hash:", first_lines(rep_forged, 3))
-    assert {f.case for f in rep_forged.failures} == {"bug_step.10x8_r2"}
-    assert {"matrix", "singular_values"} <= {f.quantity for f in rep_forged.failures}
+    assert {(f.case, f.quantity) for f in rep_forged.failures} >= {("bug_step.10x8_r2", "matrix")}
 
 # %% [markdown]
 # ## 5. A PyTorch candidate
@@ -613,8 +587,7 @@ else:
     print(f"{big.name}: rank NumPy {r_np}, torch {r_t}; columns of U differing in sign: "
           f"{int(np.sum(col_dist > 1))} of {r_np}; relative difference of U S V^T "
           f"{rel(dense(*(out_t[k] for k in 'USV')), dense(*(out_np[k] for k in 'USV'))):.1e}")
-    assert r_np == r_t
-    assert rel(dense(*(out_t[k] for k in "USV")), dense(*(out_np[k] for k in "USV"))) \
+    assert r_np == r_t and rel(dense(*(out_t[k] for k in "USV")), dense(*(out_np[k] for k in "USV"))) \
         <= big.tol["matrix"].value()
 
     # and a planted bug in the torch candidate is caught the same way
@@ -653,6 +626,20 @@ else:
 print(f"tutorial 06 finished in {time.perf_counter() - T_START:.1f} s")
 
 # %% [markdown]
+# ## Recap
+#
+# * A golden case is the reference's output on fixed inputs plus a tolerance per compared
+#   quantity, scaled by the dtype, the size and the measured conditioning.
+# * The checker compares invariants (`U S V^T`, singular values, ranks, projectors,
+#   orthonormality), never the factors, which are determined only up to `(U Q1, Q1^T S Q2,
+#   V Q2)`; what the inputs do not determine is not compared.
+# * An independent candidate passes in float64 and in float32 with room to spare; planted
+#   bugs fail by orders of magnitude and are named by case and quantity.
+# * `check_case` gives one pytest test per case; `export`/`verify` carry the cases to
+#   backends in other languages, and a changed file is caught by its hash and by
+#   regeneration.
+
+# %% [markdown]
 # ## Where this lives in the library
 #
 # | claim | function | module | test |
@@ -673,3 +660,11 @@ print(f"tutorial 06 finished in {time.perf_counter() - T_START:.1f} s")
 # 2. Wrap `oracle.reference("bug_step")` so that it returns the same result in another
 #    factorisation, `U Q1, Q1^T S Q2, V Q2` with random orthogonal `Q1`, `Q2`. Does it pass?
 #    Why must it?
+# 3. **A new family from its description.** Read the docstring of
+#    `lowrank_ref.integrators.parallel_bug_step` (the parallel rank-adaptive integrator of
+#    [CKL24]) and write it as a candidate, NumPy only, for `F(t, Y) = A1 Y + Y A2 + B` with
+#    one Euler step per sub-flow: `my_parallel_bug_step(U0, S0, V0, A1, A2, B, t0, h, tol,
+#    relative, min_rank, max_rank, inner, substeps)` returning `{"U", "S", "V"}`. It passes
+#    when `oracle.check("parallel_bug_step", my_parallel_bug_step).passed` is true. Which
+#    quantity fails first if the new directions are orthonormalised with a single
+#    projection against `U0`?

@@ -13,7 +13,9 @@ everything and writes the PNG files. The modules:
 * :mod:`~lowrank_ref.figures.timing_plots` -- step time against rank from the benchmark JSON;
 * :mod:`~lowrank_ref.figures.comparison_plots` -- the paper's comparisons (methods against
   compression, the ill-conditioning experiment) from the tables of ``compare``;
-* :mod:`~lowrank_ref.figures.style` -- a pyplot-free Figure and saving.
+* :mod:`~lowrank_ref.figures.style` -- a pyplot-free Figure and saving;
+* :mod:`~lowrank_ref.figures.display` -- :func:`show`, how the tutorials show a figure (the
+  one place that uses ``matplotlib.pyplot``, imported when it is called).
 
 This subpackage is the only part of :mod:`lowrank_ref` that imports matplotlib.
 """
@@ -32,11 +34,12 @@ from .mnist_plots import (PAPER_MNIST_DENSE_ACC, PAPER_MNIST_TABLE, PRODUCER, RU
 from .lenet5_plots import (LENET5_TABLE_NAME, PAPER_LENET5_DENSE, PAPER_LENET5_TABLE,
                            plot_lenet5_accuracy_vs_compression, read_lenet5_table)
 from .timing_plots import TIMING_JSON, TIMING_PRODUCER, plot_timing_vs_rank
+from .display import show
 from .comparison_plots import (COMPARISON_TABLE, ILLCONDITIONED_TABLE,
                                LENET5_ILLCONDITIONED_TABLE, plot_illconditioned,
                                plot_methods_vs_compression, read_comparison)
 
-__all__ = ["make_figures", "PAPER_MNIST_TABLE", "PAPER_MNIST_DENSE_ACC", "TABLE_NAME",
+__all__ = ["make_figures", "show", "PAPER_MNIST_TABLE", "PAPER_MNIST_DENSE_ACC", "TABLE_NAME",
            "RUNS_DIR_NAME", "RUN_NAME_COLUMNS", "TIMING_JSON", "plot_integrator_convergence",
            "plot_integrator_robustness", "plot_integrator_high_order",
            "plot_accuracy_vs_compression", "plot_rank_evolution", "plot_timing_vs_rank",

@@ -24,7 +24,8 @@ COMPARISON_TABLE = "mnist_comparison.csv"
 ILLCONDITIONED_TABLE = "mnist_illconditioned.csv"
 #: The ill-conditioning table of LeNet5 (``compare illconditioned --arch lenet5``).
 LENET5_ILLCONDITIONED_TABLE = "lenet5_illconditioned.csv"
-COMPARISON_PRODUCER = "python -m lowrank_ref compare methods|illconditioned ... (see README)"
+COMPARISON_PRODUCER = ("python -m lowrank_ref compare methods|illconditioned ... "
+                       "(see docs/reproduce/03_comparisons.md)")
 
 #: Drawing order, labels and styles of the methods of the comparison table.
 METHOD_STYLES = {

@@ -15,8 +15,8 @@ published table equals ``sum_i r_i (n_out_i + 1) + 5000`` exactly (``5000`` is t
 classifier 500 -> 10; ``n_out = 20, 50, 500``), i.e. the ``V`` factors (``n_in r``) are not
 counted. The MNIST table of the fully connected network does follow
 ``r (n_in + n_out)``. ``tests/test_results.py`` checks both statements on the transcribed
-numbers; the README compares this project's runs with the published compression and with
-the paper's ranks recounted by the definition used everywhere else.
+numbers; docs/reproduce/02_lenet5_table.md compares this project's runs with the published
+compression and with the paper's ranks recounted by the definition used everywhere else.
 
 [SZKCT22] S. Schotthöfer, E. Zangrando, J. Kusch, G. Ceruti, F. Tudisco. Low-rank lottery
 tickets: finding efficient low-rank neural networks via matrix differential equations.
@@ -67,7 +67,8 @@ LENET5_CLASSIFIER_PARAMS = 500 * 10
 LENET5_DENSE_PARAMS = sum(a * b for a, b in LENET5_LOW_RANK_LAYERS) + LENET5_CLASSIFIER_PARAMS
 
 LENET5_TABLE_NAME = "mnist_lenet5_table.csv"
-LENET5_PRODUCER = "python -m lowrank_ref sweep --arch lenet5 ... (see README)"
+LENET5_PRODUCER = ("python -m lowrank_ref sweep --arch lenet5 ... "
+                   "(see docs/reproduce/02_lenet5_table.md)")
 
 
 def eval_params(ranks: Sequence[int]) -> int:

@@ -46,7 +46,7 @@ PAPER_MNIST_DENSE_ACC = 98.54
 #: File names under ``results_dir`` read by :func:`make_figures`.
 TABLE_NAME = "mnist_dense_table.csv"
 RUNS_DIR_NAME = "mnist_runs"
-PRODUCER = "python -m lowrank_ref sweep ... (see README)"
+PRODUCER = "python -m lowrank_ref sweep ... (see docs/reproduce/01_mnist_table.md)"
 
 #: Columns of ``results/mnist_dense_table.csv`` that name a row's run folder (first
 #: non-empty one wins; its last path component is looked up under ``results/mnist_runs``).

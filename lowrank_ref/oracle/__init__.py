@@ -103,18 +103,18 @@ Compared quantities
 Factors are unique only up to signs and rotations (``U Q1, Q1^T S Q2, V Q2``), so only
 invariants are compared (all in float64, whatever the candidate's dtype):
 
-=======================  ==================================================  ===============
-quantity                 error measured                                      tolerance key
-=======================  ==================================================  ===============
-``rank``                 ``|r_cand - r_expected|`` (the number of columns)   exact (0)
-``matrix``               ``||Yc - Ye||_F / ||Ye||_F``, ``Y = U S V^T``        ``"step"``
-``singular_values``      ``||sc - se||_2 / ||se||_2`` (zero-padded)          ``"step"``
-``projector_U`` / ``_V``  ``||Uc Uc^T - Ue Ue^T||_F`` (same rank only)       ``"step"``
-``orthonormality``       ``max(||Uc^T Uc - I||_F, ||Vc^T Vc - I||_F)``       ``"orthonormality"``
-``truncation_error``     ``| ||Y_hat - Yc||_F - ||Y_hat - Ye||_F | /         ``"truncation"``
-                         ||S_hat||_F``
-``bias`` / ``weight``    ``||bc - be|| / ||be||`` (biases, dense weights)    ``"step"``
-=======================  ==================================================  ===============
+========================  ==================================================  ===============
+quantity                  error measured                                      tolerance key
+========================  ==================================================  ===============
+``rank``                  ``|r_cand - r_expected|`` (the number of columns)   exact (0)
+``matrix``                ``||Yc - Ye||_F / ||Ye||_F``, ``Y = U S V^T``        ``"step"``
+``singular_values``       ``||sc - se||_2 / ||se||_2`` (zero-padded)          ``"step"``
+``projector_U`` / ``_V``  ``||Uc Uc^T - Ue Ue^T||_F`` (same rank only)         ``"step"``
+``orthonormality``        ``max(||Uc^T Uc - I||_F, ||Vc^T Vc - I||_F)``       ``"orthonormality"``
+``truncation_error``      ``| ||Y_hat - Yc||_F - ||Y_hat - Ye||_F | /         ``"truncation"``
+                          ||S_hat||_F``
+``bias`` / ``weight``     ``||bc - be|| / ||be||`` (biases, dense weights)    ``"step"``
+========================  ==================================================  ===============
 
 =============================  ============================================================
 family                         quantities (``[i]``: per low-rank layer ``i`` of a network)

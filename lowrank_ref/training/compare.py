@@ -486,7 +486,7 @@ def read_rows(table) -> list:
     path = Path(check_path(table, "table"))
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: it is written by python -m lowrank_ref "
-                                f"compare ... (see README)")
+                                f"compare ... (see docs/reproduce/03_comparisons.md)")
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
 

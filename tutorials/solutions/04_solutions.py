@@ -103,5 +103,54 @@ print(f"||dL/dS - U^T (dL/dW) V|| = {np.linalg.norm(S.grad - expected):.1e}")
 assert np.allclose(S.grad, expected, rtol=1e-12, atol=1e-14)
 assert check_grad(loss_of_S, [S0], rng).passed
 
+# %% [markdown]
+# ## 4. A fixed-rank DLRT step, with backpropagation by hand, that passes the oracle
+#
+# The loss `l = -mean log softmax(Z)_{i, y_i}` of `Z = X W^T + b` has `dl/dZ = (softmax(Z) -
+# Y) / B` (section 2 of the tutorial), so `G = dZ^T X` and `dl/db = 1^T dZ`. The S-step of
+# the fixed-rank step needs the gradient at the Galerkin start `W~`, a new point: a second
+# forward and backward. With the gradient at `W0` instead, the step is another method (the
+# opt-in `passes=1` shortcut of `FixedRankKLS`): the checker fails it on the represented
+# matrix of layer 0 (`matrix[0]`).
+
+# %%
+from lowrank_ref import oracle
+
+
+def loss_gradients(W, b, X, y):
+    """G = dl/dW and dl/db of the mean cross-entropy of Z = X W^T + b, by hand."""
+    Z = X @ W.T + b
+    P = np.exp(Z - Z.max(axis=1, keepdims=True))
+    P /= P.sum(axis=1, keepdims=True)
+    dZ = P
+    dZ[np.arange(len(y)), y] -= 1.0
+    dZ /= len(y)
+    return dZ.T @ X, dZ.sum(axis=0)
+
+
+def make_fixed_rank_step(second_pass=True):
+    def my_step(U0, S0, V0, b0, X, y, lr, method, tau, min_rank, max_rank):
+        if method != "fixed":
+            raise ValueError(f"only method='fixed', got {method!r}")
+        G, gb = loss_gradients(U0 @ S0 @ V0.T, b0, X, y)
+        U1, _ = np.linalg.qr(U0 @ S0 - lr * G @ V0)          # K-step
+        V1, _ = np.linalg.qr(V0 @ S0.T - lr * G.T @ U0)      # L-step
+        S_t = (U1.T @ U0) @ S0 @ (V0.T @ V1)                 # Galerkin start
+        G_t = loss_gradients(U1 @ S_t @ V1.T, b0, X, y)[0] if second_pass else G
+        S1 = S_t - lr * U1.T @ G_t @ V1                      # S-step
+        return {"U0": U1, "S0": S1, "V0": V1, "b0": b0 - lr * gb, "rank0": S1.shape[0]}
+    return my_step
+
+
+fixed = [c for c in oracle.cases("dlrt_layer_step") if c.inputs["method"] == "fixed"]
+report = oracle.check("dlrt_layer_step", make_fixed_rank_step(), golden=fixed)
+print(report)
+assert report.passed and report.n_cases == len(fixed) >= 3
+one_pass = oracle.check("dlrt_layer_step", make_fixed_rank_step(second_pass=False),
+                        golden=fixed)
+print(str(one_pass).splitlines()[0], "| quantities:",
+      sorted({f.quantity for f in one_pass.failures}))
+assert not one_pass.passed and "matrix[0]" in {f.quantity for f in one_pass.failures}
+
 # %%
 print(f"solutions 04 finished in {time.perf_counter() - T_START:.1f} s")

@@ -95,5 +95,66 @@ assert np.sum(np.diff(runs[(2.5, 0.0)]) > 0) >= 25             # rises at almost
 assert np.sum(np.diff(runs[(1.0, 0.9)]) > 0) >= 3
 assert runs[(1.0, 0.9)][-1] > 10 * runs[(1.0, 0.0)][-1]
 
+# %% [markdown]
+# ## 4. A rank-adaptive DLRT step that passes the oracle
+#
+# One backward at `W0` gives `G` and `dℒ/db`; the augmented bases contain `U0`, `V0`, so the
+# Galerkin start `S_hat0 = (U_hat^T U0) S0 (V0^T V_hat)` represents `W0` itself and the
+# S-step's gradient is `U_hat^T G V_hat` from the same backward. Without the Galerkin start
+# (`S0` padded with zeros instead) the core starts from another matrix whenever the QR of
+# the bases turned `U0`, `V0`: the checker names the represented matrix.
+
+# %%
+from lowrank_ref import oracle
+
+
+def loss_gradients(W, b, X, y):
+    """G = dl/dW and dl/db of the mean cross-entropy of Z = X W^T + b (tutorial 04)."""
+    Z = X @ W.T + b
+    P = np.exp(Z - Z.max(axis=1, keepdims=True))
+    P /= P.sum(axis=1, keepdims=True)
+    P[np.arange(len(y)), y] -= 1.0
+    dZ = P / len(y)
+    return dZ.T @ X, dZ.sum(axis=0)
+
+
+def orth(B):
+    """Orthonormal basis of the range of B, directions at rounding level dropped."""
+    Q, s, _ = np.linalg.svd(B, full_matrices=False)
+    return Q[:, s > max(B.shape) * np.finfo(B.dtype).eps * s[0]]
+
+
+def make_adaptive_step(galerkin=True):
+    def my_step(U0, S0, V0, b0, X, y, lr, method, tau, min_rank, max_rank):
+        if method != "adaptive":
+            raise ValueError(f"only method='adaptive', got {method!r}")
+        G, gb = loss_gradients(U0 @ S0 @ V0.T, b0, X, y)
+        U_hat = orth(np.hstack([U0, U0 @ S0 - lr * G @ V0]))        # [U0, K1]
+        V_hat = orth(np.hstack([V0, V0 @ S0.T - lr * G.T @ U0]))    # [V0, L1]
+        if galerkin:
+            S_hat0 = (U_hat.T @ U0) @ S0 @ (V0.T @ V_hat)
+        else:
+            S_hat0 = np.zeros((U_hat.shape[1], V_hat.shape[1]))
+            S_hat0[:S0.shape[0], :S0.shape[1]] = S0
+        S_hat1 = S_hat0 - lr * U_hat.T @ G @ V_hat
+        P, s, Qt = np.linalg.svd(S_hat1, full_matrices=False)
+        tails = np.sqrt(np.cumsum(s[::-1] ** 2)[::-1])             # tails[j] = ||s[j:]||
+        r = int(np.count_nonzero(tails > tau * np.linalg.norm(s)))
+        r = min(max(r, min(min_rank, max_rank)), max_rank, len(s))
+        return {"U0": U_hat @ P[:, :r], "S0": np.diag(s[:r]), "V0": V_hat @ Qt[:r].T,
+                "b0": b0 - lr * gb, "rank0": r}
+    return my_step
+
+
+adaptive = [c for c in oracle.cases("dlrt_layer_step") if c.inputs["method"] == "adaptive"]
+report = oracle.check("dlrt_layer_step", make_adaptive_step(), golden=adaptive)
+print(report)
+assert report.passed and report.n_cases == len(adaptive) >= 3
+no_galerkin = oracle.check("dlrt_layer_step", make_adaptive_step(galerkin=False),
+                           golden=adaptive)
+print(str(no_galerkin).splitlines()[0], "| quantities:",
+      sorted({f.quantity for f in no_galerkin.failures}))
+assert not no_galerkin.passed and "matrix[0]" in {f.quantity for f in no_galerkin.failures}
+
 # %%
 print(f"solutions 05 finished in {time.perf_counter() - T_START:.1f} s")
