@@ -239,14 +239,15 @@ def test_plateau_at_fixed_rank_on_the_toy_problem(name):
     source term, ``ToyProblem(form="source")``, 40 x 40): as ``h`` decreases the error
     levels off at or above the error of the SVD truncation of the exact solution
     (Eckart-Young: no rank-8 matrix does better). On this problem it levels off at that
-    error; measured error / best at h = 0.2 ... 0.0125: midpoint 4r 1.18 ... 1.000,
-    3r 1.24 ... 1.000, parallel 2 2.73 ... 1.0001, heun 28.0 ... 1.005, rk3 4.24 ... 1.000,
-    rk4 1.14 ... 1.000. Where the plateau lies on other problems is not claimed."""
+    error; measured error / best at h = 0.2 ... 0.025 (Heun: 0.0125): midpoint 4r 1.18 ...
+    1.000, 3r 1.24 ... 1.000, parallel 2 2.73 ... 1.0008, heun 28.0 ... 1.005, rk3 4.24 ...
+    1.0001, rk4 1.14 ... 1.000. Where the plateau lies on other problems is not
+    claimed."""
     prob = ToyProblem(np.random.default_rng(0), 40, form="source")
     Y0 = prob.best_approximation(0.0, 8)
     ref = prob.exact(T) + prob._E1(T) @ (Y0.to_dense() - prob.D) @ prob._E2(T).T
     best = float(np.sqrt(np.sum(np.linalg.svd(ref, compute_uv=False)[8:] ** 2)))
-    hs = np.array([0.2, 0.1, 0.05, 0.025, 0.0125])
+    hs = np.array([0.2, 0.1, 0.05, 0.025] + [0.0125] * (name == "rk_heun"))
     p = Problem(prob, Y0, ref, dict(tol=0.0, min_rank=8, max_rank=8))
     ratio = p.errors(method(name, p.kw), hs) * np.linalg.norm(ref) / best
     assert np.all(ratio >= 1 - 1e-10), ratio                      # a theorem, a sanity check
@@ -430,12 +431,12 @@ def test_negative_control_planted_error_drops_the_order(problems, name, bug, pro
     assert bad <= 1.2, (bad, bad_errs)
 
 
-def test_ksl_strang_error_depends_on_sigma_r_where_bug_type_errors_do_not():
+def test_ksl_strang_error_depends_on_sigma_r_where_the_midpoint_bug_does_not():
     """Contrast on the toy problem with a source term (``ToyProblem(form="source")``,
     64 x 64, ``h = 0.1``, ranks 16 and 40: ``sigma_r(A(0)) = 2^-r`` = 1.5e-5 and 9.1e-13):
     the error of KSL Strang [LO14] (rk4 sub-flows; no robust bound is known for it) grows
-    by a factor above 2 from r = 16 to r = 40 (measured 3.8), the midpoint BUG's and
-    RK4-BUG's by at most 10 % (measured 1.00 and 1.06; the problem changes with r)."""
+    by a factor above 2 from r = 16 to r = 40 (measured 3.8), the midpoint BUG's (3r) by
+    at most 10 % (measured 0.91: it decreases; the problem changes with r)."""
     prob = ToyProblem(np.random.default_rng(0), 64, form="source")
     errs = {}
     for r in (16, 40):
@@ -444,9 +445,8 @@ def test_ksl_strang_error_depends_on_sigma_r_where_bug_type_errors_do_not():
         kw = dict(tol=0.0, min_rank=r, max_rank=r)
         steps = {"ksl_strang": lambda Y, F, t, h: projector_splitting_step(
                      Y, F, t, h, inner="rk4", order=2),
-                 "midpoint_3r": method("midpoint_3r", kw), "rk_rk4": method("rk_rk4", kw)}
+                 "midpoint_3r": method("midpoint_3r", kw)}
         for name, step in steps.items():
             errs[name, r] = float(np.linalg.norm(run(step, Y0, prob.F, 0.1).to_dense() - ref))
     assert errs["ksl_strang", 40] >= 2.0 * errs["ksl_strang", 16], errs
-    for name in ("midpoint_3r", "rk_rk4"):
-        assert errs[name, 40] <= 1.1 * errs[name, 16], errs
+    assert errs["midpoint_3r", 40] <= 1.1 * errs["midpoint_3r", 16], errs
