@@ -13,8 +13,10 @@ Problems:
 * :class:`ToyProblem` -- the standard test of [CL22] (Ceruti & Lubich, BIT 62 (2022),
   numerical experiments), going back to [KLW16]: ``A(t) = e^{t W1} e^t D e^{t W2}^T``, singular values
   ``e^t 2^{-j}`` (a full-rank matrix whose best rank-r error is known in closed form).
-* :class:`SylvesterProblem` -- ``dY/dt = W1 Y + Y W2^T``: rank-preserving, exact solution
-  by ``scipy.linalg.expm``.
+* :class:`SylvesterProblem` -- ``dY/dt = W1 Y + Y W2^T (+ C)``: rank-preserving, or with a
+  low-rank source ``C`` a flow whose rank grows; exact solution by ``scipy.linalg.expm``.
+* :class:`CubicFlow` -- ``dY/dt = W1 Y + Y W2^T - c Y Y^T Y``: nonlinear and
+  rank-preserving, with a known solution and prescribed singular values.
 * :class:`RankRCurve` -- a prescribed smooth rank-r curve ``A(t) = U(t) S(t) V(t)^T`` with
   singular values that may go down to 1e-12: the exactness tests of [LO14] and [CL22].
 * :class:`GradientFlow` -- ``dY/dt = -(Y - B)``, the gradient flow of ``||Y - B||_F^2 / 2``.
@@ -32,10 +34,10 @@ from collections import OrderedDict
 import numpy as np
 import scipy.linalg
 
-from ._validate import as_float_array, check_int, check_real, check_rng
+from ._validate import as_float_array, check_bool, check_int, check_real, check_rng
 from .lowrank import LowRank
 
-__all__ = ["ToyProblem", "SylvesterProblem", "RankRCurve", "GradientFlow"]
+__all__ = ["ToyProblem", "SylvesterProblem", "CubicFlow", "RankRCurve", "GradientFlow"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -219,14 +221,25 @@ class ToyProblem:
 # (b) Sylvester flow
 # ---------------------------------------------------------------------------------------
 class SylvesterProblem:
-    """``dY/dt = W1 Y + Y W2^T`` from a rank-r ``Y0``: rank-preserving, exact by ``expm``.
+    """``dY/dt = W1 Y + Y W2^T + C`` from a rank-r ``Y0``; ``C = 0`` by default.
 
-    The exact solution ``A(t) = expm(t W1) A0 expm(t W2)^T`` keeps rank ``r``, and the
-    right-hand side is tangent to the rank-r manifold, so the DLRA solution equals
-    ``A(t)``. The projector-splitting integrator with exactly solved substeps reproduces it
-    (the K-step gives ``range(U1) = e^{h W1} range(U0)``, and the backward S-step cancels
-    the rest); the BUG integrators do *not* (their Galerkin step uses fixed bases), so
-    they show first-order convergence on this problem.
+    Without a source (``source_rank=0``) the exact solution ``A(t) = expm(t W1) A0 expm(t
+    W2)^T`` keeps rank ``r``, and the right-hand side is tangent to the rank-r manifold, so
+    the DLRA solution equals ``A(t)``. The projector-splitting integrator with exactly
+    solved substeps reproduces it (the K-step gives ``range(U1) = e^{h W1} range(U0)``, and
+    the backward S-step cancels the rest); the BUG integrators do *not* (their Galerkin
+    step uses fixed bases), so they show first-order convergence on this problem.
+
+    With a source ``C`` of rank ``source_rank`` the rank of ``A(t)`` grows (to the full
+    ``min(m, n)`` in exact arithmetic, with singular values that decay quickly): the test
+    of rank-adaptive integrators on a rank-growing problem. ``C`` is either random
+    (``source_in_bases=False``: its ranges are generic, mostly outside ``range(U0)``,
+    ``range(V0)``) or ``U0 M V0^T`` with a random ``M`` of rank ``source_rank``
+    (``source_in_bases=True``: the rank still grows, through ``W1^k U0`` and ``W2^k V0``,
+    but ``F(Y0)`` has no component outside the initial bases on both sides). The exact
+    solution is ``A(t) = e^{t W1} A0 e^{t W2^T} + X(t) e^{t W2^T}`` with ``X(t) =
+    int_0^t e^{(t - s) W1} C e^{-s W2^T} ds``, the upper right block of ``expm(t [[W1, C],
+    [0, -W2^T]])`` (Van Loan's block formula).
 
     Parameters
     ----------
@@ -245,6 +258,11 @@ class SylvesterProblem:
     W1 : (m, m) array_like, optional
         Overrides the random ``W1`` (e.g. ``W2 = W1`` for a symmetry-preserving problem).
     W2 : (n, n) array_like, optional
+    source_rank : int, default 0
+        Rank of the source ``C`` (0: no source); at most ``r`` if ``source_in_bases``.
+    source_in_bases : bool, default False
+        ``C = U0 M V0^T`` instead of a random rank-``source_rank`` matrix (singular
+        values uniform in [1, 2] in both cases).
 
     Attributes
     ----------
@@ -252,6 +270,8 @@ class SylvesterProblem:
         ``(U0, S0, V0)``, rank r.
     A0 : (m, n) ndarray
         ``Y0.to_dense()``.
+    C : (m, n) ndarray
+        The source (zeros if ``source_rank=0``).
 
     Examples
     --------
@@ -259,16 +279,22 @@ class SylvesterProblem:
     >>> A1 = prob.exact(0.5)
     >>> int(np.linalg.matrix_rank(A1)), A1.shape
     (2, (8, 6))
+    >>> grow = SylvesterProblem(np.random.default_rng(1), 8, 6, 2, source_rank=1)
+    >>> int(np.linalg.matrix_rank(grow.exact(0.5), tol=1e-12))      # rank grows from 2
+    6
     """
 
     def __init__(self, rng: np.random.Generator, m: int, n: int, r: int,
                  w_scale: float = 1.0, skew: bool = False, singular_values=None,
-                 W1=None, W2=None):
+                 W1=None, W2=None, source_rank: int = 0, source_in_bases: bool = False):
         check_rng(rng)
         m = check_int(m, "m", low=1)
         n = check_int(n, "n", low=1)
         r = check_int(r, "r", low=1, high=min(m, n))
         w_scale = check_real(w_scale, "w_scale", low=0.0, low_open=True)
+        check_bool(source_in_bases, "source_in_bases")
+        source_rank = check_int(source_rank, "source_rank", low=0,
+                                high=r if source_in_bases else min(m, n))
         self.m, self.n, self.r = m, n, r
 
         def make(k):
@@ -285,17 +311,112 @@ class SylvesterProblem:
             raise ValueError(f"W2 must have shape ({n}, {n}), got {self.W2.shape}")
         self.Y0 = LowRank.random(rng, m, n, r, singular_values=singular_values)
         self.A0 = self.Y0.to_dense()
+        self.C = np.zeros((m, n))
+        if source_rank and source_in_bases:
+            M = LowRank.random(rng, r, r, source_rank).to_dense()
+            self.C = (self.Y0.U @ M) @ self.Y0.V.T
+        elif source_rank:
+            self.C = LowRank.random(rng, m, n, source_rank).to_dense()
 
     def F(self, t, A) -> np.ndarray:
-        """``W1 A + A W2^T``, shape (m, n)."""
+        """``W1 A + A W2^T + C``, shape (m, n)."""
         check_real(t, "t")
         A = _check_state(A, self.m, self.n)
-        return self.W1 @ A + A @ self.W2.T
+        return self.W1 @ A + A @ self.W2.T + self.C
 
     def exact(self, t) -> np.ndarray:
-        """``expm(t W1) A0 expm(t W2)^T``, shape (m, n)."""
+        """``expm(t W1) A0 expm(t W2)^T`` plus the source's part (see above), (m, n)."""
         t = check_real(t, "t")
-        return scipy.linalg.expm(t * self.W1) @ self.A0 @ scipy.linalg.expm(t * self.W2).T
+        m = self.m
+        H = np.block([[self.W1, self.C], [np.zeros((self.n, m)), -self.W2.T]])
+        E = scipy.linalg.expm(t * H)
+        return (E[:m, :m] @ self.A0 + E[:m, m:]) @ scipy.linalg.expm(t * self.W2).T
+
+
+# ---------------------------------------------------------------------------------------
+# (b') a nonlinear rank-preserving flow
+# ---------------------------------------------------------------------------------------
+class CubicFlow:
+    r"""``dY/dt = W1 Y + Y W2^T - c Y Y^T Y`` with skew-symmetric ``W1``, ``W2``: nonlinear,
+    rank-preserving, with a known solution.
+
+    ``Y Y^T Y = U S^3 V^T`` has the ranges of ``Y``, so ``F`` is tangent to the rank-r
+    manifold and the rank of ``Y0`` is kept. With ``Y = e^{t W1} X e^{t W2}^T`` (orthogonal
+    factors) the flow becomes ``dX/dt = -c X X^T X``, whose solution from ``X(0) = U0
+    diag(sigma) V0^T`` keeps the singular vectors and has the singular values
+    ``sigma_j(t) = sigma_j / sqrt(1 + 2 c sigma_j^2 t)``. So
+
+    .. math::
+
+        A(t) = e^{t W1} U_0 \,\mathrm{diag}(\sigma_j(t))\, V_0^T e^{t W2^T}:
+
+    each singular value decays at its own, nonlinear rate while the bases rotate. The
+    random ``W`` are ``w_scale (G - G^T) / 2`` with ``G`` uniform on ``[0, 1)`` (as
+    :class:`ToyProblem`).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    m, n : int
+        Shape, ``>= 1``.
+    singular_values : (r,) array_like
+        The singular values ``sigma`` of ``Y0`` (positive), ``r <= min(m, n)``.
+    c : float, default 1.0
+        Strength of the cubic term (``>= 0``).
+    w_scale : float, default 1.0
+        Multiplier of the skew-symmetric matrices (``> 0``).
+
+    Attributes
+    ----------
+    Y0 : LowRank
+        ``(U0, diag(sigma), V0)``.
+    A0 : (m, n) ndarray
+
+    Examples
+    --------
+    >>> prob = CubicFlow(np.random.default_rng(0), 9, 7, [1.0, 1e-3])
+    >>> s = np.linalg.svd(prob.exact(1.0), compute_uv=False)
+    >>> bool(np.allclose(s[:2], [1 / np.sqrt(3), 1e-3 / np.sqrt(1 + 2e-6)])), bool(s[2] < 1e-14)
+    (True, True)
+    """
+
+    def __init__(self, rng: np.random.Generator, m: int, n: int, singular_values,
+                 c: float = 1.0, w_scale: float = 1.0):
+        check_rng(rng)
+        m = check_int(m, "m", low=1)
+        n = check_int(n, "n", low=1)
+        sigma = as_float_array(singular_values, "singular_values", 1).astype(np.float64)
+        if not (1 <= sigma.size <= min(m, n)) or not np.all(sigma > 0):
+            raise ValueError(f"singular_values must be 1 to {min(m, n)} positive numbers, "
+                             f"got {sigma.tolist()}")
+        self.c = check_real(c, "c", low=0.0)
+        w_scale = check_real(w_scale, "w_scale", low=0.0, low_open=True)
+        self.m, self.n, self.r = m, n, sigma.size
+        self.sigma = sigma
+        self.W1 = _random_skew(rng, m, w_scale)
+        self.W2 = _random_skew(rng, n, w_scale)
+        U0, _ = np.linalg.qr(rng.standard_normal((m, self.r)))
+        V0, _ = np.linalg.qr(rng.standard_normal((n, self.r)))
+        self.Y0 = LowRank(U0, np.diag(sigma), V0)
+        self.A0 = self.Y0.to_dense()
+        self._E1, self._E2 = _SkewExp(self.W1), _SkewExp(self.W2)
+
+    def F(self, t, A) -> np.ndarray:
+        """``W1 A + A W2^T - c A A^T A``, shape (m, n)."""
+        check_real(t, "t")
+        A = _check_state(A, self.m, self.n)
+        return self.W1 @ A + A @ self.W2.T - self.c * (A @ (A.T @ A))
+
+    def singular_values(self, t) -> np.ndarray:
+        """``sigma_j / sqrt(1 + 2 c sigma_j^2 t)``, shape (r,)."""
+        t = check_real(t, "t")
+        return self.sigma / np.sqrt(1.0 + 2.0 * self.c * self.sigma ** 2 * t)
+
+    def exact(self, t) -> np.ndarray:
+        """``A(t)``, shape (m, n)."""
+        t = check_real(t, "t")
+        U0, _, V0 = self.Y0
+        return ((self._E1(t) @ U0) * self.singular_values(t)) @ (self._E2(t) @ V0).T
 
 
 # ---------------------------------------------------------------------------------------

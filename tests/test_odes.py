@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 from lowrank_ref.checks import fit_slope, tolerance
 from lowrank_ref.integrators import integrate
 from lowrank_ref.lowrank import LowRank
-from lowrank_ref.odes import GradientFlow, RankRCurve, SylvesterProblem, ToyProblem
+from lowrank_ref.odes import CubicFlow, GradientFlow, RankRCurve, SylvesterProblem, ToyProblem
 from strategies import seeds, shapes_and_rank
 
 DELTAS = np.array([4e-3, 2e-3, 1e-3])
@@ -133,6 +133,57 @@ def test_sylvester_custom_W_and_symmetric():
     np.testing.assert_allclose(prob.F(0.0, Y.T), prob.F(0.0, Y).T, atol=1e-14)
 
 
+def _rk4_reference(prob, T, steps=400):
+    """The full problem ``dA/dt = F(t, A)`` from ``A0`` by classical Runge-Kutta steps: an
+    approximation of ``A(T)`` independent of ``exact`` (error O(steps^-4))."""
+    return integrate(prob.F, prob.A0, 0.0, T, "rk4", steps)
+
+
+@settings(max_examples=10)
+@given(shapes_and_rank(max_size=16, max_rank=4), seeds, st.integers(1, 3), st.booleans())
+def test_sylvester_with_a_source_exact_solution_and_growing_rank(mnr, seed, rc, inside):
+    """With a rank-``rc`` source ``C`` the exact solution (Van Loan's block formula) solves
+    the ODE -- it matches fine Runge-Kutta steps of the full problem and ``F`` is its
+    derivative -- and its rank grows beyond ``r``; ``source_in_bases`` puts ``C`` in the
+    initial bases."""
+    m, n, r = mnr
+    rc = min(rc, r) if inside else min(rc, m, n)
+    prob = SylvesterProblem(np.random.default_rng(seed), m, n, r, source_rank=rc,
+                            source_in_bases=inside)
+    _check_exact_at_zero(prob)
+    _check_derivative(prob, 0.4)
+    A1 = prob.exact(1.0)
+    assert np.linalg.norm(A1 - _rk4_reference(prob, 1.0)) <= 1e-9 * np.linalg.norm(A1)
+    assert np.linalg.matrix_rank(prob.C) == rc
+    U0, _, V0 = prob.Y0
+    P = (U0 @ U0.T) @ prob.C @ (V0 @ V0.T)
+    assert (np.linalg.norm(prob.C - P) <= 1e-12 * np.linalg.norm(prob.C)) == inside or \
+        (r == min(m, n))                    # full-rank bases contain everything
+    if r < min(m, n):
+        s = np.linalg.svd(A1, compute_uv=False)
+        assert s[r] > 1e-8 * s[0]                                   # the rank grew
+
+
+@settings(max_examples=10)
+@given(shapes_and_rank(max_size=16, max_rank=5), seeds,
+       st.sampled_from([1.0, 1e-3, 1e-12]), st.sampled_from([0.0, 1.0, 3.0]))
+def test_cubic_flow_exact_solution_is_rank_preserving(mnr, seed, sigma_min, c):
+    """``CubicFlow``: the exact solution matches fine Runge-Kutta steps of the full problem,
+    ``F`` is its derivative, the rank stays r and the singular values are
+    ``sigma_j / sqrt(1 + 2 c sigma_j^2 t)``."""
+    m, n, r = mnr
+    sigma = np.geomspace(1.0, sigma_min, r) if r > 1 else np.ones(1)
+    prob = CubicFlow(np.random.default_rng(seed), m, n, sigma, c=c)
+    _check_exact_at_zero(prob)
+    _check_derivative(prob, 0.3)
+    A1 = prob.exact(1.0)
+    assert np.linalg.norm(A1 - _rk4_reference(prob, 1.0)) <= 1e-9 * np.linalg.norm(A1)
+    s = np.linalg.svd(A1, compute_uv=False)
+    np.testing.assert_allclose(s[:r], np.sort(prob.singular_values(1.0))[::-1],
+                               rtol=1e-10, atol=1e-14)
+    assert np.all(s[r:] <= tolerance("step", size=max(m, n)) * s[0])
+
+
 # --------------------------------------------------------------------------- RankRCurve
 @settings(max_examples=10)
 @given(shapes_and_rank(max_size=30, max_rank=8), seeds,
@@ -171,6 +222,16 @@ def test_gradient_flow():
     (lambda rng: SylvesterProblem(rng, 4, 3, 4), ValueError, "r"),
     (lambda rng: SylvesterProblem(rng, 4, 3, 2, W1=np.eye(3)), ValueError, "W1"),
     (lambda rng: SylvesterProblem(rng, 4, 3, 2, W2=np.full((3, 3), np.nan)), ValueError, "W2"),
+    (lambda rng: SylvesterProblem(rng, 4, 3, 2, source_rank=-1), ValueError, "source_rank"),
+    (lambda rng: SylvesterProblem(rng, 4, 3, 2, source_rank=3, source_in_bases=True),
+     ValueError, "source_rank"),
+    (lambda rng: SylvesterProblem(rng, 4, 3, 2, source_in_bases=1), TypeError,
+     "source_in_bases"),
+    (lambda rng: CubicFlow(rng, 4, 3, [1.0, 0.0]), ValueError, "singular_values"),
+    (lambda rng: CubicFlow(rng, 4, 3, [1.0, 0.5, 0.2, 0.1]), ValueError, "singular_values"),
+    (lambda rng: CubicFlow(rng, 4, 3, [1.0], c=-1.0), ValueError, "c must"),
+    (lambda rng: CubicFlow(rng, 4, 3, [1.0], w_scale=0.0), ValueError, "w_scale"),
+    (lambda rng: CubicFlow(rng, 4, 3, [1.0]).F(0.0, np.ones((3, 3))), ValueError, "A"),
     (lambda rng: RankRCurve(rng, 4, 3, 2, sigma_min=0.0), ValueError, "sigma_min"),
     (lambda rng: RankRCurve(rng, 4, 3, 2, sigma_min=2.0), ValueError, "sigma_min"),
     (lambda rng: RankRCurve(rng, 4, 3, 2, omega=np.inf), ValueError, "omega"),

@@ -165,21 +165,62 @@ def np_parallel_bug_step(U0, S0, V0, A1, A2, B, t0, h, tol, relative, min_rank, 
     return np_truncate(U_hat, S_hat, V_hat, tol, relative, min_rank, max_rank, **trunc)
 
 
+def np_flow(f, Y, h, inner):
+    """One step of the inner solver (``substeps`` is 1 in every case) for an autonomous f."""
+    if inner == "euler":
+        return Y + h * f(Y)
+    k1 = f(Y)
+    k2 = f(Y + h / 2 * k1)
+    k3 = f(Y + h / 2 * k2)
+    k4 = f(Y + h * k3)
+    return Y + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+
+
 def np_midpoint_bug_step(U0, S0, V0, A1, A2, B, t0, h, tol, relative, min_rank, max_rank,
-                         inner, substeps, F_at_start=False, **trunc):
-    """[CEKL24] midpoint BUG as documented in lowrank_ref.integrators: a half step of the
-    rank-adaptive BUG, bases spanned by [U0, U_half, F_half V_half], Galerkin update by the
-    midpoint rule, truncation. ``F_at_start``: F(t0, Y0) in the update (Euler, not
-    midpoint); ``trunc``: a bug of :func:`np_truncate` in both truncations."""
+                         inner, substeps, variant, galerkin="flow", **trunc):
+    """[CEKL24] midpoint BUG: the augmented BUG step over h/2 (truncated for "3r"), bases
+    [U0, U_half, F_half V_half], the Galerkin flow over h, truncation. ``galerkin=
+    "midpoint_rule"``: the Galerkin flow replaced by ``S_hat0 + h U^T F_half V`` (an
+    earlier version of lowrank_ref); ``trunc``: a bug of :func:`np_truncate` in every
+    truncation."""
+    assert substeps == 1
     F = _rhs(A1, A2, B)
-    half = np_adaptive_bug_step(U0, S0, V0, A1, A2, B, t0, h / 2, tol, relative, min_rank,
-                                max_rank, inner, substeps, **trunc)
-    Uh, Sh, Vh = half["U"], half["S"], half["V"]
-    Fh = F(U0 @ S0 @ V0.T) if F_at_start else F(Uh @ Sh @ Vh.T)
-    U_hat = np_augment(U0, np.concatenate([Uh, Fh @ Vh], axis=1))
-    V_hat = np_augment(V0, np.concatenate([Vh, Fh.T @ Uh], axis=1))
-    S_hat1 = (U_hat.T @ U0) @ S0 @ (V0.T @ V_hat) + h * U_hat.T @ Fh @ V_hat
-    return np_truncate(U_hat, S_hat1, V_hat, tol, relative, min_rank, max_rank, **trunc)
+    Y0 = U0 @ S0 @ V0.T
+    K = np_flow(lambda K: F(K @ V0.T) @ V0, U0 @ S0, h / 2, inner)
+    L = np_flow(lambda L: F(U0 @ L.T).T @ U0, V0 @ S0.T, h / 2, inner)
+    Uh, Vh = np_augment(U0, K), np_augment(V0, L)
+    Sh = np_flow(lambda S: Uh.T @ F(Uh @ S @ Vh.T) @ Vh, Uh.T @ Y0 @ Vh, h / 2, inner)
+    if variant == "3r":
+        half = np_truncate(Uh, Sh, Vh, tol, relative, min_rank, max_rank, **trunc)
+        Uh, Sh, Vh = half["U"], half["S"], half["V"]
+    Fh = F(Uh @ Sh @ Vh.T)
+    U = np_augment(U0, np.concatenate([Uh, Fh @ Vh], axis=1))
+    V = np_augment(V0, np.concatenate([Vh, Fh.T @ Uh], axis=1))
+    if galerkin == "midpoint_rule":
+        S1 = U.T @ Y0 @ V + h * U.T @ Fh @ V
+    else:
+        S1 = np_flow(lambda S: U.T @ F(U @ S @ V.T) @ V, U.T @ Y0 @ V, h, inner)
+    return np_truncate(U, S1, V, tol, relative, min_rank, max_rank, **trunc)
+
+
+def np_second_order_parallel_bug_step(U0, S0, V0, A1, A2, B, t0, h, tol, relative, min_rank,
+                                      max_rank, inner, substeps, old_bases=False, **trunc):
+    """[Kus24] second-order parallel BUG: bases augmented by F(Y0), then K-, L- and
+    S-flows in them, block core with a zero new-new block, truncation. ``old_bases``: the
+    flows in U0, V0 (the first-order parallel BUG's, with its S-step)."""
+    assert substeps == 1
+    F = _rhs(A1, A2, B)
+    Y0 = U0 @ S0 @ V0.T
+    F0 = F(Y0)
+    Ua, Va = (U0, V0) if old_bases else (np_augment(U0, F0 @ V0), np_augment(V0, F0.T @ U0))
+    K = np_flow(lambda K: F(K @ Va.T) @ Va, Y0 @ Va, h, inner)
+    L = np_flow(lambda L: F(Ua @ L.T).T @ Ua, Y0.T @ Ua, h, inner)
+    Sb = np_flow(lambda S: Ua.T @ F(Ua @ S @ Va.T) @ Va, Ua.T @ Y0 @ Va, h, inner)
+    U, V = np_augment(Ua, K), np_augment(Va, L)
+    ku, kv = Ua.shape[1], Va.shape[1]
+    S = np.zeros((U.shape[1], V.shape[1]), dtype=S0.dtype)
+    S[:ku, :kv], S[:ku, kv:], S[ku:, :kv] = Sb, L.T @ V[:, kv:], U[:, ku:].T @ K
+    return np_truncate(U, S, V, tol, relative, min_rank, max_rank, **trunc)
 
 
 #: (a, b) of the explicit tableaux (the nodes c do not matter: the families' F is autonomous)
@@ -194,26 +235,32 @@ NP_TABLEAUX = {
 
 
 def np_rk_bug_step(U0, S0, V0, A1, A2, B, t0, h, tol, relative, min_rank, max_rank, tableau,
-                   chained=False):
-    """[NR25] RK-BUG as documented in lowrank_ref.integrators: stage i is one rank-adaptive
-    BUG step from Y0 of the frozen field sum_j a_ij F(Y_j) (sub-flows exact), the result
-    the same with the weights b. ``chained``: stage i starts from stage i-1."""
+                   stages="2r", bases="stages"):
+    """[NR25] RK-BUG: stage i is the Galerkin projection of the Runge-Kutta stage onto bases
+    spanned by U0 and F_j V_j of every earlier stage j, truncated by tol alone; the result
+    likewise with the weights b. ``stages="clamped"``: stages truncated like the
+    result; ``bases="Y0"``: stage bases [U0, Z_i V0] from Y0 alone (both earlier versions
+    of lowrank_ref)."""
     F = _rhs(A1, A2, B)
     a, b = NP_TABLEAUX[tableau]
-
-    def bug(U, S, V, w, FY):
-        Z = U @ S @ V.T + sum(float(h * wj) * Fj for wj, Fj in zip(w, FY))
-        U_hat, V_hat = np_augment(U, Z @ V), np_augment(V, Z.T @ U)
-        return np_truncate(U_hat, U_hat.T @ Z @ V_hat, V_hat, tol, relative, min_rank,
-                           max_rank)
-
-    FY, start = [F(U0 @ S0 @ V0.T)], (U0, S0, V0)
-    for i in range(1, len(b)):
-        Yi = bug(*start, a[i][:i], FY)
+    Y0 = U0 @ S0 @ V0.T
+    FY, Us, Vs = [F(Y0)], [U0], [V0]
+    for i in range(1, len(b) + 1):
+        w = a[i][:i] if i < len(b) else b
+        Z = Y0 + sum(float(h * wj) * Fj for wj, Fj in zip(w, FY))
+        if bases == "Y0":
+            U, V = np_augment(U0, Z @ V0), np_augment(V0, Z.T @ U0)
+        else:
+            U = np_augment(U0, np.concatenate([Fj @ Vj for Fj, Vj in zip(FY, Vs)], axis=1))
+            V = np_augment(V0, np.concatenate([Fj.T @ Uj for Fj, Uj in zip(FY, Us)], axis=1))
+        if i == len(b):
+            return np_truncate(U, U.T @ Z @ V, V, tol, relative, min_rank, max_rank)
+        clamp = (min_rank, max_rank) if stages == "clamped" else (1, min(U0.shape[0],
+                                                                         V0.shape[0]))
+        Yi = np_truncate(U, U.T @ Z @ V, V, tol, relative, *clamp)
+        Us.append(Yi["U"])
+        Vs.append(Yi["V"])
         FY.append(F(Yi["U"] @ Yi["S"] @ Yi["V"].T))
-        if chained:
-            start = (Yi["U"], Yi["S"], Yi["V"])
-    return bug(U0, S0, V0, b, FY)
 
 
 def _deltas(Ws, bs, X, y):
@@ -339,6 +386,7 @@ INDEPENDENT = {
     "parallel_bug_step": np_parallel_bug_step,
     "midpoint_bug_step": np_midpoint_bug_step,
     "rk_bug_step": np_rk_bug_step,
+    "second_order_parallel_bug_step": np_second_order_parallel_bug_step,
     "dlrt_layer_step": np_dlrt_step(),
     "dlrt_network_step": np_dlrt_step(),
     "dlrt_conv_layer_step": np_dlrt_step(),
@@ -382,9 +430,9 @@ def test_families_are_the_function_names_and_the_case_count_is_modest():
     assert oracle.FAMILIES == ("truncate", "projector_splitting_step", "bug_step",
                                "adaptive_bug_step", "parallel_bug_step", "dlrt_layer_step",
                                "dlrt_network_step", "midpoint_bug_step", "rk_bug_step",
-                               "dlrt_conv_layer_step")
+                               "dlrt_conv_layer_step", "second_order_parallel_bug_step")
     all_cases = [c for f in oracle.FAMILIES for c in oracle.cases(f)]
-    assert 40 <= len(all_cases) <= 120
+    assert 40 <= len(all_cases) <= 130
     names = [c.name for c in all_cases]
     assert len(set(names)) == len(names)
     for c in all_cases:
@@ -446,7 +494,7 @@ def test_cases_cover_the_required_shapes_ranks_and_spectra():
 def _rank_decisions(case):
     """``(quantity, [(sigma, theta, lo, hi)])``: every truncation that decides a rank of
     ``case``, with the threshold and the clamp of this package's rule."""
-    from lowrank_ref.oracle.margins import truncated_spectra
+    from lowrank_ref.oracle.margins import truncated_spectra, truncation_clamps
     inp = case.inputs
     if case.family == "truncate":
         sigma = np.linalg.svd(inp["S_hat"], compute_uv=False)
@@ -461,9 +509,11 @@ def _rank_decisions(case):
                 for q, s in zip(idx, truncated_spectra(case.family, inp))]
     if "tol" not in inp:
         return []
+    spectra = truncated_spectra(case.family, inp)
     return [("rank", [(s, inp["tol"] * np.linalg.norm(s) if inp["relative"] else inp["tol"],
-                       inp["min_rank"], inp["max_rank"])
-                      for s in truncated_spectra(case.family, inp)])]
+                       lo, hi)
+                      for s, (lo, hi) in zip(spectra, truncation_clamps(case.family, inp,
+                                                                       len(spectra)))])]
 
 
 @pytest.mark.parametrize("family", oracle.FAMILIES)
@@ -622,12 +672,20 @@ MUTANTS = [
      np_dlrt_step(s_at_w0=True), "matrix"),
     ("dlrt_conv_layer_step", "fixed-rank S-step gradient at W0 instead of W~",
      np_dlrt_step(s_at_w0=True), "matrix"),
-    ("midpoint_bug_step", "Galerkin update with F at the start, not at the midpoint",
-     _with(np_midpoint_bug_step, F_at_start=True), "matrix"),
-    ("rk_bug_step", "stage BUG steps chained (stage i from stage i-1, not from Y0)",
-     _with(np_rk_bug_step, chained=True), "matrix"),
+    ("midpoint_bug_step", "Galerkin flow replaced by the midpoint rule (an earlier version)",
+     _with(np_midpoint_bug_step, galerkin="midpoint_rule"), "matrix"),
     ("midpoint_bug_step", "V from Vh[:, :r] (transposed)",
      _with(np_midpoint_bug_step, transposed_v=True), "matrix"),
+    ("rk_bug_step", "stage bases [U0, Z_i V0] from Y0 alone (an earlier version)",
+     _with(np_rk_bug_step, bases="Y0"), "matrix"),
+    ("rk_bug_step", "stages truncated like the result (an earlier version)",
+     _with(np_rk_bug_step, stages="clamped"), "matrix"),
+    ("second_order_parallel_bug_step", "flows in the old bases (no augmentation by F(Y0))",
+     _with(np_second_order_parallel_bug_step, old_bases=True), "matrix"),
+    ("second_order_parallel_bug_step", "V from Vh[:, :r] (transposed)",
+     _with(np_second_order_parallel_bug_step, transposed_v=True), "matrix"),
+    ("second_order_parallel_bug_step", "tail excludes the last singular value",
+     _with(np_second_order_parallel_bug_step, tail="exclude_last"), "rank"),
 ]
 
 
@@ -977,7 +1035,7 @@ def test_loaded_cases_check_like_generated_ones(exported):
 
 def test_conv_cases_round_trip_through_the_golden_files(exported):
     manifest = json.loads((exported / "manifest.json").read_text())
-    assert manifest["families"][-1] == CONV
+    assert manifest["families"][-2:] == [CONV, "second_order_parallel_bug_step"]
     entry = next(e for e in manifest["cases"] if e["name"] == f"{CONV}.fixed_2-4_k3_s2_p1_r2")
     assert entry["inputs"]["X"] == {"shape": [8, 2, 7, 7], "dtype": "<f8"}
     assert entry["inputs"]["kernel_size"] == {"shape": [], "dtype": "<i8"}

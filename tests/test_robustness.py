@@ -44,7 +44,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from lowrank_ref import LowRank, integrators, oracle
+from lowrank_ref import LowRank, oracle, subflows
 from lowrank_ref.__main__ import main
 from lowrank_ref.checks import tolerance
 from lowrank_ref.data import Dataset, batches, load, read_idx, subset, write_idx
@@ -1458,7 +1458,7 @@ def run_checked(name, Y, F, h=0.1, **kw):
     checked: ``||U_hat S_hat V_hat^T - Y1||_F <= theta`` (+ rounding slack).
     """
     rec = {}
-    real = integrators.truncate
+    real = subflows.truncate
 
     def spy(U_hat, S_hat, V_hat, tol, relative, min_rank, max_rank):
         rec.update(U_hat=U_hat, S_hat=S_hat, V_hat=V_hat, tol=tol, relative=relative)
@@ -1466,7 +1466,7 @@ def run_checked(name, Y, F, h=0.1, **kw):
         rec["Y1"] = out
         return out
 
-    with mock.patch.object(integrators, "truncate", spy):
+    with mock.patch.object(subflows, "truncate", spy):   # the truncation of every step
         Y1 = ALL_STEPS[name](Y, F, h, **kw)
     m, n = Y.shape
     assert all(np.all(np.isfinite(a)) for a in Y1), name

@@ -406,22 +406,29 @@ show(fig, "03_rank_adaptivity")
 # `Y_half ≈ Y(t0 + h/2)` is only first-order accurate: its error enters multiplied by `h`.
 # The midpoint BUG integrator ([CEKL24] Ceruti, Einkemmer, Kusch & Lubich, BIT 64 (2024);
 # `midpoint_bug_step`) does this on the low-rank manifold: `Y_half = U_half S_half V_half^T`
-# is a half step of the rank-adaptive BUG of sections 2-4 (one Euler step per sub-flow
-# here), `F_half = F(t_half, Y_half)`, and the update is a Galerkin step in augmented bases,
+# is a half step of the rank-adaptive BUG of sections 2-4, `F_half = F(t_half, Y_half)`
+# gives the direction of the flow at the midpoint, and the step is a Galerkin step over the
+# whole interval in the augmented bases
 #
-# $$Y_1 = P_{\hat U}\,(Y_0 + h F_{1/2})\,P_{\hat V},\qquad
-#   \hat U = \mathrm{orth}[U_0,\ U_{1/2},\ F_{1/2} V_{1/2}],\quad
+# $$\hat U = \mathrm{orth}[U_0,\ U_{1/2},\ F_{1/2} V_{1/2}],\qquad
 #   \hat V = \mathrm{orth}[V_0,\ V_{1/2},\ F_{1/2}^\top U_{1/2}],$$
 #
-# then truncated. In this section both truncations, of the half step and of the result,
-# keep the rank `r` of `Y0` (`min_rank = max_rank = r`): the rank-adaptive step is held at
-# rank `r`, so that the orders below compare fixed-rank methods. Which columns does `U_hat` need? We leave each out in turn and fit the
-# order on the toy problem of [CL22] in its ODE form (`ToyProblem(form="ode")`, the Sylvester
-# flow of tutorial 02, section 2), whose solution from the best rank-r approximation is known
+# $$\dot S = \hat U^\top F(t, \hat U S \hat V^\top)\,\hat V,\quad S(t_0) = \hat U^\top Y_0 \hat V,
+#   \qquad Y_1 = \hat U S(t_0 + h) \hat V^\top,$$
+#
+# then truncated. Its flows must be solved to second order or better (here one classical
+# Runge-Kutta step each, `inner="rk4"`, the default of `midpoint_bug_step`). Truncating the
+# half step to rank r gives at most `3r` columns (`variant="3r"`); keeping it at its
+# augmented rank `2r` gives `4r` (`variant="4r"`, the default). In this section we use the
+# 3r variant and hold both truncations, of the half step and of the result, at the rank `r`
+# of `Y0` (`min_rank = max_rank = r`), so that the orders below compare fixed-rank methods.
+# Which columns does `U_hat` need? We leave each out in turn and fit the order on the toy
+# problem of [CL22] in its ODE form (`ToyProblem(form="ode")`, the Sylvester flow of
+# tutorial 02, section 2), whose solution from the best rank-r approximation is known
 # exactly and has rank r.
 
 # %%
-from lowrank_ref.integrators import midpoint_bug_step
+from lowrank_ref.integrators import integrate, midpoint_bug_step
 from lowrank_ref.odes import ToyProblem
 
 toy = ToyProblem(np.random.default_rng(0), 20 if FAST else 40, form="ode")
@@ -432,17 +439,20 @@ H_mid = np.array([0.1, 0.05, 0.025, 0.0125])
 
 
 def midpoint_by_hand(Y0, F, t0, h, columns):
-    """A midpoint BUG step whose bases span the given ``columns`` (a subset of
-    "U0", "U_half", "F_half V_half"), fixed rank r."""
+    """A midpoint BUG step (half step truncated to rank r: the 3r variant) whose bases span
+    the given ``columns`` (a subset of "U0", "U_half", "F_half V_half"); every flow by one
+    classical Runge-Kutta step."""
     U0, S0, V0 = Y0
     r = Y0.rank
-    U_half, S_half, V_half = adaptive_bug_step(Y0, F, t0, h / 2, 0.0, min_rank=r, max_rank=r)
+    U_half, S_half, V_half = adaptive_bug_step(Y0, F, t0, h / 2, 0.0, min_rank=r,
+                                               max_rank=r, inner="rk4")
     F_half = F(t0 + h / 2, U_half @ S_half @ V_half.T)
     pick = {"U0": (U0, V0), "U_half": (U_half, V_half),
             "F_half V_half": (F_half @ V_half, F_half.T @ U_half)}
     U_hat = orth_rank_revealing(np.hstack([pick[c][0] for c in columns]))
     V_hat = orth_rank_revealing(np.hstack([pick[c][1] for c in columns]))
-    S_hat1 = (U_hat.T @ U0) @ S0 @ (V0.T @ V_hat) + h * U_hat.T @ F_half @ V_hat
+    galerkin = lambda t, S: U_hat.T @ F(t, U_hat @ S @ V_hat.T) @ V_hat   # noqa: E731
+    S_hat1 = integrate(galerkin, (U_hat.T @ U0) @ S0 @ (V0.T @ V_hat), t0, h, "rk4", 1)
     return truncate(U_hat, S_hat1, V_hat, 0.0, min_rank=r, max_rank=r)
 
 
@@ -467,17 +477,18 @@ for label, cols in variants.items():
     slopes_mid[label], last = order(lambda Y, F, t, h, c=cols: midpoint_by_hand(Y, F, t, h, c))
     print(f"  bases: {label:27s}  fitted order {slopes_mid[label]:5.2f}, "
           f"error at h = {H_mid[-1]}: {last:.1e}")
-pkg = midpoint_bug_step(Y0_mid, toy.F, 0.0, 0.1, 0.0, min_rank=r_mid, max_rank=r_mid)
+pkg = midpoint_bug_step(Y0_mid, toy.F, 0.0, 0.1, 0.0, min_rank=r_mid, max_rank=r_mid,
+                        variant="3r")
 hand = midpoint_by_hand(Y0_mid, toy.F, 0.0, 0.1, variants["U0, U_half, F_half V_half"])
 agree = np.linalg.norm(pkg.to_dense() - hand.to_dense()) / np.linalg.norm(pkg.to_dense())
-print(f"by hand vs midpoint_bug_step: relative difference {agree:.1e}")
+print(f"by hand vs midpoint_bug_step(variant='3r'): relative difference {agree:.1e}")
 assert abs(slopes_mid["U0, U_half, F_half V_half"] - 2) <= 0.15
 assert slopes_mid["without U0"] <= 1.3 and slopes_mid["without F_half V_half"] <= 1.3
 assert slopes_mid["U_half only"] <= 0.5
 assert agree <= tolerance("step", size=toy.m)
 
 # %% [markdown]
-# * **`U0`** must be in the basis because the update starts from `Y0`: without it
+# * **`U0`** must be in the basis because the step starts from `Y0`: without it
 #   `P_U_hat Y0 P_V_hat != Y0`, an error proportional to how far the basis moved, `O(h)`
 #   per step -- the method drops to first order. (The same reason as the Galerkin start of
 #   section 2.)
@@ -485,14 +496,19 @@ assert agree <= tolerance("step", size=toy.m)
 #   without it the step can only follow the flow with the basis of the *half* step, and
 #   the method is first order again.
 # * **`U_half`** did not matter on this problem (its columns are nearly in the span of the
-#   other two); the public code of one of the authors and `midpoint_bug_step` include it.
+#   other two); the authors' public code and `midpoint_bug_step` include it.
 # * With the half-step basis alone (`U_half only`) the step does not even converge: `Y0`
 #   is not representable.
 #
-# The same idea at every stage of an explicit Runge–Kutta method gives the Runge–Kutta BUG
-# integrators ([NR25] Nobile & Riffaud, `rk_bug_step`), of the order of the method: the
-# tests (`tests/test_high_order_integrators.py`) measure 2.00, 2.91, 3.95 for the Heun, RK3
-# and RK4 tableaux on this problem, and `figures/integrators_high_order.png` shows them.
+# The same idea at every stage of an explicit Runge-Kutta method gives the Runge-Kutta BUG
+# integrator ([NR25] Nobile & Riffaud, `rk_bug_step`): stage `i` is the Galerkin projection
+# of the Runge-Kutta stage onto bases grown by `F_j V_j` of every earlier stage. On
+# rank-preserving problems it has the order of its tableau; on a rank-growing problem its
+# order is that of the tableau only while the new directions can be seen from the bases:
+# where a source lies outside `span(U0)`, `span(V0)`, every tableau is about second order
+# (`tests/test_high_order_orders.py` names the problems, `figures/integrators_high_order.png`
+# shows them). The second-order parallel BUG ([Kus24] Kusch, `second_order_parallel_bug_step`)
+# augments the bases by `F(Y0)` first and then runs the K-, L- and S-flows in parallel.
 #
 # ## What the real-scale method does differently
 #
@@ -540,7 +556,7 @@ print(f"tutorial 03 finished in {time.perf_counter() - T_START:.1f} s")
 # | the augmented Galerkin start is `Y0` | `adaptive_bug_step` | `lowrank_ref.integrators` | `tests/test_integrators.py::test_augmented_galerkin_start_equals_Y0` |
 # | ranks within `[min_rank, max_rank]`, at most `2r` | `adaptive_bug_step` | `lowrank_ref.integrators` | `tests/test_integrators.py::test_rank_bounds` |
 # | the rank-adaptive BUG decreases a gradient flow's objective | `adaptive_bug_step` | `lowrank_ref.integrators` | `tests/test_integrators.py::test_descent_adaptive_bug_on_gradient_flow` |
-# | the midpoint BUG is second order | `midpoint_bug_step` | `lowrank_ref.integrators` | `tests/test_high_order_integrators.py::test_midpoint_bug_is_second_order_on_the_rank_r_problem` |
+# | the midpoint BUG is second order | `midpoint_bug_step` | `lowrank_ref.integrators` | `tests/test_high_order_orders.py::test_fitted_order` |
 #
 # ## Exercises
 #

@@ -5,6 +5,8 @@ everything and writes the PNG files. The modules:
 
 * :mod:`~lowrank_ref.figures.integrator_experiments` -- the numerical experiments behind the
   integrator figures (numbers only, no plotting);
+* :mod:`~lowrank_ref.figures.high_order_experiments` -- those of the second- and
+  higher-order integrators;
 * :mod:`~lowrank_ref.figures.integrator_plots` -- convergence, robustness, higher orders;
 * :mod:`~lowrank_ref.figures.mnist_plots` -- accuracy against compression beside the paper's
   table, ranks per epoch;
@@ -60,7 +62,7 @@ def make_figures(only: Optional[str] = None, fast: bool = False, out_dir="figure
       :func:`~lowrank_ref.figures.integrator_experiments.integrator_convergence` and
       :func:`~lowrank_ref.figures.integrator_experiments.integrator_robustness` (``fast`` selects their tiny
       sizes) and writes ``integrators_convergence.png`` and ``integrators_robustness.png``;
-      then :func:`~lowrank_ref.figures.integrator_experiments.integrator_high_order` and
+      then :func:`~lowrank_ref.figures.high_order_experiments.integrator_high_order` and
       ``integrators_high_order.png``.
     * ``only="mnist"`` (or None): reads ``results_dir/mnist_dense_table.csv`` and the
       ``history.csv`` of the first and the last low-rank table row that have one, and
@@ -144,8 +146,8 @@ def make_figures(only: Optional[str] = None, fast: bool = False, out_dir="figure
         if lenet5_ill.exists():
             read_comparison(lenet5_ill)
     if only in (None, "integrators"):
+        from .high_order_experiments import integrator_high_order
         from .integrator_experiments import integrator_convergence, integrator_robustness
-        from .integrator_experiments import integrator_high_order
         with blas_threads(threads):
             convergence = integrator_convergence(fast=fast)
             robustness = integrator_robustness(fast=fast)

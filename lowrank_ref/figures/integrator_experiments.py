@@ -38,17 +38,8 @@ plain dict that :mod:`lowrank_ref.figures` draws and the tests check:
   which contain ``S^{-1}``, loses accuracy and then diverges once ``h`` is no longer small
   compared with ``sigma_r``.
 
-* :func:`integrator_high_order` -- the second- and higher-order robust integrators,
-  midpoint BUG [CEKL24] and Runge-Kutta BUG [NR25], beside BUG and KSL Strang:
-
-  - convergence in ``h`` on the toy problem of [CL22] in its tangent form
-    (``ToyProblem(form="ode")``, whose solution from the best rank-r approximation has
-    rank r exactly), every method using only evaluations of ``F`` (sub-flows by one
-    explicit Euler step; RK-BUG needs no sub-flow solver): BUG and KSL Strang first order,
-    midpoint BUG 2, RK-BUG 2, 3, 4;
-  - robustness: error at ``T = 1`` against ``sigma_r = 2^-r`` down to ``1e-12`` on the toy
-    problem with a source term (``form="source"``, a normal component), where KSL
-    Strang's error depends on ``sigma_r`` and the BUG-type errors do not.
+The second- and higher-order integrators have their own experiment,
+:func:`lowrank_ref.figures.high_order_experiments.integrator_high_order`.
 
 All sub-flows of :func:`integrator_convergence` and :func:`integrator_robustness` are
 solved with the classical Runge-Kutta method (``inner="rk4"``), so the inner solver's
@@ -67,10 +58,6 @@ approximation. BIT 62 (2022).
 low-rank approximation. BIT 62 (2022).
 [CKL24] G. Ceruti, J. Kusch, C. Lubich. A parallel rank-adaptive integrator for dynamical
 low-rank approximation. SIAM J. Sci. Comput. (2024).
-[CEKL24] G. Ceruti, L. Einkemmer, J. Kusch, C. Lubich. A robust second-order low-rank BUG
-integrator based on the midpoint rule. BIT Numer. Math. 64 (2024), arXiv 2402.08607.
-[NR25] F. Nobile, S. Riffaud. Robust high-order low-rank BUG integrators based on explicit
-Runge-Kutta methods. arXiv 2502.07040 (2025).
 """
 from __future__ import annotations
 
@@ -80,14 +67,13 @@ from typing import Callable, Dict
 import numpy as np
 
 from ..checks import fit_slope
-from ..integrators import (integrate, adaptive_bug_step, bug_step, midpoint_bug_step,
-                          parallel_bug_step, projector_splitting_step, rk_bug_step)
+from ..integrators import (integrate, adaptive_bug_step, bug_step, parallel_bug_step,
+                          projector_splitting_step)
 from ..lowrank import LowRank
 from ..odes import SylvesterProblem, ToyProblem
 
 __all__ = ["INTEGRATOR_LABELS", "EXPECTED_ORDER", "integrator_convergence",
-           "integrator_robustness", "naive_factor_ode", "HIGH_ORDER_LABELS",
-           "HIGH_ORDER_EXPECTED", "integrator_high_order"]
+           "integrator_robustness", "naive_factor_ode", "check_fast_seed"]
 
 #: Display names of the integrators, in plotting order.
 INTEGRATOR_LABELS = {
@@ -111,7 +97,8 @@ def _names_on(problem: str) -> list:
     return [k for k in INTEGRATOR_LABELS if CONVERGENCE_PROBLEM[k] == problem]
 
 
-def _check_flag(fast, seed):
+def check_fast_seed(fast, seed) -> None:
+    """TypeError unless ``fast`` is a bool and ``seed`` an int (the experiments' arguments)."""
     if not isinstance(fast, (bool, np.bool_)):
         raise TypeError(f"fast must be a bool, got {type(fast).__name__}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
@@ -200,7 +187,7 @@ def integrator_convergence(fast: bool = False, seed: int = 0) -> dict:
     >>> bool(0.8 < d["slopes"]["bug"] < 1.3), bool(1.7 < d["slopes"]["ksl_strang"] < 2.4)
     (True, True)
     """
-    _check_flag(fast, seed)
+    check_fast_seed(fast, seed)
     start = time.perf_counter()
     if fast:
         syl = dict(m=20, n=15, r=3, T=0.5, hs=[0.1, 0.05, 0.025])
@@ -373,7 +360,7 @@ def integrator_robustness(fast: bool = False, seed: int = 0) -> dict:
     >>> bool(d["diverged"][-1] or d["errors"]["naive"][-1] > 10 * d["best"][-1])
     True
     """
-    _check_flag(fast, seed)
+    check_fast_seed(fast, seed)
     start = time.perf_counter()
     if fast:
         N, h, T, ranks = 30, 0.05, 1.0, [2, 4, 8, 12, 16]
@@ -411,140 +398,3 @@ def integrator_robustness(fast: bool = False, seed: int = 0) -> dict:
         "fast": bool(fast), "seed": int(seed),
         "seconds": time.perf_counter() - start,
     }
-
-
-# ---------------------------------------------------------------------------------------
-# second- and higher-order robust integrators [CEKL24], [NR25]
-# ---------------------------------------------------------------------------------------
-#: Display names in :func:`integrator_high_order`, in plotting order.
-HIGH_ORDER_LABELS = {
-    "bug": "BUG [CL22]",
-    "ksl_strang": "KSL Strang [LO14]",
-    "midpoint_bug": "midpoint BUG [CEKL24]",
-    "rk_bug_heun": "RK-BUG, Heun [NR25]",
-    "rk_bug_rk3": "RK-BUG, RK3 [NR25]",
-    "rk_bug_rk4": "RK-BUG, RK4 [NR25]",
-}
-
-#: The order of each method in :func:`integrator_high_order` (sub-flows by one Euler step:
-#: BUG and KSL Strang are first order then).
-HIGH_ORDER_EXPECTED = {"bug": 1, "ksl_strang": 1, "midpoint_bug": 2, "rk_bug_heun": 2,
-                       "rk_bug_rk3": 3, "rk_bug_rk4": 4}
-
-
-def _high_order_steps(r: int, inner: str) -> Dict[str, Callable]:
-    """name -> ``step(Y, F, t, h)`` at fixed rank ``r``; BUG/KSL sub-flows by ``inner``."""
-    fixed = dict(tol=0.0, min_rank=r, max_rank=r)
-    return {
-        "bug": lambda Y, F, t, h: bug_step(Y, F, t, h, inner=inner),
-        "ksl_strang": lambda Y, F, t, h: projector_splitting_step(Y, F, t, h, inner=inner,
-                                                                  order=2),
-        "midpoint_bug": lambda Y, F, t, h: midpoint_bug_step(Y, F, t, h, **fixed),
-        "rk_bug_heun": lambda Y, F, t, h: rk_bug_step(Y, F, t, h, tableau="heun", **fixed),
-        "rk_bug_rk3": lambda Y, F, t, h: rk_bug_step(Y, F, t, h, tableau="rk3", **fixed),
-        "rk_bug_rk4": lambda Y, F, t, h: rk_bug_step(Y, F, t, h, tableau="rk4", **fixed),
-    }
-
-
-def _source_solution(prob: ToyProblem, Y0: LowRank, t: float) -> np.ndarray:
-    """Solution at ``t`` of ``ToyProblem(form="source")`` from ``Y0``:
-    ``A(t) + e^{t W1} (Y0 - D) e^{t W2}^T``."""
-    return prob.exact(t) + prob._E1(t) @ (Y0.to_dense() - prob.D) @ prob._E2(t).T
-
-
-def integrator_high_order(fast: bool = False, seed: int = 0) -> dict:
-    """Orders and robustness of the midpoint BUG [CEKL24] and RK-BUG [NR25].
-
-    * ``"convergence"``: the toy problem of [CL22] in its tangent form
-      (:class:`~lowrank_ref.odes.ToyProblem`, ``form="ode"``), started from the best rank-r
-      approximation of ``A(0)``: its solution is the best rank-r approximation of ``A(t)``,
-      of rank r, known exactly. Relative error at ``T`` against ``h`` for BUG [CL22], KSL
-      Strang [LO14] (both with one explicit Euler step per sub-flow, the DLRT setting),
-      the midpoint BUG (its half step by one Euler step per sub-flow) and RK-BUG with the
-      Heun, RK3 and RK4 tableaux, all at fixed rank r. Every method uses only evaluations
-      of ``F``. (KSL is exact on this problem with exactly solved sub-flows [LO14]; with
-      Euler sub-flows it is first order here.)
-    * ``"robustness"``: the toy problem with a source term (``form="source"``, ``F`` with a
-      normal component), absolute error at ``T = 1`` for ranks ``r`` with ``sigma_r(A(0))
-      = 2^-r`` down to ``9e-13``, with ``h`` fixed, for the midpoint BUG, RK-BUG (Heun,
-      RK4), BUG and KSL Strang (rk4 sub-flows: their own splitting error, not Euler's),
-      and the best rank-r error of the exact solution.
-
-    Parameters
-    ----------
-    fast : bool, default False
-        Tiny sizes (about a second) instead of the figure's (about 15 s).
-    seed : int, default 0
-        Seed of the random problems.
-
-    Returns
-    -------
-    dict
-        ``convergence``: dict with ``h`` ((k,) ndarray), ``errors`` (name -> (k,) ndarray),
-        ``slopes`` (name -> float, :func:`~lowrank_ref.checks.fit_slope`),
-        ``expected_order``, ``N``, ``r``, ``T``;
-        ``robustness``: dict with ``ranks`` ((k,) int ndarray), ``sigma_min`` (``2^-r``),
-        ``errors`` (name -> (k,) ndarray, Frobenius), ``best`` ((k,) ndarray), ``N``,
-        ``h``, ``T``, ``sub_flows`` (name -> how its sub-flows are solved);
-        ``labels`` (name -> display name), ``fast``, ``seed``, ``seconds``.
-
-    Raises
-    ------
-    TypeError
-        ``fast`` not a bool or ``seed`` not an int.
-
-    Examples
-    --------
-    >>> d = integrator_high_order(fast=True)
-    >>> c = d["convergence"]
-    >>> bool(1.8 < c["slopes"]["midpoint_bug"] < 2.2), bool(c["slopes"]["rk_bug_rk4"] > 3.5)
-    (True, True)
-    """
-    _check_flag(fast, seed)
-    start = time.perf_counter()
-    if fast:
-        conv = dict(N=20, r=3, T=0.5, hs=[0.1, 0.05, 0.025])
-        rob = dict(N=40, h=0.1, T=1.0, ranks=[8, 12, 16, 20])
-    else:
-        conv = dict(N=60, r=6, T=1.0, hs=[0.1, 0.05, 0.025, 0.0125, 0.00625])
-        rob = dict(N=128, h=0.05, T=1.0, ranks=list(range(8, 41, 4)))
-    labels = dict(HIGH_ORDER_LABELS)
-
-    # --- convergence on the tangent toy problem, exact solution of rank r
-    prob = ToyProblem(np.random.default_rng(seed), conv["N"], form="ode")
-    Y0 = prob.best_approximation(0.0, conv["r"])
-    ref = prob.best_approximation(conv["T"], conv["r"]).to_dense()
-    hs = np.array(conv["hs"])
-    errors, slopes = {}, {}
-    for name, step in _high_order_steps(conv["r"], "euler").items():
-        errors[name] = np.array([
-            np.linalg.norm(_run(step, Y0, prob.F, h, _nsteps(conv["T"], h)).to_dense() - ref)
-            / np.linalg.norm(ref) for h in hs])
-        slopes[name] = fit_slope(hs, errors[name])
-    convergence = dict(h=hs, errors=errors, slopes=slopes,
-                       expected_order=dict(HIGH_ORDER_EXPECTED), N=conv["N"], r=conv["r"],
-                       T=conv["T"])
-
-    # --- robustness on the toy problem with a source term
-    prob = ToyProblem(np.random.default_rng(seed), rob["N"], form="source")
-    names = ["midpoint_bug", "rk_bug_heun", "rk_bug_rk4", "bug", "ksl_strang"]
-    rerr = {name: [] for name in names}
-    best = []
-    nsteps = _nsteps(rob["T"], rob["h"])
-    for r in rob["ranks"]:
-        Y0 = prob.best_approximation(0.0, r)
-        A_T = _source_solution(prob, Y0, rob["T"])
-        best.append(float(np.sqrt(np.sum(np.linalg.svd(A_T, compute_uv=False)[r:] ** 2))))
-        steps = _high_order_steps(r, "rk4")
-        for name in names:
-            Y = _run(steps[name], Y0, prob.F, rob["h"], nsteps)
-            rerr[name].append(float(np.linalg.norm(Y.to_dense() - A_T)))
-    ranks = np.array(rob["ranks"])
-    robustness = dict(ranks=ranks, sigma_min=2.0 ** -ranks.astype(float),
-                      errors={k: np.array(v) for k, v in rerr.items()}, best=np.array(best),
-                      N=rob["N"], h=rob["h"], T=rob["T"],
-                      sub_flows={"bug": "rk4", "ksl_strang": "rk4",
-                                 "midpoint_bug": "Euler (half step)", "rk_bug_heun": "none",
-                                 "rk_bug_rk4": "none"})
-    return {"convergence": convergence, "robustness": robustness, "labels": labels,
-            "fast": bool(fast), "seed": int(seed), "seconds": time.perf_counter() - start}

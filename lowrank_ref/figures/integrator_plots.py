@@ -3,7 +3,8 @@
 :func:`plot_integrator_convergence` and :func:`plot_integrator_robustness` draw the dicts of
 :mod:`lowrank_ref.figures.integrator_experiments` (the theory of [LO14], [CL22], [CKL22],
 [CKL24], [KL07]); :func:`plot_integrator_high_order` the orders and robustness of the
-midpoint BUG [CEKL24] and RK-BUG [NR25].
+midpoint BUG [CEKL24], the second-order parallel BUG [Kus24] and RK-BUG [NR25]
+(:mod:`lowrank_ref.figures.high_order_experiments`).
 
 References
 ----------
@@ -19,6 +20,8 @@ low-rank approximation. BIT 62 (2022).
 low-rank approximation. SIAM J. Sci. Comput. (2024).
 [CEKL24] G. Ceruti, L. Einkemmer, J. Kusch, C. Lubich. A robust second-order low-rank BUG
 integrator based on the midpoint rule. BIT Numer. Math. 64 (2024).
+[Kus24] J. Kusch. Second-order robust parallel integrators for dynamical low-rank
+approximation. arXiv 2403.02834 (2024).
 [NR25] F. Nobile, S. Riffaud. Robust high-order low-rank BUG integrators based on explicit
 Runge-Kutta methods. arXiv 2502.07040 (2025).
 [SZKCT22] S. Schotthöfer, E. Zangrando, J. Kusch, G. Ceruti, F. Tudisco. Low-rank lottery
@@ -41,9 +44,11 @@ _COLORS = {"ksl_lie": "tab:blue", "ksl_strang": "tab:purple", "bug": "tab:red",
 _MARKERS = {"ksl_lie": "o", "ksl_strang": "D", "bug": "s", "adaptive_bug": "^",
             "parallel_bug": "v"}
 _HIGH_ORDER_STYLE = {          # name -> (color, marker)
-    "bug": ("tab:red", "s"), "ksl_strang": ("tab:purple", "D"),
-    "midpoint_bug": ("tab:green", "o"), "rk_bug_heun": ("tab:olive", "v"),
-    "rk_bug_rk3": ("tab:cyan", "^"), "rk_bug_rk4": ("tab:blue", "P"),
+    "bug": ("tab:red", "s"), "parallel_bug": ("tab:red", "v"),
+    "midpoint_4r": ("tab:green", "o"),
+    "midpoint_3r": ("tab:olive", "o"), "parallel_2": ("tab:orange", "<"),
+    "rk_heun": ("tab:pink", "v"), "rk_rk3": ("tab:cyan", "^"), "rk_rk4": ("tab:blue", "P"),
+    "rk_rk4_clamped": ("tab:blue", "x"),
 }
 _ERROR_TEX = {
     "sylvester": r"$\|Y_h(T) - A(T)\|_F \,/\, \|A(T)\|_F$",
@@ -192,21 +197,38 @@ def plot_integrator_robustness(data: dict, path) -> str:
 
 
 # ---------------------------------------------------------------------------------------
-# MNIST results
+# second- and higher-order integrators
 # ---------------------------------------------------------------------------------------
-def plot_integrator_high_order(data: dict, path) -> str:
-    """Midpoint BUG [CEKL24] and RK-BUG [NR25]: error against ``h``, and against ``sigma_r``.
+def _order_guides(ax, h, errors, orders):
+    """Dashed ``C h^p`` below the smallest error curve of each order ``p``."""
+    for p in sorted(set(orders.values())):
+        names = [n for n, q in orders.items() if q == p and n in errors]
+        if not names:
+            continue
+        e = np.asarray(min((errors[n] for n in names), key=lambda e: float(np.min(e))), float)
+        C = math.exp(np.mean(np.log(e) - p * np.log(h))) / 3.0
+        ax.loglog(h, C * h ** p, ls="--", color="0.6", lw=0.9)
+        ax.annotate(order_label(p), (h[-1], C * h[-1] ** p), xytext=(3, -3),
+                    textcoords="offset points", ha="left", va="top", fontsize=8,
+                    color="0.4")
 
-    Draws the dict of :func:`lowrank_ref.figures.integrator_experiments.integrator_high_order`. Left: relative
-    error at ``T`` against the step size on the rank-r toy problem, fitted slopes in the
-    legend, dashed reference lines ``C h^p`` for ``p = 1..4``. Right: absolute error at
-    ``T`` against ``sigma_r = 2^-r`` (decreasing to the right, rank ``r`` on the top axis)
-    on the toy problem with a source term, with the best rank-r error.
+
+def plot_integrator_high_order(data: dict, path) -> str:
+    """Second- and higher-order robust integrators: error against ``h`` on a rank-preserving
+    and two rank-growing problems, and against ``sigma_r``.
+
+    Draws the dict of
+    :func:`lowrank_ref.figures.high_order_experiments.integrator_high_order`, four panels:
+    relative error at ``T`` against the step size on the rank-preserving problem, on the
+    rank-growing problem with the source outside and inside the initial bases (fitted
+    slopes in the legends, dashed ``C h^p``), and the absolute error at ``T`` against the
+    smallest singular value ``sigma_r`` (decreasing to the right).
 
     Parameters
     ----------
     data : dict
-        As returned by :func:`~lowrank_ref.figures.integrator_experiments.integrator_high_order`.
+        As returned by
+        :func:`~lowrank_ref.figures.high_order_experiments.integrator_high_order`.
     path : str or path-like
         The PNG file to write (parent folders are created).
 
@@ -218,58 +240,39 @@ def plot_integrator_high_order(data: dict, path) -> str:
     Raises
     ------
     KeyError
-        ``data`` lacks ``convergence`` or ``robustness`` or one of their keys.
+        ``data`` lacks one of the panels or one of their keys.
     """
-    conv, rob = data["convergence"], data["robustness"]
     labels = data.get("labels", {})
-    fig = new_figure((13.0, 6.2))
-    ax, ax2 = fig.subplots(1, 2)
-    h = np.asarray(conv["h"], float)
-    for nm, e in conv["errors"].items():
-        color, marker = _HIGH_ORDER_STYLE.get(nm, (None, "o"))
-        ax.loglog(h, e, marker=marker, color=color, lw=1.6, ms=6,
-                  label=f"{labels.get(nm, nm)}: slope {conv['slopes'][nm]:.2f}")
-    for p in sorted(set(conv["expected_order"].values())):
-        nm = min((n for n, q in conv["expected_order"].items() if q == p),
-                 key=lambda n: float(np.min(conv["errors"][n])))
-        e = np.asarray(conv["errors"][nm], float)
-        C = math.exp(np.mean(np.log(e) - p * np.log(h))) / 3.0
-        ax.loglog(h, C * h ** p, ls="--", color="0.5", lw=1.0)
-        ax.annotate(order_label(p), (h[-1], C * h[-1] ** p), xytext=(3, -3),
-                    textcoords="offset points", ha="left", va="top", fontsize=8,
-                    color="0.35")
-    ax.set_xlabel("step size $h$")
-    ax.set_ylabel(r"$\|Y_h(T) - A(T)\|_F \,/\, \|A(T)\|_F$")
-    ax.set_title(f"order: toy problem, tangent form, {conv['N']}x{conv['N']}, exact solution "
-                 f"of rank {conv['r']}, T = {conv['T']:g}\nsub-flows of BUG, KSL and the "
-                 f"midpoint half step by one Euler step (dashed: C h^p)", fontsize=9.5)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8.5, loc="lower right")
-
-    sig = np.asarray(rob["sigma_min"], float)
-    ax2.loglog(sig, rob["best"], color="k", ls="--", lw=1.3, label="best rank-r error")
-    sub = rob.get("sub_flows", {})
+    fig = new_figure((14.0, 11.0))
+    axes = fig.subplots(2, 2).ravel()
+    for ax, which in zip(axes, ["preserving", "growing_outside", "growing_inside"]):
+        d = data[which]
+        h = np.asarray(d["h"], float)
+        for nm, e in d["errors"].items():
+            color, marker = _HIGH_ORDER_STYLE.get(nm, (None, "o"))
+            ls = ":" if nm in ("rk_rk4_clamped", "bug", "parallel_bug") else "-"
+            ax.loglog(h, e, marker=marker, color=color, lw=1.5, ms=5, ls=ls,
+                      label=f"{labels.get(nm, nm)}: slope {d['slopes'][nm]:.2f}")
+        _order_guides(ax, h, d["errors"], {n: p for n, p in data["expected_order"].items()
+                                           if p > 1})
+        ax.set_xlabel("step size $h$")
+        ax.set_ylabel(r"$\|Y_h(T) - A(T)\|_F \,/\, \|A(T)\|_F$")
+        ax.set_title(f"{d['problem']}, T = {d['T']:g}", fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7.5, loc="lower right")
+    rob, ax = data["robustness"], axes[3]
+    sig = np.asarray(rob["sigma_r"], float)
     for nm, e in rob["errors"].items():
         color, marker = _HIGH_ORDER_STYLE.get(nm, (None, "o"))
-        how = sub.get(nm)
-        extra = f" ({how} sub-flows)" if how in ("rk4",) else ""
-        ax2.loglog(sig, e, marker=marker, color=color, lw=1.6, ms=6,
-                   label=labels.get(nm, nm) + extra)
-    ax2.set_xlim(sig.max() * 2.0, sig.min() / 2.0)
-    ax2.set_xlabel(r"smallest retained singular value $\sigma_r = \sigma_r(A(0)) = 2^{-r}$")
-    ax2.set_ylabel(r"error at $T$:  $\|Y(T) - A(T)\|_F$")
-    ranks = np.asarray(rob["ranks"], int)
-    top = ax2.twiny()
-    top.set_xscale("log")
-    top.set_xlim(ax2.get_xlim())
-    top.set_xticks(sig, [str(r) for r in ranks])
-    top.minorticks_off()
-    top.tick_params(labelsize=8)
-    top.set_xlabel("rank $r$", fontsize=9)
-    top.set_title(f"robustness: toy problem with a source term (normal component)\n"
-                  f"N = {rob['N']}, h = {rob['h']:g}, T = {rob['T']:g}, fixed rank r",
-                  fontsize=9.5)
-    ax2.grid(True, which="both", alpha=0.3)
-    ax2.legend(fontsize=8.5, loc="lower left")
-    fig.suptitle("Second- and higher-order robust BUG integrators", fontsize=11)
+        ls = ":" if nm == "rk_rk4_clamped" else "-"
+        ax.loglog(sig, e, marker=marker, color=color, lw=1.5, ms=5, ls=ls,
+                  label=labels.get(nm, nm))
+    ax.set_xlim(sig.max() * 3.0, sig.min() / 3.0)
+    ax.set_xlabel(r"smallest singular value $\sigma_r$ of $Y_0$")
+    ax.set_ylabel(r"error at $T$:  $\|Y(T) - A(T)\|_F$")
+    ax.set_title(f"{rob['problem']}, h = {rob['h']:g}, T = {rob['T']:g}", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
+    fig.suptitle("Second- and higher-order robust BUG integrators (sub-flows by rk4)",
+                 fontsize=11)
     return save(fig, path)

@@ -27,38 +27,43 @@ with every key of ``case.expected`` (extra keys are ignored). Families whose res
 low-rank matrix return it under the keys ``"U"`` (m, r), ``"S"`` (r, r), ``"V"`` (n, r)
 (docs/design.md, section "Notation"); ``S`` need not be diagonal.
 
-=============================  ===========================================================
-family                         ``candidate(...)`` keyword arguments -> returned keys
-=============================  ===========================================================
-``truncate``                   ``U_hat (m, k1), S_hat (k1, k2), V_hat (n, k2), tol,
-                               relative, min_rank, max_rank`` -> ``U, S, V``.
-                               ``k2 != k1`` occurs (a rectangular core: use its thin SVD);
-                               the rank is clamped to ``[min_rank, min(max_rank, k)]``,
-                               ``k = min(k1, k2)``, and is never above ``k``.
-``projector_splitting_step``   ``U0 (m, r), S0 (r, r), V0 (n, r), A1 (m, m), A2 (n, n),
-                               B (m, n), t0, h, inner, substeps, order`` -> ``U, S, V``
-``bug_step``                   ``U0, S0, V0, A1, A2, B, t0, h, inner, substeps``
-                               -> ``U, S, V``
-``adaptive_bug_step``          ``U0, S0, V0, A1, A2, B, t0, h, tol, relative, min_rank,
-                               max_rank, inner, substeps`` -> ``U, S, V``
-``parallel_bug_step``          as ``adaptive_bug_step``
-``midpoint_bug_step``          as ``adaptive_bug_step`` (the half step and the result are
-                               truncated by the same rule) -> ``U, S, V``
-``rk_bug_step``                ``U0, S0, V0, A1, A2, B, t0, h, tol, relative, min_rank,
-                               max_rank, tableau`` (a name of
-                               ``integrators.BUTCHER_TABLEAUX``; no ``inner``,
-                               ``substeps``) -> ``U, S, V``
-``dlrt_layer_step``            see "DLRT families" below -> ``U0, S0, V0, b0, rank0``
-``dlrt_network_step``          see "DLRT families" below -> ``U0, S0, V0, b0, rank0, U1,
-                               S1, V1, b1, rank1, W2, b2``
-``dlrt_conv_layer_step``       see "DLRT families" below -> ``U0, S0, V0, b0, rank0, W1,
-                               b1``
-=============================  ===========================================================
+====================================  ===========================================================
+family                                ``candidate(...)`` keyword arguments -> returned keys
+====================================  ===========================================================
+``truncate``                          ``U_hat (m, k1), S_hat (k1, k2), V_hat (n, k2), tol,
+                                      relative, min_rank, max_rank`` -> ``U, S, V``.
+                                      ``k2 != k1`` occurs (a rectangular core: use its thin SVD);
+                                      the rank is clamped to ``[min_rank, min(max_rank, k)]``,
+                                      ``k = min(k1, k2)``, and is never above ``k``.
+``projector_splitting_step``          ``U0 (m, r), S0 (r, r), V0 (n, r), A1 (m, m), A2 (n, n),
+                                      B (m, n), t0, h, inner, substeps, order`` -> ``U, S, V``
+``bug_step``                          ``U0, S0, V0, A1, A2, B, t0, h, inner, substeps``
+                                      -> ``U, S, V``
+``adaptive_bug_step``                 ``U0, S0, V0, A1, A2, B, t0, h, tol, relative, min_rank,
+                                      max_rank, inner, substeps`` -> ``U, S, V``
+``parallel_bug_step``                 as ``adaptive_bug_step``
+``midpoint_bug_step``                 as ``adaptive_bug_step``, and ``variant`` (``"4r"``:
+                                      the half step is not truncated; ``"3r"``: it is
+                                      truncated by the same rule as the result)
+                                      -> ``U, S, V``
+``rk_bug_step``                       ``U0, S0, V0, A1, A2, B, t0, h, tol, relative, min_rank,
+                                      max_rank, tableau`` (a name of
+                                      ``integrators.BUTCHER_TABLEAUX``; no ``inner``,
+                                      ``substeps``) -> ``U, S, V``
+``second_order_parallel_bug_step``    as ``adaptive_bug_step`` -> ``U, S, V``
+``dlrt_layer_step``                   see "DLRT families" below -> ``U0, S0, V0, b0, rank0``
+``dlrt_network_step``                 see "DLRT families" below -> ``U0, S0, V0, b0, rank0, U1,
+                                      S1, V1, b1, rank1, W2, b2``
+``dlrt_conv_layer_step``              see "DLRT families" below -> ``U0, S0, V0, b0, rank0, W1,
+                                      b1``
+====================================  ===========================================================
 
 The matrix ODE of the integrator families is ``dA/dt = F(t, A) = A1 @ A + A @ A2 + B``
-(:func:`linear_rhs` builds it), ``inner`` is always ``"euler"`` and ``substeps`` 1 (one
-explicit Euler step per sub-flow, the DLRT case); ``max_rank`` is always an int (no cap is
-written as ``min(m, n)``).
+(:func:`linear_rhs` builds it), ``substeps`` is always 1 and ``inner`` is ``"euler"`` (one
+explicit Euler step per sub-flow, the DLRT case), except for ``midpoint_bug_step`` and
+``second_order_parallel_bug_step``, whose flows are solved by ``inner="rk4"`` (with Euler
+they would be first-order methods); ``max_rank`` is always an int (no cap is written as
+``min(m, n)``).
 
 DLRT families
 ~~~~~~~~~~~~~
@@ -94,9 +99,10 @@ channel-major (NCHW order) to ``(batch, c_out h_out w_out)``, the input of ``W1 
 c_out h_out w_out)``. The cases: 2 -> 4 and 3 -> 8 channels, ``k = 3``, stride 1 with
 padding 0 and stride 2 with padding 1, ``"fixed"`` and ``"adaptive"``.
 
-The rank of a ``midpoint_bug_step`` or ``rk_bug_step`` case may be decided by several
-truncations (the half step or the Runge-Kutta stages, and the result); its margin is the
-smallest of them.
+The rank of a ``"3r"`` ``midpoint_bug_step`` or an ``rk_bug_step`` case may be decided by
+several truncations (the half step or the Runge-Kutta stages, and the result); its margin is
+the smallest of them. The Runge-Kutta stages are truncated by ``tol`` alone (the clamp
+``[1, min(m, n)]``), not clamped to ``[min_rank, max_rank]``.
 
 Compared quantities
 -------------------
@@ -116,23 +122,24 @@ quantity                  error measured                                      to
 ``bias`` / ``weight``     ``||bc - be|| / ||be||`` (biases, dense weights)    ``"step"``
 ========================  ==================================================  ===============
 
-=============================  ============================================================
-family                         quantities (``[i]``: per low-rank layer ``i`` of a network)
-=============================  ============================================================
-``truncate``                   rank, matrix, singular_values, projector_U/V,
-                               orthonormality, truncation_error
-``projector_splitting_step``   rank, matrix, singular_values, projector_U/V, orthonormality
-``bug_step``                   rank, matrix, singular_values, projector_U/V, orthonormality
-``adaptive_bug_step``          rank, matrix, singular_values, projector_U/V, orthonormality
-``parallel_bug_step``          rank, matrix, singular_values, projector_U/V, orthonormality
-``midpoint_bug_step``          rank, matrix, singular_values, projector_U/V, orthonormality
-``rk_bug_step``                rank, matrix, singular_values, projector_U/V, orthonormality
-``dlrt_layer_step``            rank[0], matrix[0], singular_values[0], projector_U/V[0],
-                               orthonormality[0], bias[0]
-``dlrt_network_step``          as the layer step for layers 0 and 1; weight[2], bias[2]
-``dlrt_conv_layer_step``       as the layer step for layer 0 (the kernel matrix); weight[1],
-                               bias[1]
-=============================  ============================================================
+====================================  ============================================================
+family                                quantities (``[i]``: per low-rank layer ``i`` of a network)
+====================================  ============================================================
+``truncate``                          rank, matrix, singular_values, projector_U/V,
+                                      orthonormality, truncation_error
+``projector_splitting_step``          rank, matrix, singular_values, projector_U/V, orthonormality
+``bug_step``                          rank, matrix, singular_values, projector_U/V, orthonormality
+``adaptive_bug_step``                 rank, matrix, singular_values, projector_U/V, orthonormality
+``parallel_bug_step``                 rank, matrix, singular_values, projector_U/V, orthonormality
+``midpoint_bug_step``                 rank, matrix, singular_values, projector_U/V, orthonormality
+``rk_bug_step``                       rank, matrix, singular_values, projector_U/V, orthonormality
+``second_order_parallel_bug_step``    rank, matrix, singular_values, projector_U/V, orthonormality
+``dlrt_layer_step``                   rank[0], matrix[0], singular_values[0], projector_U/V[0],
+                                      orthonormality[0], bias[0]
+``dlrt_network_step``                 as the layer step for layers 0 and 1; weight[2], bias[2]
+``dlrt_conv_layer_step``              as the layer step for layer 0 (the kernel matrix); weight[1],
+                                      bias[1]
+====================================  ============================================================
 
 A quantity is compared in a case only where the inputs determine it: where its measured
 condition number (below) exceeds :data:`COND_MAX` it is left out of ``case.tol`` -- e.g.

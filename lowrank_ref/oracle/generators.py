@@ -183,16 +183,21 @@ def _gen_first_order_adaptive(family) -> list:
 
 
 #: family -> [(description, shape in _SHAPES, inputs changed from the defaults tol = 0,
-#: relative, min_rank = 1, max_rank = min(m, n))]
+#: relative, min_rank = 1, max_rank = min(m, n))]; the second-order families solve their
+#: flows with inner = "rk4" (with "euler" they are first order). A tol ("auto", bug) is
+#: picked from the spectrum of the one truncation so that that published bug changes the
+#: rank.
 _HIGHER_ORDER_PLAN = {
     "midpoint_bug_step": [
         ("2x2_r1", "2x2_r1", {}),
-        ("1x3_r1", "1x3_r1", {}),
+        ("1x3_r1_3r", "1x3_r1", dict(variant="3r")),
         ("4x3_r3_full", "4x3_r3_full", {}),
         ("10x8_r2_fixed", "10x8_r2", dict(min_rank=2, max_rank=2)),
-        ("10x8_r2_tol", "10x8_r2", dict(tol=0.05)),
+        ("10x8_r2_fixed_3r", "10x8_r2", dict(min_rank=2, max_rank=2, variant="3r")),
+        ("10x8_r2_tol_3r", "10x8_r2", dict(tol=0.05, variant="3r")),
         ("20x15_r14", "20x15_r14", {}),
-        ("50x40_r5_spread_fixed", "50x40_r5_spread", dict(min_rank=5, max_rank=5)),
+        ("50x40_r5_spread_fixed_3r", "50x40_r5_spread",
+         dict(min_rank=5, max_rank=5, variant="3r")),
         ("50x40_r5_spread_tol", "50x40_r5_spread", dict(tol=1e-3)),
         ("300x200_r20_spread_fixed", "300x200_r20_spread", dict(min_rank=20, max_rank=20)),
     ],
@@ -204,9 +209,20 @@ _HIGHER_ORDER_PLAN = {
         ("10x8_r2_midpoint_tol", "10x8_r2", dict(tableau="midpoint", tol=0.05)),
         ("20x15_r14_ssprk3", "20x15_r14", dict(tableau="ssprk3")),
         ("50x40_r5_spread_rk4_tol", "50x40_r5_spread", dict(tableau="rk4", tol=1e-3)),
-        ("50x40_r5_spread_unforced_heun_fixed", "50x40_r5_spread_unforced",
-         dict(tableau="heun", min_rank=5, max_rank=5)),
-        ("300x200_r20_spread_rk4", "300x200_r20_spread", dict(tableau="rk4", tol=0.01)),
+        ("50x40_r5_spread_unforced_heun_fixed_tol", "50x40_r5_spread_unforced",
+         dict(tableau="heun", min_rank=5, max_rank=5, tol=3e-4)),
+        ("300x200_r20_spread_rk4", "300x200_r20_spread", dict(tableau="rk4", tol=0.25)),
+    ],
+    "second_order_parallel_bug_step": [
+        ("2x2_r1", "2x2_r1", {}),
+        ("3x1_r1", "3x1_r1", {}),
+        ("4x3_r3_full", "4x3_r3_full", {}),
+        ("10x8_r2_fixed", "10x8_r2", dict(min_rank=2, max_rank=2)),
+        ("10x8_r2_tol", "10x8_r2", dict(tol=0.05)),
+        ("20x15_r14", "20x15_r14", {}),
+        ("20x15_r14_last_value_excluded", "20x15_r14", dict(tol=("auto", "exclude_last"))),
+        ("50x40_r5_spread_fixed", "50x40_r5_spread", dict(min_rank=5, max_rank=5)),
+        ("300x200_r20_spread_tol", "300x200_r20_spread", dict(tol=0.03)),
     ],
 }
 
@@ -217,9 +233,18 @@ def _gen_higher_order(family: str) -> list:
         inputs = _shape_inputs(f"{family}.{desc}", shape)
         if family == "rk_bug_step":              # no sub-flow solver
             del inputs["inner"], inputs["substeps"]
+        else:
+            inputs["inner"] = "rk4"
+        if family == "midpoint_bug_step":
+            inputs["variant"] = "4r"
         inputs.update(tol=0.0, relative=True, min_rank=1,
                       max_rank=int(min(inputs["U0"].shape[0], inputs["V0"].shape[0])))
         inputs.update(changes)
+        if isinstance(inputs["tol"], tuple):
+            spectra = truncated_spectra(family, dict(inputs, tol=0.0))
+            assert len(spectra) == 1, desc
+            inputs["tol"] = pick_tol(spectra, True, 1, [inputs["max_rank"]], [None],
+                                     inputs["tol"][1])
         inputs["tol"] = float(inputs["tol"])
         out.append((desc, inputs))
     return out

@@ -25,7 +25,7 @@ from .measure import singular_values
 from .reference import DLRT, RANK_ADAPTIVE, layer_indices, reference, run_integrator
 
 __all__ = ["PUBLISHED_BUGS", "threshold", "rank_margin", "published_bug_rank", "pick_tol",
-           "truncated_spectra", "rank_margins"]
+           "truncated_spectra", "truncation_clamps", "rank_margins"]
 
 #: The truncation bugs of the published DLRT code that :func:`published_bug_rank` models.
 PUBLISHED_BUGS = ("exclude_last", "double", "last_index_untested")
@@ -172,8 +172,9 @@ def truncated_spectra(family: str, inputs: Mapping) -> list:
     * Integrator families: the cores the reference step hands to its ``observer``
       (:func:`lowrank_ref.integrators.adaptive_bug_step` and the other rank-adaptive
       steps call ``observer(S_hat)`` before each truncation): one for
-      ``adaptive_bug_step`` and ``parallel_bug_step``, the half step's and the result's for
-      ``midpoint_bug_step``, every stage's and the result's for ``rk_bug_step``.
+      ``adaptive_bug_step``, ``parallel_bug_step``, ``second_order_parallel_bug_step``
+      and the ``"4r"`` ``midpoint_bug_step``, the half step's and the result's for the
+      ``"3r"`` one, every stage's (2..s) and the result's for ``rk_bug_step``.
     * DLRT families: the optimisers have no observer; the reference is re-run with
       ``tau = 0`` and ``max_rank`` the largest layer size, which truncates nothing but
       exact zeros (the cores do not depend on ``tau``: every layer's comes from the
@@ -192,6 +193,17 @@ def truncated_spectra(family: str, inputs: Mapping) -> list:
     raise ValueError(f"{family} has no rank-adaptive truncation")  # pragma: no cover
 
 
+def truncation_clamps(family: str, inputs: Mapping, count: int) -> list:
+    """``[(min_rank, max_rank)]`` of each of the ``count`` truncations of an integrator
+    case, in the order of :func:`truncated_spectra`: the case's clamp, except the stages of
+    ``rk_bug_step``, which are truncated by the tolerance alone (``[1, min(m, n)]``)."""
+    clamp = (inputs["min_rank"], inputs["max_rank"])
+    if family == "rk_bug_step":
+        full = int(min(np.shape(inputs["U0"])[0], np.shape(inputs["V0"])[0]))
+        return [(1, full)] * (count - 1) + [clamp]
+    return [clamp] * count
+
+
 def rank_margins(family: str, inputs: Mapping) -> dict:
     """Rank quantity -> margin (None where no truncation decides the rank); the margin of
     a step with several truncations is the smallest of theirs."""
@@ -200,9 +212,10 @@ def rank_margins(family: str, inputs: Mapping) -> dict:
         th = threshold(sigma, inputs["tol"], inputs["relative"])
         return {"rank": rank_margin(sigma, th, inputs["min_rank"], inputs["max_rank"])}
     if family in RANK_ADAPTIVE:
-        found = [rank_margin(s, threshold(s, inputs["tol"], inputs["relative"]),
-                             inputs["min_rank"], inputs["max_rank"])
-                 for s in truncated_spectra(family, inputs)]
+        spectra = truncated_spectra(family, inputs)
+        found = [rank_margin(s, threshold(s, inputs["tol"], inputs["relative"]), lo, hi)
+                 for s, (lo, hi) in zip(spectra,
+                                        truncation_clamps(family, inputs, len(spectra)))]
         found = [m for m in found if m is not None]
         return {"rank": min(found) if found else None}
     if family in DLRT and inputs["method"] == "adaptive":

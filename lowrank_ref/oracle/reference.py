@@ -20,8 +20,8 @@ __all__ = ["FAMILIES", "FIXED_RANK", "FIRST_ORDER_ADAPTIVE", "HIGHER_ORDER", "RA
 FIXED_RANK = ("projector_splitting_step", "bug_step")
 #: First-order rank-adaptive integrator families ([CKL22], [CKL24]).
 FIRST_ORDER_ADAPTIVE = ("adaptive_bug_step", "parallel_bug_step")
-#: Second- and higher-order rank-adaptive integrator families ([CEKL24], [NR25]).
-HIGHER_ORDER = ("midpoint_bug_step", "rk_bug_step")
+#: Second- and higher-order rank-adaptive integrator families ([CEKL24], [NR25], [Kus24]).
+HIGHER_ORDER = ("midpoint_bug_step", "rk_bug_step", "second_order_parallel_bug_step")
 #: The integrator families whose rank is decided by truncations.
 RANK_ADAPTIVE = FIRST_ORDER_ADAPTIVE + HIGHER_ORDER
 #: Every integrator family: one step of ``lowrank_ref.integrators.<family>``.
@@ -37,8 +37,8 @@ DLRT = DLRT_MLP + DLRT_CONV
 
 #: The case families; each name is the function (or step) it checks. The order is the
 #: order of the golden files in the manifest: families added later go at the end.
-FAMILIES = ("truncate",) + FIXED_RANK + FIRST_ORDER_ADAPTIVE + DLRT_MLP + HIGHER_ORDER \
-    + DLRT_CONV
+FAMILIES = ("truncate",) + FIXED_RANK + FIRST_ORDER_ADAPTIVE + DLRT_MLP + HIGHER_ORDER[:2] \
+    + DLRT_CONV + HIGHER_ORDER[2:]
 
 
 def check_family(family) -> str:
@@ -95,7 +95,8 @@ def run_integrator(family: str, inputs: Mapping,
         One of :data:`INTEGRATORS`.
     inputs : dict
         ``U0 (m, r), S0 (r, r), V0 (n, r), A1 (m, m), A2 (n, n), B (m, n), t0, h`` and the
-        family's keyword arguments (``inner``, ``substeps``, ``order``, ``tol``, ...).
+        family's keyword arguments (``inner``, ``substeps``, ``order``, ``tol``,
+        ``variant``, ...).
     observer : callable, optional
         Rank-adaptive families: passed on to the step, which calls ``observer(S_hat)``
         with the core of every truncation it makes.
