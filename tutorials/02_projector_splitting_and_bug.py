@@ -74,6 +74,7 @@ if not os.environ.get("MPLBACKEND") and "ipykernel" not in sys.modules:
 import matplotlib.pyplot as plt
 
 from lowrank_ref import LowRank
+from lowrank_ref.lowrank import tangent_project
 from lowrank_ref.checks import fit_slope, tolerance
 from lowrank_ref.integrators import bug_step, projector_splitting_step
 from lowrank_ref.odes import RankRCurve, SylvesterProblem, ToyProblem
@@ -386,11 +387,9 @@ assert fit_slope(H, syl_err["KSL"]) >= 3.5 and syl_err["KSL"].max() <= 1e-4
 
 # %%
 def tangent_projection(Y, Z, r):
-    """P(Y) Z for a dense Y of rank r (U, V from its SVD)."""
-    Uy, _, Vty = np.linalg.svd(Y, full_matrices=False)
-    Uy, Vy = Uy[:, :r], Vty[:r].T
-    UtZ = Uy.T @ Z
-    return Uy @ UtZ + (Z @ Vy) @ Vy.T - Uy @ (UtZ @ Vy) @ Vy.T
+    """P(Y) Z for a dense Y of rank r (U, V from its SVD; lowrank.tangent_project)."""
+    Uy, sy, Vty = np.linalg.svd(Y, full_matrices=False)
+    return tangent_project(LowRank(Uy[:, :r], np.diag(sy[:r]), Vty[:r].T), Z)
 
 
 r_tan = 4

@@ -350,7 +350,7 @@ for tau in (0.2, 0.4, 0.7):                                 # large tau: rank < 
 #
 # Momentum is **not** part of the analysis of [SZKCT22]: their steps are explicit Euler
 # steps of the gradient flow, as above. Heavy-ball momentum trains faster, and
-# `lowrank_ref.momentum.FactorMomentum` carries it across the basis changes in one way that
+# `lowrank_ref.directions.Momentum` carries it across the basis changes in one way that
 # keeps the method's invariance. The velocity of a low-rank layer is a **matrix** `M` of the
 # weight's shape (never formed: stored as `U_m B V_m^T` with the bases of the previous
 # step). Each step uses `mu M + G` where plain DLRT uses `G`:
@@ -390,7 +390,7 @@ for name, make_opt in (("AdaptiveKLS", lambda m: AdaptiveKLS(m, 0.1, tau=0.05, m
         for opt in opts:
             opt.step(Xb, yb)
     W_a, W_b = (m.layers[0].factors.to_dense() for m in models)
-    vel = [U_m @ B_m @ V_m.T for U_m, B_m, V_m in (o.factor_momentum.store[0] for o in opts)]
+    vel = [U_m @ B_m @ V_m.T for U_m, B_m, V_m in (o.direction.store[0] for o in opts)]
     d_w = np.linalg.norm(W_a - W_b) / np.linalg.norm(W_a)
     d_v = np.linalg.norm(vel[0] - vel[1]) / np.linalg.norm(vel[0])
     print(f"{name:12s} momentum 0.9, 5 steps, two gauges: weights differ by {d_w:.1e}, "
@@ -608,8 +608,8 @@ print(f"tutorial 05 finished in {time.perf_counter() - T_START:.1f} s")
 # | the fixed-rank step is the BUG step with Euler sub-flows | `FixedRankKLS` | `lowrank_ref.dlrt` | `tests/test_dlrt.py::test_fixed_rank_step_is_the_bug_integrator_on_one_layer` |
 # | one backward gives the three-pass adaptive step | `AdaptiveKLS` | `lowrank_ref.dlrt` | `tests/test_dlrt.py::test_one_gradient_adaptive_step_equals_three_pass_step` |
 # | the descent inequality | `AdaptiveKLS` | `lowrank_ref.dlrt` | `tests/test_dlrt.py::test_descent_inequality_least_squares_layer` |
-# | the velocity is a matrix, independent of the factorisation | `FactorMomentum` | `lowrank_ref.momentum` | `tests/test_dlrt.py::test_factor_momentum_is_a_matrix_independent_of_the_factorisation` |
-# | fixed-rank momentum can turn the bases | `FactorMomentum.remember_tangent` | `lowrank_ref.momentum` | `tests/test_dlrt.py::test_fixed_rank_momentum_turns_the_basis` |
+# | the velocity is a matrix, independent of the factorisation | `Momentum` | `lowrank_ref.directions` | `tests/test_dlrt.py::test_factor_momentum_is_a_matrix_independent_of_the_factorisation` |
+# | fixed-rank momentum can turn the bases | `Momentum.tangent_velocity` | `lowrank_ref.directions` | `tests/test_dlrt.py::test_fixed_rank_momentum_turns_the_basis` |
 # | the paper's parameter counts | `parameter_counts` | `lowrank_ref.dlrt` | `tests/test_dlrt.py::test_parameter_counts_match_the_paper_definition` |
 # | low-rank layers and their modes | `LowRankDense` | `lowrank_ref.lowrank_layers` | `tests/test_dlrt.py::test_every_mode_gradient_checked` |
 # | the paper's MNIST table, reproduced by full training runs | `sweep` | `lowrank_ref.training` | `tests/test_results.py::test_every_tau_of_the_paper_is_within_half_a_point_and_three_points_of_compression` |
