@@ -117,6 +117,10 @@ class _Adam(Direction):
         self.eps = check_real(eps, "eps", low=0.0, low_open=True)
         self.t = 0
         self.buffers: dict = {}
+        self.clear_layers()
+
+    def clear_layers(self) -> None:
+        """Forget the state of the low-rank layers (each form keeps its own)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(beta1={self.beta1:g}, beta2={self.beta2:g}, eps={self.eps:g})"
@@ -164,7 +168,10 @@ class CarriedAdam(_Adam):
     * the S-moments live in the bases ``(U, V)`` of the previous S-step (augmented, new or
       old ones: whatever the integrator used) and are carried into the current ones by
       ``T_U = U^T U_prev``, ``T_V = V^T V_prev``: ``m_S <- T_U m_S T_V^T``,
-      ``v_S <- (T_U * T_U) v_S (T_V * T_V)^T``; then ``D_S = adam(U^T G V)``.
+      ``v_S <- (T_U * T_U) v_S (T_V * T_V)^T``; then ``D_S = adam(U^T G V)``. (The new
+      directions ``U~`` of the rank-adaptive step's ``U_hat = [U0, U~]`` are the left
+      singular vectors of ``(I - U0 U0^T) K1``, :func:`~lowrank_ref.lowrank.augment_basis`:
+      these coordinates too are determined by the matrices, up to signs.)
 
     Biases and dense parameters: textbook Adam. With unchanged bases the transports are
     identities and every variable takes plain Adam steps.
@@ -192,9 +199,7 @@ class CarriedAdam(_Adam):
     name = "adam-carried"
     singular_coordinates = True
 
-    def __init__(self, beta1: float = ADAM_DEFAULTS["beta1"],
-                 beta2: float = ADAM_DEFAULTS["beta2"], eps: float = ADAM_DEFAULTS["eps"]):
-        super().__init__(beta1, beta2, eps)
+    def clear_layers(self) -> None:
         self.carried: dict = {}
 
     def _direction(self, g, m, v) -> np.ndarray:
@@ -238,7 +243,7 @@ class CarriedAdam(_Adam):
 
     def load_state_arrays(self, arrays: dict) -> None:
         super().load_state_arrays(arrays)
-        self.carried = {}
+        self.clear_layers()
         for key, a in arrays.items():
             if key.startswith("carried."):
                 _, i, k = key.split(".")
@@ -276,9 +281,7 @@ class PaperAdam(_Adam):
     name = "adam"
     replaces_adaptive_step = True
 
-    def __init__(self, beta1: float = ADAM_DEFAULTS["beta1"],
-                 beta2: float = ADAM_DEFAULTS["beta2"], eps: float = ADAM_DEFAULTS["eps"]):
-        super().__init__(beta1, beta2, eps)
+    def clear_layers(self) -> None:
         self.moments: dict = {}
 
     def attach(self, optimizer) -> None:
@@ -394,7 +397,7 @@ class PaperAdam(_Adam):
 
     def load_state_arrays(self, arrays: dict) -> None:
         super().load_state_arrays(arrays)
-        self.moments = {}
+        self.clear_layers()
         for key in arrays:
             if key.startswith("paper.") and key.endswith(".m"):
                 _, i, k, _ = key.split(".")

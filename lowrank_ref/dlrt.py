@@ -122,11 +122,7 @@ class FixedRankBUG(LowRankOptimizer):
 
     @uses_blas_threads
     def step(self, X, y) -> StepResult:
-        self.prepare_factors(refresh=False)
-        self.set_modes("W")
-        res = forward_backward(self.model, X, y, self.loss_fn)
-        plain = self.plain_gradients()
-        self.direction.start_step()
+        res, plain = self.start(X, y)
         tangents, dS_at_W0 = {}, {}
         for i, layer in low_rank_layers(self.model):
             U0, S0, V0 = layer.factors
@@ -239,7 +235,6 @@ class AdaptiveBUG(_Truncating):
     def step(self, X, y) -> StepResult:
         if self.direction.replaces_adaptive_step:
             return self.direction.adaptive_step(self, X, y)
-        self.prepare_factors(refresh=True)
         return self._step_one_pass(X, y) if self.passes == 1 else self._step_three_passes(X, y)
 
     def augmented_start(self, layer, K1, L1):
@@ -250,10 +245,7 @@ class AdaptiveBUG(_Truncating):
         return U_hat, augmented_core(S0, U_hat.shape[1], V_hat.shape[1]), V_hat
 
     def _step_one_pass(self, X, y) -> StepResult:
-        self.set_modes("W")
-        res = forward_backward(self.model, X, y, self.loss_fn)
-        plain = self.plain_gradients()
-        self.direction.start_step()
+        res, plain = self.start(X, y, refresh=True)
         for i, layer in low_rank_layers(self.model):
             U0, S0, V0 = layer.factors
             G_V0, GtU = layer_kl_gradients(layer)
@@ -267,6 +259,7 @@ class AdaptiveBUG(_Truncating):
         return res
 
     def _step_three_passes(self, X, y) -> StepResult:
+        self.prepare_factors(refresh=True)
         lr_layers = low_rank_layers(self.model)
         self.set_modes("K")
         res = forward_backward(self.model, X, y, self.loss_fn)   # K-pass at W0
@@ -344,11 +337,7 @@ class ParallelBUG(_Truncating):
 
     @uses_blas_threads
     def step(self, X, y) -> StepResult:
-        self.prepare_factors(refresh=True)
-        self.set_modes("W")
-        res = forward_backward(self.model, X, y, self.loss_fn)
-        plain = self.plain_gradients()
-        self.direction.start_step()
+        res, plain = self.start(X, y, refresh=True)
         for i, layer in low_rank_layers(self.model):
             U0, S0, V0 = layer.factors
             D_K, D_L = self.direction.kl(i, U0, V0, *layer_kl_gradients(layer))
@@ -385,11 +374,7 @@ class SOnly(LowRankOptimizer):
 
     @uses_blas_threads
     def step(self, X, y) -> StepResult:
-        self.prepare_factors(refresh=False)
-        self.set_modes("S")
-        res = forward_backward(self.model, X, y, self.loss_fn)
-        plain = self.plain_gradients()
-        self.direction.start_step()
+        res, plain = self.start(X, y, mode="S")
         for i, layer in low_rank_layers(self.model):
             D_S = self.direction.core(i, layer.U, layer.V, layer.S_hat.grad)
             layer.set_factors(LowRank(layer.U, layer.S - self.lr * D_S, layer.V))

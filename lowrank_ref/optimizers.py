@@ -191,6 +191,18 @@ class LowRankOptimizer(Optimizer):
             raise ValueError("model must contain at least one low-rank layer (LowRankDense, "
                              "LowRankConv2d)")
 
+    def start(self, X, y, mode: str = "W", refresh: bool = False):
+        """The first part of every DLRT step: the factors prepared (:meth:`prepare_factors`),
+        the layers in ``mode``, one forward/backward at the start point, the gradients of
+        the plain parameters kept (:meth:`plain_gradients`), the rule's step begun.
+        Returns the :class:`StepResult` and those gradients (for :meth:`apply_plain`)."""
+        self.prepare_factors(refresh)
+        self.set_modes(mode)
+        res = forward_backward(self.model, X, y, self.loss_fn)
+        plain = self.plain_gradients()
+        self.direction.start_step()
+        return res, plain
+
     def plain_gradients(self) -> list:
         """``(key, tensor, grad)``, copied at the start point, of every parameter trained as
         an array: the bias of a low-rank layer, all parameters of any other layer."""

@@ -1380,9 +1380,10 @@ ELSEWHERE = {
     ("TrainConfig", "Adam for fixed, sonly, parallel; 3 passes with Adam, betas with sgd, "
                     "finetune with Adam, unknown optimizer, eps 0"):
         "test_adam.py::test_config_options_of_adam_are_checked",
-    ("compare_methods / compare_illconditioned / recipe_sweep / record_start",
-     "empty taus, options setting method / unknown field / not a dict, epochs 0, decays < 1, "
-     "unknown forms, table name, config without out"):
+    ("compare_methods / compare_illconditioned / recipe_sweep / compare_parallel / "
+     "record_start",
+     "empty taus, taus < 0, options setting method / unknown field / not a dict, epochs 0, "
+     "decays < 1, unknown forms, table name, config without out, no seeds"):
         "test_compare.py::test_bad_arguments_are_refused_by_name",
 }
 
