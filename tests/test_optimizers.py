@@ -435,3 +435,39 @@ def test_the_paper_adam_loop_on_every_layer_kind(kind):
             assert not np.array_equal(plain1[k], before[k]), k
             _close(plain1[k], plain[k], (step, k), 10.0)
     assert opt.direction.t == 9
+
+
+def test_cli_trains_lenet5_convolutions_with_carried_adam_and_the_parallel_step(tmp_path,
+                                                                                monkeypatch):
+    """``train --arch lenet5 --method adaptive --optimizer adam-carried`` moves the
+    convolutions' factors (earlier, Adam refused LeNet5); ``--method parallel`` trains the
+    MLP and LeNet5."""
+    import json
+
+    import lowrank_ref.data
+    from lowrank_ref.__main__ import main
+    from lowrank_ref.data import Dataset
+    from lowrank_ref.training import TrainConfig, build_model, load_checkpoint
+    rng = np.random.default_rng(0)
+    X, y = rng.random((96, 784)), rng.integers(0, 10, 96)
+    images = Dataset(X[:64], y[:64], X[64:], y[64:], "noise", "made up in test_optimizers.py")
+    monkeypatch.setattr(lowrank_ref.data, "load", lambda *a, **k: images)
+    common = ["--epochs", "1", "--batch-size", "32", "--n-train", "64", "--warmup", "0"]
+    out = tmp_path / "adam"
+    assert main(["train", "--arch", "lenet5", "--method", "adaptive", "--optimizer",
+                 "adam-carried", "--tau", "0.2", "--rank", "6", "--lr", "0.01", *common,
+                 "--out", str(out)]) == 0
+    config = TrainConfig.from_dict(json.loads((out / "run.json").read_text())["config"])
+    assert (config.arch, config.optimizer) == ("lenet5", "adam-carried")
+    start, arrays = build_model(config), load_checkpoint(out)["arrays"]
+    for i in (0, 1):                                   # the two low-rank convolutions
+        U, S, V = (arrays[f"layer{i}.{k}"] for k in "USV")
+        W0 = start.layers[i].factors.to_dense()
+        assert np.linalg.norm(U @ S @ V.T - W0) > 1e-3 * np.linalg.norm(W0), i
+    assert any(k.startswith("opt.carried.0.") for k in arrays)
+    for arch in ("lenet5", "mlp"):
+        out = tmp_path / f"parallel-{arch}"
+        assert main(["train", "--arch", arch, "--method", "parallel", "--tau", "0.2",
+                     "--rank", "6", *common, "--out", str(out)]) == 0
+        run = json.loads((out / "run.json").read_text())
+        assert run["config"]["method"] == "parallel" and run["status"] == "finished"
