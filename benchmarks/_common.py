@@ -228,7 +228,7 @@ class NumpyMLP:
 #: default "decay" initialisation). The adaptive step's cost depends on the learning rate
 #: through the number of new directions the augmentation keeps.
 DEFAULT_LR = {"baseline": 0.1, "dense": 0.1, "fixed": 0.2, "fixed1": 0.2, "adaptive1": 0.2,
-              "adaptive3": 0.2}
+              "adaptive3": 0.2, "parallel": 0.2}
 METHOD_KINDS = tuple(DEFAULT_LR)
 
 
@@ -246,10 +246,11 @@ def make_runner(method: str, sizes, dtype, lr=None, rank=None, factors="svd"):
 
     * ``baseline`` -- :class:`NumpyMLP`; ``dense`` -- ``MLP.dense`` + ``DenseSGD``;
     * ``fixed`` / ``fixed1`` -- ``FixedRankKLS(passes=2)`` / ``FixedRankKLS(passes=1)``;
-    * ``adaptive1`` / ``adaptive3`` -- ``AdaptiveKLS(passes=1|3)`` with ``tau = 0`` and
+    * ``adaptive1`` / ``adaptive3`` -- ``AdaptiveBUG(passes=1|3)`` with ``tau = 0`` and
       ``min_rank = max_rank = rank``: the augmented basis has ``rank + p`` columns every step
       (as with any ``tau`` at which the rank is stable) and the truncation returns to
-      ``rank``, so every step has the cost of a stable rank ``rank``.
+      ``rank``, so every step has the cost of a stable rank ``rank``;
+    * ``parallel`` -- ``ParallelBUG`` held at ``rank`` in the same way.
 
     Plain SGD (momentum 0), ``lr`` None: :data:`DEFAULT_LR`. Models from seed 0
     (:func:`low_rank_model` with ``factors``).
@@ -270,6 +271,9 @@ def make_runner(method: str, sizes, dtype, lr=None, rank=None, factors="svd"):
         model = low_rank_model(sizes, rank, dtype, factors=factors)
         opt = dlrt.AdaptiveKLS(model, lr=lr, tau=0.0, min_rank=rank, max_rank=rank,
                                passes=1 if method == "adaptive1" else 3)
+    elif method == "parallel":
+        model = low_rank_model(sizes, rank, dtype, factors=factors)
+        opt = dlrt.ParallelBUG(model, lr=lr, tau=0.0, min_rank=rank, max_rank=rank)
     else:
         raise ValueError(method)
 
@@ -490,13 +494,22 @@ def step_ops(method, sizes, b, rank=None, aug=None) -> list:
         if method == "fixed":                                      # S-step gradient at W~
             _net_pass(ops, sizes, b, "S", ranks, dense_update=False)
         return ops
-    if method not in ("adaptive1", "adaptive3"):
+    if method not in ("adaptive1", "adaptive3", "parallel"):
         raise ValueError(method)
     aug = [(r, r) for _, _, r in layers] if aug is None else aug
     widths = [(min(pu, c - r), min(pv, a - r)) for (a, c, r), (pu, pv) in zip(layers, aug)]
     for a, c, r in layers:                                         # refresh_orthonormality
         ops += [("cholqr", c, r), ("cholqr", a, r), ("mm", r, r, r), ("mm", r, r, r)]
-    if method == "adaptive1":
+    if method == "parallel":
+        _net_pass(ops, sizes, b, "W", ranks)
+        for (a, c, r), (pu, pv) in zip(layers, widths):
+            ops += [("mm", c, b, r), ("mm", a, b, r),              # G V0, G^T U0 from the taps
+                    ("mm", r, b, r),                               # U0^T G V0 = dZ_U^T XV
+                    ("mm", c, r, r), ("mm", a, r, r)]              # K1, L1
+            _augment(ops, c, r, pu)
+            _augment(ops, a, r, pv)
+            ops += [("mm", r, a, pv), ("mm", pu, c, r)]            # L1^T V~, U~^T K1
+    elif method == "adaptive1":
         _net_pass(ops, sizes, b, "W", ranks)
         for (a, c, r), (pu, pv) in zip(layers, widths):
             ops += [("mm", c, b, r), ("mm", a, b, r),              # G V0, G^T U0 from the taps

@@ -9,7 +9,9 @@ Not part of the test suite. One run times, interleaved step by step on the same 
 * ``adaptive``  -- ``networks.lenet5(ranks=500)`` + ``dlrt.AdaptiveKLS(tau=--tau)`` (one
   backward per step), after ``--warmup-steps`` untimed steps from the full-rank start, so
   that the ranks have fallen to where a training run spends its epochs (printed); every
-  repeat starts from a copy of that warmed state.
+  repeat starts from a copy of that warmed state;
+* ``parallel``  -- ``dlrt.ParallelBUG(tau=--tau)`` from a copy of the same warmed state
+  (issue 19: the parallel step at most the adaptive step's time at the same ranks).
 
 ``--repeats`` times; the quoted numbers are medians over the repeats of the mean step time,
 an epoch is step time x 60000/128, and the two targets of issue 13 are checked on ratios of
@@ -30,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
-from lowrank_ref.dlrt import AdaptiveKLS, DenseSGD, parameter_counts  # noqa: E402
+from lowrank_ref.dlrt import AdaptiveKLS, DenseSGD, ParallelBUG, parameter_counts  # noqa: E402
 from lowrank_ref.networks import lenet5  # noqa: E402
 
 BATCH = 128
@@ -157,8 +159,10 @@ def run(args, info):
         hand = HandLeNet5(np.random.default_rng(args.seed))
         dense = DenseSGD(lenet5(np.random.default_rng(args.seed), np.float32), LR)
         adaptive = AdaptiveKLS(copy.deepcopy(warmed), LR, args.tau)
+        parallel = ParallelBUG(copy.deepcopy(warmed), LR, args.tau)
         return {"hand": hand.step, "dense": lambda X, y: dense.step(X, y).loss,
-                "adaptive": lambda X, y: adaptive.step(X, y).loss}
+                "adaptive": lambda X, y: adaptive.step(X, y).loss,
+                "parallel": lambda X, y: parallel.step(X, y).loss}
     res = C.interleaved_timing(factory, timed, args.repeats)
     print(f"\n{'method':10s} {'ms/step':>9s} {'min':>8s} {'max':>8s} {'s/epoch':>8s}")
     for name, r in res.items():
@@ -170,10 +174,15 @@ def run(args, info):
           f"{'met' if dense_vs_hand <= 1.2 else 'NOT met'})")
     print(f"adaptive (tau {args.tau}) epoch / dense epoch: {adaptive_vs_dense:.2f}x "
           f"(target <= 0.7x: {'met' if adaptive_vs_dense <= 0.7 else 'NOT met'})")
+    parallel_vs_adaptive = res["parallel"]["median"] / res["adaptive"]["median"]
+    print(f"parallel (tau {args.tau}) step / adaptive step, from the same warm state: "
+          f"{parallel_vs_adaptive:.2f}x (issue 19 target <= 1: "
+          f"{'met' if parallel_vs_adaptive <= 1 else 'NOT met'})")
     print(f"# load average at the end: {C.loadavg()}")
     return {"args": C.json_args(args), "machine": info, "adaptive_ranks": ranks,
             "steps_per_epoch": STEPS_PER_EPOCH, "timing": res,
-            "dense_vs_hand": dense_vs_hand, "adaptive_vs_dense": adaptive_vs_dense}
+            "dense_vs_hand": dense_vs_hand, "adaptive_vs_dense": adaptive_vs_dense,
+            "parallel_vs_adaptive": parallel_vs_adaptive}
 
 
 def main(argv=None):

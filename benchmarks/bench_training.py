@@ -12,7 +12,8 @@ repeat from the same fresh models), and reports the median time per step and per
   one-backward variant ``FixedRankKLS(passes=1)`` (``--fixed1-ranks``);
 * ``adaptive1-r`` / ``adaptive3-r`` -- ``AdaptiveKLS(passes=1|3)`` held at rank r
   (``tau=0, min_rank=max_rank=r``: the truncation always returns to r; the augmented
-  basis has r + p columns, p <= r being the directions above round-off -- printed).
+  basis has r + p columns, p <= r being the directions above round-off -- printed);
+* ``parallel-r`` -- ``ParallelBUG`` held at rank r in the same way (``--parallel-ranks``).
 
 All methods use plain SGD (momentum 0), learning rate 0.1 dense and 0.2 DLRT
 (``_common.DEFAULT_LR``). Also printed: the achieved GFLOP/s of each step's essential FLOPs
@@ -56,6 +57,7 @@ def parse_args(argv=None):
     p.add_argument("--fixed1-ranks", type=_ints, default=[20])
     p.add_argument("--adaptive-ranks", type=_ints, default=[25, 60])
     p.add_argument("--adaptive3-ranks", type=_ints, default=[25, 60])
+    p.add_argument("--parallel-ranks", type=_ints, default=[25, 60])
     p.add_argument("--memory", default="dense,fixed-20,adaptive1-60",
                    help="methods whose one-epoch full-MNIST peak RSS is measured ('' = none; "
                         "dense, fixed-r, adaptive1-r, adaptive3-r)")
@@ -104,7 +106,8 @@ def memory_run(name, threads):
     kw = {"dense": {"method": "dense"},
           "fixed": {"method": "fixed", "rank": r},
           "adaptive1": {"method": "adaptive", "passes": 1, **held},
-          "adaptive3": {"method": "adaptive", "passes": 3, **held}}.get(kind)
+          "adaptive3": {"method": "adaptive", "passes": 3, **held},
+          "parallel": {"method": "parallel", **held}}.get(kind)
     if kw is None:
         return {"error": f"{kind} is not a TrainConfig method"}
     kw["threads"] = threads
@@ -134,7 +137,8 @@ def run(args, info):
     names = ["baseline", "dense"] + [f"fixed-{r}" for r in args.fixed_ranks] \
         + [f"fixed1-{r}" for r in args.fixed1_ranks] \
         + [f"adaptive1-{r}" for r in args.adaptive_ranks] \
-        + [f"adaptive3-{r}" for r in args.adaptive3_ranks]
+        + [f"adaptive3-{r}" for r in args.adaptive3_ranks] \
+        + [f"parallel-{r}" for r in args.parallel_ranks]
     specs = {name: C.parse_method(name) for name in names}
     models = {}
 
@@ -152,7 +156,7 @@ def run(args, info):
 
     # the augmentation widths of the adaptive steps (data dependent) for the cost model
     augs = {name: C.probe_augmentation(kind, r, sizes, batches, dtype)
-            for name, (kind, r) in specs.items() if kind.startswith("adaptive")}
+            for name, (kind, r) in specs.items() if kind.startswith(("adaptive", "parallel"))}
     op_lists = {name: C.step_ops(kind, sizes, b, r, aug=augs.get(name))
                 for name, (kind, r) in specs.items()}
     sampler = C.PrimitiveSampler(op_lists.values(), dtype)
@@ -228,6 +232,11 @@ def run(args, info):
     ratio("fixed1-20", t_dense, "fixed rank 20, opt-in passes=1, epoch / dense", 0.30)
     ratio("adaptive1-25", t_dense, "one-gradient adaptive r 25 epoch / dense", 0.50)
     ratio("adaptive1-60", t_dense, "one-gradient adaptive r 60 epoch / dense", 1.2)
+    ratio("fixed-20", t_dense, "issue 19: fixed rank 20 epoch / dense", 0.32)
+    for r in args.parallel_ranks:          # issue 19: parallel <= adaptive at the same ranks
+        if f"adaptive1-{r}" in res:
+            ratio(f"parallel-{r}", res[f"adaptive1-{r}"]["median"],
+                  f"issue 19: parallel r {r} / one-gradient adaptive r {r}", 1.0)
     for row in rows:
         if row["rank"] is not None and row["rank"] >= 20:
             target(f"{row['method']}: achieved / essential model", row["vs_model"], 1.3)
@@ -252,7 +261,7 @@ def run(args, info):
                   f"{m['train_seconds']:.1f} | {m['test_acc']:.4f} |")
             target(f"peak memory {name} MiB", pk, 1024)
 
-    print("\n# targets of issue 11 (medians of this run)\n")
+    print("\n# targets of issues 11 and 19 (medians of this run)\n")
     print("| target | value | limit | status |\n|---|---|---|---|")
     for t in targets:
         print(f"| {t['target']} | {t['value']:.3f} | {t['limit']} | "

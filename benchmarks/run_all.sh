@@ -14,3 +14,5 @@ python benchmarks/profile_steps.py --threads 1 --steps 30 \
     --pyinstrument benchmarks/results/pyinstrument > benchmarks/results/profile.txt
 python benchmarks/bench_lenet5.py --threads 1 --batches 20 --repeats 5 \
     --json benchmarks/results/bench_lenet5.json > benchmarks/results/bench_lenet5.txt
+python benchmarks/bench_versus_commit.py --commit c3e66f5 --threads 1 --batches 30 --repeats 7 \
+    --json benchmarks/results/bench_versus_commit.json > benchmarks/results/bench_versus_commit.txt

@@ -326,19 +326,24 @@ def _add_compare(sub) -> None:
             "(--arch lenet5: RESULTS/lenet5_illconditioned.csv).\n"
             "recipe: adaptive DLRT with Adam (both forms) from the paper code's start\n"
             "-> RESULTS/mnist_adam_recipe.csv.\n"
+            "parallel: per --seeds and --taus, the parallel step beside the rank-adaptive BUG\n"
+            "step (accuracy, ranks, seconds per epoch, load) -> RESULTS/mnist_parallel.csv\n"
+            "(--arch lenet5: RESULTS/lenet5_parallel.csv).\n"
             "The train options below are shared by every run (unset: each method's default,\n"
             "for recipe the paper's recipe). Finished runs are read, interrupted ones resumed."),
         epilog="the commands that made the committed tables: docs/reproduce/")
-    p.add_argument("experiment", choices=("methods", "illconditioned", "recipe"))
+    p.add_argument("experiment", choices=("methods", "illconditioned", "recipe", "parallel"))
     p.add_argument("--taus", type=_float_list, default=None, metavar="T1,T2,...",
-                   help="methods, recipe: tolerances (default 0.05,0.09,0.13,0.17)")
+                   help="methods, recipe: tolerances (default 0.05,0.09,0.13,0.17); "
+                        "parallel: 0.1,0.15")
     p.add_argument("--decays", type=_float_list, default=None, metavar="D1,D2,...",
                    help="illconditioned: spectrum decays (default 1,2,10)")
     p.add_argument("--finetune-lr", type=_learning_rate, default=None,
                    help="methods: learning rate of the fine-tuning after pruning (default: "
                         "as the other runs)")
     p.add_argument("--seeds", type=_seed_list, default=None, metavar="S1,S2,...",
-                   help="methods, illconditioned: one set of runs per seed (default 0)")
+                   help="methods, illconditioned: one set of runs per seed (default 0); "
+                        "parallel: default 0,1,2")
     p.add_argument("--vanilla-lr", type=_learning_rate, default=None,
                    help="methods: learning rate of the vanilla U V^T runs (default: as the "
                         "other runs)")
@@ -372,7 +377,8 @@ def _add_prune(sub) -> None:
 
 
 def _compare(args) -> None:
-    from .training.compare import compare_illconditioned, compare_methods, recipe_sweep
+    from .training.compare import (compare_illconditioned, compare_methods, compare_parallel,
+                                   recipe_sweep)
     given = dict(vars(args))
     for key in ("command", "experiment", "results"):
         given.pop(key)
@@ -405,13 +411,14 @@ def _compare(args) -> None:
         if extra:
             raise ValueError(f"{extra} are not options of compare illconditioned")
         compare_illconditioned(options=given, results_dir=args.results, **kw)
-    else:
+    else:                                        # recipe, parallel: tolerances only
         if "taus" in given:
             kw["taus"] = given.pop("taus")
         extra = sorted(k for k in ("decays", "finetune_lr", "vanilla_lr") if k in given)
         if extra:
-            raise ValueError(f"{extra} are not options of compare recipe")
-        recipe_sweep(options=given, results_dir=args.results, **kw)
+            raise ValueError(f"{extra} are not options of compare {args.experiment}")
+        run = recipe_sweep if args.experiment == "recipe" else compare_parallel
+        run(options=given, results_dir=args.results, **kw)
 
 
 def _prune(args) -> None:

@@ -355,7 +355,8 @@ class FactorizedConv2d(_PatchRows, FactorizedLayer):
     """Vanilla factorised convolution: the kernel matrix ``W_mat = U V^T`` on the patches ([SZKCT22]).
 
     ``U (c_out, r)`` and ``V (c_in kh kw, r)`` are plain trainable leaves (no orthonormality,
-    no core), trained by any SGD optimiser (method "vanilla": :class:`lowrank_ref.dlrt.DenseSGD`).
+    no core), trained by :class:`lowrank_ref.optimizers.Euclidean` with any direction rule
+    (method "vanilla").
     The forward is ``rows_to_nchw((unfold(X) @ V) @ U.T + b)``, one
     :func:`lowrank_ref.ops.low_rank_linear` node on the patches, and never forms the kernel;
     the layer is :class:`~lowrank_ref.factorized.FactorizedDense` with the patches as rows,

@@ -4,8 +4,8 @@
 ``W = U V^T`` directly by gradient descent ("vanilla" factorisation): the factors are plain
 trainable arrays, with no orthonormality, so that a small singular value of ``W`` makes
 the gradient flow in ``(U, V)`` ill-conditioned. :class:`FactorizedDense` is that layer,
-trained by the ordinary SGD/momentum optimiser of :mod:`lowrank_ref.dlrt`
-(:class:`~lowrank_ref.dlrt.DenseSGD`, method ``"vanilla"``).
+trained by the optimiser of every parameter as an array
+(:class:`~lowrank_ref.optimizers.Euclidean`, method ``"vanilla"``).
 
 For the comparison to mean anything, DLRT and vanilla runs must start from the **same**
 matrix ``W0``. :func:`decayed_factors` draws the starting factors ``W0 = P Sigma Q^T``

@@ -57,7 +57,8 @@ from ._validate import check_int
 from .lowrank import LowRank, augment_basis, orthonormalize, reorthonormalize
 from .rk_bug import BUTCHER_TABLEAUX, ButcherTableau, rk_bug_step
 from .second_order_integrators import midpoint_bug_step, second_order_parallel_bug_step
-from .subflows import (as_dtype as _as_dtype, check_adaptive_args,
+from .steps import galerkin_core, parallel_core
+from .subflows import (as_dtype as _as_dtype, augmented_bug_core, check_adaptive_args,
                        check_finite_substep as _check_finite_substep,
                        galerkin_s_step as _galerkin_s_step, integrate, k_step as _k_step,
                        l_step as _l_step, setup_step as _setup,
@@ -249,9 +250,7 @@ def bug_step(Y0: LowRank, F: Callable, t0: float, h: float, inner: str = "euler"
     L1 = _l_step(G, U0, S0, V0, t0, h, inner, substeps)
     U1 = orthonormalize(K1)
     V1 = orthonormalize(L1)
-    M = U1.T @ U0
-    N = V1.T @ V0
-    S1 = _galerkin_s_step(G, U1, M @ S0 @ N.T, V1, t0, h, inner, substeps)
+    S1 = _galerkin_s_step(G, U1, galerkin_core(U1, U0, S0, V0, V1), V1, t0, h, inner, substeps)
     return _as_dtype(LowRank(U1, S1, V1), dtype)
 
 
@@ -335,12 +334,7 @@ def adaptive_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     Y0, G, t0, h, dtype = _setup(Y0, F, t0, h, inner, substeps)
     check_adaptive_args(tol, relative, min_rank, max_rank, observer)
     U0, S0, V0 = reorthonormalize(Y0)
-    K1 = _k_step(G, U0, S0, V0, t0, h, inner, substeps)
-    L1 = _l_step(G, U0, S0, V0, t0, h, inner, substeps)
-    U_hat = augment_basis(U0, K1)
-    V_hat = augment_basis(V0, L1)
-    S_hat0 = (U_hat.T @ U0) @ S0 @ (V0.T @ V_hat)
-    S_hat1 = _galerkin_s_step(G, U_hat, S_hat0, V_hat, t0, h, inner, substeps)
+    U_hat, S_hat1, V_hat = augmented_bug_core(G, U0, S0, V0, t0, h, inner, substeps)
     Y1 = _truncate_observed(U_hat, S_hat1, V_hat, tol, relative, min_rank, max_rank,
                             observer)
     return _as_dtype(Y1, dtype)
@@ -426,18 +420,12 @@ def parallel_bug_step(Y0: LowRank, F: Callable, t0: float, h: float, tol: float,
     Y0, G, t0, h, dtype = _setup(Y0, F, t0, h, inner, substeps)
     check_adaptive_args(tol, relative, min_rank, max_rank, observer)
     U0, S0, V0 = reorthonormalize(Y0)
-    r = S0.shape[0]
     K1 = _k_step(G, U0, S0, V0, t0, h, inner, substeps)
     L1 = _l_step(G, U0, S0, V0, t0, h, inner, substeps)
     S_bar1 = _galerkin_s_step(G, U0, S0, V0, t0, h, inner, substeps)
     U_hat = augment_basis(U0, K1)
     V_hat = augment_basis(V0, L1)
-    U_tilde1, V_tilde1 = U_hat[:, r:], V_hat[:, r:]
-    pu, pv = U_tilde1.shape[1], V_tilde1.shape[1]
-    S_hat1 = np.zeros((r + pu, r + pv), dtype=np.result_type(S_bar1, K1, L1))
-    S_hat1[:r, :r] = S_bar1
-    S_hat1[:r, r:] = L1.T @ V_tilde1          # L_tilde1^T  (r, p_v)
-    S_hat1[r:, :r] = U_tilde1.T @ K1          # K_tilde1    (p_u, r)
+    S_hat1 = parallel_core(S_bar1, K1, L1, U_hat, V_hat)    # [[S_bar1, L~^T], [K~, 0]]
     _check_finite_substep(S_hat1, h, t0 + h)
     Y1 = _truncate_observed(U_hat, S_hat1, V_hat, tol, relative, min_rank, max_rank,
                             observer)

@@ -28,7 +28,7 @@ import scipy.linalg as sla
 from ._validate import as_float_array, check_float_dtype, check_int, check_rng
 
 __all__ = ["LowRank", "orthonormalize", "reorthonormalize", "cholesky_qr", "augment_basis",
-           "small_svd",
+           "small_svd", "tangent_project", "normal_part",
            "orthonormality_error", "orthonormality_gate", "validate_lowrank"]
 
 
@@ -430,3 +430,78 @@ def augment_basis(U0: np.ndarray, K1: np.ndarray, max_cols: Optional[int] = None
     Qp = Qp - U0 @ (U0.T @ Qp)
     Qp, _ = cholesky_qr(Qp, passes=1)         # orthonormal to rounding already: one pass
     return np.concatenate([U0, Qp.astype(U0.dtype, copy=False)], axis=1)
+
+
+def _check_tangent_args(Y, Z):
+    Y = validate_lowrank(Y, "Y")
+    Z = as_float_array(Z, "Z", 2)
+    if Z.shape != Y.shape:
+        raise ValueError(f"Z must have the shape {Y.shape} of the matrix Y represents, got "
+                         f"{Z.shape}")
+    return Y, Z.astype(np.result_type(Y.dtype, Z), copy=False)
+
+
+def tangent_project(Y, Z) -> np.ndarray:
+    """``P(Y) Z``: the orthogonal projection of ``Z`` onto the tangent space of ``M_r`` at ``Y``.
+
+    For ``Y = U S V^T`` of rank ``r`` the tangent space is ``{U M V^T + U_p V^T + U V_p^T :
+    U^T U_p = 0, V^T V_p = 0}`` and ([KL07]; the starting point of [LO14])
+
+        ``P(Y) Z = U U^T Z + Z V V^T - U U^T Z V V^T``,
+
+    the nearest tangent vector to ``Z`` in the Frobenius norm. Only ``U`` and ``V`` matter.
+    (pymanopt's ``FixedRankEmbedded.proj`` returns the same vector in its factored form
+    ``(U_p, M, V_p)``; here it is the dense ``(m, n)`` matrix, formed as
+    ``U (U^T Z) + (Z V - U (U^T Z V)) V^T``.) :func:`normal_part` is the rest.
+
+    Parameters
+    ----------
+    Y : LowRank
+        ``U (m, r)``, ``S (r, r)``, ``V (n, r)`` with orthonormal ``U``, ``V``.
+    Z : (m, n) array_like
+
+    Returns
+    -------
+    (m, n) ndarray
+        In the common dtype of ``Y`` and ``Z``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`validate_lowrank` for ``Y``; ``Z`` not a finite real 2-d array of the
+        shape ``(m, n)``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> Y = LowRank.random(rng, 6, 5, 2)
+    >>> Z = rng.standard_normal((6, 5))
+    >>> PZ = tangent_project(Y, Z)
+    >>> bool(np.allclose(tangent_project(Y, PZ), PZ))           # a projection
+    True
+    >>> bool(np.allclose(tangent_project(Y, Y.to_dense()), Y.to_dense()))   # Y is tangent
+    True
+    >>> bool(np.allclose(PZ + normal_part(Y, Z), Z))
+    True
+    """
+    (U, _, V), Z = _check_tangent_args(Y, Z)
+    UtZ = U.T @ Z
+    return U @ UtZ + (Z @ V - U @ (UtZ @ V)) @ V.T
+
+
+def normal_part(Y, Z) -> np.ndarray:
+    """``Z - P(Y) Z = (I - U U^T) Z (I - V V^T)``: the part of ``Z`` new on *both* sides.
+
+    What the tangent space at ``Y = U S V^T`` cannot follow (see :func:`tangent_project`);
+    its norm is the modelling error ``epsilon`` of the error bounds of [KL07], [CL22].
+    Arguments, result and errors as :func:`tangent_project`.
+
+    Examples
+    --------
+    >>> Y = LowRank(np.eye(3, 1), np.eye(1), np.eye(2, 1))
+    >>> normal_part(Y, np.ones((3, 2))).tolist()
+    [[0.0, 0.0], [0.0, 1.0], [0.0, 1.0]]
+    """
+    (U, _, V), Z = _check_tangent_args(Y, Z)
+    R = Z - U @ (U.T @ Z)
+    return R - (R @ V) @ V.T

@@ -1,4 +1,5 @@
-"""Networks beyond the MLP: :class:`Sequential`, its parameter-free modules, and LeNet5.
+"""Networks beyond the MLP: :class:`Sequential`, its parameter-free modules, LeNet5, the
+low-rank MLP and the parameter counts of [SZKCT22].
 
 A :class:`Sequential` chains *modules*: layers with parameters (:class:`~lowrank_ref.nn.Dense`,
 :class:`~lowrank_ref.conv.Conv2d` and the low-rank layers) and parameter-free modules
@@ -11,7 +12,8 @@ in order, and that list is what the optimisers of :mod:`lowrank_ref.dlrt`,
 :func:`lenet5` builds the LeNet5 of the convolutional experiment of [SZKCT22]: conv 1->20
 (5x5), ReLU, max-pool 2; conv 20->50 (5x5), ReLU, max-pool 2; flatten (800); linear
 800->500, ReLU; linear 500->10. Its low-rank version has the first three layers low-rank
-and the classifier dense.
+and the classifier dense. :func:`low_rank_mlp` is the fully connected network of the
+paper's MNIST table, :func:`parameter_counts` its definitions of the parameter counts.
 
 [SZKCT22] S. Schotthöfer, E. Zangrando, J. Kusch, G. Ceruti, F. Tudisco. Low-rank lottery
 tickets: finding efficient low-rank neural networks via matrix differential equations.
@@ -24,13 +26,15 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import ops
-from ._validate import check_float_dtype, check_int, check_int_list, check_rng
+from ._validate import check_bool, check_float_dtype, check_int, check_int_list, check_rng
 from .autodiff import Tensor
 from .conv import Conv2d, LowRankConv2d
-from .lowrank_layers import LowRankDense
-from .nn import Dense, Layer, Network
+from .factorized import FactorizedLayer
+from .lowrank_layers import LowRankDense, LowRankLayer
+from .nn import MLP, Dense, Layer, Network
 
 __all__ = ["Sequential", "ReLU", "MaxPool2d", "Flatten", "lenet5", "lenet5_from_layers",
+           "low_rank_mlp", "parameter_counts",
            "LENET5_INPUT_SHAPE", "LENET5_FULL_RANKS", "LENET5_MATRICES"]
 
 #: The input of :func:`lenet5`: one channel of 28 x 28 pixels (MNIST, Fashion-MNIST).
@@ -340,3 +344,95 @@ def lenet5_from_layers(layers: Sequence) -> Sequential:
                              f"padding 0, got (kernel_size, stride, padding) = {geometry}")
     return Sequential([layers[0], ReLU(), MaxPool2d(2), layers[1], ReLU(), MaxPool2d(2),
                        Flatten(), layers[2], ReLU(), layers[3]], input_shape=LENET5_INPUT_SHAPE)
+
+
+def low_rank_mlp(sizes, rank: int, rng: np.random.Generator, dtype=np.float64,
+                 init: str = "he", dense_last: bool = True, spectrum: str = "decay") -> MLP:
+    """An MLP whose layers are :class:`LowRankDense` of rank ``min(rank, n_in, n_out)``.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Widths, e.g. ``[784, 500, 500, 500, 500, 10]``.
+    rank : int
+        Starting rank of every low-rank layer (capped at ``min(n_in, n_out)``).
+    rng : numpy.random.Generator
+    dtype : float32 or float64
+    init : str
+        Dense initialisation truncated by SVD (see :class:`LowRankDense`).
+    dense_last : bool, default True
+        Keep the last (classifier) layer dense, as the paper does.
+    spectrum : {"decay", "svd"}, default "decay"
+        Initial singular values (see :class:`LowRankDense`).
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``sizes`` not a sequence of at least 2 ints >= 1, ``rank`` not an int >= 1,
+        ``dense_last`` not a bool, and as :class:`LowRankDense` / :class:`Dense`.
+
+    Examples
+    --------
+    >>> model = low_rank_mlp([784, 500, 500, 10], rank=20, rng=np.random.default_rng(0))
+    >>> [getattr(layer, "rank", None) for layer in model.layers]
+    [20, 20, None]
+    """
+    sizes = check_int_list(sizes, "sizes", low=1, min_len=2)
+    rank = check_int(rank, "rank", low=1)
+    check_bool(dense_last, "dense_last")
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if dense_last and i == len(sizes) - 2:
+            layers.append(Dense(n_in, n_out, rng, dtype=dtype, init=init))
+        else:
+            layers.append(LowRankDense(n_in, n_out, min(rank, n_in, n_out), rng, dtype=dtype,
+                                       init=init, spectrum=spectrum))
+    return MLP(layers)
+
+
+def parameter_counts(model: Network) -> dict:
+    """Parameter counts and compression rates as defined in [SZKCT22] (the MNIST table).
+
+    Biases are excluded. Every layer is counted as its matrix ``(n_out, n_in)``: for a
+    convolution the kernel matrix ``(c_out, c_in kh kw)``. For a low-rank layer of rank ``r``:
+
+    * evaluation parameters ``r (n_in + n_out)`` (the factors ``U S`` and ``V``);
+    * training parameters ``2 r n_in + 4 r^2 + 2 r n_out`` (augmented bases and ``S_hat``);
+
+    dense layers count ``n_in n_out`` in both. The compression rate is
+    ``c.r. = 1 - params / dense params`` with dense params ``sum n_in n_out``.
+
+    Returns
+    -------
+    dict
+        ``ranks`` (list, ``None`` for dense layers), ``eval_params``, ``train_params``,
+        ``dense_params``, ``eval_cr``, ``train_cr`` (fractions, not percent).
+
+    Examples
+    --------
+    >>> model = low_rank_mlp([784, 500, 10], rank=10, rng=np.random.default_rng(0))
+    >>> c = parameter_counts(model)
+    >>> c["ranks"], c["eval_params"], c["dense_params"]
+    ([10, None], 17840, 397000)
+    """
+    if not isinstance(model, Network):
+        raise TypeError(f"model must be a Network (an MLP or a Sequential), got "
+                        f"{type(model).__name__}")
+    ranks, ev, tr, dense = [], 0, 0, 0
+    for layer in model.layers:
+        n_in, n_out = layer.n_in, layer.n_out
+        dense += n_in * n_out
+        if isinstance(layer, LowRankLayer):
+            r = layer.rank
+            ranks.append(r)
+            ev += r * (n_in + n_out)
+            tr += 2 * r * n_in + 4 * r * r + 2 * r * n_out
+        elif isinstance(layer, FactorizedLayer):     # vanilla U V^T: nothing augmented
+            ranks.append(layer.rank)
+            ev, tr = ev + layer.rank * (n_in + n_out), tr + layer.rank * (n_in + n_out)
+        else:
+            ranks.append(None)
+            ev += n_in * n_out
+            tr += n_in * n_out
+    return {"ranks": ranks, "eval_params": ev, "train_params": tr, "dense_params": dense,
+            "eval_cr": 1.0 - ev / dense, "train_cr": 1.0 - tr / dense}

@@ -24,6 +24,7 @@ import numpy as np
 from ._validate import (check_bool, check_callable, check_choice, check_int, check_rank_bounds,
                         check_real)
 from .lowrank import LowRank, augment_basis, validate_lowrank
+from .steps import galerkin_core
 from .truncation import truncate
 
 __all__ = ["INNER", "integrate", "setup_step", "check_adaptive_args", "checked_rhs",
@@ -191,7 +192,7 @@ def augmented_bug_core(G, U0, S0, V0, t0, h, inner, substeps):
     L1 = l_step(G, U0, S0, V0, t0, h, inner, substeps)
     U_hat = augment_basis(U0, K1)
     V_hat = augment_basis(V0, L1)
-    S_hat0 = (U_hat.T @ U0) @ S0 @ (V0.T @ V_hat)
+    S_hat0 = galerkin_core(U_hat, U0, S0, V0, V_hat)
     return U_hat, galerkin_s_step(G, U_hat, S_hat0, V_hat, t0, h, inner, substeps), V_hat
 
 

@@ -1,17 +1,17 @@
 """Adam (lowrank_ref.adam): textbook Adam on a dense layer (computed here independently,
-Kingma & Ba Algorithm 1), the paper's TensorFlow loop replayed step by step (form a), and
-moments carried across bases that do not depend on the factorisation (form b)."""
+Kingma & Ba Algorithm 1), the paper's TensorFlow loop replayed step by step (form a,
+PaperAdam with AdaptiveBUG), and moments carried across bases that do not depend on the
+factorisation (form b, CarriedAdam)."""
 import dataclasses
 
 import numpy as np
 import pytest
 
 from lowrank_ref import ops
-from lowrank_ref.adam import (ADAM_DEFAULTS, CarriedAdamKLS, DenseAdam, PaperAdamKLS,
-                              adam_update)
+from lowrank_ref.adam import ADAM_DEFAULTS, CarriedAdam, PaperAdam, adam_update
 from lowrank_ref.autodiff import Tensor
 from lowrank_ref.data import Dataset
-from lowrank_ref.dlrt import low_rank_mlp
+from lowrank_ref.dlrt import AdaptiveBUG, Euclidean, low_rank_mlp
 from lowrank_ref.lowrank import LowRank
 from lowrank_ref.lowrank_layers import LowRankDense
 from lowrank_ref.nn import MLP, Dense
@@ -36,7 +36,7 @@ def test_dense_adam_is_the_textbook_update():
     X, y = rng.standard_normal((16, 5)), rng.integers(0, 3, 16)
     W, b = layer.W.value.copy(), layer.b.value.copy()
     lr, eps = 0.01, 1e-8
-    opt = DenseAdam(model, lr=lr, eps=eps)
+    opt = Euclidean(model, lr=lr, direction=PaperAdam(eps=eps))
     state = {"W": [np.zeros_like(W), np.zeros_like(W)], "b": [np.zeros_like(b), np.zeros_like(b)]}
     for t in range(1, 4):
         Z = X @ W.T + b
@@ -55,7 +55,7 @@ def test_dense_adam_is_the_textbook_update():
         opt.step(X, y)
     assert np.allclose(layer.W.value, W, rtol=1e-13, atol=1e-15)
     assert np.allclose(layer.b.value, b, rtol=1e-13, atol=1e-15)
-    assert opt.t == 3
+    assert opt.direction.t == 3
 
 
 def test_adam_update_first_step_moves_every_entry_by_lr():
@@ -71,7 +71,7 @@ def _linear_loss(C):
 
 
 def test_paper_form_replays_the_tensorflow_loop():
-    """Two steps of PaperAdamKLS on one layer against the loop of the paper's TF code written
+    """Two steps of AdaptiveBUG with PaperAdam on one layer against the loop of the paper's TF code written
     out here (module docstring of lowrank_ref.adam): the K- and L-applications with zero
     gradients for the other variables, t += 3 per batch, the plain-QR augmentation [K1, U0],
     S_hat0 from the twice-moved S, the S-application, the truncation."""
@@ -82,8 +82,8 @@ def test_paper_form_replays_the_tensorflow_loop():
     X, C = rng.standard_normal((7, n_in)), rng.standard_normal((7, n_out))
     G, gb = C.T @ X, C.sum(axis=0)
     U, S, V, b = (*(a.copy() for a in layer.factors), layer.b.value.copy())
-    opt = PaperAdamKLS(MLP([layer], activation="identity"), lr=lr, tau=tau, eps=eps,
-                       loss_fn=_linear_loss(C))
+    opt = AdaptiveBUG(MLP([layer], activation="identity"), lr=lr, tau=tau,
+                      loss_fn=_linear_loss(C), direction=PaperAdam(eps=eps))
     mom = {k: [np.zeros(s), np.zeros(s)] for k, s in
            (("K", (n_out, cap)), ("L", (n_in, cap)), ("S", (2 * cap, 2 * cap)), ("b", (n_out,)))}
     t = 0
@@ -121,7 +121,7 @@ def test_paper_form_replays_the_tensorflow_loop():
         assert layer.rank == k
         assert np.allclose(layer.factors.to_dense(), U @ S @ V.T, rtol=1e-11, atol=1e-13)
         assert np.allclose(layer.b.value, b, rtol=1e-12, atol=1e-14)
-    assert opt.t == 6
+    assert opt.direction.t == 6
 
 
 def _represented(model):
@@ -153,7 +153,7 @@ def test_carried_moments_do_not_depend_on_the_factorisation():
     a = low_rank_mlp([12, 10, 8, 4], rank=3, rng=np.random.default_rng(1))
     b = low_rank_mlp([12, 10, 8, 4], rank=3, rng=np.random.default_rng(1))
     _regauge(b, rng)
-    opts = [CarriedAdamKLS(m, lr=0.01, tau=0.05, eps=1e-3) for m in (a, b)]
+    opts = [AdaptiveBUG(m, lr=0.01, tau=0.05, direction=CarriedAdam(eps=1e-3)) for m in (a, b)]
     for step in range(6):
         if step == 3:
             _regauge(b, rng)
@@ -169,7 +169,7 @@ def test_the_paper_form_depends_on_the_factorisation():
     X, y = _blobs(rng)
     a = low_rank_mlp([12, 10, 8, 4], rank=3, rng=np.random.default_rng(1))
     b = low_rank_mlp([12, 10, 8, 4], rank=3, rng=np.random.default_rng(1))
-    opts = [PaperAdamKLS(m, lr=0.01, tau=0.05, eps=1e-3) for m in (a, b)]
+    opts = [AdaptiveBUG(m, lr=0.01, tau=0.05, direction=PaperAdam(eps=1e-3)) for m in (a, b)]
     for step in range(6):
         if step == 3:
             _regauge(b, rng)
@@ -187,11 +187,11 @@ def test_carried_first_moment_of_a_constant_gradient_is_its_average_in_the_new_b
     rng = np.random.default_rng(9)
     layer = LowRankDense(7, 6, 2, rng)
     X, C = rng.standard_normal((9, 7)), rng.standard_normal((9, 6))
-    opt = CarriedAdamKLS(MLP([layer], activation="identity"), lr=1e-6, tau=0.0, max_rank=2,
-                         loss_fn=_linear_loss(C))
+    opt = AdaptiveBUG(MLP([layer], activation="identity"), lr=1e-6, tau=0.0, max_rank=2,
+                      loss_fn=_linear_loss(C), direction=CarriedAdam())
     for _ in range(5):
         opt.step(X, None)
-    st = opt.carried[0]
+    st = opt.direction.carried[0]
     mK = st["mK"] @ (st["V"].T @ layer.V)                       # into the current basis
     target = (1 - B1 ** 5) * (C.T @ X) @ layer.V
     assert np.linalg.norm(mK - target) <= 1e-4 * np.linalg.norm(target)
@@ -200,49 +200,61 @@ def test_carried_first_moment_of_a_constant_gradient_is_its_average_in_the_new_b
 def test_both_forms_train():
     rng = np.random.default_rng(3)
     X, y = _blobs(rng, n=128)
-    for cls in (PaperAdamKLS, CarriedAdamKLS):
+    for rule in (PaperAdam, CarriedAdam):
         model = low_rank_mlp([12, 10, 8, 4], rank=3, rng=np.random.default_rng(1))
-        opt = cls(model, lr=0.01, tau=0.05)
+        opt = AdaptiveBUG(model, lr=0.01, tau=0.05, direction=rule())
         first = opt.step(X, y).loss
         for _ in range(60):
             last = opt.step(X, y).loss
-        assert last < 0.3 * first, cls.__name__
+        assert last < 0.3 * first, rule.__name__
 
 
-@pytest.mark.parametrize("cls", [PaperAdamKLS, CarriedAdamKLS])
+@pytest.mark.parametrize("rule", [PaperAdam, CarriedAdam])
 @pytest.mark.parametrize("kwargs, exc, match", [
-    (dict(lr=0.0), ValueError, "lr must be a finite number > 0"),
     (dict(beta1=1.0), ValueError, "beta1 must be a finite number >= 0 and < 1"),
     (dict(beta2=-0.1), ValueError, "beta2"),
     (dict(eps=0.0), ValueError, "eps must be a finite number > 0"),
+    (dict(eps="1e-8"), TypeError, "eps must be a finite number"),
+])
+def test_bad_hyperparameters_are_refused(rule, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        rule(**kwargs)
+
+
+@pytest.mark.parametrize("rule", [PaperAdam, CarriedAdam])
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(lr=0.0), ValueError, "lr must be a finite number > 0"),
     (dict(tau=-1.0), ValueError, "tau"),
     (dict(min_rank=3, max_rank=2), ValueError, "max_rank"),
     (dict(lr="0.1"), TypeError, "lr must be a finite number"),
+    (dict(momentum=0.9), ValueError, "momentum is a shorthand for direction=Momentum"),
 ])
-def test_bad_hyperparameters_are_refused(cls, kwargs, exc, match):
+def test_bad_optimizer_arguments_with_adam_are_refused(rule, kwargs, exc, match):
     model = low_rank_mlp([12, 10, 8, 4], rank=3, rng=np.random.default_rng(1))
     args = {"lr": 0.01, "tau": 0.1, **kwargs}
     with pytest.raises(exc, match=match):
-        cls(model, **args)
+        AdaptiveBUG(model, direction=rule(), **args)
 
 
 def test_models_each_form_refuses():
     dense = MLP.dense([4, 5, 3], np.random.default_rng(0))
     low = low_rank_mlp([12, 10, 8, 4], rank=3, rng=np.random.default_rng(1))
-    with pytest.raises(ValueError, match="LowRankDense"):
-        DenseAdam(low, lr=0.01)
-    with pytest.raises(ValueError, match="at least one LowRankDense"):
-        CarriedAdamKLS(dense, lr=0.01, tau=0.1)
+    with pytest.raises(ValueError, match="model must have no low-rank layers for Euclidean"):
+        Euclidean(low, lr=0.01, direction=PaperAdam())
+    with pytest.raises(ValueError, match="at least one low-rank layer"):
+        AdaptiveBUG(dense, lr=0.01, tau=0.1, direction=CarriedAdam())
     with pytest.raises(ValueError, match="above its cap"):
-        PaperAdamKLS(low_rank_mlp([12, 10, 4, 4], rank=3, rng=np.random.default_rng(1)),
-                     lr=0.01, tau=0.1)
-    with pytest.raises(TypeError, match="model must be an MLP"):
-        DenseAdam(dense.layers[0], lr=0.01)
+        AdaptiveBUG(low_rank_mlp([12, 10, 4, 4], rank=3, rng=np.random.default_rng(1)),
+                    lr=0.01, tau=0.1, direction=PaperAdam())
+    with pytest.raises(TypeError, match="model must be a Network"):
+        Euclidean(dense.layers[0], lr=0.01, direction=CarriedAdam())
 
 
 @pytest.mark.parametrize("kw, match", [
     (dict(method="fixed", optimizer="adam"), "optimizer 'adam' is implemented for methods"),
-    (dict(method="vanilla", optimizer="adam-carried"), "implemented for methods"),
+    (dict(method="sonly", optimizer="adam"), "implemented for methods"),
+    (dict(method="parallel", tau=0.1, optimizer="adam"), "implemented for methods"),
+    (dict(method="adaptive", tau=0.1, optimizer="adam", passes=3), "passes must be 1"),
     (dict(method="adaptive", tau=0.1, optimizer="adam", momentum=0.9), "momentum is only used"),
     (dict(method="dense", adam_beta1=0.8), "adam_beta1 is only used"),
     (dict(method="adaptive", tau=0.1, optimizer="adam", finetune_epochs=1), "finetune_epochs"),
@@ -258,11 +270,15 @@ def test_config_builds_each_form_with_adam_defaults():
     c = TrainConfig(method="adaptive", tau=0.1, optimizer="adam", sizes=[12, 10, 8, 4], rank=3)
     assert (c.lr, c.momentum, c.adam_eps) == (1e-3, 0.0, ADAM_DEFAULTS["eps"])
     model = build_model(c)
-    assert isinstance(build_optimizer(c, model), PaperAdamKLS)
+    opt = build_optimizer(c, model)
+    assert isinstance(opt, AdaptiveBUG) and isinstance(opt.direction, PaperAdam)
+    assert opt.direction.eps == ADAM_DEFAULTS["eps"]
     c2 = dataclasses.replace(c, optimizer="adam-carried")
-    assert isinstance(build_optimizer(c2, build_model(c2)), CarriedAdamKLS)
+    opt2 = build_optimizer(c2, build_model(c2))
+    assert isinstance(opt2, AdaptiveBUG) and isinstance(opt2.direction, CarriedAdam)
     c3 = TrainConfig(method="vanilla", rank=2, optimizer="adam", sizes=[12, 10, 8, 4])
-    assert isinstance(build_optimizer(c3, build_model(c3)), DenseAdam)
+    opt3 = build_optimizer(c3, build_model(c3))
+    assert isinstance(opt3, Euclidean) and isinstance(opt3.direction, PaperAdam)
 
 
 @pytest.mark.parametrize("kw", [dict(method="adaptive", tau=0.1, rank=3, optimizer="adam"),

@@ -11,8 +11,9 @@ import pytest
 import lowrank_ref.data
 from lowrank_ref.__main__ import main
 from lowrank_ref.data import Dataset
-from lowrank_ref.training.compare import (TABLE_COLUMNS, compare_illconditioned, compare_methods,
-                                          evaluate_start, read_rows, recipe_sweep, record_start)
+from lowrank_ref.training.compare import (PARALLEL_COLUMNS, TABLE_COLUMNS, compare_illconditioned,
+                                          compare_methods, compare_parallel, evaluate_start,
+                                          read_rows, recipe_sweep, record_start)
 from lowrank_ref.training import TrainConfig, train
 
 SIZES = [12, 10, 8, 4]
@@ -150,6 +151,13 @@ def test_recipe_runs_both_adam_forms_from_the_papers_start(tmp_path):
      "distinct"),
     (lambda d: compare_methods(method_options={"prune": {}}, results_dir=d, data=DATA),
      ValueError, "method_options must map"),
+    (lambda d: compare_parallel(taus=(-0.1,), results_dir=d, data=DATA), ValueError,
+     "taus[0] must be a finite number >= 0"),
+    (lambda d: compare_parallel(seeds=(), results_dir=d, data=DATA), ValueError, "seeds"),
+    (lambda d: compare_parallel(options={"method": "fixed"}, results_dir=d, data=DATA),
+     ValueError, "must not set ['method']"),
+    (lambda d: compare_parallel(name="parallel.json", results_dir=d, data=DATA), ValueError,
+     "name must be a file name ending in .csv"),
 ])
 def test_bad_arguments_are_refused_by_name(tmp_path, call, exc, match):
     with pytest.raises(exc) as info:
@@ -207,3 +215,29 @@ def test_lenet5_illconditioned_writes_its_own_table_from_one_start(tmp_path):
     assert all(r["ranks"] == "3|3|3" and r["eval_params"] == str(3 * (45 + 550 + 1300) + 5000)
                for r in rows)
     assert rows[0]["test_loss"][:12] == rows[2]["test_loss"][:12]
+
+
+def test_parallel_comparison_runs_both_steps_per_seed_and_tau(tmp_path, monkeypatch):
+    """compare parallel: per seed and tau an adaptive and a parallel run with the same
+    settings; the table has the seconds of every epoch and the load of the machine (from the
+    run's load.json, kept when the finished run is only read again); the CLI writes it."""
+    path = compare_parallel(taus=(0.1,), epochs=2, seeds=(0, 1), options=OPTIONS,
+                            results_dir=tmp_path, data=DATA, log=quiet)
+    assert path == tmp_path / "mnist_parallel.csv"
+    rows = read_rows(path)
+    assert list(rows[0]) == list(PARALLEL_COLUMNS)
+    assert [(r["seed"], r["method"], r["epoch"]) for r in rows] == [
+        (s, m, e) for s in "01" for m in ("adaptive", "parallel") for e in "12"]
+    assert all(float(r["seconds"]) > 0 and float(r["load_start"]) >= 0 for r in rows)
+    for r in rows:
+        run = json.loads((tmp_path / r["run"] / "run.json").read_text())
+        assert run["config"]["method"] == r["method"] and run["config"]["tau"] == 0.1
+        assert run["threads"]["requested"] == 1
+    again = read_rows(compare_parallel(taus=(0.1,), epochs=2, seeds=(0, 1), options=OPTIONS,
+                                       results_dir=tmp_path, data=DATA, log=quiet))
+    assert again == rows                      # read, not retrained: same seconds and load
+    _mnist_like(monkeypatch)
+    assert main(["compare", "parallel", "--taus", "0.2", "--seeds", "0", "--epochs", "1",
+                 "--hidden", "10,8", "--batch-size", "32", "--results", str(tmp_path)]) == 0
+    assert {r["method"] for r in read_rows(tmp_path / "mnist_parallel.csv")} == {
+        "adaptive", "parallel"}

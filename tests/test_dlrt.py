@@ -11,7 +11,7 @@ from lowrank_ref.checks import orthonormality_error, tolerance
 from lowrank_ref.gradcheck import assert_grad
 from lowrank_ref.dlrt import (AdaptiveKLS, DenseSGD, FixedRankKLS, SOnlySGD, low_rank_mlp,
                               make_optimizer, parameter_counts)
-from lowrank_ref.lowrank import LowRank
+from lowrank_ref.lowrank import LowRank, tangent_project
 from lowrank_ref.lowrank_layers import LowRankDense
 from lowrank_ref.nn import MLP, Dense
 
@@ -227,8 +227,7 @@ def test_descent_inequality_least_squares_layer():
         U0, S0, V0 = layer.factors
         W0, b0 = U0 @ S0 @ V0.T, layer.b.value.copy()
         L0, G, gb = loss_and_grads(W0, b0)
-        PU, PV = U0 @ U0.T, V0 @ V0.T
-        PTG = PU @ G + G @ PV - PU @ G @ PV
+        PTG = tangent_project(LowRank(U0, S0, V0), G)
         lr = float(rng.uniform(0.2, 1.0)) / Lip
         tau = float(rng.choice([0.0, 0.05, 0.2, 0.5]))
         # the untruncated W_hat1 of the same step (tau = 0, no rank cap)
@@ -321,8 +320,84 @@ def test_fixed_rank_momentum_turns_the_basis():
     G = C.T @ X
     opt.step(X, None)
     U0, S0, V0 = layer.factors
-    vK, vL = opt.factor_momentum.kl_velocities(0, U0, V0, G @ V0, G.T @ U0)
+    vK, vL = opt.direction.kl(0, U0, V0, G @ V0, G.T @ U0)
     # the stored velocity is P_T(G) at the previous point, whose product with V0 is close
     # to G V0 (the point moved by lr only): vK ~ (1 + mu) G V0, outside span(U0) too
     out = lambda A: A - U0 @ (U0.T @ A)
     assert np.linalg.norm(out(vK) - 1.9 * out(G @ V0)) <= 0.05 * np.linalg.norm(out(G @ V0))
+
+
+# --- the parallel step -------------------------------------------------------------------------
+
+def _parallel_case(kind, rng):
+    """A network whose layer 0 is low-rank (dense or a strided, padded convolution), a batch,
+    labels, and the dense gradient ``G = dL/dW`` of layer 0's matrix at the start point (from
+    the dense twin: a Dense layer / Conv2d holding ``W0``)."""
+    from lowrank_ref.conv import Conv2d, LowRankConv2d
+    from lowrank_ref.networks import Flatten, ReLU, Sequential
+    if kind == "dense":
+        layer = LowRankDense(20, 16, 3, rng)
+        model = MLP([layer, Dense(16, 5, rng)])
+        X, y = rng.standard_normal((24, 20)), rng.integers(0, 5, 24)
+        twin_layer = Dense(20, 16, rng)
+        twin_layer.W = Tensor(layer.factors.to_dense(), requires_grad=True)
+        twin_layer.b = Tensor(layer.b.value.copy(), requires_grad=True)
+        twin = MLP([twin_layer, model.layers[1]])
+    else:
+        layer = LowRankConv2d(3, 8, 3, 3, rng, stride=2, padding=1)
+        model = Sequential([layer, ReLU(), Flatten(), Dense(8 * 4 * 4, 5, rng)])
+        X, y = rng.standard_normal((6, 3, 7, 7)), rng.integers(0, 5, 6)
+        twin_layer = Conv2d.from_weights(layer.kernel(), layer.b.value, stride=2, padding=1)
+        twin = Sequential([twin_layer, ReLU(), Flatten(), model.layers[1]])
+    twin.zero_grad()
+    ops.cross_entropy(twin(X), y).backward()
+    return model, layer, X, y, twin_layer.W.grad.reshape(layer.n_out, layer.n_in)
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_parallel_step_is_the_projected_gradient_step_then_its_best_approximation(kind):
+    """The closed form of ParallelBUG under plain SGD: before the truncation (tau = 0, which
+    keeps every nonzero singular value) the matrix is ``W0 - lr P_T(W0) G`` to rounding; with
+    a tolerance it is the best approximation of that matrix at the rank the rule chooses
+    (``truncation_rank`` of its singular values), on a dense and on a convolutional layer."""
+    from lowrank_ref.truncation import truncation_rank
+    from lowrank_ref.dlrt import ParallelBUG
+    lr, ranks = 0.3, set()
+    for tau in (0.0, {"dense": 1e-3, "conv": 3e-3}[kind], 0.05, 0.55):
+        model, layer, X, y, G = _parallel_case(kind, np.random.default_rng(11))
+        Y0 = layer.factors
+        W_hat = Y0.to_dense() - lr * tangent_project(Y0, G)
+        ParallelBUG(model, lr, tau=tau).step(X, y)
+        P, s, Qt = np.linalg.svd(W_hat)
+        r = truncation_rank(s[:2 * Y0.rank], tau, relative=True)     # rank W_hat <= 2r
+        assert layer.rank == r and (tau > 0 or r == 2 * Y0.rank), (tau, layer.rank, r)
+        best = (P[:, :r] * s[:r]) @ Qt[:r]
+        err = np.linalg.norm(layer.factors.to_dense() - best)
+        assert err <= tolerance("step", size=max(W_hat.shape)) * np.linalg.norm(W_hat), (tau, err)
+        assert layer.factors.orthonormality_error() <= tolerance("orthonormality", size=20)
+        ranks.add(r)
+    assert len(ranks) == 4, ranks          # 2r, a cut inside the new block, r, below r
+    # the contrast: the rank-adaptive step adds the new-new block P_U~ G P_V~ (it is not the
+    # projected gradient step), so the closed form is a property of the parallel step
+    model, layer, X, y, G = _parallel_case(kind, np.random.default_rng(11))
+    Y0 = layer.factors
+    AdaptiveKLS(model, lr, tau=0.0).step(X, y)
+    gap = np.linalg.norm(layer.factors.to_dense() - Y0.to_dense() + lr * tangent_project(Y0, G))
+    assert gap > 1e3 * tolerance("step", size=20) * np.linalg.norm(Y0.to_dense())
+
+
+def test_parallel_step_trains_and_keeps_ranks_within_twice_the_rank():
+    from lowrank_ref.dlrt import ParallelBUG
+    rng = np.random.default_rng(3)
+    X, y = _blobs(rng, n=128)
+    model = _net(rng, rank=2)
+    opt = ParallelBUG(model, lr=0.1, tau=0.05, momentum=0.9)
+    losses, ranks = [], [2, 2]
+    for _ in range(30):
+        losses.append(opt.step(X, y).loss)
+        new = parameter_counts(model)["ranks"][:-1]
+        assert all(1 <= b <= 2 * a for a, b in zip(ranks, new)), (ranks, new)
+        ranks = new
+        for layer in model.layers[:-1]:
+            assert orthonormality_error(layer.U) <= tolerance("orthonormality", size=12)
+    assert losses[-1] < 0.5 * losses[0], losses

@@ -5,8 +5,8 @@ from hypothesis import given, strategies as st
 
 from lowrank_ref.checks import orthonormality_error, tolerance
 from lowrank_ref._validate import as_float_array
-from lowrank_ref.lowrank import (LowRank, augment_basis, cholesky_qr, orthonormalize,
-                                 small_svd, validate_lowrank)
+from lowrank_ref.lowrank import (LowRank, augment_basis, cholesky_qr, normal_part,
+                                 orthonormalize, small_svd, tangent_project, validate_lowrank)
 from strategies import lowrank_matrices, orthonormal, seeds, shapes_and_rank
 
 
@@ -243,3 +243,49 @@ def test_small_svd_equals_numpy_svd(shape, dtype):
     np.testing.assert_allclose(s, sn, rtol=100 * eps, atol=100 * eps * sn[0])
     np.testing.assert_allclose((P * s) @ Qt, A, atol=100 * eps * sn[0])
     np.testing.assert_allclose(small_svd(A, compute_uv=False), s, rtol=100 * eps)
+
+
+@given(seed=seeds, dims=shapes_and_rank())
+def test_tangent_projection_is_the_orthogonal_projection_onto_the_tangent_space(seed, dims):
+    """P(Y) [KL07]: idempotent, self-adjoint, fixes Y and tangent vectors U M V^T + U_p V^T +
+    U V_p^T, has rank <= 2r, and Z - P(Y) Z = (I - U U^T) Z (I - V V^T) (normal_part)
+    is orthogonal to every tangent vector; only U, V matter."""
+    m, n, r = dims
+    rng = np.random.default_rng(seed)
+    Y = LowRank(orthonormal(rng, m, r), rng.standard_normal((r, r)), orthonormal(rng, n, r))
+    Z1, Z2 = rng.standard_normal((m, n)), rng.standard_normal((m, n))
+    P1, P2 = tangent_project(Y, Z1), tangent_project(Y, Z2)
+    tol = tolerance("reconstruction", size=max(m, n))
+    scale = np.linalg.norm(Z1) * np.linalg.norm(Z2)
+    assert np.linalg.norm(tangent_project(Y, P1) - P1) <= tol * np.linalg.norm(Z1)
+    assert abs(np.vdot(P1, Z2) - np.vdot(Z1, P2)) <= tol * scale
+    assert np.linalg.norm(tangent_project(Y, Y.to_dense()) - Y.to_dense()) <= \
+        tol * np.linalg.norm(Y.S)
+    U, _, V = Y
+    Up = (np.eye(m) - U @ U.T) @ rng.standard_normal((m, r))
+    tangent = U @ rng.standard_normal((r, r)) @ V.T + Up @ V.T + U @ rng.standard_normal((n, r)).T
+    assert np.linalg.norm(tangent_project(Y, tangent) - tangent) <= tol * np.linalg.norm(tangent)
+    N1 = normal_part(Y, Z1)
+    assert np.linalg.norm(N1 - (np.eye(m) - U @ U.T) @ Z1 @ (np.eye(n) - V @ V.T)) <= \
+        tol * np.linalg.norm(Z1)
+    assert np.linalg.norm(N1 + P1 - Z1) <= tol * np.linalg.norm(Z1)
+    assert abs(np.vdot(N1, P2)) <= tol * scale
+    assert np.linalg.matrix_rank(P1) <= 2 * r
+    regauged = LowRank(U @ np.linalg.qr(rng.standard_normal((r, r)))[0], 2 * Y.S, V)
+    assert np.linalg.norm(tangent_project(regauged, Z1) - P1) <= tol * np.linalg.norm(Z1)
+
+
+def test_tangent_projection_refuses_bad_arguments_and_keeps_float32():
+    rng = np.random.default_rng(0)
+    Y = LowRank.random(rng, 5, 4, 2, dtype=np.float32)
+    assert tangent_project(Y, np.ones((5, 4), np.float32)).dtype == np.float32
+    assert normal_part(Y, np.ones((5, 4))).dtype == np.float64
+    with pytest.raises(ValueError, match=r"Z must have the shape \(5, 4\) of the matrix Y "
+                                         r"represents, got \(4, 5\)"):
+        tangent_project(Y, np.ones((4, 5)))
+    with pytest.raises(ValueError, match="Y.U must have orthonormal columns"):
+        normal_part(LowRank(2 * Y.U, Y.S, Y.V), np.ones((5, 4)))
+    with pytest.raises(TypeError, match="Y must be a LowRank"):
+        tangent_project(np.ones((5, 4)), np.ones((5, 4)))
+    with pytest.raises(ValueError, match="Z must be finite"):
+        tangent_project(Y, np.full((5, 4), np.nan))

@@ -320,59 +320,219 @@ def _conv_gradients(Ws, bs, X, y, k, stride, padding):
     return [dZ.T @ P, d.T @ A], [dZ.sum(axis=0), d.sum(axis=0)]
 
 
-def np_dlrt_step(s_at_w0=False, galerkin=True, orth="qr", **trunc):
-    """One DLRT step of [SZKCT22] ("fixed" rank, and the one-gradient "adaptive" step) on
-    an MLP, or (``kernel_size`` given) on conv, ReLU, flatten, dense.
+def _fit(A, shape):
+    """``A`` cropped or zero-padded to ``shape`` (a buffer kept by position)."""
+    out = np.zeros(shape, dtype=A.dtype)
+    k = tuple(slice(0, min(a, b)) for a, b in zip(A.shape, shape))
+    out[k] = A[k]
+    return out
 
-    ``s_at_w0``: the fixed-rank S-step gradient taken at W0 instead of W~ = U1 S~0 V1^T."""
+
+class NpSGD:
+    """Plain SGD: the directions are the projected gradients ``G V0``, ``G^T U0``, ``U^T G V``."""
+
+    coordinatewise = False
+
+    def start(self):
+        pass
+
+    def plain(self, key, g):
+        return g
+
+    def kl(self, i, U0, V0, G):
+        return G @ V0, G.T @ U0
+
+    def core(self, i, U, V, G, tangent=None):
+        return U.T @ G @ V
+
+
+class NpMomentum(NpSGD):
+    """Heavy ball as lowrank_ref.directions.Momentum documents it, with a dense velocity
+    ``M``: ``N = mu M + G``; directions ``N V0``, ``N^T U0``, ``U^T N V``; kept ``P_T N`` at
+    ``W0`` (fixed rank, parallel: ``tangent`` given) or ``U (U^T N V) V^T``.
+    ``positional=True``: the bug of keeping the velocities of K, L and S as arrays indexed
+    by position, i.e. left in the old bases."""
+
+    def __init__(self, mu, positional=False):
+        self.mu, self.positional, self.M, self.N, self.v = mu, positional, {}, {}, {}
+
+    def plain(self, key, g):
+        self.v[key] = g if key not in self.v else self.mu * self.v[key] + g
+        return self.v[key]
+
+    def _positional(self, key, g):
+        old = self.v.get(key)
+        self.v[key] = g if old is None else g + self.mu * _fit(old, g.shape)
+        return self.v[key]
+
+    def kl(self, i, U0, V0, G):
+        if self.positional:
+            return self._positional((i, "K"), G @ V0), self._positional((i, "L"), G.T @ U0)
+        self.N[i] = G + self.mu * self.M[i] if i in self.M else G
+        return self.N[i] @ V0, self.N[i].T @ U0
+
+    def core(self, i, U, V, G, tangent=None):
+        if self.positional:
+            return self._positional((i, "S"), U.T @ G @ V)
+        N = G + self.mu * self.M[i] if i in self.M else G
+        D = U.T @ N @ V
+        if tangent is None:
+            self.M[i] = U @ D @ V.T
+        else:
+            U0, V0 = tangent
+            PU, PV, N0 = U0 @ U0.T, V0 @ V0.T, self.N[i]
+            self.M[i] = PU @ N0 + N0 @ PV - PU @ N0 @ PV
+        return D
+
+
+class NpCarriedAdam(NpSGD):
+    """Adam with carried moments as lowrank_ref.adam.CarriedAdam documents it, in the
+    singular coordinates of each layer. ``like_first=True``: the bug of transporting the
+    second moments like the first ones (``v <- T v T^T``, clamped at 0 where that turned it
+    negative, instead of the squared transitions)."""
+
+    coordinatewise = True
+
+    def __init__(self, beta1, beta2, eps, like_first=False):
+        self.b1, self.b2, self.eps, self.like_first = beta1, beta2, eps, like_first
+        self.t, self.pm, self.st = 0, {}, {}
+
+    def start(self):
+        self.t += 1
+
+    def adam(self, g, m, v):
+        m = self.b1 * m + (1 - self.b1) * g
+        v = self.b2 * v + (1 - self.b2) * g * g
+        return (m / (1 - self.b1 ** self.t)) / (np.sqrt(v / (1 - self.b2 ** self.t))
+                                                + self.eps), m, v
+
+    def plain(self, key, g):
+        m, v = self.pm.get(key, (np.zeros_like(g), np.zeros_like(g)))
+        d, *self.pm[key] = self.adam(g, m, v)
+        return d
+
+    def carry(self, m, v, A, B):
+        vv = np.maximum(A @ v @ B.T, 0) if self.like_first else (A * A) @ v @ (B * B).T
+        return A @ m @ B.T, vv
+
+    def kl(self, i, U0, V0, G):
+        s = self.st.setdefault(i, {})
+        if "V" in s:
+            I_u, I_v = np.eye(U0.shape[0], dtype=U0.dtype), np.eye(V0.shape[0], dtype=V0.dtype)
+            s["mK"], s["vK"] = self.carry(s["mK"], s["vK"], I_u, V0.T @ s["V"])
+            s["mL"], s["vL"] = self.carry(s["mL"], s["vL"], I_v, U0.T @ s["U"])
+        else:
+            s["mK"] = s["vK"] = np.zeros((U0.shape[0], U0.shape[1]), dtype=U0.dtype)
+            s["mL"] = s["vL"] = np.zeros((V0.shape[0], V0.shape[1]), dtype=V0.dtype)
+        DK, s["mK"], s["vK"] = self.adam(G @ V0, s["mK"], s["vK"])
+        DL, s["mL"], s["vL"] = self.adam(G.T @ U0, s["mL"], s["vL"])
+        s["U"], s["V"] = U0, V0
+        return DK, DL
+
+    def core(self, i, U, V, G, tangent=None):
+        s = self.st[i]
+        if "Uh" in s:
+            s["mS"], s["vS"] = self.carry(s["mS"], s["vS"], U.T @ s["Uh"], V.T @ s["Vh"])
+        else:
+            s["mS"] = s["vS"] = np.zeros((U.shape[1], V.shape[1]), dtype=U.dtype)
+        D, s["mS"], s["vS"] = self.adam(U.T @ G @ V, s["mS"], s["vS"])
+        s["Uh"], s["Vh"] = U, V
+        return D
+
+
+def np_augment_svd(U0, K1):
+    """[U0, Q] with Q the left singular vectors of (I - U0 U0^T) K1 (the nonzero ones): the
+    new directions in the coordinates the carried Adam's S-moments are kept in."""
+    m, r = U0.shape
+    R = K1 - U0 @ (U0.T @ K1)
+    R = R - U0 @ (U0.T @ R)
+    Q, s, _ = np.linalg.svd(R, full_matrices=False)
+    keep = s > max(m, r) * np.finfo(K1.dtype).eps * np.linalg.norm(K1, 2)
+    p = min(int(keep.sum()), K1.shape[1], m - r)
+    return np.concatenate([U0, Q[:, :p]], axis=1)
+
+
+def np_dlrt_step(s_at_w0=False, galerkin=True, orth="qr", positional=False, like_first=False,
+                 **trunc):
+    """DLRT steps of [SZKCT22] ("fixed" rank, the one-gradient "adaptive" step, the
+    "parallel" step) on an MLP, or (``kernel_size`` given) on conv, ReLU, flatten, dense;
+    one step with SGD, or a trajectory (one step per batch ``X[k]``) with heavy-ball momentum
+    (``momentum`` given) or Adam with carried moments (``beta1`` given).
+
+    ``s_at_w0``: the fixed-rank S-step gradient taken at W0 instead of W~ = U1 S~0 V1^T;
+    ``positional``, ``like_first``: the bugs of NpMomentum and NpCarriedAdam."""
     def candidate(X, y, lr, method, tau, min_rank, max_rank, kernel_size=None, stride=1,
-                  padding=0, **layers):
+                  padding=0, momentum=None, beta1=None, beta2=None, eps=None, **layers):
+        if momentum is not None:
+            rule, batches = NpMomentum(momentum, positional), list(zip(X, y))
+        elif beta1 is not None:
+            rule, batches = NpCarriedAdam(beta1, beta2, eps, like_first), list(zip(X, y))
+        else:
+            rule, batches = NpSGD(), [(X, y)]
         idx = []
         while f"b{len(idx)}" in layers:
             idx.append(len(idx))
         lowrank = [i for i in idx if f"U{i}" in layers]
         fac = {i: (layers[f"U{i}"], layers[f"S{i}"], layers[f"V{i}"]) for i in lowrank}
-        Ws = [(fac[i][0] @ fac[i][1] @ fac[i][2].T) if i in fac else layers[f"W{i}"]
-              for i in idx]
+        dense = {i: layers[f"W{i}"] for i in idx if i not in fac}
         bs = [layers[f"b{i}"] for i in idx]
+        for Xk, yk in batches:
+            def gradients(W):
+                if kernel_size is None:
+                    return _mlp_gradients(W, bs, Xk, yk)
+                return _conv_gradients(W, bs, Xk, yk, kernel_size, stride, padding)
 
-        def gradients(W):
-            if kernel_size is None:
-                return _mlp_gradients(W, bs, X, y)
-            return _conv_gradients(W, bs, X, y, kernel_size, stride, padding)
-
-        Gs, dbs = gradients(Ws)
-        out = {}
-        for i in idx:
-            out[f"b{i}"] = bs[i] - lr * dbs[i]
-            if i not in fac:
-                out[f"W{i}"] = Ws[i] - lr * Gs[i]
-        new = {}
-        for i in lowrank:
-            U0, S0, V0 = fac[i]
-            G = Gs[i]
-            K1, L1 = U0 @ S0 - lr * G @ V0, V0 @ S0.T - lr * G.T @ U0
-            if method == "fixed":
-                U1, V1 = _basis(K1, orth), _basis(L1, orth)
-                S_t = (U1.T @ U0) @ S0 @ (V0.T @ V1) if galerkin else S0
-                new[i] = (U1, S_t, V1, G)
-            else:
-                U_hat, V_hat = np_augment(U0, K1), np_augment(V0, L1)
-                S_hat1 = (U_hat.T @ U0) @ S0 @ (V0.T @ V_hat) - lr * U_hat.T @ G @ V_hat
+            Ws = [(fac[i][0] @ fac[i][1] @ fac[i][2].T) if i in fac else dense[i] for i in idx]
+            Gs, dbs = gradients(Ws)
+            rule.start()
+            new_bs = [bs[i] - lr * rule.plain(f"b{i}", dbs[i]) for i in idx]
+            new_dense = {i: dense[i] - lr * rule.plain(f"W{i}", Gs[i]) for i in dense}
+            new = {}
+            for i in lowrank:
+                U0, S0, V0 = fac[i]
+                if rule.coordinatewise:           # the singular coordinates of W0
+                    P, sv, Qt = np.linalg.svd(S0)
+                    U0, S0, V0 = U0 @ P, np.diag(sv).astype(S0.dtype), V0 @ Qt.T
+                G = Gs[i]
+                DK, DL = rule.kl(i, U0, V0, G)
+                K1, L1 = U0 @ S0 - lr * DK, V0 @ S0.T - lr * DL
+                if method == "fixed":
+                    U1, V1 = _basis(K1, orth), _basis(L1, orth)
+                    S_t = (U1.T @ U0) @ S0 @ (V0.T @ V1) if galerkin else S0
+                    new[i] = (U1, S_t, V1, (U0, V0))
+                    continue
+                augment = np_augment_svd if rule.coordinatewise else np_augment
+                U_hat, V_hat = augment(U0, K1), augment(V0, L1)
+                if method == "adaptive":
+                    S_hat1 = (U_hat.T @ U0) @ S0 @ (V0.T @ V_hat) \
+                        - lr * rule.core(i, U_hat, V_hat, G)
+                else:                             # parallel: [[S_bar, L1^T V~], [U~^T K1, 0]]
+                    r = S0.shape[0]
+                    S_bar = S0 - lr * rule.core(i, U0, V0, G, tangent=(U0, V0))
+                    Ut, Vt = U_hat[:, r:], V_hat[:, r:]
+                    S_hat1 = np.block([[S_bar, L1.T @ Vt],
+                                       [Ut.T @ K1, np.zeros((Ut.shape[1], Vt.shape[1]),
+                                                            dtype=S0.dtype)]])
                 hi = max_rank
                 res = np_truncate(U_hat, S_hat1, V_hat, tau, True, min(min_rank, hi), hi,
                                   **trunc)
                 new[i] = (res["U"], res["S"], res["V"], None)
-        if method == "fixed":            # second pass at W~ (biases, dense layers at W0)
-            Wt = [(new[i][0] @ new[i][1] @ new[i][2].T) if i in new else Ws[i] for i in idx]
-            Gs_t, _ = gradients(Wt)
-            for i in lowrank:
-                U1, S_t, V1, G0 = new[i]
-                Gt = G0 if s_at_w0 else Gs_t[i]
-                new[i] = (U1, S_t - lr * U1.T @ Gt @ V1, V1, None)
+            if method == "fixed":        # second pass at W~ (biases, dense layers at W0)
+                Wt = [(new[i][0] @ new[i][1] @ new[i][2].T) if i in new else Ws[i]
+                      for i in idx]
+                Gs_t, _ = gradients(Wt)
+                for i in lowrank:
+                    U1, S_t, V1, tangent = new[i]
+                    Gt = Gs[i] if s_at_w0 else Gs_t[i]
+                    new[i] = (U1, S_t - lr * rule.core(i, U1, V1, Gt, tangent=tangent), V1,
+                              None)
+            fac = {i: new[i][:3] for i in lowrank}
+            dense, bs = new_dense, new_bs
+        out = {f"b{i}": bs[i] for i in idx}
+        out.update({f"W{i}": W for i, W in dense.items()})
         for i in lowrank:
-            out[f"U{i}"], out[f"S{i}"], out[f"V{i}"] = new[i][:3]
-            out[f"rank{i}"] = int(new[i][1].shape[0])
+            out[f"U{i}"], out[f"S{i}"], out[f"V{i}"] = fac[i]
+            out[f"rank{i}"] = int(fac[i][1].shape[0])
         return out
 
     return candidate
@@ -390,6 +550,9 @@ INDEPENDENT = {
     "dlrt_layer_step": np_dlrt_step(),
     "dlrt_network_step": np_dlrt_step(),
     "dlrt_conv_layer_step": np_dlrt_step(),
+    "dlrt_parallel_step": np_dlrt_step(),
+    "dlrt_momentum_trajectory": np_dlrt_step(),
+    "dlrt_adam_trajectory": np_dlrt_step(),
 }
 
 
@@ -430,9 +593,11 @@ def test_families_are_the_function_names_and_the_case_count_is_modest():
     assert oracle.FAMILIES == ("truncate", "projector_splitting_step", "bug_step",
                                "adaptive_bug_step", "parallel_bug_step", "dlrt_layer_step",
                                "dlrt_network_step", "midpoint_bug_step", "rk_bug_step",
-                               "dlrt_conv_layer_step", "second_order_parallel_bug_step")
+                               "dlrt_conv_layer_step", "second_order_parallel_bug_step",
+                               "dlrt_parallel_step", "dlrt_momentum_trajectory",
+                               "dlrt_adam_trajectory")
     all_cases = [c for f in oracle.FAMILIES for c in oracle.cases(f)]
-    assert 40 <= len(all_cases) <= 130
+    assert 40 <= len(all_cases) <= 160
     names = [c.name for c in all_cases]
     assert len(set(names)) == len(names)
     for c in all_cases:
@@ -501,12 +666,15 @@ def _rank_decisions(case):
         theta = inp["tol"] * np.linalg.norm(sigma) if inp["relative"] else inp["tol"]
         return [("rank", [(sigma, theta, inp["min_rank"], inp["max_rank"])])]
     if case.family.startswith("dlrt"):
-        if inp["method"] != "adaptive":
+        if inp["method"] == "fixed":
             return []
         hi = inp["max_rank"]
         idx = [q for q in case.tol if q.startswith("rank[")]
-        return [(q, [(s, inp["tau"] * np.linalg.norm(s), min(inp["min_rank"], hi), hi)])
-                for q, s in zip(idx, truncated_spectra(case.family, inp))]
+        out = {q: [] for q in idx}
+        for k, s in enumerate(truncated_spectra(case.family, inp)):   # per step, layer order
+            out[idx[k % len(idx)]].append((s, inp["tau"] * np.linalg.norm(s),
+                                           min(inp["min_rank"], hi), hi))
+        return list(out.items())
     if "tol" not in inp:
         return []
     spectra = truncated_spectra(case.family, inp)
@@ -559,7 +727,8 @@ def test_every_rank_decision_has_a_float64_margin_and_only_fine_ones_skip_in_flo
     assert sorted(skipped32) == sorted([
         "truncate.tol0_absolute_small_tail", "truncate.300x200_k40_spread_absolute_1e-9",
         "adaptive_bug_step.50x40_r5_spread_unforced_absolute_fine",
-        "parallel_bug_step.50x40_r5_spread_unforced_absolute_fine"])
+        "parallel_bug_step.50x40_r5_spread_unforced_absolute_fine",
+        "dlrt_parallel_step.40-30-20-5_r5-4_tau0"])
 
 
 # ---------------------------------------------------------------------------------------
@@ -686,6 +855,14 @@ MUTANTS = [
      _with(np_second_order_parallel_bug_step, transposed_v=True), "matrix"),
     ("second_order_parallel_bug_step", "tail excludes the last singular value",
      _with(np_second_order_parallel_bug_step, tail="exclude_last"), "rank"),
+    ("dlrt_parallel_step", "V from Vh[:, :r] (transposed)",
+     np_dlrt_step(transposed_v=True), "matrix"),
+    ("dlrt_parallel_step", "last singular value counted twice",
+     np_dlrt_step(tail="double"), "rank"),
+    ("dlrt_momentum_trajectory", "velocity kept by position (in the old bases)",
+     np_dlrt_step(positional=True), "matrix"),
+    ("dlrt_adam_trajectory", "second moments transported like the first",
+     np_dlrt_step(like_first=True), "matrix"),
 ]
 
 
@@ -733,6 +910,63 @@ def test_loop_that_never_tests_the_last_index_is_caught_by_the_rank_alone(
         other = _with(np_truncate, tail=bug) if family == "truncate" else np_dlrt_step(tail=bug)
         assert oracle.check_case(case, other) == [], bug
     assert oracle.check_case(case, INDEPENDENT[family]) == []
+
+
+STATE_MUTANTS = [("dlrt_momentum_trajectory", np_dlrt_step(positional=True)),
+                 ("dlrt_adam_trajectory", np_dlrt_step(like_first=True))]
+
+
+@pytest.mark.parametrize("family, mutant", STATE_MUTANTS, ids=[f for f, _ in STATE_MUTANTS])
+def test_a_state_left_in_the_old_basis_fails_every_trajectory_by_its_matrix(family, mutant):
+    """The bugs real implementations have with optimiser state show only across steps: a
+    velocity kept by position (in the old bases), second moments transported like first
+    moments. On every trajectory case, in float64 and float32, the mutant fails by the
+    represented matrix of a low-rank layer; cut to its first step (no state carried yet),
+    every case passes: the failure is the state's."""
+    cases = oracle.cases(family)
+    assert all(c.inputs["X"].shape[0] >= 3 for c in cases)
+    for dtype in (np.float64, np.float32):
+        report = oracle.check(family, mutant, dtype=dtype)
+        assert {f.case for f in _caught(report, "matrix")} == {c.name for c in cases}, \
+            str(report)
+    for c in cases:
+        first = dict(c.inputs, X=c.inputs["X"][:1], y=c.inputs["y"][:1])
+        expected = oracle.reference(family)(**first)
+        one_step = c._replace(inputs=first, expected={
+            k: (int(v) if np.ndim(v) == 0 else v) for k, v in expected.items()})
+        assert oracle.check_case(one_step, mutant) == [], c.name
+
+
+def test_trajectories_change_bases_and_ranks_inside():
+    """Every rank-adaptive trajectory case changes a rank after its first step (a state
+    carried from one size to another), and every case changes its bases at every step."""
+    from lowrank_ref.oracle.margins import truncated_spectra
+    from lowrank_ref.truncation import truncation_rank
+    for family in ("dlrt_momentum_trajectory", "dlrt_adam_trajectory"):
+        for c in oracle.cases(family):
+            inp = c.inputs
+            if inp["method"] == "fixed":
+                continue
+            n, hi = sum(1 for k in inp if k.startswith("U")), inp["max_rank"]
+            ranks = [truncation_rank(s, inp["tau"], min_rank=min(inp["min_rank"], hi),
+                                     max_rank=hi) for s in truncated_spectra(family, inp)]
+            per_step = [ranks[k:k + n] for k in range(0, len(ranks), n)]
+            assert len(per_step) == inp["X"].shape[0] >= 3
+            assert any(per_step[k] != per_step[k - 1] for k in range(1, len(per_step))), \
+                (c.name, per_step)
+
+
+@pytest.mark.parametrize("case", [c for f in ("dlrt_parallel_step", "dlrt_momentum_trajectory",
+                                              "dlrt_adam_trajectory")
+                                  for c in oracle.cases(f)], ids=lambda c: c.name)
+def test_new_families_case_by_case(case):
+    """``oracle.check_case`` on the parallel and state families: the reference and the
+    independent implementation pass one case at a time (float32 where resolvable)."""
+    assert oracle.check_case(case, oracle.reference(case.family)) == []
+    assert oracle.check_case(case, INDEPENDENT[case.family]) == []
+    if oracle.resolvable(case, np.float32):
+        assert oracle.check_case(case, _float32_only(INDEPENDENT[case.family]),
+                                 np.float32) == []
 
 
 def test_transposed_v_changes_the_weight_when_nothing_is_truncated():
@@ -1035,7 +1269,7 @@ def test_loaded_cases_check_like_generated_ones(exported):
 
 def test_conv_cases_round_trip_through_the_golden_files(exported):
     manifest = json.loads((exported / "manifest.json").read_text())
-    assert manifest["families"][-2:] == [CONV, "second_order_parallel_bug_step"]
+    assert manifest["families"] == list(oracle.FAMILIES) and CONV in manifest["families"]
     entry = next(e for e in manifest["cases"] if e["name"] == f"{CONV}.fixed_2-4_k3_s2_p1_r2")
     assert entry["inputs"]["X"] == {"shape": [8, 2, 7, 7], "dtype": "<f8"}
     assert entry["inputs"]["kernel_size"] == {"shape": [], "dtype": "<i8"}
@@ -1083,6 +1317,73 @@ def test_a_tampered_file_with_a_forged_hash_is_caught_by_recomputation(exported,
     assert not report.passed
     assert {f.case for f in report.failures} == {name}
     assert {f.quantity for f in report.failures} >= {"matrix", "singular_values"}
+
+
+def _edited_manifest(exported, tmp_path, edit):
+    import shutil
+    d = tmp_path / "golden"
+    shutil.copytree(exported, d)
+    manifest = json.loads((d / "manifest.json").read_text())
+    edit(manifest)
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    return oracle.verify(d)
+
+
+def test_a_manifest_with_loosened_tolerances_fails_every_case(exported, tmp_path):
+    """The thresholds a non-Python backend reads are the manifest's float64/float32 values:
+    loosened to 1.0 they are caught in every case (they are recomputed from key, size and
+    cond), not verified as PASSED."""
+    def loosen(manifest):
+        for e in manifest["cases"]:
+            for t in e["tolerance"].values():
+                if t["key"] != "exact":
+                    t["float64"] = t["float32"] = 1.0
+
+    report = _edited_manifest(exported, tmp_path, loosen)
+    assert not report.passed
+    assert {f.quantity for f in report.failures} == {"manifest"}
+    assert {f.case for f in report.failures} == {c.name for f in oracle.FAMILIES
+                                                 for c in oracle.cases(f)}
+    assert "float64 value 1.0 != " in str(report) and "recomputed from its key" in str(report)
+
+
+def test_every_field_of_the_manifest_is_checked(exported, tmp_path):
+    """One edit per field, each in another entry (one verify run): every one is reported,
+    under the case it was made in (``manifest.json`` for the manifest's own fields)."""
+    def cond_doubled(t):      # consistently: the float values follow the doubled cond
+        t2 = oracle.Tol(t["key"], t["size"], 2 * t["cond"])
+        t.update(cond=t2.cond, float64=t2.value(np.float64), float32=t2.value(np.float32))
+
+    edits = [   # (case, edit of its entry or of the manifest, quantity, what is reported)
+        ("bug_step.10x8_r2", lambda e: e["inputs"]["U0"].update(shape=[2, 3]), "manifest",
+         "inputs: the shapes and dtypes listed differ from those of the stored arrays"),
+        ("bug_step.2x2_r1", lambda e: e["expected"]["S"].update(dtype="<f4"), "manifest",
+         "expected: the shapes and dtypes listed differ"),
+        ("bug_step.3x1_r1", lambda e: e.update(family="truncate"), "manifest",
+         "family: 'truncate' != 'bug_step'"),
+        ("bug_step.1x3_r1", lambda e: e.update(dtype="float32"), "manifest",
+         "dtype: 'float32' != 'float64'"),
+        ("bug_step.4x3_r3_full", lambda e: e.update(note="x"), "manifest", "entry fields"),
+        ("bug_step.20x15_r14", lambda e: [cond_doubled(t) for t in e["tolerance"].values()
+                                          if t["key"] == "step"], "tolerance", "stored Tol("),
+        ("manifest.json", lambda m: m.update(cond_max=1e300), "manifest",
+         "cond_max: 1e+300 != 100000.0"),
+        ("manifest.json", lambda m: m.update(families=m["families"][:-1]), "manifest",
+         "families: ['truncate'"),
+        ("manifest.json", lambda m: m.update(format=2), "manifest", "format: 2 != 1"),
+    ]
+
+    def edit_all(manifest):
+        for name, edit, _, _ in edits:
+            edit(manifest if name == "manifest.json" else
+                 next(e for e in manifest["cases"] if e["name"] == name))
+
+    report = _edited_manifest(exported, tmp_path, edit_all)
+    assert not report.passed
+    for name, _, quantity, needle in edits:
+        assert any(f.case == name and f.quantity == quantity and needle in f.message
+                   for f in report.failures), (name, needle, str(report))
+    assert {f.case for f in report.failures} == {name for name, *_ in edits}, str(report)
 
 
 def test_missing_files_and_manifest_are_reported(exported, tmp_path):

@@ -49,14 +49,15 @@ from lowrank_ref.__main__ import main
 from lowrank_ref.checks import tolerance
 from lowrank_ref.data import Dataset, batches, load, read_idx, subset, write_idx
 from lowrank_ref.data import files as data_files
-from lowrank_ref.dlrt import (AdaptiveKLS, DenseSGD, FixedRankKLS, SOnlySGD, low_rank_mlp,
-                              make_optimizer)
+from lowrank_ref.dlrt import (AdaptiveBUG, Euclidean, FixedRankBUG, ParallelBUG, SOnly,
+                              low_rank_mlp, make_optimizer)
+from lowrank_ref.directions import Momentum, SGD
 from lowrank_ref.integrators import (adaptive_bug_step, bug_step, parallel_bug_step,
                                      projector_splitting_step)
 from lowrank_ref.lowrank import validate_lowrank
 from lowrank_ref.conv import Conv2d, FactorizedConv2d, LowRankConv2d
 from lowrank_ref.lowrank_layers import LowRankDense
-from lowrank_ref.adam import CarriedAdamKLS, DenseAdam, PaperAdamKLS
+from lowrank_ref.adam import CarriedAdam, PaperAdam
 from lowrank_ref.factorized import FactorizedDense, decayed_factors, split_factors
 from lowrank_ref.pruning import prune_model, pruned_ranks
 from lowrank_ref.networks import MaxPool2d, ReLU, Sequential, lenet5, lenet5_from_layers
@@ -273,7 +274,7 @@ def _integrator_rows(name):
 
 def _optimizer_step_rows(cls_name, make):
     st_ = lambda X=XB, y=YB: (lambda ctx: make().step(X, y))  # noqa: E731
-    lay = "Dense" if cls_name == "DenseSGD" else "LowRankDense"
+    lay = "Dense" if cls_name == "Euclidean" else "LowRankDense"
 
     def set_lr(ctx):
         opt = make()
@@ -281,11 +282,11 @@ def _optimizer_step_rows(cls_name, make):
     return [
         Bad(cls_name, "step: X non-finite", st_(X=np.where(XB > 1, np.nan, XB)), ValueError,
             f"{lay}: X must be finite, got",
-            defect=("a NaN loss (no error)" if cls_name != "AdaptiveKLS"
+            defect=("a NaN loss (no error)" if cls_name != "AdaptiveBUG"
                     else "numpy LinAlgError 'SVD did not converge'")),
         Bad(cls_name, "step: X infinite", st_(X=np.full_like(XB, np.inf)), ValueError,
             f"{lay}: X must be finite, got 20 NaN/Inf entries",
-            defect=("a NaN loss (no error)" if cls_name != "AdaptiveKLS"
+            defect=("a NaN loss (no error)" if cls_name != "AdaptiveBUG"
                     else "numpy LinAlgError 'SVD did not converge'")),
         Bad(cls_name, "step: X complex dtype", st_(X=XB.astype(complex)), TypeError,
             f"{lay}: X must be a float array, got dtype complex128"),
@@ -468,9 +469,9 @@ def _optimizer_rows():
     mk = make_optimizer
     rows = [
         Bad("make_optimizer", "unknown method", lambda ctx: mk("sgd2", net(), 0.1), ValueError,
-            "method must be one of ('dense', 'fixed', 'adaptive', 'vanilla', 'sonly'), got 'sgd2'"),
+            "method must be one of ('dense', 'fixed', 'adaptive', 'vanilla', 'sonly', 'parallel'), got 'sgd2'"),
         Bad("make_optimizer", "method wrong type", lambda ctx: mk(None, net(), 0.1), ValueError,
-            "method must be one of ('dense', 'fixed', 'adaptive', 'vanilla', 'sonly'), got None"),
+            "method must be one of ('dense', 'fixed', 'adaptive', 'vanilla', 'sonly', 'parallel'), got None"),
         Bad("make_optimizer", "lr wrong type", lambda ctx: mk("fixed", net(), "0.1"), TypeError,
             "lr must be a finite number > 0, got str '0.1'"),
         Bad("make_optimizer", "lr non-finite", lambda ctx: mk("fixed", net(), np.nan), ValueError,
@@ -488,49 +489,89 @@ def _optimizer_rows():
             TypeError, "tau must be a finite number >= 0, got str '0.1'"),
         Bad("make_optimizer", "unknown option for the method (tau)",
             lambda ctx: mk("fixed", net(), 0.1, tau=0.1), ValueError,
-            "tau is only used by method 'adaptive', got tau=0.1 for method 'fixed'",
+            "tau is only used by methods ('adaptive', 'parallel'), got tau=0.1 for method "
+            "'fixed'",
             defect="silently ignored"),
         Bad("make_optimizer", "unknown option for the method (max_rank)",
             lambda ctx: mk("dense", dense_net(), 0.1, max_rank=3), ValueError,
-            "max_rank is only used by method 'adaptive', got max_rank=3 for method 'dense'",
+            "max_rank is only used by methods ('adaptive', 'parallel'), got max_rank=3 for "
+            "method 'dense'",
             defect="silently ignored"),
         Bad("make_optimizer", "passes bool",
             lambda ctx: mk("adaptive", net(), 0.1, tau=0.1, passes=True), TypeError,
             "passes must be an int, got bool True", defect="accepted as passes=1"),
         Bad("make_optimizer", "model wrong type", lambda ctx: mk("fixed", None, 0.1), TypeError,
             "model must be a Network (an MLP or a Sequential), got NoneType"),
-        Bad("DenseSGD", "model wrong type", lambda ctx: DenseSGD("x", 0.1), TypeError,
+        Bad("Euclidean", "model wrong type", lambda ctx: Euclidean("x", 0.1), TypeError,
             "model must be a Network (an MLP or a Sequential), got str"),
-        Bad("DenseSGD", "model with low-rank layers", lambda ctx: DenseSGD(net(), 0.1),
-            ValueError, "model must have no low-rank layers for DenseSGD",
+        Bad("Euclidean", "model with low-rank layers", lambda ctx: Euclidean(net(), 0.1),
+            ValueError, "model must have no low-rank layers for Euclidean",
             defect="accepted: trained only the biases of the low-rank layers"),
-        Bad("DenseSGD", "lr infinite", lambda ctx: DenseSGD(dense_net(), np.inf), ValueError,
+        Bad("Euclidean", "lr infinite", lambda ctx: Euclidean(dense_net(), np.inf), ValueError,
             "lr must be a finite number > 0, got inf"),
-        Bad("FixedRankKLS", "dense model", lambda ctx: FixedRankKLS(dense_net(), 0.1), ValueError,
+        Bad("Euclidean", "direction wrong type",
+            lambda ctx: Euclidean(dense_net(), 0.1, direction="adam"), TypeError,
+            "direction must be a Direction (SGD, Momentum, CarriedAdam, PaperAdam) or None, "
+            "got str"),
+        Bad("FixedRankBUG", "dense model", lambda ctx: FixedRankBUG(dense_net(), 0.1), ValueError,
             "model must contain at least one low-rank layer"),
-        Bad("FixedRankKLS", "momentum >= 1", lambda ctx: FixedRankKLS(net(), 0.1, momentum=1.5),
+        Bad("FixedRankBUG", "momentum >= 1", lambda ctx: FixedRankBUG(net(), 0.1, momentum=1.5),
             ValueError, "momentum must be a finite number >= 0 and < 1, got 1.5"),
-        Bad("AdaptiveKLS", "tau None", lambda ctx: AdaptiveKLS(net(), 0.1, None), TypeError,
+        Bad("FixedRankBUG", "momentum and direction",
+            lambda ctx: FixedRankBUG(net(), 0.1, momentum=0.9, direction=SGD()), ValueError,
+            "momentum is a shorthand for direction=Momentum(momentum): give one of them"),
+        Bad("FixedRankBUG", "the paper's Adam",
+            lambda ctx: FixedRankBUG(net(), 0.1, direction=PaperAdam()), ValueError,
+            "direction PaperAdam (the paper's per-variable Adam) works with AdaptiveBUG"),
+        Bad("FixedRankBUG", "a rule of another optimiser",
+            lambda ctx: [FixedRankBUG(net(), 0.1, direction=d) for d in [Momentum(0.5)] * 2],
+            ValueError, "is already used by another optimiser"),
+        Bad("AdaptiveBUG", "tau None", lambda ctx: AdaptiveBUG(net(), 0.1, None), TypeError,
             "tau must be a finite number >= 0, got NoneType None"),
-        Bad("AdaptiveKLS", "tau negative", lambda ctx: AdaptiveKLS(net(), 0.1, -0.1), ValueError,
+        Bad("AdaptiveBUG", "tau negative", lambda ctx: AdaptiveBUG(net(), 0.1, -0.1), ValueError,
             "tau must be a finite number >= 0, got -0.1"),
-        Bad("AdaptiveKLS", "max_rank 0", lambda ctx: AdaptiveKLS(net(), 0.1, 0.1, max_rank=0),
+        Bad("AdaptiveBUG", "max_rank 0", lambda ctx: AdaptiveBUG(net(), 0.1, 0.1, max_rank=0),
             ValueError, "max_rank must be an int >= 1 or None, got 0"),
-        Bad("AdaptiveKLS", "min_rank wrong type",
-            lambda ctx: AdaptiveKLS(net(), 0.1, 0.1, min_rank="1"), TypeError,
+        Bad("AdaptiveBUG", "min_rank wrong type",
+            lambda ctx: AdaptiveBUG(net(), 0.1, 0.1, min_rank="1"), TypeError,
             "min_rank must be an int >= 1, got str '1'"),
-        Bad("AdaptiveKLS", "passes not an int",
-            lambda ctx: AdaptiveKLS(net(), 0.1, 0.1, passes=1.0), TypeError,
+        Bad("AdaptiveBUG", "passes not an int",
+            lambda ctx: AdaptiveBUG(net(), 0.1, 0.1, passes=1.0), TypeError,
             "passes must be an int, got float 1.0", defect="accepted"),
-        Bad("SOnlySGD", "lr negative", lambda ctx: SOnlySGD(net(), -1), ValueError,
+        Bad("AdaptiveBUG", "observer not callable",
+            lambda ctx: AdaptiveBUG(net(), 0.1, 0.1, observer="print"), TypeError,
+            "observer must be callable as observer(S_hat) or None, got str"),
+        Bad("AdaptiveBUG", "the paper's Adam with 3 passes",
+            lambda ctx: AdaptiveBUG(net(), 0.1, 0.1, passes=3, direction=PaperAdam()),
+            ValueError, "passes must be 1 with PaperAdam"),
+        Bad("ParallelBUG", "tau missing", lambda ctx: ParallelBUG(net(), 0.1), TypeError,
+            "missing 1 required positional argument: 'tau'"),
+        Bad("ParallelBUG", "tau infinite", lambda ctx: ParallelBUG(net(), 0.1, np.inf),
+            ValueError, "tau must be a finite number >= 0, got inf"),
+        Bad("ParallelBUG", "min_rank above max_rank",
+            lambda ctx: ParallelBUG(net(), 0.1, 0.1, min_rank=3, max_rank=2), ValueError,
+            "max_rank must be an int >= 3 or None, got 2"),
+        Bad("ParallelBUG", "dense model", lambda ctx: ParallelBUG(dense_net(), 0.1, 0.1),
+            ValueError, "model must contain at least one low-rank layer"),
+        Bad("ParallelBUG", "the paper's Adam",
+            lambda ctx: ParallelBUG(net(), 0.1, 0.1, direction=PaperAdam()), ValueError,
+            "works with AdaptiveBUG (the published loop) and Euclidean only, got ParallelBUG"),
+        Bad("SOnly", "lr negative", lambda ctx: SOnly(net(), -1), ValueError,
             "lr must be a finite number > 0, got -1"),
-        Bad("SOnlySGD", "dense model", lambda ctx: SOnlySGD(dense_net(), 0.1), ValueError,
+        Bad("SOnly", "dense model", lambda ctx: SOnly(dense_net(), 0.1), ValueError,
             "model must contain at least one low-rank layer"),
+        Bad("SOnly", "the paper's Adam", lambda ctx: SOnly(net(), 0.1, direction=PaperAdam()),
+            ValueError, "got SOnly: use CarriedAdam"),
+        Bad("Momentum", "mu = 1", lambda ctx: Momentum(1.0), ValueError,
+            "momentum must be a finite number >= 0 and < 1, got 1.0"),
+        Bad("Momentum", "mu a string", lambda ctx: Momentum("0.9"), TypeError,
+            "momentum must be a finite number >= 0 and < 1, got str '0.9'"),
     ]
-    rows += _optimizer_step_rows("DenseSGD", lambda **kw: DenseSGD(dense_net(), 0.1, **kw))
-    rows += _optimizer_step_rows("FixedRankKLS", lambda **kw: FixedRankKLS(net(), 0.1, **kw))
-    rows += _optimizer_step_rows("AdaptiveKLS", lambda **kw: AdaptiveKLS(net(), 0.1, 0.1, **kw))
-    rows += _optimizer_step_rows("SOnlySGD", lambda **kw: SOnlySGD(net(), 0.1, **kw))
+    rows += _optimizer_step_rows("Euclidean", lambda **kw: Euclidean(dense_net(), 0.1, **kw))
+    rows += _optimizer_step_rows("FixedRankBUG", lambda **kw: FixedRankBUG(net(), 0.1, **kw))
+    rows += _optimizer_step_rows("AdaptiveBUG", lambda **kw: AdaptiveBUG(net(), 0.1, 0.1, **kw))
+    rows += _optimizer_step_rows("ParallelBUG", lambda **kw: ParallelBUG(net(), 0.1, 0.1, **kw))
+    rows += _optimizer_step_rows("SOnly", lambda **kw: SOnly(net(), 0.1, **kw))
     rng = lambda: np.random.default_rng(0)  # noqa: E731
     rows += [
         Bad("low_rank_mlp", "sizes a string", lambda ctx: low_rank_mlp("784,10", 2, rng()),
@@ -834,7 +875,7 @@ def _cli_rows():
             CLIExit, "argument --dtype: invalid choice: 'float16'"),
         Bad("cli train", "option of another method",
             lambda ctx: cli("train", "--method", "fixed", "--tau", "0.1"), CLIExit,
-            "tau is only used by method 'adaptive'"),
+            "tau is only used by methods ('adaptive', 'parallel')"),
         Bad("cli train", "hidden width 0", lambda ctx: cli("train", "--hidden", "500,0"), CLIExit,
             "hidden widths must be >= 1"),
         Bad("cli train", "max_rank < min_rank",
@@ -955,20 +996,23 @@ def _comparison_rows():
             ValueError, "ranks[0] must be <= min(n_in, n_out) = 4, got 5"),
         Bad("pruned_ranks", "tau string", lambda ctx: pruned_ranks(dense_net(), "0.1"), TypeError,
             "tau must be a finite number >= 0, got str '0.1'"),
-        Bad("DenseAdam", "a low-rank network", lambda ctx: DenseAdam(net(), lr=0.01), ValueError,
-            "model must have no LowRankDense layers for DenseAdam"),
-        Bad("DenseAdam", "beta2 = 1", lambda ctx: DenseAdam(dense_net(), lr=0.01, beta2=1.0),
+        Bad("Euclidean", "Adam on a low-rank network",
+            lambda ctx: Euclidean(net(), lr=0.01, direction=CarriedAdam()), ValueError,
+            "model must have no low-rank layers for Euclidean"),
+        Bad("CarriedAdam", "beta2 = 1", lambda ctx: CarriedAdam(beta2=1.0),
             ValueError, "beta2 must be a finite number >= 0 and < 1, got 1.0"),
-        Bad("PaperAdamKLS", "rank above the cap",
-            lambda ctx: PaperAdamKLS(MLP([LowRankDense(4, 6, 3, rng()), Dense(6, 3, rng())]),
-                                     0.01, tau=0.1),
+        Bad("PaperAdam", "rank above the cap",
+            lambda ctx: AdaptiveBUG(MLP([LowRankDense(4, 6, 3, rng()), Dense(6, 3, rng())]),
+                                    0.01, tau=0.1, direction=PaperAdam()),
             ValueError, "layer 0 has rank 3, above its cap 2"),
-        Bad("PaperAdamKLS", "eps negative", lambda ctx: PaperAdamKLS(low(), 0.01, 0.1, eps=-1.0),
+        Bad("PaperAdam", "eps negative", lambda ctx: PaperAdam(eps=-1.0),
             ValueError, "eps must be a finite number > 0, got -1.0"),
-        Bad("CarriedAdamKLS", "tau None", lambda ctx: CarriedAdamKLS(low(), 0.01, None),
+        Bad("CarriedAdam", "tau None",
+            lambda ctx: AdaptiveBUG(low(), 0.01, None, direction=CarriedAdam()),
             TypeError, "tau must be a finite number >= 0, got NoneType None"),
-        Bad("CarriedAdamKLS", "a dense network", lambda ctx: CarriedAdamKLS(dense_net(), 0.01, 0.1),
-            ValueError, "model must contain at least one LowRankDense layer"),
+        Bad("CarriedAdam", "a dense network",
+            lambda ctx: AdaptiveBUG(dense_net(), 0.01, 0.1, direction=CarriedAdam()),
+            ValueError, "model must contain at least one low-rank layer"),
         Bad("TrainConfig", "ranks for an adaptive run",
             lambda ctx: TrainConfig(method="adaptive", tau=0.1, ranks=[2, 2, 2, 2]), ValueError,
             "ranks is only used by methods ('fixed', 'vanilla', 'sonly')"),
@@ -1177,15 +1221,16 @@ def _conv_rows():
             "seeds must be a sequence of ints >= 0 or None, got str"),
         Bad("TrainConfig", "sonly for lenet5",
             lambda ctx: TrainConfig(arch="lenet5", method="sonly"), ValueError,
-            "method must be one of ('dense', 'fixed', 'adaptive', 'vanilla') for arch 'lenet5', "
-            "got 'sonly'"),
+            "method must be one of ('dense', 'fixed', 'adaptive', 'vanilla', 'parallel') for "
+            "arch 'lenet5', got 'sonly'"),
         Bad("TrainConfig", "per-layer ranks for lenet5",
             lambda ctx: TrainConfig(arch="lenet5", method="fixed", ranks=[2, 2, 2]), ValueError,
-            "options ['ranks'] apply to arch 'mlp' only (per-layer ranks, pruning, init and Adam "
+            "options ['ranks'] apply to arch 'mlp' only (per-layer ranks, pruning and init "
             "are built for the MLP), got {'ranks': [2, 2, 2]} for arch 'lenet5'"),
-        Bad("TrainConfig", "Adam for lenet5 vanilla",
-            lambda ctx: TrainConfig(arch="lenet5", method="vanilla", optimizer="adam"),
-            ValueError, "options ['optimizer'] apply to arch 'mlp' only"),
+        Bad("TrainConfig", "the paper's Adam for lenet5 fixed",
+            lambda ctx: TrainConfig(arch="lenet5", method="fixed", optimizer="adam"),
+            ValueError, "optimizer 'adam' is implemented for methods ('dense', 'vanilla', "
+            "'adaptive'), got method 'fixed'"),
         Bad("TrainConfig", "decay for lenet5 adaptive",
             lambda ctx: TrainConfig(arch="lenet5", method="adaptive", tau=0.1, decay=2.0),
             ValueError, "decay is only used by methods ('fixed', 'vanilla') for arch 'lenet5', "
@@ -1327,15 +1372,18 @@ ELSEWHERE = {
     ("prune_model", "neither ranks nor tau, too few ranks, rank 0 / float, tau < 0, "
                     "min_rank with ranks, not an MLP"):
         "test_pruning.py::test_bad_arguments_are_refused_by_name",
-    ("PaperAdamKLS / CarriedAdamKLS", "lr 0 / str, beta1 1, beta2 < 0, eps 0, tau < 0, "
-                                      "max_rank < min_rank"):
+    ("PaperAdam / CarriedAdam", "beta1 1, beta2 < 0, eps 0 / str"):
         "test_adam.py::test_bad_hyperparameters_are_refused",
-    ("TrainConfig", "Adam for fixed, adam-carried for vanilla, betas with sgd, finetune "
-                    "with Adam, unknown optimizer, eps 0"):
+    ("AdaptiveBUG with PaperAdam / CarriedAdam", "lr 0 / str, tau < 0, max_rank < min_rank, "
+                                                 "momentum with a direction"):
+        "test_adam.py::test_bad_optimizer_arguments_with_adam_are_refused",
+    ("TrainConfig", "Adam for fixed, sonly, parallel; 3 passes with Adam, betas with sgd, "
+                    "finetune with Adam, unknown optimizer, eps 0"):
         "test_adam.py::test_config_options_of_adam_are_checked",
-    ("compare_methods / compare_illconditioned / recipe_sweep / record_start",
-     "empty taus, options setting method / unknown field / not a dict, epochs 0, decays < 1, "
-     "unknown forms, table name, config without out"):
+    ("compare_methods / compare_illconditioned / recipe_sweep / compare_parallel / "
+     "record_start",
+     "empty taus, taus < 0, options setting method / unknown field / not a dict, epochs 0, "
+     "decays < 1, unknown forms, table name, config without out, no seeds"):
         "test_compare.py::test_bad_arguments_are_refused_by_name",
 }
 
@@ -1367,7 +1415,8 @@ def test_table_is_systematic():
     required = {"LowRank.random", "validate_lowrank", "truncate", "projector_splitting_step",
                 "bug_step", "adaptive_bug_step", "parallel_bug_step", "Dense", "LowRankDense",
                 "LowRankDense.from_dense", "LowRankDense.from_factors", "LowRankDense.set_mode",
-                "make_optimizer", "DenseSGD", "FixedRankKLS", "AdaptiveKLS", "SOnlySGD",
+                "make_optimizer", "Euclidean", "FixedRankBUG", "AdaptiveBUG", "SOnly",
+                "ParallelBUG", "Momentum",
                 "low_rank_mlp", "data.load", "data.batches", "data.subset", "data.read_idx",
                 "Conv2d", "Conv2d.from_weights", "LowRankConv2d", "LowRankConv2d.from_dense",
                 "LowRankConv2d.from_factors", "Sequential", "Sequential.predict", "MaxPool2d",
@@ -1375,7 +1424,7 @@ def test_table_is_systematic():
                 "FactorizedConv2d.from_lowrank", "lenet5_from_layers",
                 "oracle.cases", "oracle.check", "oracle.export", "oracle.verify", "cli train",
                 "cli sweep", "cli figures", "cli oracle", "FactorizedDense", "decayed_factors",
-                "prune_model", "DenseAdam", "PaperAdamKLS", "CarriedAdamKLS", "cli compare",
+                "prune_model", "PaperAdam", "CarriedAdam", "cli compare",
                 "cli prune"}
     assert required <= {r.function for r in BAD}
 

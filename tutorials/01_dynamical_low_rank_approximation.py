@@ -55,6 +55,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 
 from lowrank_ref import LowRank
+from lowrank_ref.lowrank import normal_part, tangent_project
 from lowrank_ref.checks import fit_slope
 from lowrank_ref.integrators import projector_splitting_step
 from lowrank_ref.odes import ToyProblem
@@ -113,23 +114,21 @@ assert abs(best_svd - prob.best_error(1.0, r)) <= 1e-10 * best_svd
 # *both* sides is what the tangent space cannot follow. We check the defining properties:
 # `P^2 = P`, `P` self-adjoint, `P(Y) Y = Y`, `rank P(Y) Z <= 2r`, and that `P(Y) Z` is the
 # nearest tangent vector to `Z`.
+#
+# The package writes it once, beside the factor type: `lowrank.tangent_project(Y, Z)`
+# computes `U (U^T Z) + (Z V - U (U^T Z V)) V^T` (only `U` and `V` of `Y` matter), and
+# `lowrank.normal_part(Y, Z)` the rest, `(I - U U^T) Z (I - V V^T)`.
 
 # %%
-def tangent_projection(U, V, Z):
-    """P(Y) Z = U U^T Z + Z V V^T - U U^T Z V V^T for Y = U S V^T (only U, V matter)."""
-    UtZ = U.T @ Z
-    return U @ UtZ + (Z @ V) @ V.T - U @ (UtZ @ V) @ V.T
-
-
 Y = LowRank.random(rng, N, N, r)
 U, S, V = Y
 Z1, Z2 = rng.standard_normal((N, N)), rng.standard_normal((N, N))
-PZ1 = tangent_projection(U, V, Z1)
-idem = np.linalg.norm(tangent_projection(U, V, PZ1) - PZ1) / np.linalg.norm(PZ1)
-sym = abs(np.vdot(PZ1, Z2) - np.vdot(Z1, tangent_projection(U, V, Z2))) / (
+PZ1 = tangent_project(Y, Z1)
+idem = np.linalg.norm(tangent_project(Y, PZ1) - PZ1) / np.linalg.norm(PZ1)
+sym = abs(np.vdot(PZ1, Z2) - np.vdot(Z1, tangent_project(Y, Z2))) / (
     np.linalg.norm(Z1) * np.linalg.norm(Z2))
-fix = np.linalg.norm(tangent_projection(U, V, Y.to_dense()) - Y.to_dense()) / np.linalg.norm(S)
-normal = Z1 - PZ1
+fix = np.linalg.norm(tangent_project(Y, Y.to_dense()) - Y.to_dense()) / np.linalg.norm(S)
+normal = normal_part(Y, Z1)
 normal_formula = np.linalg.norm(normal - (Z1 - U @ (U.T @ Z1)) @ (np.eye(N) - V @ V.T))
 rank_PZ = np.linalg.matrix_rank(PZ1)
 print(f"||P(PZ) - PZ|| / ||PZ||          = {idem:.1e}")
@@ -142,7 +141,7 @@ assert max(idem, sym, fix) < 1e-13 and normal_formula < 1e-12 and rank_PZ <= 2 *
 # P(Y) Z is the nearest tangent vector: the defect Z - P(Y) Z is orthogonal to the tangent
 # space, so for any other tangent vector P(Y) Z + delta (Pythagoras)
 #     ||P(Y) Z + delta - Z||^2 = ||P(Y) Z - Z||^2 + ||delta||^2  >=  ||P(Y) Z - Z||^2.
-delta = tangent_projection(U, V, rng.standard_normal((N, N)))
+delta = tangent_project(Y, rng.standard_normal((N, N)))
 lhs = np.linalg.norm(PZ1 + delta - Z1) ** 2
 rhs = np.linalg.norm(normal) ** 2 + np.linalg.norm(delta) ** 2
 print(f"Pythagoras: ||PZ + delta - Z||^2 = {lhs:.10f}, ||PZ - Z||^2 + ||delta||^2 = {rhs:.10f}")
@@ -439,8 +438,10 @@ print(f"tutorial 01 finished in {time.perf_counter() - T_START:.1f} s")
 # | KSL's error does not depend on `sigma_r` | `projector_splitting_step` | `lowrank_ref.integrators` | `tests/test_integrators.py::test_robust_to_small_singular_values` |
 # | slopes are fitted in log-log | `fit_slope` | `lowrank_ref.checks` | `tests/test_plots.py::test_robustness_fast` |
 #
-# (The tangent projection `P(Y)` is written out in this tutorial only; the integrators
-# never form it.)
+# | `P(Y) Z` and `Z - P(Y) Z` | `tangent_project`, `normal_part` | `lowrank_ref.lowrank` | `tests/test_lowrank.py::test_tangent_projection_is_the_orthogonal_projection_onto_the_tangent_space` |
+#
+# (The integrators never form the tangent projection `P(Y)`; the tests of the parallel
+# step use it.)
 #
 # ## Exercises
 #

@@ -62,8 +62,8 @@
 #
 # **Names.** KSL is named after the order of its sub-steps: K, then S (backward), then L.
 # The DLRT paper [SZKCT22] calls the BUG integrator "**KLS**": the K- and L-steps first (in
-# parallel), then the S-step (forward). Same letters, different methods; `FixedRankKLS` and
-# `AdaptiveKLS` of tutorial 05 are BUG and rank-adaptive BUG with one Euler step per sub-flow
+# parallel), then the S-step (forward). Same letters, different methods; `FixedRankBUG` and
+# `AdaptiveBUG` of tutorial 05 are BUG and rank-adaptive BUG with one Euler step per sub-flow
 # (docs/design.md, section "Notation").
 #
 # The substeps are ODEs for `(m, r)`, `(n, r)`, `(r, r)` matrices; `lowrank_ref` solves them
@@ -79,6 +79,7 @@ import matplotlib.ticker
 import matplotlib.pyplot as plt
 
 from lowrank_ref import LowRank
+from lowrank_ref.lowrank import tangent_project
 from lowrank_ref.checks import fit_slope, tolerance
 from lowrank_ref.integrators import bug_step, projector_splitting_step
 from lowrank_ref.odes import RankRCurve, SylvesterProblem, ToyProblem
@@ -390,11 +391,9 @@ assert fit_slope(H, syl_err["KSL"]) >= 3.5 and syl_err["KSL"].max() <= 1e-4
 
 # %%
 def tangent_projection(Y, Z, r):
-    """P(Y) Z for a dense Y of rank r (U, V from its SVD)."""
-    Uy, _, Vty = np.linalg.svd(Y, full_matrices=False)
-    Uy, Vy = Uy[:, :r], Vty[:r].T
-    UtZ = Uy.T @ Z
-    return Uy @ UtZ + (Z @ Vy) @ Vy.T - Uy @ (UtZ @ Vy) @ Vy.T
+    """P(Y) Z for a dense Y of rank r (U, V from its SVD; lowrank.tangent_project)."""
+    Uy, sy, Vty = np.linalg.svd(Y, full_matrices=False)
+    return tangent_project(LowRank(Uy[:, :r], np.diag(sy[:r]), Vty[:r].T), Z)
 
 
 r_tan = 4

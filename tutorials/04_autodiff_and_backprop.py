@@ -306,7 +306,7 @@ assert res_K.passed
 #   `dZ^T (X V0)`, `X^T (dZ U0)` and `(dZ U_hat)^T (X V_hat)`, each `O(B (n_in + n_out) r)`.
 #   Section 4 formed `dZ^T X` only to check it.
 # * The published DLRT code computes the K-, L- and S-gradients with three separate
-#   forward/backward passes (modes `"K"`, `"L"`, `"S"`); `AdaptiveKLS(passes=1)` gets all
+#   forward/backward passes (modes `"K"`, `"L"`, `"S"`); `AdaptiveBUG(passes=1)` gets all
 #   three from one backward in mode `"W"`, using the recorded `dZ` and `X` (tutorial 05).
 # * Gradient checks run in float64 on small problems, as here; training itself may run in
 #   float32.

@@ -35,8 +35,8 @@
 #    least-squares problem (full batch, momentum 0), and what the tolerance `tau` does to it;
 # 3. explain the heavy-ball momentum the training uses — a heuristic beyond the paper — and
 #    check its invariant;
-# 4. train a low-rank MLP on MNIST with fixed rank (`FixedRankKLS`) and adaptive rank
-#    (`AdaptiveKLS`, one gradient evaluation per step, momentum 0.9, `lr = 0.02`);
+# 4. train a low-rank MLP on MNIST with fixed rank (`FixedRankBUG`) and adaptive rank
+#    (`AdaptiveBUG`, one gradient evaluation per step, momentum 0.9, `lr = 0.02`);
 # 5. watch the ranks and compare accuracy against compression (`dlrt.parameter_counts`, the
 #    definitions of [SZKCT22]).
 #
@@ -61,7 +61,7 @@ import matplotlib.pyplot as plt
 from lowrank_ref import LowRank, data, ops
 from lowrank_ref.autodiff import Tensor
 from lowrank_ref.checks import tolerance
-from lowrank_ref.dlrt import (AdaptiveKLS, DenseSGD, FixedRankKLS, low_rank_mlp,
+from lowrank_ref.dlrt import (AdaptiveBUG, Euclidean, FixedRankBUG, low_rank_mlp,
                               parameter_counts)
 from lowrank_ref.integrators import adaptive_bug_step, bug_step
 from lowrank_ref.nn import MLP, accuracy
@@ -97,8 +97,8 @@ print(f"FAST={FAST}: {ds.source}; network {SIZES}; {EPOCHS} epochs, batch {BATCH
 # float64, and a batch of 128 images. With everything but the first weight fixed,
 # `F(t, W) = -dL/dW` is a matrix ODE as in tutorials 01–03. Then (momentum 0):
 #
-# * `FixedRankKLS.step` = `integrators.bug_step(Y0, F, 0, lr, inner="euler")`;
-# * `AdaptiveKLS.step` = `integrators.adaptive_bug_step(Y0, F, 0, lr, tol=tau, ...)`,
+# * `FixedRankBUG.step` = `integrators.bug_step(Y0, F, 0, lr, inner="euler")`;
+# * `AdaptiveBUG.step` = `integrators.adaptive_bug_step(Y0, F, 0, lr, tol=tau, ...)`,
 #
 # as matrices, up to rounding.
 
@@ -129,10 +129,10 @@ for name in ("fixed", "adaptive"):
     model = small_model()
     Y0, F = model.layers[0].factors, make_F(model)
     if name == "fixed":
-        FixedRankKLS(model, lr_check).step(Xb, yb)
+        FixedRankBUG(model, lr_check).step(Xb, yb)
         Y_int = bug_step(Y0, F, 0.0, lr_check, inner="euler")
     else:
-        AdaptiveKLS(model, lr_check, tau=tau_check).step(Xb, yb)
+        AdaptiveBUG(model, lr_check, tau=tau_check).step(Xb, yb)
         # max_rank as the optimiser's default, the full rank min(784, 64); a rank-8 step's
         # augmented basis has at most 16 columns, so the cap does not bind here
         Y_int = adaptive_bug_step(Y0, F, 0.0, lr_check, tol=tau_check, max_rank=64,
@@ -149,13 +149,13 @@ for name in ("fixed", "adaptive"):
 # The published code computes `G V0`, `G^T U0` and `U_hat^T G V_hat` with three
 # forward/backward passes (the K-, L- and S-"modes" of tutorial 04). All three evaluate the
 # same weight `W0` (the augmented basis contains the old one, so `U_hat S_hat0 V_hat^T = W0`),
-# so `AdaptiveKLS(passes=1)` gets them from a single backward. Same step, to rounding:
+# so `AdaptiveBUG(passes=1)` gets them from a single backward. Same step, to rounding:
 
 # %%
 steps = {}
 for passes in (1, 3):
     model = small_model()
-    AdaptiveKLS(model, lr_check, tau=tau_check, passes=passes).step(Xb, yb)
+    AdaptiveBUG(model, lr_check, tau=tau_check, passes=passes).step(Xb, yb)
     steps[passes] = model.layers[0].factors.to_dense()
 rel13 = np.linalg.norm(steps[1] - steps[3]) / np.linalg.norm(steps[3])
 print(f"one-pass vs three-pass adaptive step: relative difference {rel13:.1e}")
@@ -167,7 +167,7 @@ assert rel13 <= tolerance("step", size=784)
 # from (tutorial 02, "Galerkin"). In the fixed-rank step that point is
 # `W~ = U1 (M_U S0 M_V^T) V1^T = U1 U1^T W0 V1 V1^T` (tutorial 02's `M_U`, `M_V`), the projection of `W0` onto the *new*
 # bases — a different weight, so `U1^T G(W~) V1` needs a new forward and backward pass
-# (`FixedRankKLS` runs it; `passes=1` is an opt-in shortcut that uses `G(W0)` instead and is
+# (`FixedRankBUG` runs it; `passes=1` is an opt-in shortcut that uses `G(W0)` instead and is
 # not the algorithm of [SZKCT22]). In the adaptive step the augmented bases contain `U0`,
 # `V0`, the start `U_hat S_hat0 V_hat^T` is `W0` itself, and the backward at `W0` already
 # gave everything:
@@ -249,9 +249,9 @@ def lsq(W, b):                                        # value and gradients, by 
 
 
 def descent_run(tau, steps):
-    """AdaptiveKLS, momentum 0, full batch; per step: rank, L(W0), L(W1), bound, terms."""
+    """AdaptiveBUG, momentum 0, full batch; per step: rank, L(W0), L(W1), bound, terms."""
     layer = LowRankDense(n_in_ls, n_out_ls, 2, np.random.default_rng(1))
-    opt = AdaptiveKLS(MLP([layer], activation="identity"), lr_ls, tau=tau,
+    opt = AdaptiveBUG(MLP([layer], activation="identity"), lr_ls, tau=tau,
                       max_rank=min(n_in_ls, n_out_ls), loss_fn=lsq_loss)
     rows = []
     for _ in range(steps):
@@ -279,7 +279,7 @@ _, Gc, _ = lsq(Uc @ Sc @ Vc.T, layer_chk.b.value)
 Kc, Lc = Uc @ Sc - lr_ls * Gc @ Vc, Vc @ Sc.T - lr_ls * Gc.T @ Uc
 Uhc, Vhc = augment_basis(Uc, Kc), augment_basis(Vc, Lc)
 W_hat_formula = Uc @ Sc @ Vc.T - lr_ls * Uhc @ (Uhc.T @ Gc @ Vhc) @ Vhc.T
-AdaptiveKLS(MLP([layer_chk], activation="identity"), lr_ls, tau=0.0,
+AdaptiveBUG(MLP([layer_chk], activation="identity"), lr_ls, tau=0.0,
             max_rank=min(n_in_ls, n_out_ls), loss_fn=lsq_loss).step(X_ls, Y_ls)
 step1 = np.linalg.norm(layer_chk.factors.to_dense() - W_hat_formula) / np.linalg.norm(W_hat_formula)
 print(f"Lip = {Lip:.4f}, lr = 1/Lip = {lr_ls:.4f}; "
@@ -343,7 +343,7 @@ for tau in (0.2, 0.4, 0.7):                                 # large tau: rank < 
 #
 # Momentum is **not** part of the analysis of [SZKCT22]: their steps are explicit Euler
 # steps of the gradient flow, as above. Heavy-ball momentum trains faster, and
-# `lowrank_ref.momentum.FactorMomentum` carries it across the basis changes in one way that
+# `lowrank_ref.directions.Momentum` carries it across the basis changes in one way that
 # keeps the method's invariance. The velocity of a low-rank layer is a **matrix** `M` of the
 # weight's shape (never formed: stored as `U_m B V_m^T` with the bases of the previous
 # step). Each step uses `mu M + G` where plain DLRT uses `G`:
@@ -375,15 +375,15 @@ def regauged(model, seed):
     return model
 
 
-for name, make_opt in (("AdaptiveKLS", lambda m: AdaptiveKLS(m, 0.1, tau=0.05, momentum=0.9)),
-                       ("FixedRankKLS", lambda m: FixedRankKLS(m, 0.1, momentum=0.9))):
+for name, make_opt in (("AdaptiveBUG", lambda m: AdaptiveBUG(m, 0.1, tau=0.05, momentum=0.9)),
+                       ("FixedRankBUG", lambda m: FixedRankBUG(m, 0.1, momentum=0.9))):
     models = [small_model(), regauged(small_model(), 9)]
     opts = [make_opt(m) for m in models]
     for _ in range(5):
         for opt in opts:
             opt.step(Xb, yb)
     W_a, W_b = (m.layers[0].factors.to_dense() for m in models)
-    vel = [U_m @ B_m @ V_m.T for U_m, B_m, V_m in (o.factor_momentum.store[0] for o in opts)]
+    vel = [U_m @ B_m @ V_m.T for U_m, B_m, V_m in (o.direction.store[0] for o in opts)]
     d_w = np.linalg.norm(W_a - W_b) / np.linalg.norm(W_a)
     d_v = np.linalg.norm(vel[0] - vel[1]) / np.linalg.norm(vel[0])
     print(f"{name:12s} momentum 0.9, 5 steps, two gauges: weights differ by {d_w:.1e}, "
@@ -398,9 +398,9 @@ for name, make_opt in (("AdaptiveKLS", lambda m: AdaptiveKLS(m, 0.1, tau=0.05, m
 # epoch. We record the ranks of the low-rank layers after every step. Models and data are
 # float32. Three optimisers with the same `lr` and momentum:
 #
-# * `DenseSGD` on a dense network — the baseline;
-# * `FixedRankKLS` at rank `FIXED_RANK`;
-# * `AdaptiveKLS` from rank `START_RANK` with several relative tolerances `tau` (the default
+# * `Euclidean` on a dense network — the baseline;
+# * `FixedRankBUG` at rank `FIXED_RANK`;
+# * `AdaptiveBUG` from rank `START_RANK` with several relative tolerances `tau` (the default
 #   `max_rank` is the full rank `min(n_in, n_out)`; the augmented basis is capped at the
 #   matrix's size).
 #
@@ -438,17 +438,17 @@ def train(model, opt, label):
 
 runs = []
 dense = MLP.dense(SIZES, np.random.default_rng(1), dtype=np.float32)
-runs.append(train(dense, DenseSGD(dense, LR, momentum=MOMENTUM), "dense"))
+runs.append(train(dense, Euclidean(dense, LR, momentum=MOMENTUM), "dense"))
 fixed = low_rank_mlp(SIZES, FIXED_RANK, np.random.default_rng(1), dtype=np.float32)
-runs.append(train(fixed, FixedRankKLS(fixed, LR, momentum=MOMENTUM), f"fixed r={FIXED_RANK}"))
+runs.append(train(fixed, FixedRankBUG(fixed, LR, momentum=MOMENTUM), f"fixed r={FIXED_RANK}"))
 # the rank-adaptive optimiser held at the same rank (min_rank = max_rank): see section 5
 held = low_rank_mlp(SIZES, FIXED_RANK, np.random.default_rng(1), dtype=np.float32)
-runs.append(train(held, AdaptiveKLS(held, LR, tau=0.0, min_rank=FIXED_RANK, max_rank=FIXED_RANK,
+runs.append(train(held, AdaptiveBUG(held, LR, tau=0.0, min_rank=FIXED_RANK, max_rank=FIXED_RANK,
                                     momentum=MOMENTUM), f"adaptive@r={FIXED_RANK}"))
 adaptive_models = []
 for tau in TAUS:
     model = low_rank_mlp(SIZES, START_RANK, np.random.default_rng(1), dtype=np.float32)
-    opt = AdaptiveKLS(model, LR, tau=tau, momentum=MOMENTUM)
+    opt = AdaptiveBUG(model, LR, tau=tau, momentum=MOMENTUM)
     runs.append(train(model, opt, f"adaptive tau={tau}"))
     adaptive_models.append((tau, model, opt))
 
@@ -603,7 +603,7 @@ show(fig, "05_dlrt_mnist")
 #   matrices (or as tensors with Tucker factors), and the classifier/first layers are often
 #   kept dense.
 # * Networks can also start from a trained dense network (`LowRankDense.from_dense`, the
-#   "pruning" comparison of the paper) and be fine-tuned with `U`, `V` frozen (`SOnlySGD`,
+#   "pruning" comparison of the paper) and be fine-tuned with `U`, `V` frozen (`SOnly`,
 #   [SZKCT22]).
 
 # %%
@@ -630,11 +630,11 @@ print(f"tutorial 05 finished in {time.perf_counter() - T_START:.1f} s")
 #
 # | claim | function | module | test |
 # |---|---|---|---|
-# | the fixed-rank step is the BUG step with Euler sub-flows | `FixedRankKLS` | `lowrank_ref.dlrt` | `tests/test_dlrt.py::test_fixed_rank_step_is_the_bug_integrator_on_one_layer` |
-# | one backward gives the three-pass adaptive step | `AdaptiveKLS` | `lowrank_ref.dlrt` | `tests/test_dlrt.py::test_one_gradient_adaptive_step_equals_three_pass_step` |
-# | the descent inequality | `AdaptiveKLS` | `lowrank_ref.dlrt` | `tests/test_dlrt.py::test_descent_inequality_least_squares_layer` |
-# | the velocity is a matrix, independent of the factorisation | `FactorMomentum` | `lowrank_ref.momentum` | `tests/test_dlrt.py::test_factor_momentum_is_a_matrix_independent_of_the_factorisation` |
-# | fixed-rank momentum can turn the bases | `FactorMomentum.remember_tangent` | `lowrank_ref.momentum` | `tests/test_dlrt.py::test_fixed_rank_momentum_turns_the_basis` |
+# | the fixed-rank step is the BUG step with Euler sub-flows | `FixedRankBUG` | `lowrank_ref.dlrt` | `tests/test_dlrt.py::test_fixed_rank_step_is_the_bug_integrator_on_one_layer` |
+# | one backward gives the three-pass adaptive step | `AdaptiveBUG` | `lowrank_ref.dlrt` | `tests/test_dlrt.py::test_one_gradient_adaptive_step_equals_three_pass_step` |
+# | the descent inequality | `AdaptiveBUG` | `lowrank_ref.dlrt` | `tests/test_dlrt.py::test_descent_inequality_least_squares_layer` |
+# | the velocity is a matrix, independent of the factorisation | `Momentum` | `lowrank_ref.directions` | `tests/test_dlrt.py::test_factor_momentum_is_a_matrix_independent_of_the_factorisation` |
+# | fixed-rank momentum can turn the bases | `Momentum.tangent_velocity` | `lowrank_ref.directions` | `tests/test_dlrt.py::test_fixed_rank_momentum_turns_the_basis` |
 # | the paper's parameter counts | `parameter_counts` | `lowrank_ref.dlrt` | `tests/test_dlrt.py::test_parameter_counts_match_the_paper_definition` |
 # | low-rank layers and their modes | `LowRankDense` | `lowrank_ref.lowrank_layers` | `tests/test_dlrt.py::test_every_mode_gradient_checked` |
 # | the paper's MNIST table, reproduced by full training runs | `sweep` | `lowrank_ref.training` | `tests/test_results.py::test_every_tau_of_the_paper_is_within_half_a_point_and_three_points_of_compression` |
@@ -655,7 +655,7 @@ print(f"tutorial 05 finished in {time.perf_counter() - T_START:.1f} s")
 # 3. Same problem, `lr = 1 / Lip`, but momentum `0.9`. Does the loss still fall at every
 #    step? Does momentum help on this problem?
 # 4. **A rank-adaptive DLRT step that passes the oracle.** The oracle family
-#    `dlrt_layer_step` with `method="adaptive"` is one `AdaptiveKLS` step (momentum 0) on one
+#    `dlrt_layer_step` with `method="adaptive"` is one `AdaptiveBUG` step (momentum 0) on one
 #    low-rank layer `Z = X W^T + b`, `W = U0 S0 V0^T`, with the mean cross-entropy of `Z` as
 #    the loss. Write it with NumPy only: the gradients `G`, `dℒ/db` at `W0` (tutorial 04,
 #    section 2), `K1`, `L1` (section 1), the augmented bases `[U0, K1]`, `[V0, L1]`

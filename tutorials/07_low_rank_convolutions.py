@@ -35,7 +35,7 @@ import numpy as np
 from lowrank_ref import ops
 from lowrank_ref.autodiff import Tensor
 from lowrank_ref.conv import LowRankConv2d
-from lowrank_ref.dlrt import AdaptiveKLS, parameter_counts
+from lowrank_ref.dlrt import AdaptiveBUG, parameter_counts
 from lowrank_ref.gradcheck import check_grad
 from lowrank_ref.integrators import bug_step
 from lowrank_ref.lowrank_layers import LowRankDense
@@ -177,18 +177,18 @@ assert np.allclose(t["X"].T @ t["dZ_U"], G.T @ layer.U)     # G^T U0
 # the two agree to rounding:
 
 # %%
-from lowrank_ref.dlrt import FixedRankKLS
+from lowrank_ref.dlrt import FixedRankBUG
 
 conv = LowRankConv2d(2, 4, 3, rank=2, rng=rng, stride=2, padding=1)
 weights = rng.standard_normal(conv(x5).shape)
 G_lin = weights.transpose(0, 2, 3, 1).reshape(-1, 4).T @ ops.im2col(x5, 3, 3, 2, 1)
 Y0 = conv.factors
-FixedRankKLS(Sequential([conv, Flatten()]), lr=0.2,
+FixedRankBUG(Sequential([conv, Flatten()]), lr=0.2,
              loss_fn=lambda Z, _y: ops.sum(ops.mul(Z, Tensor(weights.reshape(Z.shape))))
              ).step(x5, None)
 Y_bug = bug_step(Y0, lambda t_, A: -G_lin, 0.0, 0.2, inner="euler")
 gap = np.linalg.norm(conv.factors.to_dense() - Y_bug.to_dense()) / np.linalg.norm(Y_bug.to_dense())
-print(f"FixedRankKLS step vs bug_step on the kernel matrix: relative difference {gap:.1e}")
+print(f"FixedRankBUG step vs bug_step on the kernel matrix: relative difference {gap:.1e}")
 assert gap < 1e-12
 
 # %% [markdown]
@@ -196,7 +196,7 @@ assert gap < 1e-12
 #
 # A LeNet-like network on made-up 12 x 12 images of three classes (a horizontal, a vertical
 # or a diagonal bar at a random place, with noise): two low-rank convolutions, a low-rank
-# linear layer and a dense classifier, trained by `AdaptiveKLS` from full rank. The
+# linear layer and a dense classifier, trained by `AdaptiveBUG` from full rank. The
 # optimiser does not know which layers are convolutions: it finds every low-rank layer by
 # its base class and uses the taps.
 
@@ -223,7 +223,7 @@ model = Sequential([LowRankConv2d(1, 8, 3, 8, rng), ReLU(), MaxPool2d(2),
                     LowRankDense(144, 32, 32, rng), ReLU(), Dense(32, 3, rng)],
                    input_shape=(1, 12, 12))
 print("starting ranks:", parameter_counts(model)["ranks"])
-opt = AdaptiveKLS(model, lr=0.05, tau=0.15, momentum=0.9)
+opt = AdaptiveBUG(model, lr=0.05, tau=0.15, momentum=0.9)
 history = []
 for step in range(N_STEPS):
     idx = rng.integers(0, len(y_train), 64)
@@ -312,8 +312,8 @@ print(f"tutorial 07 finished in {time.perf_counter() - T_START:.1f} s")
 # | col2im is the adjoint of im2col | `col2im` | `lowrank_ref.ops` | `tests/test_conv_ops.py::test_im2col_col2im_adjoint` |
 # | a planted wrong backward of the unfold fails the gradient check | `check_grad` | `lowrank_ref.gradcheck` | `tests/test_conv_ops.py::test_checker_catches_a_planted_wrong_unfold_backward` |
 # | the low-rank convolution never forms its kernel | `LowRankConv2d` | `lowrank_ref.conv` | `tests/test_conv_layers.py::test_low_rank_conv_forward_never_forms_the_kernel` |
-# | a fixed-rank DLRT step on a convolution is BUG on its kernel matrix | `FixedRankKLS` | `lowrank_ref.dlrt` | `tests/test_conv_layers.py::test_fixed_rank_step_on_a_conv_is_the_bug_integrator_on_its_kernel_matrix` |
-# | the one-gradient adaptive step equals the three-pass one on a conv network | `AdaptiveKLS` | `lowrank_ref.dlrt` | `tests/test_conv_layers.py::test_one_gradient_adaptive_step_equals_three_pass_step_on_a_conv_network` |
+# | a fixed-rank DLRT step on a convolution is BUG on its kernel matrix | `FixedRankBUG` | `lowrank_ref.dlrt` | `tests/test_conv_layers.py::test_fixed_rank_step_on_a_conv_is_the_bug_integrator_on_its_kernel_matrix` |
+# | the one-gradient adaptive step equals the three-pass one on a conv network | `AdaptiveBUG` | `lowrank_ref.dlrt` | `tests/test_conv_layers.py::test_one_gradient_adaptive_step_equals_three_pass_step_on_a_conv_network` |
 # | LeNet5's layers and parameter counts | `lenet5` | `lowrank_ref.networks` | `tests/test_conv_layers.py::test_lenet5_shapes_and_parameter_counts` |
 #
 # ## Exercises

@@ -56,6 +56,13 @@ family                                ``candidate(...)`` keyword arguments -> re
                                       S1, V1, b1, rank1, W2, b2``
 ``dlrt_conv_layer_step``              see "DLRT families" below -> ``U0, S0, V0, b0, rank0, W1,
                                       b1``
+``dlrt_parallel_step``                as ``dlrt_network_step`` (or ``dlrt_conv_layer_step`` where
+                                      ``kernel_size`` is given), ``method="parallel"``
+``dlrt_momentum_trajectory``          as ``dlrt_network_step``, with ``X (steps, batch, n_in)``,
+                                      ``y (steps, batch)`` and ``momentum`` -> the network after
+                                      the last step
+``dlrt_adam_trajectory``              as ``dlrt_momentum_trajectory``, with ``beta1, beta2, eps``
+                                      instead of ``momentum``
 ====================================  ===========================================================
 
 The matrix ODE of the integrator families is ``dA/dt = F(t, A) = A1 @ A + A @ A2 + B``
@@ -99,10 +106,45 @@ channel-major (NCHW order) to ``(batch, c_out h_out w_out)``, the input of ``W1 
 c_out h_out w_out)``. The cases: 2 -> 4 and 3 -> 8 channels, ``k = 3``, stride 1 with
 padding 0 and stride 2 with padding 1, ``"fixed"`` and ``"adaptive"``.
 
+``dlrt_parallel_step`` is one step of the parallel optimiser (``method="parallel"``,
+:class:`lowrank_ref.dlrt.ParallelBUG`; [CKL24], GeoLoRA) on the networks above: from one
+gradient ``G`` at ``W0``, ``K1 = U0 S0 - lr G V0``, ``L1 = V0 S0^T - lr G^T U0`` and
+``S_bar = S0 - lr U0^T G V0`` in parallel; ``U_hat = [U0, U~]`` with ``U~`` an orthonormal
+basis of ``(I - U0 U0^T) K1`` (likewise ``V~``); the core ``[[S_bar, L1^T V~], [U~^T K1,
+0]]``, truncated as ``"adaptive"``. Before the truncation the matrix is ``W0 - lr P_T(W0)
+G`` (the tangent projection of the SGD step).
+
+``dlrt_momentum_trajectory`` and ``dlrt_adam_trajectory`` check optimiser *state*: the
+steps of ``method`` (``"fixed"``, ``"adaptive"`` or ``"parallel"``, on the network of
+``dlrt_network_step``) on the batches ``X[k], y[k]``, ``k = 0, 1, ...`` (three or four),
+one after the other with the state carried between them; the bases change at every step,
+and the tolerances are chosen so that a rank changes after the first step. Biases and the
+dense layer take the rule's plain step. The rules (:mod:`lowrank_ref.directions`,
+:mod:`lowrank_ref.adam`, whose docstrings give the formulas):
+
+* **momentum** ``mu``: the velocity of a low-rank layer is a matrix ``M`` of its shape
+  (zero at the start); at each step ``N = mu M + G``, the K-, L- and S-steps move along
+  ``N V0``, ``N^T U0`` and ``U^T N V`` (``(U, V)`` the bases of the S-step); the velocity
+  kept is ``U (U^T N V) V^T`` for ``"adaptive"`` (``U_hat``, ``V_hat``) and the tangent
+  projection ``P_T(W0) N`` (with ``N`` at ``W0``) for ``"fixed"`` and ``"parallel"``.
+  Plain parameters: ``v <- mu v + g`` (``v = g`` at the first step), ``p <- p - lr v``.
+* **Adam with carried moments** (``t`` counts steps; ``adam(g) = m_hat / (sqrt(v_hat) +
+  eps)`` after ``m <- b1 m + (1 - b1) g``, ``v <- b2 v + (1 - b2) g^2``): each low-rank
+  layer is written in the singular vectors of ``W0`` before the step (``S0`` diagonal,
+  descending); the K-moments ``(n_out, r)`` (columns along the previous ``V``) are carried
+  by ``T = V0^T V_prev``, ``m <- m T^T``, ``v <- v (T * T)^T``, the L-moments likewise with
+  ``U``; the S-moments, kept in the previous S-step's bases, by ``A = U^T U_prev``,
+  ``B = V^T V_prev``: ``m <- A m B^T``, ``v <- (A * A) v (B * B)^T``. The S-step's bases are
+  ``qr(K1)``, ``qr(L1)`` (``"fixed"``), ``U0``, ``V0`` (``"parallel"``), or ``[U0, U~]``,
+  ``[V0, V~]`` with ``U~`` the *left singular vectors* of ``(I - U0 U0^T) K1``
+  (``"adaptive"``: the coordinates of coordinatewise moments must not depend on the
+  factorisation). Plain parameters: textbook Adam.
+
 The rank of a ``"3r"`` ``midpoint_bug_step`` or an ``rk_bug_step`` case may be decided by
-several truncations (the half step or the Runge-Kutta stages, and the result); its margin is
-the smallest of them. The Runge-Kutta stages are truncated by ``tol`` alone (the clamp
-``[1, min(m, n)]``), not clamped to ``[min_rank, max_rank]``.
+several truncations (the half step or the Runge-Kutta stages, and the result), that of a
+trajectory by one truncation per step; its margin is the smallest of them. The Runge-Kutta
+stages are truncated by ``tol`` alone (the clamp ``[1, min(m, n)]``), not clamped to
+``[min_rank, max_rank]``.
 
 Compared quantities
 -------------------
@@ -139,6 +181,9 @@ family                                quantities (``[i]``: per low-rank layer ``
 ``dlrt_network_step``                 as the layer step for layers 0 and 1; weight[2], bias[2]
 ``dlrt_conv_layer_step``              as the layer step for layer 0 (the kernel matrix); weight[1],
                                       bias[1]
+``dlrt_parallel_step``                as the layer, network or conv step
+``dlrt_momentum_trajectory``,         as the network step, after the last step
+``dlrt_adam_trajectory``
 ====================================  ============================================================
 
 A quantity is compared in a case only where the inputs determine it: where its measured
@@ -172,9 +217,12 @@ Export format
 ``expected.<name>``; scalars as 0-d arrays, strings as unicode arrays, no pickled objects;
 written with fixed zip timestamps, so an export is byte-reproducible) and
 ``manifest.json`` (per case: name, family, file, sha256, dtype, the shapes and dtypes of all
-arrays and the tolerances with their float64 and float32 values; plus the package version).
-``verify(directory)`` checks every hash, regenerates the cases and compares the stored
-inputs, expected values and tolerances with the regenerated ones.
+arrays and the tolerances with their float64 and float32 values; plus the package version,
+the format, the family list and ``cond_max``). ``verify(directory)`` covers every field:
+it checks every hash, regenerates the cases and compares the stored inputs, expected
+values and tolerances with the regenerated ones, and recomputes the manifest's own
+fields (the shapes and dtypes from the arrays, the float64/float32 tolerance values from
+their key, size and cond, the family list and ``cond_max`` from this version).
 
 Where things are
 ----------------

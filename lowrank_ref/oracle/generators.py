@@ -13,11 +13,11 @@ import zlib
 
 import numpy as np
 
-from .margins import pick_tol, rank_margins, truncated_spectra
+from .margins import pick_tau_with_rank_change, pick_tol, rank_margins, truncated_spectra
 from .measure import case_tolerances
 from .records import Case
-from .reference import (DLRT_CONV, DLRT_MLP, FIRST_ORDER_ADAPTIVE, FIXED_RANK, HIGHER_ORDER,
-                        check_family, reference)
+from .reference import (DLRT_CONV, DLRT_MLP, DLRT_PARALLEL, DLRT_STATE, FIRST_ORDER_ADAPTIVE,
+                        FIXED_RANK, HIGHER_ORDER, check_family, reference)
 
 __all__ = ["generate", "cases", "clear_cache"]
 
@@ -320,9 +320,9 @@ _DLRT_PLAN = {
 
 def _set_tau(family, inputs, method, targets) -> None:
     """``inputs["tau"]`` of an adaptive case from its tau spec (see :data:`_DLRT_PLAN`)."""
-    if method == "adaptive" and isinstance(targets, float):
+    if method in ("adaptive", "parallel") and isinstance(targets, float):
         inputs["tau"] = targets
-    elif method == "adaptive":
+    elif method in ("adaptive", "parallel"):
         targets, bug = targets if isinstance(targets, tuple) else (targets, None)
         sigmas = truncated_spectra(family, inputs)
         his = [inputs["max_rank"]] * len(sigmas)
@@ -395,6 +395,97 @@ def _gen_dlrt_conv(family) -> list:
     return out
 
 
+#: [(description, sizes or conv geometry, ranks, batch, lr, tau spec, max_rank or None)]
+#: of ``dlrt_parallel_step``; a geometry ``(c_in, c_out, kernel_size, stride, padding, h =
+#: w)`` makes a case of the convolutional network (ranks: its one rank, 3 classes).
+_PARALLEL_PLAN = [
+    ("12x10_r3", [12, 10], [3], 16, 0.5, [4], None),
+    ("8x5_r1_grow", [8, 5], [1], 10, 0.5, 0.05, None),
+    ("12x10_r3_max_rank", [12, 10], [3], 16, 0.5, 0.0, 4),
+    ("12x10_r3_last_value_doubled", [12, 10], [3], 16, 0.5, ([None], "double"), None),
+    ("64x32_r8", [64, 32], [8], 32, 0.2, [None], None),
+    ("12-10-8-4_r3-2", [12, 10, 8, 4], [3, 2], 16, 0.5, [3, None], None),
+    ("40-30-20-5_r5-4_tau0", [40, 30, 20, 5], [5, 4], 24, 0.3, 0.0, 6),
+    ("conv_2-4_k3_s1_p0_r2", (2, 4, 3, 1, 0, 6), [2], 8, 0.5, [None], None),
+    ("conv_3-8_k3_s2_p1_r3", (3, 8, 3, 2, 1, 9), [3], 12, 0.3, [None], None),
+    ("conv_2-4_k3_s2_p1_r1_grow", (2, 4, 3, 2, 1, 7), [1], 8, 0.5, 0.0, None),
+]
+
+
+def _gen_dlrt_parallel(family) -> list:
+    out = []
+    for desc, shape, ranks, batch, lr, targets, max_rank in _PARALLEL_PLAN:
+        name = f"{family}.{desc}"
+        if isinstance(shape, tuple):
+            inputs = _conv_inputs(name, *shape, ranks[0], batch, 3, "parallel", lr)
+        else:
+            inputs = _dlrt_inputs(name, shape, ranks, batch, "parallel", lr,
+                                  dense_last=len(shape) > 2)
+        if max_rank is not None:
+            inputs["max_rank"] = int(max_rank)
+        _set_tau(family, inputs, "parallel", targets)
+        out.append((desc, inputs))
+    return out
+
+
+#: The direction rule of each trajectory family, with its hyperparameters (Adam's ``eps``
+#: 1e-3: ``m / (sqrt(v) + eps)`` amplifies the rounding of a coordinate whose gradient is
+#: far below ``eps`` by ``lr / eps``, which the tolerances would have to absorb).
+_RULES = {"dlrt_momentum_trajectory": dict(momentum=0.9),
+          "dlrt_adam_trajectory": dict(beta1=0.9, beta2=0.999, eps=1e-3)}
+
+#: family -> [(description, sizes, ranks, batch, steps, method, lr, tau spec, max_rank or
+#: None)]; tau spec "change": the tolerance with the largest rank margin among those under
+#: which a rank changes after the first step (margins.pick_tau_with_rank_change).
+_TRAJECTORY_PLAN = {
+    "dlrt_momentum_trajectory": [
+        ("fixed_12-10-8-4_r3-2_4steps", [12, 10, 8, 4], [3, 2], 16, 4, "fixed", 0.3, None,
+         None),
+        ("adaptive_12-10-8-4_r3-2_4steps", [12, 10, 8, 4], [3, 2], 16, 4, "adaptive", 0.3,
+         "change", None),
+        ("adaptive_10-8-3_r1_3steps_grow", [10, 8, 3], [1], 12, 3, "adaptive", 0.3, 0.0, None),
+        ("parallel_12-10-8-4_r3-2_4steps", [12, 10, 8, 4], [3, 2], 16, 4, "parallel", 0.3,
+         "change", None),
+        ("adaptive_40-30-20-5_r5-4_3steps", [40, 30, 20, 5], [5, 4], 24, 3, "adaptive", 0.2,
+         "change", 8),
+    ],
+    "dlrt_adam_trajectory": [
+        ("fixed_12-10-8-4_r3-2_4steps", [12, 10, 8, 4], [3, 2], 16, 4, "fixed", 0.02, None,
+         None),
+        ("adaptive_12-10-8-4_r3-2_4steps", [12, 10, 8, 4], [3, 2], 16, 4, "adaptive", 0.02,
+         "change", None),
+        ("adaptive_10-8-3_r1_3steps_grow", [10, 8, 3], [1], 12, 3, "adaptive", 0.02, 0.0,
+         None),
+        ("parallel_12-10-8-4_r3-2_4steps", [12, 10, 8, 4], [3, 2], 16, 4, "parallel", 0.02,
+         "change", None),
+        ("adaptive_40-30-20-5_r5-4_3steps", [40, 30, 20, 5], [5, 4], 24, 3, "adaptive", 0.01,
+         "change", 8),
+    ],
+}
+
+
+def _gen_dlrt_trajectory(family) -> list:
+    out = []
+    for desc, sizes, ranks, batch, steps, method, lr, tau, max_rank in \
+            _TRAJECTORY_PLAN[family]:
+        name = f"{family}.{desc}"
+        inputs = _dlrt_inputs(name, sizes, ranks, batch, method, lr, dense_last=True)
+        rng = _rng_for(name + ".batches")
+        inputs["X"] = np.stack([inputs["X"]] + [rng.standard_normal(inputs["X"].shape)
+                                                for _ in range(steps - 1)])
+        inputs["y"] = np.stack([inputs["y"]] + [rng.integers(0, sizes[-1], batch)
+                                                for _ in range(steps - 1)]).astype(np.int64)
+        inputs.update(_RULES[family])
+        if max_rank is not None:
+            inputs["max_rank"] = int(max_rank)
+        if tau == "change":
+            inputs["tau"] = pick_tau_with_rank_change(inputs)
+        elif tau is not None:
+            inputs["tau"] = float(tau)
+        out.append((desc, inputs))
+    return out
+
+
 # ---------------------------------------------------------------------------------------
 # the cases
 # ---------------------------------------------------------------------------------------
@@ -422,6 +513,10 @@ def generate(family: str) -> list:
         raw = _gen_higher_order(family)
     elif family in DLRT_CONV:
         raw = _gen_dlrt_conv(family)
+    elif family in DLRT_PARALLEL:
+        raw = _gen_dlrt_parallel(family)
+    elif family in DLRT_STATE:
+        raw = _gen_dlrt_trajectory(family)
     else:
         assert family in DLRT_MLP
         raw = _gen_dlrt(family)

@@ -228,6 +228,11 @@ def _compare_inputs(stored: Case, fresh: Case) -> list:
     return out
 
 
+#: How far a stored condition number may be from the regenerated one (a factor): both are
+#: rounded to 2 significant digits, and BLAS rounding may tip the second one.
+_COND_FACTOR = 1.25
+
+
 def _compare_tolerances(stored: Case, fresh: Case) -> list:
     out = []
     if set(stored.tol) != set(fresh.tol):
@@ -236,7 +241,8 @@ def _compare_tolerances(stored: Case, fresh: Case) -> list:
                         f"{sorted(fresh.tol)}")]
     for q, t in fresh.tol.items():
         s = stored.tol[q]
-        ok = (s.key == t.key and s.size == t.size and 0.25 <= s.cond / t.cond <= 4.0
+        ok = (s.key == t.key and s.size == t.size
+              and 1 / _COND_FACTOR <= s.cond / t.cond <= _COND_FACTOR
               and (s.margin is None) == (t.margin is None)
               and (t.margin is None or abs(s.margin - t.margin) <= 1e-6 + 0.01 * t.margin))
         if not ok:
@@ -245,15 +251,73 @@ def _compare_tolerances(stored: Case, fresh: Case) -> list:
     return out
 
 
+_TOP_FIELDS = {"package", "version", "format", "families", "cond_max", "cases"}
+_ENTRY_FIELDS = {"name", "family", "file", "sha256", "dtype", "inputs", "expected", "tolerance"}
+
+
+def _check_manifest_fields(manifest: dict) -> list:
+    """The manifest's own fields (everything but the cases) against this version."""
+    def fail(msg):
+        return Failure("manifest.json", "manifest", math.nan, math.nan, msg)
+
+    out = []
+    if set(manifest) != _TOP_FIELDS:
+        out.append(fail(f"fields {sorted(manifest)} != {sorted(_TOP_FIELDS)}"))
+    expected = {"package": "lowrank_ref", "format": _FORMAT, "families": list(FAMILIES),
+                "cond_max": COND_MAX}
+    for k, v in expected.items():
+        if manifest.get(k) != v or type(manifest.get(k)) is not type(v):
+            out.append(fail(f"{k}: {manifest.get(k)!r} != {v!r} (this version's)"))
+    return out
+
+
+def _check_entry_fields(entry: dict, stored: Case, fresh: Case) -> list:
+    """Every field of a manifest entry recomputed: from the stored arrays (shapes and dtypes a
+    non-Python backend reads), from the regeneration (family, file, dtype) and from the
+    stored tolerances (their float64 and float32 values)."""
+    def fail(msg):
+        return Failure(stored.name, "manifest", math.nan, math.nan, msg)
+
+    out = []
+    if set(entry) != _ENTRY_FIELDS:
+        out.append(fail(f"entry fields {sorted(entry)} != {sorted(_ENTRY_FIELDS)}"))
+    for k, v in (("family", fresh.family), ("file", f"{fresh.name}.npz"), ("dtype", "float64")):
+        if entry.get(k) != v:
+            out.append(fail(f"{k}: {entry.get(k)!r} != {v!r}"))
+    for part in ("inputs", "expected"):
+        specs = entry.get(part)
+        for which, case in (("stored arrays", stored), ("regenerated case", fresh)):
+            if specs != _spec(getattr(case, part)):
+                out.append(fail(f"{part}: the shapes and dtypes listed differ from those of "
+                                f"the {which}"))
+    for q, t in (entry.get("tolerance") or {}).items():
+        if not isinstance(t, dict):
+            out.append(fail(f"tolerance {q}: not an object"))
+            continue
+        tol = stored.tol.get(q)
+        for dt in ("float64", "float32"):
+            value = tol.value(np.dtype(dt)) if tol is not None else math.nan
+            if t.get(dt) != value:
+                out.append(fail(f"tolerance {q}: {dt} value {t.get(dt)!r} != {value!r}, "
+                                f"recomputed from its key, size and cond"))
+    return out
+
+
 def verify(directory) -> Report:
     """Confirm the golden files in ``directory``: hashes, and values against a regeneration.
 
-    For every manifest entry: the file exists and its sha256 matches (a modified file is
-    reported by name under quantity ``"sha256"``); the cases are regenerated (not from the
-    cache) and the stored inputs must equal the regenerated ones to round-off, the stored
-    expected values must match the regenerated ones within each case's tolerances, and
-    the stored tolerances must match the regenerated ones. Missing and unknown cases are
-    failures. Files are read with ``allow_pickle=False``.
+    Every field of the manifest is covered by a checksum or recomputed: its package, format,
+    family list and ``cond_max`` must be this version's (quantity ``"manifest"``, case
+    ``manifest.json``); for every entry the file exists and its sha256 matches (a modified
+    file is reported by name under quantity ``"sha256"``); the cases are regenerated (not
+    from the cache), and the entry's family, file name and dtype must be the regenerated
+    ones, its per-array shapes and dtypes those of the stored arrays and of the
+    regenerated case, its tolerances' ``float64`` and ``float32`` values those recomputed
+    from their key, size and cond (``"manifest"``); the stored inputs must equal the
+    regenerated ones to round-off, the stored expected values must match the regenerated
+    ones within each case's tolerances, and the stored tolerances (key, size, margin;
+    cond within a factor 1.25) must match the regenerated ones (``"tolerance"``). Missing
+    and unknown cases are failures. Files are read with ``allow_pickle=False``.
 
     Parameters
     ----------
@@ -276,7 +340,7 @@ def verify(directory) -> Report:
     except (OSError, ValueError) as exc:
         f = Failure("manifest.json", "manifest", math.nan, math.nan, str(exc))
         return Report(False, [f], "verify", "float64", 0)
-    failures, notes = [], []
+    failures, notes = _check_manifest_fields(manifest), []
     if manifest.get("version") != __version__:
         notes.append(f"golden files written by lowrank_ref {manifest.get('version')}, "
                      f"checked with {__version__}")
@@ -308,6 +372,7 @@ def verify(directory) -> Report:
                                     f"{entry['file']}: cannot be read ({exc})"))
             continue
         new = fresh[name]
+        failures += _check_entry_fields(entry, stored, new)
         failures += _compare_inputs(stored, new)
         failures += _compare_tolerances(stored, new)
         failures += check_case(stored, lambda **_: new.expected, np.float64)

@@ -22,10 +22,11 @@ import numpy as np
 
 from ..truncation import truncation_rank
 from .measure import singular_values
-from .reference import DLRT, RANK_ADAPTIVE, layer_indices, reference, run_integrator
+from .reference import (DLRT, DLRT_PARALLEL, DLRT_STATE, RANK_ADAPTIVE, layer_indices,
+                        reference, run_dlrt, run_integrator)
 
 __all__ = ["PUBLISHED_BUGS", "threshold", "rank_margin", "published_bug_rank", "pick_tol",
-           "truncated_spectra", "truncation_clamps", "rank_margins"]
+           "truncated_spectra", "truncation_clamps", "rank_margins", "pick_tau_with_rank_change"]
 
 #: The truncation bugs of the published DLRT code that :func:`published_bug_rank` models.
 PUBLISHED_BUGS = ("exclude_last", "double", "last_index_untested")
@@ -175,14 +176,20 @@ def truncated_spectra(family: str, inputs: Mapping) -> list:
       ``adaptive_bug_step``, ``parallel_bug_step``, ``second_order_parallel_bug_step``
       and the ``"4r"`` ``midpoint_bug_step``, the half step's and the result's for the
       ``"3r"`` one, every stage's (2..s) and the result's for ``rk_bug_step``.
-    * DLRT families: the optimisers have no observer; the reference is re-run with
-      ``tau = 0`` and ``max_rank`` the largest layer size, which truncates nothing but
-      exact zeros (the cores do not depend on ``tau``: every layer's comes from the
-      gradient at the start point). One spectrum per low-rank layer.
+    * ``dlrt_parallel_step`` and the trajectory families: the cores the rank-adaptive
+      optimisers hand to their ``observer`` (per step, the low-rank layers in order; none
+      for the fixed-rank method).
+    * The other DLRT families: the reference is re-run with ``tau = 0`` and ``max_rank`` the
+      largest layer size, which truncates nothing but exact zeros (the cores do not depend
+      on ``tau``: every layer's comes from the gradient at the start point). One spectrum
+      per low-rank layer.
     """
-    if family in RANK_ADAPTIVE:
+    if family in RANK_ADAPTIVE or family in DLRT_PARALLEL + DLRT_STATE:
         cores = []
-        run_integrator(family, inputs, observer=cores.append)
+        if family in RANK_ADAPTIVE:
+            run_integrator(family, inputs, observer=cores.append)
+        elif inputs["method"] != "fixed":
+            run_dlrt(inputs, observer=cores.append)
         return [singular_values(np.asarray(S, dtype=np.float64)) for S in cores]
     if family in DLRT:
         full = dict(inputs, tau=0.0, min_rank=1,
@@ -218,10 +225,57 @@ def rank_margins(family: str, inputs: Mapping) -> dict:
                                         truncation_clamps(family, inputs, len(spectra)))]
         found = [m for m in found if m is not None]
         return {"rank": min(found) if found else None}
-    if family in DLRT and inputs["method"] == "adaptive":
+    if family in DLRT and inputs["method"] in ("adaptive", "parallel"):
         idx = [i for i in layer_indices(inputs) if f"U{i}" in inputs]
         hi = inputs["max_rank"]
-        return {f"rank[{i}]": rank_margin(s, threshold(s, inputs["tau"], True),
-                                          min(inputs["min_rank"], hi), hi)
-                for i, s in zip(idx, truncated_spectra(family, inputs))}
+        out = {}
+        # one core per low-rank layer and step, the layers in order: layer idx[k % n]
+        for k, s in enumerate(truncated_spectra(family, inputs)):
+            q = f"rank[{idx[k % len(idx)]}]"
+            m = rank_margin(s, threshold(s, inputs["tau"], True), min(inputs["min_rank"], hi),
+                            hi)
+            found = [x for x in (out.get(q), m) if x is not None]
+            out[q] = min(found) if found else None
+        return out
     return {}
+
+
+#: Candidate tolerances of :func:`pick_tau_with_rank_change`.
+_TAU_GRID = np.unique([float(f"{t:.2g}") for t in np.logspace(-4, -0.5, 50)])
+
+
+def pick_tau_with_rank_change(inputs: Mapping) -> float:
+    """The tolerance of a trajectory case (families ``dlrt_momentum_trajectory``,
+    ``dlrt_adam_trajectory``) under which the rank of a low-rank layer changes after the
+    first step -- a rank change *inside* the trajectory, where a state must be carried
+    from one size to another -- with the largest smallest rank margin over all the
+    truncations of the trajectory (from a log grid of 2-digit values in [1e-4, 0.32]).
+
+    Raises
+    ------
+    RuntimeError
+        If no tolerance of the grid changes a rank after the first step.
+    """
+    best, best_m = None, -1.0
+    idx = [i for i in layer_indices(inputs) if f"U{i}" in inputs]
+    hi = inputs["max_rank"]
+    for tau in _TAU_GRID:
+        cores = []
+        run_dlrt(dict(inputs, tau=float(tau)), observer=cores.append)
+        margins, ranks = [], []
+        for S in cores:
+            s = singular_values(np.asarray(S, dtype=np.float64))
+            th = threshold(s, tau, True)
+            ranks.append(truncation_rank(s, th, relative=False, min_rank=min(inputs["min_rank"],
+                                                                              hi),
+                                         max_rank=hi, check=False))
+            m = rank_margin(s, th, min(inputs["min_rank"], hi), hi)
+            margins.append(np.inf if m is None else m)
+        per_step = [ranks[k:k + len(idx)] for k in range(0, len(ranks), len(idx))]
+        changed = any(per_step[k] != per_step[k - 1] for k in range(1, len(per_step)))
+        if changed and min(margins) > best_m:
+            best, best_m = float(tau), min(margins)
+    if best is None:
+        raise RuntimeError("no tolerance of the grid changes a rank inside the "
+                           "trajectory")  # pragma: no cover
+    return best

@@ -12,9 +12,9 @@ from .._validate import check_choice, check_int
 from ..lowrank import LowRank
 
 __all__ = ["FAMILIES", "FIXED_RANK", "FIRST_ORDER_ADAPTIVE", "HIGHER_ORDER", "RANK_ADAPTIVE",
-           "INTEGRATORS", "DLRT_MLP", "DLRT_CONV", "DLRT",
-           "check_family", "linear_rhs", "reference", "run_integrator", "layer_indices",
-           "lowrank_dict"]
+           "INTEGRATORS", "DLRT_MLP", "DLRT_CONV", "DLRT_PARALLEL", "DLRT_STATE", "DLRT",
+           "check_family", "linear_rhs", "reference", "run_integrator", "run_dlrt",
+           "layer_indices", "lowrank_dict"]
 
 #: Fixed-rank integrator families (projector splitting [LO14], BUG [CL22]).
 FIXED_RANK = ("projector_splitting_step", "bug_step")
@@ -32,13 +32,19 @@ DLRT_MLP = ("dlrt_layer_step", "dlrt_network_step")
 #: One optimiser step of DLRT on a small convolutional network: low-rank convolution,
 #: ReLU, flatten, dense.
 DLRT_CONV = ("dlrt_conv_layer_step",)
+#: One step of the parallel DLRT optimiser (:class:`~lowrank_ref.dlrt.ParallelBUG`), on
+#: fully connected networks and on the convolutional network of ``dlrt_conv_layer_step``.
+DLRT_PARALLEL = ("dlrt_parallel_step",)
+#: Short trajectories with optimiser state (several steps on fixed batches, bases and ranks
+#: changing inside): heavy-ball momentum carried across bases, Adam with carried moments.
+DLRT_STATE = ("dlrt_momentum_trajectory", "dlrt_adam_trajectory")
 #: Every DLRT family: the network is given by flat per-layer keys ``U{i}``, ``b{i}``, ...
-DLRT = DLRT_MLP + DLRT_CONV
+DLRT = DLRT_MLP + DLRT_CONV + DLRT_PARALLEL + DLRT_STATE
 
 #: The case families; each name is the function (or step) it checks. The order is the
 #: order of the golden files in the manifest: families added later go at the end.
 FAMILIES = ("truncate",) + FIXED_RANK + FIRST_ORDER_ADAPTIVE + DLRT_MLP + HIGHER_ORDER[:2] \
-    + DLRT_CONV + HIGHER_ORDER[2:]
+    + DLRT_CONV + HIGHER_ORDER[2:] + DLRT_PARALLEL + DLRT_STATE
 
 
 def check_family(family) -> str:
@@ -142,19 +148,41 @@ def _dense_layer(W, b):
     return layer
 
 
-def _dlrt_step(model, inp: Mapping, passes: int) -> dict:
-    """One step of the optimiser ``inp["method"]`` on ``model`` (a Network whose layers
-    are layers ``0, 1, ...`` of the case), on the batch ``inp["X"], inp["y"]``; the new
-    value of every layer key, and ``rank{i}`` of every low-rank layer."""
-    from ..dlrt import AdaptiveKLS, FixedRankKLS
+def _direction(inp: Mapping):
+    """The direction rule of a case: momentum or carried Adam (trajectories), else SGD."""
+    if "momentum" in inp:
+        from ..directions import Momentum
+        return Momentum(inp["momentum"])
+    if "beta1" in inp:
+        from ..adam import CarriedAdam
+        return CarriedAdam(inp["beta1"], inp["beta2"], inp["eps"])
+    return None
+
+
+def _dlrt_step(model, inp: Mapping, passes: int, observer=None) -> dict:
+    """The steps of the optimiser ``inp["method"]`` on ``model`` (a Network whose layers are
+    layers ``0, 1, ...`` of the case): one on the batch ``inp["X"], inp["y"]``, or, for a
+    trajectory, one per batch ``X[k], y[k]``; the new value of every layer key, and
+    ``rank{i}`` of every low-rank layer."""
+    from ..dlrt import AdaptiveBUG, FixedRankBUG, ParallelBUG
     from ..lowrank_layers import LowRankLayer
-    method = check_choice(inp["method"], "method", ("fixed", "adaptive"))
+    method = check_choice(inp["method"], "method", ("fixed", "adaptive", "parallel"))
+    direction = _direction(inp)
     if method == "fixed":
-        opt = FixedRankKLS(model, inp["lr"])               # lr: the learning rate
+        opt = FixedRankBUG(model, inp["lr"], direction=direction)   # lr: the learning rate
+    elif method == "adaptive":
+        opt = AdaptiveBUG(model, inp["lr"], inp["tau"], min_rank=inp["min_rank"],
+                          max_rank=inp["max_rank"], passes=passes, direction=direction,
+                          observer=observer)
     else:
-        opt = AdaptiveKLS(model, inp["lr"], inp["tau"], min_rank=inp["min_rank"],
-                          max_rank=inp["max_rank"], passes=passes)
-    opt.step(np.asarray(inp["X"]), np.asarray(inp["y"]))
+        opt = ParallelBUG(model, inp["lr"], inp["tau"], min_rank=inp["min_rank"],
+                          max_rank=inp["max_rank"], direction=direction, observer=observer)
+    X, y = np.asarray(inp["X"]), np.asarray(inp["y"])
+    if direction is None:
+        opt.step(X, y)
+    else:
+        for Xk, yk in zip(X, y):
+            opt.step(Xk, yk)
     out = {}
     for i, layer in enumerate(model.layers):
         if isinstance(layer, LowRankLayer):
@@ -166,15 +194,66 @@ def _dlrt_step(model, inp: Mapping, passes: int) -> dict:
     return out
 
 
+def _mlp(inp: Mapping):
+    from ..lowrank_layers import LowRankDense
+    from ..nn import MLP
+    return MLP([LowRankDense.from_factors(LowRank(inp[f"U{i}"], inp[f"S{i}"], inp[f"V{i}"]),
+                                          inp[f"b{i}"])
+                if f"U{i}" in inp else _dense_layer(inp[f"W{i}"], inp[f"b{i}"])
+                for i in layer_indices(inp)], activation="relu")
+
+
+def _conv_network(U0, S0, V0, b0, W1, b1, X, kernel_size, stride, padding):
+    """The network of ``dlrt_conv_layer_step`` (and the conv cases of ``dlrt_parallel_step``):
+    a low-rank convolution with the kernel matrix ``U0 S0 V0^T``, ReLU, flatten, dense ``W1``;
+    a ValueError names ``X`` or ``W1`` if its shape does not fit the convolution (and
+    ``LowRankConv2d.from_factors`` names a bad factor or geometry)."""
+    from ..conv import LowRankConv2d, conv_output_size
+    from ..networks import Flatten, ReLU, Sequential
+    conv = LowRankConv2d.from_factors(LowRank(U0, S0, V0), b0, kernel_size, stride=stride,
+                                      padding=padding)
+    X = np.asarray(X)
+    if X.ndim != 4:
+        raise ValueError(f"X must have shape (batch, c_in, h, w), got {X.shape}")
+    h_out, w_out = conv_output_size(X.shape[2], X.shape[3], *conv.kernel_size, conv.stride,
+                                    conv.padding)
+    if h_out < 1 or w_out < 1:
+        raise ValueError(f"X must have images of at least the kernel's size "
+                         f"{conv.kernel_size} after padding {conv.padding}, got {X.shape}")
+    features = conv.out_channels * h_out * w_out
+    if np.ndim(W1) != 2 or np.shape(W1)[1] != features:
+        raise ValueError(f"W1 must have shape (n_classes, {features}): c_out h_out w_out "
+                         f"= {conv.out_channels} * {h_out} * {w_out} columns, got "
+                         f"{np.shape(W1)}")
+    return Sequential([conv, ReLU(), Flatten(), _dense_layer(W1, b1)])
+
+
+def run_dlrt(inputs: Mapping, passes: int = 1, observer: Optional[Callable] = None) -> dict:
+    """This package's DLRT step (or trajectory) on the inputs of a DLRT case: the network
+    built from the arrays (a convolutional one if ``kernel_size`` is given), the optimiser of
+    ``inputs["method"]`` with the case's direction rule, the candidate's output dict.
+
+    Parameters
+    ----------
+    inputs : dict
+        The inputs of a case of a family in :data:`DLRT`.
+    passes : {1, 3}, default 1
+        The rank-adaptive step in one or three passes.
+    observer : callable, optional
+        Rank-adaptive methods: called as ``observer(S_hat)`` with every core the optimiser
+        truncates (per step, the low-rank layers in order).
+    """
+    if "kernel_size" in inputs:
+        keys = ("U0", "S0", "V0", "b0", "W1", "b1", "X", "kernel_size", "stride", "padding")
+        model = _conv_network(*(inputs[k] for k in keys))
+    else:
+        model = _mlp(inputs)
+    return _dlrt_step(model, dict(inputs, X=np.asarray(inputs["X"])), passes, observer)
+
+
 def _dlrt_candidate(passes: int) -> Callable:
     def candidate(**inp):
-        from ..lowrank_layers import LowRankDense
-        from ..nn import MLP
-        layers = [LowRankDense.from_factors(LowRank(inp[f"U{i}"], inp[f"S{i}"], inp[f"V{i}"]),
-                                            inp[f"b{i}"])
-                  if f"U{i}" in inp else _dense_layer(inp[f"W{i}"], inp[f"b{i}"])
-                  for i in layer_indices(inp)]
-        return _dlrt_step(MLP(layers, activation="relu"), inp, passes)
+        return run_dlrt(inp, passes)
 
     candidate.__name__ = f"reference_dlrt_passes{passes}"
     return candidate
@@ -188,29 +267,10 @@ def _dlrt_conv_candidate(passes: int) -> Callable:
     kernel matrix ``U0 S0 V0^T`` of the ``k x k`` convolution, ``k = kernel_size``),
     ``W1 (n_classes, c_out h_out w_out), b1 (n_classes,)``, ``X (batch, c_in, h, w)``, the
     ints ``kernel_size``, ``stride``, ``padding``, and ``y, lr, method, tau, min_rank,
-    max_rank`` as the other DLRT families; a ValueError names ``X`` or ``W1`` if its shape
-    does not fit the convolution (and ``LowRankConv2d.from_factors`` names a bad factor or
-    geometry)."""
+    max_rank`` as the other DLRT families (see :func:`_conv_network` for its checks)."""
     def candidate(U0, S0, V0, b0, W1, b1, X, kernel_size, stride, padding, **inp):
-        from ..conv import LowRankConv2d, conv_output_size
-        from ..networks import Flatten, ReLU, Sequential
-        conv = LowRankConv2d.from_factors(LowRank(U0, S0, V0), b0, kernel_size,
-                                          stride=stride, padding=padding)
-        X = np.asarray(X)
-        if X.ndim != 4:
-            raise ValueError(f"X must have shape (batch, c_in, h, w), got {X.shape}")
-        h_out, w_out = conv_output_size(X.shape[2], X.shape[3], *conv.kernel_size,
-                                        conv.stride, conv.padding)
-        if h_out < 1 or w_out < 1:
-            raise ValueError(f"X must have images of at least the kernel's size "
-                             f"{conv.kernel_size} after padding {conv.padding}, got {X.shape}")
-        features = conv.out_channels * h_out * w_out
-        if np.ndim(W1) != 2 or np.shape(W1)[1] != features:
-            raise ValueError(f"W1 must have shape (n_classes, {features}): c_out h_out w_out "
-                             f"= {conv.out_channels} * {h_out} * {w_out} columns, got "
-                             f"{np.shape(W1)}")
-        model = Sequential([conv, ReLU(), Flatten(), _dense_layer(W1, b1)])
-        return _dlrt_step(model, dict(inp, X=X), passes)
+        return run_dlrt(dict(inp, U0=U0, S0=S0, V0=V0, b0=b0, W1=W1, b1=b1, X=X,
+                             kernel_size=kernel_size, stride=stride, padding=padding), passes)
 
     candidate.__name__ = f"reference_dlrt_conv_passes{passes}"
     return candidate

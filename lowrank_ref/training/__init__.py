@@ -4,8 +4,10 @@
 Ceruti, Tudisco, NeurIPS 2022, sec. 6: ``784-500-500-500-500-10``, ReLU) on MNIST or
 Fashion-MNIST with one of the optimisers of :mod:`lowrank_ref.dlrt`
 (:data:`lowrank_ref.dlrt.METHODS`): ``"dense"`` (SGD of a dense network, the baseline),
-``"fixed"`` (fixed-rank DLRT, [SZKCT22]) or ``"adaptive"`` (rank-adaptive DLRT, [SZKCT22]),
-and optionally fine-tunes the cores ``S`` afterwards (``finetune_epochs``, [SZKCT22]).
+``"fixed"`` (fixed-rank DLRT, [SZKCT22]), ``"adaptive"`` (rank-adaptive DLRT, [SZKCT22]) or
+``"parallel"`` (the parallel step, :class:`lowrank_ref.dlrt.ParallelBUG`), with the direction
+rule of ``optimizer`` (SGD with momentum, or Adam in two forms), and optionally fine-tunes
+the cores ``S`` afterwards (``finetune_epochs``, [SZKCT22]).
 
 Modules (see docs/design.md, section "Architecture"; the files of a run folder:
 docs/design.md, section "Training runs: records, checkpoints, locks"):
@@ -26,7 +28,7 @@ docs/design.md, section "Training runs: records, checkpoints, locks"):
   configuration (per-layer ranks, decayed spectra, the paper code's initialisation and
   pruned dense checkpoints too);
 * :mod:`~lowrank_ref.training.compare`: the paper's comparisons (vanilla factorisation,
-  pruning, ill-conditioning, the Adam recipe), one table each.
+  pruning, ill-conditioning, the Adam recipe, the parallel step), one table each.
 
 Reproducibility
 ---------------

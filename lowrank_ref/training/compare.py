@@ -12,6 +12,10 @@ ill-conditioning experiment, and the paper's own recipe (Adam).
 * :func:`recipe_sweep` -- rank-adaptive DLRT with Adam in both forms of
   :mod:`lowrank_ref.adam`, from the paper code's initialisation. Writes
   ``mnist_adam_recipe.csv``.
+* :func:`compare_parallel` -- the parallel step (:class:`lowrank_ref.dlrt.ParallelBUG`)
+  beside the rank-adaptive BUG step at each ``tau``: accuracy, ranks and seconds per epoch
+  (and the load of the machine). Writes ``mnist_parallel.csv`` (``lenet5_parallel.csv``
+  for ``options={"arch": "lenet5"}``).
 
 Every run is a :func:`~lowrank_ref.training.train` run of a
 :class:`~lowrank_ref.training.TrainConfig` built from ``options`` (any TrainConfig fields
@@ -30,6 +34,7 @@ import dataclasses
 import io
 import json
 from datetime import datetime
+import os
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -45,15 +50,20 @@ from .records import (HISTORY_NAME, RUN_NAME, check_not_source, history_csv, new
                       portable_source, run_folder_lock)
 from .starts import build_model
 
-__all__ = ["compare_methods", "compare_illconditioned", "recipe_sweep", "evaluate_start",
-           "record_start",
-           "read_rows", "TABLE_COLUMNS", "RECIPE", "SET_BY_EXPERIMENT"]
+__all__ = ["compare_methods", "compare_illconditioned", "recipe_sweep", "compare_parallel",
+           "evaluate_start", "record_start",
+           "read_rows", "TABLE_COLUMNS", "PARALLEL_COLUMNS", "RECIPE", "SET_BY_EXPERIMENT"]
 
 #: Columns of the comparison tables (accuracies and compression rates in percent).
 TABLE_COLUMNS = ("experiment", "level", "method", "optimizer", "seed", "epoch", "phase",
                  "ranks", "eval_params", "train_params", "eval_cr", "train_cr", "test_acc",
                  "test_loss", "train_loss", "train_acc", "lr", "epochs", "finetune_epochs",
                  "run")
+
+#: Columns of the table of :func:`compare_parallel`: those of the other tables, the seconds
+#: of the epoch (training only, as ``history.csv``) and the 1-minute load average of the
+#: machine when the run started and when it ended (``load.json`` of the run folder).
+PARALLEL_COLUMNS = TABLE_COLUMNS + ("seconds", "load_start", "load_end")
 
 #: The paper's recipe for its dense MNIST table as the paper's TensorFlow code runs it
 #: (``src/mnist_DLRA.py`` of ``CSMMLab/DLRT-Net``): Adam with learning rate 1e-3 (constant,
@@ -224,14 +234,23 @@ def _rows(experiment, level, method, config: TrainConfig, history, runs_dir: Pat
     return rows
 
 
-def _write_table(path: Path, rows: list, log) -> Path:
+def _write_table(path: Path, rows: list, log, columns=TABLE_COLUMNS) -> Path:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     write_text(path, buf.getvalue())
     log(f"wrote {path}")
     return path
+
+
+def _arch_name(name, options: dict, experiment: str):
+    """``name``, or (None) ``<network>_<experiment>.csv`` with the network of ``options``
+    ("mnist" for the MLP, "lenet5"): the tables of the two networks do not overwrite each
+    other."""
+    if name is not None:
+        return name
+    return ("lenet5" if options.get("arch") == "lenet5" else "mnist") + f"_{experiment}.csv"
 
 
 def _check_common(results_dir, log, data, epochs, name):
@@ -433,8 +452,7 @@ def compare_illconditioned(decays=(1.0, 2.0, 10.0), rank: int = 20, epochs: int 
     pathlib.Path
     """
     options = _options(options)
-    if name is None:
-        name = ("lenet5" if options.get("arch") == "lenet5" else "mnist") + "_illconditioned.csv"
+    name = _arch_name(name, options, "illconditioned")
     results_dir, runs = _check_common(results_dir, log, data, epochs, name)
     decays = _check_list(decays, "decays", 1.0)
     check_int(rank, "rank", low=1)
@@ -479,6 +497,76 @@ def recipe_sweep(taus=(0.05, 0.09, 0.13, 0.17), epochs: int = 3,
     for level, cfg in jobs:
         rows += _rows("recipe", level, "adaptive", cfg, _run(cfg, data, log), runs)
     return _write_table(results_dir / name, rows, log)
+
+
+def _load():
+    """The 1-minute load average of the machine (None where the system does not tell)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):      # pragma: no cover - e.g. Windows
+        return None
+
+
+def _timed_run(config: TrainConfig, data, log) -> tuple:
+    """``_run``, and the load averages at the start and the end of the training (kept in
+    the run folder's ``load.json``; a run only read keeps those of when it was trained)."""
+    out = Path(config.out)
+    record = out / "load.json"
+    trained = not (_same_config(out / RUN_NAME, config) and (out / HISTORY_NAME).exists())
+    start = _load() if trained else None
+    history = _run(config, data, log)
+    if trained:
+        write_text(record, json.dumps({"load_start": start, "load_end": _load(),
+                                       "what": "1-minute load average (os.getloadavg)"},
+                                      indent=2) + "\n")
+    load = json.loads(record.read_text()) if record.exists() else {}
+    return history, load
+
+
+def compare_parallel(taus=(0.1, 0.15), epochs: int = 10, seeds=(0, 1, 2),
+                     options: Optional[dict] = None, results_dir="results",
+                     name: Optional[str] = None, data: Optional[Dataset] = None,
+                     log: Callable[[str], None] = print) -> Path:
+    """The parallel step beside the rank-adaptive BUG step, at equal settings.
+
+    Per seed and ``tau`` (the ``level``): a run of method "adaptive"
+    (:class:`~lowrank_ref.dlrt.AdaptiveBUG`) and one of method "parallel"
+    (:class:`~lowrank_ref.dlrt.ParallelBUG`), each with the method's defaults (the same for
+    both) and ``options``. The table (:data:`PARALLEL_COLUMNS`) has the accuracy, the
+    ranks, the seconds of every epoch and the load of the machine; run it on an otherwise
+    idle machine for the seconds to compare, under the package's 1 BLAS thread.
+
+    Parameters
+    ----------
+    taus : sequence of float
+    epochs : int
+    seeds : sequence of int, default (0, 1, 2)
+    options : dict, optional
+        TrainConfig fields shared by all runs (e.g. ``{"arch": "lenet5"}``).
+    name : str, optional
+        None: ``"mnist_parallel.csv"``, or ``"lenet5_parallel.csv"`` for arch "lenet5".
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    options = _options(options)
+    name = _arch_name(name, options, "parallel")
+    results_dir, runs = _check_common(results_dir, log, data, epochs, name)
+    taus = _check_list(taus, "taus", 0.0)
+    # every run's configuration is built (and checked) before the first run trains
+    plan = [(f"{tau:g}", method,
+             _config(options, runs / f"{method}-tau-{tau:g}{_suffix(seed)}",
+                     method=method, tau=tau, epochs=epochs, seed=seed))
+            for seed in _check_seeds(seeds, options) for tau in taus
+            for method in ("adaptive", "parallel")]
+    rows = []
+    for level, method, cfg in plan:
+        history, load = _timed_run(cfg, data, log)
+        for row, h in zip(_rows("parallel", level, method, cfg, history, runs), history):
+            rows.append(dict(row, seconds=h["seconds"], load_start=load.get("load_start", ""),
+                             load_end=load.get("load_end", "")))
+    return _write_table(results_dir / name, rows, log, PARALLEL_COLUMNS)
 
 
 def read_rows(table) -> list:

@@ -17,14 +17,15 @@ from typing import List, Optional
 
 from .._validate import (check_choice, check_float_dtype, check_int, check_int_list, check_path,
                          check_rank_bounds, check_real)
-from ..adam import ADAM_DEFAULTS, CarriedAdamKLS, DenseAdam, PaperAdamKLS
+from ..adam import ADAM_DEFAULTS, CarriedAdam, PaperAdam
 from ..data import DATASETS
-from ..dlrt import METHODS, SOnlySGD, check_method_options, make_optimizer
+from ..dlrt import METHODS, RANK_ADAPTIVE_METHODS, SOnly, check_method_options, make_optimizer
 from ..networks import LENET5_INPUT_SHAPE
 from ..nn import INITS, Network
 from ..threads import DEFAULT_THREADS, check_threads
 
-__all__ = ["TrainConfig", "lr_at", "build_optimizer", "config_differences",
+__all__ = ["TrainConfig", "lr_at", "build_optimizer", "build_direction",
+           "config_differences", "ADAM_METHODS",
            "input_shape", "n_classes", "arch_default",
            "ARCHS", "SCHEDULES", "DTYPES", "PHASES", "DEFAULT_SIZES", "DEFAULT_LR",
            "DEFAULT_MOMENTUM", "DEFAULT_WARMUP", "DEFAULT_RANK", "DEFAULT_EPOCHS",
@@ -45,25 +46,33 @@ DEFAULT_SIZES = (784, 500, 500, 500, 500, 10)
 #: cosine schedule, batch 256 and 10 epochs, lr 0.1 reached 98.32 / 98.37 / 98.40% MNIST test
 #: accuracy for seeds 0 / 1 / 2 (lr 0.02: 97.90%, 0.05: 98.21%, 0.2: 98.33%, seed 0).
 #: DLRT (adaptive, tau 0.11, momentum 0.9, cosine, 10 epochs): lr 0.1 -> 97.84%, 0.05 -> 97.27%,
-#: 0.15 -> 97.89%, 0.2 diverged.
-DEFAULT_LR = {"dense": 0.1, "fixed": 0.1, "adaptive": 0.1, "vanilla": 0.1, "sonly": 0.1}
+#: 0.15 -> 97.89%, 0.2 diverged. The parallel step takes the defaults of "adaptive".
+DEFAULT_LR = {"dense": 0.1, "fixed": 0.1, "adaptive": 0.1, "vanilla": 0.1, "sonly": 0.1,
+              "parallel": 0.1}
 #: Default momentum per method (``TrainConfig(momentum=None)``). Heavy-ball momentum of the
 #: factors is carried across basis changes as documented in :mod:`lowrank_ref.dlrt`;
 #: ``momentum=0`` gives plain SGD, the explicit Euler step of the gradient flow that the
 #: analysis of [SZKCT22] covers (slower: 94.0% after 4 epochs at tau 0.1 where momentum
 #: 0.9 gave 96.3%).
-DEFAULT_MOMENTUM = {"dense": 0.9, "fixed": 0.9, "adaptive": 0.9, "vanilla": 0.9, "sonly": 0.9}
+DEFAULT_MOMENTUM = {"dense": 0.9, "fixed": 0.9, "adaptive": 0.9, "vanilla": 0.9, "sonly": 0.9,
+                    "parallel": 0.9}
 #: Default number of linear warm-up steps of the learning rate (``TrainConfig(warmup=None)``):
 #: the first DLRT steps decide the ranks, and a full-size first step once cut them too far
 #: (tau 0.07: 97.18% without, 98.15% with 100 warm-up steps).
-DEFAULT_WARMUP = {"dense": 0, "fixed": 100, "adaptive": 100, "vanilla": 100, "sonly": 0}
+DEFAULT_WARMUP = {"dense": 0, "fixed": 100, "adaptive": 100, "vanilla": 100, "sonly": 0,
+                  "parallel": 100}
 #: Default starting rank of the low-rank methods (``TrainConfig(rank=None)``); 150 is the
 #: starting rank of the paper's MNIST runs.
-DEFAULT_RANK = {"fixed": 20, "adaptive": 150, "vanilla": 20, "sonly": 20}
+DEFAULT_RANK = {"fixed": 20, "adaptive": 150, "vanilla": 20, "sonly": 20, "parallel": 150}
 DEFAULT_EPOCHS = 10
-#: ``TrainConfig.optimizer``: SGD (with ``momentum``), Adam with moments per factor variable as
-#: the paper's code keeps them, Adam with moments carried across bases (lowrank_ref.adam).
+#: ``TrainConfig.optimizer``: the direction rule. SGD (with ``momentum``: heavy ball carried
+#: across bases, lowrank_ref.directions), Adam with moments per factor variable as the
+#: paper's code keeps them, Adam with moments carried across bases (lowrank_ref.adam).
 OPTIMIZERS = ("sgd", "adam", "adam-carried")
+#: The methods each Adam form works with ("adam", the paper's loop: the rank-adaptive step,
+#: and textbook Adam of dense and vanilla networks); see docs/design.md,
+#: section "Optimisers: integrator x direction".
+ADAM_METHODS = {"adam": ("dense", "vanilla", "adaptive"), "adam-carried": METHODS}
 #: Default learning rate of the Adam optimizers (the paper's code).
 DEFAULT_ADAM_LR = 1e-3
 #: ``TrainConfig.init``: the dense draws of lowrank_ref.nn.INITS, or "keras-normal": every
@@ -87,19 +96,21 @@ MAX_DENSE_PARAMETERS = 10 ** 8
 #: for 20 epochs: on short runs (the first 20,000 MNIST images, 3 epochs, seed 0) the
 #: paper's plain SGD reached 92.38% test accuracy at tau 0.2 and 95.91% dense, momentum
 #: with the cosine schedule 97.50% and 98.36% (same ranks 8, 12-13, 15 at tau 0.2).
-#: Method "vanilla" (``U V^T`` layers, the ill-conditioning comparison) has the defaults of "fixed".
+#: Method "vanilla" (``U V^T`` layers, the ill-conditioning comparison) has the defaults of
+#: "fixed", method "parallel" those of "adaptive".
 LENET5_DEFAULTS = {"epochs": 10, "batch_size": 128, "schedule": "cosine",
-                   "lr": {"dense": 0.05, "fixed": 0.05, "adaptive": 0.05, "vanilla": 0.05},
-                   "momentum": {"dense": 0.9, "fixed": 0.9, "adaptive": 0.9, "vanilla": 0.9},
-                   "warmup": {"dense": 0, "fixed": 100, "adaptive": 100, "vanilla": 100},
-                   "rank": {"fixed": 20, "adaptive": 500, "vanilla": 20}}
+                   "lr": {"dense": 0.05, "fixed": 0.05, "adaptive": 0.05, "vanilla": 0.05,
+                          "parallel": 0.05},
+                   "momentum": {"dense": 0.9, "fixed": 0.9, "adaptive": 0.9, "vanilla": 0.9,
+                                "parallel": 0.9},
+                   "warmup": {"dense": 0, "fixed": 100, "adaptive": 100, "vanilla": 100,
+                              "parallel": 100},
+                   "rank": {"fixed": 20, "adaptive": 500, "vanilla": 20, "parallel": 500}}
 #: The methods of ``arch="lenet5"``; ``decay`` applies to "fixed" and "vanilla". Per-layer
-#: ``ranks``, ``init``, Adam and pruning (``prune_from``) are built for the MLP only.
-LENET5_METHODS = ("dense", "fixed", "adaptive", "vanilla")
+#: ``ranks``, ``init`` and pruning (``prune_from``) are built for the MLP only.
+LENET5_METHODS = ("dense", "fixed", "adaptive", "vanilla", "parallel")
 #: The options that apply to ``arch="mlp"`` only, with their unset values.
-_MLP_ONLY = (("ranks", None), ("prune_from", None), ("prune_tau", None), ("init", "he"),
-             ("optimizer", "sgd"), ("adam_beta1", ADAM_DEFAULTS["beta1"]),
-             ("adam_beta2", ADAM_DEFAULTS["beta2"]), ("adam_eps", ADAM_DEFAULTS["eps"]))
+_MLP_ONLY = (("ranks", None), ("prune_from", None), ("prune_tau", None), ("init", "he"))
 _MLP_DEFAULTS = {"epochs": DEFAULT_EPOCHS, "batch_size": DEFAULT_BATCH_SIZE,
                  "schedule": DEFAULT_SCHEDULE, "lr": DEFAULT_LR, "momentum": DEFAULT_MOMENTUM,
                  "warmup": DEFAULT_WARMUP, "rank": DEFAULT_RANK}
@@ -127,12 +138,13 @@ class TrainConfig:
 
     Parameters
     ----------
-    method : {"dense", "fixed", "adaptive"}, default "dense"
-        The optimiser (:func:`lowrank_ref.dlrt.make_optimizer`).
+    method : {"dense", "fixed", "adaptive", "parallel", "vanilla", "sonly"}, default "dense"
+        The integrator of the optimiser (:func:`lowrank_ref.dlrt.make_optimizer`).
     arch : {"mlp", "lenet5"}, default "mlp"
         The network: the MLP of ``sizes``, or :func:`lowrank_ref.networks.lenet5` (the
         images reshaped to ``(1, 28, 28)``; its first three layers low-rank for the methods
-        "fixed" and "adaptive", vanilla ``U V^T`` for "vanilla"; :data:`LENET5_METHODS`). Options left at None take the defaults of the
+        "fixed", "adaptive" and "parallel", vanilla ``U V^T`` for "vanilla";
+        :data:`LENET5_METHODS`). Options left at None take the defaults of the
         architecture: the ``DEFAULT_*`` constants for "mlp", :data:`LENET5_DEFAULTS` for
         "lenet5" (filled in on construction).
     dataset : {"mnist", "fashion-mnist"}, default "mnist"
@@ -167,18 +179,19 @@ class TrainConfig:
         "vanilla", 500 for "adaptive": the full rank of each layer); not allowed for
         "dense". The last layer stays dense.
     tau : float, optional
-        Relative truncation tolerance of method "adaptive" (required there, only there).
+        Relative truncation tolerance of the methods "adaptive" and "parallel" (required
+        there, only there).
     min_rank : int, default 1
-        Method "adaptive" only.
+        Methods "adaptive" and "parallel" only.
     max_rank : int, optional
-        Method "adaptive" only; None: the full rank ``min(n_in, n_out)`` per layer with SGD,
-        ``min(n_in, n_out) // 2`` with the Adam optimizers (the cap of the paper's code,
-        :mod:`lowrank_ref.adam`).
+        Methods "adaptive" and "parallel" only; None: the full rank ``min(n_in, n_out)`` per
+        layer, ``min(n_in, n_out) // 2`` with optimizer "adam" (the cap of the paper's code,
+        :class:`lowrank_ref.adam.PaperAdam`).
     passes : {1, 3}, default 1
         Method "adaptive" only: one backward per step, or the published three.
     finetune_epochs : int, default 0
-        Epochs of S-only fine-tuning (:class:`lowrank_ref.dlrt.SOnlySGD`) after the main
-        epochs; low-rank methods only.
+        Epochs of S-only fine-tuning (:class:`lowrank_ref.dlrt.SOnly`, with the run's
+        direction rule, started afresh) after the main epochs; low-rank methods only.
     n_train, n_test : int, optional
         Use only the first ``n_train`` / ``n_test`` samples (quick runs and tests).
     out : str, optional
@@ -200,9 +213,10 @@ class TrainConfig:
         for low-rank layers), or "keras-normal" (the paper's code: every factor and bias
         ``N(0, 0.05^2)``).
     optimizer : {"sgd", "adam", "adam-carried"}, default "sgd"
-        :data:`OPTIMIZERS`. "adam": methods "dense", "vanilla" (:class:`~lowrank_ref.adam.
-        DenseAdam`) and "adaptive" (:class:`~lowrank_ref.adam.PaperAdamKLS`, the paper's
-        code); "adam-carried": "adaptive" (:class:`~lowrank_ref.adam.CarriedAdamKLS`). With
+        The direction rule, :data:`OPTIMIZERS`. "sgd": plain or (``momentum``) heavy ball;
+        "adam": :class:`~lowrank_ref.adam.PaperAdam`, the paper's code, for "adaptive"
+        (and textbook Adam for "dense", "vanilla"); "adam-carried":
+        :class:`~lowrank_ref.adam.CarriedAdam`, every method (:data:`ADAM_METHODS`). With
         Adam, ``lr`` defaults to :data:`DEFAULT_ADAM_LR`, ``momentum`` to 0 (and must be 0).
     adam_beta1, adam_beta2, adam_eps : float
         Adam's hyperparameters (default :data:`lowrank_ref.adam.ADAM_DEFAULTS`); Adam only.
@@ -365,11 +379,12 @@ class TrainConfig:
                      if getattr(self, name) != unset}
             if given:
                 raise ValueError(f"options {sorted(given)} apply to arch 'mlp' only (per-layer "
-                                 f"ranks, pruning, init and Adam are built for the MLP), got "
+                                 f"ranks, pruning and init are built for the MLP), got "
                                  f"{given} for arch 'lenet5'")
             if self.decay is not None and m not in ("fixed", "vanilla"):
                 raise ValueError(f"decay is only used by methods ('fixed', 'vanilla') for arch "
                                  f"'lenet5', got decay={self.decay} for method {m!r}")
+            self._check_optimizer_options()
             return
         n_hidden = len(self.sizes) - 2
         if self.ranks is not None:
@@ -409,17 +424,26 @@ class TrainConfig:
         if self.decay is not None and self.init != "he":
             raise ValueError(f"decay sets the starting factors itself: init does not apply, "
                              f"got init={self.init!r}")
-        adam = {"adam": ("dense", "vanilla", "adaptive"), "adam-carried": ("adaptive",)}
+        self._check_optimizer_options()
+
+    def _check_optimizer_options(self) -> None:
+        """The direction rule (``optimizer``) against the method and its options."""
+        m = self.method
         if self.optimizer != "sgd":
-            if m not in adam[self.optimizer]:
+            if m not in ADAM_METHODS[self.optimizer]:
                 raise ValueError(f"optimizer {self.optimizer!r} is implemented for methods "
-                                 f"{adam[self.optimizer]}, got method {m!r}")
+                                 f"{ADAM_METHODS[self.optimizer]}, got method {m!r}")
             if self.momentum != 0:
                 raise ValueError(f"momentum is only used by optimizer 'sgd' (Adam has beta1), "
                                  f"got momentum={self.momentum} with optimizer {self.optimizer!r}")
-            if self.finetune_epochs:
-                raise ValueError(f"finetune_epochs (S-only SGD) is only used with optimizer "
-                                 f"'sgd', got {self.finetune_epochs} with {self.optimizer!r}")
+            if self.optimizer == "adam" and self.passes != 1:
+                raise ValueError(f"passes must be 1 with optimizer 'adam' (the paper's loop has "
+                                 f"its own passes), got passes={self.passes}")
+            if self.optimizer == "adam" and self.finetune_epochs:
+                raise ValueError(f"finetune_epochs (S-only fine-tuning) is not implemented "
+                                 f"with optimizer 'adam' (the paper's loop is the rank-adaptive "
+                                 f"step): use 'adam-carried' or 'sgd', got finetune_epochs="
+                                 f"{self.finetune_epochs}")
         else:
             for name in ("beta1", "beta2", "eps"):
                 if getattr(self, f"adam_{name}") != ADAM_DEFAULTS[name]:
@@ -475,30 +499,38 @@ def n_classes(config: TrainConfig) -> int:
     return 10 if config.arch == "lenet5" else config.sizes[-1]
 
 
+def build_direction(config: TrainConfig):
+    """The direction rule of ``config.optimizer``: None for "sgd" (the optimiser's
+    ``momentum`` gives plain SGD or :class:`~lowrank_ref.directions.Momentum`),
+    :class:`~lowrank_ref.adam.PaperAdam` ("adam") or :class:`~lowrank_ref.adam.CarriedAdam`
+    ("adam-carried") with the run's Adam hyperparameters."""
+    if config.optimizer == "sgd":
+        return None
+    rule = PaperAdam if config.optimizer == "adam" else CarriedAdam
+    return rule(beta1=config.adam_beta1, beta2=config.adam_beta2, eps=config.adam_eps)
+
+
 def build_optimizer(config: TrainConfig, model: Network, phase: str = "train"):
     """The optimiser of ``model`` for ``phase`` of a run of ``config``.
 
     Phase "train": :func:`lowrank_ref.dlrt.make_optimizer` of ``config.method`` (with the
-    adaptive options for "adaptive"); phase "finetune": :class:`lowrank_ref.dlrt.SOnlySGD`
-    (the cores ``S`` only). Both with ``config.lr`` and ``config.momentum`` (the learning
-    rate is set per step from :func:`lr_at`). With ``config.optimizer`` "adam" or
-    "adam-carried": :class:`~lowrank_ref.adam.DenseAdam` (methods "dense", "vanilla"),
-    :class:`~lowrank_ref.adam.PaperAdamKLS` or :class:`~lowrank_ref.adam.CarriedAdamKLS`.
+    truncation options for "adaptive" and "parallel"); phase "finetune":
+    :class:`lowrank_ref.dlrt.SOnly` (the cores ``S`` only). Both with ``config.lr`` (the
+    learning rate is set per step from :func:`lr_at`) and the direction rule of
+    ``config.optimizer`` and ``config.momentum`` (:func:`build_direction`, fresh for each
+    phase).
     """
     phase = check_choice(phase, "phase", PHASES)
+    direction = build_direction(config)
     if phase == "finetune":
-        return SOnlySGD(model, config.lr, momentum=config.momentum)
-    if config.optimizer != "sgd":                   # the Adam forms of lowrank_ref.adam
-        hyper = dict(beta1=config.adam_beta1, beta2=config.adam_beta2, eps=config.adam_eps)
-        if config.method != "adaptive":
-            return DenseAdam(model, config.lr, **hyper)
-        cls = PaperAdamKLS if config.optimizer == "adam" else CarriedAdamKLS
-        return cls(model, config.lr, config.tau, config.min_rank, config.max_rank, **hyper)
+        return SOnly(model, config.lr, momentum=config.momentum, direction=direction)
     kwargs = {}
+    if config.method in RANK_ADAPTIVE_METHODS:
+        kwargs = dict(tau=config.tau, min_rank=config.min_rank, max_rank=config.max_rank)
     if config.method == "adaptive":
-        kwargs = dict(tau=config.tau, min_rank=config.min_rank, max_rank=config.max_rank,
-                      passes=config.passes)
-    return make_optimizer(config.method, model, config.lr, momentum=config.momentum, **kwargs)
+        kwargs["passes"] = config.passes
+    return make_optimizer(config.method, model, config.lr, momentum=config.momentum,
+                          direction=direction, **kwargs)
 
 
 def config_differences(old: TrainConfig, new: TrainConfig) -> list:

@@ -375,7 +375,9 @@ def _run(config: TrainConfig, log, data, ckpt: Optional[dict], force: bool, prog
                 "adaptive": f"rank-adaptive DLRT, start rank {config.rank}, tau {config.tau}, "
                             f"{config.passes} pass(es)",
                 "vanilla": f"vanilla U V^T, rank {config.rank}",
-                "sonly": f"S-only, rank {config.rank}"}[config.method]
+                "sonly": f"S-only, rank {config.rank}",
+                "parallel": f"parallel DLRT, start rank {config.rank}, tau {config.tau}"
+                }[config.method]
         if config.ranks is not None or config.prune_from is not None:
             what += (f" (ranks {config.ranks or 'by prune_tau'}"
                      + (f", pruned from {config.prune_from})" if config.prune_from else ")"))

@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from lowrank_ref import LowRank
+from lowrank_ref.lowrank import tangent_project
 from lowrank_ref.odes import ToyProblem
 
 T_START = time.perf_counter()
@@ -33,11 +34,12 @@ rng = np.random.default_rng(1)
 
 # %%
 m, n, r = 5, 4, 2
-U, S, V = LowRank.random(rng, m, n, r)
+Y = LowRank.random(rng, m, n, r)
+U, S, V = Y
 PU, PV = U @ U.T, V @ V.T
 P = np.kron(np.eye(n), PU) + np.kron(PV, np.eye(m)) - np.kron(PV, PU)
 Z = rng.standard_normal((m, n))
-direct = PU @ Z + Z @ PV - PU @ Z @ PV
+direct = tangent_project(Y, Z)
 assert np.allclose(P @ Z.flatten(order="F"), direct.flatten(order="F"))
 print(f"rank {np.linalg.matrix_rank(P)}, trace {np.trace(P):.6f}, "
       f"(m + n - r) r = {(m + n - r) * r}")

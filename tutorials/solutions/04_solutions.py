@@ -110,7 +110,7 @@ assert check_grad(loss_of_S, [S0], rng).passed
 # Y) / B` (section 2 of the tutorial), so `G = dZ^T X` and `dl/db = 1^T dZ`. The S-step of
 # the fixed-rank step needs the gradient at the Galerkin start `W~`, a new point: a second
 # forward and backward. With the gradient at `W0` instead, the step is another method (the
-# opt-in `passes=1` shortcut of `FixedRankKLS`): the checker fails it on the represented
+# opt-in `passes=1` shortcut of `FixedRankBUG`): the checker fails it on the represented
 # matrix of layer 0 (`matrix[0]`).
 
 # %%

@@ -19,7 +19,7 @@ import numpy as np
 
 from lowrank_ref import ops
 from lowrank_ref.autodiff import Tensor
-from lowrank_ref.dlrt import AdaptiveKLS, low_rank_mlp, parameter_counts
+from lowrank_ref.dlrt import AdaptiveBUG, low_rank_mlp, parameter_counts
 from lowrank_ref.lowrank_layers import LowRankDense
 from lowrank_ref.nn import MLP
 
@@ -80,7 +80,7 @@ def lsq_loss(Z, T):
 
 def losses(lr_factor, momentum, steps=30):
     layer = LowRankDense(n_in, n_out, 2, np.random.default_rng(1))
-    opt = AdaptiveKLS(MLP([layer], activation="identity"), lr_factor / Lip, tau=0.1,
+    opt = AdaptiveBUG(MLP([layer], activation="identity"), lr_factor / Lip, tau=0.1,
                       max_rank=min(n_in, n_out), loss_fn=lsq_loss, momentum=momentum)
     return np.array([float(opt.step(X, Y).loss) for _ in range(steps)])
 
