@@ -15,6 +15,7 @@ from lowrank_ref.training.compare import (PARALLEL_COLUMNS, TABLE_COLUMNS, compa
                                           compare_methods, compare_parallel, evaluate_start,
                                           read_rows, recipe_sweep, record_start)
 from lowrank_ref.training import TrainConfig, train
+from lowrank_ref.training.records import sessions_of
 
 SIZES = [12, 10, 8, 4]
 OPTIONS = {"sizes": SIZES, "batch_size": 32}
@@ -232,7 +233,7 @@ def test_parallel_comparison_runs_both_steps_per_seed_and_tau(tmp_path, monkeypa
     for r in rows:
         run = json.loads((tmp_path / r["run"] / "run.json").read_text())
         assert run["config"]["method"] == r["method"] and run["config"]["tau"] == 0.1
-        assert run["threads"]["requested"] == 1
+        assert all(s["threads"]["requested"] == 1 for s in sessions_of(run))
     again = read_rows(compare_parallel(taus=(0.1,), epochs=2, seeds=(0, 1), options=OPTIONS,
                                        results_dir=tmp_path, data=DATA, log=quiet))
     assert again == rows                      # read, not retrained: same seconds and load

@@ -156,7 +156,8 @@ assert abs(lhs - rhs) <= 1e-12 * rhs
 # touches the cone along the line through `Y`; it is spanned by `u u^T` (moving along the
 # line) and `u w^T + w u^T` with `w ⟂ u` (turning `u`). For a symmetric `Z`, `P(Y) Z` is the
 # orthogonal projection of `Z` onto that plane, and the normal part `(I - P(Y)) Z` is the
-# part along `w w^T`: new on both sides. The same `tangent_projection` as above draws it.
+# part along `w w^T`: new on both sides. The same `tangent_project` and `normal_part` as above
+# draw it.
 
 # %%
 def coords(M):
@@ -168,8 +169,9 @@ u = np.array([[np.cos(0.5)], [np.sin(0.5)]])
 w = np.array([[-np.sin(0.5)], [np.cos(0.5)]])
 Y_pic = 1.2 * u @ u.T                                   # a point of M_1
 Z_pic = 0.4 * u @ u.T + 0.5 * (u @ w.T + w @ u.T) + 0.8 * w @ w.T   # a symmetric direction
-PZ_pic = tangent_projection(u, u, Z_pic)
-normal_pic = Z_pic - PZ_pic
+Y_pic_lr = LowRank(u, np.array([[1.2]]), u)             # Y_pic as a LowRank
+PZ_pic = tangent_project(Y_pic_lr, Z_pic)
+normal_pic = normal_part(Y_pic_lr, Z_pic)
 print("normal part (I - P) Z =", np.round(normal_pic, 4).tolist(),
       f"= {(w.T @ Z_pic @ w).item():.4f} w w^T: new on both sides")
 
