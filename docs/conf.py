@@ -19,6 +19,7 @@ static files, and the maths is typeset by the copy of MathJax that the
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -66,6 +67,9 @@ nb_ipywidgets_js = {}                  # no widget scripts from another host
 
 # --- API pages ------------------------------------------------------------------------------
 autosummary_generate = True
+# Pages of modules that no longer exist must not linger from an earlier build (a removed
+# module's page would be a stray document): the generated folder is rebuilt every time.
+shutil.rmtree(DOCS / "api" / "generated", ignore_errors=True)
 autosummary_ignore_module_all = False  # a module's page documents its __all__
 autodoc_member_order = "bysource"
 autodoc_typehints = "none"             # signatures as written; types are in the docstrings
