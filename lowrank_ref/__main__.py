@@ -192,6 +192,15 @@ def _train_options(p, sweep: bool) -> None:
                    help="use only the first N training samples; None: all")
     g.add_argument("--n-test", type=int, default=None,
                    help="use only the first N test samples; None: all")
+    g.add_argument("--validation", action=argparse.BooleanOptionalAction,
+                   default=TrainConfig.validation,
+                   help="hold out the last 10,000 training images (MNIST: the valid part of "
+                        "mnist.pkl.gz), evaluate on them after every epoch and on the test set "
+                        "after the last epoch only; --no-validation: train on all training "
+                        "images and evaluate the test set after every epoch (the runs "
+                        "recorded before this option; a resumed run keeps its own)")
+    g.add_argument("--n-valid", type=int, default=None,
+                   help="with --validation: use only the first N validation samples; None: all")
     if sweep:
         return
     g = p.add_argument_group("records")
@@ -431,11 +440,13 @@ def _prune(args) -> None:
                          prune_tau=args.tau, sizes=dense.sizes, dtype=dense.dtype,
                          dataset=args.dataset or dense.dataset,
                          data_dir=args.data_dir or dense.data_dir, n_test=args.n_test,
-                         out=args.out)
+                         validation=dense.validation, out=args.out)
     what = f"dense run {args.dense_run} pruned, not fine-tuned"
     row = evaluate_start(config) if args.out is None else record_start(config, what=what)[0]
-    print(f"{what}: ranks {row['ranks']}, test acc {100 * float(row['test_acc']):.2f}%, eval "
-          f"params {int(row['eval_params']):,} (c.r. {100 * float(row['eval_cr']):.1f}%)")
+    val = (f"validation acc {100 * float(row['val_acc']):.2f}%, "
+           if row.get("val_acc") not in (None, "") else "")
+    print(f"{what}: ranks {row['ranks']}, {val}test acc {100 * float(row['test_acc']):.2f}%, "
+          f"eval params {int(row['eval_params']):,} (c.r. {100 * float(row['eval_cr']):.1f}%)")
 
 
 def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
@@ -519,7 +530,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                                     epochs=args.epochs, seed=args.seed, dtype=args.dtype,
                                     dataset=args.dataset, data_dir=args.data_dir,
                                     batch_size=args.batch_size, n_train=args.n_train,
-                                    n_test=args.n_test, threads=args.threads)
+                                    n_test=args.n_test, validation=args.validation,
+                                    n_valid=args.n_valid, threads=args.threads)
             sweep(args.taus, base, results_dir=args.results, dense=dense, seeds=args.seeds)
         elif args.command == "compare":
             _compare(args)

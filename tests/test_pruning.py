@@ -4,7 +4,7 @@ loop (``prune_from``)."""
 import numpy as np
 import pytest
 
-from lowrank_ref.data import Dataset
+from lowrank_ref.data import Dataset, split_validation
 from lowrank_ref.lowrank_layers import LowRankDense
 from lowrank_ref.nn import MLP, Dense
 from lowrank_ref.pruning import prune_model, pruned_ranks
@@ -88,7 +88,10 @@ def _blobs(seed=0, n=256):
     centres = 3 * rng.standard_normal((4, 12))
     y = rng.integers(0, 4, n)
     X = centres[y] + rng.standard_normal((n, 12))
-    return Dataset(X[:192], y[:192], X[192:], y[192:], "blobs", "made up in test_pruning.py")
+    y_valid = rng.integers(0, 4, 64)                   # a validation part, drawn last
+    X_valid = centres[y_valid] + rng.standard_normal((64, 12))
+    return Dataset(X[:192], y[:192], X[192:], y[192:], "blobs", "made up in test_pruning.py",
+                   X_valid, y_valid)
 
 
 @pytest.mark.parametrize("method, extra", [("fixed", dict(ranks=[3, 2])),
@@ -134,7 +137,8 @@ def test_a_lenet5_run_is_refused_by_prune_from_and_the_prune_command(tmp_path, c
     rng = np.random.default_rng(5)
     y = rng.integers(0, 10, 48)
     X = rng.random((48, 784))
-    data = Dataset(X[:32], y[:32], X[32:], y[32:], "images", "made up in test_pruning.py")
+    data = split_validation(Dataset(X[:32], y[:32], X[32:], y[32:], "images",
+                                    "made up in test_pruning.py"), 8)
     train(TrainConfig(arch="lenet5", method="dense", epochs=1, batch_size=16,
                       out=str(tmp_path / "lenet")), log=lambda s: None, data=data)
     with pytest.raises(ValueError, match="prune_from must be a dense run of arch 'mlp'"):

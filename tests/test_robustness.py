@@ -150,14 +150,15 @@ D_IN, K = 12, 4
 SIZES = [D_IN, 16, 12, K]
 
 
-def blobs(seed=0, n_train=96, n_test=32):
+def blobs(seed=0, n_train=96, n_test=32, n_valid=32):
     rng = np.random.default_rng(seed)
     centres = 2.0 * rng.standard_normal((K, D_IN))
 
     def draw(n):
         y = rng.integers(0, K, n)
         return centres[y] + 0.5 * rng.standard_normal((n, D_IN)), y
-    return Dataset(*draw(n_train), *draw(n_test), "blobs", "test_robustness")
+    tr, te = draw(n_train), draw(n_test)
+    return Dataset(*tr, *te, "blobs", "test_robustness", *draw(n_valid))
 
 
 DATA = blobs()
@@ -1681,7 +1682,7 @@ sys.path.insert(0, {root!r})
 from lowrank_ref import training as T
 from lowrank_ref.data import Dataset
 z = np.load({data!r})
-ds = Dataset(z["Xtr"], z["ytr"], z["Xte"], z["yte"], "blobs", "child")
+ds = Dataset(z["Xtr"], z["ytr"], z["Xte"], z["yte"], "blobs", "child", z["Xva"], z["yva"])
 cfg = T.TrainConfig.from_dict(json.loads({config!r}))
 real = np.savez
 
@@ -1709,7 +1710,8 @@ def test_sigkill_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, mod
     ckpt = out / CHECKPOINT_NAME
     before = ckpt.read_bytes()
     data_path = tmp_path / "data.npz"
-    np.savez(data_path, Xtr=DATA.X_train, ytr=DATA.y_train, Xte=DATA.X_test, yte=DATA.y_test)
+    np.savez(data_path, Xtr=DATA.X_train, ytr=DATA.y_train, Xte=DATA.X_test, yte=DATA.y_test,
+             Xva=DATA.X_valid, yva=DATA.y_valid)
     code = _CHILD.format(root=str(ROOT), data=str(data_path), mode=mode,
                          config=json.dumps(cfg(out, epochs=2).to_dict()))
     env = dict(os.environ, OMP_NUM_THREADS="1")

@@ -10,7 +10,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from lowrank_ref import dlrt, ops
-from lowrank_ref.data import Dataset
+from lowrank_ref.data import Dataset, split_validation
 from lowrank_ref.nn import MLP
 from lowrank_ref.threads import (DEFAULT_THREADS, blas_info, blas_threads, check_threads,
                                  get_default_threads, set_default_threads, uses_blas_threads)
@@ -110,7 +110,7 @@ def test_bad_thread_counts(bad, exc):
 def test_train_runs_limited_records_it_and_restores(two_threads, tmp_path):
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((32, 5)), rng.integers(0, 3, 32)
-    ds = Dataset(X, y, X[:8], y[:8], "toy", "made up")
+    ds = split_validation(Dataset(X, y, X[:8], y[:8], "toy", "made up"), 8)
     seen = []
     config = TrainConfig(method="adaptive", tau=0.1, rank=2, sizes=[5, 4, 3], epochs=1,
                          batch_size=16, out=str(tmp_path))

@@ -32,8 +32,9 @@ D, K = 20, 10                      # features, classes of the made-up data
 SIZES = [D, 32, 24, K]
 
 
-def blobs(seed=0, n_train=400, n_test=200, spread=0.6):
-    """10 Gaussian blobs in 20-d: class c around a random unit-norm-ish centre."""
+def blobs(seed=0, n_train=400, n_test=200, spread=0.6, n_valid=100):
+    """10 Gaussian blobs in 20-d: class c around a random unit-norm-ish centre; a validation
+    part of ``n_valid`` samples (drawn last; 0: none)."""
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((K, D))
 
@@ -43,7 +44,9 @@ def blobs(seed=0, n_train=400, n_test=200, spread=0.6):
 
     X_train, y_train = draw(n_train)
     X_test, y_test = draw(n_test)
-    return Dataset(X_train, y_train, X_test, y_test, "blobs", "made up in test_train.py")
+    X_valid, y_valid = draw(n_valid) if n_valid else (None, None)
+    return Dataset(X_train, y_train, X_test, y_test, "blobs", "made up in test_train.py",
+                   X_valid, y_valid)
 
 
 DATA = blobs()
@@ -159,8 +162,11 @@ def test_evaluate_matches_predict():
 # --------------------------------------------------------------------------------------------
 
 def test_dense_training_learns_and_writes_records(tmp_path):
+    """With validation (the default): the validation part after every epoch, the test set
+    after the last one only, each named in the epoch lines."""
     lines = []
     c = config(tmp_path, epochs=3, dtype="float64")
+    assert c.validation
     final = train(c, log=lines.append, data=DATA)
     out = Path(c.out)
     rows = read_history(out)
@@ -169,21 +175,68 @@ def test_dense_training_learns_and_writes_records(tmp_path):
     assert {r["phase"] for r in rows} == {"train"}
     losses = [float(r["train_loss"]) for r in rows]
     assert losses[-1] < losses[0]
+    assert final["val_acc"] > 0.9 and final["val_acc"] == float(rows[-1]["val_acc"])
     assert final["test_acc"] > 0.9 and final["test_acc"] == float(rows[-1]["test_acc"])
+    assert all(float(r["val_loss"]) > 0 for r in rows)
+    assert [(r["test_loss"], r["test_acc"]) for r in rows[:-1]] == [("", "")] * 2
     assert float(rows[0]["lr"]) == c.lr > float(rows[1]["lr"]) > float(rows[2]["lr"])  # cosine
     assert rows[0]["ranks"] == "" and float(rows[0]["eval_cr"]) == 0.0
     run = json.loads((out / "run.json").read_text())
     for key in ("config", "seed", "final", "train_seconds", "status", "data", "sessions"):
         assert key in run, key
     assert run["status"] == "finished" and run["config"] == c.to_dict()
+    assert run["data"]["n_train"] == 400 and run["data"]["n_valid"] == 100
     (session,) = run["sessions"]
     assert set(session["versions"]) >= {"python", "numpy", "lowrank_ref"}
     assert "git_commit" in session and session["status"] == "finished"
     assert run["final"]["test_acc"] == final["test_acc"]
+    assert run["final"]["val_acc"] == final["val_acc"]
+    assert "400 train / 100 validation / 200 test samples (the test set evaluated after the " \
+           "last epoch only)" in lines[0]
     epoch_lines = [ln for ln in lines if ": train loss" in ln]
-    assert len(epoch_lines) == 3 and "test acc" in epoch_lines[0] and " s" in epoch_lines[0]
+    assert len(epoch_lines) == 3 and " s" in epoch_lines[0]
+    assert all("validation acc" in ln for ln in epoch_lines)
+    assert ["test acc" in ln for ln in epoch_lines] == [False, False, True]
     assert any("samples/s" in ln for ln in lines)            # progress lines (not a terminal)
     assert not list(out.glob(".*.tmp"))                      # no temporary file left behind
+
+
+def test_without_validation_the_test_set_is_evaluated_after_every_epoch(tmp_path):
+    """validation=False: the whole training set trains (a validation part of the data is not
+    used) and the test set is evaluated after every epoch, as in the runs recorded before
+    the option existed."""
+    lines = []
+    c = config(tmp_path, epochs=2, dtype="float64", validation=False)
+    final = train(c, log=lines.append, data=DATA)
+    rows = read_history(c.out)
+    assert all(r["val_loss"] == r["val_acc"] == "" and float(r["test_acc"]) > 0 for r in rows)
+    assert final["val_acc"] is None and final["test_acc"] == float(rows[-1]["test_acc"])
+    run = json.loads((Path(c.out) / "run.json").read_text())
+    assert run["data"]["n_train"] == 400 and run["data"]["n_valid"] is None
+    assert "400 train / 200 test samples," in lines[0] and "validation /" not in lines[0]
+    epoch_lines = [ln for ln in lines if ": train loss" in ln]
+    assert all("test acc" in ln and "validation" not in ln for ln in epoch_lines)
+
+
+@pytest.mark.parametrize("finetune_epochs", [0, 2])
+def test_the_test_set_is_untouched_until_the_last_epoch(tmp_path, monkeypatch, finetune_epochs):
+    """Which arrays the loop evaluates, epoch by epoch: the validation part after every
+    epoch (both phases), the test set once, after the very last epoch."""
+    seen = []
+
+    def spy(model, X, y, batch_size=1024):
+        seen.append(len(y))
+        return evaluate(model, X, y, batch_size)
+
+    monkeypatch.setattr(training.loop, "evaluate", spy)
+    data = blobs(n_train=64, n_test=48, n_valid=40)
+    kw = dict(LOW_RANK["fixed"], finetune_epochs=finetune_epochs) if finetune_epochs else {}
+    c = config(tmp_path, epochs=3, **kw)
+    train(c, log=quiet, data=data)
+    total = 3 + finetune_epochs
+    assert seen == [40] * total + [48]
+    rows = read_history(c.out)
+    assert [bool(r["test_acc"]) for r in rows] == [False] * (total - 1) + [True]
 
 
 @pytest.mark.parametrize("method", ["fixed", "adaptive"])
@@ -309,6 +362,7 @@ def test_two_epochs_equal_one_plus_resume_plus_one(tmp_path, method, dtype, sche
     a = model_arrays(Path(ref.out) / CHECKPOINT_NAME)
     b = model_arrays(Path(part.out) / CHECKPOINT_NAME)
     assert a.keys() == b.keys()
+    assert ref.validation                  # the default: validation after every epoch
     if method == "dense" or "momentum" in method:
         assert any(k.startswith("opt.") for k in a)           # momentum buffers are compared
     if "momentum" in method:
@@ -317,7 +371,13 @@ def test_two_epochs_equal_one_plus_resume_plus_one(tmp_path, method, dtype, sche
         assert a[k].dtype.kind != "f" or a[k].dtype == np.dtype(dtype)
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa
-    assert drop(read_history(ref.out)) == drop(read_history(part.out))
+    ref_rows, part_rows = drop(read_history(ref.out)), drop(read_history(part.out))
+    if schedule == "constant":
+        # the 1-epoch run evaluated the test set after its last epoch, epoch 1; the test
+        # columns of that row stay as they were measured
+        assert ref_rows[0]["test_acc"] == "" and part_rows[0]["test_acc"] != ""
+        part_rows[0].update(test_loss="", test_acc="")
+    assert ref_rows == part_rows
 
 
 @pytest.mark.parametrize("kw", [dict(LOW_RANK["adaptive"], dtype="float32"),
@@ -429,9 +489,13 @@ FORMAT1 = ROOT / "tests" / "fixtures" / "checkpoint_format1.npz"
 
 
 def test_a_format_1_checkpoint_of_the_old_module_still_resumes(tmp_path):
-    c = config(tmp_path, "old", epochs=1, dtype="float64", **LOW_RANK["adaptive+momentum"])
+    """A checkpoint written before the option validation existed reads as a run without it
+    (its history rows have no validation columns) and resumes as such."""
+    c = config(tmp_path, "old", epochs=1, dtype="float64", validation=False,
+               **LOW_RANK["adaptive+momentum"])
     ck = load_checkpoint(FORMAT1)
     assert ck["config"] == dataclasses.replace(c, out="run")
+    assert "val_acc" not in ck["history"][0]
     assert (ck["epochs_done"], ck["finetune_done"], ck["opt_phase"]) == (1, 0, "train")
     out = Path(c.out)
     out.mkdir()
@@ -440,6 +504,8 @@ def test_a_format_1_checkpoint_of_the_old_module_still_resumes(tmp_path):
     assert final["epoch"] == 2 and np.isfinite(final["test_loss"])
     rows = load_checkpoint(out)["history"]
     assert rows[0] == ck["history"][0] and len(rows) == 2
+    assert rows[1]["val_acc"] is None and rows[1]["test_acc"] > 0
+    assert [r["val_acc"] for r in read_history(out)] == ["", ""]
     fresh = config(tmp_path, "fresh", epochs=1, dtype="float64", **LOW_RANK["adaptive+momentum"])
     train(fresh, log=quiet, data=DATA)
     with np.load(FORMAT1, allow_pickle=False) as a, \
@@ -488,7 +554,7 @@ sys.path.insert(0, {root!r})
 from lowrank_ref.data import Dataset
 from lowrank_ref.training import TrainConfig, train
 z = np.load({data!r})
-ds = Dataset(z["Xtr"], z["ytr"], z["Xte"], z["yte"], "blobs", "child")
+ds = Dataset(z["Xtr"], z["ytr"], z["Xte"], z["yte"], "blobs", "child", z["Xva"], z["yva"])
 
 def log(line):          # after epoch 1 (its checkpoint written): hold the folder, slowly
     if line.startswith("epoch 1/") and ": train loss" in line:
@@ -502,7 +568,8 @@ train(TrainConfig.from_dict(json.loads({config!r})), log=log, data=ds)
 def _start_holder(tmp_path, c):
     """A real second process training into ``c.out``, paused after its first epoch."""
     data_path = tmp_path / "data.npz"
-    np.savez(data_path, Xtr=DATA.X_train, ytr=DATA.y_train, Xte=DATA.X_test, yte=DATA.y_test)
+    np.savez(data_path, Xtr=DATA.X_train, ytr=DATA.y_train, Xte=DATA.X_test, yte=DATA.y_test,
+             Xva=DATA.X_valid, yva=DATA.y_valid)
     code = _HOLDER.format(root=str(ROOT), data=str(data_path), config=json.dumps(c.to_dict()))
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True,
@@ -676,7 +743,8 @@ def test_cli_help_lists_every_option_with_its_default():
                 "--schedule", "--warmup", "--seed", "--dtype", "--dataset", "--data-dir", "--out",
                 "--resume", "--hidden", "--n-train", "--n-test", "--force", "--threads",
                 "--ranks", "--decay", "--prune-from", "--prune-tau", "--init", "--optimizer",
-                "--adam-beta1", "--adam-beta2", "--adam-eps"}
+                "--adam-beta1", "--adam-beta2", "--adam-eps", "--validation", "--no-validation",
+                "--n-valid"}
     assert {s for a in actions for s in a.option_strings} == expected
     for a in actions:
         assert a.option_strings[0] in text
@@ -710,12 +778,13 @@ def test_cli_trains_resumes_and_reports_divergence(tmp_path, monkeypatch, capsys
     """In-process, with MNIST-shaped made-up data in place of data.load."""
     mnist_like = blobs(seed=1, n_train=128, n_test=64)
     proj = np.random.default_rng(2).standard_normal((D, 784)) / np.sqrt(D)
-    fake = mnist_like._replace(X_train=mnist_like.X_train @ proj, X_test=mnist_like.X_test @ proj)
+    fake = mnist_like._replace(X_train=mnist_like.X_train @ proj, X_test=mnist_like.X_test @ proj,
+                               X_valid=mnist_like.X_valid @ proj)
     calls = []
 
-    def fake_load(name, data_dir=None, dtype=np.float32):
+    def fake_load(name, data_dir=None, dtype=np.float32, validation=False):
         calls.append((name, data_dir, np.dtype(dtype)))
-        return fake
+        return fake if validation else fake._replace(X_valid=None, y_valid=None)
 
     monkeypatch.setattr(lowrank_ref.data, "load", fake_load)
     out = tmp_path / "run"
@@ -818,8 +887,9 @@ def test_cli_oracle_export_then_verify_round_trips(tmp_path):
 # LeNet5 runs (arch="lenet5"): the same records, checkpoints and resume as the MLP
 # --------------------------------------------------------------------------------------------
 
-def images(seed=1, n_train=96, n_test=32):
-    """Made-up 28 x 28 images as rows of 784 pixels in [0, 1] (as the loaders give MNIST)."""
+def images(seed=1, n_train=96, n_test=32, n_valid=32):
+    """Made-up 28 x 28 images as rows of 784 pixels in [0, 1] (as the loaders give MNIST),
+    with a validation part (drawn last)."""
     rng = np.random.default_rng(seed)
     centres = rng.random((K, 784))
 
@@ -827,7 +897,8 @@ def images(seed=1, n_train=96, n_test=32):
         y = rng.integers(0, K, n)
         return np.clip(centres[y] + 0.2 * rng.standard_normal((n, 784)), 0, 1), y
 
-    return Dataset(*draw(n_train), *draw(n_test), "images", "made up in test_train.py")
+    tr, te = draw(n_train), draw(n_test)
+    return Dataset(*tr, *te, "images", "made up in test_train.py", *draw(n_valid))
 
 
 IMAGES = images()
@@ -894,7 +965,7 @@ def test_lenet5_data_must_be_28_by_28_images(tmp_path):
                   "x", "made up")
     with pytest.raises(ValueError, match=r"arch 'lenet5' takes images of 1 x 28 x 28 = 784 "
                                          r"pixels.*X_train has shape \(8, 20\)"):
-        train(lenet_config(tmp_path), log=quiet, data=bad)
+        train(lenet_config(tmp_path, validation=False), log=quiet, data=bad)
     c = config(tmp_path, "mlp", epochs=1, sizes=[784, 8, 8, 8, 10])   # 4 layers, like LeNet5
     train(c, log=quiet, data=IMAGES)
     with pytest.raises(CheckpointError, match="layer 0 is 'dense', the configuration's method "

@@ -1,7 +1,9 @@
 """MNIST and Fashion-MNIST as NumPy arrays, checksummed, and mini-batches.
 
 :func:`load` returns a :class:`Dataset`: images flattened to ``(n, 784)`` floats in ``[0, 1]``
-(pixel / 255), ``int64`` labels, the standard 60 000 / 10 000 train / test split. It looks, in
+(pixel / 255), ``int64`` labels, the standard 60 000 / 10 000 train / test split, or with
+``validation=True`` the last 10 000 training images held out for validation (50 000 / 10 000 /
+10 000, the split of MNIST's ``mnist.pkl.gz``; :func:`split_validation`). It looks, in
 order, in
 
 1. the ``data_dir`` argument,
@@ -24,7 +26,7 @@ Modules (see docs/design.md, section "Data"):
   :class:`RestrictedUnpickler`, which can rebuild numpy arrays and nothing else (no
   ``pickle.load`` anywhere in the package);
 * :mod:`~lowrank_ref.data.datasets`: :class:`Dataset`, the official checksums, where to look,
-  :func:`load`;
+  :func:`load`, :func:`split_validation`;
 * :mod:`~lowrank_ref.data.batching`: :func:`batches`, :func:`subset`.
 
 Examples
@@ -37,12 +39,13 @@ Examples
 """
 from .batching import batches, subset
 from .datasets import (DATASETS, DEBIAN_FASHION_DIR, ENV_VAR, IDX_FILES, MNIST_PKL_SHA256,
-                       SHA256, DataNotFoundError, Dataset, load)
+                       SHA256, VALIDATION_SIZE, DataNotFoundError, Dataset, load,
+                       split_validation)
 from .idx import read_idx, write_idx
 from .mnist_pickle import RestrictedUnpickler, UnsafePickleError
 
 __all__ = [
-    "Dataset", "load", "batches", "subset", "read_idx", "write_idx",
+    "Dataset", "load", "split_validation", "batches", "subset", "VALIDATION_SIZE", "read_idx", "write_idx",
     "RestrictedUnpickler", "UnsafePickleError", "DataNotFoundError",
     "DATASETS", "IDX_FILES", "SHA256", "MNIST_PKL_SHA256", "ENV_VAR", "DEBIAN_FASHION_DIR",
 ]

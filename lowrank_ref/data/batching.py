@@ -84,8 +84,9 @@ def batches(X, y, batch_size: int, rng: Optional[np.random.Generator] = None
 
 
 def subset(dataset: Dataset, n_train: int, n_test: int,
-           rng: Optional[np.random.Generator] = None) -> Dataset:
-    """The first ``n_train`` / ``n_test`` samples of a :class:`Dataset` (for fast modes).
+           rng: Optional[np.random.Generator] = None, *, n_valid: Optional[int] = None
+           ) -> Dataset:
+    """The first ``n_train`` / ``n_test`` (/ ``n_valid``) samples of a :class:`Dataset`.
 
     Parameters
     ----------
@@ -97,12 +98,16 @@ def subset(dataset: Dataset, n_train: int, n_test: int,
     rng : numpy.random.Generator, optional
         If given, a uniformly random subset (without replacement, kept in original order)
         instead of the first samples.
+    n_valid : int, optional
+        In ``[1, len(dataset.y_valid)]``, for a data set with a validation part; None: the
+        whole validation part (if any) is kept.
 
     Returns
     -------
     Dataset
         ``X_train`` (n_train, d), ``y_train`` (n_train,), ``X_test`` (n_test, d), ``y_test``
-        (n_test,); same name, the source noting the subset.
+        (n_test,), the validation part of ``n_valid`` samples; same name, the source noting
+        the subset.
 
     Raises
     ------
@@ -122,14 +127,24 @@ def subset(dataset: Dataset, n_train: int, n_test: int,
         raise TypeError(f"dataset must be a Dataset, got {type(dataset).__name__}")
     n_train = check_int(n_train, "n_train", low=1, high=len(dataset.y_train))
     n_test = check_int(n_test, "n_test", low=1, high=len(dataset.y_test))
+    if n_valid is not None:
+        if not dataset.has_validation:
+            raise ValueError(f"n_valid applies to a data set with a validation part, got "
+                             f"n_valid={n_valid!r} for {dataset.name!r}, which has none")
+        n_valid = check_int(n_valid, "n_valid", low=1, high=len(dataset.y_valid))
     if rng is not None:
         check_rng(rng)
-    if rng is None:
-        tr, te = slice(0, n_train), slice(0, n_test)
-    else:
-        tr = np.sort(rng.choice(len(dataset.y_train), n_train, replace=False))
-        te = np.sort(rng.choice(len(dataset.y_test), n_test, replace=False))
+
+    def part(n, size):
+        return slice(0, n) if rng is None else np.sort(rng.choice(size, n, replace=False))
+    tr, te = part(n_train, len(dataset.y_train)), part(n_test, len(dataset.y_test))
+    valid, sizes = {}, f"{n_train}/{n_test}"
+    if dataset.has_validation:
+        n_va = len(dataset.y_valid) if n_valid is None else n_valid
+        va = part(n_va, len(dataset.y_valid))
+        valid = {"X_valid": dataset.X_valid[va], "y_valid": dataset.y_valid[va]}
+        sizes = f"{n_train}/{n_va}/{n_test} (train/validation/test)"
     return Dataset(dataset.X_train[tr], dataset.y_train[tr], dataset.X_test[te],
                    dataset.y_test[te], name=dataset.name,
                    source=f"{dataset.source}, {'random ' if rng is not None else ''}"
-                          f"subset {n_train}/{n_test}")
+                          f"subset {sizes}", **valid)

@@ -17,13 +17,14 @@ from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from .._validate import check_bool, check_choice, check_float_dtype, check_path
+from .._validate import check_bool, check_choice, check_float_dtype, check_int, check_path
 from .files import check_sha256, sha256_hex
 from .idx import idx_bytes, parse_idx, read_idx_bytes
 from .mnist_pickle import MNIST_PKL_NAME, parse_mnist_pkl
 
-__all__ = ["Dataset", "load", "DataNotFoundError", "DATASETS", "IDX_FILES", "IDX_SIZES",
-           "SHA256", "MNIST_PKL_SHA256", "ENV_VAR", "DEBIAN_FASHION_DIR"]
+__all__ = ["Dataset", "load", "split_validation", "DataNotFoundError", "DATASETS", "IDX_FILES",
+           "IDX_SIZES", "SHA256", "MNIST_PKL_SHA256", "ENV_VAR", "DEBIAN_FASHION_DIR",
+           "VALIDATION_SIZE"]
 
 DATASETS = ("mnist", "fashion-mnist")
 ENV_VAR = "LOWRANK_REF_DATA"
@@ -89,9 +90,17 @@ MNIST_PKL_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e
 
 _TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
 
+#: The images held out of the official training set for validation (:func:`split_validation`,
+#: ``load(..., validation=True)``): its last 10,000. For MNIST these are exactly the ``valid``
+#: part of the classic ``mnist.pkl.gz`` (its ``train`` and ``valid`` parts are the official
+#: training set in order, as the checksums of :data:`SHA256` show), so training sees the
+#: 50,000 images the paper's code trains on; Fashion-MNIST is split by the same rule.
+VALIDATION_SIZE = 10_000
+
 
 class Dataset(NamedTuple):
-    """A labelled image data set split into the standard train and test parts.
+    """A labelled image data set split into the standard train and test parts, and optionally
+    a validation part held out of the training set (:func:`split_validation`).
 
     Attributes
     ----------
@@ -105,6 +114,9 @@ class Dataset(NamedTuple):
         ``"mnist"`` or ``"fashion-mnist"``.
     source : str
         Where the arrays were read from (for run records).
+    X_valid : (n_valid, d) ndarray or None, default None
+        The validation images (None: the data set has no validation part).
+    y_valid : (n_valid,) ndarray of int64 or None, default None
     """
 
     X_train: np.ndarray
@@ -113,6 +125,64 @@ class Dataset(NamedTuple):
     y_test: np.ndarray
     name: str
     source: str
+    X_valid: Optional[np.ndarray] = None
+    y_valid: Optional[np.ndarray] = None
+
+    @property
+    def has_validation(self) -> bool:
+        """Whether the data set has a validation part."""
+        return self.X_valid is not None
+
+
+def split_validation(dataset: Dataset, n_valid: int = VALIDATION_SIZE) -> Dataset:
+    """``dataset`` with the last ``n_valid`` training samples held out as its validation part.
+
+    The training part keeps the first ``len(y_train) - n_valid`` samples in their order, the
+    validation part is the rest (disjoint, nothing dropped); the test part is unchanged. With
+    the default, MNIST's 60,000 training images become the 50,000 ``train`` and 10,000
+    ``valid`` images of ``mnist.pkl.gz`` (:data:`VALIDATION_SIZE`).
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Without a validation part.
+    n_valid : int, default 10000
+        In ``[1, len(dataset.y_train) - 1]``.
+
+    Returns
+    -------
+    Dataset
+        The training arrays are views of ``dataset``'s.
+
+    Raises
+    ------
+    TypeError
+        If ``dataset`` is not a Dataset or ``n_valid`` not an int.
+    ValueError
+        If ``dataset`` already has a validation part or ``n_valid`` leaves no training sample.
+
+    Examples
+    --------
+    >>> ds = Dataset(np.zeros((6, 4)), np.arange(6), np.ones((3, 4)), np.arange(3), "toy", "made up")
+    >>> split = split_validation(ds, 2)
+    >>> split.y_train.tolist(), split.y_valid.tolist(), split.y_test.tolist()
+    ([0, 1, 2, 3], [4, 5], [0, 1, 2])
+    """
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"dataset must be a Dataset, got {type(dataset).__name__}")
+    if dataset.has_validation:
+        raise ValueError(f"dataset {dataset.name!r} already has a validation part "
+                         f"({len(dataset.y_valid)} samples)")
+    n = len(dataset.y_train)
+    n_valid = check_int(n_valid, "n_valid", low=1)
+    if n_valid >= n:
+        raise ValueError(f"n_valid must be < {n} (the training samples of {dataset.name!r}; "
+                         f"at least one must stay for training), got {n_valid}")
+    keep = n - n_valid
+    return dataset._replace(X_train=dataset.X_train[:keep], y_train=dataset.y_train[:keep],
+                            X_valid=dataset.X_train[keep:], y_valid=dataset.y_train[keep:],
+                            source=f"{dataset.source}; the last {n_valid} training samples "
+                                   f"held out for validation")
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -274,8 +344,13 @@ def _not_found(name: str, looked: list) -> DataNotFoundError:
                              f"{'; '.join(looked)}); to get the data, {how}")
 
 
-def load(name: str, data_dir=None, dtype=np.float32, *, verify: bool = True) -> Dataset:
+def load(name: str, data_dir=None, dtype=np.float32, *, verify: bool = True,
+         validation: bool = False) -> Dataset:
     """Load MNIST or Fashion-MNIST, standard 60k / 10k split, checked against official sha256.
+
+    With ``validation`` the last 10,000 training images are held out as the validation part
+    (:func:`split_validation`): 50k train / 10k validation / 10k test, MNIST's split of
+    ``mnist.pkl.gz``.
 
     Where it looks, in order (the first place that holds the data wins):
 
@@ -304,18 +379,22 @@ def load(name: str, data_dir=None, dtype=np.float32, *, verify: bool = True) -> 
     verify : bool, default True
         Check every file against :data:`SHA256` (uncompressed IDX content) or
         :data:`MNIST_PKL_SHA256`. Pass False only for data of your own.
+    validation : bool, default False
+        Hold out the last :data:`VALIDATION_SIZE` training images as ``X_valid``,
+        ``y_valid``.
 
     Returns
     -------
     Dataset
         ``X_train`` (60000, 784), ``y_train`` (60000,), ``X_test`` (10000, 784), ``y_test``
-        (10000,): images pixel / 255 in [0, 1] of ``dtype``, int64 labels 0..9.
+        (10000,): images pixel / 255 in [0, 1] of ``dtype``, int64 labels 0..9. With
+        ``validation``: ``X_train`` (50000, 784), ``X_valid`` (10000, 784) and their labels.
 
     Raises
     ------
     TypeError
-        If ``data_dir`` is not a path, ``dtype`` not float32 / float64 or ``verify`` not a
-        bool.
+        If ``data_dir`` is not a path, ``dtype`` not float32 / float64 or ``verify`` or
+        ``validation`` not a bool.
     ValueError
         If ``name`` is not one of :data:`DATASETS`; naming the file, if a file is truncated,
         malformed, its header lies about its size, or (``verify``) its sha256 is not the
@@ -346,8 +425,14 @@ def load(name: str, data_dir=None, dtype=np.float32, *, verify: bool = True) -> 
     check_choice(name, "name", DATASETS)
     data_dir = check_path(data_dir, "data_dir", optional=True)
     verify = check_bool(verify, "verify")
+    validation = check_bool(validation, "validation")
     dtype = check_float_dtype(dtype)
+    found = _locate(name, data_dir, verify, dtype)
+    return split_validation(found) if validation else found
 
+
+def _locate(name: str, data_dir, verify: bool, dtype) -> Dataset:
+    """The data set ``name`` from the first place that holds it (:func:`load`)."""
     looked = []
     if data_dir is None:
         looked.append("data_dir argument: not given")

@@ -27,6 +27,8 @@ docs/design.md, section "Training runs: records, checkpoints, locks"):
 * :mod:`~lowrank_ref.training.starts`: :func:`build_model`, the starting network of a
   configuration (per-layer ranks, decayed spectra, the paper code's initialisation and
   pruned dense checkpoints too);
+* :mod:`~lowrank_ref.training.start_records`: records of networks evaluated, not trained
+  (epoch 0 of a comparison, a pruned network without fine-tuning);
 * :mod:`~lowrank_ref.training.compare`: the paper's comparisons (vanilla factorisation,
   pruning, ill-conditioning, the Adam recipe, the parallel step), one table each.
 
@@ -55,7 +57,12 @@ What an epoch reports
   logits, summed over the epoch's batches, divided by the number of samples. The model
   changes during the epoch, so this is not the accuracy of the final model on the training
   set (that would cost another pass); it lags it slightly;
-* ``test_loss``, ``test_acc``: of the model at the end of the epoch (:func:`evaluate`);
+* ``val_loss``, ``val_acc``: of the model at the end of the epoch (:func:`evaluate`) on the
+  validation part (``TrainConfig(validation=True)``, the default: the last 10,000 training
+  images held out, :func:`lowrank_ref.data.split_validation`); empty without validation;
+* ``test_loss``, ``test_acc``: of the model on the test set, with validation at the end of
+  the last epoch only (empty in the other rows: nothing is chosen on the test set), without
+  validation at the end of every epoch;
 * ranks of every low-rank layer and the parameter counts and compression rates of
   :func:`lowrank_ref.dlrt.parameter_counts`.
 
@@ -79,10 +86,10 @@ Examples
 --------
 >>> import os, tempfile
 >>> import numpy as np
->>> from lowrank_ref.data import Dataset
+>>> from lowrank_ref.data import Dataset, split_validation
 >>> rng = np.random.default_rng(0)
->>> X, y = rng.standard_normal((64, 5)), rng.integers(0, 3, 64)
->>> ds = Dataset(X, y, X[:16], y[:16], "toy", "made up")
+>>> X, y = rng.standard_normal((80, 5)), rng.integers(0, 3, 80)
+>>> ds = split_validation(Dataset(X, y, X[:16], y[:16], "toy", "made up"), 16)
 >>> with tempfile.TemporaryDirectory() as out:
 ...     config = TrainConfig(sizes=[5, 8, 3], epochs=2, batch_size=16, lr=0.05, out=out)
 ...     locked = []                      # run.lock exists while train runs ...
@@ -90,8 +97,8 @@ Examples
 ...     final = train(config, log=log, data=ds)
 ...     sorted(os.listdir(out))          # ... and is removed when it returns
 ['checkpoint.npz', 'history.csv', 'run.json']
->>> all(locked), final["epoch"], 0.0 <= final["test_acc"] <= 1.0
-(True, 2, True)
+>>> all(locked), final["epoch"], 0.0 <= final["val_acc"] <= 1.0, 0.0 <= final["test_acc"] <= 1.0
+(True, 2, True, True)
 """
 from .checkpoint import (CHECKPOINT_NAME, CheckpointError, load_checkpoint, load_config,
                          save_checkpoint)

@@ -24,7 +24,7 @@ from ..lowrank_layers import LowRankLayer
 from ..nn import Network
 from .atomic import atomic_write
 from .config import TrainConfig
-from .records import HISTORY_COLUMNS
+from .records import HISTORY_COLUMNS, OPTIONAL_COLUMNS
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "load_config",
            "check_history", "restore_model", "restore_optimizer", "check_optimizer_state",
@@ -200,14 +200,16 @@ def check_history(history, epochs_done: int, finetune_done: int) -> None:
     """Raise ValueError unless ``history`` is the rows of ``history.csv`` of a checkpoint.
 
     One dict per epoch done (``epochs_done`` main epochs, then ``finetune_done`` fine-tuning
-    epochs), each with every column of :data:`~lowrank_ref.training.records.HISTORY_COLUMNS`:
-    ``epoch`` the 1-based epoch over both phases, ``phase`` "train" then "finetune", and
-    finite numbers for the losses, accuracies, counts, rates and seconds (``lr`` too);
-    ``ranks`` is text.
+    epochs), each with every column of :data:`~lowrank_ref.training.records.HISTORY_COLUMNS`
+    (but the ``OPTIONAL_COLUMNS`` ``val_loss``, ``val_acc``, which the rows of earlier
+    records lack): ``epoch`` the 1-based epoch over both phases, ``phase`` "train" then
+    "finetune", and finite numbers for the losses, accuracies, counts, rates and seconds
+    (``lr`` too), where the validation and the test metrics may be None (not evaluated in
+    that epoch) but not both; ``ranks`` is text.
 
     Examples
     --------
-    >>> row = dict.fromkeys(HISTORY_COLUMNS, 0.0)
+    >>> row = dict(dict.fromkeys(HISTORY_COLUMNS, 0.0), val_loss=None, val_acc=None)
     >>> check_history([dict(row, epoch=1, phase="train", ranks="")], 1, 0)
     >>> check_history([dict(row, epoch=1, phase="train")], 2, 0)
     Traceback (most recent call last):
@@ -223,9 +225,13 @@ def check_history(history, epochs_done: int, finetune_done: int) -> None:
         where = f"history row {i + 1}"
         if not isinstance(row, dict):
             raise ValueError(f"{where} must be a dict of the columns, got {type(row).__name__}")
-        missing = [k for k in HISTORY_COLUMNS if k not in row]
+        missing = [k for k in HISTORY_COLUMNS if k not in row and k not in OPTIONAL_COLUMNS]
         if missing:
             raise ValueError(f"{where} lacks {missing}")
+        evaluated = [part for part in ("val", "test")
+                     if row.get(f"{part}_loss") is not None or row.get(f"{part}_acc") is not None]
+        if not evaluated:
+            raise ValueError(f"{where} has neither validation nor test metrics")
         if type(row["epoch"]) is not int or row["epoch"] != i + 1:
             raise ValueError(f"{where}: epoch must be {i + 1}, got {row['epoch']!r}")
         phase = "train" if i < epochs_done else "finetune"
@@ -234,10 +240,13 @@ def check_history(history, epochs_done: int, finetune_done: int) -> None:
         if not isinstance(row["ranks"], str):
             raise ValueError(f"{where}: ranks must be text ('r1|r2|...'), got {row['ranks']!r}")
         for k in HISTORY_COLUMNS:
-            if k not in ("epoch", "phase", "ranks") and (
-                    isinstance(row[k], bool) or not isinstance(row[k], (int, float))
-                    or not math.isfinite(row[k])):
-                raise ValueError(f"{where}: {k} must be a finite number, got {row[k]!r}")
+            if k in ("epoch", "phase", "ranks") or (k.startswith(("val_", "test_"))
+                                                    and k.split("_")[0] not in evaluated):
+                continue
+            value = row.get(k)
+            if (isinstance(value, bool) or not isinstance(value, (int, float))
+                    or not math.isfinite(value)):
+                raise ValueError(f"{where}: {k} must be a finite number, got {value!r}")
 
 
 def load_config(path) -> TrainConfig:

@@ -33,32 +33,30 @@ import csv
 import dataclasses
 import io
 import json
-from datetime import datetime
 import os
 from pathlib import Path
 from typing import Callable, Optional
 
 from .._validate import check_callable, check_int, check_path, check_real
 from ..data import Dataset
-from ..dlrt import parameter_counts
-from .atomic import remove_temporary_files, write_text
+from .atomic import write_text
 from .checkpoint import CHECKPOINT_NAME
 from .config import TrainConfig
-from .data_checks import prepare_data
-from .loop import evaluate, train
-from .records import (HISTORY_NAME, RUN_NAME, check_not_source, history_csv, new_session,
-                      portable_source, run_folder_lock)
-from .starts import build_model
+from .loop import train
+from .records import HISTORY_NAME, RUN_NAME
+from .start_records import evaluate_start, read_history, record_start, same_finished_config
 
 __all__ = ["compare_methods", "compare_illconditioned", "recipe_sweep", "compare_parallel",
-           "evaluate_start", "record_start",
+           "evaluate_start", "record_start", "same_finished_config", "read_history",
            "read_rows", "TABLE_COLUMNS", "PARALLEL_COLUMNS", "RECIPE", "SET_BY_EXPERIMENT"]
 
-#: Columns of the comparison tables (accuracies and compression rates in percent).
+#: Columns of the comparison tables (accuracies and compression rates in percent). The
+#: validation columns are empty for runs without validation; with validation, the test
+#: columns are empty but in each run's last row.
 TABLE_COLUMNS = ("experiment", "level", "method", "optimizer", "seed", "epoch", "phase",
-                 "ranks", "eval_params", "train_params", "eval_cr", "train_cr", "test_acc",
-                 "test_loss", "train_loss", "train_acc", "lr", "epochs", "finetune_epochs",
-                 "run")
+                 "ranks", "eval_params", "train_params", "eval_cr", "train_cr", "val_acc",
+                 "test_acc", "val_loss", "test_loss", "train_loss", "train_acc", "lr", "epochs",
+                 "finetune_epochs", "run")
 
 #: Columns of the table of :func:`compare_parallel`: those of the other tables, the seconds
 #: of the epoch (training only, as ``history.csv``) and the 1-minute load average of the
@@ -103,117 +101,25 @@ def _config(options: dict, out: Path, what: str = "", **fields) -> TrainConfig:
         raise type(exc)(f"{what}: {exc}") from None
 
 
-def _same_config(run_json: Path, config: TrainConfig) -> bool:
-    """Whether ``run_json`` records a finished run of ``config`` (but out and threads)."""
-    try:
-        run = json.loads(run_json.read_text())
-        old = TrainConfig.from_dict(run["config"]).to_dict()
-    except (OSError, ValueError, TypeError, KeyError):
-        return False
-    new = config.to_dict()
-    return run.get("status") == "finished" and all(
-        old[k] == new[k] for k in new if k not in ("out", "threads"))
-
-
-def _history(out: Path) -> list:
-    with open(out / HISTORY_NAME, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def _run(config: TrainConfig, data, log) -> list:
     """Train ``config`` (or read it, if finished with the same configuration); its history."""
     out = Path(config.out)
     if (out / CHECKPOINT_NAME).exists():
         train(config, log=log, data=data, resume=out)
-    elif not (_same_config(out / RUN_NAME, config) and (out / HISTORY_NAME).exists()):
+    elif not (same_finished_config(out / RUN_NAME, config) and (out / HISTORY_NAME).exists()):
         train(config, log=log, data=data)
     else:
         log(f"{out}: finished with this configuration, read")
-    return _history(out)
-
-
-def evaluate_start(config: TrainConfig, data: Optional[Dataset] = None) -> dict:
-    """The test loss and accuracy of the network ``config`` starts from (built, not trained).
-
-    Returns
-    -------
-    dict
-        A history row for epoch 0 (phase "start"): ``test_loss``, ``test_acc`` (fraction),
-        ``ranks`` ("r1|r2|..."), ``eval_params``, ``train_params``, ``eval_cr``,
-        ``train_cr``; the training columns empty.
-
-    Raises
-    ------
-    TypeError, ValueError
-        ``config`` not a TrainConfig; as :func:`~lowrank_ref.training.build_model` and the
-        data checks.
-    """
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    ds = prepare_data(config, data)
-    model = build_model(config)
-    test_loss, test_acc = evaluate(model, ds.X_test, ds.y_test)
-    c = parameter_counts(model)
-    return {"epoch": 0, "phase": "start", "lr": "", "train_loss": "", "train_acc": "",
-            "test_loss": test_loss, "test_acc": test_acc,
-            "ranks": "|".join(str(r) for r in c["ranks"] if r is not None),
-            "eval_params": c["eval_params"], "train_params": c["train_params"],
-            "eval_cr": c["eval_cr"], "train_cr": c["train_cr"], "seconds": 0.0}
-
-
-def record_start(config: TrainConfig, data: Optional[Dataset] = None,
-                 log: Callable[[str], None] = print, what: str = "evaluated, not trained") -> list:
-    """Evaluate the network ``config`` starts from (no training) and record it in ``config.out``.
-
-    For a pruned network (``prune_from``), this is "pruning after training" without
-    fine-tuning. ``history.csv`` gets one row, epoch 0 (phase "start"); ``run.json`` holds
-    the configuration, ``what`` and the test accuracy. A record with the same configuration
-    is only read.
-
-    Returns
-    -------
-    list of dict
-        The rows of ``history.csv`` (strings).
-
-    Raises
-    ------
-    TypeError, ValueError
-        ``config`` not a TrainConfig or without ``out``, ``out`` the folder of the dense run
-        ``prune_from``; as :func:`build_model`.
-    RunFolderInUse
-        If a run trains into ``out`` (its ``run.lock``): nothing is written.
-    """
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    if config.out is None:
-        raise ValueError("config.out must name the folder of the record, got None")
-    check_callable(log, "log", "log(line: str)")
-    out = Path(config.out)
-    check_not_source(out, config.prune_from)
-    if _same_config(out / RUN_NAME, config) and (out / HISTORY_NAME).exists():
-        return _history(out)
-    row = evaluate_start(config, data)
-    ds = prepare_data(config, data)
-    out.mkdir(parents=True, exist_ok=True)
-    with run_folder_lock(out, log):          # a run training there is not overwritten
-        remove_temporary_files(out, (HISTORY_NAME, RUN_NAME))
-        write_text(out / HISTORY_NAME, history_csv([row]))
-        session = dict(new_session(threads=config.threads), status="finished",
-                       ended=datetime.now().isoformat(timespec="seconds"))
-        run = {"config": config.to_dict(), "seed": config.seed, "what": what, "out": str(out),
-               "data": {"name": ds.name, "source": portable_source(ds.source),
-                        "n_train": len(ds.y_train), "n_test": len(ds.y_test)},
-               "status": "finished",
-               "final": {"test_acc": row["test_acc"], "test_loss": row["test_loss"]},
-               "sessions": [session]}
-        write_text(out / RUN_NAME, json.dumps(run, indent=2) + "\n")
-    log(f"{what}: test acc {100 * row['test_acc']:.2f}%, ranks {row['ranks']}, eval params "
-        f"{row['eval_params']:,}")
-    return _history(out)
+    return read_history(out)
 
 
 def _pct(value) -> str:
     return "" if value in ("", None) else f"{100 * float(value):.2f}"
+
+
+def _blank(value):
+    """``value``, or "" for None (a metric not evaluated)."""
+    return "" if value is None else value
 
 
 def _rows(experiment, level, method, config: TrainConfig, history, runs_dir: Path,
@@ -225,8 +131,9 @@ def _rows(experiment, level, method, config: TrainConfig, history, runs_dir: Pat
             "optimizer": config.optimizer, "seed": config.seed, "epoch": h["epoch"],
             "phase": h["phase"], "ranks": h["ranks"], "eval_params": h["eval_params"],
             "train_params": h["train_params"], "eval_cr": _pct(h["eval_cr"]),
-            "train_cr": _pct(h["train_cr"]), "test_acc": _pct(h["test_acc"]),
-            "test_loss": h["test_loss"], "train_loss": h["train_loss"] or "",
+            "train_cr": _pct(h["train_cr"]), "val_acc": _pct(h.get("val_acc")),
+            "test_acc": _pct(h["test_acc"]), "val_loss": _blank(h.get("val_loss")),
+            "test_loss": _blank(h["test_loss"]), "train_loss": h["train_loss"] or "",
             "train_acc": _pct(h["train_acc"]), "lr": h["lr"] or "",
             "epochs": config.epochs if trained else 0,
             "finetune_epochs": config.finetune_epochs if trained else 0,
@@ -464,7 +371,7 @@ def compare_illconditioned(decays=(1.0, 2.0, 10.0), rank: int = 20, epochs: int 
             for method in ("fixed", "vanilla")]            # all checked before the first run
     rows = []
     for level, method, cfg in jobs:
-        history = [evaluate_start(cfg, data)] + _run(cfg, data, log)
+        history = [evaluate_start(cfg, data, final=False)] + _run(cfg, data, log)
         rows += _rows("illconditioned", level, method, cfg, history, runs)
     return _write_table(results_dir / name, rows, log)
 
@@ -512,7 +419,7 @@ def _timed_run(config: TrainConfig, data, log) -> tuple:
     the run folder's ``load.json``; a run only read keeps those of when it was trained)."""
     out = Path(config.out)
     record = out / "load.json"
-    trained = not (_same_config(out / RUN_NAME, config) and (out / HISTORY_NAME).exists())
+    trained = not (same_finished_config(out / RUN_NAME, config) and (out / HISTORY_NAME).exists())
     start = _load() if trained else None
     history = _run(config, data, log)
     if trained:

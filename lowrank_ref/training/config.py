@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import List, Optional
 
-from .._validate import (check_choice, check_float_dtype, check_int, check_int_list, check_path,
+from .._validate import (check_bool, check_choice, check_float_dtype, check_int, check_int_list, check_path,
                          check_rank_bounds, check_real)
 from ..adam import ADAM_DEFAULTS, CarriedAdam, PaperAdam
 from ..data import DATASETS
@@ -194,6 +194,17 @@ class TrainConfig:
         direction rule, started afresh) after the main epochs; low-rank methods only.
     n_train, n_test : int, optional
         Use only the first ``n_train`` / ``n_test`` samples (quick runs and tests).
+    validation : bool, default True
+        Train on the training images but the last 10,000 (MNIST: the 50,000 of
+        ``mnist.pkl.gz``'s train part), evaluate on those 10,000 (its valid part) after every
+        epoch, and on the test set only once, after the last epoch, so that nothing is
+        chosen on it (:func:`lowrank_ref.data.split_validation`; data given to
+        :func:`~lowrank_ref.training.train` must carry its validation part). False: train on
+        all training images and evaluate the test set after every epoch, as the runs
+        recorded before the option existed (:meth:`from_dict` reads a record without the
+        option as False).
+    n_valid : int, optional
+        With ``validation``: use only the first ``n_valid`` validation samples.
     out : str, optional
         Output folder; None: ``runs/<method>-<YYYYmmdd-HHMMSS>`` (resolved by :func:`train`).
     threads : int or None, default :data:`lowrank_ref.threads.DEFAULT_THREADS` (1)
@@ -278,6 +289,8 @@ class TrainConfig:
     finetune_epochs: int = 0
     n_train: Optional[int] = None
     n_test: Optional[int] = None
+    validation: bool = True
+    n_valid: Optional[int] = None
     out: Optional[str] = None
     threads: Optional[int] = DEFAULT_THREADS
     ranks: Optional[List[int]] = None
@@ -343,6 +356,12 @@ class TrainConfig:
         self.finetune_epochs = check_int(self.finetune_epochs, "finetune_epochs", low=0)
         self.n_train = check_int(self.n_train, "n_train", low=1, optional=True)
         self.n_test = check_int(self.n_test, "n_test", low=1, optional=True)
+        self.validation = check_bool(self.validation, "validation")
+        self.n_valid = check_int(self.n_valid, "n_valid", low=1, optional=True)
+        if self.n_valid is not None and not self.validation:
+            raise ValueError(f"n_valid is only used with validation=True (the validation part "
+                             f"of the training set), got n_valid={self.n_valid} with "
+                             f"validation=False")
         self.out = check_path(self.out, "out", optional=True)
         self.threads = check_threads(self.threads)
         self.ranks = (None if self.ranks is None
@@ -457,14 +476,25 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        """Inverse of :meth:`to_dict`; unknown keys are refused (ValueError naming them)."""
+        """Inverse of :meth:`to_dict`; unknown keys are refused (ValueError naming them).
+
+        A record written before the option ``validation`` existed was a run on the whole
+        training set: without the key, ``validation`` is False.
+
+        Examples
+        --------
+        >>> TrainConfig.from_dict({"method": "dense"}).validation
+        False
+        >>> TrainConfig.from_dict(TrainConfig().to_dict()) == TrainConfig()
+        True
+        """
         if not isinstance(d, dict):
             raise TypeError(f"config must be a dict, got {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
             raise ValueError(f"unknown configuration option(s) {unknown}; known: {sorted(names)}")
-        return cls(**d)
+        return cls(**{"validation": False, **d})
 
 
 def lr_at(config: TrainConfig, step: int, total_steps: int) -> float:

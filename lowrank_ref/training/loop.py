@@ -115,12 +115,39 @@ def _final(model: Network, history: list) -> dict:
     """The final metrics :func:`train` returns (but ``seconds`` and ``out``): the last history
     row's, the ranks of the low-rank layers and the dense parameter count."""
     counts = parameter_counts(model)
-    final = {k: history[-1][k] for k in ("epoch", "phase", "train_loss", "train_acc",
-                                         "test_loss", "test_acc", "eval_params",
-                                         "train_params", "eval_cr", "train_cr")}
+    final = {k: history[-1].get(k) for k in ("epoch", "phase", "train_loss", "train_acc",
+                                             "val_loss", "val_acc", "test_loss", "test_acc",
+                                             "eval_params", "train_params", "eval_cr",
+                                             "train_cr")}
     final.update(ranks=[r for r in counts["ranks"] if r is not None],
                  dense_params=counts["dense_params"])
     return final
+
+
+def _evaluation(model: Network, ds: Dataset, validation: bool, last: bool) -> dict:
+    """The metrics of an epoch's end: ``val_loss``, ``val_acc``, ``test_loss``, ``test_acc``.
+
+    With ``validation`` the validation part is evaluated after every epoch and the test set
+    after the ``last`` epoch only (None otherwise), so that nothing is chosen on it; without,
+    the test set after every epoch (the validation metrics None).
+    """
+    metrics = dict.fromkeys(("val_loss", "val_acc", "test_loss", "test_acc"))
+    if validation:
+        metrics["val_loss"], metrics["val_acc"] = evaluate(model, ds.X_valid, ds.y_valid)
+    if last or not validation:
+        metrics["test_loss"], metrics["test_acc"] = evaluate(model, ds.X_test, ds.y_test)
+    return metrics
+
+
+def _evaluated(row: dict) -> str:
+    """What an epoch line says of the evaluation: the validation and test metrics that the
+    row holds, each named."""
+    text = ""
+    for part, name in (("val", "validation"), ("test", "test")):
+        if row.get(f"{part}_loss") is not None:
+            text += (f", {name} loss {row[f'{part}_loss']:.4f}, {name} acc "
+                     f"{100 * row[f'{part}_acc']:.2f}%")
+    return text
 
 
 def _same_path(a: Path, b: Path) -> bool:
@@ -224,8 +251,9 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
         Receives each line of output (progress lines, one line per epoch, notes).
     data : Dataset, optional
         Use these arrays instead of loading ``config.dataset`` (tests, custom data); any
-        object with the fields of :class:`lowrank_ref.data.Dataset`. ``n_train`` / ``n_test``
-        still apply.
+        object with the fields of :class:`lowrank_ref.data.Dataset`, with its validation part
+        if ``config.validation`` (:func:`lowrank_ref.data.split_validation`). ``n_train`` /
+        ``n_valid`` / ``n_test`` still apply.
     resume : str or os.PathLike, optional
         A run folder (or checkpoint file) to continue from. Its configuration must equal
         ``config`` except for ``epochs``, ``finetune_epochs`` (more epochs, or fine-tuning
@@ -242,9 +270,9 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
     Returns
     -------
     dict
-        Final metrics: ``epoch``, ``phase``, ``train_loss``, ``train_acc``, ``test_loss``,
-        ``test_acc``, ``ranks`` (list, low-rank layers only), ``eval_params``,
-        ``train_params``, ``dense_params``, ``eval_cr``, ``train_cr``, ``seconds`` (this call's
+        Final metrics: ``epoch``, ``phase``, ``train_loss``, ``train_acc``, ``val_loss``,
+        ``val_acc`` (None without validation), ``test_loss``, ``test_acc``, ``ranks`` (list,
+        low-rank layers only), ``eval_params``, ``train_params``, ``dense_params``, ``eval_cr``, ``train_cr``, ``seconds`` (this call's
         wall time), ``out`` (str).
 
     Raises
@@ -349,9 +377,10 @@ def _run(config: TrainConfig, log, data, ckpt: Optional[dict], force: bool, prog
             earlier.update(status="killed", error="the process ended without recording how "
                            "(killed, or the machine stopped); the checkpoint may hold epochs "
                            "that this session does not list")
+    n_valid = len(ds.y_valid) if config.validation else None
     run = {"config": config.to_dict(), "seed": config.seed, "out": str(out),
            "data": {"name": ds.name, "source": portable_source(ds.source), "n_train": n,
-                    "n_test": len(ds.y_test)},
+                    "n_valid": n_valid, "n_test": len(ds.y_test)},
            "status": "running", "sessions": sessions + [session]}
 
     def write_run(status: str = "running", error: Optional[str] = None,
@@ -384,8 +413,11 @@ def _run(config: TrainConfig, log, data, ckpt: Optional[dict], force: bool, prog
         if config.optimizer != "sgd":
             what += f", optimizer {config.optimizer}"
         net = "LeNet5" if config.arch == "lenet5" else "-".join(map(str, config.sizes))
+        samples = (f"{n} train / {n_valid} validation / {len(ds.y_test)} test samples (the "
+                   f"test set evaluated after the last epoch only)" if config.validation
+                   else f"{n} train / {len(ds.y_test)} test samples")
         log(f"{what} training of {net} on "
-            f"{ds.name}: {n} train / {len(ds.y_test)} test samples, {config.dtype}, batch "
+            f"{ds.name}: {samples}, {config.dtype}, batch "
             f"{config.batch_size}, lr {config.lr:g} ({config.schedule}), momentum "
             f"{config.momentum:g}; epochs {config.epochs}"
             + (f" + {config.finetune_epochs} fine-tuning" if config.finetune_epochs else "")
@@ -428,15 +460,18 @@ def _run(config: TrainConfig, log, data, ckpt: Optional[dict], force: bool, prog
                 seen += len(yb)
                 bar.update(b + 1, seen, _ranks_now(model))
             bar.finish()
-            test_loss, test_acc = evaluate(model, ds.X_test, ds.y_test)
-            if not (np.isfinite(test_loss) and _all_finite(model)):
-                _diverged(write_run, "non-finite parameters or test loss after the last step",
+            metrics = _evaluation(model, ds, config.validation, epoch == total_epochs)
+            if not (all(np.isfinite(metrics[k]) for k in ("val_loss", "test_loss")
+                        if metrics[k] is not None) and _all_finite(model)):
+                _diverged(write_run, "non-finite parameters or "
+                          + ("validation" if config.validation else "test")
+                          + " loss after the last step",
                           epoch, n_batches, n_batches, opt.lr, last_good, last_good_epoch)
             counts = parameter_counts(model)
             ranks = [r for r in counts["ranks"] if r is not None]
             row = {"epoch": epoch, "phase": phase, "lr": lr0,
                    "train_loss": loss_sum / n_batches, "train_acc": correct / seen,
-                   "test_loss": test_loss, "test_acc": test_acc,
+                   **metrics,
                    "ranks": "|".join(map(str, ranks)), "eval_params": counts["eval_params"],
                    "train_params": counts["train_params"], "eval_cr": counts["eval_cr"],
                    "train_cr": counts["train_cr"],
@@ -455,8 +490,8 @@ def _run(config: TrainConfig, log, data, ckpt: Optional[dict], force: bool, prog
             write_text(csv_path, history_csv(history))
             write_run()
             log(f"{label}: train loss {row['train_loss']:.4f}, train acc "
-                f"{100 * row['train_acc']:.2f}% (running), test loss {test_loss:.4f}, test acc "
-                f"{100 * test_acc:.2f}%" + (f", ranks {row['ranks']}" if ranks else "")
+                f"{100 * row['train_acc']:.2f}% (running)" + _evaluated(row)
+                + (f", ranks {row['ranks']}" if ranks else "")
                 + f", eval params {row['eval_params']:,} (c.r. {100 * row['eval_cr']:.1f}%)"
                 + f", {row['seconds']:.1f} s")
 

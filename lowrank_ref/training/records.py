@@ -39,7 +39,7 @@ import scipy
 from .. import __version__
 from ..threads import blas_info
 
-__all__ = ["HISTORY_COLUMNS", "HISTORY_NAME", "RUN_NAME", "LOCK_NAME", "RunFolderInUse",
+__all__ = ["HISTORY_COLUMNS", "OPTIONAL_COLUMNS", "HISTORY_NAME", "RUN_NAME", "LOCK_NAME", "RunFolderInUse",
            "history_csv", "versions", "git_commit", "git_dirty", "platform_info", "new_session",
            "sessions_of", "read_record", "portable_source", "run_folder_lock",
            "check_not_source"]
@@ -48,9 +48,15 @@ HISTORY_NAME = "history.csv"
 RUN_NAME = "run.json"
 #: The lock file of a run folder in use (JSON: ``pid``, ``host``, ``started``, ``token``).
 LOCK_NAME = "run.lock"
-#: Columns of ``history.csv`` (one row per epoch).
-HISTORY_COLUMNS = ("epoch", "phase", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
-                   "ranks", "eval_params", "train_params", "eval_cr", "train_cr", "seconds")
+#: Columns of ``history.csv`` (one row per epoch). ``val_loss``, ``val_acc`` (the validation
+#: part) are empty in a run without validation, ``test_loss``, ``test_acc`` in every epoch of
+#: a run with validation but the last; the records written before validation existed have
+#: no ``val_*`` columns (:data:`OPTIONAL_COLUMNS`).
+HISTORY_COLUMNS = ("epoch", "phase", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
+                   "test_loss", "test_acc", "ranks", "eval_params", "train_params", "eval_cr",
+                   "train_cr", "seconds")
+#: The columns of :data:`HISTORY_COLUMNS` that rows of earlier records lack.
+OPTIONAL_COLUMNS = ("val_loss", "val_acc")
 
 
 # --------------------------------------------------------------------------------------------
@@ -60,19 +66,21 @@ HISTORY_COLUMNS = ("epoch", "phase", "lr", "train_loss", "train_acc", "test_loss
 def history_csv(history: list) -> str:
     """The text of ``history.csv``: a header of :data:`HISTORY_COLUMNS`, one row per epoch.
 
-    ``None`` values are written as empty fields.
+    ``None`` values (and the :data:`OPTIONAL_COLUMNS` a row of an earlier record lacks) are
+    written as empty fields.
 
     Examples
     --------
     >>> row = dict.fromkeys(HISTORY_COLUMNS, 0)
-    >>> history_csv([dict(row, epoch=1, phase="train", ranks=None)]).splitlines()[1]
-    '1,train,0,0,0,0,0,,0,0,0,0,0'
+    >>> history_csv([dict(row, epoch=1, phase="train", ranks=None, val_loss=None,
+    ...                   val_acc=None)]).splitlines()[1]
+    '1,train,0,0,0,,,0,0,,0,0,0,0,0'
     """
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in history:
-        writer.writerow({k: ("" if row[k] is None else row[k]) for k in HISTORY_COLUMNS})
+        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in HISTORY_COLUMNS})
     return buf.getvalue()
 
 

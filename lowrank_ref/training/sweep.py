@@ -20,8 +20,9 @@ __all__ = ["sweep", "TABLE_COLUMNS", "SWEEP_NAMES"]
 SWEEP_NAMES = {"mlp": ("mnist_dense_table.csv", "mnist_runs"),
                "lenet5": ("mnist_lenet5_table.csv", "lenet5_runs")}
 
-#: Columns of the table written by :func:`sweep` (accuracies and compression rates in percent).
-TABLE_COLUMNS = ("method", "tau", "test_acc", "ranks", "eval_params", "train_params",
+#: Columns of the table written by :func:`sweep` (accuracies and compression rates in percent;
+#: ``val_acc`` empty for runs without validation).
+TABLE_COLUMNS = ("method", "tau", "val_acc", "test_acc", "ranks", "eval_params", "train_params",
                  "eval_cr", "train_cr", "epochs", "finetune_epochs", "seconds_per_epoch",
                  "total_seconds", "seed", "run")
 
@@ -62,8 +63,8 @@ def sweep(taus, base: TrainConfig, results_dir="results", table_name: Optional[s
     -------
     pathlib.Path
         The table (rewritten after every run, so that an interrupted sweep leaves the rows
-        of the runs that finished), one row per run with :data:`TABLE_COLUMNS` (``test_acc``, ``eval_cr``,
-        ``train_cr`` in percent; ``ranks`` as ``r1|r2|...``; ``run`` the run folder's name).
+        of the runs that finished), one row per run with :data:`TABLE_COLUMNS` (``val_acc``,
+        ``test_acc``, ``eval_cr``, ``train_cr`` in percent; ``ranks`` as ``r1|r2|...``; ``run`` the run folder's name).
     """
     if isinstance(taus, (str, bytes)) or not hasattr(taus, "__iter__"):
         raise TypeError(f"taus must be a sequence of finite numbers >= 0, got "
@@ -109,6 +110,7 @@ def sweep(taus, base: TrainConfig, results_dir="results", table_name: Optional[s
         train_rows = [r for r in history if r["phase"] == "train"]
         rows.append({
             "method": cfg.method, "tau": "" if cfg.tau is None else f"{cfg.tau:g}",
+            "val_acc": "" if final["val_acc"] is None else f"{100 * final['val_acc']:.2f}",
             "test_acc": f"{100 * final['test_acc']:.2f}",
             "ranks": "|".join(map(str, final["ranks"])),
             "eval_params": final["eval_params"], "train_params": final["train_params"],
