@@ -270,7 +270,9 @@ def _add_sweep(sub) -> None:
             "RESULTS/mnist_lenet5_table.csv; tau, test accuracy, ranks, eval/train parameters\n"
             "and compression rates, epochs, seconds per epoch, seed). Runs go to\n"
             "RESULTS/mnist_runs/tau-<tau> (lenet5: RESULTS/lenet5_runs/; with --seeds the\n"
-            "names end in -seed<seed>); an interrupted sweep resumes where it stopped."),
+            "names end in -seed<seed>; --dataset fashion-mnist: fashion_dense_table.csv,\n"
+            "fashion_lenet5_table.csv, fashion_runs/, fashion_lenet5_runs/); an interrupted\n"
+            "sweep resumes where it stopped."),
         epilog="the paper's table: see docs/reproduce/01_mnist_table.md")
     p.add_argument("--taus", type=_float_list, required=True, metavar="T1,T2,...",
                    help="relative truncation tolerances")
@@ -332,7 +334,8 @@ def _add_compare(sub) -> None:
             "(fixed-rank DLRT, S-only) -> RESULTS/mnist_comparison.csv.\n"
             "illconditioned: fixed rank --rank, starting spectra decaying by --decays, DLRT\n"
             "against vanilla from the same W0 -> RESULTS/mnist_illconditioned.csv\n"
-            "(--arch lenet5: RESULTS/lenet5_illconditioned.csv).\n"
+            "(--arch lenet5: RESULTS/lenet5_illconditioned.csv; --dataset fashion-mnist:\n"
+            "RESULTS/fashion_illconditioned.csv, RESULTS/fashion_lenet5_illconditioned.csv).\n"
             "recipe: adaptive DLRT with Adam (both forms) from the paper code's start\n"
             "-> RESULTS/mnist_adam_recipe.csv.\n"
             "parallel: per --seeds and --taus, the parallel step beside the rank-adaptive BUG\n"

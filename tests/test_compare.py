@@ -248,3 +248,24 @@ def test_parallel_comparison_runs_both_steps_per_seed_and_tau(tmp_path, monkeypa
                  "--hidden", "10,8", "--batch-size", "32", "--results", str(tmp_path)]) == 0
     assert {r["method"] for r in read_rows(tmp_path / "mnist_parallel.csv")} == {
         "adaptive", "parallel"}
+
+
+def test_fashion_mnist_tables_have_their_own_names(tmp_path):
+    """A sweep or comparison on Fashion-MNIST never writes into an MNIST table."""
+    from lowrank_ref.training.compare import _arch_name
+    from lowrank_ref.training.sweep import SWEEP_NAMES
+    assert _arch_name(None, {"dataset": "fashion-mnist"}, "illconditioned") == \
+        "fashion_illconditioned.csv"
+    assert _arch_name(None, {"dataset": "fashion-mnist", "arch": "lenet5"}, "parallel") == \
+        "fashion_lenet5_parallel.csv"
+    assert _arch_name(None, {"arch": "lenet5"}, "parallel") == "lenet5_parallel.csv"
+    from lowrank_ref.training import sweep
+    base = TrainConfig(method="adaptive", tau=0.3, dataset="fashion-mnist", sizes=[12, 8, 4],
+                       rank=3, epochs=1, batch_size=64)
+    table = sweep([0.3], base, results_dir=tmp_path, data=DATA, log=quiet)
+    assert table == tmp_path / "fashion_dense_table.csv"
+    assert (tmp_path / "fashion_runs" / "tau-0.3" / "run.json").exists()
+    names = [n for pair in SWEEP_NAMES.values() for n in pair]
+    assert len(set(names)) == len(names)
+    assert all(n.startswith("fashion") for (ds, _), pair in SWEEP_NAMES.items()
+               if ds == "fashion-mnist" for n in pair)

@@ -153,11 +153,14 @@ def _write_table(path: Path, rows: list, log, columns=TABLE_COLUMNS) -> Path:
 
 def _arch_name(name, options: dict, experiment: str):
     """``name``, or (None) ``<network>_<experiment>.csv`` with the network of ``options``
-    ("mnist" for the MLP, "lenet5"): the tables of the two networks do not overwrite each
-    other."""
+    ("mnist" for the MLP, "lenet5"; on Fashion-MNIST "fashion", "fashion_lenet5"): the
+    tables of the networks and data sets do not overwrite each other."""
     if name is not None:
         return name
-    return ("lenet5" if options.get("arch") == "lenet5" else "mnist") + f"_{experiment}.csv"
+    lenet5 = options.get("arch") == "lenet5"
+    if options.get("dataset") == "fashion-mnist":
+        return ("fashion_lenet5" if lenet5 else "fashion") + f"_{experiment}.csv"
+    return ("lenet5" if lenet5 else "mnist") + f"_{experiment}.csv"
 
 
 def _check_common(results_dir, log, data, epochs, name):

@@ -16,9 +16,13 @@ from .loop import train
 
 __all__ = ["sweep", "TABLE_COLUMNS", "SWEEP_NAMES"]
 
-#: Per architecture, the table's file name and the folder of the runs under ``results_dir``.
-SWEEP_NAMES = {"mlp": ("mnist_dense_table.csv", "mnist_runs"),
-               "lenet5": ("mnist_lenet5_table.csv", "lenet5_runs")}
+#: Per data set and architecture, the table's file name and the folder of the runs under
+#: ``results_dir`` (the MNIST names are those of the first records; Fashion-MNIST's start
+#: with "fashion" so that the two data sets never share a table).
+SWEEP_NAMES = {("mnist", "mlp"): ("mnist_dense_table.csv", "mnist_runs"),
+               ("mnist", "lenet5"): ("mnist_lenet5_table.csv", "lenet5_runs"),
+               ("fashion-mnist", "mlp"): ("fashion_dense_table.csv", "fashion_runs"),
+               ("fashion-mnist", "lenet5"): ("fashion_lenet5_table.csv", "fashion_lenet5_runs")}
 
 #: Columns of the table written by :func:`sweep` (accuracies and compression rates in percent;
 #: ``val_acc`` empty for runs without validation).
@@ -49,7 +53,8 @@ def sweep(taus, base: TrainConfig, results_dir="results", table_name: Optional[s
         ``out`` are replaced per run).
     results_dir : path-like, default "results"
     table_name : str, optional
-        None: "mnist_dense_table.csv" for the MLP, "mnist_lenet5_table.csv" for LeNet5.
+        None: "mnist_dense_table.csv" for the MLP, "mnist_lenet5_table.csv" for LeNet5
+        ("fashion_dense_table.csv", "fashion_lenet5_table.csv" on Fashion-MNIST).
     dense : TrainConfig, optional
         A dense baseline run added as the first row (of each seed).
     log : callable
@@ -91,7 +96,7 @@ def sweep(taus, base: TrainConfig, results_dir="results", table_name: Optional[s
             raise ValueError(f"seeds must be a non-empty sequence of distinct ints, got {seeds}")
     results_dir = Path(check_path(results_dir, "results_dir"))
     check_callable(log, "log", "log(line: str)")
-    default_table, runs_name = SWEEP_NAMES[base.arch]
+    default_table, runs_name = SWEEP_NAMES[base.dataset, base.arch]
     table_name = default_table if table_name is None else table_name
     runs_dir = results_dir / runs_name
     rows_of_a_seed = ([("dense", dense)] if dense is not None else []) + [
