@@ -467,6 +467,14 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     _add_sweep(sub)
     _add_figures(sub)
     _add_oracle(sub)
+    p = sub.add_parser("report", formatter_class=_Formatter, allow_abbrev=False,
+                       help="rewrite the generated blocks of docs/reproduce/*.md from results/",
+                       description="rewrite the tables and statements of the experiment pages "
+                                   "from the committed tables (lowrank_ref.reports)")
+    p.add_argument("--root", type=_path, default=".", metavar="DIR",
+                   help="the repository (with results/ and docs/reproduce/)")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if a page "
+                   "would change")
     _add_compare(sub)
     _add_prune(sub)
     return parser
@@ -544,6 +552,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             from .figures import make_figures
             make_figures(only=args.only, fast=args.fast, out_dir=args.out,
                          results_dir=args.results, threads=args.threads)
+        elif args.command == "report":
+            from .reports import write_reports
+            return int(bool(write_reports(args.root, check=args.check)) and args.check)
         elif args.command == "oracle":
             from . import oracle
             run = oracle.export_command if args.action == "export" else oracle.verify_command

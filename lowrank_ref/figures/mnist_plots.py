@@ -30,8 +30,11 @@ __all__ = ["PAPER_MNIST_TABLE", "PAPER_MNIST_DENSE_ACC", "TABLE_NAME", "RUNS_DIR
 #: published in [SZKCT22] (Schotthöfer et al., NeurIPS 2022), as transcribed for this
 #: project (the table number was not checked against the paper): relative truncation
 #: tolerance ``tau``, test accuracy (%), ranks of the four low-rank layers, compression
-#: rate of the evaluation parameters (%).
+#: rate of the evaluation parameters (%). All eight rows of the published table,
+#: τ = 0.03 ... 0.17; the τ = 0.03 compression (34.96 %) is rounded to one decimal like the
+#: others (it follows from the ranks as ``Σ r (n_in + n_out) + 5000`` parameters).
 PAPER_MNIST_TABLE = (
+    {"tau": 0.03, "test_acc": 98.49, "ranks": (176, 170, 171, 174), "eval_cr": 35.0},
     {"tau": 0.05, "test_acc": 98.56, "ranks": (81, 104, 111, 117), "eval_cr": 61.6},
     {"tau": 0.07, "test_acc": 98.52, "ranks": (52, 67, 73, 72), "eval_cr": 75.3},
     {"tau": 0.09, "test_acc": 98.34, "ranks": (35, 53, 51, 46), "eval_cr": 82.6},

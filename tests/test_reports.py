@@ -1,0 +1,167 @@
+"""``python -m lowrank_ref report``: the generated blocks of docs/reproduce/*.md are what the
+committed tables give (a hand edit of a number fails here), and the report reads both the
+single-seed records from before the validation split and multi-seed validation tables."""
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lowrank_ref.figures import PAPER_MNIST_TABLE
+from lowrank_ref.reports import PAGES, write_reports
+from lowrank_ref.reports.markdown import block_names, replace_blocks
+from lowrank_ref.reports.sweeps import paper_criterion, sweep_blocks
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _copy_checkout(tmp_path):
+    """docs/reproduce copied, results/ linked: a checkout the report may write into."""
+    (tmp_path / "docs").mkdir()
+    shutil.copytree(ROOT / "docs" / "reproduce", tmp_path / "docs" / "reproduce")
+    (tmp_path / "results").symlink_to(ROOT / "results", target_is_directory=True)
+    return tmp_path
+
+
+def test_the_committed_pages_are_what_the_report_writes(tmp_path):
+    root = _copy_checkout(tmp_path)
+    changed = write_reports(root, log=lambda line: None)
+    for page in PAGES:
+        committed = (ROOT / "docs" / "reproduce" / page).read_text()
+        assert (root / "docs" / "reproduce" / page).read_text() == committed, (
+            f"docs/reproduce/{page} differs from what `python -m lowrank_ref report` writes "
+            f"from results/: run it and commit the page")
+    assert changed == []
+
+
+def test_a_hand_edited_number_is_found(tmp_path):
+    root = _copy_checkout(tmp_path)
+    page = root / "docs" / "reproduce" / "01_mnist_table.md"
+    text = page.read_text()
+    head, rest = text.split("<!-- report:begin mnist-table -->", 1)
+    row = next(line for line in rest.splitlines() if line.startswith("| 0.09 "))
+    page.write_text(head + "<!-- report:begin mnist-table -->"
+                    + rest.replace(row, row.replace("| 0.09 |", "| 0.09 | 99.99 |", 1)))
+    assert write_reports(root, check=True, log=lambda line: None) == [
+        "docs/reproduce/01_mnist_table.md"]
+    assert page.read_text() != text                    # check=True wrote nothing
+    write_reports(root, log=lambda line: None)
+    assert page.read_text() == text
+
+
+def test_the_command_leaves_a_clean_checkout_unchanged():
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
+    proc = subprocess.run([sys.executable, "-m", "lowrank_ref", "report", "--check",
+                           "--root", str(ROOT)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "would change" not in proc.stdout
+
+
+def test_blocks_must_match_their_generators():
+    page = "x\n<!-- report:begin a -->\nold\n<!-- report:end a -->\n"
+    assert block_names(page) == ["a"]
+    with pytest.raises(ValueError, match=r"without a generator \['a'\]"):
+        replace_blocks(page, {})
+    with pytest.raises(ValueError, match=r"missing from the page \['b'\]"):
+        replace_blocks(page, {"a": "new", "b": "x"})
+    with pytest.raises(ValueError, match="twice"):
+        replace_blocks(page + page, {"a": "new"})
+
+
+# ------------------------------------------------------------- a made-up multi-seed table
+COLUMNS = ("method,tau,val_acc,test_acc,ranks,eval_params,train_params,eval_cr,train_cr,epochs,"
+           "finetune_epochs,seconds_per_epoch,total_seconds,seed,run").split(",")
+SIZES = [784, 500, 500, 500, 500, 10]
+
+
+def _eval_params(ranks):
+    pairs = list(zip(SIZES[:-1], SIZES[1:]))
+    return sum(r * (a + b) for r, (a, b) in zip(ranks, pairs)) + 5000
+
+
+def _write_sweep(results, rows, runs="mnist_runs", table="mnist_dense_table.csv"):
+    """rows: (tau or None, seed, val, test, ranks); one run.json per row."""
+    out = []
+    for tau, seed, val, test, ranks in rows:
+        name = ("dense" if tau is None else f"tau-{tau:g}") + f"-seed{seed}"
+        ev = 1147000 if tau is None else _eval_params(ranks)
+        out.append({"method": "dense" if tau is None else "adaptive",
+                    "tau": "" if tau is None else f"{tau:g}", "val_acc": f"{val:.2f}",
+                    "test_acc": f"{test:.2f}", "ranks": "|".join(map(str, ranks)),
+                    "eval_params": ev, "train_params": ev,
+                    "eval_cr": f"{100 * (1 - ev / 1147000):.1f}", "train_cr": "0.0",
+                    "epochs": 15, "finetune_epochs": 0, "seconds_per_epoch": "4.0",
+                    "total_seconds": 60, "seed": seed, "run": name})
+        (results / runs / name).mkdir(parents=True)
+        (results / runs / name / "run.json").write_text(json.dumps({
+            "data": {"n_train": 50000, "n_valid": 10000, "n_test": 10000},
+            "sessions": [{"started": f"2026-01-0{seed + 1}T10:00:00",
+                          "ended": f"2026-01-0{seed + 1}T11:00:00", "epochs": [{"epoch": 1}],
+                          "git_commit": "abcdef1234567", "git_dirty": False}]}))
+    with open(results / table, "w", newline="") as fh:
+        w = csv.DictWriter(fh, COLUMNS)
+        w.writeheader()
+        w.writerows(out)
+
+
+def test_a_multi_seed_validation_table(tmp_path):
+    """Three seeds: means with min-max, validation column, the criterion per row -- at
+    tau 0.05 the accuracy misses by 0.51 points on the mean (one seed alone would pass), at
+    tau 0.09 the mean parameters exceed the paper's by one seed's extra rank."""
+    paper = {p["tau"]: p for p in PAPER_MNIST_TABLE}
+    p09 = list(paper[0.09]["ranks"])
+    rows = [(None, s, 98.0 + s / 10, 98.4, []) for s in range(3)]
+    rows += [(0.05, 0, 98.2, 98.56 - 0.01, [60] * 4), (0.05, 1, 98.1, 98.56 - 0.76, [60] * 4),
+             (0.05, 2, 98.0, 98.56 - 0.76, [60] * 4)]
+    rows += [(0.09, s, 98.0, 98.3, p09 if s else [p09[0] + 1] + p09[1:]) for s in range(3)]
+    rows += [(0.13, s, 97.0, 97.2, [20, 20, 20, 20]) for s in range(3)]
+    _write_sweep(tmp_path, rows)
+    blocks = sweep_blocks(tmp_path, "mnist_dense_table.csv", "mnist_runs", "mnist")
+    command = blocks["mnist-command"]
+    assert "--taus 0.05,0.09,0.13 --dense-baseline --seeds 0,1,2 --epochs 15" in command
+    assert "3 runs per row (seeds 0, 1 and 2)" in command
+    assert "trained on 50,000 training images" in command and "10,000" in command
+    assert "commit abcdef1" in command and "2026-01-01T10:00:00" in command
+    assert "2026-01-03T11:00:00" in command
+    lines = blocks["mnist-table"].splitlines()
+    assert lines[0].startswith("| τ | val. acc. % | test acc. % | paper |")
+    row = {line.split(" | ")[0][2:]: line for line in lines[2:]}
+    assert row["dense"].startswith("| dense | 98.10 (98.00–98.20) | 98.40 (98.40–98.40) | 98.54")
+    assert row["0.05"].split(" | ")[2] == "98.05 (97.80–98.55)"
+    assert " misses " in row["0.05"] and " misses " in row["0.09"] and " holds " in row["0.13"]
+    assert "| 0.03 | — | not run |" in row["0.03"]
+    assert row["0.09"].split(" | ")[4] == f"{p09[0]}–{p09[0] + 1}, " + ", ".join(map(str, p09[1:]))
+    crit = blocks["mnist-criterion"]
+    assert "**holds on 1 of the paper's 8 rows** (τ = 0.13)" in crit
+    assert "τ = 0.05 misses: test accuracy 98.05 %, 0.51 points below the paper's 98.56 %" in crit
+    assert "τ = 0.09 misses: compression" in crit and "τ = 0.03: not run" in crit
+
+
+def test_the_criterion_is_the_stated_rule():
+    p = next(p for p in PAPER_MNIST_TABLE if p["tau"] == 0.09)
+    limit = _eval_params(p["ranks"])
+    ok = {"test": [p["test_acc"] - 0.5], "eval_params": [limit]}
+    assert paper_criterion(ok, p)["holds"]                       # both at the boundary
+    assert not paper_criterion({"test": [p["test_acc"] - 0.51], "eval_params": [limit]},
+                               p)["holds"]
+    assert not paper_criterion({"test": [99.9], "eval_params": [limit, limit + 2]}, p)["holds"]
+    assert not paper_criterion(None, p)["holds"]
+
+
+def test_a_missing_table_is_said_on_the_page(tmp_path):
+    blocks = sweep_blocks(tmp_path, "fashion_dense_table.csv", "fashion_runs", "fashion",
+                          dataset="fashion-mnist", with_paper=False)
+    assert "No table committed yet" in blocks["fashion-command"]
+    _write_sweep(tmp_path, [(None, 0, 89.0, 88.5, []), (0.1, 0, 88.0, 87.5, [30] * 4)],
+                 runs="fashion_runs", table="fashion_dense_table.csv")
+    blocks = sweep_blocks(tmp_path, "fashion_dense_table.csv", "fashion_runs", "fashion",
+                          dataset="fashion-mnist", with_paper=False)
+    assert "--dataset fashion-mnist --seeds 0" in blocks["fashion-command"]
+    assert "paper" not in blocks["fashion-table"] and set(blocks) == {"fashion-command",
+                                                                       "fashion-table"}
