@@ -165,3 +165,46 @@ def test_a_missing_table_is_said_on_the_page(tmp_path):
     assert "--dataset fashion-mnist --seeds 0" in blocks["fashion-command"]
     assert "paper" not in blocks["fashion-table"] and set(blocks) == {"fashion-command",
                                                                        "fashion-table"}
+
+
+def test_official_means_average_the_rows_as_the_plot_does(tmp_path):
+    """Made-up official files: row k of every run's file is epoch k (row 0 before training);
+    the mean and the standard deviation (divisor: the number of runs) per row."""
+    from lowrank_ref.reports.official import OFFICIAL_EXPERIMENTS, official_block, official_means
+    head = ",epoch,theta,test_accuracy(%),ranks\n"
+    for folder, decay, suffix in OFFICIAL_EXPERIMENTS:
+        d = tmp_path / "UV_vanilla" / "results_vanilla" / folder
+        d.mkdir(parents=True)
+        for method, base in (("dlrt", 50.0), ("vanilla", 20.0)):
+            for i in range(10):
+                rows = [f"{k - 1},{max(k - 1, 0)},0.1,{base + decay + k + i},\"[20]\"\n"
+                        for k in range(12)]
+                (d / f"_running_data_{method}{i}{method}_lenet_{suffix}.csv").write_text(
+                    head + "".join(rows))
+    rows = official_means(tmp_path, commit="0123456789")
+    got = {(r["decay"], r["method"], r["epoch"]): r for r in rows}
+    r = got[10, "dlrt", 1]                  # values 50 + 10 + 1 + i, i = 0..9
+    assert r["mean_test_acc"] == "65.50" and r["min_test_acc"] == "61.00"
+    assert r["std_test_acc"] == f"{(sum((i - 4.5) ** 2 for i in range(10)) / 10) ** 0.5:.2f}"
+    assert got[2, "vanilla", 10]["mean_test_acc"] == "36.50" and len(rows) == 18
+    assert r["files"].endswith("cv_vanilla/_running_data_dlrt[0-9]dlrt_lenet_exp10.csv")
+    results = tmp_path / "results"
+    results.mkdir()
+    from lowrank_ref.reports.official import write_official_means
+    write_official_means(tmp_path, results / "official_lenet5_vanilla.csv")
+    block = official_block(results)
+    assert "| 10 | `cv_vanilla` | 65.50 ± 2.87 | 35.50 ± 2.87 | 74.50 ± 2.87 |" in block
+    assert "DLRT 65.5 % against vanilla 35.5 % after one epoch, 74.5 % against 44.5 %" in block
+    with pytest.raises(FileNotFoundError, match="checkout of COMPiLELab/DLRT-Net"):
+        official_means(tmp_path / "nothing")
+
+
+def test_the_committed_official_means_are_the_published_plots():
+    """What the issue quotes from the official plot (decay 10, ten runs): 39.1 / 16.0 % after
+    one epoch, 95.9 / 60.3 % after ten; the source is named by repository and commit."""
+    with open(ROOT / "results" / "official_lenet5_vanilla.csv", newline="") as fh:
+        rows = {(r["decay"], r["method"], r["epoch"]): r for r in csv.DictReader(fh)}
+    assert [round(float(rows["10", m, e]["mean_test_acc"]), 1) for e in ("1", "10")
+            for m in ("dlrt", "vanilla")] == [39.1, 16.0, 95.9, 60.3]
+    assert {r["repository"] for r in rows.values()} == {"COMPiLELab/DLRT-Net"}
+    assert {len(r["commit"]) for r in rows.values()} == {40}

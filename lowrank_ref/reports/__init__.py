@@ -9,6 +9,7 @@ differs, so a number on these pages is the one its table gives.
 
 * :mod:`.sweeps` -- the τ sweeps of the fully connected network (MNIST with the paper's
   table and the criterion, Fashion-MNIST);
+* :mod:`.official` -- the official code's LeNet5 runs as its plot averages them;
 * :mod:`.markdown` -- the blocks, markdown tables, means and spreads.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Dict, List
 
 from .markdown import replace_blocks
+from .official import official_block
 from .sweeps import sweep_blocks
 
 __all__ = ["PAGES", "page_blocks", "write_reports"]
@@ -31,9 +33,14 @@ def _fashion(results: Path) -> Dict[str, str]:
                         dataset="fashion-mnist", with_paper=False)
 
 
+def _comparisons(results: Path) -> Dict[str, str]:
+    return {"official-lenet5": official_block(results)}
+
+
 #: Page (under ``docs/reproduce/``) -> the function giving its blocks from ``results/``.
 PAGES: Dict[str, Callable[[Path], Dict[str, str]]] = {
     "01_mnist_table.md": _mnist,
+    "03_comparisons.md": _comparisons,
     "06_fashion_mnist.md": _fashion,
 }
 
