@@ -208,3 +208,60 @@ def test_the_committed_official_means_are_the_published_plots():
             for m in ("dlrt", "vanilla")] == [39.1, 16.0, 95.9, 60.3]
     assert {r["repository"] for r in rows.values()} == {"COMPiLELab/DLRT-Net"}
     assert {len(r["commit"]) for r in rows.values()} == {40}
+
+
+def test_the_lenet5_statements_from_a_made_up_table(tmp_path):
+    """Three seeds, one row above the paper's compression by r (n_in + n_out), one below it
+    (and its signed difference by the published rule), accuracy below the paper at one tau."""
+    from lowrank_ref.figures.lenet5_plots import (PAPER_LENET5_TABLE, eval_params,
+                                                  paper_eval_params)
+    from lowrank_ref.reports.lenet5 import lenet5_blocks
+    p09, p02 = PAPER_LENET5_TABLE[0], PAPER_LENET5_TABLE[4]
+    assert (p09["tau"], p02["tau"]) == (0.09, 0.2)
+    runs = [(None, s, 99.0, 99.3, []) for s in range(3)]
+    runs += [(0.09, s, 99.0, 99.2, [9, 20, 40]) for s in range(3)]
+    runs += [(0.2, s, 97.0, p02["test_acc"] - 0.1 * (s + 1), [8, 9, 15]) for s in range(3)]
+    with open(tmp_path / "mnist_lenet5_table.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, COLUMNS)
+        w.writeheader()
+        for tau, seed, val, test, ranks in runs:
+            ev = 430500 if tau is None else eval_params(ranks)
+            w.writerow({"method": "dense" if tau is None else "adaptive",
+                        "tau": "" if tau is None else tau, "val_acc": val, "test_acc": test,
+                        "ranks": "|".join(map(str, ranks)), "eval_params": ev,
+                        "train_params": ev, "eval_cr": 0, "train_cr": 0, "epochs": 10,
+                        "finetune_epochs": 0, "seconds_per_epoch": 30, "total_seconds": 300,
+                        "seed": seed, "run": f"x-seed{seed}"})
+    blocks = lenet5_blocks(tmp_path)
+    assert "| 0.2 | 97.00 (97.00–97.00) | 97.92 (97.82–98.02) | 98.12 (0.34) |" in blocks[
+        "lenet5-table"]
+    found = blocks["lenet5-findings"]
+    assert "(below it at τ = 0.2)" in found and "the dense baseline reaches 99.30 %" in found
+
+    def cr(n):
+        return 100 * (1 - n / 430500)
+    short = cr(eval_params(p02["ranks"])) - cr(eval_params([8, 9, 15]))
+    pub = cr(paper_eval_params([8, 9, 15])) - cr(p02["eval_params"])
+    assert f"At τ = 0.2 it falls short of it, by {short:.2f} points" in found
+    assert f"published compression: {pub:+.2f} points), so this row misses" in found
+    up = cr(eval_params([9, 20, 40])) - cr(eval_params(p09["ranks"]))
+    assert f"At τ = 0.09 our compression is at or above" in found and f"{up:.2f} points" in found
+
+
+def test_the_recipe_statements_from_made_up_runs(tmp_path):
+    """The last epoch of each run is reported; form (b) is compared with the paper and with
+    the SGD table's seed means."""
+    from lowrank_ref.reports.recipe import recipe_blocks
+    head = "experiment,level,method,optimizer,seed,epoch,phase,ranks,eval_cr,test_acc\n"
+    lines = [f"recipe,0.09,adaptive,{opt},0,{e},train,40|40|40|40,{80 + e}.00,{acc + e}\n"
+             for opt, acc in (("adam", 90), ("adam-carried", 96)) for e in (1, 2)]
+    (tmp_path / "mnist_adam_recipe.csv").write_text(head + "".join(lines))
+    _write_sweep(tmp_path, [(0.09, s, 98.0, 97.0 + s, [36] * 4) for s in range(3)])
+    blocks = recipe_blocks(tmp_path)
+    assert "Seed 0, after epoch 2" in blocks["recipe-table"]
+    assert "| 0.09 | 35, 53, 51, 46 | 98.34 | 82.6 % | 40, 40, 40, 40 | 92.00 | 82.0 % |" in \
+        blocks["recipe-table"]
+    acc = blocks["recipe-accuracy"]
+    assert "τ = 0.09: 98.00 % against 98.34 %, compression 82.0 % against 82.6 %" in acc
+    assert "below it at τ = 0.09; at a compression below the paper's at τ = 0.09." in acc
+    assert "test accuracy 98.00 % against 98.00 %" in acc

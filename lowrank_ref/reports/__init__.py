@@ -9,7 +9,9 @@ differs, so a number on these pages is the one its table gives.
 
 * :mod:`.sweeps` -- the τ sweeps of the fully connected network (MNIST with the paper's
   table and the criterion, Fashion-MNIST);
+* :mod:`.lenet5` -- the paper's LeNet5 table, by both parameter counts;
 * :mod:`.official` -- the official code's LeNet5 runs as its plot averages them;
+* :mod:`.recipe` -- the paper's Adam recipe in two forms;
 * :mod:`.markdown` -- the blocks, markdown tables, means and spreads.
 """
 from __future__ import annotations
@@ -18,7 +20,9 @@ from pathlib import Path
 from typing import Callable, Dict, List
 
 from .markdown import replace_blocks
+from .lenet5 import lenet5_blocks
 from .official import official_block
+from .recipe import recipe_blocks
 from .sweeps import sweep_blocks
 
 __all__ = ["PAGES", "page_blocks", "write_reports"]
@@ -40,7 +44,9 @@ def _comparisons(results: Path) -> Dict[str, str]:
 #: Page (under ``docs/reproduce/``) -> the function giving its blocks from ``results/``.
 PAGES: Dict[str, Callable[[Path], Dict[str, str]]] = {
     "01_mnist_table.md": _mnist,
+    "02_lenet5_table.md": lenet5_blocks,
     "03_comparisons.md": _comparisons,
+    "04_paper_recipe.md": recipe_blocks,
     "06_fashion_mnist.md": _fashion,
 }
 
