@@ -356,6 +356,9 @@ def _add_compare(sub) -> None:
     p.add_argument("--seeds", type=_seed_list, default=None, metavar="S1,S2,...",
                    help="methods, illconditioned: one set of runs per seed (default 0); "
                         "parallel: default 0,1,2")
+    p.add_argument("--equal-budget-dense-epochs", type=int, default=None, metavar="K",
+                   help="methods: also prune a K-epoch dense run and fine-tune it for "
+                        "EPOCHS - K epochs (the DLRT runs' budget)")
     p.add_argument("--vanilla-lr", type=_learning_rate, default=None,
                    help="methods: learning rate of the vanilla U V^T runs (default: as the "
                         "other runs)")
@@ -395,6 +398,8 @@ def _compare(args) -> None:
     for key in ("command", "experiment", "results"):
         given.pop(key)
     kw = {k: given.pop(k) for k in ("epochs",) if k in given}
+    if "equal_budget_dense_epochs" in given and args.experiment != "methods":
+        raise ValueError("equal-budget-dense-epochs is an option of compare methods only")
     if "seeds" in given:
         if args.experiment == "recipe":
             raise ValueError("seeds is not an option of compare recipe (use --seed)")
@@ -411,6 +416,8 @@ def _compare(args) -> None:
             kw["finetune_options"] = {"lr": given.pop("finetune_lr")}
         if "vanilla_lr" in given:
             kw["method_options"] = {"vanilla": {"lr": given.pop("vanilla_lr")}}
+        if "equal_budget_dense_epochs" in given:
+            kw["equal_budget_dense_epochs"] = given.pop("equal_budget_dense_epochs")
         extra = sorted(k for k in ("decays", "rank") if k in given)
         if extra:
             raise ValueError(f"{extra} are not options of compare methods")
