@@ -32,7 +32,7 @@ import numpy as np
 
 from ._validate import as_float_array, check_int, check_real
 from .dlrt import AdaptiveBUG
-from .lowrank import LowRank, small_svd
+from .lowrank import LowRank
 
 __all__ = ["published_truncation_rank", "published_truncate", "PublishedTruncationBUG"]
 
@@ -76,8 +76,8 @@ def published_truncate(U_hat: np.ndarray, S_hat: np.ndarray, V_hat: np.ndarray, 
 
     Parameters
     ----------
-    U_hat : (m, k) ndarray, S_hat : (k, k) ndarray, V_hat : (n, k) ndarray
-        Orthonormal ``U_hat``, ``V_hat``.
+    U_hat : (m, k_u) ndarray, S_hat : (k_u, k_v) ndarray, V_hat : (n, k_v) ndarray
+        Orthonormal ``U_hat``, ``V_hat`` (published: ``k_u = k_v = 2 r``).
     tol, relative, max_rank, min_rank
         As :func:`published_truncation_rank`.
 
@@ -88,11 +88,13 @@ def published_truncate(U_hat: np.ndarray, S_hat: np.ndarray, V_hat: np.ndarray, 
         with the transposed factor, as published.
     """
     S_hat = as_float_array(S_hat, "S_hat", ndim=2)
-    if S_hat.shape[0] != S_hat.shape[1] or U_hat.shape[1] != S_hat.shape[0] \
-            or V_hat.shape[1] != S_hat.shape[1]:
-        raise ValueError(f"expected U_hat (m, k), S_hat (k, k), V_hat (n, k), got "
+    if U_hat.shape[1] != S_hat.shape[0] or V_hat.shape[1] != S_hat.shape[1]:
+        raise ValueError(f"expected U_hat (m, k_u), S_hat (k_u, k_v), V_hat (n, k_v), got "
                          f"{U_hat.shape}, {S_hat.shape}, {V_hat.shape}")
-    P, d, Qt = small_svd(S_hat)
+    # Full SVD: for a rectangular core (the package's augmentation drops dependent new
+    # directions, the published QR never does) Q^T is (k_v, k_v), so that V_hat Q^T[:, :r]
+    # is defined; for a square core this is the published update exactly.
+    P, d, Qt = np.linalg.svd(S_hat, full_matrices=True)
     r = published_truncation_rank(d, tol, relative, max_rank, min_rank)
     return LowRank(U_hat @ P[:, :r], np.diag(d[:r]).astype(S_hat.dtype), V_hat @ Qt[:, :r])
 

@@ -72,9 +72,15 @@ def test_the_right_factor_is_the_transposed_one():
     assert np.allclose(Y.U @ Y.S @ Y.V.T, exact.to_dense(), atol=1e-12)
 
 
-def test_bad_shapes_are_refused():
+def test_bad_shapes_are_refused_and_rectangular_cores_are_taken():
     with pytest.raises(ValueError, match="S_hat"):
         published_truncate(np.eye(4)[:, :2], np.eye(3), np.eye(4)[:, :2], 0.1)
+    rng = np.random.default_rng(1)
+    U_hat = np.linalg.qr(rng.standard_normal((9, 5)))[0]
+    V_hat = np.linalg.qr(rng.standard_normal((7, 6)))[0]
+    Y = published_truncate(U_hat, rng.standard_normal((5, 6)), V_hat, 0.2, min_rank=1)
+    assert Y.U.shape[1] == Y.S.shape[0] == Y.V.shape[1] <= 5
+    assert np.allclose(Y.V.T @ Y.V, np.eye(Y.V.shape[1]), atol=1e-12)
 
 
 def test_the_optimiser_truncates_as_published():
