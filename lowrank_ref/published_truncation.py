@@ -15,11 +15,17 @@ does, with the augmented core ``S_hat`` (k, k), ``k = 2 r``, and its SVD
    no ``j`` passes the rank stays ``k / 2``, the rank before the step;
 3. ``r = min(r, rmax_total)`` with ``rmax_total = min(n_in, n_out) / 2`` (integer part),
    then ``r = max(r, 2)``;
-4. ``S1 = diag(d[:r])``, ``U1 = U_hat P[:, :r]`` and -- the transposed factor --
-   ``V1 = V_hat (Q^T)[:, :r]``: the code multiplies by the first ``r`` rows of the right
-   factor it gets from the SVD (``v2[:r, :]`` of ``tf.linalg.svd``, whose ``v2`` is ``Q``)
-   where ``Q[:, :r]^T`` is meant. ``V1`` still has orthonormal columns, but
-   ``U1 S1 V1^T`` is not the truncated ``U_hat S_hat V_hat^T`` unless ``Q`` is symmetric.
+4. ``S1 = diag(d[:r])`` and the new bases from the first ``r`` singular vectors -- but one
+   side from the transposed factor. The TensorFlow layer computes ``x U_tf s V_tf^T`` with
+   the input-side basis first, so its core is this package's ``S^T``; it sets
+   ``aux_Vt = v2[:r, :] aux_Vtnp1`` with ``v2`` the right factor of ``tf.linalg.svd``
+   (``s = u2 diag(d) v2^T``), where ``v2[:, :r]^T`` is meant. In this package's orientation
+   (``W = U S V^T``, ``U`` on the output side) that is ``U1 = U_hat (P^T)[:, :r]`` with
+   ``V1 = V_hat Q[:, :r]`` right (``transposed="U"``, the code of the paper's MNIST table).
+   The PyTorch code multiplies ``V_hat`` by ``Vh[:, :r]`` (``Vh = Q^T`` from
+   ``torch.linalg.svd``): ``V1 = V_hat (Q^T)[:, :r]`` with ``U1 = U_hat P[:, :r]`` right
+   (``transposed="V"``). Either factor keeps orthonormal columns, but ``U1 S1 V1^T`` is not
+   the truncated ``U_hat S_hat V_hat^T`` unless that factor is symmetric.
 
 :func:`lowrank_ref.truncation.truncate` is the rule as stated in the paper; this module is
 what the code does, for the experiment only.
@@ -71,7 +77,7 @@ def published_truncation_rank(d, tol: float, relative: bool = True,
 
 def published_truncate(U_hat: np.ndarray, S_hat: np.ndarray, V_hat: np.ndarray, tol: float,
                        relative: bool = True, max_rank: Optional[int] = None,
-                       min_rank: int = 2) -> LowRank:
+                       min_rank: int = 2, transposed: str = "U") -> LowRank:
     """The published code's truncation of ``U_hat S_hat V_hat^T`` (module docstring).
 
     Parameters
@@ -80,23 +86,32 @@ def published_truncate(U_hat: np.ndarray, S_hat: np.ndarray, V_hat: np.ndarray, 
         Orthonormal ``U_hat``, ``V_hat`` (published: ``k_u = k_v = 2 r``).
     tol, relative, max_rank, min_rank
         As :func:`published_truncation_rank`.
+    transposed : {"U", "V"}
+        The side built from the transposed factor: "U" as the TensorFlow code of the MNIST
+        table, "V" as the PyTorch code (module docstring).
 
     Returns
     -------
     LowRank
-        ``U1 = U_hat P[:, :r]``, ``S1 = diag(d[:r])``, ``V1 = V_hat (Q^T)[:, :r]`` -- the last
-        with the transposed factor, as published.
+        ``S1 = diag(d[:r])``; "U": ``U1 = U_hat (P^T)[:, :r]``, ``V1 = V_hat Q[:, :r]``;
+        "V": ``U1 = U_hat P[:, :r]``, ``V1 = V_hat (Q^T)[:, :r]``.
     """
+    if transposed not in ("U", "V"):
+        raise ValueError(f"transposed must be 'U' (TensorFlow code) or 'V' (PyTorch code), "
+                         f"got {transposed!r}")
     S_hat = as_float_array(S_hat, "S_hat", ndim=2)
     if U_hat.shape[1] != S_hat.shape[0] or V_hat.shape[1] != S_hat.shape[1]:
         raise ValueError(f"expected U_hat (m, k_u), S_hat (k_u, k_v), V_hat (n, k_v), got "
                          f"{U_hat.shape}, {S_hat.shape}, {V_hat.shape}")
     # Full SVD: for a rectangular core (the package's augmentation drops dependent new
-    # directions, the published QR never does) Q^T is (k_v, k_v), so that V_hat Q^T[:, :r]
-    # is defined; for a square core this is the published update exactly.
+    # directions, the published QR never does) P is (k_u, k_u) and Q^T (k_v, k_v), so that
+    # the transposed factors are defined; for a square core this is the published update.
     P, d, Qt = np.linalg.svd(S_hat, full_matrices=True)
     r = published_truncation_rank(d, tol, relative, max_rank, min_rank)
-    return LowRank(U_hat @ P[:, :r], np.diag(d[:r]).astype(S_hat.dtype), V_hat @ Qt[:, :r])
+    S1 = np.diag(d[:r]).astype(S_hat.dtype)
+    if transposed == "U":
+        return LowRank(U_hat @ P.T[:, :r], S1, V_hat @ Qt[:r, :].T)
+    return LowRank(U_hat @ P[:, :r], S1, V_hat @ Qt[:, :r])
 
 
 class PublishedTruncationBUG(AdaptiveBUG):
@@ -106,7 +121,8 @@ class PublishedTruncationBUG(AdaptiveBUG):
     The step is the rank-adaptive BUG step (same arguments, ``passes`` as there); only its
     truncation is replaced. Ranks are capped
     at ``min(n_in, n_out) // 2`` per layer (the code's ``rmax_total``; ``max_rank`` lowers it
-    further) and floored at ``min_rank`` (default 2, the code's floor).
+    further) and floored at ``min_rank`` (default 2, the code's floor); ``transposed`` as
+    :func:`published_truncate` (default "U", the TensorFlow code of the MNIST table).
 
     Examples
     --------
@@ -121,7 +137,10 @@ class PublishedTruncationBUG(AdaptiveBUG):
 
     def __init__(self, model, lr: float, tau: float, min_rank: int = 2,
                  max_rank: Optional[int] = None, passes: int = 1, momentum: float = 0.0,
-                 loss_fn=None, *, direction=None, observer=None):
+                 loss_fn=None, *, direction=None, observer=None, transposed: str = "U"):
+        if transposed not in ("U", "V"):
+            raise ValueError(f"transposed must be 'U' or 'V', got {transposed!r}")
+        self.transposed = transposed
         super().__init__(model, lr, tau, min_rank=min_rank, max_rank=max_rank, passes=passes,
                          momentum=momentum, loss_fn=loss_fn, direction=direction,
                          observer=observer)
@@ -136,4 +155,5 @@ class PublishedTruncationBUG(AdaptiveBUG):
             self.observer(S_hat1)
         layer.set_factors(published_truncate(U_hat, S_hat1, V_hat, self.tau, relative=True,
                                              max_rank=self.layer_max_rank(layer),
-                                             min_rank=self.min_rank))
+                                             min_rank=self.min_rank,
+                                             transposed=self.transposed))

@@ -46,30 +46,38 @@ def test_where_the_published_rank_differs_from_the_stated_rule():
     assert published_truncation_rank(np.array([1.0, 1e-9]), 0.1, min_rank=0) == 1  # j = 1 untested
 
 
-def test_the_right_factor_is_the_transposed_one():
-    """V1 = V_hat (Q^T)[:, :r] with S_hat = P diag(d) Q^T (numpy's vh is Q^T): orthonormal,
-    but U1 S1 V1^T is not the truncated matrix; for a diagonal core (Q = Q^T) it is."""
+@pytest.mark.parametrize("side", ["U", "V"])
+def test_one_factor_is_the_transposed_one(side):
+    """With S_hat = P diag(d) Q^T (numpy's vh is Q^T): "U" (TensorFlow code) takes
+    U1 = U_hat (P^T)[:, :r], "V" (PyTorch code) V1 = V_hat (Q^T)[:, :r], the other factor
+    right; both stay orthonormal, but U1 S1 V1^T is not the truncated matrix. For a diagonal
+    core (P, Q symmetric) it is."""
     rng = np.random.default_rng(0)
     m, n, k = 30, 20, 8
     U_hat = np.linalg.qr(rng.standard_normal((m, k)))[0]
     V_hat = np.linalg.qr(rng.standard_normal((n, k)))[0]
     S_hat = rng.standard_normal((k, k)) * np.exp(-0.5 * np.arange(k))
     P, d, vh = np.linalg.svd(S_hat)
-    Y = published_truncate(U_hat, S_hat, V_hat, 0.1)
+    Y = published_truncate(U_hat, S_hat, V_hat, 0.1, transposed=side)
     r = Y.S.shape[0]
     assert r == published_truncation_rank(d, 0.1)
-    assert np.allclose(np.abs(Y.V), np.abs(V_hat @ vh[:, :r]), atol=1e-12)
-    assert np.allclose(np.abs(Y.U), np.abs(U_hat @ P[:, :r]), atol=1e-12)
+    want_U = U_hat @ (P.T[:, :r] if side == "U" else P[:, :r])
+    want_V = V_hat @ (vh[:, :r] if side == "V" else vh.T[:, :r])
+    assert np.allclose(np.abs(Y.U), np.abs(want_U), atol=1e-12)
+    assert np.allclose(np.abs(Y.V), np.abs(want_V), atol=1e-12)
     assert np.allclose(Y.V.T @ Y.V, np.eye(r), atol=1e-12)
+    assert np.allclose(Y.U.T @ Y.U, np.eye(r), atol=1e-12)
     full = U_hat @ S_hat @ V_hat.T
     best = np.sqrt(np.sum(d[r:] ** 2))
     err = np.linalg.norm(full - Y.U @ Y.S @ Y.V.T)
     assert err > 2 * best, (err, best)
     D = np.diag(np.sort(rng.uniform(0.1, 1.0, k))[::-1])
-    Y = published_truncate(U_hat, D, V_hat, 0.3)
+    Y = published_truncate(U_hat, D, V_hat, 0.3, transposed=side)
     exact = truncate(U_hat, D, V_hat, 0.3, relative=True, min_rank=Y.S.shape[0],
                      max_rank=Y.S.shape[0])
     assert np.allclose(Y.U @ Y.S @ Y.V.T, exact.to_dense(), atol=1e-12)
+    with pytest.raises(ValueError, match="transposed"):
+        published_truncate(U_hat, D, V_hat, 0.3, transposed="W")
 
 
 def test_bad_shapes_are_refused_and_rectangular_cores_are_taken():
@@ -78,9 +86,12 @@ def test_bad_shapes_are_refused_and_rectangular_cores_are_taken():
     rng = np.random.default_rng(1)
     U_hat = np.linalg.qr(rng.standard_normal((9, 5)))[0]
     V_hat = np.linalg.qr(rng.standard_normal((7, 6)))[0]
-    Y = published_truncate(U_hat, rng.standard_normal((5, 6)), V_hat, 0.2, min_rank=1)
-    assert Y.U.shape[1] == Y.S.shape[0] == Y.V.shape[1] <= 5
-    assert np.allclose(Y.V.T @ Y.V, np.eye(Y.V.shape[1]), atol=1e-12)
+    for side in ("U", "V"):
+        Y = published_truncate(U_hat, rng.standard_normal((5, 6)), V_hat, 0.2, min_rank=1,
+                               transposed=side)
+        assert Y.U.shape[1] == Y.S.shape[0] == Y.V.shape[1] <= 5
+        assert np.allclose(Y.V.T @ Y.V, np.eye(Y.V.shape[1]), atol=1e-12)
+        assert np.allclose(Y.U.T @ Y.U, np.eye(Y.U.shape[1]), atol=1e-12)
 
 
 def test_the_optimiser_truncates_as_published():

@@ -28,7 +28,7 @@ from .starts import build_model
 
 __all__ = ["PUBLISHED_COLUMNS", "published_truncation_recipe"]
 
-PUBLISHED_COLUMNS = ("form", "tau", "seed", "epoch", "ranks", "eval_params", "eval_cr",
+PUBLISHED_COLUMNS = ("form", "transposed", "tau", "seed", "epoch", "ranks", "eval_params", "eval_cr",
                      "val_acc", "test_acc")
 
 
@@ -37,7 +37,8 @@ def published_truncation_recipe(taus=(0.05, 0.09, 0.13, 0.17), epochs: int = 15,
                                 results_dir="results",
                                 name: str = "mnist_published_truncation.csv",
                                 options: Optional[dict] = None, data: Optional[Dataset] = None,
-                                log: Callable[[str], None] = print) -> Path:
+                                log: Callable[[str], None] = print,
+                                transposed: str = "U") -> Path:
     """Train the paper's recipe with the published truncation, one run per ``tau``.
 
     Parameters
@@ -57,6 +58,9 @@ def published_truncation_recipe(taus=(0.05, 0.09, 0.13, 0.17), epochs: int = 15,
         TrainConfig fields that override the recipe (e.g. ``sizes`` in tests).
     data : Dataset, optional
     log : callable
+    transposed : {"U", "V"}
+        The factor taken transposed (:func:`lowrank_ref.published_truncation.published_truncate`;
+        "U": the TensorFlow code of the MNIST table).
 
     Returns
     -------
@@ -68,6 +72,7 @@ def published_truncation_recipe(taus=(0.05, 0.09, 0.13, 0.17), epochs: int = 15,
     check_int(seed, "seed", low=0)
     check_callable(log, "log", "log(line: str)")
     out = Path(check_path(results_dir, "results_dir")) / name
+    out.parent.mkdir(parents=True, exist_ok=True)
     base = TrainConfig(**{**RECIPE, **(options or {}), "method": "adaptive", "tau": float(taus[0]),
                           "optimizer": form, "epochs": epochs, "seed": seed})
     lines = [",".join(PUBLISHED_COLUMNS)]
@@ -77,7 +82,7 @@ def published_truncation_recipe(taus=(0.05, 0.09, 0.13, 0.17), epochs: int = 15,
         model = build_model(config)
         opt = PublishedTruncationBUG(model, config.lr, config.tau, min_rank=config.min_rank,
                                      max_rank=config.max_rank, passes=config.passes,
-                                     direction=build_direction(config))
+                                     direction=build_direction(config), transposed=transposed)
         rng = np.random.default_rng([seed, 1])
         for epoch in range(1, epochs + 1):
             for X, y in batches(ds.X_train, ds.y_train, config.batch_size, rng=rng):
@@ -88,7 +93,7 @@ def published_truncation_recipe(taus=(0.05, 0.09, 0.13, 0.17), epochs: int = 15,
             test = (f"{100 * evaluate(model, ds.X_test, ds.y_test)[1]:.2f}" if epoch == epochs
                     else "")
             cr = 100 * (1 - counts["eval_params"] / counts["dense_params"])
-            lines.append(",".join(map(str, (form, f"{tau:g}", seed, epoch, ranks,
+            lines.append(",".join(map(str, (form, transposed, f"{tau:g}", seed, epoch, ranks,
                                             counts["eval_params"], f"{cr:.2f}", val, test))))
             log(f"published truncation, {form}, tau {tau:g}, epoch {epoch}/{epochs}: ranks "
                 f"{ranks}, val acc {val or '-'}, test acc {test or '-'}")
