@@ -265,3 +265,11 @@ def test_the_recipe_statements_from_made_up_runs(tmp_path):
     assert "τ = 0.09: 98.00 % against 98.34 %, compression 82.0 % against 82.6 %" in acc
     assert "below it at τ = 0.09; at a compression below the paper's at τ = 0.09." in acc
     assert "test accuracy 98.00 % against 98.00 %" in acc
+    assert blocks["published-truncation"] == "Not run yet."
+    (tmp_path / "mnist_published_truncation.csv").write_text(
+        "form,transposed,tau,seed,epoch,ranks,eval_params,eval_cr,val_acc,test_acc\n"
+        "adam-carried,U,0.09,0,1,30|20|20|20,1,1,50.00,\n"
+        "adam-carried,U,0.09,0,2,31|21|20|20,1,1,60.00,59.00\n")
+    block = recipe_blocks(tmp_path)["published-truncation"]
+    assert "| 0.09 | (b) carried | U | 2 | 31, 21, 20, 20 | 60.00 | 59.00 | 40, 40, 40, 40 | 98 |" \
+        in block

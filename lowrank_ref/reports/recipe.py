@@ -14,7 +14,7 @@ from ..figures.mnist_plots import PAPER_MNIST_TABLE
 from .markdown import fmt_list, mean, read_csv, table
 from .sweeps import group_runs
 
-__all__ = ["FORMS", "recipe_final_rows", "recipe_blocks"]
+__all__ = ["FORMS", "recipe_final_rows", "recipe_blocks", "published_probe_block"]
 
 #: ``optimizer`` of the table -> the page's name of the form.
 FORMS = {"adam": "(a) paper's code", "adam-carried": "(b) carried"}
@@ -88,4 +88,34 @@ def recipe_blocks(results: Path) -> Dict[str, str]:
             f"its seeds) at τ = {fmt_list([_num(t) for t in both])}: test accuracy "
             f"{fmt_list(acc_b)} % against {fmt_list(acc_sgd)} %, compression "
             f"{fmt_list(cr_b)} % against {fmt_list(cr_sgd)} %.")
-    return {"recipe-table": head + table(header, rows), "recipe-accuracy": "\n".join(lines)}
+    return {"recipe-table": head + table(header, rows), "recipe-accuracy": "\n".join(lines),
+            "published-truncation": published_probe_block(results)}
+
+
+def published_probe_block(results: Path) -> str:
+    """The recipe page's block on the published truncation, from
+    ``results/mnist_published_truncation.csv`` (rows of
+    :func:`lowrank_ref.training.published_recipe.published_truncation_recipe`), beside the
+    carried form with the package's truncation after the same epoch."""
+    path = Path(results) / "mnist_published_truncation.csv"
+    if not path.is_file():
+        return "Not run yet."
+    rows = read_csv(path)
+    last: Dict[tuple, Dict[str, str]] = {}
+    for r in rows:
+        key = (r["form"], r["transposed"], float(r["tau"]))
+        if key not in last or int(r["epoch"]) > int(last[key]["epoch"]):
+            last[key] = r
+    every = {(r["optimizer"], float(r["level"]), int(r["epoch"])): r
+             for r in read_csv(Path(results) / "mnist_adam_recipe.csv") if r["phase"] == "train"}
+    out = []
+    for (form, side, tau), r in sorted(last.items()):
+        ref = every.get((form, tau, int(r["epoch"])))
+        out.append([f"{tau:g}", FORMS.get(form, form), side, r["epoch"], _ranks(r["ranks"]),
+                    r["val_acc"] or "—", r["test_acc"] or "—",
+                    _ranks(ref["ranks"]) if ref else "—", ref["test_acc"] if ref else "—"])
+    return ("Ranks and accuracy (%) after the last epoch of each run with the published "
+            "truncation (`results/mnist_published_truncation.csv`), beside the same form with "
+            "this package's truncation after the same epoch (`results/mnist_adam_recipe.csv`):"
+            "\n\n" + table(["τ", "form", "transposed", "epoch", "ranks", "val. acc.",
+                            "test acc.", "package's truncation: ranks", "test acc."], out))
