@@ -273,3 +273,30 @@ def test_the_recipe_statements_from_made_up_runs(tmp_path):
     block = recipe_blocks(tmp_path)["published-truncation"]
     assert "| 0.09 | (b) carried | U | 2 | 31, 21, 20, 20 | 60.00 | 59.00 | 40, 40, 40, 40 | 98 |" \
         in block
+
+
+def test_the_comparison_tables_from_made_up_runs(tmp_path):
+    """The last epoch of each run; mean (lowest-highest) over seeds; equal-budget columns
+    only when the table has them; per-epoch means of the ill-conditioned runs."""
+    from lowrank_ref.reports.comparisons import illconditioned_block, methods_block
+    head = "experiment,level,method,seed,epoch,phase,ranks,eval_cr,test_acc\n"
+    lines = []
+    for seed in (0, 1):
+        lines.append(f"methods,dense,dense,{seed},1,train,,0.00,{98 + seed}.00\n")
+        for method, base in (("adaptive", 96), ("prune", 90), ("prune+fixed-equal", 95)):
+            for epoch in (1, 2):
+                lines.append(f"methods,0.1,{method},{seed},{epoch},train,3|4,{80 + seed}.00,"
+                             f"{base + epoch + seed}.00\n")
+    (tmp_path / "m.csv").write_text(head + "".join(lines))
+    block = methods_block(tmp_path, "m.csv")
+    assert "dense network: 98.50 (98.00–99.00)" in block
+    assert ("| 0.1 | 3, 4 | 80.5 % | 98.50 (98.00–99.00) | 92.50 (92.00–93.00) | "
+            "97.50 (97.00–98.00) |") in block
+    assert "pruned, equal budget" not in block and "pruned + fixed-rank, equal budget" in block
+    ill = [f"illconditioned,2,{m},{s},{e},train,20|20,90.00,{10 * e + s + (5 if m == 'fixed' else 0)}.00\n"
+           for m in ("fixed", "vanilla") for s in (0, 2) for e in (0, 1, 2)]
+    (tmp_path / "i.csv").write_text(head + "".join(ill))
+    block = illconditioned_block(tmp_path, "i.csv")
+    assert "mean of seeds 0, 2" in block
+    assert "| 2 | fixed-rank DLRT | 6.0 | 16.0 | 26.0 | 25.0–27.0 |" in block
+    assert "| 2 | vanilla `U Vᵀ` | 1.0 | 11.0 | 21.0 | 20.0–22.0 |" in block

@@ -9,6 +9,7 @@ differs, so a number on these pages is the one its table gives.
 
 * :mod:`.sweeps` -- the τ sweeps of the fully connected network (MNIST with the paper's
   table and the criterion, Fashion-MNIST);
+* :mod:`.comparisons` -- the method comparisons and the ill-conditioned starts;
 * :mod:`.lenet5` -- the paper's LeNet5 table, by both parameter counts;
 * :mod:`.official` -- the official code's LeNet5 runs as its plot averages them;
 * :mod:`.recipe` -- the paper's Adam recipe in two forms;
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Dict, List
 
 from .markdown import replace_blocks
+from .comparisons import comparison_blocks
 from .lenet5 import lenet5_blocks
 from .official import official_block
 from .recipe import recipe_blocks
@@ -38,7 +40,7 @@ def _fashion(results: Path) -> Dict[str, str]:
 
 
 def _comparisons(results: Path) -> Dict[str, str]:
-    return {"official-lenet5": official_block(results)}
+    return {**comparison_blocks(results), "official-lenet5": official_block(results)}
 
 
 #: Page (under ``docs/reproduce/``) -> the function giving its blocks from ``results/``.
