@@ -83,11 +83,22 @@ def test_the_page_states_on_which_rows_the_criterion_holds():
             f"{f' (τ = {taus}).' if held else '.'}") in page
 
 
-def test_the_criterion_holds_on_at_least_seven_of_the_papers_eight_rows():
-    """The issue's acceptance: at least 7 of the 8 rows of the paper's table (tau 0.03 ...
-    0.17) meet the criterion (the page names the ones that do not)."""
+#: The rows of the paper's MNIST table (tau) on which the committed table does not meet the
+#: criterion, as docs/reproduce/01_mnist_table.md states them (generated): tau = 0.03 was not
+#: run for the committed single-seed table. The issue's acceptance is at most one such row.
+MNIST_CRITERION_MISSES = {0.03}
+
+
+def test_the_criterion_misses_only_the_documented_rows():
+    """The criterion, computed from the CSV, misses exactly MNIST_CRITERION_MISSES: a new table
+    that changes which rows miss must change this constant (and the issue's acceptance, at
+    least 7 of the 8 rows, is read off it)."""
     assert len(PAPER_MNIST_TABLE) == 8
-    assert len(_paper_rows_meeting_the_criterion()) >= 7
+    misses = {p["tau"] for p in PAPER_MNIST_TABLE} - set(_paper_rows_meeting_the_criterion())
+    assert misses == MNIST_CRITERION_MISSES, (
+        f"the criterion misses tau = {sorted(misses)} in results/mnist_dense_table.csv, "
+        f"MNIST_CRITERION_MISSES says {sorted(MNIST_CRITERION_MISSES)}: update it (and report "
+        f"whether at least 7 of the 8 rows still hold)")
 
 
 # --- the LeNet5 table (results/mnist_lenet5_table.csv, docs/reproduce/02_lenet5_table.md): one
