@@ -293,6 +293,12 @@ def test_the_comparison_tables_from_made_up_runs(tmp_path):
     assert ("| 0.1 | 3, 4 | 80.5 % | 98.50 (98.00–99.00) | 92.50 (92.00–93.00) | "
             "97.50 (97.00–98.00) |") in block
     assert "pruned, equal budget" not in block and "pruned + fixed-rank, equal budget" in block
+    from lowrank_ref.reports.comparisons import differences_block
+    diff = differences_block(tmp_path, "m.csv")
+    assert "| pruned − adaptive DLRT | -6.00 | 0 of 2 |" in diff
+    assert "| pruned + fixed-rank, equal budget − adaptive DLRT | -1.00 | 0 of 2 |" in diff
+    assert "| dense network − adaptive DLRT | +0.00 | 0 of 2 |" in diff
+    assert "vanilla" not in diff                      # no vanilla runs in this table
     ill = [f"illconditioned,2,{m},{s},{e},train,20|20,90.00,{10 * e + s + (5 if m == 'fixed' else 0)}.00\n"
            for m in ("fixed", "vanilla") for s in (0, 2) for e in (0, 1, 2)]
     (tmp_path / "i.csv").write_text(head + "".join(ill))
@@ -300,3 +306,26 @@ def test_the_comparison_tables_from_made_up_runs(tmp_path):
     assert "mean of seeds 0, 2" in block
     assert "| 2 | fixed-rank DLRT | 6.0 | 16.0 | 26.0 | 25.0–27.0 |" in block
     assert "| 2 | vanilla `U Vᵀ` | 1.0 | 11.0 | 21.0 | 20.0–22.0 |" in block
+
+
+def test_the_comparison_sentences_hold_on_the_committed_table():
+    """What docs/reproduce/03_comparisons.md says in words of the committed methods table."""
+    from lowrank_ref.reports.comparisons import final_rows
+    from lowrank_ref.reports.markdown import read_csv
+    final = final_rows(read_csv(ROOT / "results" / "mnist_comparison.csv"))
+    levels = sorted({lv for lv, _, _ in final if lv != "dense"}, key=float)
+    seeds = sorted({s for _, _, s in final})
+
+    def acc(lv, m, s):
+        return float(final[("dense", "dense", s) if m == "dense" else (lv, m, s)]["test_acc"])
+
+    def mean_diff(lv, a, b):
+        return sum(acc(lv, a, s) - acc(lv, b, s) for s in seeds) / len(seeds)
+    assert all(acc(lv, "prune", s) < acc(lv, "adaptive", s) for lv in levels for s in seeds)
+    assert all(mean_diff(lv, "dense", "adaptive") < 2 for lv in levels)
+    assert all(acc(lv, "prune+fixed", s) > acc(lv, "adaptive", s) for lv in levels for s in seeds)
+    assert all(mean_diff(lv, "prune+sonly", "adaptive") < 0 for lv in levels)
+    assert [mean_diff(lv, "vanilla", "adaptive") > 0 for lv in levels] == [False, False, True, True]
+    assert all(acc("0.17", "vanilla", s) > acc("0.17", "adaptive", s) for s in seeds)
+    assert [mean_diff(lv, "vanilla", "fixed") > 0 for lv in levels] == [False, False, False, True]
+    assert all(acc(lv, "fixed", s) > acc(lv, "adaptive", s) for lv in levels for s in seeds)

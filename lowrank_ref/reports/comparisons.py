@@ -13,8 +13,8 @@ from typing import Dict, List
 
 from .markdown import mean, read_csv, spread, table
 
-__all__ = ["METHOD_COLUMNS", "final_rows", "methods_block", "illconditioned_block",
-           "comparison_blocks"]
+__all__ = ["METHOD_COLUMNS", "PAIRS", "final_rows", "methods_block", "differences_block",
+           "illconditioned_block", "comparison_blocks"]
 
 #: Methods of ``compare methods`` and their column titles, in the table's order (the
 #: equal-budget methods appear only when the table has them).
@@ -25,6 +25,12 @@ METHOD_COLUMNS = (("adaptive", "adaptive DLRT"), ("fixed", "fixed-rank DLRT"),
                   ("prune+fixed-equal", "pruned + fixed-rank, equal budget"),
                   ("prune+sonly-equal", "pruned + S-only, equal budget"))
 _ILL_NAMES = {"fixed": "fixed-rank DLRT", "vanilla": "vanilla `U Vᵀ`"}
+#: The differences of :func:`differences_block`, ``(a, b)``: ``a`` minus ``b``, paired by seed
+#: ("dense": the dense run of the seed); pairs of a method the table lacks are left out.
+PAIRS = (("prune", "adaptive"), ("prune+fixed", "adaptive"), ("prune+sonly", "adaptive"),
+         ("prune-equal", "adaptive"), ("prune+fixed-equal", "adaptive"),
+         ("prune+sonly-equal", "adaptive"), ("vanilla", "adaptive"), ("fixed", "adaptive"),
+         ("vanilla", "fixed"), ("dense", "prune"), ("dense", "adaptive"))
 
 
 def final_rows(rows: List[Dict[str, str]]) -> Dict[tuple, Dict[str, str]]:
@@ -69,6 +75,34 @@ def methods_block(results: Path, name: str = "mnist_comparison.csv") -> str:
                         rows)
 
 
+def differences_block(results: Path, name: str = "mnist_comparison.csv") -> str:
+    """Per pair of :data:`PAIRS`, the difference of test accuracy after the last epoch,
+    paired by seed: its mean per level, and in how many (level, seed) ``a`` is above ``b``."""
+    final = final_rows(read_csv(Path(results) / name))
+    levels = sorted({lv for lv, _, _ in final if lv != "dense"}, key=_level_key)
+    seeds = sorted({s for _, _, s in final}, key=int)
+    titles = dict(METHOD_COLUMNS, dense="dense network")
+
+    def acc(level, method, seed):
+        key = ("dense", "dense", seed) if method == "dense" else (level, method, seed)
+        return float(final[key]["test_acc"]) if key in final else None
+    rows = []
+    for a, b in PAIRS:
+        diffs = {lv: [acc(lv, a, s) - acc(lv, b, s) for s in seeds
+                      if acc(lv, a, s) is not None and acc(lv, b, s) is not None]
+                 for lv in levels}
+        if not any(diffs.values()):
+            continue
+        every = [d for lv in levels for d in diffs[lv]]
+        rows.append([f"{titles[a]} − {titles[b]}"]
+                     + [f"{mean(diffs[lv]):+.2f}" if diffs[lv] else "—" for lv in levels]
+                     + [f"{sum(d > 0 for d in every)} of {len(every)}"])
+    return ("Differences of test accuracy after the last epoch (points), paired by seed: the "
+            "mean over the seeds per τ, and in how many of the (τ, seed) runs the first is "
+            "above the second:\n\n"
+            + table(["difference"] + [f"τ = {lv}" for lv in levels] + ["first above"], rows))
+
+
 def illconditioned_block(results: Path, name: str) -> str:
     """Test accuracy (%) after every epoch per decay and method, mean over the seeds, and
     the last epoch's lowest–highest."""
@@ -96,5 +130,6 @@ def comparison_blocks(results: Path) -> Dict[str, str]:
     """The tables of the comparisons page (its official-runs block is
     :func:`lowrank_ref.reports.official.official_block`)."""
     return {"methods-table": methods_block(results),
+            "methods-differences": differences_block(results),
             "illconditioned-mlp": illconditioned_block(results, "mnist_illconditioned.csv"),
             "illconditioned-lenet5": illconditioned_block(results, "lenet5_illconditioned.csv")}
