@@ -356,6 +356,9 @@ def _add_compare(sub) -> None:
     p.add_argument("--seeds", type=_seed_list, default=None, metavar="S1,S2,...",
                    help="methods, illconditioned: one set of runs per seed (default 0); "
                         "parallel: default 0,1,2")
+    p.add_argument("--equal-budget-dense-epochs", type=int, default=None, metavar="K",
+                   help="methods: also prune a K-epoch dense run and fine-tune it for "
+                        "EPOCHS - K epochs (the DLRT runs' budget)")
     p.add_argument("--vanilla-lr", type=_learning_rate, default=None,
                    help="methods: learning rate of the vanilla U V^T runs (default: as the "
                         "other runs)")
@@ -395,6 +398,8 @@ def _compare(args) -> None:
     for key in ("command", "experiment", "results"):
         given.pop(key)
     kw = {k: given.pop(k) for k in ("epochs",) if k in given}
+    if "equal_budget_dense_epochs" in given and args.experiment != "methods":
+        raise ValueError("equal-budget-dense-epochs is an option of compare methods only")
     if "seeds" in given:
         if args.experiment == "recipe":
             raise ValueError("seeds is not an option of compare recipe (use --seed)")
@@ -411,6 +416,8 @@ def _compare(args) -> None:
             kw["finetune_options"] = {"lr": given.pop("finetune_lr")}
         if "vanilla_lr" in given:
             kw["method_options"] = {"vanilla": {"lr": given.pop("vanilla_lr")}}
+        if "equal_budget_dense_epochs" in given:
+            kw["equal_budget_dense_epochs"] = given.pop("equal_budget_dense_epochs")
         extra = sorted(k for k in ("decays", "rank") if k in given)
         if extra:
             raise ValueError(f"{extra} are not options of compare methods")
@@ -467,6 +474,14 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     _add_sweep(sub)
     _add_figures(sub)
     _add_oracle(sub)
+    p = sub.add_parser("report", formatter_class=_Formatter, allow_abbrev=False,
+                       help="rewrite the generated blocks of docs/reproduce/*.md from results/",
+                       description="rewrite the tables and statements of the experiment pages "
+                                   "from the committed tables (lowrank_ref.reports)")
+    p.add_argument("--root", type=_path, default=".", metavar="DIR",
+                   help="the repository (with results/ and docs/reproduce/)")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if a page "
+                   "would change")
     _add_compare(sub)
     _add_prune(sub)
     return parser
@@ -544,6 +559,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             from .figures import make_figures
             make_figures(only=args.only, fast=args.fast, out_dir=args.out,
                          results_dir=args.results, threads=args.threads)
+        elif args.command == "report":
+            from .reports import write_reports
+            return int(bool(write_reports(args.root, check=args.check)) and args.check)
         elif args.command == "oracle":
             from . import oracle
             run = oracle.export_command if args.action == "export" else oracle.verify_command

@@ -91,6 +91,35 @@ def test_pruned_rows_start_where_the_dense_run_ended(methods_table):
     assert abs(100 * evaluate_start(cfg, DATA)["test_acc"] - float(prune["test_acc"])) < 0.006
 
 
+def test_equal_budget_rows_prune_a_shorter_dense_run(tmp_path):
+    """equal_budget_dense_epochs=k: a k-epoch dense run, pruned to every level's ranks and
+    fine-tuned for epochs - k epochs, so that its total is the DLRT runs' budget; the 5 + 5
+    style rows stay beside them."""
+    path = compare_methods(taus=(0.2,), epochs=3, finetune_epochs=2, options=OPTIONS,
+                           results_dir=tmp_path, data=DATA, log=quiet,
+                           equal_budget_dense_epochs=1)
+    rows = read_rows(path)
+    final = _final(rows)
+    assert {m for (_, m) in final} == {"dense", "dense-equal", "adaptive", "fixed", "vanilla",
+                                       "prune", "prune+fixed", "prune+sonly", "prune-equal",
+                                       "prune+fixed-equal", "prune+sonly-equal"}
+    epochs = {m: int(r["epochs"]) for (_, m), r in final.items()}
+    assert epochs["dense-equal"] + epochs["prune+fixed-equal"] == epochs["adaptive"] == 3
+    assert epochs["dense-equal"] + epochs["prune+sonly-equal"] == 3
+    assert epochs["dense"] + epochs["prune+fixed"] == 5
+    runs = tmp_path / "mnist_comparison_runs"
+    config = json.loads((runs / "prune-fixed-equal-tau-0.2" / "run.json").read_text())["config"]
+    assert config["prune_from"].endswith("dense-equal") and config["epochs"] == 2
+    assert final[("0.2", "prune-equal")]["ranks"] == final[("0.2", "adaptive")]["ranks"]
+    short = TrainConfig(method="fixed", prune_from=str(runs / "dense-equal"), **OPTIONS,
+                        ranks=[int(r) for r in final[("0.2", "prune-equal")]["ranks"].split("|")])
+    assert abs(100 * evaluate_start(short, DATA)["test_acc"]
+               - float(final[("0.2", "prune-equal")]["test_acc"])) < 0.006
+    with pytest.raises(ValueError, match="equal_budget_dense_epochs must be below epochs"):
+        compare_methods(taus=(0.2,), epochs=3, options=OPTIONS, results_dir=tmp_path,
+                        data=DATA, log=quiet, equal_budget_dense_epochs=3)
+
+
 def test_a_second_call_reads_the_records_instead_of_training(tmp_path):
     kw = dict(taus=(0.2,), epochs=1, finetune_epochs=1, options=OPTIONS, results_dir=tmp_path,
               data=DATA)

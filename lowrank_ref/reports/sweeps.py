@@ -1,0 +1,324 @@
+"""Reports of the τ sweeps of the fully connected network: the paper's MNIST table and its
+Fashion-MNIST counterpart (``docs/reproduce/01_mnist_table.md``,
+``docs/reproduce/06_fashion_mnist.md``).
+
+A sweep table (``results/mnist_dense_table.csv``, written by ``python -m lowrank_ref sweep``)
+has one row per run: ``method``, ``tau``, ``val_acc`` (missing or empty for runs recorded
+before the validation split), ``test_acc``, ``ranks``, ``eval_params``, ``eval_cr``,
+``seconds_per_epoch``, ``seed``, ``run`` (the folder under ``results/<runs>/``).
+:func:`group_runs` collects the runs of one τ (all seeds); :func:`paper_criterion` is the
+acceptance rule of the MNIST table, stated on the page and checked by
+``tests/test_results.py`` with this same function:
+
+    *within 0.5 points of the paper's test accuracy, at an evaluation compression at or
+    above the paper's* -- on the mean over seeds of the test accuracy and of the evaluation
+    parameters; the paper's evaluation parameters are counted from its published ranks as
+    ``Σ r (n_in + n_out)`` plus the dense last layer (which reproduces its published
+    compression rates), so "compression at or above the paper's" is "mean evaluation
+    parameters at most the paper's".
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from ..figures.mnist_plots import PAPER_MNIST_DENSE_ACC, PAPER_MNIST_TABLE
+from .markdown import fmt_list, mean, read_csv, spread, table
+
+__all__ = ["MLP_SIZES", "ACC_MARGIN", "group_runs", "paper_eval_params", "paper_criterion",
+           "sweep_command", "records_sentence", "sweep_blocks"]
+
+#: Layer sizes of the paper's fully connected network (its last layer dense).
+MLP_SIZES = (784, 500, 500, 500, 500, 10)
+#: The criterion's accuracy margin (points).
+ACC_MARGIN = 0.5
+
+
+def _f(text) -> Optional[float]:
+    text = (text or "").strip()
+    return float(text) if text else None
+
+
+def group_runs(rows: List[Dict[str, str]]) -> List[dict]:
+    """The runs of a sweep table grouped by τ (the dense baseline first, as ``tau`` None).
+
+    Returns one dict per τ, in increasing τ: ``tau``, ``rows`` (the table rows), ``seeds``,
+    ``test``, ``val`` (lists of floats in %, ``val`` empty when a run has none), ``eval_params``,
+    ``eval_cr``, ``ranks`` (list of lists of int), ``seconds`` (s per epoch).
+
+    >>> g = group_runs([{"method": "adaptive", "tau": "0.1", "test_acc": "97.5", "val_acc": "",
+    ...                  "ranks": "3|4", "eval_params": "10", "eval_cr": "90.0", "seed": "1",
+    ...                  "seconds_per_epoch": "2.0", "run": "tau-0.1-seed1"},
+    ...                 {"method": "dense", "tau": "", "test_acc": "98.0", "val_acc": "",
+    ...                  "ranks": "", "eval_params": "100", "eval_cr": "0.0", "seed": "1",
+    ...                  "seconds_per_epoch": "3.0", "run": "dense-seed1"}])
+    >>> [(x["tau"], x["test"], x["ranks"]) for x in g]
+    [(None, [98.0], [[]]), (0.1, [97.5], [[3, 4]])]
+    """
+    groups: Dict[Optional[float], dict] = {}
+    for r in rows:
+        tau = None if r["method"] == "dense" else float(r["tau"])
+        g = groups.setdefault(tau, {"tau": tau, "rows": [], "seeds": [], "test": [], "val": [],
+                                    "eval_params": [], "eval_cr": [], "ranks": [],
+                                    "seconds": []})
+        g["rows"].append(r)
+        g["seeds"].append(int(r.get("seed") or 0))
+        g["test"].append(float(r["test_acc"]))
+        if _f(r.get("val_acc")) is not None:
+            g["val"].append(float(r["val_acc"]))
+        g["eval_params"].append(int(r["eval_params"]))
+        g["eval_cr"].append(float(r["eval_cr"]))
+        g["ranks"].append([int(x) for x in r["ranks"].split("|")] if r.get("ranks") else [])
+        if _f(r.get("seconds_per_epoch")) is not None:
+            g["seconds"].append(float(r["seconds_per_epoch"]))
+    return sorted(groups.values(), key=lambda g: -1.0 if g["tau"] is None else g["tau"])
+
+
+def paper_eval_params(ranks, sizes=MLP_SIZES) -> int:
+    """Evaluation parameters of the MLP with low-rank layers of ``ranks`` (biases excluded):
+    ``Σ r (n_in + n_out)`` over the low-rank layers plus the dense weights of the others.
+
+    >>> paper_eval_params((81, 104, 111, 117))
+    441004
+    """
+    pairs = list(zip(sizes[:-1], sizes[1:]))
+    low = sum(r * (a + b) for r, (a, b) in zip(ranks, pairs))
+    return low + sum(a * b for a, b in pairs[len(ranks):])
+
+
+def _dense_params(sizes=MLP_SIZES) -> int:
+    return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def paper_criterion(group: Optional[dict], paper: dict, sizes=MLP_SIZES) -> dict:
+    """The MNIST table's criterion for one τ of the paper (see the module docstring).
+
+    Parameters
+    ----------
+    group : dict or None
+        One entry of :func:`group_runs` (None: τ not run).
+    paper : dict
+        One entry of :data:`~lowrank_ref.figures.PAPER_MNIST_TABLE`.
+
+    Returns
+    -------
+    dict
+        ``holds`` (bool), ``acc`` (seed mean of the test accuracy, %), ``acc_gap`` (``acc``
+        minus the paper's, points), ``params`` (seed mean of the evaluation parameters),
+        ``paper_params``, ``cr`` and ``paper_cr`` (compression rates, %, from the parameter
+        counts), ``ran`` (False when ``group`` is None).
+
+    >>> c = paper_criterion({"test": [98.2, 98.0], "eval_params": [240000, 242000]},
+    ...                     PAPER_MNIST_TABLE[1])
+    >>> c["holds"], round(c["acc_gap"], 2), round(c["cr"], 1), round(c["paper_cr"], 1)
+    (True, -0.46, 79.0, 61.6)
+    """
+    paper_params = paper_eval_params(paper["ranks"], sizes)
+    dense = _dense_params(sizes)
+    out = {"tau": paper["tau"], "paper_acc": paper["test_acc"], "paper_params": paper_params,
+           "paper_cr": 100 * (1 - paper_params / dense), "ran": group is not None}
+    if group is None:
+        return dict(out, holds=False, acc=None, acc_gap=None, params=None, cr=None)
+    acc, params = mean(group["test"]), mean(group["eval_params"])
+    acc_gap = round(acc - paper["test_acc"], 9)          # the table's 2 decimals, no float noise
+    holds = acc_gap >= -ACC_MARGIN and params <= paper_params
+    return dict(out, holds=holds, acc=acc, acc_gap=acc_gap, params=params,
+                cr=100 * (1 - params / dense))
+
+
+def sweep_command(groups: List[dict], dataset: str = "mnist") -> str:
+    """The ``sweep`` command that trains the runs of ``groups`` (from the table's τ, seeds
+    and epochs; ``--seeds`` when the run folders are named by seed)."""
+    taus = [g["tau"] for g in groups if g["tau"] is not None]
+    rows = [r for g in groups for r in g["rows"]]
+    epochs = sorted({int(r["epochs"]) for r in rows})
+    seeds = sorted({s for g in groups for s in g["seeds"]})
+    cmd = "python -m lowrank_ref sweep --taus " + ",".join(f"{t:g}" for t in taus)
+    if any(g["tau"] is None for g in groups):
+        cmd += " --dense-baseline"
+    if dataset != "mnist":
+        cmd += f" --dataset {dataset}"
+    if all("-seed" in r["run"] for r in rows):
+        cmd += " --seeds " + ",".join(map(str, seeds))
+    if len(epochs) == 1:
+        cmd += f" --epochs {epochs[0]}"
+    return cmd
+
+
+def records_sentence(groups: List[dict], runs_dir: Path) -> str:
+    """What the run records say: how the data were split, at which commits and when the runs
+    were trained."""
+    records = []
+    for g in groups:
+        for r in g["rows"]:
+            path = runs_dir / r["run"] / "run.json"
+            records.append(json.loads(path.read_text()) if path.is_file() else None)
+    if any(rec is None for rec in records):
+        missing = sum(rec is None for rec in records)
+        return f"{missing} of the {len(records)} runs have no `run.json`."
+    n_train = sorted({rec["data"]["n_train"] for rec in records})
+    n_valid = sorted({rec["data"].get("n_valid") or 0 for rec in records})
+    if n_valid == [0]:
+        split = (f"Every run trained on all {fmt_list([f'{n:,}' for n in n_train], 'or')} "
+                 f"training images and measured the test set after every epoch (records from "
+                 f"before the validation split: no validation accuracy).")
+    else:
+        split = (f"Every run trained on {fmt_list([f'{n:,}' for n in n_train], 'or')} training "
+                 f"images, measured the {fmt_list([f'{n:,}' for n in n_valid], 'or')} held-out "
+                 f"validation images after every epoch and the test set after the last epoch "
+                 f"only.")
+    sessions = [s for rec in records for s in rec.get("sessions", []) if s.get("epochs")]
+    if len(sessions) == 0:
+        when = (" The records predate per-session records: they name neither the commit nor "
+                "the time of training.")
+    else:
+        commits = sorted({(s.get("git_commit") or "unknown")[:7] for s in sessions})
+        dirty = any(s.get("git_dirty") for s in sessions)
+        untimed = sum(not any(s.get("epochs") for s in rec.get("sessions", []))
+                      for rec in records)
+        when = (f" They were trained at commit{'s' if len(commits) > 1 else ''} "
+                f"{fmt_list(commits)}{' (with uncommitted changes)' if dirty else ''}, "
+                f"between {min(s['started'] for s in sessions)} and "
+                f"{max(s.get('ended') or s['started'] for s in sessions)} (UTC of the machine)"
+                + (f"; {untimed} records name no session" if untimed else "") + ".")
+    return split + when
+
+
+def _ranks_cell(ranks: List[List[int]]) -> str:
+    """Per layer: the rank, or its min–max over the seeds."""
+    if not ranks or not ranks[0]:
+        return "—"
+    cells = []
+    for layer in zip(*ranks):
+        lo, hi = min(layer), max(layer)
+        cells.append(str(lo) if lo == hi else f"{lo}–{hi}")
+    return ", ".join(cells)
+
+
+def _seed_words(groups: List[dict]) -> str:
+    seeds = sorted({s for g in groups for s in g["seeds"]})
+    counts = sorted({len(g["seeds"]) for g in groups})
+    if counts == [1]:
+        return f"one run per row (seed {fmt_list(seeds)})"
+    return (f"{fmt_list(counts, 'or')} runs per row (seeds {fmt_list(seeds)}): each cell is the "
+            f"mean over the seeds with the lowest and highest value in parentheses (ranks: "
+            f"per layer, the lowest–highest)")
+
+
+def _table_block(groups: List[dict], with_paper: bool) -> str:
+    have_val = any(g["val"] for g in groups)
+    header = ["τ"] + (["val. acc. %"] if have_val else []) + ["test acc. %"]
+    header += ["paper"] if with_paper else []
+    header += ["ranks"] + (["paper"] if with_paper else []) + ["eval c.r. %"]
+    header += ["paper", "criterion"] if with_paper else []
+    header += ["s/epoch"]
+    papers = {p["tau"]: p for p in PAPER_MNIST_TABLE}
+    taus = [g["tau"] for g in groups]
+    if with_paper:
+        taus = sorted(set(taus) | set(papers), key=lambda t: -1.0 if t is None else t)
+    by_tau = {g["tau"]: g for g in groups}
+    rows = []
+    for tau in taus:
+        g, p = by_tau.get(tau), papers.get(tau)
+        cells = ["dense" if tau is None else f"{tau:g}"]
+        if g is None:
+            cells += (["—"] if have_val else []) + ["not run"]
+        else:
+            cells += ([spread(g["val"]) if g["val"] else "—"] if have_val else [])
+            cells += [spread(g["test"])]
+        if with_paper:
+            cells += [f"{PAPER_MNIST_DENSE_ACC:.2f}" if tau is None
+                      else (f"{p['test_acc']:.2f}" if p else "—")]
+        cells += [_ranks_cell(g["ranks"]) if g else "—"]
+        if with_paper:
+            cells += [", ".join(map(str, p["ranks"])) if p else "—"]
+        cells += [spread(g["eval_cr"], 1) if g else "—"]
+        if with_paper:
+            if p is None:
+                cells += ["0.0" if tau is None else "—", "—"]
+            else:
+                c = paper_criterion(g, p)
+                cells += [f"{c['paper_cr']:.1f}", "holds" if c["holds"] else
+                          ("not run" if not c["ran"] else "misses")]
+        cells += [f"{sorted(g['seconds'])[len(g['seconds']) // 2]:.1f}" if g and g["seconds"]
+                  else "—"]
+        rows.append(cells)
+    return table(header, rows)
+
+
+def _tau(c) -> str:
+    return f"{c['tau']:g}"
+
+
+def _pts(x) -> str:
+    return f"{x:.2f}"
+
+
+def _criterion_block(groups: List[dict]) -> str:
+    by_tau = {g["tau"]: g for g in groups}
+    checks = [paper_criterion(by_tau.get(p["tau"]), p) for p in PAPER_MNIST_TABLE]
+    held = [c for c in checks if c["holds"]]
+    lines = [f"**The criterion** — within {ACC_MARGIN} points of the paper's test accuracy, "
+             f"at an evaluation compression at or above the paper's, both on the mean over "
+             f"the seeds (the paper's compression from its published ranks, "
+             f"`Σ r (n_in + n_out)` plus the last layer's 5,000 weights) — "
+             f"**holds on {len(held)} of the paper's {len(checks)} rows**"
+             + (f" (τ = {fmt_list([_tau(c) for c in held])})." if held else ".")]
+    for c in checks:
+        if c["holds"]:
+            continue
+        if not c["ran"]:
+            lines.append(f"* τ = {c['tau']:g}: not run.")
+            continue
+        why = []
+        if c["acc_gap"] < -ACC_MARGIN:
+            why.append(f"test accuracy {c['acc']:.2f} %, {-c['acc_gap']:.2f} points below the "
+                       f"paper's {c['paper_acc']:.2f} %")
+        if c["params"] > c["paper_params"]:
+            why.append(f"compression {c['cr']:.2f} % below the paper's {c['paper_cr']:.2f} % "
+                       f"({c['params']:,.0f} against {c['paper_params']:,} evaluation "
+                       f"parameters)")
+        lines.append(f"* τ = {c['tau']:g} misses: {' and '.join(why)}.")
+    above = [c for c in checks if c["ran"] and c["acc_gap"] >= 0]
+    if above:
+        lines.append(f"* Above the paper's accuracy: τ = "
+                     f"{fmt_list([_tau(c) for c in above])} (by "
+                     f"{fmt_list([_pts(c['acc_gap']) for c in above])} points).")
+    below = [c for c in checks if c["ran"] and c["acc_gap"] < 0]
+    if below:
+        lines.append(f"* Below the paper's accuracy: τ = "
+                     f"{fmt_list([_tau(c) for c in below])} (by "
+                     f"{fmt_list([_pts(-c['acc_gap']) for c in below])} points).")
+    return "\n".join(lines)
+
+
+def sweep_blocks(results: Path, table_name: str, runs_name: str, prefix: str,
+                 dataset: str = "mnist", with_paper: bool = True) -> Dict[str, str]:
+    """The generated blocks of a sweep's page: ``PREFIX-command`` (the command, the data
+    split, commits and times of the records), ``PREFIX-table`` and, ``with_paper``,
+    ``PREFIX-criterion``. A missing table gives blocks that say so, with the command that
+    writes it (the paper's τ, three seeds, 15 epochs)."""
+    path = Path(results) / table_name
+    if not path.is_file():
+        taus = ",".join(f"{p['tau']:g}" for p in PAPER_MNIST_TABLE)
+        dataset_opt = "" if dataset == "mnist" else f" --dataset {dataset}"
+        note = (f"No table committed yet: `{table_name}` in `results/` is written by\n\n```\n"
+                f"python -m lowrank_ref sweep --taus {taus} --dense-baseline{dataset_opt} "
+                f"--seeds 0,1,2 --epochs 15\n```")
+        blocks = {f"{prefix}-command": note, f"{prefix}-table": "(no table yet)"}
+        if with_paper:
+            blocks[f"{prefix}-criterion"] = "(no table yet)"
+        return blocks
+    groups = group_runs(read_csv(path))
+    n = sum(len(g["rows"]) for g in groups)
+    blocks = {
+        f"{prefix}-command": (
+            "```\n" + sweep_command(groups, dataset) + "\n```\n\n"
+            f"`results/{table_name}`: {n} runs, {_seed_words(groups)}. "
+            + records_sentence(groups, Path(results) / runs_name)),
+        f"{prefix}-table": _table_block(groups, with_paper),
+    }
+    if with_paper:
+        blocks[f"{prefix}-criterion"] = _criterion_block(groups)
+    return blocks
