@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Dict, List
 
 from .markdown import replace_blocks
-from .comparisons import comparison_blocks
+from .comparisons import comparison_blocks, fashion_illconditioned_block
 from .lenet5 import lenet5_blocks
 from .official import official_block
 from .recipe import recipe_blocks
@@ -35,8 +35,9 @@ def _mnist(results: Path) -> Dict[str, str]:
 
 
 def _fashion(results: Path) -> Dict[str, str]:
-    return sweep_blocks(results, "fashion_dense_table.csv", "fashion_runs", "fashion",
-                        dataset="fashion-mnist", with_paper=False)
+    return {**sweep_blocks(results, "fashion_dense_table.csv", "fashion_runs", "fashion",
+                           dataset="fashion-mnist", with_paper=False),
+            "fashion-illconditioned": fashion_illconditioned_block(results)}
 
 
 def _comparisons(results: Path) -> Dict[str, str]:

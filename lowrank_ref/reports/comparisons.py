@@ -14,6 +14,7 @@ from typing import Dict, List
 from .markdown import mean, read_csv, spread, table
 
 __all__ = ["METHOD_COLUMNS", "PAIRS", "final_rows", "methods_block", "differences_block",
+           "fashion_illconditioned_block",
            "illconditioned_block", "comparison_blocks"]
 
 #: Methods of ``compare methods`` and their column titles, in the table's order (the
@@ -104,26 +105,42 @@ def differences_block(results: Path, name: str = "mnist_comparison.csv") -> str:
 
 
 def illconditioned_block(results: Path, name: str) -> str:
-    """Test accuracy (%) after every epoch per decay and method, mean over the seeds, and
-    the last epoch's lowest–highest."""
+    """Accuracy (%) after every epoch per decay and method, mean over the seeds, and the last
+    epoch's lowest–highest: test accuracy for runs without validation; for runs with the
+    validation split, validation accuracy per epoch and the test accuracy (measured after the
+    last epoch only) in the last two columns."""
     rows = read_csv(Path(results) / name)
+    validated = any(r.get("val_acc") for r in rows)
+    metric = "val_acc" if validated else "test_acc"
     acc: Dict[tuple, Dict[int, List[float]]] = {}
+    test: Dict[tuple, List[float]] = {}
     for r in rows:
-        acc.setdefault((r["level"], r["method"]), {}).setdefault(int(r["epoch"]), []).append(
-            float(r["test_acc"]))
+        key = (r["level"], r["method"])
+        acc.setdefault(key, {}).setdefault(int(r["epoch"]), []).append(float(r[metric]))
+        if validated and r["test_acc"]:
+            test.setdefault(key, []).append(float(r["test_acc"]))
     epochs = sorted({e for per in acc.values() for e in per})
     seeds = sorted({r["seed"] for r in rows}, key=int)
     out = []
     for (level, method) in sorted(acc, key=lambda k: (float(k[0]), k[1])):
         per = acc[level, method]
         last = per[epochs[-1]]
-        out.append([level, _ILL_NAMES.get(method, method)]
-                   + [f"{mean(per[e]):.1f}" if e in per else "—" for e in epochs]
-                   + [f"{min(last):.1f}–{max(last):.1f}"])
-    head = (f"Test accuracy (%) after each epoch, mean of seeds {', '.join(seeds)} (epoch 0: "
-            f"the start):\n\n")
-    return head + table(["decay", "method"] + [str(e) for e in epochs]
-                        + [f"{epochs[-1]} (min–max)"], out)
+        cells = [f"{mean(per[e]):.1f}" if e in per else "—" for e in epochs]
+        cells.append(f"{min(last):.1f}–{max(last):.1f}")
+        if validated:
+            t = test.get((level, method), [])
+            cells += [f"{mean(t):.1f}" if t else "—",
+                      f"{min(t):.1f}–{max(t):.1f}" if t else "—"]
+        out.append([level, _ILL_NAMES.get(method, method)] + cells)
+    what = "Validation" if validated else "Test"
+    head = (f"{what} accuracy (%) after each epoch, mean of seeds {', '.join(seeds)} (epoch 0: "
+            f"the start)" + ("; the test accuracy after the last epoch (the only time the "
+                             "test set is measured) in the last two columns" if validated
+                             else "") + ":\n\n")
+    columns = ["decay", "method"] + [str(e) for e in epochs] + [f"{epochs[-1]} (min–max)"]
+    if validated:
+        columns += ["test", "test (min–max)"]
+    return head + table(columns, out)
 
 
 def comparison_blocks(results: Path) -> Dict[str, str]:
@@ -133,3 +150,12 @@ def comparison_blocks(results: Path) -> Dict[str, str]:
             "methods-differences": differences_block(results),
             "illconditioned-mlp": illconditioned_block(results, "mnist_illconditioned.csv"),
             "illconditioned-lenet5": illconditioned_block(results, "lenet5_illconditioned.csv")}
+
+
+def fashion_illconditioned_block(results: Path) -> str:
+    """The ill-conditioned comparison on Fashion-MNIST (``fashion_illconditioned.csv``), or
+    the command that writes it while it is not committed."""
+    if not (Path(results) / "fashion_illconditioned.csv").is_file():
+        return ("No table committed yet: `fashion_illconditioned.csv` in `results/` is written "
+                "by the command above.")
+    return illconditioned_block(results, "fashion_illconditioned.csv")
