@@ -25,7 +25,7 @@ from .comparisons import comparison_blocks, fashion_illconditioned_block
 from .lenet5 import lenet5_blocks
 from .official import official_block
 from .recipe import recipe_blocks
-from .sweeps import sweep_blocks
+from .sweeps import sweep_blocks, validation_sweep_block
 
 __all__ = ["PAGES", "page_blocks", "write_reports"]
 
@@ -40,6 +40,12 @@ def _fashion(results: Path) -> Dict[str, str]:
             "fashion-illconditioned": fashion_illconditioned_block(results)}
 
 
+def _lenet5(results: Path) -> Dict[str, str]:
+    return {**lenet5_blocks(results),
+            "lenet5-validation": validation_sweep_block(results, "lenet5_validation",
+                                                        "mnist_lenet5_table.csv", "lenet5_runs")}
+
+
 def _comparisons(results: Path) -> Dict[str, str]:
     return {**comparison_blocks(results), "official-lenet5": official_block(results)}
 
@@ -47,7 +53,7 @@ def _comparisons(results: Path) -> Dict[str, str]:
 #: Page (under ``docs/reproduce/``) -> the function giving its blocks from ``results/``.
 PAGES: Dict[str, Callable[[Path], Dict[str, str]]] = {
     "01_mnist_table.md": _mnist,
-    "02_lenet5_table.md": lenet5_blocks,
+    "02_lenet5_table.md": _lenet5,
     "03_comparisons.md": _comparisons,
     "04_paper_recipe.md": recipe_blocks,
     "06_fashion_mnist.md": _fashion,

@@ -27,7 +27,7 @@ from ..figures.mnist_plots import PAPER_MNIST_DENSE_ACC, PAPER_MNIST_TABLE
 from .markdown import fmt_list, mean, read_csv, spread, table
 
 __all__ = ["MLP_SIZES", "ACC_MARGIN", "group_runs", "paper_eval_params", "paper_criterion",
-           "sweep_command", "records_sentence", "sweep_blocks"]
+           "sweep_command", "records_sentence", "sweep_blocks", "validation_sweep_block"]
 
 #: Layer sizes of the paper's fully connected network (its last layer dense).
 MLP_SIZES = (784, 500, 500, 500, 500, 10)
@@ -322,3 +322,18 @@ def sweep_blocks(results: Path, table_name: str, runs_name: str, prefix: str,
     if with_paper:
         blocks[f"{prefix}-criterion"] = _criterion_block(groups)
     return blocks
+
+
+def validation_sweep_block(results: Path, folder: str, table_name: str, runs_name: str) -> str:
+    """A sweep trained with the validation split into the folder ``folder`` of ``results``,
+    beside an older table (LeNet5's third seed, ``docs/reproduce/02_lenet5_table.md``): its records sentence
+    and its table (validation and test accuracy, ranks, compression, seconds per epoch), or a
+    sentence saying that nothing is committed yet."""
+    path = Path(results) / folder / table_name
+    if not path.is_file():
+        return f"No table committed yet: `{folder}/{table_name}` in `results/`."
+    groups = group_runs(read_csv(path))
+    n = sum(len(g["rows"]) for g in groups)
+    return (f"`results/{folder}/{table_name}`: {n} runs, {_seed_words(groups)}. "
+            + records_sentence(groups, Path(results) / folder / runs_name) + "\n\n"
+            + _table_block(groups, with_paper=False))
