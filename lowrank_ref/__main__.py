@@ -30,7 +30,7 @@ import sys
 from typing import List, Optional
 
 from .data import DATASETS
-from .dlrt import METHODS
+from .methods import METHODS, REGISTRY, methods_using
 from .threads import DEFAULT_THREADS
 from .adam import ADAM_DEFAULTS
 from .training import (DEFAULT_LR, DEFAULT_MOMENTUM, DEFAULT_RANK, DEFAULT_SIZES, DEFAULT_WARMUP,
@@ -103,6 +103,11 @@ def _threads_option(g) -> None:
                         "default, one per core")
 
 
+def _users(option: str) -> str:
+    """The methods that use ``option``, for the help texts (from the method records)."""
+    return "/".join(methods_using(option))
+
+
 def _add_train(sub, suppress_defaults: bool = False) -> None:
     p = sub.add_parser(
         "train", formatter_class=_Formatter, allow_abbrev=False,
@@ -135,7 +140,7 @@ def _train_options(p, sweep: bool) -> None:
     g = p.add_argument_group("method")
     if not sweep:
         g.add_argument("--method", choices=METHODS, default="dense",
-                       help="optimiser: dense SGD, fixed-rank DLRT or rank-adaptive DLRT")
+                       help="; ".join(f"{m.name}: {m.help}" for m in REGISTRY.values()))
     g.add_argument("--arch", choices=ARCHS, default="mlp",
                    help="network: the MLP (--hidden) or LeNet5 (conv 1->20, conv 20->50, "
                         "linear 800->500, 500->10; the first three low-rank)")
@@ -145,15 +150,18 @@ def _train_options(p, sweep: bool) -> None:
                         + per_method(DEFAULT_RANK, LENET5_DEFAULTS["rank"], "{}"))
     if not sweep:
         g.add_argument("--tau", type=float, default=None,
-                       help="relative truncation tolerance of adaptive (required there)")
-    g.add_argument("--min-rank", type=int, default=1, help="smallest rank (adaptive)")
+                       help=f"relative truncation tolerance (required by {_users('tau')})")
+    g.add_argument("--min-rank", type=int, default=1,
+                   help=f"smallest rank ({_users('min_rank')})")
     g.add_argument("--max-rank", type=int, default=None,
-                   help="largest rank (adaptive); None: the full rank min(n_in, n_out) per "
-                        "layer (Adam: min(n_in, n_out) // 2, as the paper's code)")
+                   help=f"largest rank ({_users('max_rank')}); None: the full rank "
+                        "min(n_in, n_out) per layer (optimizer adam: min(n_in, n_out) // 2, "
+                        "as the paper's code)")
     g.add_argument("--passes", type=int, choices=(1, 3), default=1,
-                   help="adaptive: 1 backward per step, or the published 3 (K, L, S passes)")
+                   help=f"{_users('passes')}: 1 backward per step, or the published 3 "
+                        "(K, L, S passes)")
     g.add_argument("--finetune-epochs", type=int, default=0,
-                   help="epochs of S-only fine-tuning after --epochs (fixed/adaptive)")
+                   help=f"epochs of S-only fine-tuning after --epochs ({_users('finetune_epochs')})")
     _comparison_options(p, sweep)
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, default=None,
@@ -219,13 +227,13 @@ def _comparison_options(p, sweep: bool) -> None:
     g = p.add_argument_group("comparisons (vanilla, pruning, Adam)")
     if not sweep:
         g.add_argument("--ranks", type=_int_list, default=None, metavar="R1,R2,...",
-                       help="one rank per hidden layer (fixed, vanilla, sonly)")
+                       help=f"one rank per hidden layer ({_users('ranks')})")
         g.add_argument("--decay", type=float, default=None,
                        help="start from the official code's spectrum decaying by this factor "
-                            "(>= 1; fixed, vanilla, sonly); None: the package's start")
+                            f"(>= 1; {_users('decay')}); None: the package's start")
         g.add_argument("--prune-from", type=_path, default=None, metavar="DIR",
-                       help="fixed/sonly: start from this dense run, its hidden layers "
-                            "truncated to --ranks or by --prune-tau")
+                       help=f"{_users('prune_from')}: start from this dense run, its hidden "
+                            "layers truncated to --ranks or by --prune-tau")
         g.add_argument("--prune-tau", type=float, default=None,
                        help="with --prune-from: ranks by this tolerance (the DLRT rule)")
     g.add_argument("--init", choices=TRAIN_INITS, default=TrainConfig.init,

@@ -3,9 +3,10 @@
 :func:`train` trains the multilayer perceptron of [SZKCT22] (Schotthöfer, Zangrando, Kusch,
 Ceruti, Tudisco, NeurIPS 2022, sec. 6: ``784-500-500-500-500-10``, ReLU) on MNIST or
 Fashion-MNIST with one of the optimisers of :mod:`lowrank_ref.dlrt`
-(:data:`lowrank_ref.dlrt.METHODS`): ``"dense"`` (SGD of a dense network, the baseline),
-``"fixed"`` (fixed-rank DLRT, [SZKCT22]), ``"adaptive"`` (rank-adaptive DLRT, [SZKCT22]) or
-``"parallel"`` (the parallel step, :class:`lowrank_ref.dlrt.ParallelBUG`), with the direction
+(the records of :mod:`lowrank_ref.methods`): ``"dense"`` (SGD of a dense network, the
+baseline), ``"fixed"`` (fixed-rank DLRT, [SZKCT22]), ``"adaptive"`` (rank-adaptive DLRT,
+[SZKCT22]), ``"parallel"`` (the parallel step, :class:`lowrank_ref.dlrt.ParallelBUG`),
+``"vanilla"`` (``U V^T`` factors) or ``"sonly"`` (the cores ``S`` only), with the direction
 rule of ``optimizer`` (SGD with momentum, or Adam in two forms), and optionally fine-tunes
 the cores ``S`` afterwards (``finetune_epochs``, [SZKCT22]).
 

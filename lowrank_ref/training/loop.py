@@ -28,6 +28,7 @@ from ..autodiff import Tensor
 from ..data import Dataset
 from ..dlrt import parameter_counts
 from ..lowrank_layers import LowRankLayer
+from ..methods import method_record
 from ..nn import Network, accuracy
 from ..threads import blas_threads
 from .atomic import remove_temporary_files, write_text
@@ -42,7 +43,7 @@ from .records import (HISTORY_NAME, RUN_NAME, check_not_source, history_csv, new
                       portable_source, read_record, run_folder_lock, sessions_of)
 from .starts import build_model, model_to_restore
 
-__all__ = ["train", "evaluate", "TrainingDiverged"]
+__all__ = ["train", "evaluate", "TrainingDiverged", "describe_method"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -157,6 +158,25 @@ def _same_path(a: Path, b: Path) -> bool:
 def _ranks_now(model: Network) -> str:
     ranks = [layer.rank for layer in model.layers if isinstance(layer, LowRankLayer)]
     return f"ranks {'|'.join(map(str, ranks))}" if ranks else ""
+
+
+def describe_method(config: TrainConfig) -> str:
+    """The method of ``config`` in a few words, for the run's first log line.
+
+    Examples
+    --------
+    >>> describe_method(TrainConfig(method="adaptive", tau=0.1))
+    'rank-adaptive DLRT, start rank 150, tau 0.1, 1 pass(es)'
+    """
+    record = method_record(config.method)
+    what = record.title
+    if "rank" in record.options:
+        what += f", {'start rank' if record.rank_adaptive else 'rank'} {config.rank}"
+    if "tau" in record.options:
+        what += f", tau {config.tau}"
+    if "passes" in record.options:
+        what += f", {config.passes} pass(es)"
+    return what
 
 
 def _default_out(method: str) -> Path:
@@ -400,13 +420,7 @@ def _run(config: TrainConfig, log, data, ckpt: Optional[dict], force: bool, prog
     bar = Progress(progress, log)
     epoch = last_good_epoch + 1
     try:
-        what = {"dense": "dense", "fixed": f"fixed-rank DLRT, rank {config.rank}",
-                "adaptive": f"rank-adaptive DLRT, start rank {config.rank}, tau {config.tau}, "
-                            f"{config.passes} pass(es)",
-                "vanilla": f"vanilla U V^T, rank {config.rank}",
-                "sonly": f"S-only, rank {config.rank}",
-                "parallel": f"parallel DLRT, start rank {config.rank}, tau {config.tau}"
-                }[config.method]
+        what = describe_method(config)
         if config.ranks is not None or config.prune_from is not None:
             what += (f" (ranks {config.ranks or 'by prune_tau'}"
                      + (f", pruned from {config.prune_from})" if config.prune_from else ")"))
