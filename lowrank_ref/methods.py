@@ -151,7 +151,7 @@ RANK_ADAPTIVE_METHODS = tuple(m.name for m in REGISTRY.values() if m.rank_adapti
 
 def method_record(method: str) -> Method:
     """The record of ``method`` (ValueError naming the methods if it is none)."""
-    return REGISTRY[check_choice(method, "method", METHODS)]
+    return REGISTRY[check_choice(method, "method", tuple(REGISTRY))]
 
 
 def methods_using(option: str, arch: Optional[str] = None) -> Tuple[str, ...]:

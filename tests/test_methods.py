@@ -1,19 +1,23 @@
 """The method registry (lowrank_ref.methods): every record trains, refuses what it does not use,
 and is the one source of the configuration's defaults, the command line and the docs' table."""
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lowrank_ref.__main__ import build_parser, main
-from lowrank_ref.methods import (METHOD_OPTIONS, METHODS, REGISTRY, check_method_options,
-                                 make_optimizer, method_table, methods_using)
+from lowrank_ref.dlrt import FixedRankBUG
+from lowrank_ref.methods import (METHOD_OPTIONS, METHODS, REGISTRY, Method,
+                                 check_method_options, make_optimizer, method_table,
+                                 methods_using)
 from lowrank_ref.nn import MLP
-from lowrank_ref.training import TrainConfig
+from lowrank_ref.training import TrainConfig, train
 from lowrank_ref.training.config import (ADAM_METHODS, DEFAULT_LR, LENET5_DEFAULTS,
                                          LENET5_METHODS, OPTIMIZERS, arch_default,
                                          build_optimizer, input_shape, n_classes)
 from lowrank_ref.training.starts import build_model
+from made_up_data import blobs
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = [12, 8, 8, 10]
@@ -148,3 +152,29 @@ def test_the_docs_method_table_is_the_registry():
     text = (ROOT / "docs" / "cli.md").read_text()
     assert method_table() in text, ("docs/cli.md's method table differs from the registry; "
                                     "paste lowrank_ref.methods.method_table() there")
+
+
+def test_a_new_record_is_all_a_method_needs(monkeypatch, tmp_path):
+    """docs/design.md, section "How to add a method": one record, and the configuration, its
+    defaults, the checks, the command line, training and resuming follow."""
+    record = Method("fixed-copy", "fixed-rank DLRT under another name (a test)", FixedRankBUG,
+                    "lowrank", {"mlp": {"lr": 0.05, "momentum": 0.5, "warmup": 0, "rank": 3}},
+                    options=("rank",), title="a copy of fixed")
+    monkeypatch.setitem(REGISTRY, record.name, record)
+    config = TrainConfig(method="fixed-copy", sizes=SIZES, epochs=2, batch_size=32,
+                         dtype="float64", out=str(tmp_path / "run"))
+    assert (config.lr, config.momentum, config.warmup, config.rank) == (0.05, 0.5, 0, 3)
+    with pytest.raises(ValueError, match="tau is only used by methods .* for method "
+                                         "'fixed-copy'"):
+        TrainConfig(method="fixed-copy", sizes=SIZES, tau=0.1)
+    with pytest.raises(ValueError, match="method must be one of .* for arch 'lenet5'"):
+        TrainConfig(method="fixed-copy", arch="lenet5")
+    assert "fixed-copy" in methods_using("rank") and record.name in method_table()
+    lines = []
+    final = train(config, log=lines.append, data=blobs(d=SIZES[0]))
+    assert lines[0].startswith("a copy of fixed, rank 3 training of 12-8-8-10")
+    assert final["ranks"] == [3, 3] and final["epoch"] == 2
+    again = train(dataclasses.replace(config, epochs=3), log=lines.append,
+                  data=blobs(d=SIZES[0]), resume=tmp_path / "run")
+    assert again["epoch"] == 3
+    assert build_parser().parse_args(["train", "--method", "fixed-copy"]).method == "fixed-copy"

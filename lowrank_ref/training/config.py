@@ -20,7 +20,7 @@ from .._validate import (check_bool, check_choice, check_float_dtype, check_int,
 from ..adam import ADAM_DEFAULTS, CarriedAdam, PaperAdam
 from ..data import DATASETS
 from ..dlrt import SOnly
-from ..methods import (METHOD_OPTIONS, METHODS, REGISTRY, check_method_options, make_optimizer,
+from ..methods import (METHOD_OPTIONS, REGISTRY, check_method_options, make_optimizer,
                        method_record, methods_for_arch)
 from ..networks import LENET5_INPUT_SHAPE
 from ..nn import INITS, Network
@@ -44,6 +44,15 @@ DTYPES = ("float32", "float64")
 PHASES = ("train", "finetune")
 #: The network of [SZKCT22]: 784 inputs, four hidden layers of 500, 10 classes.
 DEFAULT_SIZES = (784, 500, 500, 500, 500, 10)
+
+
+def methods_using_optimizer(optimizer: str) -> tuple:
+    """The methods whose records take the direction rule ``optimizer``."""
+    return tuple(m.name for m in REGISTRY.values() if optimizer in m.optimizers)
+
+
+#: The defaults that each method's record gives per architecture.
+METHOD_DEFAULTS = ("lr", "momentum", "warmup", "rank")
 
 
 def _per_method(arch: str, option: str) -> dict:
@@ -80,8 +89,7 @@ OPTIMIZERS = ("sgd", "adam", "adam-carried")
 #: The methods each Adam form works with ("adam", the paper's loop: the rank-adaptive step,
 #: and textbook Adam of dense and vanilla networks); see docs/design.md,
 #: section "Optimisers: integrator x direction".
-ADAM_METHODS = {name: tuple(m.name for m in REGISTRY.values() if name in m.optimizers)
-                for name in OPTIMIZERS[1:]}
+ADAM_METHODS = {name: methods_using_optimizer(name) for name in OPTIMIZERS[1:]}
 #: Default learning rate of the Adam optimizers (the paper's code).
 DEFAULT_ADAM_LR = 1e-3
 #: ``TrainConfig.init``: the dense draws of lowrank_ref.nn.INITS, or "keras-normal": every
@@ -106,8 +114,7 @@ MAX_DENSE_PARAMETERS = 10 ** 8
 #: Method "vanilla" (``U V^T`` layers, the ill-conditioning comparison) has the defaults of
 #: "fixed", method "parallel" those of "adaptive".
 LENET5_DEFAULTS = {"epochs": 10, "batch_size": 128, "schedule": "cosine",
-                   **{option: _per_method("lenet5", option)
-                      for option in ("lr", "momentum", "warmup", "rank")}}
+                   **{option: _per_method("lenet5", option) for option in METHOD_DEFAULTS}}
 #: The methods of ``arch="lenet5"``; ``decay`` applies to "fixed" and "vanilla". Per-layer
 #: ``ranks``, ``init`` and pruning (``prune_from``) are built for the MLP only.
 LENET5_METHODS = methods_for_arch("lenet5")
@@ -126,8 +133,9 @@ def arch_default(arch: str, option: str, method: str):
     >>> arch_default("mlp", "lr", "dense"), arch_default("lenet5", "batch_size", "dense")
     (0.1, 128)
     """
-    value = (LENET5_DEFAULTS if arch == "lenet5" else _MLP_DEFAULTS)[option]
-    return value.get(method) if isinstance(value, dict) else value
+    if option in METHOD_DEFAULTS:               # per method: its record's
+        return REGISTRY[method].defaults.get(arch, {}).get(option)
+    return (LENET5_DEFAULTS if arch == "lenet5" else _MLP_DEFAULTS)[option]
 
 CHECKPOINT_NAME = "checkpoint.npz"
 #: Options that may differ between a checkpoint and the run resuming it.
@@ -313,9 +321,8 @@ class TrainConfig:
 
     def __post_init__(self):
         # Each option on its own (kind, then value), then the options against each other.
-        self.method = check_choice(self.method, "method", METHODS)
-        self.arch = check_choice(self.arch, "arch", ARCHS)
         record = method_record(self.method)
+        self.arch = check_choice(self.arch, "arch", ARCHS)
         if self.arch not in record.archs:
             raise ValueError(f"method must be one of {methods_for_arch(self.arch)} for arch "
                              f"{self.arch!r}, got {self.method!r}")
@@ -441,7 +448,8 @@ class TrainConfig:
         if self.optimizer != "sgd":
             if self.optimizer not in method_record(m).optimizers:
                 raise ValueError(f"optimizer {self.optimizer!r} is implemented for methods "
-                                 f"{ADAM_METHODS[self.optimizer]}, got method {m!r}")
+                                 f"{methods_using_optimizer(self.optimizer)}, got method "
+                                 f"{m!r}")
             if self.momentum != 0:
                 raise ValueError(f"momentum is only used by optimizer 'sgd' (Adam has beta1), "
                                  f"got momentum={self.momentum} with optimizer {self.optimizer!r}")
