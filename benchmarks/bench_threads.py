@@ -52,7 +52,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
-from lowrank_ref import dlrt  # noqa: E402
+from lowrank_ref import methods as method_registry  # noqa: E402
 from lowrank_ref.threads import blas_threads  # noqa: E402
 from lowrank_ref.training import TrainConfig, build_model, lr_at  # noqa: E402
 
@@ -128,8 +128,8 @@ class Trainer:
         self.config = config
         model = build_model(config)
         extra = {"tau": config.tau} if config.method == "adaptive" else {}
-        self.opt = dlrt.make_optimizer(config.method, model, config.lr,
-                                       momentum=config.momentum, **extra)
+        self.opt = method_registry.make_optimizer(config.method, model, config.lr,
+                                                  momentum=config.momentum, **extra)
         self.total = config.epochs * math.ceil(C.N_TRAIN / config.batch_size)
         self.steps = 0
 

@@ -8,6 +8,11 @@ Commands
     (:func:`lowrank_ref.training.train`). ``--resume DIR`` continues a run.
 ``sweep``
     One rank-adaptive run per ``--taus`` value and a table (:func:`lowrank_ref.training.sweep`).
+``compare EXPERIMENT``
+    The paper's comparisons, one table each
+    (:func:`lowrank_ref.training.commands.run_comparison`).
+``prune DIR``
+    A dense run truncated by SVDs and evaluated (:func:`lowrank_ref.training.commands.prune_run`).
 ``figures``
     Regenerate ``figures/`` (:func:`lowrank_ref.figures.make_figures`).
 ``oracle export DIR`` / ``oracle verify DIR``
@@ -17,7 +22,9 @@ Errors in options, data or files (unreadable, a file where a folder is needed, a
 in use by another process) print one line (``<prog>: error: ...``) to stderr and exit with
 status 2; a diverged run (non-finite loss) exits with status 1, naming the last good
 checkpoint; Ctrl-C exits with status 130 (``run.json`` says "interrupted" and the last
-checkpoint can be resumed). Nothing imports this module.
+checkpoint can be resumed). This module only maps the arguments to configurations and
+options and calls the library (:mod:`lowrank_ref.training.commands` holds what the commands
+do beyond one library call); nothing in the package imports it.
 
 For example ``python -m lowrank_ref train --epochs 0`` prints
 ``python -m lowrank_ref train: error: epochs must be an int >= 1, got 0`` and exits with 2.
@@ -30,12 +37,14 @@ import sys
 from typing import List, Optional
 
 from .data import DATASETS
-from .dlrt import METHODS
+from .methods import REGISTRY, methods_using
 from .threads import DEFAULT_THREADS
 from .adam import ADAM_DEFAULTS
 from .training import (DEFAULT_LR, DEFAULT_MOMENTUM, DEFAULT_RANK, DEFAULT_SIZES, DEFAULT_WARMUP,
-                       DTYPES, SCHEDULES, RunFolderInUse, TrainConfig, TrainingDiverged,
-                       load_config, sweep, train)
+                       DTYPES, SCHEDULES, RunFolderInUse, TrainConfig, TrainingDiverged, sweep,
+                       train)
+from .training.commands import (COMPARISONS, dense_baseline, mlp_sizes, prune_run,
+                                resumed_config, run_comparison)
 from .training.config import ARCHS, LENET5_DEFAULTS, OPTIMIZERS, TRAIN_INITS
 
 __all__ = ["main", "build_parser"]
@@ -96,11 +105,16 @@ def _threads(text: str):
     return value
 
 
-def _threads_option(g) -> None:
-    g.add_argument("--threads", type=_threads, default=DEFAULT_THREADS, metavar="{N,all}",
+def _threads_option(g, add=None) -> None:
+    (add or _plain)(g, "--threads", type=_threads, default=DEFAULT_THREADS, metavar="{N,all}",
                    help="BLAS/LAPACK threads (1 is fastest for the paper's network on a "
                         "2-core machine, see benchmarks/README.md); 'all': the libraries' "
                         "default, one per core")
+
+
+def _users(option: str) -> str:
+    """The methods that use ``option``, for the help texts (from the method records)."""
+    return "/".join(methods_using(option))
 
 
 def _add_train(sub, suppress_defaults: bool = False) -> None:
@@ -118,15 +132,22 @@ def _add_train(sub, suppress_defaults: bool = False) -> None:
         epilog=("examples: python -m lowrank_ref train --method adaptive --rank 100 --tau 0.1 "
                 "--epochs 10; python -m lowrank_ref train --arch lenet5 --method adaptive "
                 "--tau 0.2"))
-    _train_options(p, sweep=False)
-    if suppress_defaults:   # a probe parser: the namespace holds only the options given
-        for action in p._actions:       # (not set_defaults: those land in the namespace)
-            if action.dest != "help":
-                action.default = argparse.SUPPRESS
+    _train_options(p, sweep=False, suppress=suppress_defaults)
 
 
-def _train_options(p, sweep: bool) -> None:
-    """The options of ``train``; ``sweep`` leaves out method, tau and the run folder."""
+def _plain(group, *flags, **kwargs) -> None:
+    group.add_argument(*flags, **kwargs)
+
+
+def _suppressed(group, *flags, **kwargs) -> None:
+    """An option without default: the parsed namespace holds it only if it was given."""
+    group.add_argument(*flags, **dict(kwargs, default=argparse.SUPPRESS))
+
+
+def _train_options(p, sweep: bool, suppress: bool = False) -> None:
+    """The options of ``train``; ``sweep`` leaves out method, tau and the run folder;
+    ``suppress``: no defaults (the namespace holds only the options given)."""
+    add = _suppressed if suppress else _plain
     def per_method(mlp, lenet, fmt="{:g}"):
         return ("; ".join(", ".join(f"{fmt.format(v)} for {k}" for k, v in d.items())
                           + f" ({arch})" for arch, d in (("mlp", mlp), ("lenet5", lenet))))
@@ -134,109 +155,112 @@ def _train_options(p, sweep: bool) -> None:
     mom_default = per_method(DEFAULT_MOMENTUM, LENET5_DEFAULTS["momentum"])
     g = p.add_argument_group("method")
     if not sweep:
-        g.add_argument("--method", choices=METHODS, default="dense",
-                       help="optimiser: dense SGD, fixed-rank DLRT or rank-adaptive DLRT")
-    g.add_argument("--arch", choices=ARCHS, default="mlp",
-                   help="network: the MLP (--hidden) or LeNet5 (conv 1->20, conv 20->50, "
-                        "linear 800->500, 500->10; the first three low-rank)")
-    g.add_argument("--rank", type=int, default=None,
-                   help="starting rank of every low-rank layer, capped by the layer (the last "
-                        "layer stays dense); None: "
-                        + per_method(DEFAULT_RANK, LENET5_DEFAULTS["rank"], "{}"))
+        add(g, "--method", choices=tuple(REGISTRY), default="dense",
+               help="; ".join(f"{m.name}: {m.help}" for m in REGISTRY.values()))
+    add(g, "--arch", choices=ARCHS, default="mlp",
+           help="network: the MLP (--hidden) or LeNet5 (conv 1->20, conv 20->50, "
+                "linear 800->500, 500->10; the first three low-rank)")
+    add(g, "--rank", type=int, default=None,
+           help="starting rank of every low-rank layer, capped by the layer (the last "
+                "layer stays dense); None: "
+                + per_method(DEFAULT_RANK, LENET5_DEFAULTS["rank"], "{}"))
     if not sweep:
-        g.add_argument("--tau", type=float, default=None,
-                       help="relative truncation tolerance of adaptive (required there)")
-    g.add_argument("--min-rank", type=int, default=1, help="smallest rank (adaptive)")
-    g.add_argument("--max-rank", type=int, default=None,
-                   help="largest rank (adaptive); None: the full rank min(n_in, n_out) per "
-                        "layer (Adam: min(n_in, n_out) // 2, as the paper's code)")
-    g.add_argument("--passes", type=int, choices=(1, 3), default=1,
-                   help="adaptive: 1 backward per step, or the published 3 (K, L, S passes)")
-    g.add_argument("--finetune-epochs", type=int, default=0,
-                   help="epochs of S-only fine-tuning after --epochs (fixed/adaptive)")
-    _comparison_options(p, sweep)
+        add(g, "--tau", type=float, default=None,
+               help=f"relative truncation tolerance (required by {_users('tau')})")
+    add(g, "--min-rank", type=int, default=1,
+           help=f"smallest rank ({_users('min_rank')})")
+    add(g, "--max-rank", type=int, default=None,
+           help=f"largest rank ({_users('max_rank')}); None: the full rank "
+                "min(n_in, n_out) per layer (optimizer adam: min(n_in, n_out) // 2, "
+                "as the paper's code)")
+    add(g, "--passes", type=int, choices=(1, 3), default=1,
+           help=f"{_users('passes')}: 1 backward per step, or the published 3 "
+                "(K, L, S passes)")
+    add(g, "--finetune-epochs", type=int, default=0,
+           help=f"epochs of S-only fine-tuning after --epochs ({_users('finetune_epochs')})")
+    _comparison_options(p, sweep, add)
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=None,
-                   help=f"main epochs; None: {TrainConfig().epochs} (mlp), "
-                        f"{LENET5_DEFAULTS['epochs']} (lenet5)")
-    g.add_argument("--batch-size", type=int, default=None,
-                   help=f"samples per step; None: {TrainConfig().batch_size} (mlp), "
-                        f"{LENET5_DEFAULTS['batch_size']} (lenet5)")
-    g.add_argument("--lr", type=float, default=None,
-                   help=f"learning rate; None: {lr_default}")
-    g.add_argument("--momentum", type=float, default=None,
-                   help=f"heavy-ball momentum in [0, 1); None: {mom_default} (0 gives plain "
-                        f"SGD, the Euler step of the gradient flow analysed in [SZKCT22])")
-    g.add_argument("--schedule", choices=SCHEDULES, default=None,
-                   help="learning rate: constant, or cosine decay per step to 0 over "
-                        f"--epochs (restarted for fine-tuning); None: {TrainConfig().schedule} "
-                        f"(mlp), {LENET5_DEFAULTS['schedule']} (lenet5)")
-    g.add_argument("--warmup", type=int, default=None,
-                   help="steps of linear learning-rate warm-up; None: "
-                        + per_method(DEFAULT_WARMUP, LENET5_DEFAULTS["warmup"], "{}"))
-    g.add_argument("--seed", type=int, default=TrainConfig.seed,
-                   help="seed of initialisation and shuffling")
-    g.add_argument("--dtype", choices=DTYPES, default=TrainConfig.dtype,
-                   help="floating-point type of parameters and data")
-    _threads_option(g)
+    add(g, "--epochs", type=int, default=None,
+           help=f"main epochs; None: {TrainConfig().epochs} (mlp), "
+                f"{LENET5_DEFAULTS['epochs']} (lenet5)")
+    add(g, "--batch-size", type=int, default=None,
+           help=f"samples per step; None: {TrainConfig().batch_size} (mlp), "
+                f"{LENET5_DEFAULTS['batch_size']} (lenet5)")
+    add(g, "--lr", type=float, default=None,
+           help=f"learning rate; None: {lr_default}")
+    add(g, "--momentum", type=float, default=None,
+           help=f"heavy-ball momentum in [0, 1); None: {mom_default} (0 gives plain "
+                f"SGD, the Euler step of the gradient flow analysed in [SZKCT22])")
+    add(g, "--schedule", choices=SCHEDULES, default=None,
+           help="learning rate: constant, or cosine decay per step to 0 over "
+                f"--epochs (restarted for fine-tuning); None: {TrainConfig().schedule} "
+                f"(mlp), {LENET5_DEFAULTS['schedule']} (lenet5)")
+    add(g, "--warmup", type=int, default=None,
+           help="steps of linear learning-rate warm-up; None: "
+                + per_method(DEFAULT_WARMUP, LENET5_DEFAULTS["warmup"], "{}"))
+    add(g, "--seed", type=int, default=TrainConfig.seed,
+           help="seed of initialisation and shuffling")
+    add(g, "--dtype", choices=DTYPES, default=TrainConfig.dtype,
+           help="floating-point type of parameters and data")
+    _threads_option(g, add)
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", choices=DATASETS, default=TrainConfig.dataset,
-                   help="data set (see lowrank_ref.data.load for where it is looked for)")
-    g.add_argument("--data-dir", type=_path, default=None, metavar="DIR",
-                   help="folder searched first for the data; None: $LOWRANK_REF_DATA, then "
-                        "the installed packages")
-    g.add_argument("--hidden", type=_int_list, default=None, metavar="W1,W2,...",
-                   help="hidden layer widths of the MLP, comma-separated; None: "
-                        + ",".join(map(str, DEFAULT_SIZES[1:-1])))
-    g.add_argument("--n-train", type=int, default=None,
-                   help="use only the first N training samples; None: all")
-    g.add_argument("--n-test", type=int, default=None,
-                   help="use only the first N test samples; None: all")
-    g.add_argument("--validation", action=argparse.BooleanOptionalAction,
-                   default=TrainConfig.validation,
-                   help="hold out the last 10,000 training images (MNIST: the valid part of "
-                        "mnist.pkl.gz), evaluate on them after every epoch and on the test set "
-                        "after the last epoch only; --no-validation: train on all training "
-                        "images and evaluate the test set after every epoch (the runs "
-                        "recorded before this option; a resumed run keeps its own)")
-    g.add_argument("--n-valid", type=int, default=None,
-                   help="with --validation: use only the first N validation samples; None: all")
+    add(g, "--dataset", choices=DATASETS, default=TrainConfig.dataset,
+           help="data set (see lowrank_ref.data.load for where it is looked for)")
+    add(g, "--data-dir", type=_path, default=None, metavar="DIR",
+           help="folder searched first for the data; None: $LOWRANK_REF_DATA, then "
+                "the installed packages")
+    add(g, "--hidden", type=_int_list, default=None, metavar="W1,W2,...",
+           help="hidden layer widths of the MLP, comma-separated; None: "
+                + ",".join(map(str, DEFAULT_SIZES[1:-1])))
+    add(g, "--n-train", type=int, default=None,
+           help="use only the first N training samples; None: all")
+    add(g, "--n-test", type=int, default=None,
+           help="use only the first N test samples; None: all")
+    add(g, "--validation", action=argparse.BooleanOptionalAction,
+           default=TrainConfig.validation,
+           help="hold out the last 10,000 training images (MNIST: the valid part of "
+                "mnist.pkl.gz), evaluate on them after every epoch and on the test set "
+                "after the last epoch only; --no-validation: train on all training "
+                "images and evaluate the test set after every epoch (the runs "
+                "recorded before this option; a resumed run keeps its own)")
+    add(g, "--n-valid", type=int, default=None,
+           help="with --validation: use only the first N validation samples; None: all")
     if sweep:
         return
     g = p.add_argument_group("records")
-    g.add_argument("--out", type=_path, default=None, metavar="DIR",
-                   help="output folder; None: runs/<method>-<YYYYmmdd-HHMMSS>, or the "
-                        "--resume folder")
-    g.add_argument("--resume", type=_path, default=None, metavar="DIR",
-                   help="continue the run whose checkpoint.npz is in DIR")
-    g.add_argument("--force", action="store_true", default=False,
-                   help="with --resume: accept a configuration that differs from the "
-                        "checkpoint's")
+    add(g, "--out", type=_path, default=None, metavar="DIR",
+           help="output folder; None: runs/<method>-<YYYYmmdd-HHMMSS>, or the "
+                "--resume folder")
+    add(g, "--resume", type=_path, default=None, metavar="DIR",
+           help="continue the run whose checkpoint.npz is in DIR")
+    add(g, "--force", action="store_true", default=False,
+           help="with --resume: accept a configuration that differs from the "
+                "checkpoint's")
 
 
-def _comparison_options(p, sweep: bool) -> None:
+def _comparison_options(p, sweep: bool, add=_plain) -> None:
     """The options of the comparisons (issue 14): ranks, starts, pruning, Adam."""
     g = p.add_argument_group("comparisons (vanilla, pruning, Adam)")
     if not sweep:
-        g.add_argument("--ranks", type=_int_list, default=None, metavar="R1,R2,...",
-                       help="one rank per hidden layer (fixed, vanilla, sonly)")
-        g.add_argument("--decay", type=float, default=None,
-                       help="start from the official code's spectrum decaying by this factor "
-                            "(>= 1; fixed, vanilla, sonly); None: the package's start")
-        g.add_argument("--prune-from", type=_path, default=None, metavar="DIR",
-                       help="fixed/sonly: start from this dense run, its hidden layers "
-                            "truncated to --ranks or by --prune-tau")
-        g.add_argument("--prune-tau", type=float, default=None,
-                       help="with --prune-from: ranks by this tolerance (the DLRT rule)")
-    g.add_argument("--init", choices=TRAIN_INITS, default=TrainConfig.init,
-                   help="dense draw of every layer (truncated for low-rank layers), or "
-                        "keras-normal: every factor and bias N(0, 0.05^2) (the paper's code)")
-    g.add_argument("--optimizer", choices=OPTIMIZERS, default=TrainConfig.optimizer,
-                   help="sgd (with --momentum); adam: the paper's code (moments per factor "
-                        "variable); adam-carried: moments carried across bases")
+        add(g, "--ranks", type=_int_list, default=None, metavar="R1,R2,...",
+               help=f"one rank per hidden layer ({_users('ranks')})")
+        add(g, "--decay", type=float, default=None,
+               help="start from the official code's spectrum decaying by this factor "
+                    f"(>= 1; {_users('decay')}); None: the package's start")
+        add(g, "--prune-from", type=_path, default=None, metavar="DIR",
+               help=f"{_users('prune_from')}: start from this dense run, its hidden "
+                    "layers truncated to --ranks or by --prune-tau")
+        add(g, "--prune-tau", type=float, default=None,
+               help="with --prune-from: ranks by this tolerance (the DLRT rule)")
+    add(g, "--init", choices=TRAIN_INITS, default=TrainConfig.init,
+           help="dense draw of every layer (truncated for low-rank layers), or "
+                "keras-normal: every factor and bias N(0, 0.05^2) (the paper's code)")
+    add(g, "--optimizer", choices=OPTIMIZERS, default=TrainConfig.optimizer,
+           help="sgd (with --momentum); adam: the paper's code (moments per factor "
+                "variable); adam-carried: moments carried across bases")
     for name in ("beta1", "beta2", "eps"):
-        g.add_argument(f"--adam-{name}", type=float, default=ADAM_DEFAULTS[name],
-                       help=f"Adam's {name} (Adam only)")
+        add(g, f"--adam-{name}", type=float, default=ADAM_DEFAULTS[name],
+               help=f"Adam's {name} (Adam only)")
 
 
 def _seed_list(text: str) -> List[int]:
@@ -344,30 +368,28 @@ def _add_compare(sub) -> None:
             "The train options below are shared by every run (unset: each method's default,\n"
             "for recipe the paper's recipe). Finished runs are read, interrupted ones resumed."),
         epilog="the commands that made the committed tables: docs/reproduce/")
-    p.add_argument("experiment", choices=("methods", "illconditioned", "recipe", "parallel"))
-    p.add_argument("--taus", type=_float_list, default=None, metavar="T1,T2,...",
+    p.add_argument("experiment", choices=tuple(COMPARISONS))
+    p.add_argument("--taus", type=_float_list, default=argparse.SUPPRESS, metavar="T1,T2,...",
                    help="methods, recipe: tolerances (default 0.05,0.09,0.13,0.17); "
                         "parallel: 0.1,0.15")
-    p.add_argument("--decays", type=_float_list, default=None, metavar="D1,D2,...",
+    p.add_argument("--decays", type=_float_list, default=argparse.SUPPRESS, metavar="D1,D2,...",
                    help="illconditioned: spectrum decays (default 1,2,10)")
-    p.add_argument("--finetune-lr", type=_learning_rate, default=None,
+    p.add_argument("--finetune-lr", type=_learning_rate, default=argparse.SUPPRESS,
                    help="methods: learning rate of the fine-tuning after pruning (default: "
                         "as the other runs)")
-    p.add_argument("--seeds", type=_seed_list, default=None, metavar="S1,S2,...",
+    p.add_argument("--seeds", type=_seed_list, default=argparse.SUPPRESS, metavar="S1,S2,...",
                    help="methods, illconditioned: one set of runs per seed (default 0); "
                         "parallel: default 0,1,2")
-    p.add_argument("--equal-budget-dense-epochs", type=int, default=None, metavar="K",
+    p.add_argument("--equal-budget-dense-epochs", type=int, default=argparse.SUPPRESS,
+                   metavar="K",
                    help="methods: also prune a K-epoch dense run and fine-tune it for "
                         "EPOCHS - K epochs (the DLRT runs' budget)")
-    p.add_argument("--vanilla-lr", type=_learning_rate, default=None,
+    p.add_argument("--vanilla-lr", type=_learning_rate, default=argparse.SUPPRESS,
                    help="methods: learning rate of the vanilla U V^T runs (default: as the "
                         "other runs)")
     p.add_argument("--results", type=_path, default="results", metavar="DIR",
                    help="folder of the tables and of the runs")
-    _train_options(p, sweep=True)
-    for action in p._actions:           # only the options given reach the runs
-        if action.dest not in ("help", "experiment", "results"):
-            action.default = argparse.SUPPRESS
+    _train_options(p, sweep=True, suppress=True)     # only the options given reach the runs
 
 
 def _add_prune(sub) -> None:
@@ -392,67 +414,16 @@ def _add_prune(sub) -> None:
 
 
 def _compare(args) -> None:
-    from .training.compare import (compare_illconditioned, compare_methods, compare_parallel,
-                                   recipe_sweep)
-    given = dict(vars(args))
-    for key in ("command", "experiment", "results"):
-        given.pop(key)
-    kw = {k: given.pop(k) for k in ("epochs",) if k in given}
-    if "equal_budget_dense_epochs" in given and args.experiment != "methods":
-        raise ValueError("equal-budget-dense-epochs is an option of compare methods only")
-    if "seeds" in given:
-        if args.experiment == "recipe":
-            raise ValueError("seeds is not an option of compare recipe (use --seed)")
-        kw["seeds"] = given.pop("seeds")
-    if "hidden" in given:
-        given.pop("hidden")
-        given["sizes"] = _sizes(args)            # names --hidden if the arch takes no widths
-    if args.experiment == "methods":
-        if "taus" in given:
-            kw["taus"] = given.pop("taus")
-        if "finetune_epochs" in given:
-            kw["finetune_epochs"] = given.pop("finetune_epochs")
-        if "finetune_lr" in given:
-            kw["finetune_options"] = {"lr": given.pop("finetune_lr")}
-        if "vanilla_lr" in given:
-            kw["method_options"] = {"vanilla": {"lr": given.pop("vanilla_lr")}}
-        if "equal_budget_dense_epochs" in given:
-            kw["equal_budget_dense_epochs"] = given.pop("equal_budget_dense_epochs")
-        extra = sorted(k for k in ("decays", "rank") if k in given)
-        if extra:
-            raise ValueError(f"{extra} are not options of compare methods")
-        compare_methods(options=given, results_dir=args.results, **kw)
-    elif args.experiment == "illconditioned":
-        for key, name in (("decays", "decays"), ("rank", "rank")):
-            if key in given:
-                kw[name] = given.pop(key)
-        extra = sorted(k for k in ("taus", "finetune_lr", "vanilla_lr") if k in given)
-        if extra:
-            raise ValueError(f"{extra} are not options of compare illconditioned")
-        compare_illconditioned(options=given, results_dir=args.results, **kw)
-    else:                                        # recipe, parallel: tolerances only
-        if "taus" in given:
-            kw["taus"] = given.pop("taus")
-        extra = sorted(k for k in ("decays", "finetune_lr", "vanilla_lr") if k in given)
-        if extra:
-            raise ValueError(f"{extra} are not options of compare {args.experiment}")
-        run = recipe_sweep if args.experiment == "recipe" else compare_parallel
-        run(options=given, results_dir=args.results, **kw)
+    options = {k: v for k, v in vars(args).items()
+               if k not in ("command", "experiment", "results", "hidden")}
+    if "hidden" in args:
+        options["sizes"] = mlp_sizes(args.hidden, getattr(args, "arch", "mlp"))
+    run_comparison(args.experiment, options, results_dir=args.results)
 
 
 def _prune(args) -> None:
-    from .training.compare import evaluate_start, record_start
-    dense = load_config(args.dense_run)          # sizes, dtype and data of the dense run
-    if dense.arch != "mlp":
-        raise ValueError(f"prune works on dense runs of arch 'mlp' (hidden layers cut by "
-                         f"SVDs), got {args.dense_run} of arch {dense.arch!r}")
-    config = TrainConfig(method="fixed", prune_from=args.dense_run, ranks=args.ranks,
-                         prune_tau=args.tau, sizes=dense.sizes, dtype=dense.dtype,
-                         dataset=args.dataset or dense.dataset,
-                         data_dir=args.data_dir or dense.data_dir, n_test=args.n_test,
-                         validation=dense.validation, out=args.out)
-    what = f"dense run {args.dense_run} pruned, not fine-tuned"
-    row = evaluate_start(config) if args.out is None else record_start(config, what=what)[0]
+    what, row = prune_run(args.dense_run, ranks=args.ranks, tau=args.tau, out=args.out,
+                          dataset=args.dataset, data_dir=args.data_dir, n_test=args.n_test)
     val = (f"validation acc {100 * float(row['val_acc']):.2f}%, "
            if row.get("val_acc") not in (None, "") else "")
     print(f"{what}: ranks {row['ranks']}, {val}test acc {100 * float(row['test_acc']):.2f}%, "
@@ -487,45 +458,23 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     return parser
 
 
-# argparse destination -> TrainConfig field (the rest map to themselves)
+# argparse destinations that are not TrainConfig fields (the rest map to themselves)
 _NOT_CONFIG = ("command", "resume", "force", "hidden")
 
 
-def _sizes(args):
-    """The MLP's widths from --hidden (None: the default network, or LeNet5's no widths)."""
-    if args.hidden is None:
-        return None
-    arch = getattr(args, "arch", "mlp")          # compare: absent unless given
-    if arch != "mlp":
-        raise ValueError(f"--hidden is only used by --arch mlp (the layers of LeNet5 are "
-                         f"fixed), got --hidden {','.join(map(str, args.hidden))} with --arch "
-                         f"{arch}")
-    return [DEFAULT_SIZES[0], *args.hidden, DEFAULT_SIZES[-1]]
+def _config_options(args) -> dict:
+    return {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
 
 
-def _explicit_options(argv: List[str]) -> set:
-    """Destinations of the options given on the command line (not left at their default)."""
-    return set(vars(build_parser(suppress_defaults=True).parse_args(argv))) - {"command"}
-
-
-def _train_config(args, argv) -> tuple:
+def _train_config(args, argv) -> TrainConfig:
     if args.force and args.resume is None:
         raise ValueError("--force applies only with --resume DIR (it accepts a configuration "
                          "that differs from the checkpoint's)")
-    values = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
     if args.resume is None:
-        return TrainConfig(sizes=_sizes(args), **values), None
-    given = _explicit_options(argv)
-    base = load_config(args.resume).to_dict()
-    for key in given:
-        if key in values:
-            base[key] = values[key]
-    if "hidden" in given:
-        ends = base["sizes"] or DEFAULT_SIZES          # (LeNet5 refuses widths itself)
-        base["sizes"] = [ends[0], *args.hidden, ends[-1]]
-    if "out" not in given:
-        base["out"] = None                 # write into the resumed folder
-    return TrainConfig(**base), args.resume
+        return TrainConfig(sizes=mlp_sizes(args.hidden, args.arch), **_config_options(args))
+    given = build_parser(suppress_defaults=True).parse_args(argv)   # the options given only
+    return resumed_config(args.resume, _config_options(given),
+                          hidden=getattr(given, "hidden", None))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -536,21 +485,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     prog = f"{PROG} {args.command}"
     try:
         if args.command == "train":
-            config, resume = _train_config(args, argv)
-            train(config, resume=resume, force=args.force)
+            train(_train_config(args, argv), resume=args.resume, force=args.force)
         elif args.command == "sweep":
-            values = {k: v for k, v in vars(args).items()
-                      if k not in _NOT_CONFIG + ("taus", "dense_baseline", "results", "seeds")}
-            base = TrainConfig(method="adaptive", tau=args.taus[0], sizes=_sizes(args), **values)
-            dense = None
-            if args.dense_baseline:
-                dense = TrainConfig(method="dense", arch=args.arch, sizes=_sizes(args),
-                                    epochs=args.epochs, seed=args.seed, dtype=args.dtype,
-                                    dataset=args.dataset, data_dir=args.data_dir,
-                                    batch_size=args.batch_size, n_train=args.n_train,
-                                    n_test=args.n_test, validation=args.validation,
-                                    n_valid=args.n_valid, threads=args.threads)
-            sweep(args.taus, base, results_dir=args.results, dense=dense, seeds=args.seeds)
+            options = {k: v for k, v in _config_options(args).items()
+                       if k not in ("taus", "dense_baseline", "results", "seeds")}
+            base = TrainConfig(method="adaptive", tau=args.taus[0],
+                               sizes=mlp_sizes(args.hidden, args.arch), **options)
+            sweep(args.taus, base, results_dir=args.results, seeds=args.seeds,
+                  dense=dense_baseline(base) if args.dense_baseline else None)
         elif args.command == "compare":
             _compare(args)
         elif args.command == "prune":

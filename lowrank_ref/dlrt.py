@@ -40,6 +40,9 @@ gradient at the start point. The integrators:
 * :class:`Euclidean` -- every parameter as an array of its own: dense networks and vanilla
   ``U V^T`` factorisations (no manifold).
 
+The training methods that use them ("dense", "fixed", ...), with their options and
+defaults, are the records of :mod:`lowrank_ref.methods` (``make_optimizer`` is there).
+
 Old names (kept as aliases of the same classes): ``FixedRankKLS``, ``AdaptiveKLS`` (the
 paper's "KLS" is BUG, not projector splitting), ``SOnlySGD``, ``DenseSGD``. Also importable
 from here, as before: :class:`~lowrank_ref.optimizers.Euclidean`,
@@ -54,25 +57,21 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ._validate import check_callable, check_choice, check_int, check_rank_bounds, check_real
+from ._validate import check_callable, check_int, check_rank_bounds, check_real
 from .directions import Direction
 from .lowrank import LowRank, augment_basis, orthonormalize
 from .networks import low_rank_mlp, parameter_counts
 from .nn import Network
-from .optimizers import (Euclidean, LowRankOptimizer, Optimizer, StepResult, check_model,
-                         forward_backward, layer_kl_gradients, low_rank_layers)
+from .optimizers import (Euclidean, LowRankOptimizer, StepResult, forward_backward,
+                         layer_kl_gradients, low_rank_layers)
 from .steps import (augmented_core, augmented_gradient, core_gradient, galerkin_core, k_step,
                     l_step, parallel_core, projected_gradient)
 from .threads import uses_blas_threads
 
-__all__ = ["FixedRankBUG", "AdaptiveBUG", "ParallelBUG", "SOnly", "make_optimizer",
-           "check_method_options", "METHODS", "RANK_ADAPTIVE_METHODS",
+__all__ = ["FixedRankBUG", "AdaptiveBUG", "ParallelBUG", "SOnly",
            "FixedRankKLS", "AdaptiveKLS", "SOnlySGD", "DenseSGD",
            "Euclidean", "StepResult", "low_rank_mlp", "parameter_counts"]
 
-METHODS = ("dense", "fixed", "adaptive", "vanilla", "sonly", "parallel")
-#: The methods whose ranks follow a truncation tolerance ``tau``.
-RANK_ADAPTIVE_METHODS = ("adaptive", "parallel")
 
 
 class FixedRankBUG(LowRankOptimizer):
@@ -384,72 +383,3 @@ class SOnly(LowRankOptimizer):
 
 #: The names of earlier versions, kept for existing code: the same classes.
 FixedRankKLS, AdaptiveKLS, SOnlySGD, DenseSGD = FixedRankBUG, AdaptiveBUG, SOnly, Euclidean
-
-
-def make_optimizer(method: str, model: Network, lr: float, momentum: float = 0.0,
-                   tau: Optional[float] = None, min_rank: int = 1,
-                   max_rank: Optional[int] = None, passes: int = 1, *,
-                   direction: Optional[Direction] = None) -> Optimizer:
-    """The optimiser of ``method`` in :data:`METHODS`: ``"dense"`` and ``"vanilla"`` (``U V^T``
-    factors) -> :class:`Euclidean`, ``"fixed"`` -> :class:`FixedRankBUG`, ``"adaptive"`` ->
-    :class:`AdaptiveBUG`, ``"parallel"`` -> :class:`ParallelBUG` (both need ``tau``),
-    ``"sonly"`` -> :class:`SOnly`; with the direction rule ``direction`` (default SGD, or
-    ``Momentum(momentum)``).
-
-    Raises
-    ------
-    ValueError
-        Unknown method, missing ``tau`` for a rank-adaptive method, ``tau``/``min_rank``/
-        ``max_rank``/``passes`` given for a method that does not use them, a dense method
-        on a model with low-rank layers (and vice versa), a rule the method refuses.
-    """
-    check_method_options(method, tau=tau, min_rank=min_rank, max_rank=max_rank, passes=passes)
-    check_model(model)
-    if method in ("dense", "vanilla"):
-        if low_rank_layers(model):
-            raise ValueError(f"method {method!r} needs a model without low-rank layers")
-        return Euclidean(model, lr, momentum, direction=direction)
-    if method in ("fixed", "sonly"):
-        return (FixedRankBUG if method == "fixed" else SOnly)(model, lr, momentum,
-                                                              direction=direction)
-    if method == "parallel":
-        return ParallelBUG(model, lr, tau, min_rank, max_rank, momentum, direction=direction)
-    return AdaptiveBUG(model, lr, tau, min_rank, max_rank, passes, momentum,
-                       direction=direction)
-
-
-def check_method_options(method: str, tau: Optional[float] = None, min_rank: int = 1,
-                         max_rank: Optional[int] = None, passes: int = 1) -> None:
-    """Refuse options that ``method`` would ignore, and a missing ``tau`` for the
-    rank-adaptive methods.
-
-    A silently ignored option is a wrong experiment: ``tau``, ``min_rank`` and ``max_rank``
-    belong to the rank-adaptive methods "adaptive" and "parallel", ``passes`` to "adaptive"
-    only; they must keep their defaults for the other methods. (Their values are checked by
-    the optimiser itself.)
-
-    Raises
-    ------
-    ValueError
-        Unknown ``method``; an option given for a method that does not use it; ``tau``
-        None for "adaptive" or "parallel".
-
-    Examples
-    --------
-    >>> check_method_options("fixed", tau=0.1)
-    Traceback (most recent call last):
-    ...
-    ValueError: tau is only used by methods ('adaptive', 'parallel'), got tau=0.1 for method 'fixed'
-    """
-    check_choice(method, "method", METHODS)
-    if method in RANK_ADAPTIVE_METHODS and tau is None:
-        raise ValueError(f"tau is required for method {method!r} (relative truncation "
-                         "tolerance, e.g. tau=0.1), got None")
-    unused = {"tau": (tau, None), "min_rank": (min_rank, 1), "max_rank": (max_rank, None),
-              "passes": (passes, 1)}
-    for name, (value, default) in unused.items():
-        users = ("adaptive",) if name == "passes" else RANK_ADAPTIVE_METHODS
-        if method not in users and value is not default and value != default:
-            which = f"method {users[0]!r}" if len(users) == 1 else f"methods {users}"
-            raise ValueError(f"{name} is only used by {which}, got {name}={value!r} for "
-                             f"method {method!r}")

@@ -10,7 +10,8 @@ from lowrank_ref.autodiff import Tensor
 from lowrank_ref.checks import orthonormality_error, tolerance
 from lowrank_ref.gradcheck import assert_grad
 from lowrank_ref.dlrt import (AdaptiveKLS, DenseSGD, FixedRankKLS, SOnlySGD, low_rank_mlp,
-                              make_optimizer, parameter_counts)
+                              parameter_counts)
+from lowrank_ref.methods import make_optimizer
 from lowrank_ref.lowrank import LowRank, tangent_project
 from lowrank_ref.lowrank_layers import LowRankDense
 from lowrank_ref.nn import MLP, Dense

@@ -7,7 +7,8 @@ import pytest
 
 from lowrank_ref import ops
 from lowrank_ref.autodiff import Tensor
-from lowrank_ref.dlrt import DenseSGD, make_optimizer, parameter_counts
+from lowrank_ref.dlrt import DenseSGD, parameter_counts
+from lowrank_ref.methods import make_optimizer
 from lowrank_ref.conv import FactorizedConv2d, LowRankConv2d
 from lowrank_ref.factorized import FactorizedDense, decayed_factors, split_factors
 from lowrank_ref.gradcheck import assert_grad, check_grad

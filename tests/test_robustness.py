@@ -50,7 +50,8 @@ from lowrank_ref.checks import tolerance
 from lowrank_ref.data import Dataset, batches, load, read_idx, subset, write_idx
 from lowrank_ref.data import files as data_files
 from lowrank_ref.dlrt import (AdaptiveBUG, Euclidean, FixedRankBUG, ParallelBUG, SOnly,
-                              low_rank_mlp, make_optimizer)
+                              low_rank_mlp)
+from lowrank_ref.methods import make_optimizer
 from lowrank_ref.directions import Momentum, SGD
 from lowrank_ref.integrators import (adaptive_bug_step, bug_step, parallel_bug_step,
                                      projector_splitting_step)
@@ -1230,8 +1231,8 @@ def _conv_rows():
             "are built for the MLP), got {'ranks': [2, 2, 2]} for arch 'lenet5'"),
         Bad("TrainConfig", "the paper's Adam for lenet5 fixed",
             lambda ctx: TrainConfig(arch="lenet5", method="fixed", optimizer="adam"),
-            ValueError, "optimizer 'adam' is implemented for methods ('dense', 'vanilla', "
-            "'adaptive'), got method 'fixed'"),
+            ValueError, "optimizer 'adam' is implemented for methods ('dense', 'adaptive', "
+            "'vanilla'), got method 'fixed'"),
         Bad("TrainConfig", "decay for lenet5 adaptive",
             lambda ctx: TrainConfig(arch="lenet5", method="adaptive", tau=0.1, decay=2.0),
             ValueError, "decay is only used by methods ('fixed', 'vanilla') for arch 'lenet5', "

@@ -3,9 +3,10 @@
 :func:`train` trains the multilayer perceptron of [SZKCT22] (Schotthöfer, Zangrando, Kusch,
 Ceruti, Tudisco, NeurIPS 2022, sec. 6: ``784-500-500-500-500-10``, ReLU) on MNIST or
 Fashion-MNIST with one of the optimisers of :mod:`lowrank_ref.dlrt`
-(:data:`lowrank_ref.dlrt.METHODS`): ``"dense"`` (SGD of a dense network, the baseline),
-``"fixed"`` (fixed-rank DLRT, [SZKCT22]), ``"adaptive"`` (rank-adaptive DLRT, [SZKCT22]) or
-``"parallel"`` (the parallel step, :class:`lowrank_ref.dlrt.ParallelBUG`), with the direction
+(the records of :mod:`lowrank_ref.methods`): ``"dense"`` (SGD of a dense network, the
+baseline), ``"fixed"`` (fixed-rank DLRT, [SZKCT22]), ``"adaptive"`` (rank-adaptive DLRT,
+[SZKCT22]), ``"parallel"`` (the parallel step, :class:`lowrank_ref.dlrt.ParallelBUG`),
+``"vanilla"`` (``U V^T`` factors) or ``"sonly"`` (the cores ``S`` only), with the direction
 rule of ``optimizer`` (SGD with momentum, or Adam in two forms), and optionally fine-tunes
 the cores ``S`` afterwards (``finetune_epochs``, [SZKCT22]).
 
@@ -16,6 +17,10 @@ docs/design.md, section "Training runs: records, checkpoints, locks"):
   :func:`~lowrank_ref.training.config.build_optimizer`;
 * :mod:`~lowrank_ref.training.loop`: :func:`train`, :func:`evaluate`,
   :class:`TrainingDiverged`;
+* :mod:`~lowrank_ref.training.epoch`: :func:`~lowrank_ref.training.epoch.train_epoch`, one
+  epoch without any file or terminal work; :mod:`~lowrank_ref.training.recorder`: the
+  :class:`~lowrank_ref.training.recorder.Recorder` that writes the records from the loop's
+  hooks;
 * :mod:`~lowrank_ref.training.checkpoint`: the checkpoint format (:func:`save_checkpoint`,
   :func:`load_checkpoint`, :class:`CheckpointError`);
 * :mod:`~lowrank_ref.training.records`: ``history.csv``, ``run.json``, the run-folder lock
@@ -30,7 +35,9 @@ docs/design.md, section "Training runs: records, checkpoints, locks"):
 * :mod:`~lowrank_ref.training.start_records`: records of networks evaluated, not trained
   (epoch 0 of a comparison, a pruned network without fine-tuning);
 * :mod:`~lowrank_ref.training.compare`: the paper's comparisons (vanilla factorisation,
-  pruning, ill-conditioning, the Adam recipe, the parallel step), one table each.
+  pruning, ill-conditioning, the Adam recipe, the parallel step), one table each;
+* :mod:`~lowrank_ref.training.commands`: what the command line's commands do beyond one
+  call (a resumed configuration, the dense baseline, the comparisons' options, pruning).
 
 Reproducibility
 ---------------

@@ -19,7 +19,9 @@ from .._validate import (check_bool, check_choice, check_float_dtype, check_int,
                          check_rank_bounds, check_real)
 from ..adam import ADAM_DEFAULTS, CarriedAdam, PaperAdam
 from ..data import DATASETS
-from ..dlrt import METHODS, RANK_ADAPTIVE_METHODS, SOnly, check_method_options, make_optimizer
+from ..dlrt import SOnly
+from ..methods import (METHOD_OPTIONS, REGISTRY, check_method_options, make_optimizer,
+                       method_record, methods_for_arch)
 from ..networks import LENET5_INPUT_SHAPE
 from ..nn import INITS, Network
 from ..threads import DEFAULT_THREADS, check_threads
@@ -42,28 +44,43 @@ DTYPES = ("float32", "float64")
 PHASES = ("train", "finetune")
 #: The network of [SZKCT22]: 784 inputs, four hidden layers of 500, 10 classes.
 DEFAULT_SIZES = (784, 500, 500, 500, 500, 10)
-#: Default learning rate per method (``TrainConfig(lr=None)``). Dense: with momentum 0.9, the
+
+
+def methods_using_optimizer(optimizer: str) -> tuple:
+    """The methods whose records take the direction rule ``optimizer``."""
+    return tuple(m.name for m in REGISTRY.values() if optimizer in m.optimizers)
+
+
+#: The defaults that each method's record gives per architecture.
+METHOD_DEFAULTS = ("lr", "momentum", "warmup", "rank")
+
+
+def _per_method(arch: str, option: str) -> dict:
+    """``{method: default}`` of ``option`` on ``arch``, from the method records."""
+    return {m.name: m.defaults[arch][option] for m in REGISTRY.values()
+            if arch in m.archs and option in m.defaults[arch]}
+
+
+#: Default learning rate per method (``TrainConfig(lr=None)``; the records of
+#: :mod:`lowrank_ref.methods`). Dense: with momentum 0.9, the
 #: cosine schedule, batch 256 and 10 epochs, lr 0.1 reached 98.32 / 98.37 / 98.40% MNIST test
 #: accuracy for seeds 0 / 1 / 2 (lr 0.02: 97.90%, 0.05: 98.21%, 0.2: 98.33%, seed 0).
 #: DLRT (adaptive, tau 0.11, momentum 0.9, cosine, 10 epochs): lr 0.1 -> 97.84%, 0.05 -> 97.27%,
 #: 0.15 -> 97.89%, 0.2 diverged. The parallel step takes the defaults of "adaptive".
-DEFAULT_LR = {"dense": 0.1, "fixed": 0.1, "adaptive": 0.1, "vanilla": 0.1, "sonly": 0.1,
-              "parallel": 0.1}
+DEFAULT_LR = _per_method("mlp", "lr")
 #: Default momentum per method (``TrainConfig(momentum=None)``). Heavy-ball momentum of the
 #: factors is carried across basis changes as documented in :mod:`lowrank_ref.dlrt`;
 #: ``momentum=0`` gives plain SGD, the explicit Euler step of the gradient flow that the
 #: analysis of [SZKCT22] covers (slower: 94.0% after 4 epochs at tau 0.1 where momentum
 #: 0.9 gave 96.3%).
-DEFAULT_MOMENTUM = {"dense": 0.9, "fixed": 0.9, "adaptive": 0.9, "vanilla": 0.9, "sonly": 0.9,
-                    "parallel": 0.9}
+DEFAULT_MOMENTUM = _per_method("mlp", "momentum")
 #: Default number of linear warm-up steps of the learning rate (``TrainConfig(warmup=None)``):
 #: the first DLRT steps decide the ranks, and a full-size first step once cut them too far
 #: (tau 0.07: 97.18% without, 98.15% with 100 warm-up steps).
-DEFAULT_WARMUP = {"dense": 0, "fixed": 100, "adaptive": 100, "vanilla": 100, "sonly": 0,
-                  "parallel": 100}
+DEFAULT_WARMUP = _per_method("mlp", "warmup")
 #: Default starting rank of the low-rank methods (``TrainConfig(rank=None)``); 150 is the
 #: starting rank of the paper's MNIST runs.
-DEFAULT_RANK = {"fixed": 20, "adaptive": 150, "vanilla": 20, "sonly": 20, "parallel": 150}
+DEFAULT_RANK = _per_method("mlp", "rank")
 DEFAULT_EPOCHS = 10
 #: ``TrainConfig.optimizer``: the direction rule. SGD (with ``momentum``: heavy ball carried
 #: across bases, lowrank_ref.directions), Adam with moments per factor variable as the
@@ -72,15 +89,13 @@ OPTIMIZERS = ("sgd", "adam", "adam-carried")
 #: The methods each Adam form works with ("adam", the paper's loop: the rank-adaptive step,
 #: and textbook Adam of dense and vanilla networks); see docs/design.md,
 #: section "Optimisers: integrator x direction".
-ADAM_METHODS = {"adam": ("dense", "vanilla", "adaptive"), "adam-carried": METHODS}
+ADAM_METHODS = {name: methods_using_optimizer(name) for name in OPTIMIZERS[1:]}
 #: Default learning rate of the Adam optimizers (the paper's code).
 DEFAULT_ADAM_LR = 1e-3
 #: ``TrainConfig.init``: the dense draws of lowrank_ref.nn.INITS, or "keras-normal": every
 #: variable (each factor U, S, V of a low-rank layer, every weight and bias) drawn from
 #: N(0, 0.05^2), as the paper's TensorFlow code initialises its dense MNIST runs.
 TRAIN_INITS = INITS + ("keras-normal",)
-#: Methods whose low-rank layers keep their ranks (``ranks``, ``decay``, ``prune_from`` apply).
-FIXED_RANK_METHODS = ("fixed", "vanilla", "sonly")
 DEFAULT_BATCH_SIZE = 256
 DEFAULT_SCHEDULE = "cosine"
 #: The largest MLP a configuration builds, in dense parameters (weights and biases of
@@ -99,16 +114,10 @@ MAX_DENSE_PARAMETERS = 10 ** 8
 #: Method "vanilla" (``U V^T`` layers, the ill-conditioning comparison) has the defaults of
 #: "fixed", method "parallel" those of "adaptive".
 LENET5_DEFAULTS = {"epochs": 10, "batch_size": 128, "schedule": "cosine",
-                   "lr": {"dense": 0.05, "fixed": 0.05, "adaptive": 0.05, "vanilla": 0.05,
-                          "parallel": 0.05},
-                   "momentum": {"dense": 0.9, "fixed": 0.9, "adaptive": 0.9, "vanilla": 0.9,
-                                "parallel": 0.9},
-                   "warmup": {"dense": 0, "fixed": 100, "adaptive": 100, "vanilla": 100,
-                              "parallel": 100},
-                   "rank": {"fixed": 20, "adaptive": 500, "vanilla": 20, "parallel": 500}}
+                   **{option: _per_method("lenet5", option) for option in METHOD_DEFAULTS}}
 #: The methods of ``arch="lenet5"``; ``decay`` applies to "fixed" and "vanilla". Per-layer
 #: ``ranks``, ``init`` and pruning (``prune_from``) are built for the MLP only.
-LENET5_METHODS = ("dense", "fixed", "adaptive", "vanilla", "parallel")
+LENET5_METHODS = methods_for_arch("lenet5")
 #: The options that apply to ``arch="mlp"`` only, with their unset values.
 _MLP_ONLY = (("ranks", None), ("prune_from", None), ("prune_tau", None), ("init", "he"))
 _MLP_DEFAULTS = {"epochs": DEFAULT_EPOCHS, "batch_size": DEFAULT_BATCH_SIZE,
@@ -124,8 +133,9 @@ def arch_default(arch: str, option: str, method: str):
     >>> arch_default("mlp", "lr", "dense"), arch_default("lenet5", "batch_size", "dense")
     (0.1, 128)
     """
-    value = (LENET5_DEFAULTS if arch == "lenet5" else _MLP_DEFAULTS)[option]
-    return value.get(method) if isinstance(value, dict) else value
+    if option in METHOD_DEFAULTS:               # per method: its record's
+        return REGISTRY[method].defaults.get(arch, {}).get(option)
+    return (LENET5_DEFAULTS if arch == "lenet5" else _MLP_DEFAULTS)[option]
 
 CHECKPOINT_NAME = "checkpoint.npz"
 #: Options that may differ between a checkpoint and the run resuming it.
@@ -138,8 +148,13 @@ class TrainConfig:
 
     Parameters
     ----------
-    method : {"dense", "fixed", "adaptive", "parallel", "vanilla", "sonly"}, default "dense"
-        The integrator of the optimiser (:func:`lowrank_ref.dlrt.make_optimizer`).
+    method : str, default "dense"
+        One of :data:`lowrank_ref.methods.METHODS` ("dense", "fixed", "adaptive", "vanilla",
+        "sonly", "parallel"): a record of :data:`lowrank_ref.methods.REGISTRY`, which says
+        the integrator of the optimiser, the architectures, the defaults and which of the
+        options ``rank``, ``tau``, ``min_rank``, ``max_rank``, ``passes``,
+        ``finetune_epochs``, ``ranks``, ``decay``, ``prune_from`` the method uses (the others
+        must stay unset: a ValueError names the option and the methods that use it).
     arch : {"mlp", "lenet5"}, default "mlp"
         The network: the MLP of ``sizes``, or :func:`lowrank_ref.networks.lenet5` (the
         images reshaped to ``(1, 28, 28)``; its first three layers low-rank for the methods
@@ -175,9 +190,9 @@ class TrainConfig:
         stored by name.
     rank : int, optional
         Starting rank of every low-rank layer (capped at ``min(n_in, n_out)``); None:
-        :data:`DEFAULT_RANK` for "fixed" and "adaptive" (LeNet5: 20 for "fixed" and
-        "vanilla", 500 for "adaptive": the full rank of each layer); not allowed for
-        "dense". The last layer stays dense.
+        :data:`DEFAULT_RANK` of the method (LeNet5: 20 for "fixed" and "vanilla", 500 for
+        "adaptive" and "parallel": the full rank of each layer); not allowed for "dense".
+        The last layer stays dense.
     tau : float, optional
         Relative truncation tolerance of the methods "adaptive" and "parallel" (required
         there, only there).
@@ -191,7 +206,8 @@ class TrainConfig:
         Method "adaptive" only: one backward per step, or the published three.
     finetune_epochs : int, default 0
         Epochs of S-only fine-tuning (:class:`lowrank_ref.dlrt.SOnly`, with the run's
-        direction rule, started afresh) after the main epochs; low-rank methods only.
+        direction rule, started afresh) after the main epochs; methods with low-rank
+        layers only (not "dense", "vanilla").
     n_train, n_test : int, optional
         Use only the first ``n_train`` / ``n_test`` samples (quick runs and tests).
     validation : bool, default True
@@ -261,7 +277,7 @@ class TrainConfig:
     >>> TrainConfig(method="dense", rank=20)
     Traceback (most recent call last):
     ...
-    ValueError: rank is only used by methods 'fixed' and 'adaptive', got rank=20 for method 'dense'
+    ValueError: rank is only used by methods ('fixed', 'adaptive', 'vanilla', 'sonly', 'parallel'), got rank=20 for method 'dense'
     >>> TrainConfig(epochs=1.5)
     Traceback (most recent call last):
     ...
@@ -305,11 +321,11 @@ class TrainConfig:
 
     def __post_init__(self):
         # Each option on its own (kind, then value), then the options against each other.
-        self.method = check_choice(self.method, "method", METHODS)
+        record = method_record(self.method)
         self.arch = check_choice(self.arch, "arch", ARCHS)
-        if self.arch == "lenet5" and self.method not in LENET5_METHODS:
-            raise ValueError(f"method must be one of {LENET5_METHODS} for arch 'lenet5', got "
-                             f"{self.method!r}")
+        if self.arch not in record.archs:
+            raise ValueError(f"method must be one of {methods_for_arch(self.arch)} for arch "
+                             f"{self.arch!r}, got {self.method!r}")
 
         def default(option):
             return arch_default(self.arch, option, self.method)
@@ -374,42 +390,29 @@ class TrainConfig:
         self.prune_from = check_path(self.prune_from, "prune_from", optional=True)
         self.prune_tau = check_real(self.prune_tau, "prune_tau", low=0, optional=True)
 
-        # Options a method does not use must keep their defaults: a silently ignored
-        # option is a wrong experiment (tau, min_rank, max_rank, passes: adaptive only).
-        check_method_options(self.method, tau=self.tau, min_rank=self.min_rank,
-                             max_rank=self.max_rank, passes=self.passes)
-        if self.method == "dense":
-            if self.rank is not None:
-                raise ValueError(f"rank is only used by methods 'fixed' and 'adaptive', got "
-                                 f"rank={self.rank} for method 'dense'")
-            if self.finetune_epochs:
-                raise ValueError(f"finetune_epochs (S-only fine-tuning) needs low-rank layers: "
-                                 f"use method 'fixed' or 'adaptive', got finetune_epochs="
-                                 f"{self.finetune_epochs} for method 'dense'")
-        elif self.ranks is None and self.prune_from is None and self.rank is None:
-            self.rank = default("rank")
-        self._check_comparison_options()
-
-    def _check_comparison_options(self) -> None:
-        """The options of the comparisons (ranks, decay, init, optimizer, pruning) together."""
-        m = self.method
-        if self.arch == "lenet5":
+        if self.arch != "mlp":
             given = {name: getattr(self, name) for name, unset in _MLP_ONLY
                      if getattr(self, name) != unset}
             if given:
                 raise ValueError(f"options {sorted(given)} apply to arch 'mlp' only (per-layer "
                                  f"ranks, pruning and init are built for the MLP), got "
-                                 f"{given} for arch 'lenet5'")
-            if self.decay is not None and m not in ("fixed", "vanilla"):
-                raise ValueError(f"decay is only used by methods ('fixed', 'vanilla') for arch "
-                                 f"'lenet5', got decay={self.decay} for method {m!r}")
+                                 f"{given} for arch {self.arch!r}")
+        # Options a method does not use must keep their defaults: a silently ignored
+        # option is a wrong experiment (the method records say which method uses which).
+        check_method_options(self.method, self.arch,
+                             **{name: getattr(self, name) for name in METHOD_OPTIONS})
+        if ("rank" in record.options and self.ranks is None and self.prune_from is None
+                and self.rank is None):
+            self.rank = default("rank")
+        self._check_comparison_options()
+
+    def _check_comparison_options(self) -> None:
+        """The options of the comparisons (ranks, decay, init, optimizer, pruning) together."""
+        if self.arch == "lenet5":
             self._check_optimizer_options()
             return
         n_hidden = len(self.sizes) - 2
         if self.ranks is not None:
-            if m not in FIXED_RANK_METHODS:
-                raise ValueError(f"ranks is only used by methods {FIXED_RANK_METHODS}, got "
-                                 f"ranks={self.ranks} for method {m!r}")
             if len(self.ranks) != n_hidden:
                 raise ValueError(f"ranks must give one rank per hidden layer ({n_hidden}), got "
                                  f"{self.ranks}")
@@ -421,13 +424,7 @@ class TrainConfig:
                 raise ValueError(f"rank must be None (or max(ranks) = {max(self.ranks)}) when "
                                  f"ranks is given, got rank={self.rank}")
             self.rank = max(self.ranks)
-        if self.decay is not None and m not in FIXED_RANK_METHODS:
-            raise ValueError(f"decay is only used by methods {FIXED_RANK_METHODS}, got "
-                             f"decay={self.decay} for method {m!r}")
         if self.prune_from is not None:
-            if m not in ("fixed", "sonly"):
-                raise ValueError(f"prune_from (fine-tuning a pruned dense network) is only used "
-                                 f"by methods 'fixed' and 'sonly', got method {m!r}")
             if (self.ranks is None) == (self.prune_tau is None):
                 raise ValueError(f"prune_from needs exactly one of ranks and prune_tau, got "
                                  f"ranks={self.ranks}, prune_tau={self.prune_tau}")
@@ -449,9 +446,10 @@ class TrainConfig:
         """The direction rule (``optimizer``) against the method and its options."""
         m = self.method
         if self.optimizer != "sgd":
-            if m not in ADAM_METHODS[self.optimizer]:
+            if self.optimizer not in method_record(m).optimizers:
                 raise ValueError(f"optimizer {self.optimizer!r} is implemented for methods "
-                                 f"{ADAM_METHODS[self.optimizer]}, got method {m!r}")
+                                 f"{methods_using_optimizer(self.optimizer)}, got method "
+                                 f"{m!r}")
             if self.momentum != 0:
                 raise ValueError(f"momentum is only used by optimizer 'sgd' (Adam has beta1), "
                                  f"got momentum={self.momentum} with optimizer {self.optimizer!r}")
@@ -543,8 +541,8 @@ def build_direction(config: TrainConfig):
 def build_optimizer(config: TrainConfig, model: Network, phase: str = "train"):
     """The optimiser of ``model`` for ``phase`` of a run of ``config``.
 
-    Phase "train": :func:`lowrank_ref.dlrt.make_optimizer` of ``config.method`` (with the
-    truncation options for "adaptive" and "parallel"); phase "finetune":
+    Phase "train": :func:`lowrank_ref.methods.make_optimizer` of ``config.method`` (with the
+    options its record uses); phase "finetune":
     :class:`lowrank_ref.dlrt.SOnly` (the cores ``S`` only). Both with ``config.lr`` (the
     learning rate is set per step from :func:`lr_at`) and the direction rule of
     ``config.optimizer`` and ``config.momentum`` (:func:`build_direction`, fresh for each
@@ -554,13 +552,9 @@ def build_optimizer(config: TrainConfig, model: Network, phase: str = "train"):
     direction = build_direction(config)
     if phase == "finetune":
         return SOnly(model, config.lr, momentum=config.momentum, direction=direction)
-    kwargs = {}
-    if config.method in RANK_ADAPTIVE_METHODS:
-        kwargs = dict(tau=config.tau, min_rank=config.min_rank, max_rank=config.max_rank)
-    if config.method == "adaptive":
-        kwargs["passes"] = config.passes
     return make_optimizer(config.method, model, config.lr, momentum=config.momentum,
-                          direction=direction, **kwargs)
+                          direction=direction, tau=config.tau, min_rank=config.min_rank,
+                          max_rank=config.max_rank, passes=config.passes)
 
 
 def config_differences(old: TrainConfig, new: TrainConfig) -> list:

@@ -2,16 +2,16 @@
 
 One call of :func:`train` holds the run folder's lock (:func:`~lowrank_ref.training.records.
 run_folder_lock`), resumes from a checkpoint if asked, and runs the remaining epochs of both
-phases; after every epoch it writes the checkpoint, ``history.csv`` and ``run.json``. How the
-run ends is written to ``run.json`` as its ``status``: "finished", "diverged" (a non-finite
-loss or parameter: :class:`TrainingDiverged`), "interrupted" (Ctrl-C) or "failed" (any other
-error). The reproducibility contract and what an epoch reports are in the docstring of
+phases, each by :func:`~lowrank_ref.training.epoch.train_epoch` (no I/O); the
+:class:`~lowrank_ref.training.recorder.Recorder` writes the checkpoint, ``history.csv`` and
+``run.json`` after every epoch from its hooks. How the run ends is written to ``run.json``
+as its ``status``: "finished", "diverged" (a non-finite loss or parameter:
+:class:`TrainingDiverged`), "interrupted" (Ctrl-C) or "failed" (any other error). The
+reproducibility contract and what an epoch reports are in the docstring of
 :mod:`lowrank_ref.training`.
 """
 from __future__ import annotations
 
-import contextlib
-import json
 import math
 import os
 import sys
@@ -27,39 +27,23 @@ from .._validate import check_bool, check_callable, check_choice, check_int, che
 from ..autodiff import Tensor
 from ..data import Dataset
 from ..dlrt import parameter_counts
-from ..lowrank_layers import LowRankLayer
+from ..methods import method_record
 from ..nn import Network, accuracy
 from ..threads import blas_threads
-from .atomic import remove_temporary_files, write_text
+from .atomic import remove_temporary_files
 from .checkpoint import (CHECKPOINT_NAME, CheckpointError, check_optimizer_state,
-                         checkpoint_path, load_checkpoint, restore_model, restore_optimizer,
-                         save_checkpoint)
+                         checkpoint_path, load_checkpoint, restore_model, restore_optimizer)
 from .config import (RESUMABLE_CHANGES, TrainConfig, build_optimizer, config_differences,
                      lr_at)
 from .data_checks import prepare_data
-from .progress import PROGRESS_MODES, Progress
-from .records import (HISTORY_NAME, RUN_NAME, check_not_source, history_csv, new_session,
-                      portable_source, read_record, run_folder_lock, sessions_of)
+from .epoch import NonFinite, check_epoch, train_epoch
+from .progress import PROGRESS_MODES
+from .recorder import Recorder, TrainingDiverged
+from .records import (HISTORY_NAME, RUN_NAME, check_not_source, new_session, read_record,
+                      run_folder_lock)
 from .starts import build_model, model_to_restore
 
-__all__ = ["train", "evaluate", "TrainingDiverged"]
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss (or a parameter) became non-finite; the last good checkpoint is kept.
-
-    Attributes
-    ----------
-    epoch, batch : int
-        1-based epoch (over both phases) and batch of the first non-finite loss (``batch`` is
-        the epoch's last batch when the non-finite value showed up at the end-of-epoch check).
-    checkpoint : pathlib.Path or None
-        The last good checkpoint (unchanged), or None if none was written yet.
-    """
-
-    def __init__(self, message: str, epoch: int, batch: int, checkpoint: Optional[Path]):
-        super().__init__(message)
-        self.epoch, self.batch, self.checkpoint = epoch, batch, checkpoint
+__all__ = ["train", "evaluate", "TrainingDiverged", "describe_method"]
 
 
 def evaluate(model: Network, X: np.ndarray, y: np.ndarray, batch_size: int = 1024
@@ -102,15 +86,6 @@ def evaluate(model: Network, X: np.ndarray, y: np.ndarray, batch_size: int = 102
     return loss, accuracy(logits, y)
 
 
-def _all_finite(model: Network) -> bool:
-    for layer in model.layers:
-        arrays = ([layer.U, layer.S, layer.V, layer.b.value] if isinstance(layer, LowRankLayer)
-                  else [p.value for p in layer.parameters()])
-        if not all(np.isfinite(a).all() for a in arrays):
-            return False
-    return True
-
-
 def _final(model: Network, history: list) -> dict:
     """The final metrics :func:`train` returns (but ``seconds`` and ``out``): the last history
     row's, the ranks of the low-rank layers and the dense parameter count."""
@@ -139,32 +114,31 @@ def _evaluation(model: Network, ds: Dataset, validation: bool, last: bool) -> di
     return metrics
 
 
-def _evaluated(row: dict) -> str:
-    """What an epoch line says of the evaluation: the validation and test metrics that the
-    row holds, each named."""
-    text = ""
-    for part, name in (("val", "validation"), ("test", "test")):
-        if row.get(f"{part}_loss") is not None:
-            text += (f", {name} loss {row[f'{part}_loss']:.4f}, {name} acc "
-                     f"{100 * row[f'{part}_acc']:.2f}%")
-    return text
-
-
 def _same_path(a: Path, b: Path) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
-def _ranks_now(model: Network) -> str:
-    ranks = [layer.rank for layer in model.layers if isinstance(layer, LowRankLayer)]
-    return f"ranks {'|'.join(map(str, ranks))}" if ranks else ""
+def describe_method(config: TrainConfig) -> str:
+    """The method of ``config`` in a few words, for the run's first log line.
+
+    Examples
+    --------
+    >>> describe_method(TrainConfig(method="adaptive", tau=0.1))
+    'rank-adaptive DLRT, start rank 150, tau 0.1, 1 pass(es)'
+    """
+    record = method_record(config.method)
+    what = record.title
+    if "rank" in record.options:
+        what += f", {'start rank' if record.rank_adaptive else 'rank'} {config.rank}"
+    if "tau" in record.options:
+        what += f", tau {config.tau}"
+    if "passes" in record.options:
+        what += f", {config.passes} pass(es)"
+    return what
 
 
 def _default_out(method: str) -> Path:
     return Path("runs") / f"{method}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-
-
-def _now() -> str:
-    return datetime.now().isoformat(timespec="seconds")
 
 
 def _signature(path: Path):
@@ -224,19 +198,26 @@ def _optimizer(config: TrainConfig, model: Network, phase: str, ckpt: Optional[d
     return opt
 
 
-def _diverged(write_run: Callable, what: str, epoch: int, batch: int, n_batches: int,
-              lr: float, last_good: Optional[Path], last_good_epoch: int) -> None:
-    """Record the divergence in ``run.json`` (status "diverged") and raise TrainingDiverged.
-
-    The one place for both checks of :func:`train`: the loss of a step, and the parameters and
-    test loss at the end of an epoch. The checkpoint is left as it is.
-    """
-    kept = (f"the last good checkpoint {last_good} (after epoch {last_good_epoch}) is kept "
-            f"unchanged" if last_good is not None else "no checkpoint was written yet")
-    msg = (f"training diverged: {what} at epoch {epoch}, batch {batch} of {n_batches} "
-           f"(lr {lr:g}); {kept}; try a smaller lr")
-    write_run(status="diverged", error=msg)
-    raise TrainingDiverged(msg, epoch, batch, last_good)
+def _first_line(config: TrainConfig, ds: Dataset, n: int, n_valid: Optional[int],
+                resumed_after: Optional[int], out: Path) -> str:
+    """The run's first log line: the method, the network, the data and the schedule."""
+    what = describe_method(config)
+    if config.ranks is not None or config.prune_from is not None:
+        what += (f" (ranks {config.ranks or 'by prune_tau'}"
+                 + (f", pruned from {config.prune_from})" if config.prune_from else ")"))
+    if config.optimizer != "sgd":
+        what += f", optimizer {config.optimizer}"
+    net = "LeNet5" if config.arch == "lenet5" else "-".join(map(str, config.sizes))
+    samples = (f"{n} train / {n_valid} validation / {len(ds.y_test)} test samples (the "
+               f"test set evaluated after the last epoch only)" if config.validation
+               else f"{n} train / {len(ds.y_test)} test samples")
+    return (f"{what} training of {net} on "
+            f"{ds.name}: {samples}, {config.dtype}, batch "
+            f"{config.batch_size}, lr {config.lr:g} ({config.schedule}), momentum "
+            f"{config.momentum:g}; epochs {config.epochs}"
+            + (f" + {config.finetune_epochs} fine-tuning" if config.finetune_epochs else "")
+            + (f"; resuming after epoch {resumed_after}" if resumed_after is not None else "")
+            + f"; records in {out}")
 
 
 def train(config: TrainConfig, log: Callable[[str], None] = print,
@@ -334,8 +315,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
 def _run(config: TrainConfig, log, data, ckpt: Optional[dict], force: bool, progress: str,
          out: Path, t_call: float) -> dict:
     """The body of :func:`train`, with the lock of ``out`` held."""
-    ckpt_path, csv_path, run_path = out / CHECKPOINT_NAME, out / HISTORY_NAME, out / RUN_NAME
-
+    csv_path = out / HISTORY_NAME
     # The model first: configuration errors surface before the data are read. The optimiser's
     # restored state is checked on the first samples.
     dtype = np.dtype(config.dtype)
@@ -371,59 +351,15 @@ def _run(config: TrainConfig, log, data, ckpt: Optional[dict], force: bool, prog
     # (the sessions of the resumed run's record carried over, this call's appended).
     session = new_session(None if ckpt is None else ckpt["path"], force and ckpt is not None,
                           config.threads)
-    sessions = sessions_of(previous)
-    for earlier in sessions:           # we hold the lock: a session still "running" was killed
-        if earlier.get("status") == "running":
-            earlier.update(status="killed", error="the process ended without recording how "
-                           "(killed, or the machine stopped); the checkpoint may hold epochs "
-                           "that this session does not list")
+    recorder = Recorder(config, out, log, progress, history, previous, session, last_good,
+                        last_good_epoch, t_call)
     n_valid = len(ds.y_valid) if config.validation else None
-    run = {"config": config.to_dict(), "seed": config.seed, "out": str(out),
-           "data": {"name": ds.name, "source": portable_source(ds.source), "n_train": n,
-                    "n_valid": n_valid, "n_test": len(ds.y_test)},
-           "status": "running", "sessions": sessions + [session]}
-
-    def write_run(status: str = "running", error: Optional[str] = None,
-                  final: Optional[dict] = None) -> None:
-        run["status"] = session["status"] = status
-        if status != "running":
-            session["ended"] = _now()
-        if error is not None:
-            run["error"] = session["error"] = error
-        if final is not None:
-            run["final"] = final
-        run["train_seconds"] = float(sum(r["seconds"] for r in history))
-        session["seconds"] = time.perf_counter() - t_call
-        write_text(run_path, json.dumps(run, indent=2) + "\n")
-
-    write_run()
-    bar = Progress(progress, log)
+    recorder.start({"name": ds.name, "source": ds.source, "n_train": n, "n_valid": n_valid,
+                    "n_test": len(ds.y_test)})
     epoch = last_good_epoch + 1
     try:
-        what = {"dense": "dense", "fixed": f"fixed-rank DLRT, rank {config.rank}",
-                "adaptive": f"rank-adaptive DLRT, start rank {config.rank}, tau {config.tau}, "
-                            f"{config.passes} pass(es)",
-                "vanilla": f"vanilla U V^T, rank {config.rank}",
-                "sonly": f"S-only, rank {config.rank}",
-                "parallel": f"parallel DLRT, start rank {config.rank}, tau {config.tau}"
-                }[config.method]
-        if config.ranks is not None or config.prune_from is not None:
-            what += (f" (ranks {config.ranks or 'by prune_tau'}"
-                     + (f", pruned from {config.prune_from})" if config.prune_from else ")"))
-        if config.optimizer != "sgd":
-            what += f", optimizer {config.optimizer}"
-        net = "LeNet5" if config.arch == "lenet5" else "-".join(map(str, config.sizes))
-        samples = (f"{n} train / {n_valid} validation / {len(ds.y_test)} test samples (the "
-                   f"test set evaluated after the last epoch only)" if config.validation
-                   else f"{n} train / {len(ds.y_test)} test samples")
-        log(f"{what} training of {net} on "
-            f"{ds.name}: {samples}, {config.dtype}, batch "
-            f"{config.batch_size}, lr {config.lr:g} ({config.schedule}), momentum "
-            f"{config.momentum:g}; epochs {config.epochs}"
-            + (f" + {config.finetune_epochs} fine-tuning" if config.finetune_epochs else "")
-            + (f"; resuming after epoch {last_good_epoch}" if ckpt is not None else "")
-            + f"; records in {out}")
-
+        log(_first_line(config, ds, n, n_valid, last_good_epoch if ckpt is not None else None,
+                        out))
         for epoch in range(epochs_done + finetune_done + 1, total_epochs + 1):
             new_phase = "train" if epoch <= config.epochs else "finetune"
             if new_phase != phase or opt is None:      # main epochs over: S-only fine-tuning
@@ -436,41 +372,23 @@ def _run(config: TrainConfig, log, data, ckpt: Optional[dict], force: bool, prog
             order = np.random.default_rng([config.seed, epoch]).permutation(n)
             label = (f"epoch {epoch}/{total_epochs}"
                      + (" (fine-tuning)" if phase == "finetune" else ""))
-            bar.start(label, n_batches, n, early=epoch == 1)
-            loss_sum, correct, seen, lr0 = 0.0, 0, 0, None
-            for b in range(n_batches):
-                idx = order[b * config.batch_size:(b + 1) * config.batch_size]
-                Xb, yb = X[idx], y[idx]
-                opt.lr = lr_at(config, k * n_batches + b, steps_in_phase)
-                lr0 = opt.lr if lr0 is None else lr0
-                try:
-                    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                        res = opt.step(Xb, yb)
-                    failed = None
-                except (np.linalg.LinAlgError, FloatingPointError) as exc:  # non-finite values
-                    res, failed = None, exc    # in a diverging step (the SVD of augment_basis)
-                if failed is not None or not np.isfinite(res.loss):
-                    bar.finish()
-                    _diverged(write_run, f"the loss is {res.loss}" if failed is None else
-                              f"the step failed on non-finite values ({type(failed).__name__}: "
-                              f"{failed})", epoch, b + 1, n_batches, opt.lr, last_good,
-                              last_good_epoch)
-                loss_sum += res.loss
-                correct += int(np.sum(np.argmax(res.logits, axis=1) == yb))
-                seen += len(yb)
-                bar.update(b + 1, seen, _ranks_now(model))
-            bar.finish()
-            metrics = _evaluation(model, ds, config.validation, epoch == total_epochs)
-            if not (all(np.isfinite(metrics[k]) for k in ("val_loss", "test_loss")
-                        if metrics[k] is not None) and _all_finite(model)):
-                _diverged(write_run, "non-finite parameters or "
-                          + ("validation" if config.validation else "test")
-                          + " loss after the last step",
-                          epoch, n_batches, n_batches, opt.lr, last_good, last_good_epoch)
+            recorder.epoch_started(label, n_batches, n, early=epoch == 1)
+            batches = ((X[idx], y[idx]) for idx in
+                       (order[b * config.batch_size:(b + 1) * config.batch_size]
+                        for b in range(n_batches)))
+            try:
+                stats = train_epoch(model, opt, batches,
+                                    lambda b: lr_at(config, k * n_batches + b, steps_in_phase),
+                                    on_batch=recorder.batch_done)
+                recorder.batches_done()
+                metrics = _evaluation(model, ds, config.validation, epoch == total_epochs)
+                check_epoch(model, metrics, config.validation, stats)
+            except NonFinite as exc:                   # the one place a divergence is handled
+                recorder.diverged(exc, epoch, n_batches)
             counts = parameter_counts(model)
             ranks = [r for r in counts["ranks"] if r is not None]
-            row = {"epoch": epoch, "phase": phase, "lr": lr0,
-                   "train_loss": loss_sum / n_batches, "train_acc": correct / seen,
+            row = {"epoch": epoch, "phase": phase, "lr": stats.first_lr,
+                   "train_loss": stats.train_loss, "train_acc": stats.train_acc,
                    **metrics,
                    "ranks": "|".join(map(str, ranks)), "eval_params": counts["eval_params"],
                    "train_params": counts["train_params"], "eval_cr": counts["eval_cr"],
@@ -480,44 +398,13 @@ def _run(config: TrainConfig, log, data, ckpt: Optional[dict], force: bool, prog
                 epochs_done += 1
             else:
                 finetune_done += 1
-            # history gets the row once the checkpoint holds it: if Ctrl-C interrupts the
-            # write, both still describe the previous epoch.
-            save_checkpoint(ckpt_path, model, opt, config, history + [row], epochs_done,
-                            finetune_done, phase)
-            history.append(row)
-            last_good, last_good_epoch = ckpt_path, epoch
-            session["epochs"].append({"epoch": epoch, "finished": _now()})
-            write_text(csv_path, history_csv(history))
-            write_run()
-            log(f"{label}: train loss {row['train_loss']:.4f}, train acc "
-                f"{100 * row['train_acc']:.2f}% (running)" + _evaluated(row)
-                + (f", ranks {row['ranks']}" if ranks else "")
-                + f", eval params {row['eval_params']:,} (c.r. {100 * row['eval_cr']:.1f}%)"
-                + f", {row['seconds']:.1f} s")
-
+            recorder.epoch_done(label, row, model, opt, epochs_done, finetune_done, phase)
         final = _final(model, history)
-        if not csv_path.exists():                      # resumed into a new folder, nothing left
-            write_text(csv_path, history_csv(history))
-        write_run(status="finished", final=final)
+        recorder.finished(final)
     except TrainingDiverged:
-        raise                                          # recorded by _diverged
+        raise                                          # recorded by the recorder
     except BaseException as exc:
-        # Record how the run ended; each step on its own, and none may hide the original
-        # error (a full disk, a broken stdout, a second Ctrl-C is not caught here).
-        kept = (f"the checkpoint {last_good} (after epoch {last_good_epoch}) is complete: "
-                f"resume from it" if last_good is not None else "no checkpoint was written yet")
-        with contextlib.suppress(Exception):
-            if isinstance(exc, KeyboardInterrupt):
-                write_run(status="interrupted",
-                          error=f"interrupted (Ctrl-C) in epoch {epoch}; {kept}")
-            else:
-                write_run(status="failed",
-                          error=f"{type(exc).__name__} in epoch {epoch}: {exc}; {kept}")
-        with contextlib.suppress(Exception):
-            if history:
-                write_text(csv_path, history_csv(history))    # as the checkpoint has it
-        with contextlib.suppress(Exception):
-            bar.finish()
+        recorder.ended(exc, epoch)
         raise
     final.update(seconds=session["seconds"], out=str(out))
     return final

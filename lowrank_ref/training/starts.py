@@ -26,6 +26,7 @@ from ..dlrt import low_rank_mlp
 from ..factorized import FactorizedDense, decayed_factors
 from ..lowrank import LowRank, orthonormalize
 from ..lowrank_layers import SPECTRUM_NORM, LowRankDense
+from ..methods import method_record
 from ..networks import LENET5_MATRICES, lenet5, lenet5_from_layers
 from ..nn import MLP, Dense, Network
 from ..pruning import prune_model
@@ -109,7 +110,7 @@ def _lenet5_start(config, rng: np.random.Generator, dtype) -> Network:
                             dtype), np.zeros(n_out, dtype=dtype))
                   for n_out, n_in in LENET5_MATRICES[:3]]
         classifier = Dense(*LENET5_MATRICES[3][::-1], rng, dtype=dtype, init=config.init)
-    if config.method == "vanilla":
+    if method_record(config.method).layers == "factorized":
         layers = [FactorizedConv2d.from_lowrank(Y, b, 5) for Y, b in starts[:2]]
         layers.append(FactorizedDense.from_lowrank(*starts[2]))
     else:
@@ -140,7 +141,8 @@ def start_model(config, rng: np.random.Generator, dtype) -> Network:
     if config.prune_from is not None:
         return _pruned(config, dtype)
     pairs = list(zip(config.sizes[:-1], config.sizes[1:]))
-    if config.method == "dense":
+    layers_kind = method_record(config.method).layers
+    if layers_kind == "dense":
         if config.init != "keras-normal":
             return MLP.dense(config.sizes, rng, dtype, init=config.init)
         return MLP([_keras_normal_dense(a, b, rng, dtype) for a, b in pairs])
@@ -157,7 +159,7 @@ def start_model(config, rng: np.random.Generator, dtype) -> Network:
             start = LowRankDense(n_in, n_out, r, rng, dtype=dtype, init=config.init)
             Y, b = start.factors, start.b.value
         b = np.asarray(b).astype(dtype)
-        layers.append(FactorizedDense.from_lowrank(Y, b) if config.method == "vanilla"
+        layers.append(FactorizedDense.from_lowrank(Y, b) if layers_kind == "factorized"
                       else LowRankDense.from_factors(Y, b))
     n_in, n_out = pairs[-1]
     last = (_keras_normal_dense(n_in, n_out, rng, dtype) if config.init == "keras-normal"
@@ -186,13 +188,15 @@ def build_model(config: TrainConfig) -> Network:
     """
     rng = np.random.default_rng(config.seed)
     dtype = np.dtype(config.dtype)
-    if config.arch == "lenet5" and config.method != "vanilla" and config.decay is None:
-        return lenet5(rng, dtype, ranks=None if config.method == "dense" else config.rank)
-    if (config.arch == "lenet5" or config.method in ("vanilla", "sonly")
+    kind = method_record(config.method).layers
+    if config.arch == "lenet5" and kind != "factorized" and config.decay is None:
+        return lenet5(rng, dtype, ranks=None if kind == "dense" else config.rank)
+    # (method "sonly" has drawn its start as start_model does since its first records)
+    if (config.arch == "lenet5" or kind == "factorized" or config.method == "sonly"
             or config.ranks is not None or config.init != "he" or config.decay is not None
             or config.prune_from is not None):
         return start_model(config, rng, dtype)
-    if config.method == "dense":
+    if kind == "dense":
         return MLP.dense(config.sizes, rng, dtype)
     return low_rank_mlp(config.sizes, config.rank, rng, dtype)
 
