@@ -86,3 +86,18 @@ def test_the_library_example_prints_what_the_readme_says(tmp_path):
             assert abs(float(g) - float(w)) <= 0.01, (proc.stdout, shown)
         else:                                  # the integrator's error within 2 %
             assert abs(float(g) - float(w)) <= 0.02 * abs(float(w)), (proc.stdout, shown)
+
+
+def test_the_readme_dense_accuracy_is_the_tables():
+    """The README's one number from the reproduction, the dense network's test accuracy, is
+    the mean of the dense rows of results/mnist_dense_table.csv (so a new table must change
+    it)."""
+    import csv
+    with open(ROOT / "results" / "mnist_dense_table.csv", newline="") as f:
+        dense = [r for r in csv.DictReader(f) if r["method"] == "dense"]
+    epochs = {r["epochs"] for r in dense}
+    assert len(dense) >= 3 and len(epochs) == 1
+    mean = sum(float(r["test_acc"]) for r in dense) / len(dense)
+    text = " ".join((ROOT / "README.md").read_text().split())
+    assert (f"({mean:.2f} % test accuracy after {epochs.pop()} epochs, mean of the "
+            f"{['one', 'two', 'three', 'four', 'five'][len(dense) - 1]} seeds") in text
