@@ -62,6 +62,9 @@ def published_truncation_rank(d, tol: float, relative: bool = True,
     (1, 2)
     """
     d = as_float_array(d, "d", ndim=1)
+    if d.size == 0 or np.any(d < 0) or np.any(np.diff(d) > 0):
+        raise ValueError(f"d must be a non-empty descending array of singular values >= 0, "
+                         f"got {d.tolist() if d.size <= 8 else d.shape}")
     check_real(tol, "tol", low=0.0)
     k = d.shape[0]
     theta = tol * float(np.linalg.norm(d)) if relative else tol
@@ -99,6 +102,8 @@ def published_truncate(U_hat: np.ndarray, S_hat: np.ndarray, V_hat: np.ndarray, 
     if transposed not in ("U", "V"):
         raise ValueError(f"transposed must be 'U' (TensorFlow code) or 'V' (PyTorch code), "
                          f"got {transposed!r}")
+    U_hat = as_float_array(U_hat, "U_hat", ndim=2)
+    V_hat = as_float_array(V_hat, "V_hat", ndim=2)
     S_hat = as_float_array(S_hat, "S_hat", ndim=2)
     if U_hat.shape[1] != S_hat.shape[0] or V_hat.shape[1] != S_hat.shape[1]:
         raise ValueError(f"expected U_hat (m, k_u), S_hat (k_u, k_v), V_hat (n, k_v), got "

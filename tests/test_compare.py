@@ -281,13 +281,13 @@ def test_parallel_comparison_runs_both_steps_per_seed_and_tau(tmp_path, monkeypa
 
 def test_fashion_mnist_tables_have_their_own_names(tmp_path):
     """A sweep or comparison on Fashion-MNIST never writes into an MNIST table."""
-    from lowrank_ref.training.compare import _arch_name
+    from lowrank_ref.training.compare import table_name_for
     from lowrank_ref.training.sweep import SWEEP_NAMES
-    assert _arch_name(None, {"dataset": "fashion-mnist"}, "illconditioned") == \
+    assert table_name_for(None, {"dataset": "fashion-mnist"}, "illconditioned") == \
         "fashion_illconditioned.csv"
-    assert _arch_name(None, {"dataset": "fashion-mnist", "arch": "lenet5"}, "parallel") == \
+    assert table_name_for(None, {"dataset": "fashion-mnist", "arch": "lenet5"}, "parallel") == \
         "fashion_lenet5_parallel.csv"
-    assert _arch_name(None, {"arch": "lenet5"}, "parallel") == "lenet5_parallel.csv"
+    assert table_name_for(None, {"arch": "lenet5"}, "parallel") == "lenet5_parallel.csv"
     from lowrank_ref.training import sweep
     base = TrainConfig(method="adaptive", tau=0.3, dataset="fashion-mnist", sizes=[12, 8, 4],
                        rank=3, epochs=1, batch_size=64)

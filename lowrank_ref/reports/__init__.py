@@ -23,7 +23,6 @@ from typing import Callable, Dict, List
 from .markdown import replace_blocks
 from .comparisons import comparison_blocks, fashion_illconditioned_block
 from .lenet5 import lenet5_blocks
-from .official import official_block
 from .recipe import recipe_blocks
 from .sweeps import sweep_blocks, validation_sweep_block
 
@@ -47,6 +46,9 @@ def _lenet5(results: Path) -> Dict[str, str]:
 
 
 def _comparisons(results: Path) -> Dict[str, str]:
+    # imported here, not at the top: ``python -m lowrank_ref.reports.official`` runs that
+    # module as a script, which must not be imported already when the package loads
+    from .official import official_block
     return {**comparison_blocks(results), "official-lenet5": official_block(results)}
 
 

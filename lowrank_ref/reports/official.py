@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from .._validate import check_int, check_path
+
 __all__ = ["OFFICIAL_REPOSITORY", "OFFICIAL_EXPERIMENTS", "OFFICIAL_COLUMNS", "official_means",
            "write_official_means", "main"]
 
@@ -67,8 +69,11 @@ def official_means(checkout, epochs=(0, 1, 10), runs: int = 10,
     ------
     FileNotFoundError
         A run's file is missing.
+    TypeError, ValueError
+        ``checkout`` not a path, ``runs`` not an int >= 1.
     """
-    checkout = Path(checkout)
+    runs = check_int(runs, "runs", low=1)
+    checkout = Path(check_path(checkout, "checkout"))
     if commit is None:
         try:
             commit = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"],
@@ -125,9 +130,6 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 def official_block(results) -> str:
     """The comparisons page's block quoting the official ten-run means
@@ -160,3 +162,7 @@ def official_block(results) -> str:
 
 def _pct(row) -> str:
     return f"{float(row['mean_test_acc']):.1f} %"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

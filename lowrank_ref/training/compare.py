@@ -48,7 +48,7 @@ from .start_records import evaluate_start, read_history, record_start, same_fini
 
 __all__ = ["compare_methods", "compare_illconditioned", "recipe_sweep", "compare_parallel",
            "evaluate_start", "record_start", "same_finished_config", "read_history",
-           "read_rows", "TABLE_COLUMNS", "PARALLEL_COLUMNS", "RECIPE", "SET_BY_EXPERIMENT"]
+           "read_rows", "table_name_for", "TABLE_COLUMNS", "PARALLEL_COLUMNS", "RECIPE", "SET_BY_EXPERIMENT"]
 
 #: Columns of the comparison tables (accuracies and compression rates in percent). The
 #: validation columns are empty for runs without validation; with validation, the test
@@ -151,10 +151,17 @@ def _write_table(path: Path, rows: list, log, columns=TABLE_COLUMNS) -> Path:
     return path
 
 
-def _arch_name(name, options: dict, experiment: str):
-    """``name``, or (None) ``<network>_<experiment>.csv`` with the network of ``options``
-    ("mnist" for the MLP, "lenet5"; on Fashion-MNIST "fashion", "fashion_lenet5"): the
-    tables of the networks and data sets do not overwrite each other."""
+def table_name_for(name: Optional[str], options: dict, experiment: str) -> str:
+    """The file name of a comparison's table under ``results_dir``: ``name``, or (None)
+    ``<network>_<experiment>.csv`` with the network of ``options`` ("mnist" for the MLP,
+    "lenet5"; on Fashion-MNIST "fashion", "fashion_lenet5"): the tables of the networks and
+    data sets do not overwrite each other.
+
+    Examples
+    --------
+    >>> table_name_for(None, {"dataset": "fashion-mnist", "arch": "lenet5"}, "parallel")
+    'fashion_lenet5_parallel.csv'
+    """
     if name is not None:
         return name
     lenet5 = options.get("arch") == "lenet5"
@@ -391,7 +398,7 @@ def compare_illconditioned(decays=(1.0, 2.0, 10.0), rank: int = 20, epochs: int 
     pathlib.Path
     """
     options = _options(options)
-    name = _arch_name(name, options, "illconditioned")
+    name = table_name_for(name, options, "illconditioned")
     results_dir, runs = _check_common(results_dir, log, data, epochs, name)
     decays = _check_list(decays, "decays", 1.0)
     check_int(rank, "rank", low=1)
@@ -490,7 +497,7 @@ def compare_parallel(taus=(0.1, 0.15), epochs: int = 10, seeds=(0, 1, 2),
     pathlib.Path
     """
     options = _options(options)
-    name = _arch_name(name, options, "parallel")
+    name = table_name_for(name, options, "parallel")
     results_dir, runs = _check_common(results_dir, log, data, epochs, name)
     taus = _check_list(taus, "taus", 0.0)
     # every run's configuration is built (and checked) before the first run trains

@@ -134,9 +134,13 @@ class Recorder:
 
     # -- the hooks of the loop --------------------------------------------------------------
     def epoch_started(self, label: str, n_batches: int, n: int, early: bool) -> None:
+        """An epoch (``label``, e.g. "epoch 3/10") of ``n_batches`` batches over ``n``
+        samples begins: the progress line starts (``early``: also its first batches)."""
         self.bar.start(label, n_batches, n, early=early)
 
     def batch_done(self, batches_done: int, seen: int, model: Network) -> None:
+        """``batches_done`` batches (``seen`` samples) of the epoch are stepped: the
+        progress line shows them and the current ranks of ``model``."""
         self.bar.update(batches_done, seen, _ranks_now(model))
 
     def batches_done(self) -> None:
