@@ -164,6 +164,9 @@ def methods_using(option: str, arch: Optional[str] = None) -> Tuple[str, ...]:
     >>> methods_using("decay", arch="lenet5")
     ('fixed', 'vanilla')
     """
+    check_choice(option, "option", tuple(METHOD_OPTIONS))
+    if arch is not None:
+        check_choice(arch, "arch", tuple(sorted({a for m in REGISTRY.values() for a in m.archs})))
     return tuple(m.name for m in REGISTRY.values()
                  if option in m.options and (arch is None or arch in m.archs))
 

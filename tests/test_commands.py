@@ -153,3 +153,25 @@ def test_check_epoch_refuses_non_finite_parameters_and_losses():
     model.parameters()[0].value[0, 0] = np.inf
     with pytest.raises(NonFinite, match="non-finite parameters or test loss"):
         check_epoch(model, {"test_loss": 1.0}, False, stats)
+
+
+def test_the_library_side_of_the_command_line_refuses_bad_arguments_by_name():
+    from lowrank_ref.methods import methods_using
+    from lowrank_ref.training.commands import dense_baseline, run_comparison
+    from lowrank_ref.training.epoch import train_epoch
+    with pytest.raises(TypeError, match="base must be a TrainConfig, got str"):
+        dense_baseline("x")
+    with pytest.raises(TypeError, match="options must be a dict .* got NoneType"):
+        run_comparison("methods", None)
+    with pytest.raises(ValueError, match="option must be one of"):
+        methods_using("nonsense")
+    with pytest.raises(ValueError, match="arch must be one of"):
+        methods_using("tau", arch="resnet")
+    model = MLP.dense([4, 3, 2], np.random.default_rng(0), np.float64)
+    opt = Euclidean(model, 0.1)
+    with pytest.raises(TypeError, match="schedule must be"):
+        train_epoch(model, opt, [], 0.1)
+    with pytest.raises(TypeError, match="optimizer must be a lowrank_ref Optimizer, got str"):
+        train_epoch(model, "sgd", [], lambda b: 0.1)
+    with pytest.raises(TypeError, match="model must be a lowrank_ref Network, got list"):
+        train_epoch([], opt, [], lambda b: 0.1)

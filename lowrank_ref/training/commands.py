@@ -98,6 +98,8 @@ def dense_baseline(base: TrainConfig) -> TrainConfig:
     >>> dense_baseline(TrainConfig(method="adaptive", tau=0.1, epochs=3)).epochs
     3
     """
+    if not isinstance(base, TrainConfig):
+        raise TypeError(f"base must be a TrainConfig, got {type(base).__name__}")
     shared = ("arch", "sizes", "epochs", "seed", "dtype", "dataset", "data_dir", "batch_size",
               "n_train", "n_test", "validation", "n_valid", "threads")
     return TrainConfig(method="dense", **{name: getattr(base, name) for name in shared})
@@ -116,6 +118,9 @@ def run_comparison(experiment: str, options: dict, results_dir="results",
     """
     if experiment not in COMPARISONS:
         raise ValueError(f"experiment must be one of {tuple(COMPARISONS)}, got {experiment!r}")
+    if not isinstance(options, dict):
+        raise TypeError(f"options must be a dict of option names to values, got "
+                        f"{type(options).__name__}")
     run, own, refused = COMPARISONS[experiment]
     given = sorted(name for name in refused if name in options)
     if given:

@@ -15,6 +15,7 @@ from typing import Callable, Iterable, Optional, Tuple
 
 import numpy as np
 
+from .._validate import check_callable
 from ..lowrank_layers import LowRankLayer
 from ..nn import Network
 from ..optimizers import Optimizer
@@ -79,6 +80,9 @@ def train_epoch(model: Network, optimizer: Optimizer,
 
     Raises
     ------
+    TypeError
+        ``model`` not a Network, ``optimizer`` not an Optimizer, ``schedule`` (or
+        ``on_batch``) not callable.
     NonFinite
         A non-finite loss, or a step failing on non-finite values (``LinAlgError``,
         ``FloatingPointError`` of a diverging step's SVD); the model is then as that step
@@ -96,6 +100,14 @@ def train_epoch(model: Network, optimizer: Optimizer,
     >>> stats.seen, stats.first_lr, stats.last_lr, stats.n_batches
     (10, 0.1, 0.05, 2)
     """
+    if not isinstance(model, Network):
+        raise TypeError(f"model must be a lowrank_ref Network, got {type(model).__name__}")
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be a lowrank_ref Optimizer, got "
+                        f"{type(optimizer).__name__}")
+    check_callable(schedule, "schedule", "schedule(batch: int) -> lr")
+    if on_batch is not None:
+        check_callable(on_batch, "on_batch", "on_batch(batches_done, samples_seen, model)")
     loss_sum, correct, seen, first_lr, n_batches = 0.0, 0, 0, None, 0
     for b, (Xb, yb) in enumerate(batches):
         optimizer.lr = schedule(b)
