@@ -391,7 +391,7 @@ def compare_illconditioned(decays=(1.0, 2.0, 10.0), rank: int = 20, epochs: int 
     name : str, optional
         The table; None: ``"mnist_illconditioned.csv"``, or ``"lenet5_illconditioned.csv"``
         when ``options`` sets ``arch`` "lenet5" (so that the tables of the two networks do not
-        overwrite each other; on Fashion-MNIST "fashion_..." names, :func:`table_name_for`).
+        overwrite each other; on Fashion-MNIST ``fashion_*`` names, :func:`table_name_for`).
         Runs in ``results_dir/<stem>_runs``.
 
     Returns
@@ -492,7 +492,7 @@ def compare_parallel(taus=(0.1, 0.15), epochs: int = 10, seeds=(0, 1, 2),
         TrainConfig fields shared by all runs (e.g. ``{"arch": "lenet5"}``).
     name : str, optional
         None: ``"mnist_parallel.csv"``, or ``"lenet5_parallel.csv"`` for arch "lenet5"
-        (on Fashion-MNIST "fashion_..." names, :func:`table_name_for`).
+        (on Fashion-MNIST ``fashion_*`` names, :func:`table_name_for`).
 
     Returns
     -------
