@@ -348,3 +348,11 @@ def test_the_official_means_command_refuses_a_folder_that_is_no_checkout(tmp_pat
     assert len(err.strip().splitlines()) == 1 and "not found" in err and not out.exists()
     with pytest.raises(ValueError, match="runs must be an int >= 1, got 0"):
         official_means(tmp_path, runs=0)
+
+
+def test_the_tuning_block_says_when_there_are_no_tuning_runs(tmp_path):
+    from lowrank_ref.reports.sweeps import tuning_block
+    assert tuning_block(tmp_path) == "No tuning runs committed yet (`tuning/` in `results/`)."
+    rows = tuning_block(ROOT / "results").splitlines()[2:]      # the committed runs, best first
+    vals = [float(r.split("|")[7]) for r in rows]
+    assert len(rows) >= 4 and vals == sorted(vals, reverse=True)

@@ -24,13 +24,14 @@ from .markdown import replace_blocks
 from .comparisons import comparison_blocks, fashion_illconditioned_block
 from .lenet5 import lenet5_blocks
 from .recipe import recipe_blocks
-from .sweeps import sweep_blocks, validation_sweep_block
+from .sweeps import sweep_blocks, tuning_block, validation_sweep_block
 
 __all__ = ["PAGES", "page_blocks", "write_reports"]
 
 
 def _mnist(results: Path) -> Dict[str, str]:
-    return sweep_blocks(results, "mnist_dense_table.csv", "mnist_runs", "mnist")
+    return {**sweep_blocks(results, "mnist_dense_table.csv", "mnist_runs", "mnist"),
+            "mnist-tuning": tuning_block(results)}
 
 
 def _fashion(results: Path) -> Dict[str, str]:

@@ -27,7 +27,8 @@ from ..figures.mnist_plots import PAPER_MNIST_DENSE_ACC, PAPER_MNIST_TABLE
 from .markdown import fmt_list, mean, read_csv, spread, table
 
 __all__ = ["MLP_SIZES", "ACC_MARGIN", "group_runs", "paper_eval_params", "paper_criterion",
-           "sweep_command", "records_sentence", "sweep_blocks", "validation_sweep_block"]
+           "sweep_command", "records_sentence", "sweep_blocks", "validation_sweep_block",
+           "tuning_block"]
 
 #: Layer sizes of the paper's fully connected network (its last layer dense).
 MLP_SIZES = (784, 500, 500, 500, 500, 10)
@@ -337,3 +338,23 @@ def validation_sweep_block(results: Path, folder: str, table_name: str, runs_nam
     return (f"`results/{folder}/{table_name}`: {n} runs, {_seed_words(groups)}. "
             + records_sentence(groups, Path(results) / folder / runs_name) + "\n\n"
             + _table_block(groups, with_paper=False))
+
+
+def tuning_block(results: Path, folder: str = "tuning") -> str:
+    """The tuning runs in the subfolders of the folder ``folder`` of ``results`` (one sweep
+    each, written by ``sweep --results`` with that subfolder): per run its learning rate, warm-up, τ,
+    epochs, seed and validation accuracy, best first, with the test accuracy beside it (not
+    used to choose), or a sentence saying that none is committed."""
+    rows = []
+    for table_path in sorted((Path(results) / folder).glob("*/mnist_dense_table.csv")):
+        for r in read_csv(table_path):
+            run = json.loads((table_path.parent / "mnist_runs" / r["run"] / "run.json").read_text())
+            c = run["config"]
+            rows.append([f"`{table_path.parent.name}`", f"{c['lr']:g}", str(c["warmup"]),
+                         r["tau"] or "dense", str(c["epochs"]), str(c["seed"]),
+                         r["val_acc"] or "—", r["test_acc"]])
+    if not rows:
+        return f"No tuning runs committed yet (`{folder}/` in `results/`)."
+    rows.sort(key=lambda row: -float(row[6]) if row[6] != "—" else 0.0)
+    return table(["run", "lr", "warm-up steps", "τ", "epochs", "seed", "val. acc. %",
+                  "test acc. %"], rows)
