@@ -356,3 +356,14 @@ def test_the_tuning_block_says_when_there_are_no_tuning_runs(tmp_path):
     rows = tuning_block(ROOT / "results").splitlines()[2:]      # the committed runs, best first
     vals = [float(r.split("|")[7]) for r in rows]
     assert len(rows) >= 4 and vals == sorted(vals, reverse=True)
+
+
+def test_validation_prefers_the_larger_learning_rate_as_page_01_says():
+    """docs/reproduce/01_mnist_table.md: validation prefers lr 0.2 to the table's 0.1 after 5
+    and after 15 epochs (the committed tuning runs)."""
+
+
+    def val(name):
+        with open(ROOT / "results" / "tuning" / name / "mnist_dense_table.csv") as f:
+            return float(next(csv.DictReader(f))["val_acc"])
+    assert val("lr-0.2") > val("lr-0.1") and val("lr-0.2-15-epochs") > val("lr-0.1-15-epochs")
