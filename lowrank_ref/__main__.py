@@ -41,8 +41,8 @@ from .methods import REGISTRY, methods_using
 from .threads import DEFAULT_THREADS
 from .adam import ADAM_DEFAULTS
 from .training import (DEFAULT_LR, DEFAULT_MOMENTUM, DEFAULT_RANK, DEFAULT_SIZES, DEFAULT_WARMUP,
-                       DTYPES, SCHEDULES, RunFolderInUse, TrainConfig, TrainingDiverged, sweep,
-                       train)
+                       DTYPES, SCHEDULES, DataSpec, ModelSpec, RunFolderInUse, RunSpec, StartSpec,
+                       StepSpec, TrainConfig, TrainingDiverged, sweep, train)
 from .training.commands import (COMPARISONS, dense_baseline, mlp_sizes, prune_run,
                                 resumed_config, run_comparison)
 from .training.config import ARCHS, LENET5_DEFAULTS, OPTIMIZERS, TRAIN_INITS
@@ -198,13 +198,13 @@ def _train_options(p, sweep: bool, suppress: bool = False) -> None:
     add(g, "--warmup", type=int, default=None,
            help="steps of linear learning-rate warm-up; None: "
                 + per_method(DEFAULT_WARMUP, LENET5_DEFAULTS["warmup"], "{}"))
-    add(g, "--seed", type=int, default=TrainConfig.seed,
+    add(g, "--seed", type=int, default=RunSpec.seed,
            help="seed of initialisation and shuffling")
-    add(g, "--dtype", choices=DTYPES, default=TrainConfig.dtype,
+    add(g, "--dtype", choices=DTYPES, default=ModelSpec.dtype,
            help="floating-point type of parameters and data")
     _threads_option(g, add)
     g = p.add_argument_group("data")
-    add(g, "--dataset", choices=DATASETS, default=TrainConfig.dataset,
+    add(g, "--dataset", choices=DATASETS, default=DataSpec.dataset,
            help="data set (see lowrank_ref.data.load for where it is looked for)")
     add(g, "--data-dir", type=_path, default=None, metavar="DIR",
            help="folder searched first for the data; None: $LOWRANK_REF_DATA, then "
@@ -217,7 +217,7 @@ def _train_options(p, sweep: bool, suppress: bool = False) -> None:
     add(g, "--n-test", type=int, default=None,
            help="use only the first N test samples; None: all")
     add(g, "--validation", action=argparse.BooleanOptionalAction,
-           default=TrainConfig.validation,
+           default=DataSpec.validation,
            help="hold out the last 10,000 training images (MNIST: the valid part of "
                 "mnist.pkl.gz), evaluate on them after every epoch and on the test set "
                 "after the last epoch only; --no-validation: train on all training "
@@ -252,10 +252,10 @@ def _comparison_options(p, sweep: bool, add=_plain) -> None:
                     "layers truncated to --ranks or by --prune-tau")
         add(g, "--prune-tau", type=float, default=None,
                help="with --prune-from: ranks by this tolerance (the DLRT rule)")
-    add(g, "--init", choices=TRAIN_INITS, default=TrainConfig.init,
+    add(g, "--init", choices=TRAIN_INITS, default=StartSpec.init,
            help="dense draw of every layer (truncated for low-rank layers), or "
                 "keras-normal: every factor and bias N(0, 0.05^2) (the paper's code)")
-    add(g, "--optimizer", choices=OPTIMIZERS, default=TrainConfig.optimizer,
+    add(g, "--optimizer", choices=OPTIMIZERS, default=StepSpec.optimizer,
            help="sgd (with --momentum); adam: the paper's code (moments per factor "
                 "variable); adam-carried: moments carried across bases")
     for name in ("beta1", "beta2", "eps"):
@@ -458,7 +458,7 @@ def build_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     return parser
 
 
-# argparse destinations that are not TrainConfig fields (the rest map to themselves)
+# argparse destinations that are not TrainConfig options (the rest map to themselves)
 _NOT_CONFIG = ("command", "resume", "force", "hidden")
 
 

@@ -38,8 +38,7 @@ def test_resumed_config_is_the_runs_own_with_the_options_given(finished_run):
                                                  dtype="float64").to_dict()))
     config = resumed_config(finished_run, {"epochs": 3})
     assert config.epochs == 3 and config.out is None      # out None: the resumed folder
-    expected = dict(own.to_dict(), epochs=3)
-    assert config.to_dict() == expected
+    assert config == own.replace(epochs=3)
     config = resumed_config(finished_run, {"out": "elsewhere"}, hidden=[7, 7])
     assert config.sizes == [12, 7, 7, 10] and config.out == "elsewhere"
     with pytest.raises(ValueError, match=r"unknown configuration option\(s\) \['hidden'\]"):

@@ -16,6 +16,12 @@ from lowrank_ref.training.compare import (PARALLEL_COLUMNS, TABLE_COLUMNS, compa
                                           read_rows, recipe_sweep, record_start)
 from lowrank_ref.training import TrainConfig, train
 from lowrank_ref.training.records import sessions_of
+from lowrank_ref.training.specs import flat_options
+
+
+def run_options(folder):
+    """The options by name of the run in ``folder`` (its run.json, nested or flat)."""
+    return flat_options(json.loads((Path(folder) / "run.json").read_text())["config"])
 
 SIZES = [12, 10, 8, 4]
 OPTIONS = {"sizes": SIZES, "batch_size": 32}
@@ -75,7 +81,7 @@ def test_every_method_of_a_level_has_the_adaptive_runs_ranks(methods_table):
     assert epochs[("0.1", "prune")] == "0" and epochs[("0.1", "prune+fixed")] == "1"
     assert epochs[("0.1", "fixed")] == "2"
     assert [r["epoch"] for r in rows if r["method"] == "prune"] == ["0", "0"]
-    lrs = {r["method"]: json.loads((results / r["run"] / "run.json").read_text())["config"]["lr"]
+    lrs = {r["method"]: run_options(results / r["run"])["lr"]
            for r in rows}
     assert (lrs["vanilla"], lrs["fixed"], lrs["prune+fixed"], lrs["dense"]) == (0.02, 0.1, 0.01, 0.1)
 
@@ -108,7 +114,7 @@ def test_equal_budget_rows_prune_a_shorter_dense_run(tmp_path):
     assert epochs["dense-equal"] + epochs["prune+sonly-equal"] == 3
     assert epochs["dense"] + epochs["prune+fixed"] == 5
     runs = tmp_path / "mnist_comparison_runs"
-    config = json.loads((runs / "prune-fixed-equal-tau-0.2" / "run.json").read_text())["config"]
+    config = run_options(runs / "prune-fixed-equal-tau-0.2")
     assert config["prune_from"].endswith("dense-equal") and config["epochs"] == 2
     assert final[("0.2", "prune-equal")]["ranks"] == final[("0.2", "adaptive")]["ranks"]
     short = TrainConfig(method="fixed", prune_from=str(runs / "dense-equal"), **OPTIONS,
@@ -170,7 +176,7 @@ def test_recipe_runs_both_adam_forms_from_the_papers_start(tmp_path):
     (lambda d: compare_methods(options={"method": "fixed"}, results_dir=d, data=DATA),
      ValueError, "must not set ['method']"),
     (lambda d: compare_methods(options={"colour": 1}, results_dir=d, data=DATA),
-     ValueError, "unknown TrainConfig field"),
+     ValueError, "unknown TrainConfig option"),
     (lambda d: compare_methods(options=[1], results_dir=d, data=DATA), TypeError, "options"),
     (lambda d: compare_methods(epochs=0, results_dir=d, data=DATA), ValueError, "epochs"),
     (lambda d: compare_illconditioned(decays=(0.5,), results_dir=d, data=DATA), ValueError,
@@ -267,7 +273,8 @@ def test_parallel_comparison_runs_both_steps_per_seed_and_tau(tmp_path, monkeypa
     assert all(float(r["seconds"]) > 0 and float(r["load_start"]) >= 0 for r in rows)
     for r in rows:
         run = json.loads((tmp_path / r["run"] / "run.json").read_text())
-        assert run["config"]["method"] == r["method"] and run["config"]["tau"] == 0.1
+        config = flat_options(run["config"])
+        assert config["method"] == r["method"] and config["tau"] == 0.1
         assert all(s["threads"]["requested"] == 1 for s in sessions_of(run))
     again = read_rows(compare_parallel(taus=(0.1,), epochs=2, seeds=(0, 1), options=OPTIONS,
                                        results_dir=tmp_path, data=DATA, log=quiet))

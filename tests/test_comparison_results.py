@@ -13,6 +13,12 @@ import pytest
 
 from lowrank_ref.networks import LENET5_MATRICES
 from lowrank_ref.training import TrainConfig, build_model
+from lowrank_ref.training.specs import flat_options
+
+
+def run_options(folder):
+    """The options by name of the run in ``folder`` (its run.json, nested or flat)."""
+    return flat_options(json.loads((Path(folder) / "run.json").read_text())["config"])
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
@@ -85,10 +91,10 @@ def test_rows_are_their_runs_records(name):
         folder = RESULTS / run
         record = json.loads((folder / "run.json").read_text())
         assert record["status"] == "finished"
-        assert not Path(record["config"]["out"]).is_absolute()
+        assert not Path(flat_options(record["config"])["out"]).is_absolute()
         with open(folder / "history.csv", newline="") as f:
             history = {h["epoch"]: h for h in csv.DictReader(f)}
-        config = record["config"]
+        config = flat_options(record["config"])
         for r in table_rows:
             assert int(r["seed"]) == config["seed"] and r["optimizer"] == config["optimizer"]
             if r["epoch"] == "0" and r["phase"] == "start" and "0" not in history:
@@ -115,7 +121,7 @@ def test_illconditioned_runs_of_a_decay_start_from_the_same_matrix(name):
         assert starts["fixed"]["test_acc"] == starts["vanilla"]["test_acc"]
         models = {}
         for method, r in starts.items():
-            config = json.loads((RESULTS / r["run"] / "run.json").read_text())["config"]
+            config = run_options(RESULTS / r["run"])
             assert config["decay"] == float(decay) and config["method"] == method
             assert config["seed"] == int(seed)
             models[method] = build_model(TrainConfig.from_dict(config))
@@ -134,7 +140,7 @@ def test_recipe_table_has_both_adam_forms_at_every_tau():
     assert {f for f, _ in pairs} == {"adam", "adam-carried"}
     assert {lv for _, lv in pairs} == {"0.05", "0.09", "0.13", "0.17"}
     for r in rows:
-        config = json.loads((RESULTS / r["run"] / "run.json").read_text())["config"]
+        config = run_options(RESULTS / r["run"])
         assert (config["init"], config["lr"], config["batch_size"], config["rank"]) == (
             "keras-normal", 1e-3, 256, 150)
 
@@ -170,7 +176,7 @@ def test_lenet5_illconditioned_runs_use_the_official_settings():
     rows = _rows(LENET5_TABLE)
     assert {r["level"] for r in rows} == {"1", "2", "10"}
     for run in {r["run"] for r in rows}:
-        config = json.loads((RESULTS / run / "run.json").read_text())["config"]
+        config = run_options(RESULTS / run)
         assert (config["arch"], config["dataset"], config["rank"], config["lr"],
                 config["momentum"], config["batch_size"], config["schedule"], config["warmup"],
                 config["epochs"], config["optimizer"]) == (

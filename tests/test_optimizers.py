@@ -31,6 +31,7 @@ from lowrank_ref.lowrank import LowRank, tangent_project
 from lowrank_ref.lowrank_layers import LowRankDense, LowRankLayer
 from lowrank_ref.networks import Flatten, ReLU, Sequential
 from lowrank_ref.nn import MLP, Dense
+from lowrank_ref.training.specs import flat_options
 
 B1, B2, EPS, MU = 0.9, 0.999, 1e-3, 0.8
 
@@ -472,4 +473,4 @@ def test_cli_trains_lenet5_convolutions_with_carried_adam_and_the_parallel_step(
         assert main(["train", "--arch", arch, "--method", "parallel", "--tau", "0.2",
                      "--rank", "6", *common, "--out", str(out)]) == 0
         run = json.loads((out / "run.json").read_text())
-        assert run["config"]["method"] == "parallel" and run["status"] == "finished"
+        assert flat_options(run["config"])["method"] == "parallel" and run["status"] == "finished"

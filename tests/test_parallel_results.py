@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from lowrank_ref.networks import LENET5_MATRICES
+from lowrank_ref.training.specs import flat_options
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
@@ -63,9 +64,9 @@ def test_rows_are_their_runs_records_with_one_blas_thread(name):
         run = RESULTS / r["run"]
         config = json.loads((run / "run.json").read_text())
         assert config["status"] == "finished"
-        assert config["config"]["method"] == r["method"]
+        assert flat_options(config["config"])["method"] == r["method"]
         assert f"{config['config']['tau']:g}" == r["level"]
-        assert str(config["config"]["seed"]) == r["seed"]
+        assert str(flat_options(config["config"])["seed"]) == r["seed"]
         assert config["threads"]["requested"] == 1
         assert all(lib["num_threads"] == 1 for lib in config["threads"]["blas"])
         with open(run / "history.csv", newline="") as f:

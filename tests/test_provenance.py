@@ -14,6 +14,7 @@ import lowrank_ref.data
 from lowrank_ref.__main__ import main
 from lowrank_ref.training import TrainConfig, train
 from lowrank_ref.training import records
+from lowrank_ref.training.specs import flat_options
 
 from made_up_data import blobs
 
@@ -140,11 +141,14 @@ def test_resuming_into_another_folder_carries_the_sessions(tmp_path):
 @pytest.mark.parametrize("run_json", sorted(RESULTS.rglob("run.json")),
                          ids=lambda p: str(p.relative_to(RESULTS)))
 def test_the_committed_records_still_load(run_json):
-    """Their configuration builds, and their provenance reads as sessions (the committed
-    records are of the earlier format: one call's provenance at the top level)."""
+    """Their configuration builds with every recorded option unchanged and round-trips
+    through the parts, and their provenance reads as sessions (the committed records are of
+    the earlier formats: flat options, one call's provenance at the top level)."""
     run = json.loads(run_json.read_text())
     config = TrainConfig.from_dict(run["config"])
-    assert config.out == run["config"]["out"]
+    recorded = flat_options(run["config"])
+    assert {name: config.to_flat()[name] for name in recorded} == recorded
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     sessions = records.sessions_of(run)
     assert sessions and all(isinstance(s, dict) and "git_commit" in s for s in sessions)
 
@@ -160,3 +164,30 @@ def test_a_session_of_a_killed_process_is_marked_killed_on_resume(tmp_path):
     (Path(c.out) / "run.json").write_text(json.dumps(run))
     train(c, log=quiet, data=DATA, resume=c.out)
     assert [s["status"] for s in record(c.out)["sessions"]] == ["killed", "finished"]
+
+
+def test_a_run_recorded_with_a_flat_configuration_resumes_bit_for_bit(tmp_path):
+    """A checkpoint and run.json written before the configuration had parts (options by
+    name, no ``validation``: the whole training set) resume as that run, and the resumed
+    epochs equal those of an uninterrupted run."""
+    whole = config(tmp_path, epochs=3, validation=False, out=str(tmp_path / "whole"))
+    train(whole, log=quiet, data=DATA)
+    c = whole.replace(out=str(tmp_path / "run"))
+    with pytest.raises(Stop):
+        train(c, log=stop_after(1), data=DATA)
+    flat = {k: v for k, v in c.to_flat().items() if k != "validation"}
+    ckpt = Path(c.out) / "checkpoint.npz"
+    with np.load(ckpt) as z:
+        arrays = {k: z[k] for k in z.files}
+    assert list(json.loads(str(arrays["config"]))) == ["model", "start", "step", "data", "run"]
+    arrays["config"] = np.array(json.dumps(flat))
+    np.savez(ckpt, **arrays)
+    (Path(c.out) / "run.json").write_text(json.dumps({**record(c.out), "config": flat}))
+    train(c, log=quiet, data=DATA, resume=c.out)
+    assert TrainConfig.from_dict(record(c.out)["config"]) == c
+    assert list(record(c.out)["config"]) == ["model", "start", "step", "data", "run"]
+
+    def rows(out):         # history.csv but the column of seconds
+        return [line.rsplit(",", 1)[0]
+                for line in (Path(out) / "history.csv").read_text().splitlines()]
+    assert len(rows(c.out)) == 4 and rows(c.out) == rows(whole.out)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from lowrank_ref.figures import PAPER_MNIST_TABLE
+from lowrank_ref.training.specs import flat_options
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
@@ -26,7 +27,7 @@ def test_table_rows_match_their_run_records():
         run = RESULTS / "mnist_runs" / row["run"]
         with open(run / "history.csv", newline="") as f:
             history = list(csv.DictReader(f))
-        config = json.loads((run / "run.json").read_text())["config"]
+        config = flat_options(json.loads((run / "run.json").read_text())["config"])
         last = history[-1]
         assert len(history) == int(row["epochs"]) + int(row["finetune_epochs"])
         assert abs(100 * float(last["test_acc"]) - float(row["test_acc"])) < 0.006
@@ -130,7 +131,7 @@ def test_lenet5_table_rows_match_their_run_records():
         with open(run / "history.csv", newline="") as f:
             history = list(csv.DictReader(f))
         record = json.loads((run / "run.json").read_text())
-        config = record["config"]
+        config = flat_options(record["config"])
         assert record["status"] == "finished"
         assert len(history) == int(row["epochs"]) + int(row["finetune_epochs"])
         assert abs(100 * float(history[-1]["test_acc"]) - float(row["test_acc"])) < 0.006

@@ -1797,6 +1797,12 @@ def _tampered(arrays, **changes):
     return a
 
 
+def _config_part(arrays, part, **changes):
+    """The checkpoint's configuration (nested by part) with options of ``part`` changed."""
+    config = json.loads(str(arrays["config"]))
+    return {**config, part: {**config[part], **changes}}
+
+
 BAD_CHECKPOINTS = {   # what: (make(arrays, marker), expected substring, defect before the fix)
     "object array (pickle) as a weight": (lambda a, marker: _tampered(
         a, **{"layer2.W": np.array([_Evil(marker)], dtype=object)}), "corrupt or truncated", ""),
@@ -1831,11 +1837,17 @@ BAD_CHECKPOINTS = {   # what: (make(arrays, marker), expected substring, defect 
                              "epochs_done must be an int >= 0", "accepted"),
     "config not JSON": (lambda a, m: _tampered(a, config=np.array("{oops")),
                         "invalid configuration or history", ""),
-    "config with an unknown option": (lambda a, m: _tampered(a, config=np.array(json.dumps(
+    "config with an unknown part": (lambda a, m: _tampered(a, config=np.array(json.dumps(
         {**json.loads(str(a["config"])), "evil": 1}))),
-        "unknown configuration option(s) ['evil']", ""),
+        "unknown configuration part(s) ['evil']", ""),
+    "config with an unknown option": (lambda a, m: _tampered(a, config=np.array(json.dumps(
+        _config_part(a, "run", evil=1)))),
+        "unknown option(s) ['evil'] of configuration part 'run'", ""),
     "config with a bad value": (lambda a, m: _tampered(a, config=np.array(json.dumps(
-        {**json.loads(str(a["config"])), "lr": -1}))), "lr must be a finite number > 0", ""),
+        _config_part(a, "step", lr=-1)))), "lr must be a finite number > 0", ""),
+    "config part not a dict": (lambda a, m: _tampered(a, config=np.array(json.dumps(
+        {**json.loads(str(a["config"])), "step": [1]}))),
+        "config part 'step' must be a dict, got list", ""),
     "history not a list": (lambda a, m: _tampered(a, history=np.array('{"a": 1}')),
                            "history must be a list of rows",
                            "TypeError 'string indices must be integers' while resuming"),

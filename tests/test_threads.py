@@ -15,6 +15,7 @@ from lowrank_ref.nn import MLP
 from lowrank_ref.threads import (DEFAULT_THREADS, blas_info, blas_threads, check_threads,
                                  get_default_threads, set_default_threads, uses_blas_threads)
 from lowrank_ref.training import TrainConfig, train
+from lowrank_ref.training.specs import flat_options
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -118,11 +119,11 @@ def test_train_runs_limited_records_it_and_restores(two_threads, tmp_path):
     assert seen and all(set(c) == {1} for c in seen)
     assert set(_counts()) == {2}
     run = json.loads((tmp_path / "run.json").read_text())
-    assert run["config"]["threads"] == 1
+    assert flat_options(run["config"])["threads"] == 1
     assert run["sessions"][-1]["threads"]["requested"] == 1
     assert {d["num_threads"] for d in run["sessions"][-1]["threads"]["blas"]} == {1}
     # threads may change on resume (a performance setting, not part of the experiment)
-    train(TrainConfig(**{**config.to_dict(), "epochs": 2, "threads": None}),
+    train(config.replace(epochs=2, threads=None),
           log=lambda line: seen.append(_counts()), data=ds, resume=tmp_path, progress="off")
     assert set(seen[-1]) == {2}
 

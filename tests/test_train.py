@@ -26,6 +26,7 @@ from lowrank_ref.training import (CHECKPOINT_NAME, HISTORY_COLUMNS, LOCK_NAME, C
                                   RunFolderInUse, TrainConfig, TrainingDiverged, evaluate,
                                   load_checkpoint, train)
 from lowrank_ref.training.progress import Progress
+from lowrank_ref.training.specs import flat_options
 
 ROOT = Path(__file__).resolve().parents[1]
 D, K = 20, 10                      # features, classes of the made-up data
@@ -136,8 +137,13 @@ def test_config_defaults_depend_on_method():
     assert (c.lr, c.momentum, c.warmup) == (training.DEFAULT_LR["adaptive"], 0.9, 100)
     assert TrainConfig(method="fixed").rank == training.DEFAULT_RANK["fixed"]
     assert TrainConfig.from_dict(c.to_dict()) == c
-    with pytest.raises(ValueError, match="unknown configuration option"):
+    with pytest.raises(ValueError, match=r"unknown configuration part\(s\) \['bogus'\]"):
         TrainConfig.from_dict({**c.to_dict(), "bogus": 1})
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['bogus'\] of configuration "
+                                         r"part 'step'"):
+        TrainConfig.from_dict({**c.to_dict(), "step": {**c.to_dict()["step"], "bogus": 1}})
+    with pytest.raises(ValueError, match="unknown configuration option"):   # a flat record
+        TrainConfig.from_dict({**c.to_flat(), "bogus": 1})
 
 
 def test_cosine_schedule_decays_to_zero_per_step():
@@ -428,7 +434,7 @@ def test_resume_refuses_a_different_configuration(tmp_path):
     final = train(other, log=quiet, data=DATA, resume=c.out, force=True)
     assert final["epoch"] == 3
     run = json.loads((Path(c.out) / "run.json").read_text())
-    assert run["sessions"][-1]["forced"] is True and run["config"]["lr"] == 0.01
+    assert run["sessions"][-1]["forced"] is True and flat_options(run["config"])["lr"] == 0.01
     # a different method builds different layers: refused even with force
     with pytest.raises(ValueError, match="layer 0"):
         train(config(tmp_path, epochs=3, dtype="float64", **LOW_RANK["fixed"]), log=quiet,
@@ -954,7 +960,7 @@ def test_lenet5_two_epochs_equal_one_plus_resume_plus_one(tmp_path, method):
     drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa
     assert drop(read_history(ref.out)) == drop(read_history(part.out))
     run = json.loads((Path(ref.out) / "run.json").read_text())
-    assert run["status"] == "finished" and run["config"]["arch"] == "lenet5"
+    assert run["status"] == "finished" and flat_options(run["config"])["arch"] == "lenet5"
     assert final["dense_params"] == 430_500
     if method != "dense":
         assert len(final["ranks"]) == 3 and all(1 <= r for r in final["ranks"])
@@ -986,7 +992,8 @@ def test_lenet5_sweep_over_seeds_names_runs_and_writes_its_table(tmp_path):
         ("dense-seed3", "3"), ("tau-0.3-seed3", "3"), ("dense-seed1", "1"), ("tau-0.3-seed1", "1")]
     for row in rows:
         run = json.loads((tmp_path / "res" / "lenet5_runs" / row["run"] / "run.json").read_text())
-        assert run["config"]["seed"] == int(row["seed"]) and run["config"]["arch"] == "lenet5"
+        options = flat_options(run["config"])
+        assert options["seed"] == int(row["seed"]) and options["arch"] == "lenet5"
     with pytest.raises(ValueError, match="seeds must be a non-empty sequence of distinct"):
         training.sweep([0.3], base, results_dir=tmp_path, log=quiet, data=IMAGES, seeds=[1, 1])
     with pytest.raises(ValueError, match="dense must have the arch of base"):
@@ -1000,7 +1007,8 @@ def test_cli_lenet5_options(tmp_path, monkeypatch, capsys):
     assert main(["train", "--arch", "lenet5", "--method", "adaptive", "--tau", "0.2",
                  "--rank", "6", "--epochs", "1", "--batch-size", "48", "--out", str(out)]) == 0
     run = json.loads((out / "run.json").read_text())
-    assert run["config"]["arch"] == "lenet5" and run["config"]["sizes"] is None
+    options = flat_options(run["config"])
+    assert options["arch"] == "lenet5" and options["sizes"] is None
     assert main(["train", "--resume", str(out), "--epochs", "2"]) == 0
     assert [r["epoch"] for r in read_history(out)] == ["1", "2"]
     capsys.readouterr()

@@ -20,6 +20,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from ..training.specs import flat_options
 from .style import new_figure, save
 
 __all__ = ["PAPER_MNIST_TABLE", "PAPER_MNIST_DENSE_ACC", "TABLE_NAME", "RUNS_DIR_NAME",
@@ -339,7 +340,7 @@ def _start_ranks(run_json: Path, n_layers: int) -> Optional[list]:
     """Starting ranks ``min(rank, n_in, n_out)`` of the low-rank layers from a ``run.json``
     written by :func:`lowrank_ref.training.train` (None if it is missing or has no rank)."""
     try:
-        cfg = json.loads(Path(run_json).read_text())["config"]
+        cfg = flat_options(json.loads(Path(run_json).read_text())["config"])
         rank, sizes = int(cfg["rank"]), [int(v) for v in cfg["sizes"]]
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -365,7 +366,7 @@ def history_for(row: dict, runs_dir: Path, results_dir: Path) -> Optional[Path]:
         return None
     for d in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
         try:
-            cfg = json.loads((d / "run.json").read_text())["config"]
+            cfg = flat_options(json.loads((d / "run.json").read_text())["config"])
             tau = cfg.get("tau")
         except (OSError, ValueError, KeyError, TypeError):
             continue

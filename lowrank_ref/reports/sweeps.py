@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from ..figures.mnist_plots import PAPER_MNIST_DENSE_ACC, PAPER_MNIST_TABLE
+from ..training.specs import flat_options
 from .markdown import fmt_list, mean, read_csv, spread, table
 
 __all__ = ["MLP_SIZES", "ACC_MARGIN", "group_runs", "paper_eval_params", "paper_criterion",
@@ -349,7 +350,7 @@ def tuning_block(results: Path, folder: str = "tuning") -> str:
     for table_path in sorted((Path(results) / folder).glob("*/mnist_dense_table.csv")):
         for r in read_csv(table_path):
             run = json.loads((table_path.parent / "mnist_runs" / r["run"] / "run.json").read_text())
-            c = run["config"]
+            c = flat_options(run["config"])
             rows.append([f"`{table_path.parent.name}`", f"{c['lr']:g}", str(c["warmup"]),
                          r["tau"] or "dense", str(c["epochs"]), str(c["seed"]),
                          r["val_acc"] or "—", r["test_acc"]])

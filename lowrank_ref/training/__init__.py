@@ -111,12 +111,13 @@ from .checkpoint import (CHECKPOINT_NAME, CheckpointError, load_checkpoint, load
                          save_checkpoint)
 from .config import (DEFAULT_LR, DEFAULT_MOMENTUM, DEFAULT_RANK, DEFAULT_SIZES, DEFAULT_WARMUP,
                      DTYPES, SCHEDULES, TrainConfig, lr_at)
+from .specs import DataSpec, ModelSpec, RunSpec, StartSpec, StepSpec
 from .loop import TrainingDiverged, evaluate, train
 from .records import HISTORY_COLUMNS, HISTORY_NAME, LOCK_NAME, RUN_NAME, RunFolderInUse
 from .starts import build_model
 from .sweep import TABLE_COLUMNS, sweep
 
-__all__ = ["TrainConfig", "train", "evaluate", "TrainingDiverged", "CheckpointError",
+__all__ = ["TrainConfig", "ModelSpec", "StartSpec", "StepSpec", "DataSpec", "RunSpec", "train", "evaluate", "TrainingDiverged", "CheckpointError",
            "RunFolderInUse", "load_checkpoint", "save_checkpoint", "load_config", "build_model",
            "lr_at", "sweep", "HISTORY_COLUMNS", "TABLE_COLUMNS", "SCHEDULES", "DTYPES",
            "DEFAULT_SIZES", "DEFAULT_LR", "DEFAULT_MOMENTUM", "DEFAULT_WARMUP", "DEFAULT_RANK",

@@ -75,7 +75,7 @@ def resumed_config(run, overrides: dict, hidden: Optional[Sequence[int]] = None
     :func:`~lowrank_ref.training.train` (only epochs, fine-tuning epochs, the folder and the
     threads may change without ``force``).
     """
-    base = load_config(run).to_dict()
+    base = load_config(run).to_flat()
     unknown = sorted(set(overrides) - set(base))
     if unknown:
         raise ValueError(f"unknown configuration option(s) {unknown}; known: {sorted(base)}")

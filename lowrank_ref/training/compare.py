@@ -18,7 +18,7 @@ ill-conditioning experiment, and the paper's own recipe (Adam).
   for ``options={"arch": "lenet5"}``).
 
 Every run is a :func:`~lowrank_ref.training.train` run of a
-:class:`~lowrank_ref.training.TrainConfig` built from ``options`` (any TrainConfig fields
+:class:`~lowrank_ref.training.TrainConfig` built from ``options`` (any TrainConfig options
 shared by all runs: data, sizes, dtype, seed, batch size, learning rate, ...) plus the
 fields that make the run what it is (method, ranks, tau, decay, optimizer, epochs); a field
 added to TrainConfig later (an architecture) reaches every run through ``options``. Run
@@ -30,7 +30,6 @@ the committed records. Every table has one row per run and epoch, :data:`TABLE_C
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import os
@@ -42,6 +41,7 @@ from ..data import Dataset
 from .atomic import write_text
 from .checkpoint import CHECKPOINT_NAME
 from .config import TrainConfig
+from .specs import OPTION_NAMES
 from .loop import train
 from .records import HISTORY_NAME, RUN_NAME
 from .start_records import evaluate_start, read_history, record_start, same_finished_config
@@ -71,7 +71,7 @@ RECIPE = {"init": "keras-normal", "lr": 1e-3, "schedule": "constant", "warmup": 
           "batch_size": 256, "rank": 150, "min_rank": 2}
 
 
-#: TrainConfig fields each experiment sets itself (not accepted in ``options``).
+#: TrainConfig options each experiment sets itself (not accepted in ``options``).
 SET_BY_EXPERIMENT = ("method", "out", "epochs", "ranks", "tau", "decay", "prune_from",
                      "prune_tau", "optimizer")
 
@@ -79,12 +79,12 @@ SET_BY_EXPERIMENT = ("method", "out", "epochs", "ranks", "tau", "decay", "prune_
 def _options(options, name="options") -> dict:
     options = {} if options is None else options
     if not isinstance(options, dict):
-        raise TypeError(f"{name} must be a dict of TrainConfig fields, got "
+        raise TypeError(f"{name} must be a dict of TrainConfig options by name, got "
                         f"{type(options).__name__}")
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    known = set(OPTION_NAMES)
     unknown = sorted(set(options) - known)
     if unknown:
-        raise ValueError(f"{name} has unknown TrainConfig field(s) {unknown}")
+        raise ValueError(f"{name} has unknown TrainConfig option(s) {unknown}")
     fixed = sorted(set(options) & set(SET_BY_EXPERIMENT))
     if fixed:
         raise ValueError(f"{name} must not set {fixed}: the experiment sets them per run")
@@ -237,7 +237,7 @@ def compare_methods(taus=(0.05, 0.09, 0.13, 0.17), epochs: int = 5, finetune_epo
     epochs, finetune_epochs : int
         ``>= 1``.
     options : dict, optional
-        TrainConfig fields shared by all runs (not ``method``, ``rank``, ``ranks``, ``tau``,
+        TrainConfig options shared by all runs (not ``method``, ``rank``, ``ranks``, ``tau``,
         ``out``, ``epochs``, ``prune_from``); each method's defaults fill the rest.
     finetune_options : dict, optional
         Fields that override ``options`` in the fine-tuning runs (e.g. ``{"lr": 0.01}``).
@@ -278,7 +278,7 @@ def compare_methods(taus=(0.05, 0.09, 0.13, 0.17), epochs: int = 5, finetune_epo
     if not isinstance(method_options, dict) or not set(method_options) <= {
             "dense", "adaptive", "fixed", "vanilla"}:
         raise ValueError(f"method_options must map some of 'dense', 'adaptive', 'fixed', "
-                         f"'vanilla' to dicts of TrainConfig fields, got {method_options!r}")
+                         f"'vanilla' to dicts of TrainConfig options, got {method_options!r}")
     per = {m: ({**options, **_options(method_options.get(m), f"method_options[{m!r}]")},
                "options" + (f" + method_options[{m!r}]" if method_options.get(m) else ""))
            for m in ("dense", "adaptive", "fixed", "vanilla")}
@@ -489,7 +489,7 @@ def compare_parallel(taus=(0.1, 0.15), epochs: int = 10, seeds=(0, 1, 2),
     epochs : int
     seeds : sequence of int, default (0, 1, 2)
     options : dict, optional
-        TrainConfig fields shared by all runs (e.g. ``{"arch": "lenet5"}``).
+        TrainConfig options shared by all runs (e.g. ``{"arch": "lenet5"}``).
     name : str, optional
         None: ``"mnist_parallel.csv"``, or ``"lenet5_parallel.csv"`` for arch "lenet5"
         (on Fashion-MNIST ``fashion_*`` names, :func:`table_name_for`).

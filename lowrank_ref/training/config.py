@@ -10,24 +10,25 @@ learning-rate schedule.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Optional
 
-from .._validate import (check_bool, check_choice, check_float_dtype, check_int, check_int_list, check_path,
-                         check_rank_bounds, check_real)
-from ..adam import ADAM_DEFAULTS, CarriedAdam, PaperAdam
-from ..data import DATASETS
+from .._validate import check_choice
+from ..adam import CarriedAdam, PaperAdam
 from ..dlrt import SOnly
 from ..methods import (METHOD_OPTIONS, REGISTRY, check_method_options, make_optimizer,
                        method_record, methods_for_arch)
 from ..networks import LENET5_INPUT_SHAPE
-from ..nn import INITS, Network
-from ..threads import DEFAULT_THREADS, check_threads
+from ..nn import Network
+from .specs import (ARCHS, DEFAULT_SIZES, DTYPES, MAX_DENSE_PARAMETERS, OPTIMIZERS, OPTION_NAMES,
+                    PART_OF, PARTS, SCHEDULES, TRAIN_INITS, DataSpec, ModelSpec, RunSpec,
+                    StartSpec, StepSpec, methods_using_optimizer)
 
-__all__ = ["TrainConfig", "lr_at", "build_optimizer", "build_direction",
-           "config_differences", "ADAM_METHODS",
+__all__ = ["TrainConfig", "ModelSpec", "StartSpec", "StepSpec", "DataSpec", "RunSpec",
+           "lr_at", "build_optimizer", "build_direction", "config_differences", "ADAM_METHODS",
            "input_shape", "n_classes", "arch_default",
            "ARCHS", "SCHEDULES", "DTYPES", "PHASES", "DEFAULT_SIZES", "DEFAULT_LR",
            "DEFAULT_MOMENTUM", "DEFAULT_WARMUP", "DEFAULT_RANK", "DEFAULT_EPOCHS",
@@ -35,20 +36,8 @@ __all__ = ["TrainConfig", "lr_at", "build_optimizer", "build_direction",
            "RESUMABLE_CHANGES", "OPTIMIZERS", "TRAIN_INITS", "DEFAULT_ADAM_LR",
            "MAX_DENSE_PARAMETERS"]
 
-#: The networks: the fully connected ``"mlp"`` (``sizes``) and ``"lenet5"``
-#: (:func:`lowrank_ref.networks.lenet5`, on images ``(1, 28, 28)``).
-ARCHS = ("mlp", "lenet5")
-SCHEDULES = ("constant", "cosine")
-DTYPES = ("float32", "float64")
 #: The two phases of a run: the main epochs, then the optional S-only fine-tuning.
 PHASES = ("train", "finetune")
-#: The network of [SZKCT22]: 784 inputs, four hidden layers of 500, 10 classes.
-DEFAULT_SIZES = (784, 500, 500, 500, 500, 10)
-
-
-def methods_using_optimizer(optimizer: str) -> tuple:
-    """The methods whose records take the direction rule ``optimizer``."""
-    return tuple(m.name for m in REGISTRY.values() if optimizer in m.optimizers)
 
 
 #: The defaults that each method's record gives per architecture.
@@ -82,28 +71,14 @@ DEFAULT_WARMUP = _per_method("mlp", "warmup")
 #: starting rank of the paper's MNIST runs.
 DEFAULT_RANK = _per_method("mlp", "rank")
 DEFAULT_EPOCHS = 10
-#: ``TrainConfig.optimizer``: the direction rule. SGD (with ``momentum``: heavy ball carried
-#: across bases, lowrank_ref.directions), Adam with moments per factor variable as the
-#: paper's code keeps them, Adam with moments carried across bases (lowrank_ref.adam).
-OPTIMIZERS = ("sgd", "adam", "adam-carried")
 #: The methods each Adam form works with ("adam", the paper's loop: the rank-adaptive step,
 #: and textbook Adam of dense and vanilla networks); see docs/design.md,
 #: section "Optimisers: integrator x direction".
 ADAM_METHODS = {name: methods_using_optimizer(name) for name in OPTIMIZERS[1:]}
 #: Default learning rate of the Adam optimizers (the paper's code).
 DEFAULT_ADAM_LR = 1e-3
-#: ``TrainConfig.init``: the dense draws of lowrank_ref.nn.INITS, or "keras-normal": every
-#: variable (each factor U, S, V of a low-rank layer, every weight and bias) drawn from
-#: N(0, 0.05^2), as the paper's TensorFlow code initialises its dense MNIST runs.
-TRAIN_INITS = INITS + ("keras-normal",)
 DEFAULT_BATCH_SIZE = 256
 DEFAULT_SCHEDULE = "cosine"
-#: The largest MLP a configuration builds, in dense parameters (weights and biases of
-#: ``sizes``). The paper's network has 1,147,000; 10^8 take 0.8 GB per float64 copy, and a
-#: run holds several (the float64 draw of the start, the weights, their gradients and
-#: momentum), so beyond it a laptop runs out of memory (or the OOM killer ends the process)
-#: before the first step. Checked before anything is allocated.
-MAX_DENSE_PARAMETERS = 10 ** 8
 #: The defaults of ``arch="lenet5"`` (the ``DEFAULT_*`` above are those of the MLP): lr 0.05
 #: and batch 128 as in the LeNet5 runs of [SZKCT22], the full-rank start of the paper
 #: (``rank`` 500, capped by each layer to 20, 50, 500), but momentum 0.9, the cosine
@@ -137,129 +112,76 @@ def arch_default(arch: str, option: str, method: str):
         return REGISTRY[method].defaults.get(arch, {}).get(option)
     return (LENET5_DEFAULTS if arch == "lenet5" else _MLP_DEFAULTS)[option]
 
-CHECKPOINT_NAME = "checkpoint.npz"
+
+def _check_method_uses(method: str, arch: str, options: dict) -> None:
+    """The architecture builds ``method``, which uses each of ``options`` given a value
+    (those of :data:`lowrank_ref.methods.METHOD_OPTIONS`)."""
+    if arch not in method_record(method).archs:
+        raise ValueError(f"method must be one of {methods_for_arch(arch)} for arch "
+                         f"{arch!r}, got {method!r}")
+    check_method_options(method, arch, **{k: v for k, v in options.items()
+                                          if k in METHOD_OPTIONS})
+
+
 #: Options that may differ between a checkpoint and the run resuming it.
 RESUMABLE_CHANGES = ("epochs", "finetune_epochs", "out", "threads")
 
 
-@dataclass
+@dataclass(frozen=True, init=False)
 class TrainConfig:
-    """Everything that determines a training run (checked on construction).
+    """Everything that determines a training run: five parts, checked where they are made.
+
+    ``TrainConfig(model=ModelSpec(...), start=StartSpec(...), step=StepSpec(...),
+    data=DataSpec(...), run=RunSpec(...))``, or with the options by name (the command
+    line's vocabulary, :data:`~lowrank_ref.training.specs.OPTION_NAMES`):
+    ``TrainConfig(method="adaptive", tau=0.1, epochs=3)`` puts ``method`` and ``tau`` into the
+    :class:`~lowrank_ref.training.specs.StepSpec` and ``epochs`` into the
+    :class:`~lowrank_ref.training.specs.RunSpec`. Options given by name replace those of a
+    part given too (``TrainConfig(step=s, lr=0.2)`` is ``s`` with lr 0.2). Every option reads
+    as an attribute (``config.lr`` is ``config.step.lr``); the configuration is immutable
+    (:meth:`replace` makes a changed copy).
+
+    Each part checks its own options when it is made (:mod:`lowrank_ref.training.specs`).
+    The configuration then checks, once, what needs two parts, and fills in the defaults:
+
+    - the method (``step.method``) must be built for the architecture (``model.arch``;
+      :data:`LENET5_METHODS` for "lenet5");
+    - options left at None take the defaults of the architecture and method: ``epochs``,
+      ``batch_size``, ``schedule`` per architecture (the ``DEFAULT_*`` constants for "mlp",
+      :data:`LENET5_DEFAULTS`), ``lr``, ``momentum``, ``warmup`` and ``rank`` from the
+      method's record (:mod:`lowrank_ref.methods`; with Adam ``lr`` 1e-3 and ``momentum`` 0);
+    - an option of :data:`lowrank_ref.methods.METHOD_OPTIONS` the method does not use
+      (``rank``, ``tau``, ``min_rank``, ``max_rank``, ``passes``, ``finetune_epochs``,
+      ``ranks``, ``decay``, ``prune_from``) must stay unset, and ``tau`` is required by the
+      rank-adaptive methods: a silently ignored option is a wrong experiment;
+    - ``ranks``, ``prune_from``, ``prune_tau`` and ``init`` are built for the MLP only;
+      ``ranks`` gives one rank per hidden layer, each ``<= min(n_in, n_out)``, and sets
+      ``rank = max(ranks)``;
+    - ``finetune_epochs`` (S-only fine-tuning) is not implemented with optimizer "adam".
 
     Parameters
     ----------
-    method : str, default "dense"
-        One of :data:`lowrank_ref.methods.METHODS` ("dense", "fixed", "adaptive", "vanilla",
-        "sonly", "parallel"): a record of :data:`lowrank_ref.methods.REGISTRY`, which says
-        the integrator of the optimiser, the architectures, the defaults and which of the
-        options ``rank``, ``tau``, ``min_rank``, ``max_rank``, ``passes``,
-        ``finetune_epochs``, ``ranks``, ``decay``, ``prune_from`` the method uses (the others
-        must stay unset: a ValueError names the option and the methods that use it).
-    arch : {"mlp", "lenet5"}, default "mlp"
-        The network: the MLP of ``sizes``, or :func:`lowrank_ref.networks.lenet5` (the
-        images reshaped to ``(1, 28, 28)``; its first three layers low-rank for the methods
-        "fixed", "adaptive" and "parallel", vanilla ``U V^T`` for "vanilla";
-        :data:`LENET5_METHODS`). Options left at None take the defaults of the
-        architecture: the ``DEFAULT_*`` constants for "mlp", :data:`LENET5_DEFAULTS` for
-        "lenet5" (filled in on construction).
-    dataset : {"mnist", "fashion-mnist"}, default "mnist"
-    data_dir : str, optional
-        A folder searched first for the data (:func:`lowrank_ref.data.load`).
-    sizes : list of int, optional
-        Layer widths, input first, classes last; arch "mlp" only (None:
-        ``[784, 500, 500, 500, 500, 10]``).
-    epochs : int, optional
-        Main training epochs, ``>= 1``; None: 10 (both architectures).
-    batch_size : int, optional
-        None: 256 for "mlp", 128 for "lenet5".
-    lr : float, optional
-        Learning rate ``> 0``; None: :data:`DEFAULT_LR` of the method (filled in on
-        construction).
-    momentum : float, optional
-        Heavy-ball momentum in ``[0, 1)``; None: :data:`DEFAULT_MOMENTUM` of the method
-        (0.9 for every method; 0 gives plain SGD, the Euler step of [SZKCT22]).
-    schedule : {"constant", "cosine"}, optional
-        Per-step cosine decay to 0 over the main epochs (:func:`lr_at`), or constant;
-        None: "cosine".
-    warmup : int, optional
-        Steps of linear warm-up (``lr * (step + 1) / warmup``) at the start of each phase;
-        None: :data:`DEFAULT_WARMUP` of the method.
-    seed : int, default 0
-    dtype : {"float32", "float64"}, default "float32"
-        Of parameters and data; ``np.float32`` / ``np.dtype("float64")`` are accepted and
-        stored by name.
-    rank : int, optional
-        Starting rank of every low-rank layer (capped at ``min(n_in, n_out)``); None:
-        :data:`DEFAULT_RANK` of the method (LeNet5: 20 for "fixed" and "vanilla", 500 for
-        "adaptive" and "parallel": the full rank of each layer); not allowed for "dense".
-        The last layer stays dense.
-    tau : float, optional
-        Relative truncation tolerance of the methods "adaptive" and "parallel" (required
-        there, only there).
-    min_rank : int, default 1
-        Methods "adaptive" and "parallel" only.
-    max_rank : int, optional
-        Methods "adaptive" and "parallel" only; None: the full rank ``min(n_in, n_out)`` per
-        layer, ``min(n_in, n_out) // 2`` with optimizer "adam" (the cap of the paper's code,
-        :class:`lowrank_ref.adam.PaperAdam`).
-    passes : {1, 3}, default 1
-        Method "adaptive" only: one backward per step, or the published three.
-    finetune_epochs : int, default 0
-        Epochs of S-only fine-tuning (:class:`lowrank_ref.dlrt.SOnly`, with the run's
-        direction rule, started afresh) after the main epochs; methods with low-rank
-        layers only (not "dense", "vanilla").
-    n_train, n_test : int, optional
-        Use only the first ``n_train`` / ``n_test`` samples (quick runs and tests).
-    validation : bool, default True
-        Train on the training images but the last 10,000 (MNIST: the 50,000 of
-        ``mnist.pkl.gz``'s train part), evaluate on those 10,000 (its valid part) after every
-        epoch, and on the test set only once, after the last epoch, so that nothing is
-        chosen on it (:func:`lowrank_ref.data.split_validation`; data given to
-        :func:`~lowrank_ref.training.train` must carry its validation part). False: train on
-        all training images and evaluate the test set after every epoch, as the runs
-        recorded before the option existed (:meth:`from_dict` reads a record without the
-        option as False).
-    n_valid : int, optional
-        With ``validation``: use only the first ``n_valid`` validation samples.
-    out : str, optional
-        Output folder; None: ``runs/<method>-<YYYYmmdd-HHMMSS>`` (resolved by :func:`train`).
-    threads : int or None, default :data:`lowrank_ref.threads.DEFAULT_THREADS` (1)
-        BLAS/LAPACK threads during the run (:func:`lowrank_ref.threads.blas_threads`); None
-        leaves the libraries' own default (one per core). May change on resume.
-    ranks : list of int, optional
-        One rank per low-rank (hidden) layer, for methods "fixed", "vanilla" and "sonly"
-        (instead of one ``rank`` for all); ``rank`` becomes ``max(ranks)``.
-    decay : float, optional
-        Methods "fixed", "vanilla", "sonly" (LeNet5: "fixed", "vanilla"): start every low-rank layer from the official
-        code's decayed spectrum ``sigma_k = |z|_(k) decay^(-k)``
-        (:func:`lowrank_ref.factorized.decayed_factors`), ``>= 1``; None: the package's start
-        (:class:`~lowrank_ref.lowrank_layers.LowRankDense`). A "fixed" and a "vanilla" run of
-        one configuration start from the same ``W0`` either way.
-    init : str, default "he"
-        :data:`TRAIN_INITS`: a dense draw of :data:`lowrank_ref.nn.INITS` (truncated by an SVD
-        for low-rank layers), or "keras-normal" (the paper's code: every factor and bias
-        ``N(0, 0.05^2)``).
-    optimizer : {"sgd", "adam", "adam-carried"}, default "sgd"
-        The direction rule, :data:`OPTIMIZERS`. "sgd": plain or (``momentum``) heavy ball;
-        "adam": :class:`~lowrank_ref.adam.PaperAdam`, the paper's code, for "adaptive"
-        (and textbook Adam for "dense", "vanilla"); "adam-carried":
-        :class:`~lowrank_ref.adam.CarriedAdam`, every method (:data:`ADAM_METHODS`). With
-        Adam, ``lr`` defaults to :data:`DEFAULT_ADAM_LR`, ``momentum`` to 0 (and must be 0).
-    adam_beta1, adam_beta2, adam_eps : float
-        Adam's hyperparameters (default :data:`lowrank_ref.adam.ADAM_DEFAULTS`); Adam only.
-    prune_from : str, optional
-        Methods "fixed" and "sonly": a dense run folder (or its checkpoint) whose hidden
-        layers, truncated by SVDs (:func:`lowrank_ref.pruning.prune_model`), are the start
-        (fine-tuning after pruning). Needs ``ranks`` or ``prune_tau``.
-    prune_tau : float, optional
-        With ``prune_from``: choose each layer's rank by this tolerance
-        (:func:`lowrank_ref.pruning.pruned_ranks`) instead of ``ranks``.
+    model : ModelSpec, optional
+        ``arch``, ``sizes``, ``dtype``.
+    start : StartSpec, optional
+        ``rank``, ``ranks``, ``decay``, ``init``, ``prune_from``, ``prune_tau``.
+    step : StepSpec, optional
+        ``method``, ``optimizer``, ``lr``, ``momentum``, ``tau``, ``min_rank``, ``max_rank``,
+        ``passes``, ``adam_beta1``, ``adam_beta2``, ``adam_eps``.
+    data : DataSpec, optional
+        ``dataset``, ``data_dir``, ``n_train``, ``n_test``, ``validation``, ``n_valid``.
+    run : RunSpec, optional
+        ``epochs``, ``finetune_epochs``, ``batch_size``, ``schedule``, ``warmup``, ``seed``,
+        ``out``, ``threads``.
+    **options
+        Options by name, each put into its part (see the parts for their meaning).
 
     Raises
     ------
     TypeError
         Naming the option, if it is not the kind of object it takes (``epochs=1.5``,
-        ``lr="0.1"``, ``threads=1.5``, ``sizes=784``, ``dtype="float16"``).
+        ``lr="0.1"``, ``threads=1.5``, ``sizes=784``, ``dtype="float16"``), or an unknown
+        option name, or a part of the wrong class.
     ValueError
         Naming the option, if a value is out of range or not one of the allowed names
         (``epochs=0``, ``method="sgd"``), or the options do not fit together: an option
@@ -272,8 +194,13 @@ class TrainConfig:
     (0.1, 0.9)
     >>> TrainConfig(arch="lenet5").batch_size
     128
-    >>> TrainConfig(method="adaptive", tau=0.1).rank
-    150
+    >>> c = TrainConfig(method="adaptive", tau=0.1)
+    >>> c.rank, c.step.tau, c.start.rank
+    (150, 0.1, 150)
+    >>> c.replace(seed=3).run.seed
+    3
+    >>> TrainConfig(step=StepSpec(method="adaptive", tau=0.1)) == c
+    True
     >>> TrainConfig(method="dense", rank=20)
     Traceback (most recent call last):
     ...
@@ -284,200 +211,122 @@ class TrainConfig:
     TypeError: epochs must be an int >= 1, got float 1.5
     """
 
-    method: str = "dense"
-    arch: str = "mlp"
-    dataset: str = "mnist"
-    data_dir: Optional[str] = None
-    sizes: Optional[List[int]] = None
-    epochs: Optional[int] = None
-    batch_size: Optional[int] = None
-    lr: Optional[float] = None
-    momentum: Optional[float] = None
-    schedule: Optional[str] = None
-    warmup: Optional[int] = None
-    seed: int = 0
-    dtype: str = "float32"
-    rank: Optional[int] = None
-    tau: Optional[float] = None
-    min_rank: int = 1
-    max_rank: Optional[int] = None
-    passes: int = 1
-    finetune_epochs: int = 0
-    n_train: Optional[int] = None
-    n_test: Optional[int] = None
-    validation: bool = True
-    n_valid: Optional[int] = None
-    out: Optional[str] = None
-    threads: Optional[int] = DEFAULT_THREADS
-    ranks: Optional[List[int]] = None
-    decay: Optional[float] = None
-    init: str = "he"
-    optimizer: str = "sgd"
-    adam_beta1: float = ADAM_DEFAULTS["beta1"]
-    adam_beta2: float = ADAM_DEFAULTS["beta2"]
-    adam_eps: float = ADAM_DEFAULTS["eps"]
-    prune_from: Optional[str] = None
-    prune_tau: Optional[float] = None
+    model: ModelSpec
+    start: StartSpec
+    step: StepSpec
+    data: DataSpec
+    run: RunSpec
 
-    def __post_init__(self):
-        # Each option on its own (kind, then value), then the options against each other.
-        record = method_record(self.method)
-        self.arch = check_choice(self.arch, "arch", ARCHS)
-        if self.arch not in record.archs:
-            raise ValueError(f"method must be one of {methods_for_arch(self.arch)} for arch "
-                             f"{self.arch!r}, got {self.method!r}")
+    def __init__(self, model: Optional[ModelSpec] = None, start: Optional[StartSpec] = None,
+                 step: Optional[StepSpec] = None, data: Optional[DataSpec] = None,
+                 run: Optional[RunSpec] = None, **options):
+        unknown = sorted(set(options) - set(PART_OF))
+        if unknown:
+            raise TypeError(f"TrainConfig got unknown option(s) {unknown}; known: "
+                            f"{sorted(PART_OF)}")
+        given = {"model": model, "start": start, "step": step, "data": data, "run": run}
+        parts = {}
+        # The start last: an option of the start that the method does not use is named as
+        # such, before the start's own checks would ask for its companions.
+        for name in ("model", "step", "data", "run", "start"):
+            spec, part = PARTS[name], given[name]
+            if part is not None and not isinstance(part, spec):
+                raise TypeError(f"{name} must be a {spec.__name__} or None, got "
+                                f"{type(part).__name__}")
+            own = {k: v for k, v in options.items() if PART_OF[k] == name}
+            if name == "start":
+                _check_method_uses(parts["step"].method, parts["model"].arch, own)
+            if part is None:
+                part = spec(**own)
+            elif own:
+                part = dataclasses.replace(part, **own)
+            parts[name] = part
+        for name, part in self._resolve(**parts).items():
+            object.__setattr__(self, name, part)
+
+    @staticmethod
+    def _resolve(model: ModelSpec, start: StartSpec, step: StepSpec, data: DataSpec,
+                 run: RunSpec) -> dict:
+        """The parts checked against each other, with the defaults filled in."""
+        record = method_record(step.method)
+        arch = model.arch
+        _check_method_uses(step.method, arch, {})
 
         def default(option):
-            return arch_default(self.arch, option, self.method)
-        self.dataset = check_choice(self.dataset, "dataset", DATASETS)
-        self.data_dir = check_path(self.data_dir, "data_dir", optional=True)
-        if self.arch == "mlp":
-            self.sizes = check_int_list(list(DEFAULT_SIZES) if self.sizes is None else self.sizes,
-                                        "sizes", low=1, min_len=2)
-            n = sum(a * b + b for a, b in zip(self.sizes, self.sizes[1:]))
-            if n > MAX_DENSE_PARAMETERS:
-                raise ValueError(f"sizes {self.sizes} make a network of {n:,} dense parameters "
-                                 f"({8 * n / 1e9:.1f} GB per float64 copy); this reference "
-                                 f"implementation builds at most {MAX_DENSE_PARAMETERS:,} "
-                                 f"({8 * MAX_DENSE_PARAMETERS / 1e9:.1f} GB): choose smaller "
-                                 f"widths (--hidden)")
-        elif self.sizes is not None:
-            raise ValueError(f"sizes is only used by arch 'mlp' (the layers of LeNet5 are "
-                             f"fixed), got sizes={self.sizes!r} for arch {self.arch!r}")
-        self.epochs = check_int(default("epochs") if self.epochs is None else self.epochs,
-                                "epochs", low=1)
-        self.batch_size = check_int(default("batch_size") if self.batch_size is None
-                                    else self.batch_size, "batch_size", low=1)
-        self.optimizer = check_choice(self.optimizer, "optimizer", OPTIMIZERS)
-        adam = self.optimizer != "sgd"
-        if self.lr is None:
-            self.lr = DEFAULT_ADAM_LR if adam else default("lr")
-        self.lr = check_real(self.lr, "lr", low=0, low_open=True)
-        if self.momentum is None:
-            self.momentum = 0.0 if adam else default("momentum")
-        self.momentum = check_real(self.momentum, "momentum", low=0, high=1, high_open=True)
-        self.schedule = check_choice(default("schedule") if self.schedule is None
-                                     else self.schedule, "schedule", SCHEDULES)
-        if self.warmup is None:
-            self.warmup = default("warmup")
-        self.warmup = check_int(self.warmup, "warmup", low=0)
-        self.seed = check_int(self.seed, "seed", low=0)
-        self.dtype = check_float_dtype(self.dtype, "dtype").name
-        self.rank = check_int(self.rank, "rank", low=1, optional=True)
-        self.tau = check_real(self.tau, "tau", low=0, optional=True)
-        self.min_rank, self.max_rank = check_rank_bounds(self.min_rank, self.max_rank)
-        self.passes = check_int(self.passes, "passes")
-        if self.passes not in (1, 3):
-            raise ValueError(f"passes must be 1 or 3, got {self.passes}")
-        self.finetune_epochs = check_int(self.finetune_epochs, "finetune_epochs", low=0)
-        self.n_train = check_int(self.n_train, "n_train", low=1, optional=True)
-        self.n_test = check_int(self.n_test, "n_test", low=1, optional=True)
-        self.validation = check_bool(self.validation, "validation")
-        self.n_valid = check_int(self.n_valid, "n_valid", low=1, optional=True)
-        if self.n_valid is not None and not self.validation:
-            raise ValueError(f"n_valid is only used with validation=True (the validation part "
-                             f"of the training set), got n_valid={self.n_valid} with "
-                             f"validation=False")
-        self.out = check_path(self.out, "out", optional=True)
-        self.threads = check_threads(self.threads)
-        self.ranks = (None if self.ranks is None
-                      else check_int_list(self.ranks, "ranks", low=1))
-        self.decay = check_real(self.decay, "decay", low=1.0, optional=True)
-        self.init = check_choice(self.init, "init", TRAIN_INITS)
-        self.adam_beta1 = check_real(self.adam_beta1, "adam_beta1", low=0, high=1, high_open=True)
-        self.adam_beta2 = check_real(self.adam_beta2, "adam_beta2", low=0, high=1, high_open=True)
-        self.adam_eps = check_real(self.adam_eps, "adam_eps", low=0, low_open=True)
-        self.prune_from = check_path(self.prune_from, "prune_from", optional=True)
-        self.prune_tau = check_real(self.prune_tau, "prune_tau", low=0, optional=True)
-
-        if self.arch != "mlp":
-            given = {name: getattr(self, name) for name, unset in _MLP_ONLY
-                     if getattr(self, name) != unset}
-            if given:
-                raise ValueError(f"options {sorted(given)} apply to arch 'mlp' only (per-layer "
-                                 f"ranks, pruning and init are built for the MLP), got "
-                                 f"{given} for arch {self.arch!r}")
-        # Options a method does not use must keep their defaults: a silently ignored
-        # option is a wrong experiment (the method records say which method uses which).
-        check_method_options(self.method, self.arch,
-                             **{name: getattr(self, name) for name in METHOD_OPTIONS})
-        if ("rank" in record.options and self.ranks is None and self.prune_from is None
-                and self.rank is None):
-            self.rank = default("rank")
-        self._check_comparison_options()
-
-    def _check_comparison_options(self) -> None:
-        """The options of the comparisons (ranks, decay, init, optimizer, pruning) together."""
-        if self.arch == "lenet5":
-            self._check_optimizer_options()
-            return
-        n_hidden = len(self.sizes) - 2
-        if self.ranks is not None:
-            if len(self.ranks) != n_hidden:
+            return arch_default(arch, option, step.method)
+        adam = step.optimizer != "sgd"
+        run = dataclasses.replace(
+            run, epochs=default("epochs") if run.epochs is None else run.epochs,
+            batch_size=default("batch_size") if run.batch_size is None else run.batch_size,
+            schedule=default("schedule") if run.schedule is None else run.schedule,
+            warmup=default("warmup") if run.warmup is None else run.warmup)
+        step = dataclasses.replace(
+            step, lr=(DEFAULT_ADAM_LR if adam else default("lr")) if step.lr is None else step.lr,
+            momentum=(0.0 if adam else default("momentum")) if step.momentum is None
+            else step.momentum)
+        if arch != "mlp":
+            mlp_only = {name: getattr(start, name) for name, unset in _MLP_ONLY
+                        if getattr(start, name) != unset}
+            if mlp_only:
+                raise ValueError(f"options {sorted(mlp_only)} apply to arch 'mlp' only "
+                                 f"(per-layer ranks, pruning and init are built for the MLP), "
+                                 f"got {mlp_only} for arch {arch!r}")
+        parts = {"start": start, "step": step, "run": run}
+        check_method_options(step.method, arch, **{name: getattr(parts[PART_OF[name]], name)
+                                                   for name in METHOD_OPTIONS})
+        if start.ranks is not None:
+            n_hidden = len(model.sizes) - 2
+            if len(start.ranks) != n_hidden:
                 raise ValueError(f"ranks must give one rank per hidden layer ({n_hidden}), got "
-                                 f"{self.ranks}")
-            for i, (r, a, b) in enumerate(zip(self.ranks, self.sizes[:-2], self.sizes[1:-1])):
+                                 f"{start.ranks}")
+            for i, (r, a, b) in enumerate(zip(start.ranks, model.sizes[:-2],
+                                              model.sizes[1:-1])):
                 if r > min(a, b):
                     raise ValueError(f"ranks[{i}] must be <= min(n_in, n_out) = {min(a, b)}, "
                                      f"got {r}")
-            if self.rank is not None and self.rank != max(self.ranks):
-                raise ValueError(f"rank must be None (or max(ranks) = {max(self.ranks)}) when "
-                                 f"ranks is given, got rank={self.rank}")
-            self.rank = max(self.ranks)
-        if self.prune_from is not None:
-            if (self.ranks is None) == (self.prune_tau is None):
-                raise ValueError(f"prune_from needs exactly one of ranks and prune_tau, got "
-                                 f"ranks={self.ranks}, prune_tau={self.prune_tau}")
-            if self.decay is not None or self.init != "he":
-                raise ValueError(f"prune_from starts from the pruned network: decay and init "
-                                 f"do not apply, got decay={self.decay}, init={self.init!r}")
-            if self.prune_tau is not None and self.rank is not None:
-                raise ValueError(f"rank must be None with prune_tau (the ranks come from the "
-                                 f"pruned network), got rank={self.rank}")
-        elif self.prune_tau is not None:
-            raise ValueError(f"prune_tau is only used with prune_from, got "
-                             f"prune_tau={self.prune_tau}")
-        if self.decay is not None and self.init != "he":
-            raise ValueError(f"decay sets the starting factors itself: init does not apply, "
-                             f"got init={self.init!r}")
-        self._check_optimizer_options()
+            start = dataclasses.replace(start, rank=max(start.ranks))
+        elif ("rank" in record.options and start.prune_from is None and start.rank is None):
+            start = dataclasses.replace(start, rank=default("rank"))
+        if step.optimizer == "adam" and run.finetune_epochs:
+            raise ValueError(f"finetune_epochs (S-only fine-tuning) is not implemented "
+                             f"with optimizer 'adam' (the paper's loop is the rank-adaptive "
+                             f"step): use 'adam-carried' or 'sgd', got finetune_epochs="
+                             f"{run.finetune_epochs}")
+        return {"model": model, "start": start, "step": step, "data": data, "run": run}
 
-    def _check_optimizer_options(self) -> None:
-        """The direction rule (``optimizer``) against the method and its options."""
-        m = self.method
-        if self.optimizer != "sgd":
-            if self.optimizer not in method_record(m).optimizers:
-                raise ValueError(f"optimizer {self.optimizer!r} is implemented for methods "
-                                 f"{methods_using_optimizer(self.optimizer)}, got method "
-                                 f"{m!r}")
-            if self.momentum != 0:
-                raise ValueError(f"momentum is only used by optimizer 'sgd' (Adam has beta1), "
-                                 f"got momentum={self.momentum} with optimizer {self.optimizer!r}")
-            if self.optimizer == "adam" and self.passes != 1:
-                raise ValueError(f"passes must be 1 with optimizer 'adam' (the paper's loop has "
-                                 f"its own passes), got passes={self.passes}")
-            if self.optimizer == "adam" and self.finetune_epochs:
-                raise ValueError(f"finetune_epochs (S-only fine-tuning) is not implemented "
-                                 f"with optimizer 'adam' (the paper's loop is the rank-adaptive "
-                                 f"step): use 'adam-carried' or 'sgd', got finetune_epochs="
-                                 f"{self.finetune_epochs}")
-        else:
-            for name in ("beta1", "beta2", "eps"):
-                if getattr(self, f"adam_{name}") != ADAM_DEFAULTS[name]:
-                    raise ValueError(f"adam_{name} is only used by the Adam optimizers, got "
-                                     f"adam_{name}={getattr(self, f'adam_{name}')!r} with "
-                                     f"optimizer 'sgd'")
+    def __getattr__(self, name):
+        # Only reached when normal lookup fails: the options, read from their parts.
+        part = PART_OF.get(name)
+        if part is None or part not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(self.__dict__[part], name)
+
+    def replace(self, **options) -> "TrainConfig":
+        """A copy with the options given by name (or parts) replaced, checked again.
+
+        >>> TrainConfig(epochs=3).replace(lr=0.05).lr
+        0.05
+        """
+        return TrainConfig(**{name: getattr(self, name) for name in PARTS}, **options)
+
+    def to_flat(self) -> dict:
+        """Every option by name (:data:`~lowrank_ref.training.specs.OPTION_NAMES` order)."""
+        return {name: copy.copy(getattr(self, name)) for name in OPTION_NAMES}
 
     def to_dict(self) -> dict:
-        """The configuration as a JSON-ready dict (field order)."""
-        return dataclasses.asdict(self)
+        """The configuration as a JSON-ready dict of its parts:
+        ``{"model": {...}, "start": {...}, "step": {...}, "data": {...}, "run": {...}}``."""
+        return {name: dataclasses.asdict(getattr(self, name)) for name in PARTS}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        """Inverse of :meth:`to_dict`; unknown keys are refused (ValueError naming them).
+        """Inverse of :meth:`to_dict`; also reads the flat records written before the parts.
 
-        A record written before the option ``validation`` existed was a run on the whole
-        training set: without the key, ``validation`` is False.
+        A dict with the part names as keys is read part by part (an option a part does not
+        have is refused, naming the part); a dict of options by name is a record written
+        before the parts existed. A flat record without the option ``validation`` was a run
+        on the whole training set: ``validation`` is False. Unknown keys are refused
+        (ValueError naming them).
 
         Examples
         --------
@@ -485,13 +334,32 @@ class TrainConfig:
         False
         >>> TrainConfig.from_dict(TrainConfig().to_dict()) == TrainConfig()
         True
+        >>> TrainConfig.from_dict({"step": {"method": "adaptive", "tau": 0.2}}).rank
+        150
         """
         if not isinstance(d, dict):
             raise TypeError(f"config must be a dict, got {type(d).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
+        if any(key in PARTS for key in d):
+            unknown = sorted(set(d) - set(PARTS))
+            if unknown:
+                raise ValueError(f"unknown configuration part(s) {unknown}; known: "
+                                 f"{list(PARTS)}")
+            parts = {}
+            for name, options in d.items():
+                if not isinstance(options, dict):
+                    raise TypeError(f"config part {name!r} must be a dict, got "
+                                    f"{type(options).__name__}")
+                known = [f.name for f in dataclasses.fields(PARTS[name])]
+                unknown = sorted(set(options) - set(known))
+                if unknown:
+                    raise ValueError(f"unknown option(s) {unknown} of configuration part "
+                                     f"{name!r}; known: {known}")
+                parts[name] = PARTS[name](**options)
+            return cls(**parts)
+        unknown = sorted(set(d) - set(PART_OF))
         if unknown:
-            raise ValueError(f"unknown configuration option(s) {unknown}; known: {sorted(names)}")
+            raise ValueError(f"unknown configuration option(s) {unknown}; known: "
+                             f"{sorted(PART_OF)}")
         return cls(**{"validation": False, **d})
 
 
@@ -565,6 +433,6 @@ def config_differences(old: TrainConfig, new: TrainConfig) -> list:
     >>> config_differences(TrainConfig(), TrainConfig(lr=0.2, epochs=3))
     ['lr: 0.1 in the checkpoint, 0.2 now']
     """
-    a, b = old.to_dict(), new.to_dict()
+    a, b = old.to_flat(), new.to_flat()
     return [f"{k}: {a[k]!r} in the checkpoint, {b[k]!r} now" for k in a
             if k not in RESUMABLE_CHANGES and a[k] != b[k]]

@@ -55,7 +55,7 @@ def published_truncation_recipe(taus=(0.05, 0.09, 0.13, 0.17), epochs: int = 15,
         compression in %, ``test_acc`` after the last epoch only, ``val_acc`` empty without a
         validation split).
     options : dict, optional
-        TrainConfig fields that override the recipe (e.g. ``sizes`` in tests).
+        Options by name (TrainConfig) that override the recipe (e.g. ``sizes`` in tests).
     data : Dataset, optional
     log : callable
     transposed : {"U", "V"}

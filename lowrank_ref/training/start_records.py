@@ -31,10 +31,10 @@ def same_finished_config(run_json: Path, config: TrainConfig) -> bool:
     """Whether ``run_json`` records a finished run of ``config`` (but out and threads)."""
     try:
         run = json.loads(run_json.read_text())
-        old = TrainConfig.from_dict(run["config"]).to_dict()
+        old = TrainConfig.from_dict(run["config"]).to_flat()
     except (OSError, ValueError, TypeError, KeyError):
         return False
-    new = config.to_dict()
+    new = config.to_flat()
     return run.get("status") == "finished" and all(
         old[k] == new[k] for k in new if k not in ("out", "threads"))
 
