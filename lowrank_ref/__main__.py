@@ -255,6 +255,12 @@ def _comparison_options(p, sweep: bool, add=_plain) -> None:
     add(g, "--init", choices=TRAIN_INITS, default=StartSpec.init,
            help="dense draw of every layer (truncated for low-rank layers), or "
                 "keras-normal: every factor and bias N(0, 0.05^2) (the paper's code)")
+    add(g, "--spectrum-length", type=float, default=StartSpec.spectrum_length,
+           metavar="LENGTH",
+           help="the drawn start of low-rank layers: its singular values decay as "
+                "exp(-i / LENGTH) ...")
+    add(g, "--spectrum-norm", type=float, default=StartSpec.spectrum_norm, metavar="NORM",
+           help="... and have the 2-norm NORM sqrt(2 n_out) (the He draw's: 1)")
     add(g, "--optimizer", choices=OPTIMIZERS, default=StepSpec.optimizer,
            help="sgd (with --momentum); adam: the paper's code (moments per factor "
                 "variable); adam-carried: moments carried across bases")

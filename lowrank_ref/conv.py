@@ -269,7 +269,7 @@ class LowRankConv2d(_PatchRows, LowRankLayer):
         The dense ``(c_out, c_in kh kw)`` draw of :data:`lowrank_ref.nn.INITS`, truncated to
         ``rank`` by an SVD (once, at construction), as for
         :class:`~lowrank_ref.lowrank_layers.LowRankDense`.
-    spectrum : {"decay", "svd"}, default "decay"
+    spectrum : {"decay", "svd"} or DecaySpectrum, default "decay"
         The diagonal of ``S``, as for :class:`~lowrank_ref.lowrank_layers.LowRankDense`
         (``"svd"`` at full rank is exactly the dense draw).
     stride : int >= 1, default 1

@@ -28,12 +28,13 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops
-from ._validate import as_float_array, check_float_dtype, check_int, check_rng
+from ._validate import as_float_array, check_float_dtype, check_int, check_real, check_rng
 from .autodiff import Tensor
 from .lowrank import LowRank, reorthonormalize, validate_lowrank
 from .nn import BatchRows, check_bias, init_params
 
-__all__ = ["LowRankLayer", "LowRankDense", "decay_spectrum", "SPECTRUM_DECAY", "SPECTRUM_NORM"]
+__all__ = ["LowRankLayer", "LowRankDense", "decay_spectrum", "DecaySpectrum", "SPECTRUM_DECAY",
+           "SPECTRUM_NORM"]
 
 
 #: Initial spectrum of a low-rank layer (``spectrum="decay"``): decay length and
@@ -43,11 +44,12 @@ SPECTRUM_DECAY = 40.0
 SPECTRUM_NORM = 0.6
 
 
-def decay_spectrum(sigma: np.ndarray, n_out: int) -> np.ndarray:
+def decay_spectrum(sigma: np.ndarray, n_out: int, length: float = SPECTRUM_DECAY,
+                   norm: float = SPECTRUM_NORM) -> np.ndarray:
     """The ``spectrum="decay"`` start of a low-rank layer for singular values ``sigma`` (r,).
 
-    ``sigma_i exp(-i / SPECTRUM_DECAY)``, ``i = 0, 1, ...``, rescaled so that its 2-norm is
-    ``SPECTRUM_NORM * sqrt(2 n_out)`` (the expected Frobenius norm of a He draw).
+    ``sigma_i exp(-i / length)``, ``i = 0, 1, ...``, rescaled so that its 2-norm is
+    ``norm * sqrt(2 n_out)`` (``sqrt(2 n_out)``: the expected Frobenius norm of a He draw).
 
     Examples
     --------
@@ -55,8 +57,36 @@ def decay_spectrum(sigma: np.ndarray, n_out: int) -> np.ndarray:
     >>> bool(np.isclose(np.linalg.norm(s), SPECTRUM_NORM * 4.0)), bool(s[0] > s[1] > s[2])
     (True, True)
     """
-    sigma = np.asarray(sigma, dtype=np.float64) * np.exp(-np.arange(len(sigma)) / SPECTRUM_DECAY)
-    return sigma * (SPECTRUM_NORM * np.sqrt(2.0 * n_out) / np.linalg.norm(sigma))
+    sigma = np.asarray(sigma, dtype=np.float64) * np.exp(-np.arange(len(sigma)) / length)
+    return sigma * (norm * np.sqrt(2.0 * n_out) / np.linalg.norm(sigma))
+
+
+class DecaySpectrum:
+    """A ``spectrum`` of a low-rank layer's start other than the defaults of "decay":
+    :func:`decay_spectrum` with decay length ``length`` and norm ``norm`` (both ``> 0``;
+    ``DecaySpectrum()`` is ``"decay"``). Given as ``spectrum=`` to :class:`LowRankDense`,
+    :class:`~lowrank_ref.conv.LowRankConv2d`, :func:`~lowrank_ref.networks.low_rank_mlp` and
+    :func:`~lowrank_ref.networks.lenet5`; the configuration's options ``spectrum_length`` and
+    ``spectrum_norm`` make one.
+
+    >>> s = DecaySpectrum(length=1.0, norm=2.0)(np.ones(3), n_out=8)
+    >>> bool(np.isclose(np.linalg.norm(s), 8.0)), bool(np.isclose(s[1] / s[0], np.exp(-1)))
+    (True, True)
+    """
+
+    def __init__(self, length: float = SPECTRUM_DECAY, norm: float = SPECTRUM_NORM):
+        self.length = check_real(length, "length", low=0, low_open=True)
+        self.norm = check_real(norm, "norm", low=0, low_open=True)
+
+    def __call__(self, sigma: np.ndarray, n_out: int) -> np.ndarray:
+        return decay_spectrum(sigma, n_out, self.length, self.norm)
+
+    def __eq__(self, other):
+        return (isinstance(other, DecaySpectrum)
+                and (self.length, self.norm) == (other.length, other.norm))
+
+    def __repr__(self):
+        return f"DecaySpectrum(length={self.length!r}, norm={self.norm!r})"
 
 
 class LowRankLayer:
@@ -126,14 +156,17 @@ class LowRankLayer:
             raise ValueError(f"rank must be <= min(n_in, n_out) = {min(self.n_in, self.n_out)}, "
                              f"got {rank}")
         check_rng(rng)
-        if spectrum not in self.SPECTRA:
-            raise ValueError(f"spectrum must be one of {self.SPECTRA}, got {spectrum!r}")
+        if not isinstance(spectrum, DecaySpectrum) and spectrum not in self.SPECTRA:
+            raise ValueError(f"spectrum must be one of {self.SPECTRA} or a DecaySpectrum, got "
+                             f"{spectrum!r}")
         dt = check_float_dtype(dtype)
         W, b = init_params(init, self.n_in, self.n_out, rng)
         P, sigma, Qt = np.linalg.svd(W, full_matrices=False)
         sigma = sigma[:rank]
         if spectrum == "decay":
             sigma = decay_spectrum(sigma, self.n_out)
+        elif isinstance(spectrum, DecaySpectrum):
+            sigma = spectrum(sigma, self.n_out)
         self._set(LowRank(P[:, :rank].astype(dt), np.diag(sigma).astype(dt),
                           Qt[:rank].T.astype(dt)), Tensor(b.astype(dt), requires_grad=True, name="b"))
         self.init = init
@@ -314,14 +347,15 @@ class LowRankDense(BatchRows, LowRankLayer):
         The dense initialisation of :data:`INITS` is drawn and truncated to ``rank`` by an SVD
         (``U`` and ``V`` are its leading singular vectors); this dense draw happens once, at
         construction, never in training.
-    spectrum : {"decay", "svd"}, default "decay"
+    spectrum : {"decay", "svd"} or DecaySpectrum, default "decay"
         The diagonal of ``S``. ``"svd"``: the ``rank`` largest singular values of the dense
         draw. Those keep only part of its norm (a rank-20 cut of a 500 x 784 He matrix
         shrinks the logits of the 4-layer MNIST network by a factor ~60 and training stalls),
         and their flat Marchenko-Pastur profile makes a relative truncation keep many random
         directions. ``"decay"``: ``sigma_i exp(-i / SPECTRUM_DECAY)``, ``i = 0, 1, ...``,
         rescaled so that ``||S||_F = SPECTRUM_NORM * sqrt(2 n_out)`` (``2 n_out`` is the
-        expected ``||W||_F^2`` of the He draw). The two constants were tuned on MNIST (see
+        expected ``||W||_F^2`` of the He draw). A :class:`DecaySpectrum`: the same with its
+        own decay length and norm. The two constants were tuned on MNIST (see
         docs/reproduce/01_mnist_table.md).
 
     Attributes

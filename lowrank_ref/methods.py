@@ -18,6 +18,7 @@ from typing import Callable, Dict, Mapping, Optional, Tuple
 from ._validate import check_choice
 from .directions import Direction
 from .dlrt import AdaptiveBUG, FixedRankBUG, ParallelBUG, SOnly
+from .lowrank_layers import SPECTRUM_DECAY, SPECTRUM_NORM
 from .nn import Network
 from .optimizers import Euclidean, Optimizer, check_model, low_rank_layers
 
@@ -37,6 +38,8 @@ METHOD_OPTIONS = {
     "ranks": (None, "one rank per hidden layer"),
     "decay": (None, "start from a spectrum decaying by this factor"),
     "prune_from": (None, "start from a dense run pruned by SVDs"),
+    "spectrum_length": (SPECTRUM_DECAY, "decay length of the drawn start's singular values"),
+    "spectrum_norm": (SPECTRUM_NORM, "norm of the drawn start's singular values"),
 }
 #: The options of :data:`METHOD_OPTIONS` that the optimiser's constructor takes (the
 #: others shape the network, its start or the run).
@@ -113,6 +116,8 @@ def _mlp_lenet5(warmup: int, rank: Optional[int] = None, lenet5_rank: Optional[i
 
 
 _RANK_ADAPTIVE = ("rank", "tau", "min_rank", "max_rank")
+#: The options of the drawn start of low-rank layers (every method with such layers).
+_SPECTRUM = ("spectrum_length", "spectrum_norm")
 #: The methods, in the order of the command line and the tables. The defaults were measured
 #: on MNIST (docs of :data:`lowrank_ref.training.config.DEFAULT_LR` and ``LENET5_DEFAULTS``):
 #: 150 is the starting rank of the paper's MLP runs, 500 the full rank of LeNet5's layers.
@@ -122,25 +127,27 @@ REGISTRY: Dict[str, Method] = {m.name: m for m in (
            optimizers=("sgd", "adam", "adam-carried"), title="dense"),
     Method("fixed", "fixed-rank DLRT: the BUG step of [SZKCT22] at constant ranks",
            FixedRankBUG, "lowrank", _mlp_lenet5(warmup=100, rank=20, lenet5_rank=20),
-           options=("rank", "finetune_epochs", "ranks", "decay", "prune_from"),
+           options=("rank", "finetune_epochs", "ranks", "decay", "prune_from") + _SPECTRUM,
            title="fixed-rank DLRT"),
     Method("adaptive", "rank-adaptive DLRT: the augmented BUG step truncated to tau "
                        "([SZKCT22])",
            AdaptiveBUG, "lowrank", _mlp_lenet5(warmup=100, rank=150, lenet5_rank=500),
-           options=_RANK_ADAPTIVE + ("passes", "finetune_epochs"), required=("tau",),
+           options=_RANK_ADAPTIVE + ("passes", "finetune_epochs") + _SPECTRUM,
+           required=("tau",),
            optimizers=("sgd", "adam", "adam-carried"), title="rank-adaptive DLRT"),
     Method("vanilla", "vanilla U V^T factors as plain parameters (the ill-conditioning "
                       "comparison)",
            Euclidean, "factorized", _mlp_lenet5(warmup=100, rank=20, lenet5_rank=20),
-           options=("rank", "ranks", "decay"), optimizers=("sgd", "adam", "adam-carried"),
+           options=("rank", "ranks", "decay") + _SPECTRUM,
+           optimizers=("sgd", "adam", "adam-carried"),
            title="vanilla U V^T"),
     Method("sonly", "S-only: the cores S trained, the bases U, V kept (MLP)",
            SOnly, "lowrank", _mlp_lenet5(warmup=0, rank=20, lenet5=False),
-           options=("rank", "finetune_epochs", "ranks", "decay", "prune_from"),
+           options=("rank", "finetune_epochs", "ranks", "decay", "prune_from") + _SPECTRUM,
            title="S-only"),
     Method("parallel", "the parallel BUG step: K, L, S from one gradient, truncated to tau",
            ParallelBUG, "lowrank", _mlp_lenet5(warmup=100, rank=150, lenet5_rank=500),
-           options=_RANK_ADAPTIVE + ("finetune_epochs",), required=("tau",),
+           options=_RANK_ADAPTIVE + ("finetune_epochs",) + _SPECTRUM, required=("tau",),
            title="parallel DLRT"),
 )}
 #: The method names, in the order of the registry (the command line's ``--method`` choices).

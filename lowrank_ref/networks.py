@@ -256,7 +256,7 @@ def lenet5(rng, dtype=np.float64, ranks=None, init: str = "he",
         rank :data:`LENET5_FULL_RANKS` (an int applies to all three: ``ranks=500`` is the
         full-rank start of the paper). The classifier stays dense.
     init : str, default "he"
-    spectrum : {"decay", "svd"}, default "decay"
+    spectrum : {"decay", "svd"} or DecaySpectrum, default "decay"
         Initial singular values of the low-rank layers (see
         :class:`~lowrank_ref.lowrank_layers.LowRankDense`); at full rank ``"svd"`` is the
         dense draw itself.
@@ -362,7 +362,7 @@ def low_rank_mlp(sizes, rank: int, rng: np.random.Generator, dtype=np.float64,
         Dense initialisation truncated by SVD (see :class:`LowRankDense`).
     dense_last : bool, default True
         Keep the last (classifier) layer dense, as the paper does.
-    spectrum : {"decay", "svd"}, default "decay"
+    spectrum : {"decay", "svd"} or DecaySpectrum, default "decay"
         Initial singular values (see :class:`LowRankDense`).
 
     Raises

@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SIZES = [12, 8, 8, 10]
 #: A value other than the unset one for every method option (on SIZES' two hidden layers).
 SET_VALUES = {"rank": 3, "tau": 0.1, "min_rank": 2, "max_rank": 3, "passes": 3,
-              "finetune_epochs": 1, "ranks": [2, 2], "decay": 2.0, "prune_from": "a-dense-run"}
+              "finetune_epochs": 1, "ranks": [2, 2], "decay": 2.0, "prune_from": "a-dense-run",
+              "spectrum_length": 10.0, "spectrum_norm": 1.0}
 
 
 def _config(name, arch="mlp", **options):

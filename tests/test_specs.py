@@ -7,8 +7,10 @@ import json
 import pytest
 from hypothesis import given, strategies as st
 
+import numpy as np
+
 from lowrank_ref.training import (DataSpec, ModelSpec, RunSpec, StartSpec, StepSpec,
-                                  TrainConfig)
+                                  TrainConfig, build_model)
 from lowrank_ref.training.specs import OPTION_NAMES, PART_OF, PARTS, flat_options
 
 # (part, options, error class, message substring): one mistake each, refused by the part
@@ -33,6 +35,14 @@ PART_MISTAKES = [
      "rank must be None with prune_tau"),
     (StartSpec, {"decay": 2.0, "init": "glorot"}, ValueError, "init does not apply"),
     (StartSpec, {"ranks": [2, 5], "rank": 3}, ValueError, "max(ranks) = 5"),
+    (StartSpec, {"spectrum_length": 0.0}, ValueError, "spectrum_length must be a finite number > 0"),
+    (StartSpec, {"spectrum_norm": "1"}, TypeError, "spectrum_norm must be a finite number > 0"),
+    (StartSpec, {"decay": 2.0, "spectrum_norm": 1.0}, ValueError,
+     "['spectrum_norm'] shape the drawn start only: they do not apply with decay"),
+    (StartSpec, {"init": "keras-normal", "spectrum_length": 10.0}, ValueError,
+     "do not apply with init='keras-normal'"),
+    (StartSpec, {"prune_from": "run", "ranks": [2], "spectrum_norm": 1.0}, ValueError,
+     "do not apply with prune_from"),
     (StepSpec, {"method": "sgd"}, ValueError, "method must be one of"),
     (StepSpec, {"optimizer": "rmsprop"}, ValueError, "optimizer must be one of"),
     (StepSpec, {"lr": 0.0}, ValueError, "lr must be a finite number > 0, got 0.0"),
@@ -91,7 +101,7 @@ def test_parts_and_configuration_are_immutable():
 
 def test_every_option_belongs_to_exactly_one_part_and_reads_as_an_attribute():
     config = TrainConfig(method="adaptive", tau=0.1, seed=4, dataset="fashion-mnist")
-    assert set(PART_OF) == set(OPTION_NAMES) and len(OPTION_NAMES) == 34
+    assert set(PART_OF) == set(OPTION_NAMES) and len(OPTION_NAMES) == 36
     for name in OPTION_NAMES:
         assert getattr(config, name) == getattr(getattr(config, PART_OF[name]), name)
     with pytest.raises(AttributeError, match="no attribute 'bogus'"):
@@ -181,3 +191,27 @@ def test_any_valid_configuration_round_trips(method, lr, seed, epochs, validatio
                     dtype=dtype, **extra)
     assert TrainConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c
     assert TrainConfig(**c.to_flat()) == c
+
+
+@pytest.mark.parametrize("options", [dict(method="adaptive", tau=0.1),
+                                     dict(method="fixed", rank=5),
+                                     dict(method="vanilla", rank=5),
+                                     dict(method="adaptive", tau=0.1, arch="lenet5", rank=8)],
+                         ids=["adaptive", "fixed", "vanilla", "lenet5"])
+def test_the_spectrum_options_shape_the_drawn_start_and_their_defaults_change_nothing(options):
+    sizes = {} if options.get("arch") == "lenet5" else {"sizes": [30, 20, 20, 10]}
+    base = TrainConfig(dtype="float64", **sizes, **options)
+    plain = build_model(base)
+    again = build_model(base.replace(spectrum_length=40.0, spectrum_norm=0.6))  # the defaults
+    for a, b in zip(plain.parameters(), again.parameters()):
+        assert np.array_equal(a.value, b.value)
+    model = build_model(base.replace(spectrum_length=2.0, spectrum_norm=1.5))
+    first = model.layers[0]
+    W = first.factors.to_dense() if hasattr(first, "factors") else first.weight()
+    sigma = np.linalg.svd(W, compute_uv=False)
+    r = int(np.sum(sigma > 1e-12 * sigma[0]))
+    n_out = W.shape[0]
+    eps = np.finfo(np.float64).eps
+    assert abs(np.linalg.norm(sigma[:r]) - 1.5 * np.sqrt(2 * n_out)) < 100 * eps * n_out
+    # the profile: the draw's singular values times exp(-i / 2), sorted (they decay faster)
+    assert sigma[1] / sigma[0] <= np.exp(-0.5) * (1 + 1e-12)

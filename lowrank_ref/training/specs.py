@@ -44,6 +44,7 @@ from typing import List, Optional
 from .._validate import (check_bool, check_choice, check_float_dtype, check_int, check_int_list,
                          check_path, check_rank_bounds, check_real)
 from ..adam import ADAM_DEFAULTS
+from ..lowrank_layers import SPECTRUM_DECAY, SPECTRUM_NORM
 from ..data import DATASETS
 from ..methods import REGISTRY, method_record
 from ..nn import INITS
@@ -161,6 +162,14 @@ class StartSpec:
     prune_tau : float, optional
         With ``prune_from``: each layer's rank by this tolerance
         (:func:`lowrank_ref.pruning.pruned_ranks`); ``rank`` must stay None.
+    spectrum_length, spectrum_norm : float, default 40.0, 0.6
+        The drawn start of a low-rank layer (``init`` he, he_normal, glorot, torch): the
+        singular values of the draw's rank-``r`` cut times ``exp(-i / spectrum_length)``,
+        rescaled to the 2-norm ``spectrum_norm * sqrt(2 n_out)``
+        (:class:`~lowrank_ref.lowrank_layers.DecaySpectrum`); both ``> 0``. They do not
+        apply to the other starts (``decay``, ``prune_from``, ``init="keras-normal"``).
+        Defaults: :data:`~lowrank_ref.lowrank_layers.SPECTRUM_DECAY`,
+        :data:`~lowrank_ref.lowrank_layers.SPECTRUM_NORM`.
     """
 
     rank: Optional[int] = None
@@ -169,6 +178,8 @@ class StartSpec:
     init: str = "he"
     prune_from: Optional[str] = None
     prune_tau: Optional[float] = None
+    spectrum_length: float = SPECTRUM_DECAY
+    spectrum_norm: float = SPECTRUM_NORM
 
     def __post_init__(self):
         _set(self, "rank", check_int(self.rank, "rank", low=1, optional=True))
@@ -178,6 +189,10 @@ class StartSpec:
         _set(self, "init", check_choice(self.init, "init", TRAIN_INITS))
         _set(self, "prune_from", check_path(self.prune_from, "prune_from", optional=True))
         _set(self, "prune_tau", check_real(self.prune_tau, "prune_tau", low=0, optional=True))
+        _set(self, "spectrum_length", check_real(self.spectrum_length, "spectrum_length", low=0,
+                                                 low_open=True))
+        _set(self, "spectrum_norm", check_real(self.spectrum_norm, "spectrum_norm", low=0,
+                                               low_open=True))
         if self.ranks is not None and self.rank is not None and self.rank != max(self.ranks):
             raise ValueError(f"rank must be None (or max(ranks) = {max(self.ranks)}) when "
                              f"ranks is given, got rank={self.rank}")
@@ -197,6 +212,16 @@ class StartSpec:
         if self.decay is not None and self.init != "he":
             raise ValueError(f"decay sets the starting factors itself: init does not apply, "
                              f"got init={self.init!r}")
+        spectrum = {"spectrum_length": (self.spectrum_length, SPECTRUM_DECAY),
+                    "spectrum_norm": (self.spectrum_norm, SPECTRUM_NORM)}
+        changed = {name: value for name, (value, default) in spectrum.items()
+                   if value != default}
+        if changed and (self.kind != "drawn" or self.init == "keras-normal"):
+            other = ("init='keras-normal'" if self.kind == "drawn" else
+                     f"{'decay' if self.kind == 'decayed' else 'prune_from'} (the {self.kind} "
+                     f"start)")
+            raise ValueError(f"{sorted(changed)} shape the drawn start only: they do not apply "
+                             f"with {other}, got {changed}")
 
     @property
     def kind(self) -> str:
@@ -381,7 +406,8 @@ OPTION_NAMES = ("method", "arch", "dataset", "data_dir", "sizes", "epochs", "bat
                 "momentum", "schedule", "warmup", "seed", "dtype", "rank", "tau", "min_rank",
                 "max_rank", "passes", "finetune_epochs", "n_train", "n_test", "validation",
                 "n_valid", "out", "threads", "ranks", "decay", "init", "optimizer",
-                "adam_beta1", "adam_beta2", "adam_eps", "prune_from", "prune_tau")
+                "adam_beta1", "adam_beta2", "adam_eps", "prune_from", "prune_tau",
+                "spectrum_length", "spectrum_norm")
 assert sorted(OPTION_NAMES) == sorted(PART_OF)
 
 

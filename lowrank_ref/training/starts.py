@@ -25,7 +25,7 @@ from ..conv import FactorizedConv2d, LowRankConv2d
 from ..dlrt import low_rank_mlp
 from ..factorized import FactorizedDense, decayed_factors
 from ..lowrank import LowRank, orthonormalize
-from ..lowrank_layers import SPECTRUM_NORM, LowRankDense
+from ..lowrank_layers import SPECTRUM_NORM, DecaySpectrum, LowRankDense
 from ..methods import method_record
 from ..networks import LENET5_MATRICES, lenet5, lenet5_from_layers
 from ..nn import MLP, Dense, Network
@@ -93,6 +93,11 @@ def _decayed(n_out: int, n_in: int, rank: int, decay: float, rng, dtype) -> LowR
                            norm=SPECTRUM_NORM * np.sqrt(2.0 * n_out))
 
 
+def _spectrum(config) -> DecaySpectrum:
+    """The singular values of the drawn start of ``config``'s low-rank layers."""
+    return DecaySpectrum(config.spectrum_length, config.spectrum_norm)
+
+
 def _lenet5_start(config, rng: np.random.Generator, dtype) -> Network:
     """LeNet5 of method "fixed" or "vanilla", rank ``min(config.rank, full rank)`` per layer.
 
@@ -102,7 +107,7 @@ def _lenet5_start(config, rng: np.random.Generator, dtype) -> Network:
     :class:`~lowrank_ref.conv.FactorizedConv2d` / :class:`~lowrank_ref.factorized.FactorizedDense`.
     """
     if config.decay is None:
-        model = lenet5(rng, dtype, ranks=config.rank)
+        model = lenet5(rng, dtype, ranks=config.rank, spectrum=_spectrum(config))
         starts = [(layer.factors, layer.b.value) for layer in model.layers[:3]]
         classifier = model.layers[3]
     else:
@@ -156,7 +161,8 @@ def start_model(config, rng: np.random.Generator, dtype) -> Network:
             Y = keras_normal_lowrank(n_out, n_in, r, rng, dtype)
             b = rng.normal(0.0, KERAS_NORMAL_STD, n_out)
         else:
-            start = LowRankDense(n_in, n_out, r, rng, dtype=dtype, init=config.init)
+            start = LowRankDense(n_in, n_out, r, rng, dtype=dtype, init=config.init,
+                                 spectrum=_spectrum(config))
             Y, b = start.factors, start.b.value
         b = np.asarray(b).astype(dtype)
         layers.append(FactorizedDense.from_lowrank(Y, b) if layers_kind == "factorized"
@@ -190,7 +196,9 @@ def build_model(config: TrainConfig) -> Network:
     dtype = np.dtype(config.dtype)
     kind = method_record(config.method).layers
     if config.arch == "lenet5" and kind != "factorized" and config.decay is None:
-        return lenet5(rng, dtype, ranks=None if kind == "dense" else config.rank)
+        if kind == "dense":
+            return lenet5(rng, dtype, ranks=None)
+        return lenet5(rng, dtype, ranks=config.rank, spectrum=_spectrum(config))
     # (method "sonly" has drawn its start as start_model does since its first records)
     if (config.arch == "lenet5" or kind == "factorized" or config.method == "sonly"
             or config.ranks is not None or config.init != "he" or config.decay is not None
@@ -198,7 +206,7 @@ def build_model(config: TrainConfig) -> Network:
         return start_model(config, rng, dtype)
     if kind == "dense":
         return MLP.dense(config.sizes, rng, dtype)
-    return low_rank_mlp(config.sizes, config.rank, rng, dtype)
+    return low_rank_mlp(config.sizes, config.rank, rng, dtype, spectrum=_spectrum(config))
 
 
 def model_to_restore(config: TrainConfig) -> Network:
