@@ -24,12 +24,14 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from ..figures.mnist_plots import PAPER_MNIST_DENSE_ACC, PAPER_MNIST_TABLE
+from ..lowrank_layers import SPECTRUM_DECAY, SPECTRUM_NORM
+from ..training.config import arch_default
 from ..training.specs import flat_options
 from .markdown import fmt_list, mean, read_csv, spread, table
 
 __all__ = ["MLP_SIZES", "ACC_MARGIN", "group_runs", "paper_eval_params", "paper_criterion",
            "sweep_command", "records_sentence", "sweep_blocks", "validation_sweep_block",
-           "tuning_block"]
+           "tuning_block", "tuning_runs", "front_block"]
 
 #: Layer sizes of the paper's fully connected network (its last layer dense).
 MLP_SIZES = (784, 500, 500, 500, 500, 10)
@@ -129,9 +131,12 @@ def paper_criterion(group: Optional[dict], paper: dict, sizes=MLP_SIZES) -> dict
                 cr=100 * (1 - params / dense))
 
 
-def sweep_command(groups: List[dict], dataset: str = "mnist") -> str:
+def sweep_command(groups: List[dict], dataset: str = "mnist",
+                  runs_dir: Optional[Path] = None) -> str:
     """The ``sweep`` command that trains the runs of ``groups`` (from the table's τ, seeds
-    and epochs; ``--seeds`` when the run folders are named by seed)."""
+    and epochs; ``--seeds`` when the run folders are named by seed; ``--lr`` when the
+    records of the rank-adaptive runs in ``runs_dir`` share a learning rate other than the
+    method's default)."""
     taus = [g["tau"] for g in groups if g["tau"] is not None]
     rows = [r for g in groups for r in g["rows"]]
     epochs = sorted({int(r["epochs"]) for r in rows})
@@ -145,6 +150,15 @@ def sweep_command(groups: List[dict], dataset: str = "mnist") -> str:
         cmd += " --seeds " + ",".join(map(str, seeds))
     if len(epochs) == 1:
         cmd += f" --epochs {epochs[0]}"
+    lrs = set()
+    for r in (r for g in groups if g["tau"] is not None for r in g["rows"]):
+        try:
+            lrs.add(flat_options(json.loads((Path(runs_dir) / r["run"] / "run.json")
+                                            .read_text())["config"])["lr"])
+        except (TypeError, OSError, KeyError, ValueError):      # no records: no lr known
+            lrs.add(None)
+    if len(lrs) == 1 and None not in lrs and lrs != {arch_default("mlp", "lr", "adaptive")}:
+        cmd += f" --lr {lrs.pop():g}"
     return cmd
 
 
@@ -316,7 +330,7 @@ def sweep_blocks(results: Path, table_name: str, runs_name: str, prefix: str,
     n = sum(len(g["rows"]) for g in groups)
     blocks = {
         f"{prefix}-command": (
-            "```\n" + sweep_command(groups, dataset) + "\n```\n\n"
+            "```\n" + sweep_command(groups, dataset, Path(results) / runs_name) + "\n```\n\n"
             f"`results/{table_name}`: {n} runs, {_seed_words(groups)}. "
             + records_sentence(groups, Path(results) / runs_name)),
         f"{prefix}-table": _table_block(groups, with_paper),
@@ -341,21 +355,83 @@ def validation_sweep_block(results: Path, folder: str, table_name: str, runs_nam
             + _table_block(groups, with_paper=False))
 
 
-def tuning_block(results: Path, folder: str = "tuning") -> str:
-    """The tuning runs in the subfolders of the folder ``folder`` of ``results`` (one sweep
-    each, written by ``sweep --results`` with that subfolder): per run its learning rate, warm-up, τ,
-    epochs, seed and validation accuracy, best first, with the test accuracy beside it (not
-    used to choose), or a sentence saying that none is committed."""
-    rows = []
-    for table_path in sorted((Path(results) / folder).glob("*/mnist_dense_table.csv")):
-        for r in read_csv(table_path):
-            run = json.loads((table_path.parent / "mnist_runs" / r["run"] / "run.json").read_text())
-            c = flat_options(run["config"])
-            rows.append([f"`{table_path.parent.name}`", f"{c['lr']:g}", str(c["warmup"]),
-                         r["tau"] or "dense", str(c["epochs"]), str(c["seed"]),
-                         r["val_acc"] or "—", r["test_acc"]])
-    if not rows:
-        return f"No tuning runs committed yet (`{folder}/` in `results/`)."
-    rows.sort(key=lambda row: -float(row[6]) if row[6] != "—" else 0.0)
-    return table(["run", "lr", "warm-up steps", "τ", "epochs", "seed", "val. acc. %",
-                  "test acc. %"], rows)
+def tuning_runs(results: Path, prefix: str = "", folder: str = "tuning") -> List[dict]:
+    """The tuning sweeps in the subfolders of ``results/folder`` whose names start with
+    ``prefix`` (each written by ``sweep --results`` or ``train --out`` into that subfolder),
+    read from the runs' ``run.json``, one dict per setting of the options that were tuned
+    (learning rate, warm-up, the drawn start's spectrum, τ, epochs): the subfolders that hold
+    its runs, the options, the seeds of its finished runs with their validation and test
+    accuracy and evaluation compression (%), and the seeds whose runs diverged."""
+    sweeps: Dict[tuple, dict] = {}
+    for path in sorted((Path(results) / folder).glob(f"{prefix}*/mnist_runs/*/run.json")):
+        record = json.loads(path.read_text())
+        c = flat_options(record["config"])
+        name = path.parents[2].name
+        options = {"lr": c["lr"], "warmup": c["warmup"],
+                   "spectrum_length": c.get("spectrum_length", SPECTRUM_DECAY),
+                   "spectrum_norm": c.get("spectrum_norm", SPECTRUM_NORM), "tau": c["tau"],
+                   "epochs": c["epochs"]}
+        t = sweeps.setdefault(tuple(options.values()), {
+            "names": [], **options, "seeds": [], "val": [], "test": [], "eval_cr": [],
+            "diverged": []})
+        if name not in t["names"]:
+            t["names"].append(name)
+        if record["status"] == "finished":
+            t["seeds"].append(record["seed"])
+            for key in ("val", "test"):
+                t[key].append(100 * record["final"][f"{key}_acc"])
+            t["eval_cr"].append(100 * record["final"]["eval_cr"])
+        elif record["status"] == "diverged":
+            t["diverged"].append(record["seed"])
+    return list(sweeps.values())
+
+
+def tuning_block(results: Path, prefix: str = "", folder: str = "tuning") -> str:
+    """The tuning sweeps of :func:`tuning_runs` as a table, one row per sweep: its options,
+    τ, epochs, seeds, the validation accuracy (mean, and per seed), by epochs and then best
+    first, with the mean test accuracy beside it (not used to choose); or a sentence saying
+    that none is committed."""
+    sweeps = tuning_runs(results, prefix, folder)
+    if not sweeps:
+        return f"No tuning runs committed yet (`{folder}/{prefix}*` in `results/`)."
+    sweeps.sort(key=lambda t: (-t["epochs"], -mean(t["val"]) if t["val"] else 0.0, t["names"]))
+
+    def accuracy(values):
+        return (f"{mean(values):.2f}" + ("" if len(values) == 1 else
+                                         " (" + " / ".join(f"{v:.2f}" for v in values) + ")")
+                if values else "—")
+    rows = [[", ".join(f"`{name}`" for name in t["names"]), f"{t['lr']:g}", t["warmup"],
+             *(["—", "—", "dense"] if t["tau"] is None else
+               [f"{t['spectrum_length']:g}", f"{t['spectrum_norm']:g}", f"{t['tau']:g}"]),
+             t["epochs"],
+             fmt_list(t["seeds"] + [f"{s} diverged" for s in t["diverged"]]),
+             f"{mean(t['eval_cr']):.1f}" if t["eval_cr"] else "—",
+             accuracy(t["val"]), f"{mean(t['test']):.2f}" if t["test"] else "—"]
+            for t in sweeps]
+    return table(["run", "lr", "warm-up steps", "spectrum length", "spectrum norm", "τ",
+                  "epochs", "seeds", "eval. c.r. %", "val. acc. % (per seed)", "test acc. %"],
+                 rows)
+
+
+def _dominates(a: dict, b: dict) -> bool:
+    """Whether tuning setting ``a`` is at least as compressed and as accurate on validation
+    as ``b`` (means over the seeds), and strictly better in one."""
+    ca, va, cb, vb = mean(a["eval_cr"]), mean(a["val"]), mean(b["eval_cr"]), mean(b["val"])
+    return ca >= cb and va >= vb and (ca > cb or va > vb)
+
+
+def front_block(results: Path, prefixes=("spectrum-", "front-"), folder: str = "tuning") -> str:
+    """One sentence: the tuning settings of the starting spectrum that no other setting
+    dominates (none is both more compressed and more accurate on validation, means over
+    the seeds), by compression; the runs of :func:`tuning_runs` under ``prefixes``."""
+    settings = [t for prefix in prefixes for t in tuning_runs(results, prefix, folder)
+                if t["val"]]
+    if not settings:
+        return f"No tuning runs of the spectrum committed yet (`{folder}/` in `results/`)."
+    front = [t for t in settings if not any(_dominates(o, t) for o in settings)]
+    front.sort(key=lambda t: -mean(t["eval_cr"]))
+    items = [f"length {t['spectrum_length']:g}, norm {t['spectrum_norm']:g} at τ = "
+             f"{t['tau']:g} ({mean(t['eval_cr']):.1f} %, {mean(t['val']):.2f} %)"
+             for t in front]
+    return (f"Not dominated by any other of these {len(settings)} settings (compression, "
+            f"validation accuracy): {fmt_list(items)}.")
