@@ -356,7 +356,7 @@ def test_the_tuning_block_says_when_there_are_no_tuning_runs(tmp_path):
     assert tuning_block(tmp_path) == "No tuning runs committed yet (`tuning/*` in `results/`)."
     rows = tuning_block(ROOT / "results", prefix="lr-").splitlines()[2:]   # committed, best first
     cells = [[c.strip() for c in r.split("|")[1:-1]] for r in rows]
-    keys = [(-int(c[6]), -float(c[9].split()[0])) for c in cells]       # by epochs, then val.
+    keys = [(-int(c[7]), -float(c[10].split()[0])) for c in cells]      # by epochs, then val.
     assert len(rows) >= 4 and keys == sorted(keys)
 
 
@@ -418,3 +418,25 @@ def test_the_starting_spectrum_was_checked_as_page_01_says():
     crs = [mean(_setting(grid, spectrum_length=length, spectrum_norm=0.6)["eval_cr"])
            for length in (20.0, 40.0, 80.0)]
     assert crs == sorted(crs, reverse=True)
+
+
+def test_the_comparison_learning_rates_were_checked_as_page_03_says():
+    """docs/reproduce/03_comparisons.md: on validation the vanilla lr 0.03 beats 0.01 and 0.1
+    diverges; the fine-tuning lr 0.3 is best for fixed-rank and for S-only fine-tuning (1.0
+    diverges or trains worse); at the equal budget and lr 0.3 pruned + fixed-rank ends above
+    rank-adaptive DLRT after 5 epochs at lr 0.2 (seed 0), pruned + S-only below."""
+    vanilla = _tuning("vanilla-lr-")
+    val = {t["lr"]: (t["val"] or [None])[0] for t in vanilla}
+    assert val[0.03] > val[0.01] and _setting(vanilla, lr=0.1)["diverged"] == [0]
+    tuned = _tuning("finetune-lr-")
+    for method in ("fixed (pruned start)", "sonly (pruned start)"):
+        runs = [t for t in tuned if t["method"] == method]
+        best = max((t for t in runs if t["val"]), key=lambda t: t["val"][0])
+        assert best["lr"] == 0.3 and {t["lr"] for t in runs} == {0.003, 0.01, 0.03, 0.1, 0.3, 1.0}
+        at_one = _setting(runs, lr=1.0)
+        assert at_one["diverged"] or at_one["val"][0] < best["val"][0]
+    adaptive = _setting(_tuning("lr-"), lr=0.2, epochs=5, tau=0.09)
+    assert adaptive["seeds"] == [0]
+    equal = _tuning("equal-budget-lr-")
+    assert _setting(equal, method="fixed (pruned start)")["val"][0] > adaptive["val"][0]
+    assert _setting(equal, method="sonly (pruned start)")["val"][0] < adaptive["val"][0]

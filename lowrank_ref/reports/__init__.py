@@ -54,7 +54,9 @@ def _comparisons(results: Path) -> Dict[str, str]:
     # imported here, not at the top: ``python -m lowrank_ref.reports.official`` runs that
     # module as a script, which must not be imported already when the package loads
     from .official import official_block
-    return {**comparison_blocks(results), "official-lenet5": official_block(results)}
+    return {**comparison_blocks(results), "official-lenet5": official_block(results),
+            "comparison-tuning": tuning_block(results, prefix=("vanilla-lr-", "finetune-",
+                                                               "equal-budget-"))}
 
 
 #: Page (under ``docs/reproduce/``) -> the function giving its blocks from ``results/``.

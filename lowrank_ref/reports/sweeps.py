@@ -359,18 +359,24 @@ def tuning_runs(results: Path, prefix: str = "", folder: str = "tuning") -> List
     """The tuning sweeps in the subfolders of ``results/folder`` whose names start with
     ``prefix`` (each written by ``sweep --results`` or ``train --out`` into that subfolder),
     read from the runs' ``run.json``, one dict per setting of the options that were tuned
-    (learning rate, warm-up, the drawn start's spectrum, τ, epochs): the subfolders that hold
+    (method, learning rate, warm-up, the drawn start's spectrum (None for the dense network
+    and a pruned start), τ, epochs): the subfolders that hold
     its runs, the options, the seeds of its finished runs with their validation and test
     accuracy and evaluation compression (%), and the seeds whose runs diverged."""
     sweeps: Dict[tuple, dict] = {}
-    for path in sorted((Path(results) / folder).glob(f"{prefix}*/mnist_runs/*/run.json")):
+    prefixes = (prefix,) if isinstance(prefix, str) else tuple(prefix)
+    paths = sorted(p for pre in prefixes
+                   for p in (Path(results) / folder).glob(f"{pre}*/mnist_runs/*/run.json"))
+    for path in paths:
         record = json.loads(path.read_text())
         c = flat_options(record["config"])
         name = path.parents[2].name
-        options = {"lr": c["lr"], "warmup": c["warmup"],
-                   "spectrum_length": c.get("spectrum_length", SPECTRUM_DECAY),
-                   "spectrum_norm": c.get("spectrum_norm", SPECTRUM_NORM), "tau": c["tau"],
-                   "epochs": c["epochs"]}
+        drawn = c["method"] != "dense" and c.get("prune_from") is None
+        options = {"method": c["method"] + (" (pruned start)" if c.get("prune_from") else ""),
+                   "lr": c["lr"], "warmup": c["warmup"],
+                   "spectrum_length": c.get("spectrum_length", SPECTRUM_DECAY) if drawn else None,
+                   "spectrum_norm": c.get("spectrum_norm", SPECTRUM_NORM) if drawn else None,
+                   "tau": c["tau"], "epochs": c["epochs"]}
         t = sweeps.setdefault(tuple(options.values()), {
             "names": [], **options, "seeds": [], "val": [], "test": [], "eval_cr": [],
             "diverged": []})
@@ -393,22 +399,25 @@ def tuning_block(results: Path, prefix: str = "", folder: str = "tuning") -> str
     that none is committed."""
     sweeps = tuning_runs(results, prefix, folder)
     if not sweeps:
-        return f"No tuning runs committed yet (`{folder}/{prefix}*` in `results/`)."
+        where = ", ".join(f"`{folder}/{pre}*`" for pre in
+                          ((prefix,) if isinstance(prefix, str) else prefix))
+        return f"No tuning runs committed yet ({where} in `results/`)."
     sweeps.sort(key=lambda t: (-t["epochs"], -mean(t["val"]) if t["val"] else 0.0, t["names"]))
 
     def accuracy(values):
         return (f"{mean(values):.2f}" + ("" if len(values) == 1 else
                                          " (" + " / ".join(f"{v:.2f}" for v in values) + ")")
                 if values else "—")
-    rows = [[", ".join(f"`{name}`" for name in t["names"]), f"{t['lr']:g}", t["warmup"],
-             *(["—", "—", "dense"] if t["tau"] is None else
-               [f"{t['spectrum_length']:g}", f"{t['spectrum_norm']:g}", f"{t['tau']:g}"]),
-             t["epochs"],
+    def value(v):
+        return "—" if v is None else f"{v:g}"
+    rows = [[", ".join(f"`{name}`" for name in t["names"]), t["method"], f"{t['lr']:g}",
+             t["warmup"], value(t["spectrum_length"]), value(t["spectrum_norm"]),
+             value(t["tau"]), t["epochs"],
              fmt_list(t["seeds"] + [f"{s} diverged" for s in t["diverged"]]),
              f"{mean(t['eval_cr']):.1f}" if t["eval_cr"] else "—",
              accuracy(t["val"]), f"{mean(t['test']):.2f}" if t["test"] else "—"]
             for t in sweeps]
-    return table(["run", "lr", "warm-up steps", "spectrum length", "spectrum norm", "τ",
+    return table(["run", "method", "lr", "warm-up steps", "spectrum length", "spectrum norm", "τ",
                   "epochs", "seeds", "eval. c.r. %", "val. acc. % (per seed)", "test acc. %"],
                  rows)
 
