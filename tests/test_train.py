@@ -750,7 +750,7 @@ def test_cli_help_lists_every_option_with_its_default():
                 "--resume", "--hidden", "--n-train", "--n-test", "--force", "--threads",
                 "--ranks", "--decay", "--prune-from", "--prune-tau", "--init", "--optimizer",
                 "--adam-beta1", "--adam-beta2", "--adam-eps", "--validation", "--no-validation",
-                "--n-valid"}
+                "--n-valid", "--spectrum-length", "--spectrum-norm"}
     assert {s for a in actions for s in a.option_strings} == expected
     for a in actions:
         assert a.option_strings[0] in text
