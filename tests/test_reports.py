@@ -372,9 +372,11 @@ def _setting(settings, **options):
 
 
 def test_validation_chose_the_learning_rates_as_page_01_says():
-    """docs/reproduce/01_mnist_table.md: validation prefers lr 0.2 for DLRT after 5 and after
-    15 epochs, on the mean of three seeds and on each seed; the warm-up made no difference
-    at 5 epochs; the dense baseline keeps lr 0.1; the table's rank-adaptive runs use lr 0.2."""
+    """docs/reproduce/01_mnist_table.md: at τ = 0.09 validation prefers lr 0.2 for DLRT after
+    5 and after 15 epochs, on the mean of three seeds and on each seed; the warm-up made no
+    difference at 5 epochs; over the whole sweep (the table retrained at lr 0.2) validation
+    keeps lr 0.1, the lowest lr-0.2 run having ranks of 3 to 5; the table uses lr 0.1; the
+    dense baseline keeps lr 0.1."""
     from lowrank_ref.reports.markdown import mean
     lr = _tuning("lr-")
 
@@ -389,14 +391,30 @@ def test_validation_chose_the_learning_rates_as_page_01_says():
             == f"{at(lr=0.1, epochs=5, warmup=0)['val'][0]:.2f}")
     dense = _tuning("dense-lr-")
     assert len(dense) == 3 and max(dense, key=lambda t: t["val"][0])["lr"] == 0.1
-    with open(ROOT / "results" / "mnist_dense_table.csv") as f:
-        runs = [r["run"] for r in csv.DictReader(f)]
-    lrs = {}
-    for run in runs:
-        config = flat_options(json.loads(
-            (ROOT / "results" / "mnist_runs" / run / "run.json").read_text())["config"])
-        lrs.setdefault(config["method"], set()).add(config["lr"])
-    assert lrs == {"dense": {0.1}, "adaptive": {0.2}}
+
+    def sweep(folder):
+        runs = ROOT / "results" / folder / "mnist_runs"
+        with open(ROOT / "results" / folder / "mnist_dense_table.csv") as f:
+            rows = [r for r in csv.DictReader(f) if r["method"] == "adaptive"]
+        lrs = {flat_options(json.loads((runs / r["run"] / "run.json").read_text())
+                            ["config"])["lr"] for r in rows}
+        return lrs, rows
+    (table_lr, table), (other_lr, other) = sweep(""), sweep("tuning/table-lr-0.2")
+    assert table_lr == {0.1} and other_lr == {0.2} and len(table) == len(other) == 24
+    assert (mean(float(r["val_acc"]) for r in table)
+            > mean(float(r["val_acc"]) for r in other))
+    lowest = min(other, key=lambda r: float(r["val_acc"]))
+    ranks = [int(k) for k in lowest["ranks"].split("|")]
+    assert (min(ranks), max(ranks)) == (3, 5)
+
+    def by_tau(rows):
+        out = {}
+        for r in rows:
+            out.setdefault(r["tau"], []).append(float(r["val_acc"]))
+        return out
+    a, b = by_tau(table), by_tau(other)
+    whole = [t for t in b if min(b[t]) >= 97.0]           # no run of lr 0.2 collapsed
+    assert len(whole) == 6 and sum(mean(b[t]) > mean(a[t]) for t in whole) == 4
 
 
 def test_the_starting_spectrum_was_checked_as_page_01_says():
@@ -435,8 +453,11 @@ def test_the_comparison_learning_rates_were_checked_as_page_03_says():
         assert best["lr"] == 0.3 and {t["lr"] for t in runs} == {0.003, 0.01, 0.03, 0.1, 0.3, 1.0}
         at_one = _setting(runs, lr=1.0)
         assert at_one["diverged"] or at_one["val"][0] < best["val"][0]
-    adaptive = _setting(_tuning("lr-"), lr=0.2, epochs=5, tau=0.09)
-    assert adaptive["seeds"] == [0]
+    adaptive = [_setting(_tuning("lr-"), lr=lr, epochs=5, tau=0.09, warmup=100)
+                for lr in (0.1, 0.2)]
+    assert all(a["seeds"] == [0] for a in adaptive)
     equal = _tuning("equal-budget-lr-")
-    assert _setting(equal, method="fixed (pruned start)")["val"][0] > adaptive["val"][0]
-    assert _setting(equal, method="sonly (pruned start)")["val"][0] < adaptive["val"][0]
+    assert _setting(equal, method="fixed (pruned start)")["val"][0] > max(
+        a["val"][0] for a in adaptive)
+    assert _setting(equal, method="sonly (pruned start)")["val"][0] < min(
+        a["val"][0] for a in adaptive)

@@ -24,7 +24,8 @@ from .markdown import replace_blocks
 from .comparisons import comparison_blocks, fashion_illconditioned_block
 from .lenet5 import lenet5_blocks
 from .recipe import recipe_blocks
-from .sweeps import front_block, sweep_blocks, tuning_block, validation_sweep_block
+from .sweeps import (front_block, sweep_blocks, sweep_lr_block, tuning_block,
+                     validation_sweep_block)
 
 __all__ = ["PAGES", "page_blocks", "write_reports"]
 
@@ -35,7 +36,8 @@ def _mnist(results: Path) -> Dict[str, str]:
             "mnist-tuning-spectrum": tuning_block(results, prefix="spectrum-"),
             "mnist-tuning-front": tuning_block(results, prefix="front-"),
             "mnist-tuning-dense": tuning_block(results, prefix="dense-lr-"),
-            "mnist-tuning-pareto": front_block(results)}
+            "mnist-tuning-pareto": front_block(results),
+            "mnist-tuning-sweep": sweep_lr_block(results)}
 
 
 def _fashion(results: Path) -> Dict[str, str]:

@@ -31,7 +31,7 @@ from .markdown import fmt_list, mean, read_csv, spread, table
 
 __all__ = ["MLP_SIZES", "ACC_MARGIN", "group_runs", "paper_eval_params", "paper_criterion",
            "sweep_command", "records_sentence", "sweep_blocks", "validation_sweep_block",
-           "tuning_block", "tuning_runs", "front_block"]
+           "tuning_block", "tuning_runs", "front_block", "sweep_lr_block"]
 
 #: Layer sizes of the paper's fully connected network (its last layer dense).
 MLP_SIZES = (784, 500, 500, 500, 500, 10)
@@ -342,7 +342,7 @@ def sweep_blocks(results: Path, table_name: str, runs_name: str, prefix: str,
 
 def validation_sweep_block(results: Path, folder: str, table_name: str, runs_name: str) -> str:
     """A sweep trained with the validation split into the folder ``folder`` of ``results``,
-    beside an older table (LeNet5's third seed, ``docs/reproduce/02_lenet5_table.md``): its records sentence
+    beside an older table (LeNet5's validation seeds, ``docs/reproduce/02_lenet5_table.md``): its records sentence
     and its table (validation and test accuracy, ranks, compression, seconds per epoch), or a
     sentence saying that nothing is committed yet."""
     path = Path(results) / folder / table_name
@@ -444,3 +444,38 @@ def front_block(results: Path, prefixes=("spectrum-", "front-"), folder: str = "
              for t in front]
     return (f"Not dominated by any other of these {len(settings)} settings (compression, "
             f"validation accuracy): {fmt_list(items)}.")
+
+
+def sweep_lr_block(results: Path, tuned: str = "tuning/table-lr-0.2",
+                   table_name: str = "mnist_dense_table.csv") -> str:
+    """The table's sweep beside the same sweep at another learning rate (the folder ``tuned``
+    of ``results``, written by ``sweep --lr ... --results``), on the validation images: per τ
+    the validation accuracy per seed and the mean compression of both, then the mean over
+    all their rank-adaptive runs and each sweep's lowest run; or a sentence saying that the
+    other sweep is not committed."""
+    other_path = Path(results) / tuned / table_name
+    if not other_path.is_file():
+        return f"No second sweep committed yet: `{tuned}/{table_name}` in `results/`."
+    sweeps = []
+    for path in (Path(results) / table_name, other_path):
+        groups = [g for g in group_runs(read_csv(path)) if g["tau"] is not None]
+        runs = path.parent / "mnist_runs"
+        lr = flat_options(json.loads((runs / groups[0]["rows"][0]["run"] / "run.json")
+                                     .read_text())["config"])["lr"]
+        sweeps.append((lr, {g["tau"]: g for g in groups}))
+    (lr_a, a), (lr_b, b) = sweeps
+
+    def vals(g):
+        return " / ".join(f"{v:.2f}" for v in g["val"])
+    rows = [[f"{tau:g}", vals(a[tau]), f"{mean(a[tau]['eval_cr']):.1f}", vals(b[tau]),
+             f"{mean(b[tau]['eval_cr']):.1f}"] for tau in sorted(set(a) & set(b))]
+    text = table(["τ", f"val. acc. % per seed, lr {lr_a:g}", "eval c.r. %",
+                  f"val. acc. % per seed, lr {lr_b:g}", "eval c.r. %"], rows)
+
+    def summary(lr, groups):
+        runs = [(v, g["tau"], s) for g in groups.values() for v, s in zip(g["val"], g["seeds"])]
+        low = min(runs)
+        return (f"lr {lr:g}: {mean(v for v, _, _ in runs):.2f} % over {len(runs)} runs "
+                f"(lowest {low[0]:.2f} %, τ = {low[1]:g}, seed {low[2]})")
+    return (text + "\n\nMean validation accuracy of the rank-adaptive runs: "
+            + summary(lr_a, a) + "; " + summary(lr_b, b) + ".")

@@ -57,10 +57,10 @@ def _per_method(arch: str, option: str) -> dict:
 #: DLRT (adaptive, tau 0.11, momentum 0.9, cosine, 10 epochs): lr 0.1 -> 97.84%, 0.05 -> 97.27%,
 #: 0.15 -> 97.89%, 0.2 diverged. The parallel step takes the defaults of "adaptive".
 #: Those were test-set numbers; on the validation split (results/tuning/, docs/reproduce/
-#: 01_mnist_table.md) the dense lr 0.1 is kept (over 0.05 and 0.2, 15 epochs), and for DLRT
-#: lr 0.2 beats 0.1 at tau 0.09 with 100 warm-up steps (15 epochs, three seeds), which the
-#: MNIST table uses (``--lr 0.2``). The default stays 0.1: 0.2 was checked at one tau of the
-#: MLP only, and the other experiments and the README's main job were run with 0.1.
+#: 01_mnist_table.md) the dense lr 0.1 is kept (over 0.05 and 0.2, 15 epochs); for DLRT lr
+#: 0.2 beats 0.1 at tau 0.09 (15 epochs, three seeds) but not over the whole table's sweep
+#: (8 tau x 3 seeds), where it cut the ranks of some runs to 3-5 per layer in the first
+#: steps: the default stays 0.1.
 DEFAULT_LR = _per_method("mlp", "lr")
 #: Default momentum per method (``TrainConfig(momentum=None)``). Heavy-ball momentum of the
 #: factors is carried across basis changes as documented in :mod:`lowrank_ref.dlrt`;
