@@ -40,8 +40,8 @@ __all__ = ["LowRankLayer", "LowRankDense", "decay_spectrum", "DecaySpectrum", "S
 #: Initial spectrum of a low-rank layer (``spectrum="decay"``): decay length and
 #: Frobenius norm as a fraction of the He draw's ``sqrt(2 n_out)``. Tuned on MNIST,
 #: 784-500x4-10 (with the plain SVD cut the network barely trains in the first epochs), first
-#: on the test accuracy, then checked on the validation split: the runs of
-#: ``results/tuning/spectrum-*`` and ``front-*`` (docs/reproduce/01_mnist_table.md, "How
+#: on the test accuracy, then checked on the validation split: the runs ``spectrum-*`` and
+#: ``front-*`` under ``results/tuning/`` (at lr 0.2; docs/reproduce/01_mnist_table.md, "How
 #: the recipe was chosen") find (40, 0.6) on the accuracy-compression front, norm 0.3
 #: worse and norm 1.0 diverging at length 10. A run can change them (the options
 #: ``spectrum_length``, ``spectrum_norm`` of :class:`lowrank_ref.training.TrainConfig`).

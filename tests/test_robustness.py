@@ -345,7 +345,7 @@ def _layer_rows():
             "rng must be a numpy.random.Generator (np.random.default_rng(seed)), got int"),
         Bad("LowRankDense", "unknown spectrum",
             lambda ctx: LowRankDense(4, 3, 2, rng(), spectrum="flat"), ValueError,
-            "spectrum must be one of ('decay', 'svd'), got 'flat'"),
+            "spectrum must be one of ('decay', 'svd') or a DecaySpectrum, got 'flat'"),
         Bad("LowRankDense", "unknown init", lambda ctx: LowRankDense(4, 3, 2, rng(), init="x"),
             ValueError, "init must be one of ('he', 'he_normal', 'glorot', 'torch'), got 'x'"),
         Bad("LowRankDense", "dtype int", lambda ctx: LowRankDense(4, 3, 2, rng(), dtype=int),
@@ -608,7 +608,7 @@ def _optimizer_rows():
             "dense_last must be a bool, got str", defect="any truthy value accepted as True"),
         Bad("low_rank_mlp", "unknown spectrum",
             lambda ctx: low_rank_mlp([4, 3, 2], 2, rng(), spectrum="x"), ValueError,
-            "spectrum must be one of ('decay', 'svd'), got 'x'"),
+            "spectrum must be one of ('decay', 'svd') or a DecaySpectrum, got 'x'"),
     ]
     return rows
 
@@ -1121,7 +1121,7 @@ def _conv_rows():
             TypeError, "rank must be an int >= 1, got float 2.0"),
         Bad("LowRankConv2d", "unknown spectrum",
             lambda ctx: LowRankConv2d(2, 3, 3, 2, rng(), spectrum="flat"), ValueError,
-            "spectrum must be one of ('decay', 'svd'), got 'flat'"),
+            "spectrum must be one of ('decay', 'svd') or a DecaySpectrum, got 'flat'"),
         Bad("LowRankConv2d", "X wrong channels", lambda ctx: lrc()(np.ones((2, 1, 5, 5))),
             ValueError, "LowRankConv2d: X must have shape (batch, 2, h, w), got (2, 1, 5, 5)"),
         Bad("LowRankConv2d", "X non-finite", lambda ctx: lrc()(X * np.inf), ValueError,

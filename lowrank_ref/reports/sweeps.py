@@ -356,8 +356,9 @@ def validation_sweep_block(results: Path, folder: str, table_name: str, runs_nam
 
 
 def tuning_runs(results: Path, prefix: str = "", folder: str = "tuning") -> List[dict]:
-    """The tuning sweeps in the subfolders of ``results/folder`` whose names start with
-    ``prefix`` (each written by ``sweep --results`` or ``train --out`` into that subfolder),
+    """The tuning sweeps in the subfolders of the folder ``folder`` of ``results`` whose names
+    start with ``prefix`` (a string or several; each written by ``sweep --results`` or
+    ``train --out`` into that subfolder),
     read from the runs' ``run.json``, one dict per setting of the options that were tuned
     (method, learning rate, warm-up, the drawn start's spectrum (None for the dense network
     and a pruned start), τ, epochs): the subfolders that hold
