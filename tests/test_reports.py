@@ -356,7 +356,7 @@ def test_the_tuning_block_says_when_there_are_no_tuning_runs(tmp_path):
     assert tuning_block(tmp_path) == "No tuning runs committed yet (`tuning/*` in `results/`)."
     rows = tuning_block(ROOT / "results", prefix="lr-").splitlines()[2:]   # committed, best first
     cells = [[c.strip() for c in r.split("|")[1:-1]] for r in rows]
-    keys = [(-int(c[7]), -float(c[10].split()[0])) for c in cells]      # by epochs, then val.
+    keys = [(-int(c[8]), -float(c[11].split()[0])) for c in cells]      # by epochs, then val.
     assert len(rows) >= 4 and keys == sorted(keys)
 
 

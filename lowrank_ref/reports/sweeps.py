@@ -360,8 +360,8 @@ def tuning_runs(results: Path, prefix: str = "", folder: str = "tuning") -> List
     start with ``prefix`` (a string or several; each written by ``sweep --results`` or
     ``train --out`` into that subfolder),
     read from the runs' ``run.json``, one dict per setting of the options that were tuned
-    (method, learning rate, warm-up, the drawn start's spectrum (None for the dense network
-    and a pruned start), τ, epochs): the subfolders that hold
+    (method, learning rate, momentum, schedule, warm-up, the drawn start's spectrum (None
+    for the dense network and a pruned start), τ, epochs): the subfolders that hold
     its runs, the options, the seeds of its finished runs with their validation and test
     accuracy and evaluation compression (%), and the seeds whose runs diverged."""
     sweeps: Dict[tuple, dict] = {}
@@ -374,7 +374,8 @@ def tuning_runs(results: Path, prefix: str = "", folder: str = "tuning") -> List
         name = path.parents[2].name
         drawn = c["method"] != "dense" and c.get("prune_from") is None
         options = {"method": c["method"] + (" (pruned start)" if c.get("prune_from") else ""),
-                   "lr": c["lr"], "warmup": c["warmup"],
+                   "lr": c["lr"], "momentum": c["momentum"], "schedule": c["schedule"],
+                   "warmup": c["warmup"],
                    "spectrum_length": c.get("spectrum_length", SPECTRUM_DECAY) if drawn else None,
                    "spectrum_norm": c.get("spectrum_norm", SPECTRUM_NORM) if drawn else None,
                    "tau": c["tau"], "epochs": c["epochs"]}
@@ -412,13 +413,15 @@ def tuning_block(results: Path, prefix: str = "", folder: str = "tuning") -> str
     def value(v):
         return "—" if v is None else f"{v:g}"
     rows = [[", ".join(f"`{name}`" for name in t["names"]), t["method"], f"{t['lr']:g}",
-             t["warmup"], value(t["spectrum_length"]), value(t["spectrum_norm"]),
+             f"{t['momentum']:g}, {t['schedule']}", t["warmup"], value(t["spectrum_length"]),
+             value(t["spectrum_norm"]),
              value(t["tau"]), t["epochs"],
              fmt_list(t["seeds"] + [f"{s} diverged" for s in t["diverged"]]),
              f"{mean(t['eval_cr']):.1f}" if t["eval_cr"] else "—",
              accuracy(t["val"]), f"{mean(t['test']):.2f}" if t["test"] else "—"]
             for t in sweeps]
-    return table(["run", "method", "lr", "warm-up steps", "spectrum length", "spectrum norm", "τ",
+    return table(["run", "method", "lr", "momentum, schedule", "warm-up steps",
+                  "spectrum length", "spectrum norm", "τ",
                   "epochs", "seeds", "eval. c.r. %", "val. acc. % (per seed)", "test acc. %"],
                  rows)
 
