@@ -49,7 +49,8 @@ def _fashion(results: Path) -> Dict[str, str]:
 def _lenet5(results: Path) -> Dict[str, str]:
     return {**lenet5_blocks(results),
             "lenet5-validation": validation_sweep_block(results, "lenet5_validation",
-                                                        "mnist_lenet5_table.csv", "lenet5_runs")}
+                                                        "mnist_lenet5_table.csv", "lenet5_runs"),
+            "lenet5-tuning": tuning_block(results, prefix="lenet5-")}
 
 
 def _comparisons(results: Path) -> Dict[str, str]:

@@ -15,7 +15,7 @@ from .markdown import mean, read_csv, spread, table
 
 __all__ = ["METHOD_COLUMNS", "PAIRS", "final_rows", "methods_block", "differences_block",
            "fashion_illconditioned_block",
-           "illconditioned_block", "comparison_blocks"]
+           "illconditioned_block", "comparison_blocks", "validation_comparison_blocks"]
 
 #: Methods of ``compare methods`` and their column titles, in the table's order (the
 #: equal-budget methods appear only when the table has them).
@@ -149,7 +149,21 @@ def comparison_blocks(results: Path) -> Dict[str, str]:
     return {"methods-table": methods_block(results),
             "methods-differences": differences_block(results),
             "illconditioned-mlp": illconditioned_block(results, "mnist_illconditioned.csv"),
-            "illconditioned-lenet5": illconditioned_block(results, "lenet5_illconditioned.csv")}
+            "illconditioned-lenet5": illconditioned_block(results, "lenet5_illconditioned.csv"),
+            **validation_comparison_blocks(results)}
+
+
+def validation_comparison_blocks(results: Path, folder: str = "comparison_validation",
+                                 name: str = "mnist_comparison.csv") -> Dict[str, str]:
+    """The methods table and the differences of the comparison trained again with the
+    validation split at the validation-chosen learning rates (``compare methods --results``
+    the folder ``folder`` of ``results``), or sentences saying that it is not committed."""
+    path = Path(results) / folder
+    if not (path / name).is_file():
+        missing = f"Not committed yet: `{folder}/{name}` in `results/`."
+        return {"methods-table-validation": missing, "methods-differences-validation": missing}
+    return {"methods-table-validation": methods_block(path, name),
+            "methods-differences-validation": differences_block(path, name)}
 
 
 def fashion_illconditioned_block(results: Path) -> str:
