@@ -91,7 +91,8 @@ DEFAULT_SCHEDULE = "cosine"
 #: for 20 epochs: on short runs (the first 20,000 MNIST images, 3 epochs, seed 0) the
 #: paper's plain SGD reached 92.38% test accuracy at tau 0.2 and 95.91% dense, momentum
 #: with the cosine schedule 97.50% and 98.36% (same ranks 8, 12-13, 15 at tau 0.2). Checked
-#: again on the validation split (results/tuning/lenet5-*, docs/reproduce/02_lenet5_table.md):
+#: again on the validation split (the runs lenet5-* under results/tuning/, docs/reproduce/
+#: 02_lenet5_table.md):
 #: 92.57 / 96.04% plain, 97.44 / 97.96% momentum with the cosine schedule.
 #: Method "vanilla" (``U V^T`` layers, the ill-conditioning comparison) has the defaults of
 #: "fixed", method "parallel" those of "adaptive".
