@@ -169,7 +169,9 @@ class StartSpec:
         (:class:`~lowrank_ref.lowrank_layers.DecaySpectrum`); both ``> 0``. They do not
         apply to the other starts (``decay``, ``prune_from``, ``init="keras-normal"``).
         Defaults: :data:`~lowrank_ref.lowrank_layers.SPECTRUM_DECAY`,
-        :data:`~lowrank_ref.lowrank_layers.SPECTRUM_NORM`.
+        :data:`~lowrank_ref.lowrank_layers.SPECTRUM_NORM`. Records written before these
+        options existed lack them and load with these defaults, which are what those runs
+        used: a change of the defaults must fill in 40.0 and 0.6 for such records.
     """
 
     rank: Optional[int] = None
