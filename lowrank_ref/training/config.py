@@ -161,8 +161,8 @@ class TrainConfig:
     - an option of :data:`lowrank_ref.methods.METHOD_OPTIONS` the method does not use
       (``rank``, ``tau``, ``min_rank``, ``max_rank``, ``passes``, ``finetune_epochs``,
       ``ranks``, ``decay``, ``prune_from``, ``spectrum_length``, ``spectrum_norm``) must stay
-      unset, and ``tau`` is required by the
-      rank-adaptive methods: a silently ignored option is a wrong experiment;
+      unset, and ``tau`` is required by the rank-adaptive methods: a silently ignored
+      option is a wrong experiment;
     - ``ranks``, ``prune_from``, ``prune_tau`` and ``init`` are built for the MLP only;
       ``ranks`` gives one rank per hidden layer, each ``<= min(n_in, n_out)``, and sets
       ``rank = max(ranks)``;
