@@ -43,7 +43,8 @@ __all__ = ["LowRankLayer", "LowRankDense", "decay_spectrum", "DecaySpectrum", "S
 #: on the test accuracy, then checked on the validation split: the runs ``spectrum-*`` and
 #: ``front-*`` under ``results/tuning/`` (at lr 0.2; docs/reproduce/01_mnist_table.md, "How
 #: the recipe was chosen") find (40, 0.6) on the accuracy-compression front, norm 0.3
-#: worse and norm 1.0 diverging at length 10. A run can change them (the options
+#: worse and norm 1.0 diverging at length 10; the runs ``atlr01-*`` (at lr 0.1) find the
+#: lengths on one curve and norm 0.6 ahead of 0.3 and 1.0. A run can change them (the options
 #: ``spectrum_length``, ``spectrum_norm`` of :class:`lowrank_ref.training.TrainConfig`).
 SPECTRUM_DECAY = 40.0
 SPECTRUM_NORM = 0.6

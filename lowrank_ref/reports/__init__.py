@@ -37,6 +37,8 @@ def _mnist(results: Path) -> Dict[str, str]:
             "mnist-tuning-front": tuning_block(results, prefix="front-"),
             "mnist-tuning-dense": tuning_block(results, prefix="dense-lr-"),
             "mnist-tuning-pareto": front_block(results),
+            "mnist-tuning-front-lr01": tuning_block(results, prefix="atlr01-"),
+            "mnist-tuning-pareto-lr01": front_block(results, prefixes=("atlr01-",)),
             "mnist-tuning-sweep": sweep_lr_block(results)}
 
 
