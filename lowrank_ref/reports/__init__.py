@@ -52,7 +52,10 @@ def _lenet5(results: Path) -> Dict[str, str]:
     return {**lenet5_blocks(results),
             "lenet5-validation": validation_sweep_block(results, "lenet5_validation",
                                                         "mnist_lenet5_table.csv", "lenet5_runs"),
-            "lenet5-tuning": tuning_block(results, prefix="lenet5-")}
+            "lenet5-tuning": tuning_block(results, prefix="lenet5-"),
+            "lenet5-tuning-sweep": sweep_lr_block(results, "tuning/lenet5-table-lr-0.1",
+                                                  "mnist_lenet5_table.csv",
+                                                  "lenet5_validation", "lenet5_runs")}
 
 
 def _comparisons(results: Path) -> Dict[str, str]:

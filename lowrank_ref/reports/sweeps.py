@@ -451,19 +451,20 @@ def front_block(results: Path, prefixes=("spectrum-", "front-"), folder: str = "
 
 
 def sweep_lr_block(results: Path, tuned: str = "tuning/table-lr-0.2",
-                   table_name: str = "mnist_dense_table.csv") -> str:
-    """The table's sweep beside the same sweep at another learning rate (the folder ``tuned``
-    of ``results``, written by ``sweep --lr ... --results``), on the validation images: per τ
-    the validation accuracy per seed and the mean compression of both, then the mean over
-    all their rank-adaptive runs and each sweep's lowest run; or a sentence saying that the
-    other sweep is not committed."""
+                   table_name: str = "mnist_dense_table.csv", base: str = "",
+                   runs_name: str = "mnist_runs") -> str:
+    """A table's sweep (in the folder ``base`` of ``results``) beside the same sweep at
+    another learning rate (the folder ``tuned``, written by ``sweep --lr ... --results``), on
+    the validation images: per τ the validation accuracy per seed and the mean compression
+    of both, then the mean over all their rank-adaptive runs and each sweep's lowest run; or
+    a sentence saying that the other sweep is not committed."""
     other_path = Path(results) / tuned / table_name
     if not other_path.is_file():
         return f"No second sweep committed yet: `{tuned}/{table_name}` in `results/`."
     sweeps = []
-    for path in (Path(results) / table_name, other_path):
+    for path in (Path(results) / base / table_name, other_path):
         groups = [g for g in group_runs(read_csv(path)) if g["tau"] is not None]
-        runs = path.parent / "mnist_runs"
+        runs = path.parent / runs_name
         lr = flat_options(json.loads((runs / groups[0]["rows"][0]["run"] / "run.json")
                                      .read_text())["config"])["lr"]
         sweeps.append((lr, {g["tau"]: g for g in groups}))
