@@ -464,6 +464,8 @@ def sweep_lr_block(results: Path, tuned: str = "tuning/table-lr-0.2",
     sweeps = []
     for path in (Path(results) / base / table_name, other_path):
         groups = [g for g in group_runs(read_csv(path)) if g["tau"] is not None]
+        if not groups:
+            return f"No rank-adaptive run committed yet in `{path.parent.name}/{table_name}`."
         runs = path.parent / runs_name
         lr = flat_options(json.loads((runs / groups[0]["rows"][0]["run"] / "run.json")
                                      .read_text())["config"])["lr"]
