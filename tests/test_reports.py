@@ -531,3 +531,31 @@ def test_the_starting_spectrum_at_the_tables_lr_is_as_page_01_says():
     assert mean(norms[0.6]["val"]) > max(mean(norms[0.3]["val"]), mean(norms[1.0]["val"]))
     assert abs(mean(norms[1.0]["eval_cr"]) - mean(norms[0.6]["eval_cr"])) < 1.5
     assert abs(mean(norms[0.3]["eval_cr"]) - mean(norms[0.6]["eval_cr"])) < 1.5
+
+
+def test_the_lenet5_sweep_at_lr_0_1_is_as_page_02_says():
+    """docs/reproduce/02_lenet5_table.md: at 10 epochs, one seed at lr 0.1 is ahead of the
+    mean of the three validation seeds at 0.05 at every τ up to 0.3, collapsed to rank 1 per
+    layer at τ = 0.4, and behind on the mean over the sweep."""
+    from lowrank_ref.reports.markdown import mean
+
+    def table(folder):
+        with open(ROOT / "results" / folder / "mnist_lenet5_table.csv") as f:
+            rows = [r for r in csv.DictReader(f) if r["method"] == "adaptive"]
+        by_tau = {}
+        for r in rows:
+            by_tau.setdefault(float(r["tau"]), []).append(r)
+        return rows, by_tau
+    (slow, slow_tau), (fast, fast_tau) = (table("lenet5_validation"),
+                                          table("tuning/lenet5-table-lr-0.1"))
+    assert {r["seed"] for r in fast} == {"0"} and {r["seed"] for r in slow} == {"0", "1", "2"}
+    for tau in sorted(fast_tau):
+        ahead = (float(fast_tau[tau][0]["val_acc"])
+                 > mean(float(r["val_acc"]) for r in slow_tau[tau]))
+        assert ahead == (tau <= 0.3), tau
+    assert fast_tau[0.4][0]["ranks"] == "1|1|1"
+    assert mean(float(r["val_acc"]) for r in fast) < mean(float(r["val_acc"]) for r in slow)
+    lrs = {flat_options(json.loads((ROOT / "results" / "tuning" / "lenet5-table-lr-0.1"
+                                    / "lenet5_runs" / r["run"] / "run.json").read_text())
+                        ["config"])["lr"] for r in fast}
+    assert lrs == {0.1}
