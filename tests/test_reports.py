@@ -246,7 +246,7 @@ def test_the_lenet5_statements_from_a_made_up_table(tmp_path):
     assert f"At τ = 0.2 it falls short of it, by {short:.2f} points" in found
     assert f"published compression: {pub:+.2f} points), so this row misses" in found
     up = cr(eval_params([9, 20, 40])) - cr(eval_params(p09["ranks"]))
-    assert f"At τ = 0.09 our compression is at or above" in found and f"{up:.2f} points" in found
+    assert "At τ = 0.09 our compression is at or above" in found and f"{up:.2f} points" in found
 
 
 def test_the_recipe_statements_from_made_up_runs(tmp_path):
